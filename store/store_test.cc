@@ -1,0 +1,1027 @@
+#include "store/store.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "base/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::store {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+#define CP_TEST_CONCAT_INNER_(a, b) a##b
+#define CP_TEST_CONCAT_(a, b) CP_TEST_CONCAT_INNER_(a, b)
+#define ASSERT_OK(expr)                          \
+  do {                                           \
+    const ::absl::Status cp_s_ = (expr);         \
+    ASSERT_TRUE(cp_s_.ok()) << cp_s_;            \
+  } while (false)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                   \
+  ASSERT_OK_AND_ASSIGN_IMPL_(CP_TEST_CONCAT_(cp_or_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                               \
+  ASSERT_TRUE(tmp.ok()) << tmp.status();           \
+  lhs = std::move(tmp).value()
+
+// A deterministic clock: each reading is 1ms after the previous one, unless
+// frozen.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    return absl::FromUnixMicros(frozen_ ? micros_.load()
+                                        : micros_.fetch_add(1000) + 1000);
+  }
+  void Freeze() { frozen_ = true; }
+  Store::Options Options() {
+    Store::Options options;
+    options.clock = [this] { return Now(); };
+    return options;
+  }
+
+ private:
+  std::atomic<int64_t> micros_{1'700'000'000'000'000};
+  std::atomic<bool> frozen_{false};
+};
+
+OperationRecord MakeRecord(std::string name, std::string account = "acct",
+                           std::string request_id = "",
+                           std::string fingerprint = "fp-1") {
+  OperationRecord r;
+  r.op.set_name(std::move(name));
+  r.account = std::move(account);
+  r.method = "/cloudplane.v1.Compute/CreateVm";
+  r.request_id = std::move(request_id);
+  r.request_fingerprint = std::move(fingerprint);
+  r.phase = "accepted";
+  r.poll_token = std::string("tok\0en", 6);  // Binary-safe.
+  return r;
+}
+
+std::string Describe(const OperationRecord& r) {
+  return absl::StrCat("op{", r.op.ShortDebugString(), "} account=", r.account,
+                      " method=", r.method, " request_id=", r.request_id,
+                      " fp=", absl::CHexEscape(r.request_fingerprint),
+                      " phase=", r.phase,
+                      " poll=", absl::CHexEscape(r.poll_token),
+                      " create=", absl::FormatTime(r.create_time),
+                      " update=", absl::FormatTime(r.update_time));
+}
+
+std::vector<std::string> Names(const std::vector<OperationRecord>& records) {
+  std::vector<std::string> names;
+  for (const auto& r : records) names.push_back(r.op.name());
+  return names;
+}
+
+std::string MakeTempDir() {
+  std::string base = ::testing::TempDir();
+  if (base.empty() || base.back() != '/') base += '/';
+  std::string tmpl = base + "store_test_XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  return tmpl;
+}
+
+// Runs one query against the file with a plain SQLite connection and returns
+// the first column of the first row.
+std::string QueryOne(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    const unsigned char* text = sqlite3_column_text(stmt, 0);
+    if (text != nullptr) out = reinterpret_cast<const char*>(text);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+class MemStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::OpenInMemory(clock_.Options());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(store).value();
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+// ---- Operations -------------------------------------------------------------
+
+TEST_F(MemStoreTest, InsertGetRoundTrip) {
+  OperationRecord in = MakeRecord("operations/1", "acct", "req-1");
+  in.op.mutable_metadata()->set_type_url("type.googleapis.com/x.Meta");
+  in.op.mutable_metadata()->set_value("meta");
+  in.create_time = absl::UnixEpoch();  // Ignored: the store stamps times.
+
+  ASSERT_OK_AND_ASSIGN(InsertResult inserted, store_->InsertOperation(in));
+  EXPECT_FALSE(inserted.existed);
+  EXPECT_GT(inserted.record.create_time, absl::FromUnixSeconds(1'600'000'000));
+  EXPECT_EQ(inserted.record.create_time, inserted.record.update_time);
+
+  ASSERT_OK_AND_ASSIGN(OperationRecord got,
+                       store_->GetOperation("operations/1"));
+  EXPECT_EQ(Describe(got), Describe(inserted.record));
+  in.create_time = in.update_time = inserted.record.create_time;
+  EXPECT_EQ(Describe(got), Describe(in));
+}
+
+TEST_F(MemStoreTest, UpdateReplacesProgressAndKeepsIdentity) {
+  ASSERT_OK_AND_ASSIGN(InsertResult inserted,
+                       store_->InsertOperation(MakeRecord("operations/1")));
+  OperationRecord next = inserted.record;
+  next.op.set_done(true);
+  next.op.mutable_error()->set_code(5);
+  next.phase = "done";
+  next.poll_token = "";
+  next.account = "someone-else";  // Identity fields are ignored.
+  next.request_id = "changed";
+  ASSERT_OK(store_->UpdateOperation(next));
+
+  ASSERT_OK_AND_ASSIGN(OperationRecord got,
+                       store_->GetOperation("operations/1"));
+  EXPECT_TRUE(got.op.done());
+  EXPECT_EQ(got.op.error().code(), 5);
+  EXPECT_EQ(got.phase, "done");
+  EXPECT_EQ(got.poll_token, "");
+  EXPECT_EQ(got.account, "acct");
+  EXPECT_EQ(got.request_id, "");
+  EXPECT_EQ(got.create_time, inserted.record.create_time);
+  EXPECT_GT(got.update_time, inserted.record.update_time);
+}
+
+TEST_F(MemStoreTest, MissingOperations) {
+  EXPECT_EQ(store_->GetOperation("operations/x").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->UpdateOperation(MakeRecord("operations/x")).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteOperation("operations/x").code(),
+            absl::StatusCode::kNotFound);
+
+  ASSERT_OK(store_->InsertOperation(MakeRecord("operations/x")).status());
+  ASSERT_OK(store_->DeleteOperation("operations/x"));
+  EXPECT_EQ(store_->GetOperation("operations/x").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteOperation("operations/x").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(MemStoreTest, InsertRejectsEmptyAndDuplicateNames) {
+  EXPECT_EQ(store_->InsertOperation(MakeRecord("")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_OK(store_->InsertOperation(MakeRecord("operations/1")).status());
+  absl::Status dup =
+      store_->InsertOperation(MakeRecord("operations/1")).status();
+  EXPECT_EQ(dup.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(dup.message(), HasSubstr("operations/1 already exists"));
+}
+
+TEST_F(MemStoreTest, SameRequestIdReturnsExistingRecord) {
+  ASSERT_OK_AND_ASSIGN(
+      InsertResult first,
+      store_->InsertOperation(MakeRecord("operations/1", "acct", "req-1")));
+  // A retry allocates a fresh operation name; the store must hand back the
+  // first one untouched.
+  OperationRecord retry = MakeRecord("operations/2", "acct", "req-1");
+  retry.phase = "other";
+  ASSERT_OK_AND_ASSIGN(InsertResult second, store_->InsertOperation(retry));
+  EXPECT_TRUE(second.existed);
+  EXPECT_EQ(Describe(second.record), Describe(first.record));
+  EXPECT_EQ(store_->GetOperation("operations/2").status().code(),
+            absl::StatusCode::kNotFound);
+
+  // Even after the operation progressed, the current record comes back.
+  OperationRecord done = first.record;
+  done.op.set_done(true);
+  ASSERT_OK(store_->UpdateOperation(done));
+  ASSERT_OK_AND_ASSIGN(InsertResult third, store_->InsertOperation(retry));
+  EXPECT_TRUE(third.existed);
+  EXPECT_TRUE(third.record.op.done());
+}
+
+TEST_F(MemStoreTest, SameRequestIdDifferentRequestIsAlreadyExists) {
+  ASSERT_OK(store_
+                ->InsertOperation(
+                    MakeRecord("operations/1", "acct", "req-1", "fp-1"))
+                .status());
+  absl::Status s = store_
+                       ->InsertOperation(MakeRecord("operations/2", "acct",
+                                                    "req-1", "fp-2"))
+                       .status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(s.message(),
+              HasSubstr("req-1 was already used for a different request"));
+  EXPECT_EQ(store_->GetOperation("operations/2").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(MemStoreTest, RequestIdIsScopedToAccountAndMethod) {
+  ASSERT_OK(
+      store_->InsertOperation(MakeRecord("operations/1", "a", "req")).status());
+  ASSERT_OK_AND_ASSIGN(
+      InsertResult other_account,
+      store_->InsertOperation(MakeRecord("operations/2", "b", "req")));
+  EXPECT_FALSE(other_account.existed);
+  OperationRecord other_method = MakeRecord("operations/3", "a", "req");
+  other_method.method = "/cloudplane.v1.Compute/DeleteVm";
+  ASSERT_OK_AND_ASSIGN(InsertResult r, store_->InsertOperation(other_method));
+  EXPECT_FALSE(r.existed);
+}
+
+TEST_F(MemStoreTest, EmptyRequestIdNeverDeduplicates) {
+  ASSERT_OK_AND_ASSIGN(InsertResult a,
+                       store_->InsertOperation(MakeRecord("operations/1")));
+  ASSERT_OK_AND_ASSIGN(InsertResult b,
+                       store_->InsertOperation(MakeRecord("operations/2")));
+  EXPECT_FALSE(a.existed);
+  EXPECT_FALSE(b.existed);
+  ASSERT_OK(store_->GetOperation("operations/1").status());
+  ASSERT_OK(store_->GetOperation("operations/2").status());
+}
+
+TEST_F(MemStoreTest, ListUnfinishedOperations) {
+  for (int i = 0; i < 5; ++i) {
+    OperationRecord r = MakeRecord(absl::StrCat("operations/", i));
+    r.op.set_done(i % 2 == 1);
+    ASSERT_OK(store_->InsertOperation(r).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto unfinished, store_->ListUnfinishedOperations());
+  EXPECT_THAT(Names(unfinished),
+              ElementsAre("operations/0", "operations/2", "operations/4"));
+
+  OperationRecord finish = MakeRecord("operations/2");
+  finish.op.set_done(true);
+  ASSERT_OK(store_->UpdateOperation(finish));
+  ASSERT_OK_AND_ASSIGN(unfinished, store_->ListUnfinishedOperations());
+  EXPECT_THAT(Names(unfinished), ElementsAre("operations/0", "operations/4"));
+}
+
+// Pages through the whole query; fails the test on any error.
+std::vector<OperationRecord> ListAll(Store& store, ListOperationsQuery q,
+                                     int* pages = nullptr,
+                                     std::function<void()> between = {}) {
+  std::vector<OperationRecord> all;
+  int n = 0;
+  do {
+    auto page = store.ListOperations(q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) break;
+    ++n;
+    EXPECT_LE(static_cast<int>(page->records.size()),
+              q.page_size == 0 ? 50 : q.page_size);
+    for (auto& r : page->records) all.push_back(std::move(r));
+    q.page_token = page->next_page_token;
+    if (between && !q.page_token.empty()) between();
+  } while (!q.page_token.empty());
+  if (pages != nullptr) *pages = n;
+  return all;
+}
+
+TEST_F(MemStoreTest, ListOperationsPagesInCreateOrder) {
+  std::vector<std::string> expected;
+  for (int i = 0; i < 57; ++i) {
+    OperationRecord r = MakeRecord(absl::StrFormat("operations/%03d", 56 - i),
+                                   i % 3 == 0 ? "a" : "b");
+    r.op.set_done(i % 2 == 0);
+    ASSERT_OK(store_->InsertOperation(r).status());
+    expected.push_back(r.op.name());
+  }
+  int pages = 0;
+  ListOperationsQuery q;
+  q.page_size = 10;
+  EXPECT_EQ(Names(ListAll(*store_, q, &pages)), expected);
+  EXPECT_EQ(pages, 6);
+
+  q.account = "a";
+  std::vector<std::string> got = Names(ListAll(*store_, q));
+  EXPECT_EQ(got.size(), 19u);
+  for (const auto& r : ListAll(*store_, q)) EXPECT_EQ(r.account, "a");
+
+  q.account = "";
+  q.only_unfinished = true;
+  std::vector<OperationRecord> unfinished = ListAll(*store_, q);
+  EXPECT_EQ(unfinished.size(), 28u);
+  for (const auto& r : unfinished) EXPECT_FALSE(r.op.done());
+
+  q.account = "b";
+  EXPECT_EQ(ListAll(*store_, q).size(), 19u);  // b and odd i: 38 b's / 2.
+
+  ListOperationsQuery defaults;  // page_size 0 = 50.
+  ASSERT_OK_AND_ASSIGN(OperationPage first, store_->ListOperations(defaults));
+  EXPECT_EQ(first.records.size(), 50u);
+  EXPECT_FALSE(first.next_page_token.empty());
+}
+
+TEST_F(MemStoreTest, ListOperationsPageSizeLimits) {
+  ListOperationsQuery q;
+  q.page_size = -1;
+  EXPECT_EQ(store_->ListOperations(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  for (int i = 0; i < 1001; ++i) {
+    ASSERT_OK(store_->InsertOperation(MakeRecord(absl::StrCat("op/", i)))
+                  .status());
+  }
+  q.page_size = 5000;  // Clamped to 1000.
+  ASSERT_OK_AND_ASSIGN(OperationPage page, store_->ListOperations(q));
+  EXPECT_EQ(page.records.size(), 1000u);
+  q.page_token = page.next_page_token;
+  ASSERT_OK_AND_ASSIGN(page, store_->ListOperations(q));
+  EXPECT_EQ(page.records.size(), 1u);
+  EXPECT_EQ(page.next_page_token, "");
+}
+
+TEST_F(MemStoreTest, PaginationSurvivesConcurrentInsertsAndDeletes) {
+  // Frozen clock: every record has the same create_time, so the order (and
+  // the keyset) is decided by the name, and inserts can land on either side
+  // of the cursor.
+  clock_.Freeze();
+  std::set<std::string> originals;
+  for (int i = 0; i < 40; ++i) {
+    std::string name = absl::StrFormat("op/b%03d", i * 10);
+    ASSERT_OK(store_->InsertOperation(MakeRecord(name)).status());
+    originals.insert(name);
+  }
+  int round = 0;
+  std::string deleted_unseen;
+  std::set<std::string> seen_so_far;
+  ListOperationsQuery q;
+  q.page_size = 7;
+  std::vector<OperationRecord> all;
+  do {
+    ASSERT_OK_AND_ASSIGN(OperationPage page, store_->ListOperations(q));
+    for (auto& r : page.records) {
+      seen_so_far.insert(r.op.name());
+      all.push_back(std::move(r));
+    }
+    q.page_token = page.next_page_token;
+    if (q.page_token.empty()) break;
+    // Before the cursor, right next to it, after it, and far after it;
+    // also delete the last seen record (the cursor itself).
+    const std::string& cursor = all.back().op.name();
+    for (std::string name :
+         {absl::StrCat("op/a", round), absl::StrCat(cursor, "-", round),
+          absl::StrFormat("op/b%03d-x", (round + 2) * 10),
+          absl::StrCat("op/c", round)}) {
+      ASSERT_OK(store_->InsertOperation(MakeRecord(name)).status());
+    }
+    ASSERT_OK(store_->DeleteOperation(cursor));
+    ++round;
+  } while (true);
+  EXPECT_GT(round, 5);
+
+  std::map<std::string, int> count;
+  for (const auto& r : all) ++count[r.op.name()];
+  for (const auto& [name, n] : count) EXPECT_EQ(n, 1) << name;
+  for (const auto& name : originals) EXPECT_EQ(count[name], 1) << name;
+  for (int i = 0; i < round; ++i) {
+    // Inserted behind the cursor: never returned.
+    EXPECT_EQ(count.count(absl::StrCat("op/a", i)), 0u);
+    // Inserted ahead of the cursor: returned exactly once.
+    EXPECT_EQ(count[absl::StrCat("op/c", i)], 1);
+  }
+  for (size_t i = 1; i < all.size(); ++i) {
+    EXPECT_LT(all[i - 1].op.name(), all[i].op.name());
+  }
+}
+
+TEST_F(MemStoreTest, PaginationWithInsertsFromAnotherThread) {
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(store_->InsertOperation(MakeRecord(absl::StrCat("op/", i)))
+                  .status());
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      ASSERT_OK(store_->InsertOperation(MakeRecord(absl::StrCat("new/", i)))
+                    .status());
+    }
+  });
+  ListOperationsQuery q;
+  q.page_size = 9;
+  std::map<std::string, int> count;
+  int pages = 0;
+  // Stop once all originals were read; the writer keeps the tail growing.
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(OperationPage page, store_->ListOperations(q));
+    ++pages;
+    for (const auto& r : page.records) ++count[r.op.name()];
+    q.page_token = page.next_page_token;
+    if (q.page_token.empty() || pages >= 12) break;
+  }
+  stop = true;
+  writer.join();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(count[absl::StrCat("op/", i)], 1);
+  for (const auto& [name, n] : count) EXPECT_EQ(n, 1) << name;
+}
+
+TEST_F(MemStoreTest, MalformedPageTokens) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(store_->InsertOperation(MakeRecord(absl::StrCat("op/", i), "a"))
+                  .status());
+  }
+  ListOperationsQuery q;
+  q.account = "a";
+  q.page_size = 1;
+  ASSERT_OK_AND_ASSIGN(OperationPage page, store_->ListOperations(q));
+  const std::string good = page.next_page_token;
+  ASSERT_FALSE(good.empty());
+
+  for (std::string bad :
+       {std::string("!!!not base64!!!"), std::string("abc"),
+        absl::WebSafeBase64Escape("garbage"),
+        absl::WebSafeBase64Escape("3:op11:a1:09:notanumber4:op/0"),
+        absl::WebSafeBase64Escape("3:op11:a1:0"),
+        absl::WebSafeBase64Escape("99:op1"), good.substr(0, good.size() - 4),
+        good + "AAAA"}) {
+    q.page_token = bad;
+    absl::Status s = store_->ListOperations(q).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("page_token")) << bad;
+  }
+
+  // A good token presented with another query.
+  q.page_token = good;
+  q.account = "b";
+  EXPECT_EQ(store_->ListOperations(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  q.account = "a";
+  q.only_unfinished = true;
+  EXPECT_EQ(store_->ListOperations(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A resource token is not an operation token, and vice versa.
+  ASSERT_OK(store_->PutResource("a", "vms", "1", "x"));
+  ASSERT_OK(store_->PutResource("a", "vms", "2", "x"));
+  ASSERT_OK_AND_ASSIGN(ResourcePage rpage,
+                       store_->ListResources("a", "vms", 1, ""));
+  q.only_unfinished = false;
+  q.page_token = rpage.next_page_token;
+  EXPECT_EQ(store_->ListOperations(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResources("a", "vms", 1, good).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // And the good token still works with its own query.
+  q.page_token = good;
+  ASSERT_OK_AND_ASSIGN(page, store_->ListOperations(q));
+  EXPECT_THAT(Names(page.records), ElementsAre("op/1"));
+}
+
+// ---- Resources --------------------------------------------------------------
+
+TEST_F(MemStoreTest, ResourceRoundTrip) {
+  EXPECT_EQ(store_->GetResource("a", "vms", "vm-1").status().code(),
+            absl::StatusCode::kNotFound);
+  const std::string binary("\0\1\2\xff", 4);
+  ASSERT_OK(store_->PutResource("a", "vms", "vm-1", binary));
+  ASSERT_OK_AND_ASSIGN(std::string got,
+                       store_->GetResource("a", "vms", "vm-1"));
+  EXPECT_EQ(got, binary);
+
+  ASSERT_OK(store_->PutResource("a", "vms", "vm-1", ""));  // Overwrite.
+  ASSERT_OK_AND_ASSIGN(got, store_->GetResource("a", "vms", "vm-1"));
+  EXPECT_EQ(got, "");
+
+  // Keys are (account, collection, id).
+  EXPECT_EQ(store_->GetResource("b", "vms", "vm-1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetResource("a", "disks", "vm-1").status().code(),
+            absl::StatusCode::kNotFound);
+
+  ASSERT_OK_AND_ASSIGN(bool existed,
+                       store_->DeleteResource("a", "vms", "vm-1"));
+  EXPECT_TRUE(existed);
+  ASSERT_OK_AND_ASSIGN(existed, store_->DeleteResource("a", "vms", "vm-1"));
+  EXPECT_FALSE(existed);
+  EXPECT_EQ(store_->GetResource("a", "vms", "vm-1").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(MemStoreTest, ResourceKeysMustBeNonEmpty) {
+  EXPECT_EQ(store_->PutResource("a", "", "x", "b").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutResource("a", "vms", "", "b").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetResource("a", "vms", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->DeleteResource("a", "", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResources("a", "", 0, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResources("a", "vms", -3, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(MemStoreTest, ListResourcesPagesById) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 23; ++i) {
+    std::string id = absl::StrFormat("vm-%02d", (i * 7) % 23);
+    ASSERT_OK(store_->PutResource("a", "vms", id, "v" + id));
+    ids.push_back(id);
+  }
+  ASSERT_OK(store_->PutResource("a", "disks", "d", "x"));
+  ASSERT_OK(store_->PutResource("b", "vms", "vm-00", "x"));
+  std::sort(ids.begin(), ids.end());
+
+  std::vector<std::string> got;
+  std::string token;
+  int pages = 0;
+  do {
+    ASSERT_OK_AND_ASSIGN(ResourcePage page,
+                         store_->ListResources("a", "vms", 5, token));
+    ++pages;
+    for (const auto& e : page.resources) {
+      EXPECT_EQ(e.bytes, "v" + e.id);
+      got.push_back(e.id);
+    }
+    token = page.next_page_token;
+    if (!token.empty()) {
+      // Deleting the cursor row does not disturb the next page.
+      ASSERT_OK(store_->DeleteResource("a", "vms", got.back()).status());
+    }
+  } while (!token.empty());
+  EXPECT_EQ(got, ids);
+  EXPECT_EQ(pages, 5);
+
+  ASSERT_OK_AND_ASSIGN(ResourcePage first,
+                       store_->ListResources("a", "vms", 2, ""));
+  EXPECT_EQ(store_->ListResources("a", "disks", 2, first.next_page_token)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResources("b", "vms", 2, first.next_page_token)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---- Transactions -----------------------------------------------------------
+
+TEST_F(MemStoreTest, TransactionCommits) {
+  ASSERT_OK(store_->PutResource("a", "counters", "c", "1"));
+  ASSERT_OK(store_->RunInTransaction([](TxnView& txn) -> absl::Status {
+    absl::StatusOr<std::string> v = txn.GetResource("a", "counters", "c");
+    if (!v.ok()) return v.status();
+    RETURN_IF_ERROR(txn.PutResource("a", "counters", "c", *v + "1"));
+    RETURN_IF_ERROR(txn.PutResource("a", "vms", "new", "x"));
+    return txn.AppendChange("a", "vm", "vms/new", 1, "x").status();
+  }));
+  ASSERT_OK_AND_ASSIGN(std::string c,
+                       store_->GetResource("a", "counters", "c"));
+  EXPECT_EQ(c, "11");
+  ASSERT_OK(store_->GetResource("a", "vms", "new").status());
+  ASSERT_OK_AND_ASSIGN(auto changes, store_->ListChangesSince(0, 10));
+  EXPECT_EQ(changes.size(), 1u);
+}
+
+TEST_F(MemStoreTest, TransactionRollsBackOnError) {
+  ASSERT_OK(store_->PutResource("a", "vms", "keep", "old"));
+  ASSERT_OK(store_->InsertOperation(MakeRecord("operations/1")).status());
+  absl::Status s = store_->RunInTransaction([](TxnView& txn) -> absl::Status {
+    RETURN_IF_ERROR(txn.PutResource("a", "vms", "keep", "new"));
+    RETURN_IF_ERROR(txn.PutResource("a", "vms", "added", "x"));
+    absl::StatusOr<bool> existed = txn.DeleteResource("a", "vms", "keep");
+    if (!existed.ok() || !*existed) return absl::InternalError("delete");
+    RETURN_IF_ERROR(txn.AppendChange("a", "vm", "vms/added", 1, "").status());
+    absl::StatusOr<OperationRecord> op = txn.GetOperation("operations/1");
+    if (!op.ok()) return op.status();
+    op->op.set_done(true);
+    RETURN_IF_ERROR(txn.UpdateOperation(*op));
+    return absl::FailedPreconditionError("vm is busy");
+  });
+  EXPECT_EQ(s, absl::FailedPreconditionError("vm is busy"));
+
+  ASSERT_OK_AND_ASSIGN(std::string keep,
+                       store_->GetResource("a", "vms", "keep"));
+  EXPECT_EQ(keep, "old");
+  EXPECT_EQ(store_->GetResource("a", "vms", "added").status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(auto changes, store_->ListChangesSince(0, 10));
+  EXPECT_TRUE(changes.empty());
+  ASSERT_OK_AND_ASSIGN(OperationRecord op,
+                       store_->GetOperation("operations/1"));
+  EXPECT_FALSE(op.op.done());
+
+  // The store is usable afterwards.
+  ASSERT_OK(store_->PutResource("a", "vms", "after", "x"));
+}
+
+TEST_F(MemStoreTest, StoreCallsInsideTransactionAreRefused) {
+  absl::Status inner;
+  absl::Status s = store_->RunInTransaction([&](TxnView& txn) -> absl::Status {
+    RETURN_IF_ERROR(txn.PutResource("a", "vms", "x", "1"));
+    inner = store_->PutResource("a", "vms", "y", "1");  // Would deadlock.
+    return inner;
+  });
+  EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->GetResource("a", "vms", "x").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(MemStoreTest, TxnViewIsBoundToItsThread) {
+  absl::Status other_thread;
+  ASSERT_OK(store_->RunInTransaction([&](TxnView& txn) {
+    std::thread t(
+        [&] { other_thread = txn.PutResource("a", "vms", "x", "1"); });
+    t.join();
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(other_thread.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// ---- Change log -------------------------------------------------------------
+
+TEST_F(MemStoreTest, ChangeLog) {
+  ASSERT_OK_AND_ASSIGN(int64_t last, store_->LastChangeSeq());
+  EXPECT_EQ(last, 0);
+  std::vector<int64_t> seqs;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK_AND_ASSIGN(
+        int64_t seq, store_->AppendChange("a", "vm", absl::StrCat("vms/", i), i,
+                                          absl::StrCat("body", i)));
+    if (!seqs.empty()) {
+      EXPECT_GT(seq, seqs.back());
+    }
+    seqs.push_back(seq);
+  }
+  ASSERT_OK_AND_ASSIGN(auto changes, store_->ListChangesSince(0, 3));
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].seq, seqs[0]);
+  EXPECT_EQ(changes[2].resource_name, "vms/2");
+  EXPECT_EQ(changes[2].change_type, 2);
+  EXPECT_EQ(changes[2].bytes, "body2");
+  EXPECT_EQ(changes[2].account, "a");
+  EXPECT_EQ(changes[2].kind, "vm");
+  EXPECT_GT(changes[2].time, changes[0].time);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(changes[2].seq, 100));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[1].seq, seqs[4]);
+
+  EXPECT_EQ(store_->ListChangesSince(0, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListChangesSince(0, 10001).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListChangesSince(-1, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Trim the first three: readers behind the trim point must resync.
+  ASSERT_OK(store_->TrimChangesBefore(seqs[3]));
+  EXPECT_EQ(store_->ListChangesSince(0, 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->ListChangesSince(seqs[1], 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(seqs[2], 10));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].seq, seqs[3]);
+
+  // Trimming everything (and far beyond) keeps the sequence and lets a
+  // reader at the head continue.
+  ASSERT_OK(store_->TrimChangesBefore(1'000'000));
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(seqs[4], 10));
+  EXPECT_TRUE(changes.empty());
+  ASSERT_OK_AND_ASSIGN(last, store_->LastChangeSeq());
+  EXPECT_EQ(last, seqs[4]);
+  ASSERT_OK_AND_ASSIGN(int64_t next,
+                       store_->AppendChange("a", "vm", "x", 0, ""));
+  EXPECT_GT(next, seqs[4]);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(seqs[4], 10));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].seq, next);
+  EXPECT_EQ(store_->ListChangesSince(seqs[3], 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+// ---- Files ------------------------------------------------------------------
+
+TEST(FileStoreTest, OpenCreatesDirectoriesAndConfiguresSqlite) {
+  const std::string path = MakeTempDir() + "/a/b/c/store.db";
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+    ASSERT_OK(store->PutResource("a", "vms", "1", "x"));
+  }
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"),
+            absl::StrCat(Store::kSchemaVersion));
+  EXPECT_EQ(QueryOne(path, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
+}
+
+TEST(FileStoreTest, ReopenKeepsData) {
+  const std::string path = MakeTempDir() + "/store.db";
+  InsertResult inserted;
+  int64_t seq = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+    ASSERT_OK_AND_ASSIGN(inserted, store->InsertOperation(MakeRecord(
+                                       "operations/1", "a", "req-1")));
+    ASSERT_OK(store->PutResource("a", "vms", "1", "payload"));
+    ASSERT_OK_AND_ASSIGN(seq, store->AppendChange("a", "vm", "vms/1", 1, "p"));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  ASSERT_OK_AND_ASSIGN(OperationRecord op, store->GetOperation("operations/1"));
+  EXPECT_EQ(Describe(op), Describe(inserted.record));
+  ASSERT_OK_AND_ASSIGN(InsertResult again, store->InsertOperation(MakeRecord(
+                                               "operations/9", "a", "req-1")));
+  EXPECT_TRUE(again.existed);
+  ASSERT_OK_AND_ASSIGN(std::string bytes, store->GetResource("a", "vms", "1"));
+  EXPECT_EQ(bytes, "payload");
+  ASSERT_OK_AND_ASSIGN(auto changes, store->ListChangesSince(0, 10));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].seq, seq);
+  // Times keep increasing across the restart (real clock here).
+  ASSERT_OK_AND_ASSIGN(int64_t next,
+                       store->AppendChange("a", "vm", "x", 1, ""));
+  EXPECT_GT(next, seq);
+}
+
+TEST(FileStoreTest, OpenErrors) {
+  const std::string dir = MakeTempDir();
+  EXPECT_EQ(Store::Open("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Store::Open(":memory:").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status s = Store::Open(dir).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("is a directory"));
+
+  const std::string text = dir + "/not_a_db";
+  std::ofstream(text) << "this is not a database, just some text that is "
+                         "long enough to look like a header..........\n";
+  s = Store::Open(text).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("not a SQLite database"));
+
+  // A parent "directory" that is a file.
+  s = Store::Open(text + "/store.db").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  s = Store::Open(text + "/sub/store.db").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+}
+
+TEST(FileStoreTest, NewerSchemaIsRefused) {
+  const std::string path = MakeTempDir() + "/store.db";
+  { ASSERT_OK(Store::Open(path).status()); }
+  QueryOne(path, absl::StrCat("PRAGMA user_version = ",
+                              Store::kSchemaVersion + 1));
+  absl::Status s = Store::Open(path).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("newer"));
+}
+
+TEST(FileStoreTest, ConcurrentWritersFromEightThreads) {
+  const std::string path = MakeTempDir() + "/store.db";
+  // Two Store objects on one file: the threads contend on the mutex of each
+  // and on SQLite's file lock between them.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> s1, Store::Open(path));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> s2, Store::Open(path));
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 25;
+  ASSERT_OK(s1->PutResource("a", "counters", "c", "0"));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Store& store = t % 2 == 0 ? *s1 : *s2;
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string req = absl::StrCat("req-", t, "-", i);
+        auto ins = store.InsertOperation(
+            MakeRecord(absl::StrCat("operations/", t, "-", i), "a", req));
+        // The same request_id again, racing with other threads.
+        auto dup = store.InsertOperation(
+            MakeRecord(absl::StrCat("operations/dup-", t, "-", i), "a", req));
+        absl::Status txn = store.RunInTransaction([&](TxnView& v) {
+          absl::StatusOr<std::string> c = v.GetResource("a", "counters", "c");
+          if (!c.ok()) return c.status();
+          int n = std::stoi(*c);
+          RETURN_IF_ERROR(
+              v.PutResource("a", "counters", "c", std::to_string(n + 1)));
+          return v.AppendChange("a", "counter", "c", 0, "").status();
+        });
+        if (!ins.ok() || ins->existed || !dup.ok() || !dup->existed ||
+            !txn.ok()) {
+          ADD_FAILURE() << ins.status() << " " << dup.status() << " " << txn;
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  ASSERT_OK_AND_ASSIGN(std::string counter,
+                       s2->GetResource("a", "counters", "c"));
+  EXPECT_EQ(counter, std::to_string(kThreads * kPerThread));
+  ListOperationsQuery q;
+  q.page_size = 1000;
+  EXPECT_EQ(ListAll(*s1, q).size(), static_cast<size_t>(kThreads * kPerThread));
+  ASSERT_OK_AND_ASSIGN(auto changes, s1->ListChangesSince(0, 10000));
+  ASSERT_EQ(changes.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (size_t i = 0; i < changes.size(); ++i) {
+    EXPECT_EQ(changes[i].seq, static_cast<int64_t>(i + 1));
+  }
+}
+
+// ---- Crash durability -------------------------------------------------------
+//
+// A child process writes through its own Store (no connection crosses the
+// fork) and reports each acknowledged commit over a pipe; the parent then
+// kills it or lets it _exit() without cleanup, reopens the file and checks
+// that every acknowledged write is there and nothing half-done is.
+
+struct Child {
+  pid_t pid;
+  int read_fd;
+};
+
+Child StartChild(std::function<int(int write_fd)> body) {
+  int fds[2];
+  EXPECT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    _exit(body(fds[1]));  // Never returns into gtest.
+  }
+  close(fds[1]);
+  return {pid, fds[0]};
+}
+
+void Report(int fd, int64_t value) {
+  if (write(fd, &value, sizeof(value)) != sizeof(value)) _exit(3);
+}
+
+// Next reported value, or -1 on EOF (the child died).
+int64_t NextReport(int fd) {
+  int64_t value = 0;
+  size_t got = 0;
+  while (got < sizeof(value)) {
+    ssize_t n = read(fd, reinterpret_cast<char*>(&value) + got,
+                     sizeof(value) - got);
+    if (n <= 0) return -1;
+    got += n;
+  }
+  return value;
+}
+
+int KillAndWait(const Child& child) {
+  kill(child.pid, SIGKILL);
+  int status = 0;
+  waitpid(child.pid, &status, 0);
+  close(child.read_fd);
+  return status;
+}
+
+TEST(CrashTest, ExitWithoutCloseKeepsCommittedWrites) {
+  const std::string path = MakeTempDir() + "/store.db";
+  { ASSERT_OK(Store::Open(path).status()); }
+  Child child = StartChild([&](int fd) {
+    auto store = Store::Open(path);
+    if (!store.ok()) return 2;
+    for (int i = 0; i < 20; ++i) {
+      if (!(*store)->InsertOperation(MakeRecord(absl::StrCat("op/", i)))
+               .ok() ||
+          !(*store)->PutResource("a", "vms", absl::StrCat(i), "x").ok()) {
+        return 2;
+      }
+    }
+    Report(fd, 20);
+    _exit(0);  // No destructors: the connection is never closed.
+  });
+  EXPECT_EQ(NextReport(child.read_fd), 20);
+  int status = 0;
+  waitpid(child.pid, &status, 0);
+  close(child.read_fd);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK(store->GetOperation(absl::StrCat("op/", i)).status());
+    ASSERT_OK(store->GetResource("a", "vms", absl::StrCat(i)).status());
+  }
+}
+
+TEST(CrashTest, SigkillDuringWritesLosesNothingAcknowledged) {
+  for (int64_t kill_after : {0, 1, 7, 40, 150}) {
+    SCOPED_TRACE(kill_after);
+    const std::string path = MakeTempDir() + "/store.db";
+    Child child = StartChild([&](int fd) {
+      auto store = Store::Open(path);
+      if (!store.ok()) return 2;
+      for (int64_t i = 0;; ++i) {
+        // Each iteration is one transaction touching three tables.
+        absl::Status s = (*store)->RunInTransaction([&](TxnView& txn) {
+          RETURN_IF_ERROR(
+              txn.PutResource("a", "vms", absl::StrFormat("%06d", i), "x"));
+          return txn.AppendChange("a", "vm", absl::StrCat(i), 1, "").status();
+        });
+        if (!s.ok()) return 2;
+        if (!(*store)->InsertOperation(MakeRecord(absl::StrCat("op/", i)))
+                 .ok()) {
+          return 2;
+        }
+        Report(fd, i);
+      }
+    });
+    int64_t acked = -1;
+    while (acked < kill_after) {
+      int64_t v = NextReport(child.read_fd);
+      ASSERT_NE(v, -1) << "child died";
+      acked = v;
+    }
+    int status = KillAndWait(child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+
+    EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+    // Everything acknowledged is there...
+    for (int64_t i = 0; i <= acked; ++i) {
+      absl::Status s = store->GetOperation(absl::StrCat("op/", i)).status();
+      ASSERT_TRUE(s.ok()) << i << ": " << s;
+    }
+    // ...and the committed prefix is gap-free: resources and changes agree.
+    std::vector<std::string> ids;
+    std::string token;
+    do {
+      ASSERT_OK_AND_ASSIGN(ResourcePage page,
+                           store->ListResources("a", "vms", 1000, token));
+      for (const auto& e : page.resources) ids.push_back(e.id);
+      token = page.next_page_token;
+    } while (!token.empty());
+    ASSERT_GE(ids.size(), static_cast<size_t>(acked + 1));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      EXPECT_EQ(ids[i], absl::StrFormat("%06d", i));
+    }
+    ASSERT_OK_AND_ASSIGN(auto changes, store->ListChangesSince(0, 10000));
+    EXPECT_EQ(changes.size(), ids.size());
+    ASSERT_OK_AND_ASSIGN(auto unfinished, store->ListUnfinishedOperations());
+    EXPECT_GE(unfinished.size(), static_cast<size_t>(acked + 1));
+    EXPECT_LE(unfinished.size(), ids.size());
+  }
+}
+
+TEST(CrashTest, SigkillInsideTransactionRollsItBack) {
+  const std::string path = MakeTempDir() + "/store.db";
+  Child child = StartChild([&](int fd) {
+    auto store = Store::Open(path);
+    if (!store.ok()) return 2;
+    if (!(*store)->PutResource("a", "vms", "before", "x").ok()) return 2;
+    (void)(*store)->RunInTransaction([&](TxnView& txn) -> absl::Status {
+      // Large enough that SQLite spills pages to the WAL before commit.
+      std::string big(64 * 1024, 'z');
+      for (int i = 0; i < 100; ++i) {
+        RETURN_IF_ERROR(
+            txn.PutResource("a", "vms", absl::StrCat("in-", i), big));
+      }
+      Report(fd, 1);
+      pause();  // Killed here, mid-transaction.
+      return absl::OkStatus();
+    });
+    return 0;
+  });
+  ASSERT_EQ(NextReport(child.read_fd), 1);
+  int status = KillAndWait(child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  ASSERT_OK(store->GetResource("a", "vms", "before").status());
+  ASSERT_OK_AND_ASSIGN(ResourcePage page,
+                       store->ListResources("a", "vms", 1000, ""));
+  ASSERT_EQ(page.resources.size(), 1u);
+  EXPECT_EQ(page.resources[0].id, "before");
+  EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
+}
+
+}  // namespace
+}  // namespace cloudplane::store
