@@ -1,0 +1,15 @@
+#include "adapters/builtin_adapters.h"
+
+#include "adapters/fleet/fleet_adapter.h"
+#include "adapters/sandbox/sandbox_adapter.h"
+#include "base/status.h"
+
+namespace cloudplane::adapters {
+
+absl::Status RegisterBuiltinAdapters(AdapterRegistry& registry) {
+  RETURN_IF_ERROR(sandbox::RegisterSandbox(registry));
+  RETURN_IF_ERROR(fleet::RegisterFleet(registry));
+  return absl::OkStatus();
+}
+
+}  // namespace cloudplane::adapters

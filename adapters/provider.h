@@ -1,0 +1,201 @@
+// \file The adapter contract: what the server asks of every provider.
+//
+// The call flow of one RPC, e.g. UnitsService.CreateUnit on a fleet account:
+//
+//  1. The gRPC layer (service/) receives the request on a callback reactor,
+//     validates it (names, required fields; INVALID_ARGUMENT with the field
+//     named), and finds the account's Provider in the AccountTable.
+//  2. Reads (CP_READ in api_methods.inc) call the Provider method with a
+//     CallContext and a completion callback; the reactor finishes when the
+//     callback runs. No gRPC thread waits on provider I/O.
+//  3. Mutations (CP_MUTATION) first go to the operation runner: it records
+//     the Operation in the store (deduplicating `request_id`) and answers
+//     the client at once. Then it calls the Provider method, which starts the
+//     work and reports a MutationProgress: either done (with the result), or
+//     not yet (with a `poll_token`).
+//  4. While not done, the runner calls PollOperation(poll_token) with backoff
+//     until the progress says done, the operation's deadline passes, or it
+//     fails. The poll token is persisted, so after a restart polling resumes
+//     where it stopped.
+//  5. The result (or the error) is written to the Operation and published on
+//     the Watch stream.
+//
+// Threading: every method may be called from any thread, concurrently. The
+// callback may run on any thread, exactly once, possibly before the method
+// returns; it must not block. Adapters do their I/O through non-blocking
+// transports (adapters/common/http) so the number of threads does not grow
+// with the number of calls in flight.
+//
+// Errors: absl::Status with the codes of STYLE.md (NOT_FOUND, INVALID_ARGUMENT
+// with a field violation attached by adapters/errors.h, FAILED_PRECONDITION
+// for wrong states, UNAVAILABLE for transport problems and 5xx, …). Every
+// method an adapter does not override answers UNIMPLEMENTED with the
+// CAPABILITY_UNSUPPORTED reason; adapters list what they support as data in
+// ProviderInfo::supported_methods.
+#ifndef CLOUDPLANE_ADAPTERS_PROVIDER_H_
+#define CLOUDPLANE_ADAPTERS_PROVIDER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cloudplane/v1/accounts.pb.h"
+#include "cloudplane/v1/autoscaling.pb.h"
+#include "cloudplane/v1/billing.pb.h"
+#include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/units.pb.h"
+#include "cloudplane/v1/volumes.pb.h"
+#include "cloudplane/v1/watch.pb.h"
+#include "google/protobuf/any.pb.h"
+#include "google/protobuf/empty.pb.h"
+
+namespace cloudplane {
+
+class EventLoop;
+namespace store {
+class Store;
+}
+
+namespace adapters {
+
+// What the server knows about the call an adapter serves.
+struct CallContext {
+  // The account id (the `{account}` of `accounts/{account}/...`).
+  std::string account;
+  // When the caller stops waiting. Adapters pass it on to their transport;
+  // InfiniteFuture means no deadline.
+  absl::Time deadline = absl::InfiniteFuture();
+  // The request's `request_id` (empty when none), for provider-side
+  // idempotency where the provider has it.
+  std::string request_id;
+  // The Operation this call works for (`operations/...`); empty for reads.
+  std::string operation;
+};
+
+// What a mutation or a poll reports.
+struct MutationProgress {
+  // True when the work is finished; `result` then holds the Result type of
+  // the method (api_methods.inc), packed.
+  bool done = false;
+  google::protobuf::Any result;
+  // Adapter data to find the work again in PollOperation. Persisted with the
+  // operation and reused after a restart; never holds a secret.
+  std::string poll_token;
+  // One human-readable line about the current step.
+  std::string detail;
+  // The provider's handle for the work (job id), when it has one.
+  std::string provider_operation;
+};
+
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+// Data about an adapter, reported through AccountsService.
+struct ProviderInfo {
+  std::string kind;          // "fleet"; providers/{kind}
+  std::string display_name;  // "CoreOS fleet v1"
+  std::string protocol;      // "REST/JSON over TCP or a unix socket"
+  std::string watch_source;  // "local", "push" or "poll"
+  // Full method names (e.g. "cloudplane.v1.UnitsService.CreateUnit") that
+  // the adapter implements; all others answer UNIMPLEMENTED.
+  std::vector<std::string> supported_methods;
+};
+
+// Where adapters report resource changes that the server did not cause
+// itself (timed state transitions, provider events). Thread-safe.
+class ChangeSink {
+ public:
+  virtual ~ChangeSink() = default;
+  // `resource` is the resource after the change (or its last value for
+  // DELETED); `source` is "local", "push" or "poll".
+  virtual void Publish(absl::string_view account,
+                       v1::WatchResponse::ChangeType type,
+                       absl::string_view resource_name,
+                       const google::protobuf::Message& resource,
+                       absl::string_view source) = 0;
+};
+
+// Returns UNIMPLEMENTED with the CAPABILITY_UNSUPPORTED reason for `method`.
+absl::Status Unsupported(absl::string_view method);
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  virtual const ProviderInfo& Info() const = 0;
+
+  // Continues a mutation that reported done=false. `poll_token` is the last
+  // one the adapter reported for this operation.
+  virtual void PollOperation(const CallContext& ctx,
+                             const std::string& poll_token,
+                             Callback<MutationProgress> done);
+
+#define CP_READ(Service, Method, Request, Response)                    \
+  virtual void Method(const CallContext& ctx, const v1::Request& request, \
+                      Callback<v1::Response> done);
+#define CP_MUTATION(Service, Method, Request, Result)                  \
+  virtual void Method(const CallContext& ctx, const v1::Request& request, \
+                      Callback<MutationProgress> done);
+#include "adapters/api_methods.inc"
+#undef CP_READ
+#undef CP_MUTATION
+};
+
+// What an adapter factory gets to build the Provider of one account.
+struct AccountSetup {
+  std::string account;   // account id
+  std::string endpoint;  // as configured
+  std::string secret;    // credentials, already read; never log it
+  absl::flat_hash_map<std::string, std::string> options;
+  bool verify_tls = true;
+  std::string ca_file;
+  // Shared server facilities; they outlive every Provider.
+  store::Store* store = nullptr;
+  EventLoop* loop = nullptr;
+  ChangeSink* changes = nullptr;
+};
+
+using ProviderFactory = absl::AnyInvocable<absl::StatusOr<std::unique_ptr<Provider>>(
+    const AccountSetup& setup) const>;
+
+// Provider kinds by name. A plain value: main() fills one with
+// RegisterBuiltinAdapters(); tests build their own.
+class AdapterRegistry {
+ public:
+  // ALREADY_EXISTS when `kind` is registered already.
+  absl::Status Register(ProviderInfo info, ProviderFactory factory);
+  // NOT_FOUND for an unknown kind; INVALID_ARGUMENT (naming the option or
+  // the endpoint) when the factory rejects the setup.
+  absl::StatusOr<std::unique_ptr<Provider>> Create(
+      absl::string_view kind, const AccountSetup& setup) const;
+  // Every registered kind, ordered by name.
+  std::vector<const ProviderInfo*> List() const;
+  const ProviderInfo* Find(absl::string_view kind) const;
+
+ private:
+  struct Entry {
+    ProviderInfo info;
+    ProviderFactory factory;
+  };
+  absl::flat_hash_map<std::string, Entry> entries_;
+};
+
+// Full method name as gRPC spells it in reflection and capability lists:
+// "cloudplane.v1.<Service>.<Method>".
+std::string FullMethodName(absl::string_view service, absl::string_view method);
+
+// Every adapter-facing method of the API, in api_methods.inc order.
+const std::vector<std::string>& AllAdapterMethods();
+
+}  // namespace adapters
+}  // namespace cloudplane
+
+#endif  // CLOUDPLANE_ADAPTERS_PROVIDER_H_
