@@ -1,0 +1,121 @@
+#include "service/accounts.h"
+
+#include <iostream>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "service/config.h"
+
+namespace cloudplane::service {
+
+std::string RedactEndpoint(absl::string_view endpoint) {
+  std::string out(endpoint);
+  if (size_t query = out.find('?'); query != std::string::npos) out.resize(query);
+  size_t scheme = out.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t slash = out.find('/', start);
+  size_t at = out.rfind('@', slash == std::string::npos ? std::string::npos : slash);
+  if (at != std::string::npos && at >= start) out.erase(start, at + 1 - start);
+  return out;
+}
+
+std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfig& config,
+                                                   const adapters::AdapterRegistry& registry,
+                                                   const adapters::AccountSetup& shared) {
+  auto table = std::unique_ptr<AccountTable>(new AccountTable());
+  for (const auto& account_config : config.accounts()) {
+    Entry entry;
+    v1::Account& account = entry.account;
+    account.set_name(absl::StrCat("accounts/", account_config.id()));
+    account.set_display_name(account_config.display_name());
+    account.set_provider(absl::StrCat("providers/", account_config.provider()));
+    account.set_endpoint(RedactEndpoint(account_config.endpoint()));
+    for (const auto& [key, value] : account_config.labels()) (*account.mutable_labels())[key] = value;
+
+    absl::Status status;
+    const adapters::ProviderInfo* info = registry.Find(account_config.provider());
+    if (info == nullptr) {
+      status = absl::NotFoundError(
+          absl::StrCat("no provider named \"", account_config.provider(), "\""));
+    } else {
+      absl::StatusOr<std::string> secret = ReadSecret(account_config.credentials());
+      if (!secret.ok()) {
+        status = secret.status();
+      } else {
+        adapters::AccountSetup setup = {
+            .account = account_config.id(),
+            .endpoint = account_config.endpoint(),
+            .secret = *std::move(secret),
+            .verify_tls = !account_config.has_verify_tls() || account_config.verify_tls(),
+            .ca_file = account_config.ca_file(),
+            .store = shared.store,
+            .loop = shared.loop,
+            .changes = shared.changes,
+        };
+        for (const auto& [key, value] : account_config.options()) setup.options[key] = value;
+        if (!setup.verify_tls) {
+          std::cerr << "cloudplaned: WARNING: TLS verification is off for account "
+                    << account_config.id() << "\n";
+        }
+        absl::StatusOr<std::unique_ptr<adapters::Provider>> provider =
+            registry.Create(account_config.provider(), setup);
+        if (provider.ok()) {
+          entry.provider = *std::move(provider);
+        } else {
+          status = provider.status();
+        }
+      }
+    }
+    std::set<std::string> supported;
+    if (info != nullptr) supported.insert(info->supported_methods.begin(), info->supported_methods.end());
+    for (const std::string& method : adapters::AllAdapterMethods()) {
+      auto* capability = account.add_capabilities();
+      capability->set_method(method);
+      capability->set_supported(status.ok() && supported.contains(method));
+    }
+    if (status.ok()) {
+      account.set_state(v1::Account::READY);
+    } else {
+      account.set_state(v1::Account::ERROR);
+      account.set_state_message(std::string(status.message()));
+      std::cerr << "cloudplaned: account " << account_config.id()
+                << " is unusable: " << status.message() << "\n";
+    }
+    table->entries_.emplace(account_config.id(), std::move(entry));
+  }
+  return table;
+}
+
+absl::StatusOr<adapters::Provider*> AccountTable::Provider(absl::string_view account_id,
+                                                           absl::string_view field) const {
+  auto it = entries_.find(account_id);
+  if (it == entries_.end()) {
+    return WithErrorInfo(
+        absl::NotFoundError(absl::StrCat("account \"", account_id, "\" is not configured (",
+                                         field, ")")),
+        "ACCOUNT_NOT_FOUND", {{"account", std::string(account_id)}});
+  }
+  if (it->second.provider == nullptr) {
+    return WithErrorInfo(
+        absl::FailedPreconditionError(absl::StrCat("account \"", account_id,
+                                                   "\" is unusable: ",
+                                                   it->second.account.state_message())),
+        "ACCOUNT_UNUSABLE", {{"account", std::string(account_id)}});
+  }
+  return it->second.provider.get();
+}
+
+const v1::Account* AccountTable::Find(absl::string_view account_id) const {
+  auto it = entries_.find(account_id);
+  return it == entries_.end() ? nullptr : &it->second.account;
+}
+
+std::vector<const v1::Account*> AccountTable::List() const {
+  std::vector<const v1::Account*> out;
+  for (const auto& [id, entry] : entries_) out.push_back(&entry.account);
+  return out;
+}
+
+}  // namespace cloudplane::service

@@ -1,0 +1,54 @@
+// The accounts a server serves, each with the Provider built for it.
+#ifndef CLOUDPLANE_SERVICE_ACCOUNTS_H_
+#define CLOUDPLANE_SERVICE_ACCOUNTS_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+#include "cloudplane/config/v1/config.pb.h"
+#include "cloudplane/v1/accounts.pb.h"
+
+namespace cloudplane::service {
+
+// Immutable after Create; safe to read from any thread.
+class AccountTable {
+ public:
+  // Builds every configured account's Provider through `registry`. An
+  // account whose provider is unknown, whose credentials cannot be read or
+  // whose factory rejects the setup is kept in state ERROR with the reason
+  // (never a secret), so the rest of the server still starts; calls to it
+  // fail with FAILED_PRECONDITION.
+  static std::unique_ptr<AccountTable> Create(const config::v1::ServerConfig& config,
+                                              const adapters::AdapterRegistry& registry,
+                                              const adapters::AccountSetup& shared);
+
+  // The provider of `account_id`. NOT_FOUND when not configured (naming
+  // `field`), FAILED_PRECONDITION when the account is in ERROR.
+  absl::StatusOr<adapters::Provider*> Provider(absl::string_view account_id,
+                                               absl::string_view field) const;
+
+  // The Account resource, or nullptr.
+  const v1::Account* Find(absl::string_view account_id) const;
+
+  // Every account, ordered by name.
+  std::vector<const v1::Account*> List() const;
+
+ private:
+  struct Entry {
+    v1::Account account;
+    std::unique_ptr<adapters::Provider> provider;
+  };
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+// Removes user information (`user:password@`) and query strings from an
+// endpoint before it is shown anywhere.
+std::string RedactEndpoint(absl::string_view endpoint);
+
+}  // namespace cloudplane::service
+
+#endif  // CLOUDPLANE_SERVICE_ACCOUNTS_H_

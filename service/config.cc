@@ -1,0 +1,123 @@
+#include "service/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace cloudplane::service {
+namespace {
+
+// Collects text-format parse errors instead of printing them to stderr.
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (first_.empty()) first_ = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string first_;
+};
+
+bool IsValidId(const std::string& id) {
+  if (id.empty() || id.size() > 63 || !(id[0] >= 'a' && id[0] <= 'z')) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return id.back() != '-';
+}
+
+}  // namespace
+
+absl::Status FinishConfig(config::v1::ServerConfig& config) {
+  if (config.listen_address().empty()) config.set_listen_address("127.0.0.1:7070");
+  if (config.state_dir().empty()) config.set_state_dir("state");
+  if (config.shutdown_grace_seconds() < 0) {
+    return InvalidField("shutdown_grace_seconds", "must not be negative");
+  }
+  if (config.shutdown_grace_seconds() == 0) config.set_shutdown_grace_seconds(10);
+  if (config.operation_timeout_seconds() < 0) {
+    return InvalidField("operation_timeout_seconds", "must not be negative");
+  }
+  if (config.operation_timeout_seconds() == 0) config.set_operation_timeout_seconds(600);
+  if (config.accounts_size() == 0) {
+    auto* sandbox = config.add_accounts();
+    sandbox->set_id("sandbox");
+    sandbox->set_display_name("Built-in sandbox");
+    sandbox->set_provider("sandbox");
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < config.accounts_size(); ++i) {
+    const auto& account = config.accounts(i);
+    std::string field = absl::StrCat("accounts[", i, "]");
+    if (!IsValidId(account.id())) {
+      return InvalidField(absl::StrCat(field, ".id"),
+                          "must be 1-63 characters of [a-z0-9-], starting with a letter");
+    }
+    if (!seen.insert(account.id()).second) {
+      return InvalidField(absl::StrCat(field, ".id"),
+                          absl::StrCat("account \"", account.id(), "\" is declared twice"));
+    }
+    if (account.provider().empty()) {
+      return InvalidField(absl::StrCat(field, ".provider"), "is required");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<config::v1::ServerConfig> LoadConfig(const std::string& path) {
+  config::v1::ServerConfig config;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+    std::stringstream text;
+    text << in.rdbuf();
+    google::protobuf::TextFormat::Parser parser;
+    ErrorCollector errors;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.ParseFromString(text.str(), &config)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config file ", path, " is not a valid ServerConfig: ", errors.first()));
+    }
+  }
+  if (absl::Status status = FinishConfig(config); !status.ok()) return status;
+  return config;
+}
+
+absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credentials) {
+  std::string secret;
+  switch (credentials.source_case()) {
+    case config::v1::Credentials::kFile: {
+      std::ifstream in(credentials.file(), std::ios::binary);
+      if (!in) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot read credentials file ", credentials.file()));
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      secret = text.str();
+      break;
+    }
+    case config::v1::Credentials::kEnv: {
+      const char* value = std::getenv(credentials.env().c_str());
+      if (value == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("environment variable ", credentials.env(), " is not set"));
+      }
+      secret = value;
+      break;
+    }
+    case config::v1::Credentials::SOURCE_NOT_SET:
+      return std::string();
+  }
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return secret;
+}
+
+}  // namespace cloudplane::service

@@ -1,0 +1,460 @@
+#include "service/handlers.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "adapters/common/paging/paging.h"
+#include "base/errors.h"
+#include "cloudplane/v1/accounts.grpc.pb.h"
+#include "cloudplane/v1/autoscaling.grpc.pb.h"
+#include "cloudplane/v1/billing.grpc.pb.h"
+#include "cloudplane/v1/common.pb.h"
+#include "cloudplane/v1/compute.grpc.pb.h"
+#include "cloudplane/v1/firewalls.grpc.pb.h"
+#include "cloudplane/v1/units.grpc.pb.h"
+#include "cloudplane/v1/volumes.grpc.pb.h"
+#include "google/longrunning/operations.grpc.pb.h"
+#include "google/protobuf/empty.pb.h"
+#include "google/protobuf/util/time_util.h"
+#include "service/request_validation.h"
+#include "service/status_conversion.h"
+#include "service/watch_service.h"
+
+namespace cloudplane::service {
+namespace {
+
+using google::longrunning::Operation;
+using google::protobuf::Empty;
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
+  auto deadline = ctx->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+bool Supports(const adapters::Provider& provider, absl::string_view method) {
+  const auto& methods = provider.Info().supported_methods;
+  return std::find(methods.begin(), methods.end(), method) != methods.end();
+}
+
+// The checks every adapter-facing RPC shares, in order: request shape, the
+// account, the capability, the caller's deadline. Returns the provider and
+// fills `cc`.
+absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
+                                          grpc::CallbackServerContext* ctx,
+                                          absl::string_view method_name,
+                                          const std::string& full_method,
+                                          const google::protobuf::Message& request,
+                                          adapters::CallContext& cc, RoutedRequest& routed) {
+  absl::StatusOr<RoutedRequest> valid = ValidateRequest(method_name, request);
+  if (!valid.ok()) return valid.status();
+  routed = *std::move(valid);
+  absl::StatusOr<adapters::Provider*> provider =
+      context.accounts->Provider(routed.account, "name");
+  if (!provider.ok()) return provider.status();
+  if (!Supports(**provider, full_method)) return adapters::Unsupported(full_method);
+  cc.account = routed.account;
+  cc.deadline = DeadlineOf(ctx);
+  if (cc.deadline <= absl::Now()) {
+    return absl::DeadlineExceededError("the call's deadline passed before it was served");
+  }
+  return provider;
+}
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* HandleRead(
+    const ServiceContext& context, grpc::CallbackServerContext* ctx, const Request* request,
+    Response* response, absl::string_view service, absl::string_view method,
+    void (adapters::Provider::*call)(const adapters::CallContext&, const Request&,
+                                     adapters::Callback<Response>)) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  adapters::CallContext cc;
+  RoutedRequest routed;
+  absl::StatusOr<adapters::Provider*> provider = Admit(
+      context, ctx, method, adapters::FullMethodName(service, method), *request, cc, routed);
+  if (!provider.ok()) {
+    reactor->Finish(ToGrpcStatus(provider.status()));
+    return reactor;
+  }
+  ((*provider)->*call)(cc, *request, [reactor, response](absl::StatusOr<Response> result) {
+    if (result.ok()) *response = *std::move(result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
+  return reactor;
+}
+
+template <typename Request>
+grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
+                                         grpc::CallbackServerContext* ctx,
+                                         const Request* request, Operation* response,
+                                         absl::string_view service, absl::string_view method) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const std::string full_method = adapters::FullMethodName(service, method);
+  adapters::CallContext cc;
+  RoutedRequest routed;
+  absl::StatusOr<adapters::Provider*> provider =
+      Admit(context, ctx, method, full_method, *request, cc, routed);
+  if (!provider.ok()) {
+    reactor->Finish(ToGrpcStatus(provider.status()));
+    return reactor;
+  }
+  if (request->validate_only()) {
+    // Checked, not done: an Operation that is already finished, not stored.
+    absl::BitGen gen;
+    response->set_name(absl::StrFormat("operations/validate-only-%016x",
+                                       absl::Uniform<uint64_t>(gen)));
+    response->set_done(true);
+    response->mutable_response()->PackFrom(Empty());
+    v1::OperationMetadata metadata;
+    metadata.set_target(routed.target);
+    metadata.set_method(full_method);
+    metadata.set_account(absl::StrCat("accounts/", routed.account));
+    metadata.set_status_detail("validated only; nothing was changed");
+    *metadata.mutable_create_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    *metadata.mutable_end_time() = metadata.create_time();
+    response->mutable_metadata()->PackFrom(metadata);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  absl::StatusOr<Operation> op = context.runner->Start(full_method, routed.account, routed.target,
+                                                       *request, request->request_id());
+  if (op.ok()) *response = *std::move(op);
+  reactor->Finish(ToGrpcStatus(op.status()));
+  return reactor;
+}
+
+// One class per API service, its methods expanded from that service's rows
+// of api_methods.inc.
+#define CP_READ(Service, Method, Request, Response)                                        \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const v1::Request* req, \
+                                   v1::Response* resp) override {                         \
+    return HandleRead(context_, ctx, req, resp, #Service, #Method,                        \
+                      &adapters::Provider::Method);                                       \
+  }
+#define CP_MUTATION(Service, Method, Request, Result)                                      \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const v1::Request* req, \
+                                   Operation* resp) override {                            \
+    return HandleMutation(context_, ctx, req, resp, #Service, #Method);                   \
+  }
+// The preprocessor cannot #include inside a macro argument, so each class
+// is spelled out with its include between the shared head and tail.
+#define CP_CLASS_HEAD(Service)                                                    \
+  class Service##Impl final : public v1::Service::CallbackService {              \
+   public:                                                                        \
+    explicit Service##Impl(const ServiceContext& context) : context_(context) {} \
+                                                                                  \
+   private:                                                                       \
+    const ServiceContext context_;
+#define CP_CLASS_TAIL };
+
+CP_CLASS_HEAD(ComputeService)
+#include "adapters/api/compute.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(VolumesService)
+#include "adapters/api/volumes.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(FirewallsService)
+#include "adapters/api/firewalls.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(AutoscalingService)
+#include "adapters/api/autoscaling.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(UnitsService)
+#include "adapters/api/units.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(BillingService)
+#include "adapters/api/billing.inc"
+CP_CLASS_TAIL
+
+#undef CP_READ
+#undef CP_MUTATION
+#undef CP_CLASS_HEAD
+#undef CP_CLASS_TAIL
+
+// Accounts and providers come from the server's own tables.
+class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
+ public:
+  explicit AccountsServiceImpl(const ServiceContext& context) : context_(context) {}
+
+ private:
+  grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
+                                          const v1::ListProvidersRequest* request,
+                                          v1::ListProvidersResponse* response) override {
+    std::vector<v1::Provider> all;
+    for (const adapters::ProviderInfo* info : context_.registry->List()) all.push_back(ToProto(*info));
+    return FinishPage(ctx, std::move(all), request->page_size(), request->page_token(),
+                      response->mutable_providers(), response->mutable_next_page_token());
+  }
+
+  grpc::ServerUnaryReactor* GetProvider(grpc::CallbackServerContext* ctx,
+                                        const v1::GetProviderRequest* request,
+                                        v1::Provider* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    std::vector<absl::string_view> parts = absl::StrSplit(request->name(), '/');
+    if (parts.size() != 2 || parts[0] != "providers" || parts[1].empty()) {
+      reactor->Finish(ToGrpcStatus(InvalidField("name", "must look like providers/{provider}")));
+      return reactor;
+    }
+    const adapters::ProviderInfo* info = context_.registry->Find(parts[1]);
+    if (info == nullptr) {
+      reactor->Finish(ToGrpcStatus(
+          absl::NotFoundError(absl::StrCat("no provider named \"", parts[1], "\""))));
+      return reactor;
+    }
+    *response = ToProto(*info);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* ctx,
+                                         const v1::ListAccountsRequest* request,
+                                         v1::ListAccountsResponse* response) override {
+    std::vector<v1::Account> all;
+    for (const v1::Account* account : context_.accounts->List()) all.push_back(*account);
+    return FinishPage(ctx, std::move(all), request->page_size(), request->page_token(),
+                      response->mutable_accounts(), response->mutable_next_page_token());
+  }
+
+  grpc::ServerUnaryReactor* GetAccount(grpc::CallbackServerContext* ctx,
+                                       const v1::GetAccountRequest* request,
+                                       v1::Account* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    absl::StatusOr<RoutedRequest> routed = ValidateRequest("GetAccount", *request);
+    if (!routed.ok()) {
+      reactor->Finish(ToGrpcStatus(routed.status()));
+      return reactor;
+    }
+    const v1::Account* account = context_.accounts->Find(routed->account);
+    if (account == nullptr) {
+      reactor->Finish(ToGrpcStatus(WithErrorInfo(
+          absl::NotFoundError(absl::StrCat("account \"", routed->account, "\" is not configured")),
+          "ACCOUNT_NOT_FOUND", {{"account", routed->account}})));
+      return reactor;
+    }
+    *response = *account;
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  static v1::Provider ToProto(const adapters::ProviderInfo& info) {
+    v1::Provider provider;
+    provider.set_name(absl::StrCat("providers/", info.kind));
+    provider.set_display_name(info.display_name);
+    provider.set_protocol(info.protocol);
+    provider.set_watch_source(info.watch_source);
+    for (const auto& method : info.supported_methods) provider.add_supported_methods(method);
+    return provider;
+  }
+
+  template <typename T>
+  grpc::ServerUnaryReactor* FinishPage(grpc::CallbackServerContext* ctx, std::vector<T> all,
+                                       int32_t page_size, const std::string& page_token,
+                                       google::protobuf::RepeatedPtrField<T>* out,
+                                       std::string* next_page_token) {
+    auto* reactor = ctx->DefaultReactor();
+    absl::StatusOr<std::vector<T>> page = paging::Paginate(
+        std::move(all), [](const T& item) { return item.name(); }, page_size, page_token,
+        next_page_token);
+    if (page.ok()) {
+      for (T& item : *page) *out->Add() = std::move(item);
+    }
+    reactor->Finish(ToGrpcStatus(page.status()));
+    return reactor;
+  }
+
+  const ServiceContext context_;
+};
+
+// google.longrunning.Operations over the OperationRunner's store.
+class OperationsImpl final : public google::longrunning::Operations::CallbackService {
+ public:
+  explicit OperationsImpl(const ServiceContext& context) : context_(context) {}
+
+ private:
+  grpc::ServerUnaryReactor* ListOperations(
+      grpc::CallbackServerContext* ctx, const google::longrunning::ListOperationsRequest* request,
+      google::longrunning::ListOperationsResponse* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    store::ListOperationsQuery query;
+    absl::Status status = ParseFilter(request->filter(), query);
+    if (status.ok() && !request->name().empty() && request->name() != "operations") {
+      status = InvalidField("name", "must be empty or \"operations\"");
+    }
+    if (status.ok() && request->page_size() < 0) {
+      status = InvalidField("page_size", "must not be negative");
+    }
+    if (status.ok()) {
+      query.page_size = request->page_size();
+      query.page_token = request->page_token();
+      absl::StatusOr<store::OperationPage> page = context_.runner->List(query);
+      if (page.ok()) {
+        for (auto& record : page->records) *response->add_operations() = std::move(record.op);
+        response->set_next_page_token(page->next_page_token);
+      } else if (page.status().code() == absl::StatusCode::kInvalidArgument) {
+        status = InvalidField("page_token", page.status().message());
+      } else {
+        status = page.status();
+      }
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetOperation(grpc::CallbackServerContext* ctx,
+                                         const google::longrunning::GetOperationRequest* request,
+                                         Operation* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    absl::Status status = CheckName(request->name());
+    if (status.ok()) {
+      absl::StatusOr<Operation> op = context_.runner->Get(request->name());
+      if (op.ok()) *response = *std::move(op);
+      status = op.status();
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* DeleteOperation(
+      grpc::CallbackServerContext* ctx, const google::longrunning::DeleteOperationRequest* request,
+      Empty*) override {
+    auto* reactor = ctx->DefaultReactor();
+    absl::Status status = CheckName(request->name());
+    if (status.ok()) status = context_.runner->Delete(request->name());
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* CancelOperation(
+      grpc::CallbackServerContext* ctx, const google::longrunning::CancelOperationRequest* request,
+      Empty*) override {
+    auto* reactor = ctx->DefaultReactor();
+    absl::Status status = CheckName(request->name());
+    if (status.ok()) status = context_.runner->Cancel(request->name());
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* WaitOperation(grpc::CallbackServerContext* ctx,
+                                          const google::longrunning::WaitOperationRequest* request,
+                                          Operation* response) override {
+    auto* reactor = ctx->DefaultReactor();
+    absl::Status status = CheckName(request->name());
+    if (status.ok() && request->timeout().seconds() < 0) {
+      status = InvalidField("timeout", "must not be negative");
+    }
+    if (!status.ok()) {
+      reactor->Finish(ToGrpcStatus(status));
+      return reactor;
+    }
+    // Wait until the operation is done, the requested timeout passes, or the
+    // call's own deadline is near: whichever comes first (AIP-151).
+    absl::Time until = absl::Now() + kDefaultWait;
+    if (request->has_timeout()) {
+      until = absl::Now() + absl::Seconds(request->timeout().seconds()) +
+              absl::Nanoseconds(request->timeout().nanos());
+    }
+    absl::Time deadline = DeadlineOf(ctx);
+    if (deadline != absl::InfiniteFuture()) {
+      until = std::min(until, deadline - absl::Milliseconds(50));
+    }
+    context_.runner->Wait(request->name(), until,
+                          [reactor, response](absl::StatusOr<Operation> op) {
+                            if (op.ok()) *response = *std::move(op);
+                            reactor->Finish(ToGrpcStatus(op.status()));
+                          });
+    return reactor;
+  }
+
+  static absl::Status CheckName(const std::string& name) {
+    std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+    if (parts.size() != 2 || parts[0] != "operations" || parts[1].empty()) {
+      return InvalidField("name", "must look like operations/{operation}");
+    }
+    return absl::OkStatus();
+  }
+
+  // Supported filter terms, space-separated: `account=accounts/{id}` and
+  // `done=false`.
+  static absl::Status ParseFilter(absl::string_view filter, store::ListOperationsQuery& query) {
+    for (absl::string_view term : absl::StrSplit(filter, ' ', absl::SkipEmpty())) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(term, '=');
+      if (kv.first == "account" && absl::StartsWith(kv.second, "accounts/") &&
+          kv.second.size() > 9) {
+        query.account = std::string(kv.second.substr(9));
+      } else if (kv.first == "done" && kv.second == "false") {
+        query.only_unfinished = true;
+      } else {
+        return InvalidField("filter", absl::StrCat("unsupported term \"", term,
+                                                   "\"; use account=accounts/{id} or done=false"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  static constexpr absl::Duration kDefaultWait = absl::Seconds(60);
+  const ServiceContext context_;
+};
+
+}  // namespace
+
+absl::Status DispatchMutation(const std::string& method, adapters::Provider& provider,
+                              const adapters::CallContext& ctx,
+                              const google::protobuf::Any& request,
+                              adapters::Callback<adapters::MutationProgress> done) {
+  using Dispatch = absl::Status (*)(adapters::Provider&, const adapters::CallContext&,
+                                    const google::protobuf::Any&,
+                                    adapters::Callback<adapters::MutationProgress>&);
+  static const auto* const kTable = new absl::flat_hash_map<std::string, Dispatch>{
+#define CP_READ(Service, Method, Request, Response)
+#define CP_MUTATION(Service, Method, Request, Result)                                   \
+  {adapters::FullMethodName(#Service, #Method),                                         \
+   [](adapters::Provider& p, const adapters::CallContext& c, const google::protobuf::Any& a, \
+      adapters::Callback<adapters::MutationProgress>& cb) -> absl::Status {            \
+     v1::Request typed;                                                                 \
+     if (!a.UnpackTo(&typed)) {                                                         \
+       return absl::InvalidArgumentError("stored request is not a " #Request);         \
+     }                                                                                  \
+     p.Method(c, typed, std::move(cb));                                                 \
+     return absl::OkStatus();                                                           \
+   }},
+#include "adapters/api_methods.inc"
+#undef CP_READ
+#undef CP_MUTATION
+  };
+  auto it = kTable->find(method);
+  if (it == kTable->end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown mutation ", method));
+  }
+  return it->second(provider, ctx, request, done);
+}
+
+std::vector<std::unique_ptr<grpc::Service>> MakeServices(const ServiceContext& context) {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  services.push_back(std::make_unique<AccountsServiceImpl>(context));
+  services.push_back(std::make_unique<ComputeServiceImpl>(context));
+  services.push_back(std::make_unique<VolumesServiceImpl>(context));
+  services.push_back(std::make_unique<FirewallsServiceImpl>(context));
+  services.push_back(std::make_unique<AutoscalingServiceImpl>(context));
+  services.push_back(std::make_unique<UnitsServiceImpl>(context));
+  services.push_back(std::make_unique<BillingServiceImpl>(context));
+  services.push_back(std::make_unique<OperationsImpl>(context));
+  services.push_back(MakeWatchService(context.hub, context.loop, context.accounts));
+  return services;
+}
+
+std::vector<std::string> ServiceNames() {
+  return {"cloudplane.v1.AccountsService",    "cloudplane.v1.ComputeService",
+          "cloudplane.v1.VolumesService",     "cloudplane.v1.FirewallsService",
+          "cloudplane.v1.AutoscalingService", "cloudplane.v1.UnitsService",
+          "cloudplane.v1.BillingService",     "google.longrunning.Operations",
+          "cloudplane.v1.WatchService"};
+}
+
+}  // namespace cloudplane::service

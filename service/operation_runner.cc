@@ -1,0 +1,432 @@
+#include "service/operation_runner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/errors.h"
+#include "cloudplane/v1/common.pb.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/empty.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/time_util.h"
+#include "service/status_conversion.h"
+
+namespace cloudplane::service {
+namespace {
+
+using google::longrunning::Operation;
+using google::protobuf::util::TimeUtil;
+
+constexpr char kAccepted[] = "accepted";
+constexpr char kSubmitted[] = "submitted";
+// A single provider call (one poll) never waits longer than this, so a hung
+// provider cannot stall an operation past its next poll.
+constexpr absl::Duration kMaxCallTime = absl::Seconds(30);
+
+std::string NewOperationName() {
+  absl::BitGen gen;
+  return absl::StrFormat("operations/%016x%016x", absl::Uniform<uint64_t>(gen),
+                         absl::Uniform<uint64_t>(gen));
+}
+
+// The request without the fields that do not change its meaning, serialized
+// deterministically: two requests are "the same" when these bytes are equal.
+std::string Fingerprint(const google::protobuf::Message& request) {
+  std::unique_ptr<google::protobuf::Message> copy(request.New());
+  copy->CopyFrom(request);
+  const auto* descriptor = copy->GetDescriptor();
+  for (const char* field : {"request_id", "validate_only"}) {
+    if (const auto* f = descriptor->FindFieldByName(field)) {
+      copy->GetReflection()->ClearField(copy.get(), f);
+    }
+  }
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  copy->SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
+v1::OperationMetadata MetadataOf(const Operation& op) {
+  v1::OperationMetadata metadata;
+  op.metadata().UnpackTo(&metadata);
+  return metadata;
+}
+
+void SetMetadata(Operation& op, const v1::OperationMetadata& metadata) {
+  op.mutable_metadata()->PackFrom(metadata);
+}
+
+// UNAVAILABLE and DEADLINE_EXCEEDED of a single poll are passing troubles:
+// the operation keeps polling until its own deadline.
+bool IsTransient(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+}  // namespace
+
+OperationRunner::OperationRunner(store::Store* store, EventLoop* loop, WatchHub* hub,
+                                 const AccountTable* accounts, Options options)
+    : store_(store), loop_(loop), hub_(hub), accounts_(accounts), options_(options) {}
+
+absl::StatusOr<Operation> OperationRunner::Start(const std::string& method,
+                                                 const std::string& account,
+                                                 const std::string& target,
+                                                 const google::protobuf::Message& request,
+                                                 const std::string& request_id) {
+  store::OperationRecord record;
+  record.op.set_name(NewOperationName());
+  v1::OperationMetadata metadata;
+  metadata.set_target(target);
+  metadata.set_method(method);
+  metadata.set_account(absl::StrCat("accounts/", account));
+  metadata.set_request_id(request_id);
+  *metadata.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *metadata.mutable_update_time() = metadata.create_time();
+  metadata.set_status_detail("accepted");
+  SetMetadata(record.op, metadata);
+  record.account = account;
+  record.method = method;
+  record.request_id = request_id;
+  record.request_fingerprint = Fingerprint(request);
+  record.phase = kAccepted;
+  // Until the provider has taken the request, the request itself is what is
+  // needed to resume: it is kept as the poll token of the accepted phase.
+  google::protobuf::Any packed;
+  packed.PackFrom(request);
+  record.poll_token = packed.SerializeAsString();
+
+  absl::StatusOr<store::InsertResult> inserted = store_->InsertOperation(record);
+  if (!inserted.ok()) {
+    if (inserted.status().code() == absl::StatusCode::kAlreadyExists) {
+      return WithErrorInfo(
+          absl::AlreadyExistsError(absl::StrCat(
+              "request_id \"", request_id, "\" was already used for a different request")),
+          "REQUEST_ID_REUSED", {{"requestId", request_id}});
+    }
+    return inserted.status();
+  }
+  if (inserted->existed) return inserted->record.op;
+  hub_->Publish(account, v1::WatchResponse::CREATED, record.op.name(), inserted->record.op,
+                "local");
+  store::OperationRecord stored = inserted->record;
+  if (!loop_->Post([this, stored = std::move(stored)]() mutable { Drive(std::move(stored)); })) {
+    return absl::UnavailableError("server is shutting down");
+  }
+  return inserted->record.op;
+}
+
+void OperationRunner::ResumeUnfinished() {
+  absl::StatusOr<std::vector<store::OperationRecord>> records = store_->ListUnfinishedOperations();
+  if (!records.ok()) {
+    std::cerr << "cloudplaned: cannot list unfinished operations: " << records.status() << "\n";
+    return;
+  }
+  for (store::OperationRecord& record : *records) {
+    if (record.phase == kSubmitted) {
+      SchedulePoll(record.op.name(), 0);
+    } else {
+      loop_->Post([this, record = std::move(record)]() mutable { Drive(std::move(record)); });
+    }
+  }
+}
+
+absl::Time OperationRunner::DeadlineOf(const store::OperationRecord& record) const {
+  return record.create_time + options_.operation_timeout;
+}
+
+adapters::CallContext OperationRunner::ContextFor(const store::OperationRecord& record,
+                                                  absl::Time call_deadline) const {
+  adapters::CallContext ctx;
+  ctx.account = record.account;
+  ctx.deadline = call_deadline;
+  ctx.request_id = record.request_id;
+  ctx.operation = record.op.name();
+  return ctx;
+}
+
+void OperationRunner::Drive(store::OperationRecord record) {
+  const std::string name = record.op.name();
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_ || cancelled_.contains(name)) return;
+  }
+  if (absl::Now() > DeadlineOf(record)) {
+    Finish(name, absl::DeadlineExceededError("the operation timed out before it started"));
+    return;
+  }
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record.account, "account");
+  if (!provider.ok()) {
+    Finish(name, provider.status());
+    return;
+  }
+  google::protobuf::Any request;
+  if (!request.ParseFromString(record.poll_token)) {
+    Finish(name, absl::DataLossError("the stored request of this operation is unreadable"));
+    return;
+  }
+  adapters::CallContext ctx =
+      ContextFor(record, std::min(DeadlineOf(record), absl::Now() + kMaxCallTime));
+  absl::Status dispatched = DispatchMutation(
+      record.method, **provider, ctx, request,
+      [this, name](absl::StatusOr<adapters::MutationProgress> progress) {
+        OnProgress(name, 0, std::move(progress));
+      });
+  if (!dispatched.ok()) Finish(name, dispatched);
+}
+
+void OperationRunner::OnProgress(const std::string& name, int attempt,
+                                 absl::StatusOr<adapters::MutationProgress> progress) {
+  if (!progress.ok()) {
+    if (attempt > 0 && IsTransient(progress.status())) {
+      SchedulePoll(name, attempt);
+      return;
+    }
+    Finish(name, progress.status());
+    return;
+  }
+  if (progress->done) {
+    Finish(name, progress->result);
+    return;
+  }
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok() || record->op.done()) return;
+  v1::OperationMetadata metadata = MetadataOf(record->op);
+  bool changed = metadata.status_detail() != progress->detail ||
+                 record->phase != kSubmitted;
+  metadata.set_status_detail(progress->detail);
+  if (!progress->provider_operation.empty()) {
+    metadata.set_provider_operation(progress->provider_operation);
+  }
+  *metadata.mutable_update_time() = TimeUtil::GetCurrentTime();
+  SetMetadata(record->op, metadata);
+  record->phase = kSubmitted;
+  record->poll_token = progress->poll_token;
+  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) {
+    std::cerr << "cloudplaned: cannot record progress of " << name << ": " << status << "\n";
+  }
+  if (changed) {
+    hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, "local");
+  }
+  SchedulePoll(name, attempt + 1);
+}
+
+void OperationRunner::SchedulePoll(const std::string& name, int attempt) {
+  double factor = std::pow(options_.poll_growth, std::min(attempt, 30));
+  absl::Duration delay = std::min(options_.first_poll * factor, options_.max_poll);
+  loop_->RunAfter(delay, [this, name, attempt] { Poll(name, attempt); });
+}
+
+void OperationRunner::Poll(const std::string& name, int attempt) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_ || cancelled_.contains(name)) return;
+  }
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok() || record->op.done()) return;
+  absl::Time deadline = DeadlineOf(*record);
+  if (absl::Now() > deadline) {
+    Finish(name, WithErrorInfo(absl::DeadlineExceededError(absl::StrCat(
+                                   "the operation did not finish within ",
+                                   absl::FormatDuration(options_.operation_timeout))),
+                               "OPERATION_TIMEOUT"));
+    return;
+  }
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record->account, "account");
+  if (!provider.ok()) {
+    Finish(name, provider.status());
+    return;
+  }
+  adapters::CallContext ctx = ContextFor(*record, std::min(deadline, absl::Now() + kMaxCallTime));
+  (*provider)->PollOperation(ctx, record->poll_token,
+                             [this, name, attempt](absl::StatusOr<adapters::MutationProgress> p) {
+                               OnProgress(name, attempt, std::move(p));
+                             });
+}
+
+void OperationRunner::Finish(const std::string& name,
+                             const absl::StatusOr<google::protobuf::Any>& result) {
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok()) {
+    std::cerr << "cloudplaned: operation " << name << " vanished: " << record.status() << "\n";
+    return;
+  }
+  if (record->op.done()) return;
+  Operation& op = record->op;
+  op.set_done(true);
+  if (result.ok()) {
+    *op.mutable_response() = *result;
+  } else {
+    *op.mutable_error() = ToRpcStatus(result.status());
+  }
+  v1::OperationMetadata metadata = MetadataOf(op);
+  *metadata.mutable_update_time() = TimeUtil::GetCurrentTime();
+  *metadata.mutable_end_time() = metadata.update_time();
+  metadata.set_status_detail(result.ok() ? "done" : std::string(result.status().message()));
+  SetMetadata(op, metadata);
+  record->poll_token.clear();
+  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) {
+    std::cerr << "cloudplaned: cannot record the end of " << name << ": " << status << "\n";
+    return;
+  }
+  hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, op, "local");
+  if (result.ok()) PublishResult(*record, *result);
+  NotifyWaiters(op);
+}
+
+void OperationRunner::PublishResult(const store::OperationRecord& record,
+                                    const google::protobuf::Any& result) {
+  // The result's own resource change: a Create* made it, a Delete* removed
+  // the operation's target, anything else changed it.
+  v1::OperationMetadata metadata = MetadataOf(record.op);
+  absl::string_view method = record.method;
+  method.remove_prefix(std::min(method.size(), method.rfind('.') + 1));
+  if (absl::StartsWith(method, "Delete")) {
+    google::protobuf::Empty empty;
+    hub_->Publish(record.account, v1::WatchResponse::DELETED, metadata.target(), empty, "local");
+    return;
+  }
+  std::string type_name(result.type_url().substr(result.type_url().rfind('/') + 1));
+  const auto* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(type_name);
+  if (descriptor == nullptr) return;
+  std::unique_ptr<google::protobuf::Message> resource(
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(descriptor)->New());
+  if (!result.UnpackTo(resource.get())) return;
+  std::string resource_name = metadata.target();
+  if (const auto* name_field = descriptor->FindFieldByName("name");
+      name_field != nullptr && name_field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+    resource_name = resource->GetReflection()->GetString(*resource, name_field);
+  }
+  hub_->Publish(record.account,
+                absl::StartsWith(method, "Create") ? v1::WatchResponse::CREATED
+                                                   : v1::WatchResponse::UPDATED,
+                resource_name, *resource, "local");
+}
+
+absl::StatusOr<Operation> OperationRunner::Get(const std::string& name) {
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok()) return record.status();
+  return record->op;
+}
+
+absl::StatusOr<store::OperationPage> OperationRunner::List(const store::ListOperationsQuery& query) {
+  return store_->ListOperations(query);
+}
+
+absl::Status OperationRunner::Cancel(const std::string& name) {
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok()) return record.status();
+  if (record->op.done()) {
+    return absl::FailedPreconditionError(absl::StrCat(name, " is already done"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_.insert(name);
+  }
+  v1::OperationMetadata metadata = MetadataOf(record->op);
+  metadata.set_cancel_requested(true);
+  SetMetadata(record->op, metadata);
+  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) return status;
+  Finish(name, absl::CancelledError("the operation was cancelled by a client"));
+  return absl::OkStatus();
+}
+
+absl::Status OperationRunner::Delete(const std::string& name) {
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok()) return record.status();
+  if (!record->op.done()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " is still running; cancel it or wait for it first"));
+  }
+  return store_->DeleteOperation(name);
+}
+
+void OperationRunner::Wait(const std::string& name, absl::Time until,
+                           adapters::Callback<Operation> done) {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_waiter_++;
+    waiters_[id].done = std::move(done);
+    waiter_ids_[name].push_back(id);
+  }
+  auto take = [this, name](uint64_t waiter) -> adapters::Callback<Operation> {
+    absl::MutexLock lock(&mu_);
+    auto it = waiters_.find(waiter);
+    if (it == waiters_.end()) return nullptr;
+    adapters::Callback<Operation> cb = std::move(it->second.done);
+    if (it->second.timer != 0) loop_->Cancel(it->second.timer);
+    waiters_.erase(it);
+    auto& ids = waiter_ids_[name];
+    ids.erase(std::remove(ids.begin(), ids.end(), waiter), ids.end());
+    if (ids.empty()) waiter_ids_.erase(name);
+    return cb;
+  };
+  // Registered first, read second: either this read sees the operation done
+  // or Finish() sees the waiter.
+  absl::StatusOr<Operation> current = Get(name);
+  if (!current.ok() || current->done()) {
+    if (auto cb = take(id)) std::move(cb)(std::move(current));
+    return;
+  }
+  TimerId timer = loop_->RunAt(until, [this, id, name, take] {
+    if (auto cb = take(id)) std::move(cb)(Get(name));
+  });
+  if (timer == 0) {
+    // The loop is shutting down and refused the timer: answer now.
+    if (auto cb = take(id)) std::move(cb)(Get(name));
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  if (auto it = waiters_.find(id); it != waiters_.end()) it->second.timer = timer;
+}
+
+void OperationRunner::NotifyWaiters(const Operation& op) {
+  std::vector<adapters::Callback<Operation>> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ids = waiter_ids_.find(op.name());
+    if (ids == waiter_ids_.end()) return;
+    for (uint64_t id : ids->second) {
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      if (it->second.timer != 0) loop_->Cancel(it->second.timer);
+      callbacks.push_back(std::move(it->second.done));
+      waiters_.erase(it);
+    }
+    waiter_ids_.erase(ids);
+  }
+  for (auto& cb : callbacks) std::move(cb)(op);
+}
+
+void OperationRunner::Shutdown() {
+  std::vector<std::pair<std::string, adapters::Callback<Operation>>> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    for (auto& [name, ids] : waiter_ids_) {
+      for (uint64_t id : ids) {
+        auto it = waiters_.find(id);
+        if (it == waiters_.end()) continue;
+        if (it->second.timer != 0) loop_->Cancel(it->second.timer);
+        pending.emplace_back(name, std::move(it->second.done));
+        waiters_.erase(it);
+      }
+    }
+    waiter_ids_.clear();
+  }
+  for (auto& [name, cb] : pending) std::move(cb)(Get(name));
+}
+
+}  // namespace cloudplane::service

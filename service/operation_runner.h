@@ -1,0 +1,125 @@
+// Durable long-running operations.
+//
+// Start() records an Operation in the store before anything reaches the
+// provider and answers at once; the runner then drives the provider call and
+// its polling on the event loop:
+//
+//   accepted  --provider call-->  submitted --PollOperation...-->  done
+//   (poll_token = the request)    (poll_token = the adapter's)
+//
+// Both phases are persisted, so after a crash ResumeUnfinished() re-drives
+// accepted operations (adapters make mutations idempotent per operation
+// name) and resumes polling submitted ones. A repeated request_id returns
+// the first Operation instead of starting another one, also after a restart.
+//
+// Thread-safety: all methods may be called from any thread.
+#ifndef CLOUDPLANE_SERVICE_OPERATION_RUNNER_H_
+#define CLOUDPLANE_SERVICE_OPERATION_RUNNER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/provider.h"
+#include "base/event_loop.h"
+#include "google/longrunning/operations.pb.h"
+#include "service/accounts.h"
+#include "service/watch_hub.h"
+#include "store/store.h"
+
+namespace cloudplane::service {
+
+class OperationRunner {
+ public:
+  struct Options {
+    // How long an operation may run before it fails with DEADLINE_EXCEEDED.
+    absl::Duration operation_timeout = absl::Minutes(10);
+    // Polling backoff: first interval, growth factor, cap.
+    absl::Duration first_poll = absl::Milliseconds(100);
+    double poll_growth = 1.5;
+    absl::Duration max_poll = absl::Seconds(5);
+  };
+
+  OperationRunner(store::Store* store, EventLoop* loop, WatchHub* hub,
+                  const AccountTable* accounts, Options options);
+
+  // Records and starts the mutation `method` (full name) on `account`, or
+  // returns the operation already recorded for the same request_id.
+  // `request` is the whole request message; `target` is the resource the
+  // operation acts on. ALREADY_EXISTS when the request_id was used for a
+  // different request.
+  absl::StatusOr<google::longrunning::Operation> Start(const std::string& method,
+                                                       const std::string& account,
+                                                       const std::string& target,
+                                                       const google::protobuf::Message& request,
+                                                       const std::string& request_id);
+
+  // Picks up every unfinished operation in the store (call once at start-up,
+  // after the accounts exist).
+  void ResumeUnfinished();
+
+  // google.longrunning.Operations semantics over the store.
+  absl::StatusOr<google::longrunning::Operation> Get(const std::string& name);
+  absl::StatusOr<store::OperationPage> List(const store::ListOperationsQuery& query);
+  // Marks the operation cancelled (done, with CANCELLED) and stops driving it.
+  // The provider is not told: none of the current providers can abort work
+  // in flight. FAILED_PRECONDITION when it is already done.
+  absl::Status Cancel(const std::string& name);
+  // Deletes a finished operation's record. FAILED_PRECONDITION while it runs.
+  absl::Status Delete(const std::string& name);
+  // Calls `done` with the operation once it is done or at `until`, whichever
+  // comes first (the operation as it is then).
+  void Wait(const std::string& name, absl::Time until,
+            adapters::Callback<google::longrunning::Operation> done);
+
+  // Stops scheduling provider calls; waiters are answered with the current
+  // state. Operations stay recorded and resume at the next start.
+  void Shutdown();
+
+ private:
+  struct Waiter {
+    adapters::Callback<google::longrunning::Operation> done;
+    TimerId timer = 0;
+  };
+
+  void Drive(store::OperationRecord record);
+  void OnProgress(const std::string& name, int attempt,
+                  absl::StatusOr<adapters::MutationProgress> progress);
+  void SchedulePoll(const std::string& name, int attempt);
+  void Poll(const std::string& name, int attempt);
+  void Finish(const std::string& name, const absl::StatusOr<google::protobuf::Any>& result);
+  void NotifyWaiters(const google::longrunning::Operation& op);
+  absl::Time DeadlineOf(const store::OperationRecord& record) const;
+  adapters::CallContext ContextFor(const store::OperationRecord& record,
+                                   absl::Time call_deadline) const;
+  void PublishResult(const store::OperationRecord& record, const google::protobuf::Any& result);
+
+  store::Store* const store_;
+  EventLoop* const loop_;
+  WatchHub* const hub_;
+  const AccountTable* const accounts_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> waiter_ids_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// Calls the Provider method named `method` with `request` unpacked into its
+// request type. INVALID_ARGUMENT for an unknown method or a request of the
+// wrong type. Defined in handlers.cc next to the other api_methods.inc uses.
+absl::Status DispatchMutation(const std::string& method, adapters::Provider& provider,
+                              const adapters::CallContext& ctx,
+                              const google::protobuf::Any& request,
+                              adapters::Callback<adapters::MutationProgress> done);
+
+}  // namespace cloudplane::service
+
+#endif  // CLOUDPLANE_SERVICE_OPERATION_RUNNER_H_

@@ -1,0 +1,113 @@
+#include "service/request_validation.h"
+
+#include "base/errors.h"
+#include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/units.pb.h"
+#include "cloudplane/v1/volumes.pb.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::service {
+namespace {
+
+std::vector<std::string> Fields(const absl::Status& status) {
+  std::vector<std::string> out;
+  auto bad = GetBadRequest(status);
+  if (bad.has_value()) {
+    for (const auto& v : bad->field_violations()) out.push_back(v.field());
+  }
+  return out;
+}
+
+TEST(RequestValidation, RoutesByNameAndParent) {
+  v1::GetInstanceRequest get;
+  get.set_name("accounts/lab/instances/web-1");
+  auto routed = ValidateRequest("GetInstance", get);
+  ASSERT_TRUE(routed.ok()) << routed.status();
+  EXPECT_EQ(routed->account, "lab");
+  EXPECT_EQ(routed->target, "accounts/lab/instances/web-1");
+
+  v1::ListUnitsRequest list;
+  list.set_parent("accounts/fleet-1");
+  routed = ValidateRequest("ListUnits", list);
+  ASSERT_TRUE(routed.ok());
+  EXPECT_EQ(routed->account, "fleet-1");
+}
+
+TEST(RequestValidation, WrongPatternNamesTheField) {
+  v1::GetInstanceRequest get;
+  get.set_name("accounts/lab/volumes/v");
+  auto routed = ValidateRequest("GetInstance", get);
+  EXPECT_EQ(routed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(routed.status()), std::vector<std::string>{"name"});
+
+  v1::GetFirewallRuleRequest rule;
+  rule.set_name("accounts/lab/firewalls/web/rules/");
+  EXPECT_EQ(Fields(ValidateRequest("GetFirewallRule", rule).status()),
+            std::vector<std::string>{"name"});
+}
+
+TEST(RequestValidation, RequiredFieldsIncludingInsideCreatedResource) {
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/lab");
+  EXPECT_EQ(Fields(ValidateRequest("CreateVolume", create).status()),
+            std::vector<std::string>{"volume"});
+  create.mutable_volume()->set_display_name("d");
+  EXPECT_EQ(Fields(ValidateRequest("CreateVolume", create).status()),
+            std::vector<std::string>{"volume.size_bytes"});
+  create.mutable_volume()->set_size_bytes(1);
+  EXPECT_TRUE(ValidateRequest("CreateVolume", create).ok());
+
+  v1::CreateUnitRequest unit;
+  unit.set_parent("accounts/lab");
+  unit.set_unit_id("a.service");
+  unit.mutable_unit()->add_options()->set_section("Service");
+  EXPECT_EQ(Fields(ValidateRequest("CreateUnit", unit).status()),
+            (std::vector<std::string>{"unit.options[0].name", "unit.options[0].value"}));
+}
+
+TEST(RequestValidation, UpdateRoutesByEmbeddedName) {
+  v1::UpdateInstanceRequest update;
+  update.mutable_update_mask()->add_paths("display_name");
+  EXPECT_EQ(Fields(ValidateRequest("UpdateInstance", update).status()),
+            std::vector<std::string>{"instance"});
+  update.mutable_instance()->set_display_name("x");
+  EXPECT_EQ(Fields(ValidateRequest("UpdateInstance", update).status()),
+            std::vector<std::string>{"instance.name"});
+  update.mutable_instance()->set_name("accounts/a/instances/i");
+  auto routed = ValidateRequest("UpdateInstance", update);
+  ASSERT_TRUE(routed.ok()) << routed.status();
+  EXPECT_EQ(routed->account, "a");
+}
+
+TEST(RequestValidation, AllNamesInOneAccount) {
+  v1::AttachVolumeRequest attach;
+  attach.set_name("accounts/a/volumes/v");
+  attach.set_instance("accounts/b/instances/i");
+  EXPECT_EQ(Fields(ValidateRequest("AttachVolume", attach).status()),
+            std::vector<std::string>{"instance"});
+}
+
+TEST(RequestValidation, RequestIdIsBounded) {
+  v1::DeleteInstanceRequest del;
+  del.set_name("accounts/a/instances/i");
+  del.set_request_id(std::string(65, 'x'));
+  EXPECT_EQ(Fields(ValidateRequest("DeleteInstance", del).status()),
+            std::vector<std::string>{"request_id"});
+  del.set_request_id("with space");
+  EXPECT_EQ(Fields(ValidateRequest("DeleteInstance", del).status()),
+            std::vector<std::string>{"request_id"});
+  del.set_request_id("6d1b1c3e-9d4f-4d61-a4d1-2c4a0b1f7e10");
+  EXPECT_TRUE(ValidateRequest("DeleteInstance", del).ok());
+}
+
+TEST(RequestValidation, PatternMatching) {
+  EXPECT_TRUE(MatchesPattern("accounts/a", "accounts/{account}"));
+  EXPECT_FALSE(MatchesPattern("accounts/", "accounts/{account}"));
+  EXPECT_FALSE(MatchesPattern("accounts/a/b", "accounts/{account}"));
+  EXPECT_TRUE(MatchesPattern("accounts/a/instances/i/metadata",
+                             "accounts/{account}/instances/{instance}/metadata"));
+}
+
+}  // namespace
+}  // namespace cloudplane::service

@@ -1,0 +1,34 @@
+#include "service/status_conversion.h"
+
+#include <string>
+
+#include "base/errors.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace cloudplane::service {
+
+google::rpc::Status ToRpcStatus(const absl::Status& status) {
+  google::rpc::Status out;
+  out.set_code(static_cast<int>(status.code()));
+  out.set_message(std::string(status.message()));
+  if (status.ok()) return out;
+  auto info = GetErrorInfo(status);
+  if (!info.has_value()) {
+    info.emplace();
+    info->set_reason(DefaultReason(status.code()));
+    info->set_domain(std::string(kErrorDomain));
+  }
+  out.add_details()->PackFrom(*info);
+  if (auto bad_request = GetBadRequest(status); bad_request.has_value()) {
+    out.add_details()->PackFrom(*bad_request);
+  }
+  return out;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()), ToRpcStatus(status).SerializeAsString());
+}
+
+}  // namespace cloudplane::service
