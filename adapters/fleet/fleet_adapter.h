@@ -1,0 +1,81 @@
+// The CoreOS fleet adapter: UnitsService on a fleet cluster.
+//
+// Provider API: fleet v1 (`/fleet/v1/...`, fleetd v1.0.0, the last release;
+//   the project is archived, so the protocol is frozen).
+// Protocol:     REST/JSON over HTTP/1.1, to a TCP listener (`http://host:port`)
+//   or fleetd's unix socket (`unix:///var/run/fleet.sock`).
+// Auth:         none. fleet has no authentication and no TLS; access is
+//   controlled by the socket's file permissions (or an SSH tunnel). A
+//   configured secret is ignored.
+// Reference:    /work/shared/protocols/fleet.md (from coreos/fleet api/*.go,
+//   schema/v1.json); translation lives in fleet_wire.h.
+//
+// Methods (all asynchronous; provider I/O runs on the HTTP transport thread
+// through adapters/common/http, never on the caller's thread):
+//   ListUnits, ListUnitStates, ListMachines  follow fleet's nextPageToken
+//       through every page, then page the whole list for our API (keyset by
+//       name, adapters/common/paging). ListUnitStates passes `machine` and
+//       `unit` to fleet as the machineID / unitName filters.
+//   GetUnit                 GET /units/{name}; NOT_FOUND when absent.
+//   GetMachine              fleet has no GET /machines/{id}: lists and picks;
+//                           NOT_FOUND when absent.
+//   CreateUnit              validates locally (unit_id, unit.options,
+//       unit.desired_state; INVALID_ARGUMENT before any request), PUTs the
+//       options and desired state (INACTIVE when unspecified), then reads the
+//       unit once: done when the current state already equals the desired one
+//       (or the unit is global: fleet reports no current state for those),
+//       otherwise done=false with poll_token `unit:<name>:<desired>`.
+//       Re-driving the same create is harmless (fleet answers 201 or 204).
+//   SetUnitDesiredState     same flow with PUT {"desiredState":…};
+//       STATE_UNSPECIFIED is INVALID_ARGUMENT, and a template unit
+//       (`foo@.service`) asked for anything but INACTIVE is
+//       FAILED_PRECONDITION, both before any request. A unit that does not
+//       exist is FAILED_PRECONDITION (fleet's 409 "unit does not exist and
+//       options field empty").
+//   DeleteUnit              DELETE; done with Empty. NOT_FOUND when absent,
+//                           unless allow_missing.
+//   PollOperation           GET the unit until current == desired; NOT_FOUND
+//                           if the unit disappeared.
+// With validate_only, mutations validate and finish at once without any
+// request. Errors of fleet map as in fleet_wire.cc (StatusFromResponse).
+// A deadline in CallContext bounds every request; one already past sends
+// nothing and fails with DEADLINE_EXCEEDED. An unreachable endpoint is
+// UNAVAILABLE.
+//
+// Thread-safety: a Provider made here is thread-safe; requests in flight keep
+// what they need alive, so the Provider may be destroyed while they finish.
+#ifndef CLOUDPLANE_ADAPTERS_FLEET_FLEET_ADAPTER_H_
+#define CLOUDPLANE_ADAPTERS_FLEET_FLEET_ADAPTER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::http {
+class HttpTransport;
+}
+
+namespace cloudplane::adapters::fleet {
+
+// kind "fleet", the protocol and the eight supported UnitsService methods.
+ProviderInfo FleetProviderInfo();
+
+// Builds the Provider of one fleet account. `setup.endpoint` is
+// `http://host:port` (the server root, without /fleet/v1) or
+// `unix:///abs/path.sock`; https is accepted for a TLS-terminating proxy and
+// uses verify_tls / ca_file. fleet takes no options yet.
+// INVALID_ARGUMENT naming `endpoint` for an unusable endpoint, or
+// `options.<name>` for each option given. `transport` is the HTTP transport
+// to use (nullptr: the process-wide default).
+absl::StatusOr<std::unique_ptr<Provider>> CreateFleetProvider(
+    const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
+
+// Registers kind "fleet" with CreateFleetProvider (default transport).
+// ALREADY_EXISTS when it is registered already.
+absl::Status RegisterFleet(AdapterRegistry& registry);
+
+}  // namespace cloudplane::adapters::fleet
+
+#endif  // CLOUDPLANE_ADAPTERS_FLEET_FLEET_ADAPTER_H_

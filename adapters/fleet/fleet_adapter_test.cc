@@ -1,0 +1,767 @@
+// The fleet adapter against the real fleet emulator
+// (tests/emulators/fleet/fleet_emulator.py, started per test as a child
+// process), over TCP and over a unix socket.
+#include "adapters/fleet/fleet_adapter.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "adapters/fleet/fleet_wire.h"
+#include "base/errors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters::fleet {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// The hash fleet computes for the unit file "[Service]\nExecStart=/usr/bin/sleep 1d\n"
+// (reference §3 test vector).
+constexpr absl::string_view kSleepHash = "dd401fa78c2de99a9c4045cbb4b285679067acf6";
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---------------------------------------------------------------------------
+// The emulator as a child process.
+
+class Emulator {
+ public:
+  struct Config {
+    int page_limit = 2;
+    double converge_delay = 0.2;
+    int machines = 3;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Emulator>> Start(const Config& config) {
+    auto emu = std::unique_ptr<Emulator>(new Emulator());
+    // Unix socket paths must stay under ~108 bytes; Bazel's TEST_TMPDIR can
+    // be longer, /tmp is writable in the sandbox.
+    std::string base = "/tmp";
+    if (const char* t = getenv("TEST_TMPDIR"); t != nullptr && strlen(t) < 60) base = t;
+    std::string templ = base + "/fleetemuXXXXXX";
+    if (mkdtemp(templ.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+    emu->dir_ = templ;
+
+    const char* srcdir = getenv("TEST_SRCDIR");
+    const char* workspace = getenv("TEST_WORKSPACE");
+    const fs::path script =
+        (srcdir != nullptr && workspace != nullptr)
+            ? fs::path(srcdir) / workspace / "tests/emulators/fleet/fleet_emulator.py"
+            : fs::path("tests/emulators/fleet/fleet_emulator.py");
+    if (!fs::exists(script)) return absl::NotFoundError("emulator script not in runfiles");
+    // The emulator serves the recorded discovery document, which lives
+    // beside the repository; the adapter never reads it, so a stand-in will
+    // do when it is absent.
+    std::error_code ec;
+    fs::path discovery = fs::canonical(script, ec)
+                             .parent_path()
+                             .parent_path()
+                             .parent_path()
+                             .parent_path()
+                             .parent_path() /
+                         "shared/fixtures/fleet/v1.json";
+    if (ec || !fs::exists(discovery)) {
+      discovery = fs::path(emu->dir_) / "discovery.json";
+      std::ofstream(discovery) << "{}";
+    }
+    const std::string ready = emu->dir_ + "/ready";
+    emu->socket_path_ = emu->dir_ + "/fleet.sock";
+    emu->log_path_ = emu->dir_ + "/emulator.log";
+    std::string python = "/usr/bin/python3";
+    if (const char* p = getenv("FLEET_EMULATOR_PYTHON"); p != nullptr) python = p;
+    if (!fs::exists(python)) python = "python3";  // from PATH
+    std::vector<std::string> args = {python,
+                                     script.string(),
+                                     "--tcp",
+                                     "127.0.0.1:0",
+                                     "--unix",
+                                     emu->socket_path_,
+                                     "--page-limit",
+                                     absl::StrCat(config.page_limit),
+                                     "--converge-delay",
+                                     absl::StrCat(config.converge_delay),
+                                     "--machines",
+                                     absl::StrCat(config.machines),
+                                     "--discovery",
+                                     discovery.string(),
+                                     "--ready-file",
+                                     ready,
+                                     "--max-lifetime",
+                                     "300",
+                                     "--verbose"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError("fork failed");
+    if (pid == 0) {
+      // Child: stderr (one line per request with --verbose) to the log.
+      int log = open(emu->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int null = open("/dev/null", O_WRONLY);
+      if (log >= 0) dup2(log, 2);
+      if (null >= 0) dup2(null, 1);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    emu->pid_ = pid;
+
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (!fs::exists(ready)) {
+      int wstatus = 0;
+      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
+        emu->pid_ = -1;
+        return absl::InternalError(
+            absl::StrCat("emulator exited early: ", ReadFile(emu->log_path_)));
+      }
+      if (absl::Now() > give_up) return absl::DeadlineExceededError("emulator not ready");
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    // READY tcp=127.0.0.1:PORT unix=PATH
+    for (absl::string_view field : absl::StrSplit(ReadFile(ready), absl::ByAnyChar(" \n"))) {
+      if (absl::ConsumePrefix(&field, "tcp=")) emu->tcp_endpoint_ = absl::StrCat("http://", field);
+    }
+    if (emu->tcp_endpoint_.empty()) return absl::InternalError("no tcp= in the READY line");
+    return emu;
+  }
+
+  ~Emulator() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      const absl::Time give_up = absl::Now() + absl::Seconds(5);
+      int wstatus = 0;
+      while (waitpid(pid_, &wstatus, WNOHANG) != pid_) {
+        if (absl::Now() > give_up) {
+          kill(pid_, SIGKILL);
+          waitpid(pid_, &wstatus, 0);
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    }
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  std::string tcp_endpoint() const { return tcp_endpoint_; }
+  std::string unix_endpoint() const { return "unix://" + socket_path_; }
+
+  // "GET /fleet/v1/units -> 200", one per request served (query left out).
+  // The emulator logs a request after sending its response, so the log is
+  // read until it stops changing (two reads 30 ms apart agree).
+  std::vector<std::string> Requests() const {
+    std::string log = ReadFile(log_path_);
+    for (int i = 0; i < 30; ++i) {
+      absl::SleepFor(absl::Milliseconds(30));
+      std::string again = ReadFile(log_path_);
+      if (again == log) break;
+      log = std::move(again);
+    }
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      if (absl::ConsumePrefix(&line, "fleet-emulator: ") && absl::StrContains(line, " -> ")) {
+        out.emplace_back(line);
+      }
+    }
+    return out;
+  }
+  int CountRequests(absl::string_view line) const {
+    int n = 0;
+    for (const std::string& r : Requests()) n += (r == line);
+    return n;
+  }
+
+ private:
+  Emulator() = default;
+  pid_t pid_ = -1;
+  std::string dir_, socket_path_, log_path_, tcp_endpoint_;
+};
+
+// ---------------------------------------------------------------------------
+// Calling the asynchronous Provider from a test.
+
+template <typename T, typename Start>
+absl::StatusOr<T> Await(Start start) {
+  auto done = std::make_shared<absl::Notification>();
+  auto out = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("no answer"));
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  start(Callback<T>([done, out, calls](absl::StatusOr<T> value) {
+    if (calls->fetch_add(1) == 0) {
+      *out = std::move(value);
+      done->Notify();
+    } else {
+      ADD_FAILURE() << "callback called twice";
+    }
+  }));
+  if (!done->WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    return absl::DeadlineExceededError("test: no callback within 30 s");
+  }
+  return *out;
+}
+
+std::string MetadataOf(const absl::Status& s, const std::string& key) {
+  auto info = GetErrorInfo(s);
+  if (!info.has_value()) return "<no ErrorInfo>";
+  auto it = info->metadata().find(key);
+  return it == info->metadata().end() ? "<absent>" : it->second;
+}
+
+std::vector<std::string> ViolationFields(const absl::Status& s) {
+  std::vector<std::string> out;
+  auto bad = GetBadRequest(s);
+  if (!bad.has_value()) return out;
+  for (const auto& v : bad->field_violations()) out.push_back(v.field());
+  return out;
+}
+
+v1::UnitOption Option(absl::string_view section, absl::string_view name,
+                      absl::string_view value) {
+  v1::UnitOption o;
+  o.set_section(std::string(section));
+  o.set_name(std::string(name));
+  o.set_value(std::string(value));
+  return o;
+}
+
+v1::Unit SleepUnit(v1::Unit::State state) {
+  v1::Unit unit;
+  *unit.add_options() = Option("Service", "ExecStart", "/usr/bin/sleep 1d");
+  unit.set_desired_state(state);
+  return unit;
+}
+
+// Provider calls, synchronously, with a 10 s deadline unless told otherwise.
+class Client {
+ public:
+  explicit Client(Provider* provider) : provider_(provider) {}
+
+  CallContext Ctx() const {
+    CallContext ctx;
+    ctx.account = "lab";
+    ctx.deadline = deadline_.has_value() ? *deadline_ : absl::Now() + absl::Seconds(10);
+    return ctx;
+  }
+  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+
+  absl::StatusOr<v1::ListUnitsResponse> ListUnits(int page_size = 0, std::string token = "") {
+    v1::ListUnitsRequest req;
+    req.set_parent("accounts/lab");
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    return Await<v1::ListUnitsResponse>(
+        [&](auto cb) { provider_->ListUnits(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<v1::Unit> GetUnit(const std::string& name) {
+    v1::GetUnitRequest req;
+    req.set_name(name);
+    return Await<v1::Unit>([&](auto cb) { provider_->GetUnit(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<MutationProgress> CreateUnit(const std::string& id, const v1::Unit& unit) {
+    v1::CreateUnitRequest req;
+    req.set_parent("accounts/lab");
+    req.set_unit_id(id);
+    *req.mutable_unit() = unit;
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->CreateUnit(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<MutationProgress> SetState(const std::string& name, v1::Unit::State state) {
+    v1::SetUnitDesiredStateRequest req;
+    req.set_name(name);
+    req.set_desired_state(state);
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->SetUnitDesiredState(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<MutationProgress> DeleteUnit(const std::string& name, bool allow_missing) {
+    v1::DeleteUnitRequest req;
+    req.set_name(name);
+    req.set_allow_missing(allow_missing);
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->DeleteUnit(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<MutationProgress> Poll(const std::string& token) {
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->PollOperation(Ctx(), token, std::move(cb)); });
+  }
+  // Polls (as the operation runner would, with a short pause) until done.
+  absl::StatusOr<MutationProgress> PollUntilDone(MutationProgress progress) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(15);
+    while (!progress.done) {
+      if (absl::Now() > give_up) return absl::DeadlineExceededError("never converged");
+      absl::SleepFor(absl::Milliseconds(50));
+      absl::StatusOr<MutationProgress> next = Poll(progress.poll_token);
+      if (!next.ok()) return next.status();
+      progress = *std::move(next);
+    }
+    return progress;
+  }
+  absl::StatusOr<v1::ListUnitStatesResponse> ListUnitStates(const std::string& machine,
+                                                           const std::string& unit,
+                                                           int page_size = 0,
+                                                           std::string token = "") {
+    v1::ListUnitStatesRequest req;
+    req.set_parent("accounts/lab");
+    req.set_machine(machine);
+    req.set_unit(unit);
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    return Await<v1::ListUnitStatesResponse>(
+        [&](auto cb) { provider_->ListUnitStates(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<v1::ListMachinesResponse> ListMachines(int page_size = 0,
+                                                       std::string token = "") {
+    v1::ListMachinesRequest req;
+    req.set_parent("accounts/lab");
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    return Await<v1::ListMachinesResponse>(
+        [&](auto cb) { provider_->ListMachines(Ctx(), req, std::move(cb)); });
+  }
+  absl::StatusOr<v1::Machine> GetMachine(const std::string& name) {
+    v1::GetMachineRequest req;
+    req.set_name(name);
+    return Await<v1::Machine>([&](auto cb) { provider_->GetMachine(Ctx(), req, std::move(cb)); });
+  }
+
+ private:
+  Provider* provider_;
+  std::optional<absl::Time> deadline_;
+};
+
+absl::StatusOr<std::unique_ptr<Provider>> MakeProvider(const std::string& endpoint) {
+  AdapterRegistry registry;
+  if (absl::Status s = RegisterFleet(registry); !s.ok()) return s;
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = endpoint;
+  return registry.Create("fleet", setup);
+}
+
+template <typename T>
+T Unpack(const MutationProgress& progress) {
+  T out;
+  EXPECT_TRUE(progress.result.UnpackTo(&out)) << progress.result.type_url();
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+
+enum class Transport { kTcp, kUnix };
+
+class FleetAdapterTest : public ::testing::TestWithParam<Transport> {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Emulator>> emu = Emulator::Start({});
+    ASSERT_TRUE(emu.ok()) << emu.status();
+    emu_ = *std::move(emu);
+    absl::StatusOr<std::unique_ptr<Provider>> provider = MakeProvider(
+        GetParam() == Transport::kTcp ? emu_->tcp_endpoint() : emu_->unix_endpoint());
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    provider_ = *std::move(provider);
+    client_ = std::make_unique<Client>(provider_.get());
+  }
+
+  void TearDown() override {
+    client_.reset();
+    provider_.reset();
+    emu_.reset();  // kills the emulator
+  }
+
+  std::unique_ptr<Emulator> emu_;
+  std::unique_ptr<Provider> provider_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_P(FleetAdapterTest, ListUnitsFollowsEveryFleetPage) {
+  std::vector<std::string> names;
+  for (int i = 6; i >= 0; --i) {  // created out of order on purpose
+    const std::string id = absl::StrCat("u", i, ".service");
+    absl::StatusOr<MutationProgress> p = client_->CreateUnit(id, SleepUnit(v1::Unit::INACTIVE));
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_TRUE(p->done);
+    names.insert(names.begin(), absl::StrCat("accounts/lab/units/", id));
+  }
+  // All of them in one answer: 7 units at fleet's page limit 2 is 4 pages.
+  const int before = emu_->CountRequests("GET /fleet/v1/units -> 200");
+  absl::StatusOr<v1::ListUnitsResponse> all = client_->ListUnits();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(emu_->CountRequests("GET /fleet/v1/units -> 200") - before, 4);
+  std::vector<std::string> got;
+  for (const v1::Unit& u : all->units()) got.push_back(u.name());
+  EXPECT_EQ(got, names);
+  EXPECT_EQ(all->next_page_token(), "");
+  EXPECT_EQ(all->units(0).options(0).value(), "/usr/bin/sleep 1d");
+
+  // Our own pages of 3: every unit exactly once, in order.
+  std::vector<std::string> paged;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<v1::ListUnitsResponse> page = client_->ListUnits(3, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->units_size(), 3);
+    for (const v1::Unit& u : page->units()) paged.push_back(u.name());
+    token = page->next_page_token();
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(paged, names);
+
+  // A foreign page token is refused before fleet is asked.
+  const size_t requests = emu_->Requests().size();
+  absl::StatusOr<v1::ListUnitsResponse> bad = client_->ListUnits(0, "ZAACAA==");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(bad.status()), ElementsAre("page_token"));
+  EXPECT_EQ(emu_->Requests().size(), requests);
+}
+
+TEST_P(FleetAdapterTest, CreateLaunchedConvergesThenStopAndDelete) {
+  absl::StatusOr<MutationProgress> p =
+      client_->CreateUnit("hello.service", SleepUnit(v1::Unit::LAUNCHED));
+  ASSERT_TRUE(p.ok()) << p.status();
+  // The agents report after the converge delay, so the first look is early.
+  EXPECT_FALSE(p->done);
+  EXPECT_EQ(p->poll_token, "unit:hello.service:launched");
+  EXPECT_THAT(p->detail, HasSubstr("waiting for unit hello.service to reach launched"));
+  p = client_->PollUntilDone(*p);
+  ASSERT_TRUE(p.ok()) << p.status();
+  v1::Unit unit = Unpack<v1::Unit>(*p);
+  EXPECT_EQ(unit.name(), "accounts/lab/units/hello.service");
+  EXPECT_EQ(unit.desired_state(), v1::Unit::LAUNCHED);
+  EXPECT_EQ(unit.current_state(), v1::Unit::LAUNCHED);
+  ASSERT_THAT(unit.machine(), ::testing::StartsWith("accounts/lab/machines/"));
+
+  // Its state, on its machine only.
+  absl::StatusOr<v1::ListUnitStatesResponse> states = client_->ListUnitStates(unit.machine(), "");
+  ASSERT_TRUE(states.ok()) << states.status();
+  ASSERT_EQ(states->unit_states_size(), 1);
+  const v1::UnitState& st = states->unit_states(0);
+  EXPECT_EQ(st.unit(), unit.name());
+  EXPECT_EQ(st.machine(), unit.machine());
+  EXPECT_EQ(st.hash(), kSleepHash);
+  EXPECT_EQ(st.systemd_load_state(), "loaded");
+  EXPECT_EQ(st.systemd_active_state(), "active");
+  EXPECT_EQ(st.systemd_sub_state(), "running");
+  // The filter went to fleet as machineID (the emulator filters).
+  EXPECT_GE(emu_->CountRequests("GET /fleet/v1/state -> 200"), 1);
+  absl::StatusOr<v1::ListMachinesResponse> machines = client_->ListMachines();
+  ASSERT_TRUE(machines.ok()) << machines.status();
+  for (const v1::Machine& m : machines->machines()) {
+    if (m.name() == unit.machine()) continue;
+    states = client_->ListUnitStates(m.name(), "");
+    ASSERT_TRUE(states.ok()) << states.status();
+    EXPECT_EQ(states->unit_states_size(), 0) << m.name();
+  }
+  states = client_->ListUnitStates("", unit.name());
+  ASSERT_TRUE(states.ok()) << states.status();
+  EXPECT_EQ(states->unit_states_size(), 1);
+  states = client_->ListUnitStates("", "accounts/lab/units/other.service");
+  ASSERT_TRUE(states.ok()) << states.status();
+  EXPECT_EQ(states->unit_states_size(), 0);
+
+  // Stop it.
+  p = client_->SetState(unit.name(), v1::Unit::INACTIVE);
+  ASSERT_TRUE(p.ok()) << p.status();
+  p = client_->PollUntilDone(*p);
+  ASSERT_TRUE(p.ok()) << p.status();
+  unit = Unpack<v1::Unit>(*p);
+  EXPECT_EQ(unit.desired_state(), v1::Unit::INACTIVE);
+  EXPECT_EQ(unit.current_state(), v1::Unit::INACTIVE);
+
+  // Delete it; then it is gone, and deleting again is NOT_FOUND unless
+  // allow_missing.
+  p = client_->DeleteUnit(unit.name(), false);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  EXPECT_TRUE(p->result.Is<google::protobuf::Empty>());
+  absl::StatusOr<v1::Unit> gone = client_->GetUnit(unit.name());
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(GetErrorInfo(gone.status())->reason(), "RESOURCE_NOT_FOUND");
+  EXPECT_EQ(MetadataOf(gone.status(), "providerMessage"), "unit does not exist");
+  p = client_->DeleteUnit(unit.name(), false);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(MetadataOf(p.status(), "httpStatus"), "404");
+  p = client_->DeleteUnit(unit.name(), true);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  // A poll for a unit that disappeared.
+  p = client_->Poll("unit:hello.service:launched");
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(FleetAdapterTest, CreateInactiveIsDoneAtOnceAndRedriveIsHarmless) {
+  v1::Unit wanted = SleepUnit(v1::Unit::STATE_UNSPECIFIED);  // INACTIVE by default
+  *wanted.add_options() = Option("Service", "Environment", "");
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the second is fleet's 204 path
+    absl::StatusOr<MutationProgress> p = client_->CreateUnit("a:b.service", wanted);
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_TRUE(p->done) << attempt;
+    const v1::Unit unit = Unpack<v1::Unit>(*p);
+    EXPECT_EQ(unit.name(), "accounts/lab/units/a:b.service");
+    EXPECT_EQ(unit.desired_state(), v1::Unit::INACTIVE);
+    EXPECT_EQ(unit.current_state(), v1::Unit::INACTIVE);
+    ASSERT_EQ(unit.options_size(), 2);
+    EXPECT_EQ(unit.options(1).name(), "Environment");
+    EXPECT_EQ(unit.options(1).value(), "");
+  }
+  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/a:b.service -> 201"), 1);
+  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/a:b.service -> 204"), 1);
+  absl::StatusOr<v1::Unit> unit = client_->GetUnit("accounts/lab/units/a:b.service");
+  ASSERT_TRUE(unit.ok()) << unit.status();
+  EXPECT_EQ(unit->options_size(), 2);
+}
+
+TEST_P(FleetAdapterTest, GlobalUnitIsDoneAtOnce) {
+  v1::Unit global = SleepUnit(v1::Unit::LAUNCHED);
+  *global.add_options() = Option("X-Fleet", "Global", "true");
+  absl::StatusOr<MutationProgress> p = client_->CreateUnit("everywhere.service", global);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->done);
+  const v1::Unit unit = Unpack<v1::Unit>(*p);
+  EXPECT_EQ(unit.desired_state(), v1::Unit::LAUNCHED);
+  EXPECT_EQ(unit.current_state(), v1::Unit::STATE_UNSPECIFIED);  // fleet has none for it
+  EXPECT_EQ(unit.machine(), "");
+}
+
+TEST_P(FleetAdapterTest, InvalidRequestsSendNothing) {
+  const size_t before = emu_->Requests().size();
+  auto expect_invalid = [](const absl::Status& s, const std::string& field) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(ViolationFields(s), ElementsAre(field)) << s;
+  };
+  absl::StatusOr<MutationProgress> p =
+      client_->CreateUnit("yes/no.service", SleepUnit(v1::Unit::LAUNCHED));
+  expect_invalid(p.status(), "unit_id");
+  EXPECT_EQ(p.status().message(), "unit_id: invalid character '/' in unit name");
+  p = client_->CreateUnit("foo.servICE", SleepUnit(v1::Unit::LAUNCHED));
+  expect_invalid(p.status(), "unit_id");
+  EXPECT_EQ(p.status().message(), "unit_id: invalid unit type: \"servICE\"");
+  p = client_->CreateUnit("ok.service", v1::Unit());
+  expect_invalid(p.status(), "unit.options");
+  p = client_->CreateUnit("ok.service", SleepUnit(static_cast<v1::Unit::State>(7)));
+  expect_invalid(p.status(), "unit.desired_state");
+  p = client_->CreateUnit("tmpl@.service", SleepUnit(v1::Unit::LAUNCHED));
+  expect_invalid(p.status(), "unit.desired_state");
+  p = client_->SetState("accounts/lab/units/ok.service", v1::Unit::STATE_UNSPECIFIED);
+  expect_invalid(p.status(), "desired_state");
+  p = client_->SetState("accounts/lab/units/@x.service", v1::Unit::LAUNCHED);
+  expect_invalid(p.status(), "name");
+  p = client_->SetState("accounts/lab/units/tmpl@.service", v1::Unit::LOADED);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.status().message(), "cannot activate template \"tmpl@.service\"");
+  p = client_->DeleteUnit("accounts/other/units/ok.service", true);
+  expect_invalid(p.status(), "name");
+  absl::StatusOr<v1::Unit> unit = client_->GetUnit("accounts/lab/units/no-dot");
+  expect_invalid(unit.status(), "name");
+  absl::StatusOr<v1::ListUnitStatesResponse> states =
+      client_->ListUnitStates("accounts/lab/machines/a b", "");
+  expect_invalid(states.status(), "machine");
+  states = client_->ListUnitStates("", "accounts/lab/units/x");
+  expect_invalid(states.status(), "unit");
+  absl::StatusOr<v1::Machine> machine = client_->GetMachine("accounts/lab/units/x.service");
+  expect_invalid(machine.status(), "name");
+  p = client_->Poll("operation-17");
+  expect_invalid(p.status(), "poll_token");
+
+  EXPECT_EQ(emu_->Requests().size(), before) << absl::StrJoin(emu_->Requests(), "\n");
+  absl::StatusOr<v1::ListUnitsResponse> all = client_->ListUnits();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->units_size(), 0);  // the registry is unchanged
+}
+
+TEST_P(FleetAdapterTest, SetStateOfMissingUnitIsFailedPrecondition) {
+  absl::StatusOr<MutationProgress> p =
+      client_->SetState("accounts/lab/units/nope.service", v1::Unit::LAUNCHED);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(MetadataOf(p.status(), "httpStatus"), "409");
+  EXPECT_EQ(MetadataOf(p.status(), "providerMessage"),
+            "unit does not exist and options field empty");
+  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/nope.service -> 409"), 1);
+}
+
+TEST_P(FleetAdapterTest, FleetOptionCheckNamesTheOptionsField) {
+  v1::Unit unit = SleepUnit(v1::Unit::LAUNCHED);
+  *unit.add_options() = Option("X-Fleet", "MachineID", "abc");
+  *unit.add_options() = Option("X-Fleet", "Global", "true");
+  absl::StatusOr<MutationProgress> p = client_->CreateUnit("bad.service", unit);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(p.status()), ElementsAre("unit.options"));
+  EXPECT_EQ(MetadataOf(p.status(), "providerMessage"), "MachineID cannot be used with Global");
+}
+
+TEST_P(FleetAdapterTest, ChangedTargetAbortsTheWait) {
+  absl::StatusOr<MutationProgress> first =
+      client_->CreateUnit("race.service", SleepUnit(v1::Unit::LAUNCHED));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->done);
+  ASSERT_TRUE(client_->SetState("accounts/lab/units/race.service", v1::Unit::LOADED).ok());
+  absl::StatusOr<MutationProgress> p = client_->Poll(first->poll_token);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kAborted);
+}
+
+TEST_P(FleetAdapterTest, ExpiredDeadlineSendsNothing) {
+  const size_t before = emu_->Requests().size();
+  client_->set_deadline(absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(client_->ListUnits().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->GetUnit("accounts/lab/units/a.service").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->CreateUnit("a.service", SleepUnit(v1::Unit::LAUNCHED)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->SetState("accounts/lab/units/a.service", v1::Unit::LOADED).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->DeleteUnit("accounts/lab/units/a.service", true).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->Poll("unit:a.service:launched").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->ListMachines().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(emu_->Requests().size(), before);
+}
+
+TEST_P(FleetAdapterTest, MachinesArePagedAndFound) {
+  const int before = emu_->CountRequests("GET /fleet/v1/machines -> 200");
+  absl::StatusOr<v1::ListMachinesResponse> first = client_->ListMachines(2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // 3 machines at fleet's limit 2: two fleet pages.
+  EXPECT_EQ(emu_->CountRequests("GET /fleet/v1/machines -> 200") - before, 2);
+  ASSERT_EQ(first->machines_size(), 2);
+  ASSERT_NE(first->next_page_token(), "");
+  absl::StatusOr<v1::ListMachinesResponse> second =
+      client_->ListMachines(2, first->next_page_token());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->machines_size(), 1);
+  EXPECT_EQ(second->next_page_token(), "");
+  EXPECT_LT(first->machines(0).name(), first->machines(1).name());
+  EXPECT_LT(first->machines(1).name(), second->machines(0).name());
+  for (const v1::Machine& m : first->machines()) {
+    EXPECT_THAT(m.primary_ip(), ::testing::StartsWith("198.51.100."));
+  }
+
+  absl::StatusOr<v1::Machine> machine = client_->GetMachine(second->machines(0).name());
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  EXPECT_EQ(machine->name(), second->machines(0).name());
+  EXPECT_EQ(machine->primary_ip(), second->machines(0).primary_ip());
+  machine = client_->GetMachine("accounts/lab/machines/0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(machine.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(GetErrorInfo(machine.status())->reason(), "RESOURCE_NOT_FOUND");
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, FleetAdapterTest,
+                         ::testing::Values(Transport::kTcp, Transport::kUnix),
+                         [](const ::testing::TestParamInfo<Transport>& info) {
+                           return info.param == Transport::kTcp ? "Tcp" : "Unix";
+                         });
+
+// ---------------------------------------------------------------------------
+// Without an emulator.
+
+TEST(FleetAdapterNoServer, UnreachableEndpointIsUnavailable) {
+  // A TCP port that was just free, and a socket path nobody listens on.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  for (const std::string& endpoint :
+       {absl::StrCat("http://127.0.0.1:", port), std::string("unix:///tmp/no-fleet-here.sock")}) {
+    absl::StatusOr<std::unique_ptr<Provider>> provider = MakeProvider(endpoint);
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    Client client(provider->get());
+    EXPECT_EQ(client.ListUnits().status().code(), absl::StatusCode::kUnavailable) << endpoint;
+    EXPECT_EQ(client.GetUnit("accounts/lab/units/a.service").status().code(),
+              absl::StatusCode::kUnavailable)
+        << endpoint;
+    EXPECT_EQ(client.CreateUnit("a.service", SleepUnit(v1::Unit::LAUNCHED)).status().code(),
+              absl::StatusCode::kUnavailable)
+        << endpoint;
+  }
+}
+
+TEST(FleetAdapterNoServer, Registration) {
+  AdapterRegistry registry;
+  ASSERT_TRUE(RegisterFleet(registry).ok());
+  EXPECT_EQ(RegisterFleet(registry).code(), absl::StatusCode::kAlreadyExists);
+  const ProviderInfo* info = registry.Find("fleet");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->display_name, "CoreOS fleet v1");
+  EXPECT_EQ(info->protocol, "REST/JSON over TCP or a unix socket");
+  EXPECT_EQ(info->watch_source, "poll");
+  EXPECT_THAT(info->supported_methods,
+              ElementsAre("cloudplane.v1.UnitsService.ListUnits",
+                          "cloudplane.v1.UnitsService.GetUnit",
+                          "cloudplane.v1.UnitsService.CreateUnit",
+                          "cloudplane.v1.UnitsService.SetUnitDesiredState",
+                          "cloudplane.v1.UnitsService.DeleteUnit",
+                          "cloudplane.v1.UnitsService.ListUnitStates",
+                          "cloudplane.v1.UnitsService.ListMachines",
+                          "cloudplane.v1.UnitsService.GetMachine"));
+  for (const std::string& m : info->supported_methods) {
+    EXPECT_THAT(AllAdapterMethods(), ::testing::Contains(m));
+  }
+
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = "http://127.0.0.1:49153";
+  setup.options = {{"zone", "a"}, {"region", "b"}};
+  absl::StatusOr<std::unique_ptr<Provider>> p = registry.Create("fleet", setup);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(p.status()), ElementsAre("options.region", "options.zone"));
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("region"));
+
+  setup.options.clear();
+  for (const char* bad : {"", "ftp://host", "unix://relative.sock", "http://"}) {
+    setup.endpoint = bad;
+    p = registry.Create("fleet", setup);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(ViolationFields(p.status()), ElementsAre("endpoint")) << bad;
+  }
+  setup.endpoint = "unix:///var/run/fleet.sock";
+  p = registry.Create("fleet", setup);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)->Info().kind, "fleet");
+  // Anything outside UnitsService stays UNIMPLEMENTED.
+  Client client(p->get());
+  absl::StatusOr<v1::ListInstancesResponse> r = Await<v1::ListInstancesResponse>([&](auto cb) {
+    (*p)->ListInstances(client.Ctx(), v1::ListInstancesRequest(), std::move(cb));
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::fleet

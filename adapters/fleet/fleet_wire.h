@@ -1,0 +1,165 @@
+// Pure translation between the CoreOS fleet v1 wire format (JSON over HTTP)
+// and cloudplane.v1 messages. No I/O: every function here is a deterministic
+// function of its arguments, tested on recorded and hand-written payloads in
+// fleet_wire_test.cc.
+//
+// Reference: /work/shared/protocols/fleet.md (sections cited as §N below),
+// written from coreos/fleet api/*.go and schema/v1.json.
+//
+// Errors:
+//   - A payload fleet sent that is not JSON, or JSON of the wrong shape, is
+//     INTERNAL ("fleet sent malformed JSON: ...") with ErrorInfo reason
+//     PROVIDER_MALFORMED_RESPONSE. It never crashes.
+//   - Local validation (names, states, options) is INVALID_ARGUMENT with a
+//     BadRequest field violation naming the request field.
+//   - A fleet error response becomes the status of StatusFromResponse().
+//
+// Thread-safety: all functions are thread-safe (no shared state).
+#ifndef CLOUDPLANE_ADAPTERS_FLEET_FLEET_WIRE_H_
+#define CLOUDPLANE_ADAPTERS_FLEET_FLEET_WIRE_H_
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "cloudplane/v1/units.pb.h"
+#include "google/protobuf/repeated_field.h"
+
+namespace cloudplane::adapters::fleet {
+
+using Options = google::protobuf::RepeatedPtrField<v1::UnitOption>;
+
+// The path prefix of fleet's current API (the legacy /v1-alpha is not used).
+inline constexpr absl::string_view kApiPrefix = "/fleet/v1";
+
+// ---------------------------------------------------------------------------
+// Names, states and local validation.
+
+// Why fleet would reject `name` as a unit name (§5.1), in fleet's exact words
+// (e.g. `invalid unit type: "bar"`), or nullopt when it is valid.
+std::optional<std::string> UnitNameError(absl::string_view name);
+
+// OK, or INVALID_ARGUMENT naming `field` with UnitNameError's text.
+absl::Status ValidateUnitName(absl::string_view field, absl::string_view name);
+
+// True for a template name: it has an `@` and an empty instance before the
+// last `.` (`foo@.service`); fleet refuses to activate those.
+bool IsTemplateUnitName(absl::string_view name);
+
+// Checks the options of a unit to create: at least one; each with a
+// non-empty section and name; no line breaks anywhere (they would change the
+// unit file fleet builds, §5.3), no `[`/`]` in a section, no `=` in a name.
+// INVALID_ARGUMENT naming `field` (e.g. `unit.options`) or `field[i].name`.
+absl::Status ValidateOptions(absl::string_view field, const Options& options);
+
+// True when the options make a global unit (§3): the last `[X-Fleet]
+// Global=` value is one of true/yes/1/on/t (case-insensitive). Global units
+// have no currentState or machineID in GET /units/{name}.
+bool IsGlobalUnit(const Options& options);
+
+// "inactive", "loaded", "launched"; nullopt for STATE_UNSPECIFIED and for
+// values outside the enum.
+std::optional<absl::string_view> StateToWire(v1::Unit::State state);
+
+// The enum value of a fleet state string; STATE_UNSPECIFIED for "" and for
+// anything else (fleet stores unchecked strings on one path, §5 step 7).
+v1::Unit::State StateFromWire(absl::string_view state);
+
+// `accounts/<account>/units/<unit_name>` and
+// `accounts/<account>/machines/<machine_id>`.
+std::string UnitResourceName(absl::string_view account, absl::string_view unit_name);
+std::string MachineResourceName(absl::string_view account, absl::string_view machine_id);
+
+// The unit name of a `accounts/<account>/units/<unit>` resource name, which
+// must also be a valid fleet unit name. INVALID_ARGUMENT naming `field` when
+// the shape is wrong, the account differs from `account` (unless `account`
+// is empty), or the unit name is invalid.
+absl::StatusOr<std::string> UnitNameFromResource(absl::string_view field,
+                                                 absl::string_view account,
+                                                 absl::string_view resource);
+
+// The machine id of a `accounts/<account>/machines/<id>` resource name; the
+// id must be letters, digits, `-`, `_` or `.`. INVALID_ARGUMENT naming
+// `field` otherwise (as above for the account).
+absl::StatusOr<std::string> MachineIdFromResource(absl::string_view field,
+                                                  absl::string_view account,
+                                                  absl::string_view resource);
+
+// ---------------------------------------------------------------------------
+// Request paths (already percent-encoded, ready for HttpRequest) and bodies.
+
+// /fleet/v1/units/<name>
+std::string UnitPath(absl::string_view unit_name);
+// /fleet/v1/units[?nextPageToken=T]
+std::string ListUnitsPath(absl::string_view fleet_page_token);
+// /fleet/v1/state[?machineID=M][&unitName=U][&nextPageToken=T]; empty
+// arguments are left out.
+std::string ListUnitStatesPath(absl::string_view machine_id, absl::string_view unit_name,
+                               absl::string_view fleet_page_token);
+// /fleet/v1/machines[?nextPageToken=T]
+std::string ListMachinesPath(absl::string_view fleet_page_token);
+
+// The body of PUT /fleet/v1/units/<name> (§5): `{"desiredState":…,
+// "options":[{"section","name","value"},…]}`, each key left out when its
+// argument is empty (fleet treats a missing key and an empty one alike).
+std::string UnitPutBody(const Options& options, absl::string_view desired_state);
+
+// ---------------------------------------------------------------------------
+// Responses.
+
+// Unit (§3). `machine` is set from machineID; absent states stay
+// STATE_UNSPECIFIED (a global unit's currentState, for instance).
+absl::StatusOr<v1::Unit> ParseUnit(absl::string_view json, absl::string_view account);
+
+struct UnitPage {
+  std::vector<v1::Unit> units;
+  std::string next_page_token;  // fleet's; empty on the last page
+};
+absl::StatusOr<UnitPage> ParseUnitPage(absl::string_view json, absl::string_view account);
+
+absl::StatusOr<v1::UnitState> ParseUnitState(absl::string_view json,
+                                             absl::string_view account);
+
+struct UnitStatePage {
+  std::vector<v1::UnitState> states;
+  std::string next_page_token;
+};
+absl::StatusOr<UnitStatePage> ParseUnitStatePage(absl::string_view json,
+                                                 absl::string_view account);
+
+struct MachinePage {
+  std::vector<v1::Machine> machines;
+  std::string next_page_token;
+};
+// Missing metadata and primaryIP are fine (fleet omits empty fields).
+absl::StatusOr<MachinePage> ParseMachinePage(absl::string_view json,
+                                             absl::string_view account);
+
+// The status for a fleet response: OK for 2xx; otherwise the code of the
+// table in fleet_wire.cc for `http_status`, message
+// "<context>: fleet answered HTTP <n>: <fleet's message>", and an ErrorInfo
+// whose metadata holds "httpStatus" and "providerMessage" (fleet's message
+// from the `{"error":{"code","message"}}` envelope, "" when the body is not
+// one). `context` names what was asked ("GET unit hello.service").
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view context);
+
+// ---------------------------------------------------------------------------
+// Operation poll tokens: `unit:<name>:<desired wire state>`.
+
+std::string MakePollToken(absl::string_view unit_name, absl::string_view desired_state);
+
+struct PollTarget {
+  std::string unit_name;
+  std::string desired_state;  // wire form, e.g. "launched"
+};
+// INVALID_ARGUMENT naming `poll_token` for a token MakePollToken did not make.
+absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token);
+
+}  // namespace cloudplane::adapters::fleet
+
+#endif  // CLOUDPLANE_ADAPTERS_FLEET_FLEET_WIRE_H_

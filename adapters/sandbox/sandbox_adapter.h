@@ -1,0 +1,73 @@
+// The built-in `sandbox` provider: a simulated cloud inside cloudplaned, so
+// the server is useful on a machine with no cloud at all.
+//
+// Provider API version: none (cloudplane's own simulation). Protocol:
+// in-process calls. Auth: none; an account's `secret` is ignored. Reference:
+// this header and adapters/sandbox/sandbox_provider.h.
+//
+// Every method of api_methods.inc is implemented. State lives in the
+// server's store (AccountSetup::store), so it survives restarts. The catalog
+// (images, machine types, locations, hosts, billing codes, fleet machines)
+// is fixed; see sandbox_catalog.h.
+//
+// Behaviour, modelled on EC2/GCE and fleet:
+//   * Timed transitions last `transition_ms` (option, default 1500):
+//     instances PROVISIONING -> RUNNING (STOPPED when created with
+//     start=false), STOPPING -> STOPPED, REBOOTING -> RUNNING,
+//     TERMINATING -> gone; volumes CREATING -> AVAILABLE, RESIZING ->
+//     AVAILABLE/ATTACHED, DELETING -> gone; units' current_state -> desired
+//     state; scaling groups CREATING/RESIZING -> STABLE with `target_size`
+//     InService instances, DELETING -> gone. Reads apply due transitions at
+//     once; a timer on AccountSetup::loop writes them and publishes the
+//     change (source "local") on AccountSetup::changes.
+//   * Mutations answer done at once when the work is instant (updates,
+//     metadata, attach/detach, firewalls, launch templates, unit deletion,
+//     forced stop), otherwise done=false with a poll token that
+//     PollOperation answers. Repeating a mutation with the same
+//     CallContext::operation changes nothing and reports the same work.
+//   * Idempotent state changes succeed without work, as on EC2: starting a
+//     RUNNING instance, stopping a STOPPED one. Changes that the state
+//     forbids are FAILED_PRECONDITION (reboot a STOPPED instance, delete an
+//     ATTACHED volume, attach to a PROVISIONING instance, delete a firewall
+//     an instance uses, delete a launch template a group uses, launch a
+//     template unit).
+//   * Instances' key_name and user_data are accepted and never returned;
+//     provider_options must be empty (the sandbox reads no keys).
+//   * A scaling group's instances are simulated inside the group (listed in
+//     ScalingGroup.instances) and are not Instances of ListInstances.
+//
+// Thread-safety: every method may be called concurrently from any thread;
+// each mutation is one store transaction. Callbacks run before the method
+// returns (the sandbox does only local SQLite work).
+#ifndef CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_ADAPTER_H_
+#define CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_ADAPTER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::adapters::sandbox {
+
+// kind "sandbox", display name "Built-in sandbox", protocol "in-process",
+// watch_source "local", every adapter method supported.
+ProviderInfo SandboxProviderInfo();
+
+// Builds the sandbox Provider of one account.
+//   INVALID_ARGUMENT     a non-empty endpoint; an unknown option (named);
+//                        `transition_ms` not an integer in [0, 86400000].
+//   FAILED_PRECONDITION  no store in `setup`.
+//   Store errors (UNAVAILABLE, DATA_LOSS) while scheduling the transitions
+//   left pending in the store.
+// `setup.loop` and `setup.changes` may be null (no timers: transitions then
+// show on reads only; no Watch changes).
+absl::StatusOr<std::unique_ptr<Provider>> NewSandboxProvider(const AccountSetup& setup);
+
+// Registers kind "sandbox" with NewSandboxProvider as its factory.
+// ALREADY_EXISTS when it is registered already.
+absl::Status RegisterSandbox(AdapterRegistry& registry);
+
+}  // namespace cloudplane::adapters::sandbox
+
+#endif  // CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_ADAPTER_H_

@@ -1,0 +1,282 @@
+// FirewallsService of the sandbox. Rules live inside their firewall's record
+// and are numbered from 1 in creation order; numbers are never reused.
+#include <arpa/inet.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "adapters/sandbox/sandbox_names.h"
+#include "adapters/sandbox/sandbox_provider.h"
+#include "base/errors.h"
+#include "base/status.h"
+
+namespace cloudplane::adapters::sandbox {
+namespace {
+
+constexpr absl::string_view kRules = "rules";
+
+bool IsCidr(absl::string_view range) {
+  size_t slash = range.find('/');
+  if (slash == absl::string_view::npos) return false;
+  std::string address(range.substr(0, slash));
+  int prefix = 0;
+  if (!absl::SimpleAtoi(range.substr(slash + 1), &prefix) || prefix < 0) return false;
+  unsigned char buffer[16];
+  if (inet_pton(AF_INET, address.c_str(), buffer) == 1) return prefix <= 32;
+  if (inet_pton(AF_INET6, address.c_str(), buffer) == 1) return prefix <= 128;
+  return false;
+}
+
+// Checks `in` and returns it normalised (lower-case protocol, explicit
+// direction and action); `field` is the rule's path in the request.
+absl::StatusOr<v1::FirewallRule> CheckRule(const v1::FirewallRule& in, absl::string_view field) {
+  v1::FirewallRule rule = in;
+  rule.clear_name();
+  std::string protocol = absl::AsciiStrToLower(in.protocol());
+  if (protocol.empty()) return InvalidField(absl::StrCat(field, ".protocol"), "required");
+  if (protocol != "tcp" && protocol != "udp" && protocol != "icmp" && protocol != "any") {
+    return InvalidField(absl::StrCat(field, ".protocol"), "must be tcp, udp, icmp or any");
+  }
+  rule.set_protocol(protocol);
+  if (rule.direction() == v1::FirewallRule::DIRECTION_UNSPECIFIED) {
+    rule.set_direction(v1::FirewallRule::INGRESS);
+  }
+  if (rule.action() == v1::FirewallRule::ACTION_UNSPECIFIED) {
+    rule.set_action(v1::FirewallRule::ALLOW);
+  }
+  const int start = in.port_range_start();
+  const int end = in.port_range_end();
+  if (start < 0 || start > 65535) {
+    return InvalidField(absl::StrCat(field, ".port_range_start"), "must be 0 to 65535");
+  }
+  if (end < 0 || end > 65535) {
+    return InvalidField(absl::StrCat(field, ".port_range_end"), "must be 0 to 65535");
+  }
+  if ((protocol == "icmp" || protocol == "any") && (start != 0 || end != 0)) {
+    return InvalidField(absl::StrCat(field, ".port_range_start"),
+                        absl::StrCat("ports do not apply to protocol ", protocol));
+  }
+  if (end != 0 && start == 0) {
+    return InvalidField(absl::StrCat(field, ".port_range_start"),
+                        "required when port_range_end is set");
+  }
+  if (end != 0 && end < start) {
+    return InvalidField(absl::StrCat(field, ".port_range_end"),
+                        "must not be below port_range_start");
+  }
+  if (rule.direction() == v1::FirewallRule::INGRESS && in.destination_ranges_size() > 0) {
+    return InvalidField(absl::StrCat(field, ".destination_ranges"),
+                        "only EGRESS rules have destination ranges");
+  }
+  if (rule.direction() == v1::FirewallRule::EGRESS && in.source_ranges_size() > 0) {
+    return InvalidField(absl::StrCat(field, ".source_ranges"),
+                        "only INGRESS rules have source ranges");
+  }
+  for (int i = 0; i < in.source_ranges_size(); ++i) {
+    if (!IsCidr(in.source_ranges(i))) {
+      return InvalidField(absl::StrCat(field, ".source_ranges[", i, "]"),
+                          "must be a CIDR range such as 203.0.113.0/24");
+    }
+  }
+  for (int i = 0; i < in.destination_ranges_size(); ++i) {
+    if (!IsCidr(in.destination_ranges(i))) {
+      return InvalidField(absl::StrCat(field, ".destination_ranges[", i, "]"),
+                          "must be a CIDR range such as 203.0.113.0/24");
+    }
+  }
+  return rule;
+}
+
+int64_t RuleNumber(const v1::FirewallRule& rule) {
+  int64_t number = 0;
+  absl::SimpleAtoi(LastSegment(rule.name()), &number);
+  return number;
+}
+
+}  // namespace
+
+void SandboxProvider::ListFirewalls(const CallContext& ctx,
+                                    const v1::ListFirewallsRequest& request,
+                                    Callback<v1::ListFirewallsResponse> done) {
+  std::move(done)([&]() -> absl::StatusOr<v1::ListFirewallsResponse> {
+    RETURN_IF_ERROR(CheckCall(ctx));
+    RETURN_IF_ERROR(CheckParent(request.parent(), account_));
+    ASSIGN_OR_RETURN(std::vector<v1::Firewall> firewalls, ListTyped<v1::Firewall>(kFirewalls));
+    v1::ListFirewallsResponse response;
+    RETURN_IF_ERROR(PageInto(std::move(firewalls), ByName<v1::Firewall>, request.page_size(),
+                             request.page_token(), response.mutable_firewalls(),
+                             response.mutable_next_page_token()));
+    return response;
+  }());
+}
+
+void SandboxProvider::GetFirewall(const CallContext& ctx, const v1::GetFirewallRequest& request,
+                                  Callback<v1::Firewall> done) {
+  std::move(done)([&]() -> absl::StatusOr<v1::Firewall> {
+    RETURN_IF_ERROR(CheckCall(ctx));
+    ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kFirewalls, "name"));
+    return GetTyped<v1::Firewall>(kFirewalls, id);
+  }());
+}
+
+void SandboxProvider::CreateFirewall(const CallContext& ctx,
+                                     const v1::CreateFirewallRequest& request,
+                                     Callback<MutationProgress> done) {
+  Mutate(
+      ctx,
+      [&](Txn& txn) -> absl::StatusOr<std::string> {
+        RETURN_IF_ERROR(CheckParent(request.parent(), account_));
+        if (!request.has_firewall()) return InvalidField("firewall", "required");
+        const v1::Firewall& in = request.firewall();
+        v1::Firewall firewall;
+        firewall.set_display_name(in.display_name());
+        firewall.set_description(in.description());
+        if (!in.location().empty()) {
+          ASSIGN_OR_RETURN(std::string location,
+                           CheckCatalogRef(in.location(), kLocations, "firewall.location"));
+          firewall.set_location(Name(kLocations, location));
+        }
+        RETURN_IF_ERROR(CheckLabels(in.labels(), "firewall.labels"));
+        *firewall.mutable_labels() = in.labels();
+        std::vector<v1::FirewallRule> rules;
+        for (int i = 0; i < in.rules_size(); ++i) {
+          ASSIGN_OR_RETURN(v1::FirewallRule rule,
+                           CheckRule(in.rules(i), absl::StrCat("firewall.rules[", i, "]")));
+          rules.push_back(std::move(rule));
+        }
+        ASSIGN_OR_RETURN(std::string id,
+                         ChooseId(txn, kFirewalls, request.firewall_id(), "firewall_id", "fw"));
+        firewall.set_name(Name(kFirewalls, id));
+        SetTime(txn.now(), firewall.mutable_create_time());
+        Record record;
+        int64_t next = 1;
+        for (v1::FirewallRule& rule : rules) {
+          rule.set_name(RuleName(account_, id, next++));
+          *firewall.add_rules() = std::move(rule);
+        }
+        record.set_next_child_id(next);
+        SaveVersion(firewall, record, txn.now());
+        RETURN_IF_ERROR(txn.Put(kFirewalls, id, record));
+        return MakeToken(kFirewalls, id, "current");
+      },
+      std::move(done));
+}
+
+void SandboxProvider::DeleteFirewall(const CallContext& ctx,
+                                     const v1::DeleteFirewallRequest& request,
+                                     Callback<MutationProgress> done) {
+  Mutate(
+      ctx,
+      [&](Txn& txn) -> absl::StatusOr<std::string> {
+        ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kFirewalls, "name"));
+        ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kFirewalls, id));
+        if (!record.has_value()) {
+          if (request.allow_missing()) return MakeToken(kFirewalls, id, "gone");
+          return NotFound(kFirewalls, request.name());
+        }
+        // Like an EC2 security group, a firewall in use cannot go.
+        const std::string name = Name(kFirewalls, id);
+        ASSIGN_OR_RETURN(auto instances, txn.LoadAll(kInstances));
+        for (const auto& [instance_id, instance_record] : instances) {
+          ASSIGN_OR_RETURN(v1::Instance instance, Decode<v1::Instance>(instance_record));
+          for (const std::string& fw : instance.firewalls()) {
+            if (fw == name) {
+              return WrongState(name, absl::StrCat("is used by ", instance.name()));
+            }
+          }
+        }
+        RETURN_IF_ERROR(txn.Delete(kFirewalls, id));
+        return MakeToken(kFirewalls, id, "gone");
+      },
+      std::move(done));
+}
+
+void SandboxProvider::ListFirewallRules(const CallContext& ctx,
+                                        const v1::ListFirewallRulesRequest& request,
+                                        Callback<v1::ListFirewallRulesResponse> done) {
+  std::move(done)([&]() -> absl::StatusOr<v1::ListFirewallRulesResponse> {
+    RETURN_IF_ERROR(CheckCall(ctx));
+    ASSIGN_OR_RETURN(std::string id, ParseName(request.parent(), account_, kFirewalls, "parent"));
+    ASSIGN_OR_RETURN(v1::Firewall firewall, GetTyped<v1::Firewall>(kFirewalls, id));
+    std::vector<v1::FirewallRule> rules(firewall.rules().begin(), firewall.rules().end());
+    v1::ListFirewallRulesResponse response;
+    // Keyed by zero-padded number, so rule 10 comes after rule 9.
+    RETURN_IF_ERROR(PageInto(
+        std::move(rules),
+        [](const v1::FirewallRule& rule) { return absl::StrFormat("%019d", RuleNumber(rule)); },
+        request.page_size(), request.page_token(), response.mutable_rules(),
+        response.mutable_next_page_token()));
+    return response;
+  }());
+}
+
+void SandboxProvider::GetFirewallRule(const CallContext& ctx,
+                                      const v1::GetFirewallRuleRequest& request,
+                                      Callback<v1::FirewallRule> done) {
+  std::move(done)([&]() -> absl::StatusOr<v1::FirewallRule> {
+    RETURN_IF_ERROR(CheckCall(ctx));
+    ASSIGN_OR_RETURN(auto parsed, ParseRuleName(request.name(), account_, "name"));
+    ASSIGN_OR_RETURN(v1::Firewall firewall, GetTyped<v1::Firewall>(kFirewalls, parsed.first));
+    for (const v1::FirewallRule& rule : firewall.rules()) {
+      if (rule.name() == request.name()) return rule;
+    }
+    return NotFound(kRules, request.name());
+  }());
+}
+
+void SandboxProvider::CreateFirewallRule(const CallContext& ctx,
+                                         const v1::CreateFirewallRuleRequest& request,
+                                         Callback<MutationProgress> done) {
+  Mutate(
+      ctx,
+      [&](Txn& txn) -> absl::StatusOr<std::string> {
+        ASSIGN_OR_RETURN(std::string id,
+                         ParseName(request.parent(), account_, kFirewalls, "parent"));
+        if (!request.has_rule()) return InvalidField("rule", "required");
+        ASSIGN_OR_RETURN(v1::FirewallRule rule, CheckRule(request.rule(), "rule"));
+        ASSIGN_OR_RETURN(Loaded<v1::Firewall> firewall,
+                         LoadExisting<v1::Firewall>(txn, kFirewalls, id));
+        int64_t number = std::max<int64_t>(firewall.record.next_child_id(), 1);
+        rule.set_name(RuleName(account_, id, number));
+        *firewall.resource.add_rules() = std::move(rule);
+        firewall.record.set_next_child_id(number + 1);
+        SaveVersion(firewall.resource, firewall.record, txn.now());
+        RETURN_IF_ERROR(txn.Put(kFirewalls, id, firewall.record));
+        return MakeToken(kRules, absl::StrCat(id, "/", number), "current");
+      },
+      std::move(done));
+}
+
+void SandboxProvider::DeleteFirewallRule(const CallContext& ctx,
+                                         const v1::DeleteFirewallRuleRequest& request,
+                                         Callback<MutationProgress> done) {
+  Mutate(
+      ctx,
+      [&](Txn& txn) -> absl::StatusOr<std::string> {
+        ASSIGN_OR_RETURN(auto parsed, ParseRuleName(request.name(), account_, "name"));
+        const std::string token =
+            MakeToken(kRules, absl::StrCat(parsed.first, "/", parsed.second), "gone");
+        ASSIGN_OR_RETURN(std::optional<Loaded<v1::Firewall>> firewall,
+                         LoadIfExists<v1::Firewall>(txn, kFirewalls, parsed.first));
+        auto* rules = firewall.has_value() ? firewall->resource.mutable_rules() : nullptr;
+        int index = -1;
+        for (int i = 0; rules != nullptr && i < rules->size(); ++i) {
+          if (rules->Get(i).name() == request.name()) index = i;
+        }
+        if (index < 0) {
+          if (request.allow_missing()) return token;
+          return NotFound(kRules, request.name());
+        }
+        rules->erase(rules->begin() + index);
+        SaveVersion(firewall->resource, firewall->record, txn.now());
+        RETURN_IF_ERROR(txn.Put(kFirewalls, parsed.first, firewall->record));
+        return token;
+      },
+      std::move(done));
+}
+
+}  // namespace cloudplane::adapters::sandbox

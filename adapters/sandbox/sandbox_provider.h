@@ -1,0 +1,365 @@
+// The sandbox Provider's class, shared by the sandbox_*.cc files that
+// implement its services. Internal to adapters/sandbox; the public entry
+// point is sandbox_adapter.h.
+//
+// How state moves:
+//   * Every resource is a `cloudplane.sandbox.Record` in the server's store
+//     (collection = the name's collection segment, id = the last segment).
+//   * A mutation runs in one store transaction (Mutate): it validates,
+//     writes, and may leave a Transition (target state + due time) on the
+//     record. It reports a poll token "<collection>:<id>:<want>" that
+//     Evaluate() answers from the store.
+//   * A transition whose time has come is applied
+//       - in memory by every read (ReadSettled), so reads are never stale;
+//       - and written back, with a Watch change published after the commit,
+//         by whoever touches the record in a transaction first: the timer
+//         that Mutate schedules on the EventLoop at the due time, or a later
+//         mutation (Txn::Load). So every transition is published once.
+//   * Idempotency: a mutation with an operation name records its poll token
+//     in the `_journal` collection in the same transaction; the same
+//     operation re-driven after a crash gets that token back and changes
+//     nothing.
+#ifndef CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
+#define CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/common/paging/paging.h"
+#include "adapters/provider.h"
+#include "adapters/sandbox/sandbox_catalog.h"
+#include "adapters/sandbox/sandbox_names.h"
+#include "adapters/sandbox/sandbox_state.pb.h"
+#include "base/event_loop.h"
+#include "google/protobuf/field_mask.pb.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/struct.pb.h"
+#include "store/store.h"
+
+namespace cloudplane::adapters::sandbox {
+
+using Record = ::cloudplane::sandbox::Record;
+using Transition = ::cloudplane::sandbox::Transition;
+
+// The store collection of the operation journal (not a resource collection).
+inline constexpr absl::string_view kJournal = "_journal";
+// The store collection of instance metadata, keyed by instance id.
+inline constexpr absl::string_view kMetadata = "metadata";
+
+// What a transaction leaves to do once it has committed.
+struct Effects {
+  struct Change {
+    v1::WatchResponse::ChangeType type;
+    std::string name;
+    std::shared_ptr<google::protobuf::Message> resource;
+  };
+  struct Timer {
+    std::string collection;
+    std::string id;
+    absl::Time due;
+  };
+  std::vector<Change> changes;
+  std::vector<Timer> timers;
+};
+
+// Settles a record whose transition is due: applies it to the resource in
+// `record`. Returns what happened; on a change, `*after` is the resource to
+// publish (its last value for kRemoved).
+enum class Settled { kUnchanged, kUpdated, kRemoved };
+absl::StatusOr<Settled> Settle(absl::string_view collection, Record& record, absl::Time now,
+                               std::shared_ptr<google::protobuf::Message>* after);
+
+// Record <-> typed resource.
+template <typename T>
+absl::StatusOr<T> Decode(const Record& record) {
+  T message;
+  if (!message.ParseFromString(record.resource())) {
+    return absl::DataLossError(
+        absl::StrCat("sandbox: stored ", T::descriptor()->name(), " does not decode"));
+  }
+  return message;
+}
+absl::StatusOr<Record> DecodeRecord(absl::string_view bytes);
+
+// Writes `resource` into `record` as a new version made at `when`: bumps the
+// generation and, for the types that have them, sets etag and update_time.
+void SaveVersion(v1::Instance& resource, Record& record, absl::Time when);
+void SaveVersion(v1::Volume& resource, Record& record, absl::Time when);
+void SaveVersion(v1::InstanceMetadata& resource, Record& record, absl::Time when);
+void SaveVersion(google::protobuf::Message& resource, Record& record, absl::Time when);
+
+// The sandbox's own state words (Instance/Volume.provider_state).
+std::string InstanceProviderState(v1::Instance::State state);
+std::string VolumeProviderState(v1::Volume::State state);
+
+// "instance", "launch template", ... for messages.
+std::string KindOf(absl::string_view collection);
+// NOT_FOUND for the resource `name` of `collection`, with ErrorInfo metadata
+// {"resource": name}.
+absl::Status NotFound(absl::string_view collection, absl::string_view name);
+// ALREADY_EXISTS likewise.
+absl::Status AlreadyExists(absl::string_view collection, absl::string_view name);
+// FAILED_PRECONDITION with reason FAILED_PRECONDITION and the resource named.
+absl::Status WrongState(absl::string_view name, absl::string_view message);
+
+// absl::Time -> google.protobuf.Timestamp.
+void SetTime(absl::Time time, google::protobuf::Timestamp* out);
+
+// Sets a transition due `delay` after `now`.
+void SetTransition(Record& record, absl::Time now, absl::Duration delay, int target_state,
+                   bool remove = false);
+
+// A store transaction as the sandbox uses it.
+class Txn {
+ public:
+  Txn(store::TxnView& view, std::string account, absl::Time now)
+      : view_(view), account_(std::move(account)), now_(now) {}
+
+  absl::Time now() const { return now_; }
+  const std::string& account() const { return account_; }
+
+  // The record, with a due transition applied and written back; nullopt when
+  // there is none (or it was just removed by its transition).
+  absl::StatusOr<std::optional<Record>> Load(absl::string_view collection, absl::string_view id);
+  // Load() of every record of `collection`, ordered by id.
+  absl::StatusOr<std::vector<std::pair<std::string, Record>>> LoadAll(
+      absl::string_view collection);
+  // Writes `record`; schedules a timer when it carries a transition.
+  absl::Status Put(absl::string_view collection, absl::string_view id, const Record& record);
+  absl::Status Delete(absl::string_view collection, absl::string_view id);
+
+  store::TxnView& view() { return view_; }
+  Effects& effects() { return effects_; }
+
+ private:
+  store::TxnView& view_;
+  const std::string account_;
+  const absl::Time now_;
+  Effects effects_;
+};
+
+// A decoded resource with its record, as mutations work on them.
+template <typename T>
+struct Loaded {
+  T resource;
+  Record record;
+};
+
+// The resource `id` of `collection` (settled); nullopt when there is none.
+template <typename T>
+absl::StatusOr<std::optional<Loaded<T>>> LoadIfExists(Txn& txn, absl::string_view collection,
+                                                      absl::string_view id) {
+  absl::StatusOr<std::optional<Record>> record = txn.Load(collection, id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) return std::optional<Loaded<T>>();
+  absl::StatusOr<T> resource = Decode<T>(**record);
+  if (!resource.ok()) return resource.status();
+  return std::optional<Loaded<T>>(Loaded<T>{*std::move(resource), **std::move(record)});
+}
+
+// Like LoadIfExists, but NOT_FOUND when there is none.
+template <typename T>
+absl::StatusOr<Loaded<T>> LoadExisting(Txn& txn, absl::string_view collection,
+                                       absl::string_view id) {
+  absl::StatusOr<std::optional<Loaded<T>>> loaded = LoadIfExists<T>(txn, collection, id);
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->has_value()) {
+    return NotFound(collection, ResourceName(txn.account(), collection, id));
+  }
+  return **std::move(loaded);
+}
+
+// The paths of an update mask, checked: each must be in `mutable_paths`
+// (a map field `f` also allows `f.<key>` when "f" is listed); paths in
+// `immutable_paths`, unknown ones and an empty mask are INVALID_ARGUMENT
+// naming `update_mask`.
+absl::StatusOr<std::vector<std::string>> CheckUpdateMask(
+    const google::protobuf::FieldMask& mask, const std::vector<absl::string_view>& mutable_paths,
+    const std::vector<absl::string_view>& map_paths,
+    const std::vector<absl::string_view>& immutable_paths);
+
+// Checks `options` (Instance/Volume.provider_options): the sandbox reads no
+// keys, so any key is INVALID_ARGUMENT naming `<field>.<key>`.
+absl::Status CheckNoProviderOptions(const google::protobuf::Struct& options,
+                                    absl::string_view field);
+
+// Label keys must be non-empty: INVALID_ARGUMENT naming `field` otherwise.
+absl::Status CheckLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                         absl::string_view field);
+
+// What Evaluate() found about the resource a token names.
+struct TokenTarget {
+  std::string collection;
+  std::string id;
+  std::string want;
+};
+absl::StatusOr<TokenTarget> ParseToken(absl::string_view token);
+std::string MakeToken(absl::string_view collection, absl::string_view id, absl::string_view want);
+
+class SandboxProvider final : public Provider {
+ public:
+  struct Options {
+    absl::Duration transition = absl::Milliseconds(1500);
+  };
+
+  // Builds the provider and schedules the transitions pending in the store.
+  static absl::StatusOr<std::unique_ptr<SandboxProvider>> Create(const AccountSetup& setup,
+                                                                  Options options);
+  ~SandboxProvider() override;
+
+  const ProviderInfo& Info() const override;
+
+  void PollOperation(const CallContext& ctx, const std::string& poll_token,
+                     Callback<MutationProgress> done) override;
+
+#define CP_READ(Service, Method, Request, Response)                       \
+  void Method(const CallContext& ctx, const v1::Request& request,         \
+              Callback<v1::Response> done) override;
+#define CP_MUTATION(Service, Method, Request, Result)                     \
+  void Method(const CallContext& ctx, const v1::Request& request,         \
+              Callback<MutationProgress> done) override;
+#include "adapters/api_methods.inc"
+#undef CP_READ
+#undef CP_MUTATION
+
+ private:
+  // Guards timer callbacks against running after destruction.
+  struct Alive {
+    absl::Mutex mu;
+    SandboxProvider* self ABSL_GUARDED_BY(mu);
+  };
+
+  SandboxProvider(const AccountSetup& setup, Options options);
+
+  // INTERNAL when a call for another account reaches this provider.
+  absl::Status CheckCall(const CallContext& ctx) const;
+
+  // Runs `fn` as the mutation of `ctx` (see the file comment) and answers
+  // `done` with the progress of the token it returns.
+  void Mutate(const CallContext& ctx, absl::FunctionRef<absl::StatusOr<std::string>(Txn&)> fn,
+              Callback<MutationProgress> done);
+  // Runs `fn` in a store transaction and carries out its effects after the
+  // commit.
+  absl::Status RunTxn(absl::FunctionRef<absl::Status(Txn&)> fn);
+  void ApplyEffects(Effects effects);
+  void ScheduleTimer(const std::string& collection, const std::string& id, absl::Time due);
+  void OnTimer(const std::string& collection, const std::string& id);
+  absl::Status ScheduleStoredTransitions();
+  absl::Status PruneJournal();
+
+  // Reads without writing: the record as it is now (due transitions applied
+  // in memory); nullopt when absent or gone.
+  absl::StatusOr<std::optional<Record>> ReadSettled(absl::string_view collection,
+                                                    absl::string_view id) const;
+  absl::StatusOr<std::vector<Record>> ReadAllSettled(absl::string_view collection) const;
+
+  // The progress of the work a poll token names.
+  absl::StatusOr<MutationProgress> Evaluate(const std::string& token) const;
+
+  // Typed reads used by several services.
+  template <typename T>
+  absl::StatusOr<T> GetTyped(absl::string_view collection, absl::string_view id) const;
+  template <typename T>
+  absl::StatusOr<std::vector<T>> ListTyped(absl::string_view collection) const;
+
+  // Reference checks for request fields: the id of `name` in `collection`,
+  // INVALID_ARGUMENT naming `field` for a malformed name, NOT_FOUND naming
+  // the resource when it does not exist.
+  absl::StatusOr<std::string> CheckCatalogRef(absl::string_view name, absl::string_view collection,
+                                              absl::string_view field) const;
+  absl::StatusOr<std::string> CheckStoredRef(Txn& txn, absl::string_view name,
+                                             absl::string_view collection,
+                                             absl::string_view field) const;
+  // A fresh id `<prefix>-<12 hex>` free in `collection`.
+  absl::StatusOr<std::string> NewId(Txn& txn, absl::string_view collection,
+                                    absl::string_view prefix) const;
+  // The requested id checked (ALREADY_EXISTS when taken), or a fresh one.
+  absl::StatusOr<std::string> ChooseId(Txn& txn, absl::string_view collection,
+                                       absl::string_view requested, absl::string_view field,
+                                       absl::string_view prefix) const;
+
+  std::string Name(absl::string_view collection, absl::string_view id) const;
+
+  // The metadata of an existing instance (empty items when never set).
+  absl::StatusOr<v1::InstanceMetadata> ReadMetadata(absl::string_view instance_id) const;
+
+  // Per-service helpers (sandbox_compute.cc, sandbox_units.cc, ...).
+  // The zone id for a request's `location` (empty: the default zone; a
+  // region: its first zone).
+  absl::StatusOr<std::string> ResolveZone(absl::string_view location,
+                                          absl::string_view field) const;
+  // Sets machine_type, cpu_count and memory_bytes of `out` from the sizing
+  // fields of `in` (field names under `prefix`).
+  absl::Status ApplyInstanceSize(const v1::Instance& in, bool type_given, bool size_given,
+                                 absl::string_view prefix, v1::Instance& out) const;
+  absl::StatusOr<std::string> PickMachine(Txn& txn, const v1::Unit& unit) const;
+
+  const std::string account_;
+  store::Store* const store_;
+  EventLoop* const loop_;
+  ChangeSink* const changes_;
+  const Options options_;
+  const Catalog catalog_;
+  std::shared_ptr<Alive> alive_;
+};
+
+// Typed reads.
+template <typename T>
+absl::StatusOr<T> SandboxProvider::GetTyped(absl::string_view collection,
+                                            absl::string_view id) const {
+  absl::StatusOr<std::optional<Record>> record = ReadSettled(collection, id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) {
+    return NotFound(collection, Name(collection, id));
+  }
+  return Decode<T>(**record);
+}
+
+template <typename T>
+absl::StatusOr<std::vector<T>> SandboxProvider::ListTyped(absl::string_view collection) const {
+  absl::StatusOr<std::vector<Record>> records = ReadAllSettled(collection);
+  if (!records.ok()) return records.status();
+  std::vector<T> out;
+  for (const Record& record : *records) {
+    absl::StatusOr<T> item = Decode<T>(record);
+    if (!item.ok()) return item.status();
+    out.push_back(*std::move(item));
+  }
+  return out;
+}
+
+// Sorts `items` by `key` and moves the page that `page_size` and
+// `page_token` select into `out` (keyset paging, adapters/common/paging).
+template <typename T, typename KeyFn>
+absl::Status PageInto(std::vector<T> items, KeyFn key, int32_t page_size,
+                      absl::string_view page_token, google::protobuf::RepeatedPtrField<T>* out,
+                      std::string* next_page_token) {
+  std::sort(items.begin(), items.end(),
+            [&key](const T& a, const T& b) { return key(a) < key(b); });
+  absl::StatusOr<std::vector<T>> page =
+      paging::Paginate(std::move(items), key, page_size, page_token, next_page_token);
+  if (!page.ok()) return page.status();
+  for (T& item : *page) *out->Add() = std::move(item);
+  return absl::OkStatus();
+}
+
+template <typename T>
+std::string ByName(const T& item) {
+  return item.name();
+}
+
+}  // namespace cloudplane::adapters::sandbox
+
+#endif  // CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
