@@ -123,10 +123,12 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  absl::StatusOr<Operation> op = context.runner->Start(full_method, routed.account, routed.target,
-                                                       *request, request->request_id());
-  if (op.ok()) *response = *std::move(op);
-  reactor->Finish(ToGrpcStatus(op.status()));
+  context.runner->Start(full_method, routed.account, routed.target, *request,
+                        request->request_id(),
+                        [reactor, response](absl::StatusOr<Operation> op) {
+                          if (op.ok()) *response = *std::move(op);
+                          reactor->Finish(ToGrpcStatus(op.status()));
+                        });
   return reactor;
 }
 

@@ -15,6 +15,7 @@
 #include "adapters/provider.h"
 #include "base/event_loop.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/service_type.h"
 #include "service/accounts.h"
 #include "service/operation_runner.h"
 #include "service/watch_hub.h"

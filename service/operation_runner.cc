@@ -79,11 +79,9 @@ OperationRunner::OperationRunner(store::Store* store, EventLoop* loop, WatchHub*
                                  const AccountTable* accounts, Options options)
     : store_(store), loop_(loop), hub_(hub), accounts_(accounts), options_(options) {}
 
-absl::StatusOr<Operation> OperationRunner::Start(const std::string& method,
-                                                 const std::string& account,
-                                                 const std::string& target,
-                                                 const google::protobuf::Message& request,
-                                                 const std::string& request_id) {
+void OperationRunner::Start(const std::string& method, const std::string& account,
+                            const std::string& target, const google::protobuf::Message& request,
+                            const std::string& request_id, Accepted done) {
   store::OperationRecord record;
   record.op.set_name(NewOperationName());
   v1::OperationMetadata metadata;
@@ -109,21 +107,28 @@ absl::StatusOr<Operation> OperationRunner::Start(const std::string& method,
   absl::StatusOr<store::InsertResult> inserted = store_->InsertOperation(record);
   if (!inserted.ok()) {
     if (inserted.status().code() == absl::StatusCode::kAlreadyExists) {
-      return WithErrorInfo(
+      std::move(done)(WithErrorInfo(
           absl::AlreadyExistsError(absl::StrCat(
               "request_id \"", request_id, "\" was already used for a different request")),
-          "REQUEST_ID_REUSED", {{"requestId", request_id}});
+          "REQUEST_ID_REUSED", {{"requestId", request_id}}));
+      return;
     }
-    return inserted.status();
+    std::move(done)(inserted.status());
+    return;
   }
-  if (inserted->existed) return inserted->record.op;
-  hub_->Publish(account, v1::WatchResponse::CREATED, record.op.name(), inserted->record.op,
-                "local");
-  store::OperationRecord stored = inserted->record;
-  if (!loop_->Post([this, stored = std::move(stored)]() mutable { Drive(std::move(stored)); })) {
-    return absl::UnavailableError("server is shutting down");
+  if (inserted->existed) {
+    std::move(done)(inserted->record.op);
+    return;
   }
-  return inserted->record.op;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      // Recorded but not started: it runs after the next start.
+      std::move(done)(inserted->record.op);
+      return;
+    }
+  }
+  Drive(std::move(inserted->record), std::move(done));
 }
 
 void OperationRunner::ResumeUnfinished() {
@@ -136,7 +141,9 @@ void OperationRunner::ResumeUnfinished() {
     if (record.phase == kSubmitted) {
       SchedulePoll(record.op.name(), 0);
     } else {
-      loop_->Post([this, record = std::move(record)]() mutable { Drive(std::move(record)); });
+      loop_->Post([this, record = std::move(record)]() mutable {
+        Drive(std::move(record), nullptr);
+      });
     }
   }
 }
@@ -155,38 +162,72 @@ adapters::CallContext OperationRunner::ContextFor(const store::OperationRecord& 
   return ctx;
 }
 
-void OperationRunner::Drive(store::OperationRecord record) {
+void OperationRunner::Drive(store::OperationRecord record, Accepted accepted) {
   const std::string name = record.op.name();
-  {
+  auto fail = [&](const absl::Status& status) {
+    if (accepted) {
+      OnProgress(name, 0, status, std::move(accepted));
+    } else {
+      Finish(name, status);
+    }
+  };
+  if (!accepted) {
     absl::MutexLock lock(&mu_);
     if (shutting_down_ || cancelled_.contains(name)) return;
   }
   if (absl::Now() > DeadlineOf(record)) {
-    Finish(name, absl::DeadlineExceededError("the operation timed out before it started"));
+    fail(absl::DeadlineExceededError("the operation timed out before it started"));
     return;
   }
   absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record.account, "account");
   if (!provider.ok()) {
-    Finish(name, provider.status());
+    fail(provider.status());
     return;
   }
   google::protobuf::Any request;
   if (!request.ParseFromString(record.poll_token)) {
-    Finish(name, absl::DataLossError("the stored request of this operation is unreadable"));
+    fail(absl::DataLossError("the stored request of this operation is unreadable"));
     return;
   }
   adapters::CallContext ctx =
       ContextFor(record, std::min(DeadlineOf(record), absl::Now() + kMaxCallTime));
+  // The callback is moved into the dispatch; keep a handle for the case where
+  // dispatch fails before calling it.
+  auto shared_accepted = std::make_shared<Accepted>(std::move(accepted));
   absl::Status dispatched = DispatchMutation(
       record.method, **provider, ctx, request,
-      [this, name](absl::StatusOr<adapters::MutationProgress> progress) {
-        OnProgress(name, 0, std::move(progress));
+      [this, name, shared_accepted](absl::StatusOr<adapters::MutationProgress> progress) {
+        OnProgress(name, 0, std::move(progress), std::move(*shared_accepted));
       });
-  if (!dispatched.ok()) Finish(name, dispatched);
+  if (!dispatched.ok()) {
+    accepted = std::move(*shared_accepted);
+    fail(dispatched);
+  }
 }
 
 void OperationRunner::OnProgress(const std::string& name, int attempt,
-                                 absl::StatusOr<adapters::MutationProgress> progress) {
+                                 absl::StatusOr<adapters::MutationProgress> progress,
+                                 Accepted accepted) {
+  if (accepted && !progress.ok()) {
+    // Refused at once: nothing was done, so nothing is kept; the caller gets
+    // the provider's status and may retry with the same request_id.
+    if (absl::Status status = store_->DeleteOperation(name); !status.ok()) {
+      std::cerr << "cloudplaned: cannot drop refused operation " << name << ": " << status
+                << "\n";
+    }
+    std::move(accepted)(progress.status());
+    return;
+  }
+  if (accepted) {
+    absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+    if (record.ok()) {
+      hub_->Publish(record->account, v1::WatchResponse::CREATED, name, record->op, "local");
+    }
+  }
+  // Answers the caller with the operation as stored after this progress.
+  auto answer = [&] {
+    if (accepted) std::move(accepted)(Get(name));
+  };
   if (!progress.ok()) {
     if (attempt > 0 && IsTransient(progress.status())) {
       SchedulePoll(name, attempt);
@@ -197,10 +238,14 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
   }
   if (progress->done) {
     Finish(name, progress->result);
+    answer();
     return;
   }
   absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
-  if (!record.ok() || record->op.done()) return;
+  if (!record.ok() || record->op.done()) {
+    answer();
+    return;
+  }
   v1::OperationMetadata metadata = MetadataOf(record->op);
   bool changed = metadata.status_detail() != progress->detail ||
                  record->phase != kSubmitted;
@@ -218,6 +263,7 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
   if (changed) {
     hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, "local");
   }
+  answer();
   SchedulePoll(name, attempt + 1);
 }
 
@@ -280,14 +326,20 @@ void OperationRunner::Finish(const std::string& name,
     return;
   }
   hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, op, "local");
-  if (result.ok()) PublishResult(*record, *result);
+  if (result.ok() && !ReportsOwnChanges(record->account)) PublishResult(*record, *result);
   NotifyWaiters(op);
+}
+
+bool OperationRunner::ReportsOwnChanges(const std::string& account) const {
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(account, "account");
+  return provider.ok() && (*provider)->Info().watch_source == "local";
 }
 
 void OperationRunner::PublishResult(const store::OperationRecord& record,
                                     const google::protobuf::Any& result) {
-  // The result's own resource change: a Create* made it, a Delete* removed
-  // the operation's target, anything else changed it.
+  // For providers that do not publish their own changes, the result is the
+  // change: a Create* made it, a Delete* removed the operation's target,
+  // anything else changed it.
   v1::OperationMetadata metadata = MetadataOf(record.op);
   absl::string_view method = record.method;
   method.remove_prefix(std::min(method.size(), method.rfind('.') + 1));

@@ -1,8 +1,8 @@
 // Durable long-running operations.
 //
 // Start() records an Operation in the store before anything reaches the
-// provider and answers at once; the runner then drives the provider call and
-// its polling on the event loop:
+// provider, makes the provider call, and answers once the provider has taken
+// (or refused) the request; the runner then polls on the event loop:
 //
 //   accepted  --provider call-->  submitted --PollOperation...-->  done
 //   (poll_token = the request)    (poll_token = the adapter's)
@@ -48,15 +48,17 @@ class OperationRunner {
                   const AccountTable* accounts, Options options);
 
   // Records and starts the mutation `method` (full name) on `account`, or
-  // returns the operation already recorded for the same request_id.
-  // `request` is the whole request message; `target` is the resource the
-  // operation acts on. ALREADY_EXISTS when the request_id was used for a
-  // different request.
-  absl::StatusOr<google::longrunning::Operation> Start(const std::string& method,
-                                                       const std::string& account,
-                                                       const std::string& target,
-                                                       const google::protobuf::Message& request,
-                                                       const std::string& request_id);
+  // finds the operation already recorded for the same request_id. `request`
+  // is the whole request message; `target` is the resource the operation
+  // acts on. `done` gets the Operation once the provider accepted the
+  // request (it may already be finished), or the provider's refusal (e.g.
+  // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS): a refused request leaves no
+  // operation behind, so it can be corrected and retried with the same
+  // request_id. ALREADY_EXISTS when the request_id was used for a different
+  // request.
+  void Start(const std::string& method, const std::string& account, const std::string& target,
+             const google::protobuf::Message& request, const std::string& request_id,
+             adapters::Callback<google::longrunning::Operation> done);
 
   // Picks up every unfinished operation in the store (call once at start-up,
   // after the accounts exist).
@@ -86,9 +88,12 @@ class OperationRunner {
     TimerId timer = 0;
   };
 
-  void Drive(store::OperationRecord record);
+  using Accepted = adapters::Callback<google::longrunning::Operation>;
+  // `accepted`, when set, is answered with the first provider response.
+  void Drive(store::OperationRecord record, Accepted accepted);
   void OnProgress(const std::string& name, int attempt,
-                  absl::StatusOr<adapters::MutationProgress> progress);
+                  absl::StatusOr<adapters::MutationProgress> progress,
+                  Accepted accepted = nullptr);
   void SchedulePoll(const std::string& name, int attempt);
   void Poll(const std::string& name, int attempt);
   void Finish(const std::string& name, const absl::StatusOr<google::protobuf::Any>& result);
@@ -97,6 +102,9 @@ class OperationRunner {
   adapters::CallContext ContextFor(const store::OperationRecord& record,
                                    absl::Time call_deadline) const;
   void PublishResult(const store::OperationRecord& record, const google::protobuf::Any& result);
+  // True for providers (watch_source "local") that publish every change they
+  // make themselves, so results must not be published twice.
+  bool ReportsOwnChanges(const std::string& account) const;
 
   store::Store* const store_;
   EventLoop* const loop_;

@@ -195,10 +195,38 @@ bool MatchesPattern(absl::string_view name, absl::string_view pattern) {
   return true;
 }
 
+namespace {
+
+// For a Create with a client-chosen id, the name the new resource will
+// have: the parent, the collection segment of the resource's pattern, the id.
+std::string CreatedName(const Message& request, const std::string& parent) {
+  const Descriptor* descriptor = request.GetDescriptor();
+  const auto* reflection = request.GetReflection();
+  std::string id, pattern;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor& field = *descriptor->field(i);
+    if (field.cpp_type() == FieldDescriptor::CPPTYPE_STRING && !field.is_repeated() &&
+        absl::EndsWith(field.name(), "_id") && field.name() != "request_id") {
+      id = reflection->GetString(request, &field);
+    } else if (field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !field.is_repeated()) {
+      const auto& resource = field.message_type()->options().GetExtension(google::api::resource);
+      if (resource.pattern_size() > 0) pattern = resource.pattern(0);
+    }
+  }
+  std::vector<absl::string_view> segments = absl::StrSplit(pattern, '/');
+  if (id.empty() || segments.size() < 2) return parent;
+  return absl::StrCat(parent, "/", segments[segments.size() - 2], "/", id);
+}
+
+}  // namespace
+
 absl::StatusOr<RoutedRequest> ValidateRequest(absl::string_view method, const Message& request) {
-  Validator validator(absl::StartsWith(method, "Create"));
+  bool is_create = absl::StartsWith(method, "Create");
+  Validator validator(is_create);
   validator.Check(request, "", 0);
-  return validator.Result();
+  absl::StatusOr<RoutedRequest> routed = validator.Result();
+  if (routed.ok() && is_create) routed->target = CreatedName(request, routed->target);
+  return routed;
 }
 
 }  // namespace cloudplane::service

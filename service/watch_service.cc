@@ -160,12 +160,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
     }
     {
       absl::MutexLock lock(&state_->mu);
-      std::deque<v1::WatchResponse> live;
-      live.swap(state_->queue);
+      std::deque<v1::WatchResponse> queued;
+      queued.swap(state_->queue);
+      std::vector<v1::WatchResponse> live;
       // Heartbeat first, then the replay, then live changes not replayed.
-      for (auto& change : live) {
+      for (auto& change : queued) {
         if (change.change_type() == v1::WatchResponse::HEARTBEAT) {
           state_->queue.push_back(std::move(change));
+        } else {
+          live.push_back(std::move(change));
         }
       }
       for (auto& change : replayed) {
@@ -173,7 +176,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
         state_->queue.push_back(std::move(change));
       }
       for (auto& change : live) {
-        if (change.change_type() == v1::WatchResponse::HEARTBEAT) continue;
         if (change.sequence() != 0 && change.sequence() <= state_->last_seq) continue;
         state_->last_seq = std::max(state_->last_seq, change.sequence());
         state_->queue.push_back(std::move(change));

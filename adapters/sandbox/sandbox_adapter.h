@@ -18,8 +18,10 @@
 //     AVAILABLE/ATTACHED, DELETING -> gone; units' current_state -> desired
 //     state; scaling groups CREATING/RESIZING -> STABLE with `target_size`
 //     InService instances, DELETING -> gone. Reads apply due transitions at
-//     once; a timer on AccountSetup::loop writes them and publishes the
-//     change (source "local") on AccountSetup::changes.
+//     once; a timer on AccountSetup::loop writes them.
+//   * Every change the sandbox writes (a mutation's, a transition's) is
+//     published after its commit on AccountSetup::changes, source "local":
+//     CREATED, UPDATED, DELETED, in commit order.
 //   * Mutations answer done at once when the work is instant (updates,
 //     metadata, attach/detach, firewalls, launch templates, unit deletion,
 //     forced stop), otherwise done=false with a poll token that

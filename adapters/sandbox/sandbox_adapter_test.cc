@@ -449,8 +449,9 @@ TEST_F(SandboxTest, TimerPublishesTransitions) {
     EXPECT_EQ(event.source, "local");
     EXPECT_EQ(event.kind, "Instance");
   }
-  // The mutation itself is the operation runner's to publish.
-  EXPECT_EQ(sink_.Count(v1::WatchResponse::UPDATED, name, "PROVISIONING"), 0);
+  // The mutation published the new instance once, before the transition.
+  EXPECT_EQ(sink_.Count(v1::WatchResponse::CREATED, name, "PROVISIONING"), 1);
+  EXPECT_EQ(sink_.events().front().type, v1::WatchResponse::CREATED);
 
   v1::DeleteInstanceRequest del;
   del.set_name(name);
@@ -480,7 +481,8 @@ TEST_F(SandboxTest, MutationAppliesDueTransitionAndPublishesItOnce) {
   get.set_name(Res("instances", "lazy"));
   EXPECT_EQ(Call(&Provider::GetInstance, get, Ctx(), provider->get())->state(),
             v1::Instance::RUNNING);
-  EXPECT_TRUE(sink_.events().empty()) << "reads do not publish";
+  ASSERT_EQ(sink_.events().size(), 1u) << "only the create; reads do not publish";
+  EXPECT_EQ(sink_.events()[0].type, v1::WatchResponse::CREATED);
   v1::StopInstanceRequest stop;
   stop.set_name(Res("instances", "lazy"));
   ASSERT_TRUE(Call(&Provider::StopInstance, stop, Ctx(), provider->get()).ok());

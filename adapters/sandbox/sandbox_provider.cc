@@ -289,8 +289,8 @@ absl::StatusOr<std::optional<Record>> SettleInTxn(Txn& txn, absl::string_view co
       txn.effects().changes.push_back({v1::WatchResponse::UPDATED, name, std::move(after)});
       return record;
     case Settled::kRemoved:
-      RETURN_IF_ERROR(txn.Delete(collection, id));
-      txn.effects().changes.push_back({v1::WatchResponse::DELETED, name, std::move(after)});
+      // Published with its final state (e.g. TERMINATED).
+      RETURN_IF_ERROR(txn.Delete(collection, id, std::move(after)));
       return std::nullopt;
   }
   return record;
@@ -325,7 +325,43 @@ absl::StatusOr<std::vector<std::pair<std::string, Record>>> Txn::LoadAll(
   return out;
 }
 
+namespace {
+
+// The API message a collection stores, for publishing its changes; nullptr
+// for internal collections (the journal).
+std::shared_ptr<google::protobuf::Message> NewResource(absl::string_view collection) {
+  if (collection == kInstances) return std::make_shared<v1::Instance>();
+  if (collection == kVolumes) return std::make_shared<v1::Volume>();
+  if (collection == kFirewalls) return std::make_shared<v1::Firewall>();
+  if (collection == kLaunchTemplates) return std::make_shared<v1::LaunchTemplate>();
+  if (collection == kScalingGroups) return std::make_shared<v1::ScalingGroup>();
+  if (collection == kUnits) return std::make_shared<v1::Unit>();
+  if (collection == kMetadata) return std::make_shared<v1::InstanceMetadata>();
+  return nullptr;
+}
+
+std::string ChangeName(absl::string_view account, absl::string_view collection,
+                       absl::string_view id) {
+  if (collection == kMetadata) {
+    return absl::StrCat(ResourceName(account, kInstances, id), "/metadata");
+  }
+  return ResourceName(account, collection, id);
+}
+
+}  // namespace
+
 absl::Status Txn::Put(absl::string_view collection, absl::string_view id, const Record& record) {
+  // Every write of a resource is a change a watcher sees, published after
+  // the commit: CREATED for a new id, UPDATED otherwise.
+  if (std::shared_ptr<google::protobuf::Message> resource = NewResource(collection)) {
+    absl::StatusOr<std::string> before = view_.GetResource(account_, collection, id);
+    if (!before.ok() && !absl::IsNotFound(before.status())) return before.status();
+    if (resource->ParseFromString(record.resource())) {
+      effects_.changes.push_back({before.ok() ? v1::WatchResponse::UPDATED
+                                              : v1::WatchResponse::CREATED,
+                                  ChangeName(account_, collection, id), std::move(resource)});
+    }
+  }
   RETURN_IF_ERROR(view_.PutResource(account_, collection, id, record.SerializeAsString()));
   if (record.has_transition()) {
     effects_.timers.push_back({std::string(collection), std::string(id),
@@ -334,7 +370,20 @@ absl::Status Txn::Put(absl::string_view collection, absl::string_view id, const 
   return absl::OkStatus();
 }
 
-absl::Status Txn::Delete(absl::string_view collection, absl::string_view id) {
+absl::Status Txn::Delete(absl::string_view collection, absl::string_view id,
+                         std::shared_ptr<google::protobuf::Message> last) {
+  if (last != nullptr) {
+    effects_.changes.push_back(
+        {v1::WatchResponse::DELETED, ChangeName(account_, collection, id), std::move(last)});
+  } else if (std::shared_ptr<google::protobuf::Message> resource = NewResource(collection)) {
+    absl::StatusOr<std::string> before = view_.GetResource(account_, collection, id);
+    if (before.ok()) {
+      absl::StatusOr<Record> record = DecodeRecord(*before);
+      if (record.ok()) resource->ParseFromString(record->resource());
+      effects_.changes.push_back({v1::WatchResponse::DELETED,
+                                  ChangeName(account_, collection, id), std::move(resource)});
+    }
+  }
   RETURN_IF_ERROR(view_.DeleteResource(account_, collection, id).status());
   // An instance's metadata goes with it.
   if (collection == kInstances) {

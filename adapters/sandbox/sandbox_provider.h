@@ -11,10 +11,12 @@
 //     Evaluate() answers from the store.
 //   * A transition whose time has come is applied
 //       - in memory by every read (ReadSettled), so reads are never stale;
-//       - and written back, with a Watch change published after the commit,
-//         by whoever touches the record in a transaction first: the timer
-//         that Mutate schedules on the EventLoop at the due time, or a later
-//         mutation (Txn::Load). So every transition is published once.
+//       - and written back by whoever touches the record in a transaction
+//         first: the timer that Mutate schedules on the EventLoop at the due
+//         time, or a later mutation (Txn::Load).
+//   * Txn::Put and Txn::Delete queue a Watch change (CREATED/UPDATED/
+//     DELETED) for every resource they write; it is published after the
+//     commit, so each change is published once and never for a rollback.
 //   * Idempotency: a mutation with an operation name records its poll token
 //     in the `_journal` collection in the same transaction; the same
 //     operation re-driven after a crash gets that token back and changes
@@ -138,7 +140,9 @@ class Txn {
       absl::string_view collection);
   // Writes `record`; schedules a timer when it carries a transition.
   absl::Status Put(absl::string_view collection, absl::string_view id, const Record& record);
-  absl::Status Delete(absl::string_view collection, absl::string_view id);
+  // Publishes DELETED with `last`, or with the stored value when null.
+  absl::Status Delete(absl::string_view collection, absl::string_view id,
+                      std::shared_ptr<google::protobuf::Message> last = nullptr);
 
   store::TxnView& view() { return view_; }
   Effects& effects() { return effects_; }

@@ -90,11 +90,15 @@ _GOOGLEAPIS_PROTOS = [
 ]
 
 def _googleapis_impl(ctx):
-    root = "%s/%s" % (ctx.path(Label("//:WORKSPACE")).dirname, ctx.attr.path)
-    if not ctx.path(root).exists:
-        fail("%s is missing: run tools/setup to install the googleapis protos" % root)
+    workspace = ctx.path(Label("//:WORKSPACE")).dirname
+    root = "%s/%s" % (workspace, ctx.attr.path)
+    health = "%s/%s" % (workspace, ctx.attr.health_proto)
+    for path in [root, health]:
+        if not ctx.path(path).exists:
+            fail("%s is missing: run tools/setup to install the registry protos" % path)
     for f in _GOOGLEAPIS_PROTOS:
         ctx.symlink(ctx.path(root + "/" + f), f)
+    ctx.symlink(ctx.path(health), "grpc/health/v1/health.proto")
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("BUILD.bazel", """
 load("@cloudplane//tools/bazel:proto.bzl", "cc_grpc_proto")
@@ -111,10 +115,21 @@ cc_grpc_proto(
     srcs = {protos},
     grpc_srcs = ["google/longrunning/operations.proto"],
 )
+
+# Only the messages: gRPC serves grpc.health.v1.Health itself. Linked in so
+# that server reflection can describe the health service to grpcurl.
+cc_grpc_proto(
+    name = "health_cc",
+    srcs = ["grpc/health/v1/health.proto"],
+    alwayslink = True,
+)
 """.format(protos = repr(_GOOGLEAPIS_PROTOS)))
 
 googleapis_protos = repository_rule(
     implementation = _googleapis_impl,
-    attrs = {"path": attr.string(mandatory = True)},
+    attrs = {
+        "path": attr.string(mandatory = True),
+        "health_proto": attr.string(mandatory = True),
+    },
     local = True,
 )

@@ -1,0 +1,200 @@
+"""Shared test support: the real cloudplaned binary, the fleet emulator, and
+the generated Python client, all on loopback, all stopped by the tests.
+
+Importing this module puts the Bazel-generated Python stubs on sys.path.
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BAZEL_BIN = REPO / "bazel-bin"
+SHARED = REPO.parent / "shared"
+SERVER_BINARY = BAZEL_BIN / "service" / "cloudplaned"
+GRPCURL = REPO / ".deps" / "bin" / "grpcurl"
+FLEET_EMULATOR = REPO / "tests" / "emulators" / "fleet" / "fleet_emulator.py"
+
+sys.path.insert(0, str(BAZEL_BIN / "proto"))
+
+from cloudplane.v1 import (  # noqa: E402  (needs the path above)
+    accounts_pb2, accounts_pb2_grpc, autoscaling_pb2, autoscaling_pb2_grpc, billing_pb2,
+    billing_pb2_grpc, common_pb2, compute_pb2, compute_pb2_grpc, firewalls_pb2,
+    firewalls_pb2_grpc, units_pb2, units_pb2_grpc, volumes_pb2, volumes_pb2_grpc, watch_pb2,
+    watch_pb2_grpc)
+from google.longrunning import operations_pb2, operations_pb2_grpc  # noqa: E402
+from google.rpc import error_details_pb2, status_pb2  # noqa: E402
+
+__all__ = [
+    "accounts_pb2", "accounts_pb2_grpc", "autoscaling_pb2", "autoscaling_pb2_grpc",
+    "billing_pb2", "billing_pb2_grpc", "common_pb2", "compute_pb2", "compute_pb2_grpc",
+    "firewalls_pb2", "firewalls_pb2_grpc", "units_pb2", "units_pb2_grpc", "volumes_pb2",
+    "volumes_pb2_grpc", "watch_pb2", "watch_pb2_grpc", "operations_pb2",
+    "operations_pb2_grpc", "error_details_pb2", "status_pb2",
+]
+
+
+def _wait_for_file(path, process, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return pathlib.Path(path).read_text().strip()
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
+        time.sleep(0.02)
+    raise TimeoutError(f"{what} was not ready within {timeout}s")
+
+
+class Server:
+    """cloudplaned on 127.0.0.1 with a port of its own and a state dir."""
+
+    def __init__(self, state_dir, config_text=None, extra_args=()):
+        self.state_dir = pathlib.Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_text = config_text
+        self.extra_args = list(extra_args)
+        self.process = None
+        self.port = None
+        self.channel = None
+        self.output = None
+
+    def start(self):
+        port_file = self.state_dir / "port"
+        if port_file.exists():
+            port_file.unlink()
+        args = [str(SERVER_BINARY), "--listen=127.0.0.1:0", f"--state_dir={self.state_dir}",
+                f"--port_file={port_file}"] + self.extra_args
+        if self.config_text is not None:
+            config = self.state_dir / "config.textproto"
+            config.write_text(self.config_text)
+            args.append(f"--config={config}")
+        self.output = open(self.state_dir / "server.log", "ab")
+        self.process = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT)
+        self.port = int(_wait_for_file(port_file, self.process, "cloudplaned"))
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        grpc.channel_ready_future(self.channel).result(timeout=10)
+        return self
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def log(self):
+        return (self.state_dir / "server.log").read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.output is not None:
+            self.output.close()
+            self.output = None
+        return self.process.returncode if self.process else None
+
+    # Stubs -----------------------------------------------------------------
+    def accounts(self):
+        return accounts_pb2_grpc.AccountsServiceStub(self.channel)
+
+    def compute(self):
+        return compute_pb2_grpc.ComputeServiceStub(self.channel)
+
+    def volumes(self):
+        return volumes_pb2_grpc.VolumesServiceStub(self.channel)
+
+    def firewalls(self):
+        return firewalls_pb2_grpc.FirewallsServiceStub(self.channel)
+
+    def autoscaling(self):
+        return autoscaling_pb2_grpc.AutoscalingServiceStub(self.channel)
+
+    def units(self):
+        return units_pb2_grpc.UnitsServiceStub(self.channel)
+
+    def billing(self):
+        return billing_pb2_grpc.BillingServiceStub(self.channel)
+
+    def operations(self):
+        return operations_pb2_grpc.OperationsStub(self.channel)
+
+    def watch(self):
+        return watch_pb2_grpc.WatchServiceStub(self.channel)
+
+    def wait(self, operation, timeout=30.0):
+        """WaitOperation until done; returns the finished Operation."""
+        deadline = time.monotonic() + timeout
+        op = operation
+        while not op.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{operation.name} not done after {timeout}s")
+            request = operations_pb2.WaitOperationRequest(name=operation.name)
+            request.timeout.FromMilliseconds(int(min(remaining, 10) * 1000))
+            op = self.operations().WaitOperation(request, timeout=remaining + 5)
+        return op
+
+
+class FleetEmulator:
+    """The fleet v1 emulator as a separate process, over TCP and a unix socket."""
+
+    def __init__(self, workdir, page_limit=2, converge_delay=0.2, machines=3):
+        self.workdir = pathlib.Path(workdir)
+        self.page_limit = page_limit
+        self.converge_delay = converge_delay
+        self.machines = machines
+        self.process = None
+
+    def start(self):
+        self.socket_path = str(self.workdir / "fleet.sock")
+        ready = self.workdir / "fleet.ready"
+        args = [sys.executable, str(FLEET_EMULATOR), "--tcp", "127.0.0.1:0", "--unix",
+                self.socket_path, "--page-limit", str(self.page_limit), "--converge-delay",
+                str(self.converge_delay), "--machines", str(self.machines),
+                "--ready-file", str(ready), "--max-lifetime", "900"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        line = _wait_for_file(ready, self.process, "fleet emulator")
+        fields = dict(part.split("=", 1) for part in line.split()[1:])
+        self.tcp_endpoint = "http://" + fields["tcp"]
+        self.unix_endpoint = "unix://" + fields["unix"]
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def error_details(rpc_error):
+    """(ErrorInfo or None, BadRequest or None) from a grpc.RpcError."""
+    info = bad_request = None
+    for key, value in rpc_error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+    return info, bad_request
+
+
+def temp_dir(prefix="cloudplane-"):
+    return tempfile.mkdtemp(prefix=prefix)
