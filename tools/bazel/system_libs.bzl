@@ -34,9 +34,16 @@ _LIBS = {
     "sqlite3": (["sqlite3"], []),
     "rapidjson": (["RapidJSON"], []),
     "gtest_main": (["gmock", "gtest_main"], []),
+    # HMAC/SHA for signed requests (enStratus, AWS SigV4) and TLS for wss.
+    "openssl": (["openssl"], []),
+    # Boost.Asio/Beast (websocket client) are header-only and ship no .pc
+    # file; Debian's libboost-dev puts them on the default include path.
+    "boost": ([], ["-lpthread"]),
 }
 
 def _pkg_config(ctx, flag, modules):
+    if not modules:
+        return []
     result = ctx.execute(["pkg-config", flag] + modules)
     if result.return_code != 0:
         fail("pkg-config %s %s failed (run tools/setup first): %s" %
