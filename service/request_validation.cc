@@ -56,15 +56,13 @@ bool IsSet(const Message& message, const FieldDescriptor& field) {
   switch (field.cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
       return !reflection->GetString(message, &field).empty();
-    case FieldDescriptor::CPPTYPE_INT32:
-      return reflection->GetInt32(message, &field) != 0;
-    case FieldDescriptor::CPPTYPE_INT64:
-      return reflection->GetInt64(message, &field) != 0;
     case FieldDescriptor::CPPTYPE_ENUM:
+      // Every API enum's 0 is *_UNSPECIFIED.
       return reflection->GetEnumValue(message, &field) != 0;
-    case FieldDescriptor::CPPTYPE_BOOL:
-      return reflection->GetBool(message, &field);
     default:
+      // A proto3 number or bool without presence cannot be told apart from
+      // its zero, which is often meaningful (`target_size: 0`); the adapter
+      // checks the value's range instead.
       return true;
   }
 }

@@ -4,6 +4,7 @@
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
 #include "cloudplane/v1/units.pb.h"
+#include "cloudplane/v1/autoscaling.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 #include "gtest/gtest.h"
 
@@ -53,10 +54,19 @@ TEST(RequestValidation, RequiredFieldsIncludingInsideCreatedResource) {
   EXPECT_EQ(Fields(ValidateRequest("CreateVolume", create).status()),
             std::vector<std::string>{"volume"});
   create.mutable_volume()->set_display_name("d");
-  EXPECT_EQ(Fields(ValidateRequest("CreateVolume", create).status()),
-            std::vector<std::string>{"volume.size_bytes"});
-  create.mutable_volume()->set_size_bytes(1);
+  // A zero number is a value, not an absence (sizes are the adapter's to
+  // range-check), so a volume with only a name passes this layer.
   EXPECT_TRUE(ValidateRequest("CreateVolume", create).ok());
+
+  v1::ResizeScalingGroupRequest resize;
+  resize.set_name("accounts/lab/scalingGroups/web");
+  resize.set_target_size(0);
+  EXPECT_TRUE(ValidateRequest("ResizeScalingGroup", resize).ok());
+
+  v1::SetUnitDesiredStateRequest set_state;
+  set_state.set_name("accounts/lab/units/a.service");
+  EXPECT_EQ(Fields(ValidateRequest("SetUnitDesiredState", set_state).status()),
+            std::vector<std::string>{"desired_state"});
 
   v1::CreateUnitRequest unit;
   unit.set_parent("accounts/lab");
