@@ -1,5 +1,6 @@
 #include "adapters/builtin_adapters.h"
 
+#include "adapters/cloudsigma/cloudsigma_adapter.h"
 #include "adapters/fleet/fleet_adapter.h"
 #include "adapters/sandbox/sandbox_adapter.h"
 #include "base/status.h"
@@ -9,6 +10,7 @@ namespace cloudplane::adapters {
 absl::Status RegisterBuiltinAdapters(AdapterRegistry& registry) {
   RETURN_IF_ERROR(sandbox::RegisterSandbox(registry));
   RETURN_IF_ERROR(fleet::RegisterFleet(registry));
+  RETURN_IF_ERROR(cloudsigma::RegisterCloudSigma(registry));
   return absl::OkStatus();
 }
 

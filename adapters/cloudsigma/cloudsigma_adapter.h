@@ -1,0 +1,103 @@
+// The CloudSigma adapter: ComputeService and VolumesService on a CloudSigma
+// account, and its websocket as the account's Watch source.
+//
+// Provider API: CloudSigma API 2.0 (`https://{loc}.cloudsigma.com/api/2.0/`).
+// Protocol:     REST/JSON over HTTPS (adapters/common/http); events over a
+//   websocket (adapters/common/websocket, Boost.Beast).
+// Auth:         HTTP Basic on every request. The account's secret (config
+//   `credentials { env | file }`) is "username:password" (the account
+//   e-mail and password); it is never logged. The websocket authenticates
+//   with the short-lived `async_auth` cookie from
+//   `POST /accounts/action/?do=authenticate_asynchronous` (§13).
+// Reference:    /work/shared/protocols/cloudsigma.md; translation in
+//   cloudsigma_wire.h (ids, labels and poll tokens are described there).
+//
+// Account config:
+//   endpoint  the API base URL, e.g. `https://zrh.cloudsigma.com/api/2.0`.
+//   options   `ws_endpoint`: the websocket URL, e.g.
+//             `wss://direct.zrh.cloudsigma.com/websocket`. When absent, the
+//             `websocket_url` of the /locations/ entry whose api_endpoint is
+//             the account's endpoint is used; when none matches, the account
+//             has no push events (logged once). Unknown options are
+//             INVALID_ARGUMENT.
+//   A `~/.cloudsigma.conf` can be converted with cloudsigma_conf.h.
+//
+// Resources:
+//   Instances = servers. Create takes display_name (→ name; defaults to the
+//     id), cpu_mhz (required), memory_bytes (required), cpu_count (→ smp),
+//     labels (→ meta) and provider_options {"vnc_password": string} (random
+//     when absent); it adds one DHCP NIC and no drive; `image` and
+//     `machine_type` are INVALID_ARGUMENT (CloudSigma has neither: clone a
+//     library drive with CloneVolume and attach it). `start` (default true)
+//     starts it; the Operation ends RUNNING (or STOPPED). A refused start
+//     deletes the new server again, so nothing half-made stays.
+//     Update masks: display_name, labels (any state); cpu_mhz,
+//     memory_bytes, cpu_count (stopped only: CloudSigma silently ignores
+//     them on a running server, so this is FAILED_PRECONDITION). The
+//     full object is read, edited and PUT back (fields not named are kept).
+//     Start/Stop/Reboot: `start`, `stop` (force) or `shutdown` (ACPI), and
+//     `restart`; done when the status is reached. Starting a running server
+//     or stopping a stopped one is done at once; other wrong states are
+//     FAILED_PRECONDITION. Delete needs a stopped server
+//     (FAILED_PRECONDITION) and ends when GET answers 404.
+//     Metadata = the server's `meta` (without reserved keys).
+//   Volumes = drives. Create (display_name, size_bytes > 0, media, labels)
+//     ends `unmounted`; Clone ends when the copy is `unmounted`; Update
+//     masks display_name, labels, size_bytes (resize; ends settled);
+//     Delete of an attached drive is FAILED_PRECONDITION, else ends at 404.
+//     Attach/Detach edit the server's `drives` list (device virtio|ide,
+//     channel `c:u`, boot order) and end when the drive's `mounted_on`
+//     agrees; the server must be stopped (CloudSigma ignores drive changes
+//     on a running server). Detaching a drive that is not attached is done
+//     at once (so a re-driven detach is harmless).
+//   Images = library drives (read only); Locations = /locations/.
+//   Lists fetch every page (limit/offset) and page for our API by name.
+//   Names: see cloudsigma_wire.h; a chosen id is resolved by listing
+//   `uuid,meta` of the collection (one extra request).
+//
+// Idempotency: creates and clones store the Operation name in the object's
+// meta; a re-driven create first looks for an object of its own operation
+// (or with its chosen id: ALREADY_EXISTS when another operation made it).
+//
+// Watch: ProviderInfo.watch_source is "push". One websocket per account;
+// each frame about a drive or server becomes a CREATED/UPDATED event of the
+// Volume/Instance (fetched when the frame carries no object), a 404 a
+// DELETED. Frames are handled one at a time, in order. The connection is
+// re-established with backoff (0.5 s doubling to 30 s, a fresh cookie each
+// time); after a reconnect every drive and server is published again
+// (UPDATED, or DELETED for ones gone meanwhile) so no change is lost
+// silently. Delivery is at least once (the server also publishes operation
+// results).
+//
+// Threading: callbacks run on the HTTP transport thread or the websocket
+// thread; nothing blocks. A Provider is thread-safe and may be destroyed
+// with requests in flight.
+#ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_ADAPTER_H_
+#define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_ADAPTER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::http {
+class HttpTransport;
+}
+
+namespace cloudplane::adapters::cloudsigma {
+
+// kind "cloudsigma", watch_source "push", the supported methods.
+ProviderInfo CloudSigmaProviderInfo();
+
+// Builds the Provider of one CloudSigma account and, when setup.changes is
+// set, starts its websocket feed. INVALID_ARGUMENT naming `endpoint`,
+// `credentials` (a secret without ':') or `options.<key>`.
+absl::StatusOr<std::unique_ptr<Provider>> CreateCloudSigmaProvider(
+    const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
+
+absl::Status RegisterCloudSigma(AdapterRegistry& registry);
+
+}  // namespace cloudplane::adapters::cloudsigma
+
+#endif  // CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_ADAPTER_H_

@@ -1,0 +1,288 @@
+// The CloudSigma adapter against the real CloudSigma emulator
+// (tests/emulators/cloudsigma/cloudsigma_emulator.py, a child process):
+// REST flows, error mapping, and the websocket feed including a reconnect.
+#include "adapters/cloudsigma/cloudsigma_adapter.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "base/errors.h"
+#include "base/event_loop.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters::cloudsigma {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Emulator {
+ public:
+  Emulator() {
+    char templ[] = "/tmp/csemuXXXXXX";
+    dir_ = mkdtemp(templ);
+    const char* srcdir = getenv("TEST_SRCDIR");
+    const char* workspace = getenv("TEST_WORKSPACE");
+    const fs::path script =
+        (srcdir && workspace)
+            ? fs::path(srcdir) / workspace / "tests/emulators/cloudsigma/cloudsigma_emulator.py"
+            : fs::path("tests/emulators/cloudsigma/cloudsigma_emulator.py");
+    const std::string ready = dir_ + "/ready";
+    std::vector<std::string> args = {"python3", script.string(), "--password", "pw",
+                                     "--transition-delay", "0.1", "--delete-delay", "0.1",
+                                     "--ready-file", ready, "--max-lifetime", "300"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 1000 && !fs::exists(ready); ++i) absl::SleepFor(absl::Milliseconds(20));
+    std::ifstream in(ready);
+    std::string line;
+    std::getline(in, line);
+    for (absl::string_view part : absl::StrSplit(line, ' ')) {
+      if (absl::ConsumePrefix(&part, "api=")) api_ = std::string(absl::StripSuffix(part, "/"));
+      if (absl::ConsumePrefix(&part, "ws=")) ws_ = std::string(part);
+    }
+  }
+  ~Emulator() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    fs::remove_all(dir_);
+  }
+  const std::string& api() const { return api_; }
+  const std::string& ws() const { return ws_; }
+  // POST /emulator/drop-websockets with curl-free plain sockets: use python.
+  void DropWebsockets() const {
+    std::string base = api_.substr(0, api_.find("/api/2.0"));
+    std::string cmd = absl::StrCat(
+        "python3 -c \"import urllib.request as u; u.urlopen(u.Request('", base,
+        "/emulator/drop-websockets', data=b'', method='POST'))\"");
+    ASSERT_EQ(system(cmd.c_str()), 0);
+  }
+
+ private:
+  std::string dir_, api_, ws_;
+  pid_t pid_ = -1;
+};
+
+struct Change {
+  v1::WatchResponse::ChangeType type;
+  std::string name;
+  std::string source;
+  std::string state;
+};
+
+class RecordingSink : public ChangeSink {
+ public:
+  void Publish(absl::string_view account, v1::WatchResponse::ChangeType type,
+               absl::string_view resource_name, const google::protobuf::Message& resource,
+               absl::string_view source) override {
+    std::string state;
+    if (auto* v = dynamic_cast<const v1::Volume*>(&resource)) state = v->provider_state();
+    absl::MutexLock lock(&mu_);
+    changes_.push_back({type, std::string(resource_name), std::string(source), state});
+  }
+  // Waits until some change matches.
+  bool WaitFor(std::function<bool(const Change&)> pred, absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      {
+        absl::MutexLock lock(&mu_);
+        for (const Change& c : changes_) {
+          if (pred(c)) return true;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    changes_.clear();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Change> changes_;
+};
+
+template <typename T>
+absl::StatusOr<T> Await(absl::AnyInvocable<void(Callback<T>)> start) {
+  absl::Notification done;
+  absl::StatusOr<T> result = absl::UnknownError("no answer");
+  start([&](absl::StatusOr<T> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  return result;
+}
+
+CallContext Ctx(std::string operation = "") {
+  return {.account = "cs", .deadline = absl::Now() + absl::Seconds(10),
+          .operation = std::move(operation)};
+}
+
+// Runs a mutation to the end, polling like the server does.
+absl::StatusOr<MutationProgress> RunToEnd(Provider& p, absl::StatusOr<MutationProgress> first) {
+  for (int i = 0; i < 200 && first.ok() && !first->done; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    const std::string token = first->poll_token;
+    first = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+      p.PollOperation(Ctx(), token, std::move(cb));
+    });
+  }
+  return first;
+}
+
+class CloudSigmaAdapterTest : public testing::Test {
+ protected:
+  std::unique_ptr<Provider> Make(std::string secret = "user@example.com:pw") {
+    AccountSetup setup;
+    setup.account = "cs";
+    setup.endpoint = emu_.api();
+    setup.secret = std::move(secret);
+    setup.options["ws_endpoint"] = emu_.ws();
+    setup.loop = &loop_;
+    setup.changes = &sink_;
+    auto p = CreateCloudSigmaProvider(setup);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *std::move(p) : nullptr;
+  }
+  Emulator emu_;
+  EventLoop loop_;
+  RecordingSink sink_;
+};
+
+TEST_F(CloudSigmaAdapterTest, FactoryRefusesBadSetups) {
+  AccountSetup setup{.account = "cs", .endpoint = emu_.api(), .secret = "no-colon"};
+  auto p = CreateCloudSigmaProvider(setup);
+  ASSERT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(p.status())->field_violations(0).field(), "credentials");
+  EXPECT_THAT(std::string(p.status().message()), testing::Not(testing::HasSubstr("no-colon")));
+  setup.secret = "u:p";
+  setup.options["nope"] = "1";
+  setup.options["ws_endpoint"] = "http://not-a-websocket";
+  p = CreateCloudSigmaProvider(setup);
+  ASSERT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(p.status())->field_violations_size(), 2);
+}
+
+TEST_F(CloudSigmaAdapterTest, VolumeLifecycleWithPushEvents) {
+  auto p = Make();
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/cs");
+  create.set_volume_id("data-1");
+  create.mutable_volume()->set_size_bytes(1 << 30);
+  auto first = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->CreateVolume(Ctx("operations/a"), create, std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->done);
+  EXPECT_TRUE(absl::StartsWith(first->poll_token, "drive:")) << first->poll_token;
+  auto end = RunToEnd(*p, first);
+  ASSERT_TRUE(end.ok()) << end.status();
+  v1::Volume volume;
+  ASSERT_TRUE(end->result.UnpackTo(&volume));
+  EXPECT_EQ(volume.name(), "accounts/cs/volumes/data-1");
+  EXPECT_EQ(volume.state(), v1::Volume::AVAILABLE);
+  // The websocket told us too.
+  EXPECT_TRUE(sink_.WaitFor([](const Change& c) {
+    return c.name == "accounts/cs/volumes/data-1" && c.source == "push" &&
+           c.state == "unmounted";
+  }));
+  // A re-driven create of the same operation adopts its drive.
+  auto again = RunToEnd(*p, Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->CreateVolume(Ctx("operations/a"), create, std::move(cb));
+  }));
+  ASSERT_TRUE(again.ok()) << again.status();
+  // Another operation with the same id clashes.
+  auto clash = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->CreateVolume(Ctx("operations/b"), create, std::move(cb));
+  });
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists);
+  auto list = Await<v1::ListVolumesResponse>([&](Callback<v1::ListVolumesResponse> cb) {
+    v1::ListVolumesRequest r;
+    r.set_parent("accounts/cs");
+    p->ListVolumes(Ctx(), r, std::move(cb));
+  });
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->volumes_size(), 1);
+
+  // The websocket goes away: the feed reconnects and later changes arrive.
+  emu_.DropWebsockets();
+  absl::SleepFor(absl::Seconds(1));
+  sink_.Clear();
+  v1::DeleteVolumeRequest del;
+  del.set_name("accounts/cs/volumes/data-1");
+  auto gone = RunToEnd(*p, Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->DeleteVolume(Ctx(), del, std::move(cb));
+  }));
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_TRUE(sink_.WaitFor([](const Change& c) {
+    return c.type == v1::WatchResponse::DELETED && c.name == "accounts/cs/volumes/data-1" &&
+           c.source == "push";
+  }));
+  auto get = Await<v1::Volume>([&](Callback<v1::Volume> cb) {
+    v1::GetVolumeRequest r;
+    r.set_name("accounts/cs/volumes/data-1");
+    p->GetVolume(Ctx(), r, std::move(cb));
+  });
+  EXPECT_EQ(get.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CloudSigmaAdapterTest, ErrorsMapToTheDocumentedCodes) {
+  auto wrong = Make("user@example.com:wr0ngpass");
+  auto list = Await<v1::ListVolumesResponse>([&](Callback<v1::ListVolumesResponse> cb) {
+    v1::ListVolumesRequest r;
+    r.set_parent("accounts/cs");
+    wrong->ListVolumes(Ctx(), r, std::move(cb));
+  });
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(list.status().message()), testing::Not(testing::HasSubstr("wr0ngpass")));
+
+  auto p = Make();
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/cs");
+  create.mutable_volume()->set_size_bytes(-1);
+  auto bad = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->CreateVolume(Ctx(), create, std::move(cb));
+  });
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+
+  v1::StartInstanceRequest start;
+  start.set_name("accounts/cs/instances/nope");
+  auto missing = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->StartInstance(Ctx(), start, std::move(cb));
+  });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  CallContext past = Ctx();
+  past.deadline = absl::Now() - absl::Seconds(1);
+  auto late = Await<v1::ListInstancesResponse>([&](Callback<v1::ListInstancesResponse> cb) {
+    v1::ListInstancesRequest r;
+    r.set_parent("accounts/cs");
+    p->ListInstances(past, r, std::move(cb));
+  });
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::cloudsigma

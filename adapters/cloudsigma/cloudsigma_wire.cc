@@ -1,0 +1,729 @@
+#include "adapters/cloudsigma/cloudsigma_wire.h"
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "adapters/common/http/http_status.h"
+#include "base/errors.h"
+#include "google/protobuf/struct.pb.h"
+#include "rapidjson/document.h"
+#include "rapidjson/error/en.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace cloudplane::adapters::cloudsigma {
+namespace {
+
+namespace rj = rapidjson;
+
+absl::Status Malformed(absl::string_view detail) {
+  return WithErrorInfo(
+      absl::InternalError(absl::StrCat("CloudSigma sent unexpected JSON: ", detail)),
+      "PROVIDER_MALFORMED_RESPONSE");
+}
+
+absl::Status Parse(absl::string_view json, rj::Document& doc) {
+  // Trailing commas are tolerated: one recorded dump (server_add_sgx) has
+  // one, and nothing is lost by accepting them.
+  doc.Parse<rj::kParseValidateEncodingFlag | rj::kParseTrailingCommasFlag>(json.data(),
+                                                                            json.size());
+  if (doc.HasParseError()) {
+    return Malformed(absl::StrCat(rj::GetParseError_En(doc.GetParseError()), " at offset ",
+                                  doc.GetErrorOffset()));
+  }
+  return absl::OkStatus();
+}
+
+std::string Serialize(const rj::Value& v) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> writer(buffer);
+  v.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Member `key`, or nullptr when absent or null.
+const rj::Value* Member(const rj::Value& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+  return &it->value;
+}
+
+std::string String(const rj::Value& obj, const char* key) {
+  const rj::Value* v = Member(obj, key);
+  if (v == nullptr) return "";
+  if (v->IsString()) return std::string(v->GetString(), v->GetStringLength());
+  if (v->IsInt64()) return absl::StrCat(v->GetInt64());
+  return "";
+}
+
+// Integers may come as numbers or numeric strings (§6 "size").
+int64_t Int(const rj::Value& obj, const char* key) {
+  const rj::Value* v = Member(obj, key);
+  if (v == nullptr) return 0;
+  if (v->IsInt64()) return v->GetInt64();
+  if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
+  if (v->IsDouble()) return static_cast<int64_t>(v->GetDouble());
+  int64_t n = 0;
+  if (v->IsString() && absl::SimpleAtoi(v->GetString(), &n)) return n;
+  return 0;
+}
+
+// The uuid of a reference: `{"resource_uri","uuid"}` or a plain string.
+std::string RefUuid(const rj::Value* v) {
+  if (v == nullptr) return "";
+  if (v->IsString()) return v->GetString();
+  return String(*v, "uuid");
+}
+
+std::string ResourceTypeOf(absl::string_view uri) {
+  // "/api/2.0/drives/<uuid>/" → "drives"
+  std::vector<absl::string_view> parts = absl::StrSplit(uri, '/', absl::SkipEmpty());
+  if (parts.size() >= 2) return std::string(parts[parts.size() - 2]);
+  return "";
+}
+
+std::map<std::string, std::string> Meta(const rj::Value& obj) {
+  std::map<std::string, std::string> meta;
+  const rj::Value* m = Member(obj, "meta");
+  if (m == nullptr || !m->IsObject()) return meta;
+  for (auto it = m->MemberBegin(); it != m->MemberEnd(); ++it) {
+    if (it->value.IsString()) meta[it->name.GetString()] = it->value.GetString();
+  }
+  return meta;
+}
+
+template <typename MapT>
+void PutLabels(const rj::Value& obj, MapT* labels) {
+  for (const auto& [k, v] : Meta(obj)) {
+    if (!absl::StartsWith(k, kReservedMetaPrefix)) (*labels)[k] = v;
+  }
+}
+
+std::string IdOf(const rj::Value& obj) {
+  auto meta = Meta(obj);
+  auto it = meta.find(std::string(kIdMetaKey));
+  if (it != meta.end() && !it->second.empty()) return it->second;
+  return String(obj, "uuid");
+}
+
+std::string Mapped(const IdMap& ids, const std::string& uuid) {
+  auto it = ids.find(uuid);
+  return it == ids.end() ? uuid : it->second;
+}
+
+void SetDetail(google::protobuf::Struct* s, const char* key, const std::string& value) {
+  if (!value.empty()) (*s->mutable_fields())[key].set_string_value(value);
+}
+
+absl::StatusOr<WireObject> ToWireObject(const rj::Value& obj, bool require_uuid = true) {
+  if (!obj.IsObject()) return Malformed("an object is not a JSON object");
+  WireObject out;
+  if (const rj::Value* u = Member(obj, "uuid"); u != nullptr && u->IsString()) {
+    out.uuid = u->GetString();
+  }
+  if (out.uuid.empty() && require_uuid) return Malformed("an object has no uuid");
+  out.status = String(obj, "status");
+  out.resource_type = ResourceTypeOf(String(obj, "resource_uri"));
+  auto meta = Meta(obj);
+  out.chosen_id = meta[std::string(kIdMetaKey)];
+  out.operation = meta[std::string(kOperationMetaKey)];
+  if (const rj::Value* drives = Member(obj, "drives"); drives && drives->IsArray()) {
+    for (const auto& d : drives->GetArray()) {
+      std::string uuid = RefUuid(Member(d, "drive"));
+      if (!uuid.empty()) out.referenced_uuids.push_back(std::move(uuid));
+    }
+  }
+  if (const rj::Value* mounted = Member(obj, "mounted_on"); mounted && mounted->IsArray()) {
+    for (const auto& s : mounted->GetArray()) {
+      std::string uuid = RefUuid(&s);
+      if (!uuid.empty()) out.referenced_uuids.push_back(std::move(uuid));
+    }
+  }
+  out.json = Serialize(obj);
+  return out;
+}
+
+void SetString(rj::Value& obj, const char* key, absl::string_view value,
+               rj::Document::AllocatorType& a) {
+  rj::Value v(value.data(), static_cast<rj::SizeType>(value.size()), a);
+  if (auto it = obj.FindMember(key); it != obj.MemberEnd()) {
+    it->value = v;
+  } else {
+    obj.AddMember(rj::Value(key, a), v, a);
+  }
+}
+
+void SetInt(rj::Value& obj, const char* key, int64_t value, rj::Document::AllocatorType& a) {
+  if (auto it = obj.FindMember(key); it != obj.MemberEnd()) {
+    it->value.SetInt64(value);
+  } else {
+    obj.AddMember(rj::Value(key, a), rj::Value(static_cast<int64_t>(value)), a);
+  }
+}
+
+// Replaces the non-reserved keys of obj.meta by `labels`.
+void SetLabels(rj::Value& obj, const std::map<std::string, std::string>& labels,
+               rj::Document::AllocatorType& a) {
+  std::map<std::string, std::string> meta;
+  for (const auto& [k, v] : Meta(obj)) {
+    if (absl::StartsWith(k, kReservedMetaPrefix)) meta[k] = v;
+  }
+  for (const auto& [k, v] : labels) meta[k] = v;
+  rj::Value m(rj::kObjectType);
+  for (const auto& [k, v] : meta) {
+    m.AddMember(rj::Value(k.c_str(), a), rj::Value(v.c_str(), a), a);
+  }
+  if (auto it = obj.FindMember("meta"); it != obj.MemberEnd()) {
+    it->value = m;
+  } else {
+    obj.AddMember("meta", m, a);
+  }
+}
+
+void WriteMeta(rj::Writer<rj::StringBuffer>& w, const std::map<std::string, std::string>& m) {
+  w.Key("meta");
+  w.StartObject();
+  for (const auto& [k, v] : m) {
+    w.Key(k.c_str());
+    w.String(v.c_str());
+  }
+  w.EndObject();
+}
+
+std::map<std::string, std::string> ReservedMeta(absl::string_view chosen_id,
+                                                absl::string_view operation) {
+  std::map<std::string, std::string> meta;
+  if (!chosen_id.empty()) meta[std::string(kIdMetaKey)] = std::string(chosen_id);
+  if (!operation.empty()) meta[std::string(kOperationMetaKey)] = std::string(operation);
+  return meta;
+}
+
+const char* GoalName(Goal g) {
+  switch (g) {
+    case Goal::kSettled: return "settled";
+    case Goal::kGone: return "gone";
+    case Goal::kRunning: return "running";
+    case Goal::kStopped: return "stopped";
+    case Goal::kMounted: return "mounted";
+    case Goal::kUnmounted: return "unmounted";
+    case Goal::kMetadata: return "metadata";
+  }
+  return "";
+}
+
+}  // namespace
+
+bool IsUuid(absl::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateChosenId(absl::string_view field, absl::string_view id) {
+  bool ok = !id.empty() && id.size() <= 63 && absl::ascii_islower(static_cast<unsigned char>(id[0]));
+  for (char c : id) {
+    ok = ok && (absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-');
+  }
+  if (!ok) {
+    return InvalidField(field, "must be 1-63 characters of [a-z0-9-] starting with a letter");
+  }
+  if (IsUuid(id)) {
+    return InvalidField(field, "must not have the form of a CloudSigma uuid (those name "
+                               "objects by their uuid)");
+  }
+  return absl::OkStatus();
+}
+
+std::string ResourceName(absl::string_view account, absl::string_view collection,
+                         absl::string_view id) {
+  return absl::StrCat("accounts/", account, "/", collection, "/", id);
+}
+
+absl::StatusOr<std::string> IdFromName(absl::string_view field, absl::string_view account,
+                                       absl::string_view collection, absl::string_view resource,
+                                       absl::string_view suffix) {
+  absl::string_view rest = resource;
+  const std::string prefix = absl::StrCat("accounts/", account, "/", collection, "/");
+  if (!absl::ConsumePrefix(&rest, prefix) || !absl::ConsumeSuffix(&rest, suffix) ||
+      rest.empty() || absl::StrContains(rest, '/')) {
+    return InvalidField(field, absl::StrCat("must be ", prefix, "{id}", suffix));
+  }
+  return std::string(rest);
+}
+
+v1::Instance::State InstanceStateFromWire(absl::string_view status) {
+  if (status == "running") return v1::Instance::RUNNING;
+  if (status == "stopped") return v1::Instance::STOPPED;
+  if (status == "starting") return v1::Instance::PROVISIONING;
+  if (status == "stopping") return v1::Instance::STOPPING;
+  if (status == "paused") return v1::Instance::SUSPENDED;  // a crashed guest (§5.6)
+  if (status == "unavailable") return v1::Instance::ERROR;
+  return v1::Instance::STATE_UNSPECIFIED;  // unknown: treated as transient (§16)
+}
+
+v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted) {
+  if (status == "creating" || status == "cloning_dst" || status == "uploading" ||
+      status == "copying") {
+    return v1::Volume::CREATING;
+  }
+  if (status == "unmounted") return mounted ? v1::Volume::ATTACHED : v1::Volume::AVAILABLE;
+  if (status == "mounted") return v1::Volume::ATTACHED;
+  // The source of a clone stays usable (pycloudsigma treats it like mounted).
+  if (status == "cloning_src") return mounted ? v1::Volume::ATTACHED : v1::Volume::AVAILABLE;
+  if (status == "resizing") return v1::Volume::RESIZING;
+  if (status == "unavailable") return v1::Volume::ERROR;
+  return v1::Volume::STATE_UNSPECIFIED;
+}
+
+absl::StatusOr<WireObject> ParseObject(absl::string_view json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(json, doc); !s.ok()) return s;
+  if (const rj::Value* objects = Member(doc, "objects"); objects != nullptr) {
+    if (!objects->IsArray() || objects->Empty()) return Malformed("empty objects envelope");
+    return ToWireObject((*objects)[0]);
+  }
+  return ToWireObject(doc);
+}
+
+absl::StatusOr<Page> ParsePage(absl::string_view json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(json, doc); !s.ok()) return s;
+  const rj::Value* objects = Member(doc, "objects");
+  const rj::Value* meta = Member(doc, "meta");
+  if (objects == nullptr || !objects->IsArray()) return Malformed("a list without objects");
+  Page page;
+  for (const auto& o : objects->GetArray()) {
+    // Locations have an `id` instead of a uuid.
+    absl::StatusOr<WireObject> w = ToWireObject(o, /*require_uuid=*/false);
+    if (!w.ok()) return w.status();
+    page.objects.push_back(*std::move(w));
+  }
+  page.total_count = meta != nullptr ? Int(*meta, "total_count")
+                                     : static_cast<int64_t>(page.objects.size());
+  return page;
+}
+
+absl::StatusOr<v1::Volume> DriveToVolume(absl::string_view object_json,
+                                         absl::string_view account, const IdMap& server_ids) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!ToWireObject(doc).ok()) return Malformed("a drive has no uuid");
+  v1::Volume v;
+  v.set_name(ResourceName(account, "volumes", IdOf(doc)));
+  v.set_display_name(String(doc, "name"));
+  v.set_size_bytes(Int(doc, "size"));
+  v.set_provider_state(String(doc, "status"));
+  const std::string media = String(doc, "media");
+  v.set_media(media == "cdrom" ? v1::Volume::CDROM : v1::Volume::DISK);
+  if (const rj::Value* mounted = Member(doc, "mounted_on"); mounted && mounted->IsArray()) {
+    for (const auto& s : mounted->GetArray()) {
+      std::string uuid = RefUuid(&s);
+      if (!uuid.empty()) v.add_attached_to(ResourceName(account, "instances",
+                                                        Mapped(server_ids, uuid)));
+    }
+  }
+  v.set_state(VolumeStateFromWire(v.provider_state(), v.attached_to_size() > 0));
+  PutLabels(doc, v.mutable_labels());
+  auto* d = v.mutable_provider_details();
+  SetDetail(d, "uuid", String(doc, "uuid"));
+  SetDetail(d, "resource_uri", String(doc, "resource_uri"));
+  SetDetail(d, "storage_type", String(doc, "storage_type"));
+  SetDetail(d, "media", media);
+  if (const rj::Value* jobs = Member(doc, "jobs"); jobs && jobs->IsArray() && !jobs->Empty()) {
+    SetDetail(d, "job", RefUuid(&(*jobs)[0]));
+  }
+  return v;
+}
+
+absl::StatusOr<v1::Instance> ServerToInstance(absl::string_view object_json,
+                                              absl::string_view account,
+                                              const IdMap& drive_ids) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!ToWireObject(doc).ok()) return Malformed("a server has no uuid");
+  v1::Instance i;
+  i.set_name(ResourceName(account, "instances", IdOf(doc)));
+  i.set_display_name(String(doc, "name"));
+  i.set_provider_state(String(doc, "status"));
+  i.set_state(InstanceStateFromWire(i.provider_state()));
+  i.set_cpu_mhz(Int(doc, "cpu"));
+  i.set_cpu_count(static_cast<int32_t>(Int(doc, "smp")));
+  i.set_memory_bytes(Int(doc, "mem"));
+  std::set<std::string> seen;
+  auto add_ip = [&](const std::string& ip) {
+    if (!ip.empty() && seen.insert(ip).second) i.add_ip_addresses(ip);
+  };
+  // The address a DHCP NIC got is only in the runtime of a running server
+  // (§5.4); a static one is in the NIC's own ip_v4_conf.
+  if (const rj::Value* rt = Member(doc, "runtime"); rt != nullptr) {
+    if (const rj::Value* nics = Member(*rt, "nics"); nics && nics->IsArray()) {
+      for (const auto& n : nics->GetArray()) add_ip(RefUuid(Member(n, "ip_v4")));
+    }
+  }
+  if (const rj::Value* nics = Member(doc, "nics"); nics && nics->IsArray()) {
+    for (const auto& n : nics->GetArray()) {
+      if (const rj::Value* conf = Member(n, "ip_v4_conf"); conf && String(*conf, "conf") ==
+                                                                      "static") {
+        add_ip(RefUuid(Member(*conf, "ip")));
+      }
+    }
+  }
+  if (const rj::Value* drives = Member(doc, "drives"); drives && drives->IsArray()) {
+    for (const auto& d : drives->GetArray()) {
+      v1::AttachedVolume* a = i.add_volumes();
+      a->set_volume(ResourceName(account, "volumes", Mapped(drive_ids,
+                                                            RefUuid(Member(d, "drive")))));
+      a->set_device(String(d, "device"));
+      a->set_channel(String(d, "dev_channel"));
+      a->set_boot_order(static_cast<int32_t>(Int(d, "boot_order")));
+    }
+  }
+  PutLabels(doc, i.mutable_labels());
+  auto* details = i.mutable_provider_details();
+  SetDetail(details, "uuid", String(doc, "uuid"));
+  SetDetail(details, "resource_uri", String(doc, "resource_uri"));
+  SetDetail(details, "cpu_type", String(doc, "cpu_type"));
+  SetDetail(details, "hypervisor", String(doc, "hypervisor"));
+  if (const rj::Value* rt = Member(doc, "runtime"); rt != nullptr) {
+    SetDetail(details, "active_since", String(*rt, "active_since"));
+  }
+  return i;
+}
+
+absl::StatusOr<v1::Image> LibdriveToImage(absl::string_view object_json,
+                                          absl::string_view account) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject() || String(doc, "uuid").empty()) return Malformed("a libdrive has no uuid");
+  v1::Image image;
+  image.set_name(ResourceName(account, "images", String(doc, "uuid")));
+  image.set_display_name(String(doc, "name"));
+  image.set_description(String(doc, "description"));
+  image.set_os(String(doc, "os"));
+  const std::string arch = String(doc, "arch");
+  // The library says "64"/"32" (bits).
+  image.set_architecture(arch == "64" ? "x86_64" : arch == "32" ? "i386" : arch);
+  image.set_size_bytes(Int(doc, "size"));
+  const std::string status = String(doc, "status");
+  image.set_state(status == "unmounted" || status == "mounted" ? v1::Image::READY
+                  : status == "unavailable"                    ? v1::Image::ERROR
+                                                               : v1::Image::PENDING);
+  image.set_public_(Member(doc, "owner") == nullptr);  // library drives have owner null
+  auto* d = image.mutable_provider_details();
+  for (const char* key : {"distribution", "version", "media", "image_type", "arch", "status"}) {
+    SetDetail(d, key, String(doc, key));
+  }
+  return image;
+}
+
+absl::StatusOr<v1::Location> LocationFromWire(absl::string_view object_json,
+                                              absl::string_view account) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  const std::string id = absl::AsciiStrToLower(String(doc, "id"));
+  if (id.empty()) return Malformed("a location has no id");
+  v1::Location loc;
+  loc.set_name(ResourceName(account, "locations", id));
+  loc.set_display_name(String(doc, "display_name"));
+  loc.set_kind(v1::Location::REGION);
+  loc.set_available(true);
+  auto* d = loc.mutable_provider_details();
+  for (const char* key : {"id", "api_endpoint", "websocket_url", "country_code", "upload_url"}) {
+    SetDetail(d, key, String(doc, key));
+  }
+  return loc;
+}
+
+absl::StatusOr<v1::InstanceMetadata> ServerToMetadata(absl::string_view object_json,
+                                                      absl::string_view account) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject() || String(doc, "uuid").empty()) return Malformed("a server has no uuid");
+  v1::InstanceMetadata m;
+  m.set_name(absl::StrCat(ResourceName(account, "instances", IdOf(doc)), "/metadata"));
+  PutLabels(doc, m.mutable_items());
+  return m;
+}
+
+absl::Status ParseActionResult(absl::string_view json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(json, doc); !s.ok()) return s;
+  if (String(doc, "result") != "success") {
+    return Malformed(absl::StrCat("action result is \"", String(doc, "result"), "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Frame> ParseFrame(absl::string_view json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(json, doc); !s.ok()) return s;
+  Frame f;
+  f.resource_type = String(doc, "resource_type");
+  f.resource_uri = String(doc, "resource_uri");
+  if (f.resource_type.empty() || f.resource_uri.empty()) {
+    return Malformed("a websocket frame without resource_type or resource_uri");
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(f.resource_uri, '/', absl::SkipEmpty());
+  if (!parts.empty()) f.uuid = std::string(parts.back());
+  if (const rj::Value* o = Member(doc, "object"); o != nullptr && o->IsObject()) {
+    f.object_json = Serialize(*o);
+  }
+  return f;
+}
+
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view context, absl::string_view field_prefix) {
+  if (http_status >= 200 && http_status < 300) return absl::OkStatus();
+  std::string type, point, message;
+  rj::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (!doc.HasParseError() && doc.IsArray() && !doc.Empty() && doc[0].IsObject()) {
+    type = String(doc[0], "error_type");
+    point = String(doc[0], "error_point");
+    message = String(doc[0], "error_message");
+  }
+  // Provider error → status. HTTP decides first (shared table); CloudSigma's
+  // error_type refines where HTTP alone is ambiguous:
+  //   403 permission   — also used for actions in the wrong state (§5.5, a
+  //                      guest "in state …"): FAILED_PRECONDITION then,
+  //                      PERMISSION_DENIED otherwise.
+  //   402 billing/payment — not enough funds: FAILED_PRECONDITION.
+  //   503 concurrency  — conflicting concurrent update, retry: UNAVAILABLE.
+  //   404 notexist     — NOT_FOUND.   400 validation — INVALID_ARGUMENT.
+  absl::StatusCode code = http::HttpStatusToCode(http_status);
+  std::string reason = DefaultReason(code);
+  if (http_status == 403 && absl::StrContains(absl::AsciiStrToLower(message), "state")) {
+    code = absl::StatusCode::kFailedPrecondition;
+    reason = "WRONG_STATE";
+  } else if (http_status == 402 || type == "billing" || type == "payment") {
+    code = absl::StatusCode::kFailedPrecondition;
+    reason = "INSUFFICIENT_FUNDS";
+  } else if (type == "concurrency") {
+    code = absl::StatusCode::kUnavailable;
+  }
+  if (http_status == 401) reason = "PROVIDER_AUTHENTICATION_FAILED";
+  absl::Status status(code, absl::StrCat(context, ": CloudSigma answered HTTP ", http_status,
+                                         message.empty() ? "" : ": ", message));
+  if (code == absl::StatusCode::kInvalidArgument && !point.empty() && !field_prefix.empty()) {
+    AddFieldViolation(status, absl::StrCat(field_prefix, point), message);
+  }
+  return WithErrorInfo(status, reason,
+                       {{"httpStatus", absl::StrCat(http_status)},
+                        {"providerErrorType", type},
+                        {"providerErrorPoint", point},
+                        {"providerMessage", message}});
+}
+
+std::string DriveCreateBody(const v1::Volume& volume, absl::string_view chosen_id,
+                            absl::string_view operation) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("objects");
+  w.StartArray();
+  w.StartObject();
+  w.Key("name");
+  const std::string name = !volume.display_name().empty() ? volume.display_name()
+                                                          : std::string(chosen_id);
+  w.String(name.empty() ? "cloudplane volume" : name.c_str());
+  w.Key("size");
+  w.Int64(volume.size_bytes());
+  w.Key("media");
+  w.String(volume.media() == v1::Volume::CDROM ? "cdrom" : "disk");
+  auto meta = ReservedMeta(chosen_id, operation);
+  for (const auto& [k, v] : volume.labels()) meta[k] = v;
+  WriteMeta(w, meta);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
+                           absl::string_view operation) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  if (!name.empty()) {
+    w.Key("name");
+    w.String(name.data(), static_cast<rj::SizeType>(name.size()));
+  }
+  WriteMeta(w, ReservedMeta(chosen_id, operation));
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string ServerCreateBody(const ServerSpec& spec) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("objects");
+  w.StartArray();
+  w.StartObject();
+  w.Key("name");
+  w.String(spec.name.c_str());
+  w.Key("cpu");
+  w.Int64(spec.cpu_mhz);
+  w.Key("mem");
+  w.Int64(spec.memory_bytes);
+  if (spec.smp > 0) {
+    w.Key("smp");
+    w.Int(spec.smp);
+  }
+  w.Key("vnc_password");
+  w.String(spec.vnc_password.c_str());
+  WriteMeta(w, spec.meta);
+  w.Key("drives");
+  w.StartArray();
+  w.EndArray();
+  w.Key("nics");
+  w.StartArray();
+  if (spec.dhcp_nic) {  // one public NIC with DHCP (§5.4)
+    w.StartObject();
+    w.Key("ip_v4_conf");
+    w.StartObject();
+    w.Key("conf");
+    w.String("dhcp");
+    w.Key("ip");
+    w.Null();
+    w.EndObject();
+    w.Key("model");
+    w.String("virtio");
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+absl::StatusOr<std::string> EditServer(absl::string_view server_json, const ServerEdit& edit) {
+  rj::Document doc;
+  if (absl::Status s = Parse(server_json, doc); !s.ok()) return s;
+  if (!doc.IsObject()) return Malformed("a server is not an object");
+  auto& a = doc.GetAllocator();
+  if (edit.name) SetString(doc, "name", *edit.name, a);
+  if (edit.cpu_mhz) SetInt(doc, "cpu", *edit.cpu_mhz, a);
+  if (edit.memory_bytes) SetInt(doc, "mem", *edit.memory_bytes, a);
+  if (edit.smp) SetInt(doc, "smp", *edit.smp, a);
+  if (edit.labels) SetLabels(doc, *edit.labels, a);
+  if (edit.attach || edit.detach_uuid) {
+    auto it = doc.FindMember("drives");
+    if (it == doc.MemberEnd() || !it->value.IsArray()) {
+      if (it != doc.MemberEnd()) doc.RemoveMember(it);
+      doc.AddMember("drives", rj::Value(rj::kArrayType), a);
+      it = doc.FindMember("drives");
+    }
+    rj::Value& drives = it->value;
+    if (edit.detach_uuid) {
+      for (auto d = drives.Begin(); d != drives.End();) {
+        if (RefUuid(Member(*d, "drive")) == *edit.detach_uuid) {
+          d = drives.Erase(d);
+        } else {
+          ++d;
+        }
+      }
+    }
+    if (edit.attach) {
+      std::set<std::string> used;
+      for (const auto& d : drives.GetArray()) used.insert(String(d, "dev_channel"));
+      std::string channel = edit.attach->channel;
+      for (int unit = 0; channel.empty(); ++unit) {
+        // virtio units run 0-5 per controller (§5.3).
+        std::string candidate = absl::StrCat(unit / 6, ":", unit % 6);
+        if (!used.count(candidate)) channel = candidate;
+      }
+      rj::Value item(rj::kObjectType);
+      if (edit.attach->boot_order > 0) {
+        item.AddMember("boot_order", rj::Value(edit.attach->boot_order), a);
+      } else {
+        item.AddMember("boot_order", rj::Value(rj::kNullType), a);
+      }
+      item.AddMember("dev_channel", rj::Value(channel.c_str(), a), a);
+      const std::string device = edit.attach->device.empty() ? "virtio" : edit.attach->device;
+      item.AddMember("device", rj::Value(device.c_str(), a), a);
+      item.AddMember("drive", rj::Value(edit.attach->drive_uuid.c_str(), a), a);
+      drives.PushBack(item, a);
+    }
+  }
+  return Serialize(doc);
+}
+
+absl::StatusOr<bool> ServerHasDrive(absl::string_view server_json,
+                                    absl::string_view drive_uuid) {
+  absl::StatusOr<WireObject> w = ParseObject(server_json);
+  if (!w.ok()) return w.status();
+  for (const auto& u : w->referenced_uuids) {
+    if (u == drive_uuid) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::string> EditDrive(absl::string_view drive_json, const DriveEdit& edit) {
+  rj::Document doc;
+  if (absl::Status s = Parse(drive_json, doc); !s.ok()) return s;
+  if (!doc.IsObject()) return Malformed("a drive is not an object");
+  auto& a = doc.GetAllocator();
+  if (edit.name) SetString(doc, "name", *edit.name, a);
+  if (edit.size) SetInt(doc, "size", *edit.size, a);
+  if (edit.labels) SetLabels(doc, *edit.labels, a);
+  return Serialize(doc);
+}
+
+absl::Status ValidateLabels(absl::string_view field,
+                            const google::protobuf::Map<std::string, std::string>& labels) {
+  absl::Status status;
+  for (const auto& [k, v] : labels) {
+    if (k.empty() || absl::StartsWith(k, kReservedMetaPrefix)) {
+      AddFieldViolation(status, field,
+                        absl::StrCat("key \"", k, "\" is empty or starts with the reserved ",
+                                     kReservedMetaPrefix));
+    }
+  }
+  return status;
+}
+
+std::string MakePollToken(const PollTarget& t) {
+  std::string token = absl::StrCat(t.kind, ":", t.uuid, ":", GoalName(t.goal));
+  if (!t.other.empty()) absl::StrAppend(&token, ":", t.other);
+  return token;
+}
+
+absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token) {
+  std::vector<std::string> parts = absl::StrSplit(token, ':');
+  PollTarget t;
+  if (parts.size() < 3 || parts.size() > 4 || (parts[0] != "drive" && parts[0] != "server") ||
+      !IsUuid(parts[1])) {
+    return InvalidField("poll_token", "not a CloudSigma poll token");
+  }
+  t.kind = parts[0];
+  t.uuid = parts[1];
+  bool found = false;
+  for (Goal g : {Goal::kSettled, Goal::kGone, Goal::kRunning, Goal::kStopped, Goal::kMounted,
+                 Goal::kUnmounted, Goal::kMetadata}) {
+    if (parts[2] == GoalName(g)) t.goal = g, found = true;
+  }
+  if (!found) return InvalidField("poll_token", "not a CloudSigma poll token");
+  if (parts.size() == 4) t.other = parts[3];
+  if ((t.goal == Goal::kMounted || t.goal == Goal::kUnmounted) && !IsUuid(t.other)) {
+    return InvalidField("poll_token", "not a CloudSigma poll token");
+  }
+  return t;
+}
+
+}  // namespace cloudplane::adapters::cloudsigma

@@ -1,0 +1,225 @@
+// Pure translation between CloudSigma API 2.0 JSON and cloudplane.v1
+// messages. No I/O: every function is a deterministic function of its
+// arguments, tested on the recorded dumps in shared/fixtures/cloudsigma.
+//
+// Reference: /work/shared/protocols/cloudsigma.md (sections cited as §N).
+//
+// Resource ids. CloudSigma names every object by a server-chosen uuid; the
+// API lets callers choose ids (`instance_id`, `volume_id`). A chosen id is
+// kept in the object's `meta` under kIdMetaKey, and the object's resource
+// name uses it; objects without one (made outside cloudplane) are named by
+// their uuid. An id in uuid form always means a CloudSigma uuid, so chosen
+// ids may not have that form. The operation that created an object is kept
+// under kOperationMetaKey so a re-driven create finds its own object.
+// Other `meta` keys are the resource's labels (instance labels are also the
+// instance metadata items); keys starting with "cloudplane_" are reserved.
+//
+// Errors:
+//   - A payload that is not JSON of the expected shape is INTERNAL with
+//     ErrorInfo reason PROVIDER_MALFORMED_RESPONSE. Nothing here crashes.
+//   - StatusFromResponse() turns CloudSigma's error list (§11) into a status
+//     (table in cloudsigma_wire.cc).
+//
+// Thread-safety: all functions are thread-safe.
+#ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_H_
+#define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/volumes.pb.h"
+
+namespace cloudplane::adapters::cloudsigma {
+
+inline constexpr absl::string_view kIdMetaKey = "cloudplane_id";
+inline constexpr absl::string_view kOperationMetaKey = "cloudplane_operation";
+inline constexpr absl::string_view kReservedMetaPrefix = "cloudplane_";
+
+// ---------------------------------------------------------------------------
+// Names and ids.
+
+// True for the 8-4-4-4-12 hex form of a CloudSigma uuid.
+bool IsUuid(absl::string_view s);
+
+// OK when `id` can be chosen by a caller: 1-63 characters of [a-z0-9-]
+// starting with a letter, and not in uuid form. INVALID_ARGUMENT naming
+// `field` otherwise.
+absl::Status ValidateChosenId(absl::string_view field, absl::string_view id);
+
+// `accounts/<account>/<collection>/<id>`.
+std::string ResourceName(absl::string_view account, absl::string_view collection,
+                         absl::string_view id);
+
+// The id of `resource` (`accounts/<account>/<collection>/<id>`, with an
+// optional `suffix` such as "/metadata"). INVALID_ARGUMENT naming `field`
+// for another shape or account.
+absl::StatusOr<std::string> IdFromName(absl::string_view field, absl::string_view account,
+                                       absl::string_view collection, absl::string_view resource,
+                                       absl::string_view suffix = "");
+
+// Maps a referenced object's uuid to its cloudplane id (the kIdMetaKey of
+// that object, or the uuid itself when it has none).
+using IdMap = absl::flat_hash_map<std::string, std::string>;
+
+// ---------------------------------------------------------------------------
+// Responses.
+
+// Status words, verbatim from §5.6 and §6.
+v1::Instance::State InstanceStateFromWire(absl::string_view status);
+v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted);
+
+// One object of any covered kind, as the adapter needs it.
+struct WireObject {
+  std::string uuid;
+  std::string status;
+  std::string resource_type;  // "servers", "drives", "libdrives", from resource_uri
+  std::string chosen_id;      // meta[kIdMetaKey], "" when absent
+  std::string operation;      // meta[kOperationMetaKey]
+  std::vector<std::string> referenced_uuids;  // drives of a server / servers of a drive
+  std::string json;           // the object itself, re-serialised compactly
+};
+
+// A single object (GET /{res}/{uuid}/, PUT) or the first of a
+// `{"objects":[…]}` envelope (create, clone).
+absl::StatusOr<WireObject> ParseObject(absl::string_view json);
+
+struct Page {
+  std::vector<WireObject> objects;
+  int64_t total_count = 0;
+};
+// A list envelope (§3): `{"meta":{limit,offset,total_count},"objects":[…]}`.
+// Objects may be short (any subset of keys, but `uuid`).
+absl::StatusOr<Page> ParsePage(absl::string_view json);
+
+// Full objects to API messages. `object_json` is WireObject::json (or any
+// full object). `ids` resolves referenced uuids (missing ones map to the
+// uuid). The volume's/instance's name uses its own chosen id.
+absl::StatusOr<v1::Volume> DriveToVolume(absl::string_view object_json,
+                                         absl::string_view account, const IdMap& server_ids);
+absl::StatusOr<v1::Instance> ServerToInstance(absl::string_view object_json,
+                                              absl::string_view account,
+                                              const IdMap& drive_ids);
+absl::StatusOr<v1::Image> LibdriveToImage(absl::string_view object_json,
+                                          absl::string_view account);
+absl::StatusOr<v1::Location> LocationFromWire(absl::string_view object_json,
+                                              absl::string_view account);
+// The instance's meta items without reserved keys; name `<instance>/metadata`.
+absl::StatusOr<v1::InstanceMetadata> ServerToMetadata(absl::string_view object_json,
+                                                      absl::string_view account);
+
+// An action answer (§5.5): `{"action","result","uuid"}`; INTERNAL unless
+// result is "success".
+absl::Status ParseActionResult(absl::string_view json);
+
+// A websocket frame (§13).
+struct Frame {
+  std::string resource_type;  // "drives", "servers", …
+  std::string resource_uri;   // "/api/2.0/drives/<uuid>/"
+  std::string uuid;           // last path segment of resource_uri
+  std::optional<std::string> object_json;  // when the frame carries one
+};
+absl::StatusOr<Frame> ParseFrame(absl::string_view json);
+
+// The status of a CloudSigma response: OK for 2xx; otherwise (table in the
+// .cc) with message "<context>: CloudSigma answered HTTP <n>: <message>"
+// and ErrorInfo metadata httpStatus, providerErrorType, providerErrorPoint,
+// providerMessage. A validation error with an error_point also carries a
+// BadRequest violation on `field_prefix + error_point` when field_prefix is
+// given (e.g. "volume.").
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view context, absl::string_view field_prefix = "");
+
+// ---------------------------------------------------------------------------
+// Requests.
+
+// `{"objects":[{"name","size","media","meta"}]}` for POST /drives/.
+std::string DriveCreateBody(const v1::Volume& volume, absl::string_view chosen_id,
+                            absl::string_view operation);
+// The body of a drive clone action (§6): name and meta of the copy.
+std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
+                           absl::string_view operation);
+
+struct ServerSpec {
+  std::string name;
+  int64_t cpu_mhz = 0;
+  int64_t memory_bytes = 0;
+  int32_t smp = 0;  // 0: CloudSigma derives it
+  std::string vnc_password;
+  std::map<std::string, std::string> meta;  // labels + reserved keys
+  bool dhcp_nic = true;
+};
+// `{"objects":[{…}]}` for POST /servers/.
+std::string ServerCreateBody(const ServerSpec& spec);
+
+// Edits of a full server object for PUT /servers/{uuid}/ (§5.2: always send
+// the whole definition; fields not touched keep their values). Each returns
+// the new body or INTERNAL for a malformed object.
+struct ServerEdit {
+  std::optional<std::string> name;
+  std::optional<int64_t> cpu_mhz;
+  std::optional<int64_t> memory_bytes;
+  std::optional<int32_t> smp;
+  // Replaces the non-reserved meta keys (reserved ones are kept).
+  std::optional<std::map<std::string, std::string>> labels;
+  // Appends a drive (§5.3).
+  struct Attach {
+    std::string drive_uuid;
+    std::string device;    // "" → virtio
+    std::string channel;   // "" → first free on controller 0
+    int32_t boot_order = 0;  // 0 → null
+  };
+  std::optional<Attach> attach;
+  // Removes every entry for this drive uuid.
+  std::optional<std::string> detach_uuid;
+};
+absl::StatusOr<std::string> EditServer(absl::string_view server_json, const ServerEdit& edit);
+
+// True when the server's drive list has `drive_uuid`.
+absl::StatusOr<bool> ServerHasDrive(absl::string_view server_json, absl::string_view drive_uuid);
+
+// Edits of a full drive object for PUT /drives/{uuid}/.
+struct DriveEdit {
+  std::optional<std::string> name;
+  std::optional<int64_t> size;
+  std::optional<std::map<std::string, std::string>> labels;
+};
+absl::StatusOr<std::string> EditDrive(absl::string_view drive_json, const DriveEdit& edit);
+
+// Labels: INVALID_ARGUMENT naming `field` for reserved keys.
+absl::Status ValidateLabels(absl::string_view field,
+                            const google::protobuf::Map<std::string, std::string>& labels);
+
+// ---------------------------------------------------------------------------
+// Poll tokens: `<kind>:<uuid>:<goal>[:<other uuid>]`, kind `drive` or
+// `server`, goal one of the Goal names below.
+
+enum class Goal {
+  kSettled,    // drive: unmounted or mounted (after create, clone, resize)
+  kGone,       // GET answers 404
+  kRunning,    // server: running
+  kStopped,    // server: stopped
+  kMounted,    // drive: mounted_on has `other`
+  kUnmounted,  // drive: mounted_on lacks `other`
+  kMetadata,   // server: done at once (metadata result)
+};
+struct PollTarget {
+  std::string kind;  // "drive" | "server"
+  std::string uuid;
+  Goal goal = Goal::kSettled;
+  std::string other;
+};
+std::string MakePollToken(const PollTarget& target);
+// INVALID_ARGUMENT naming `poll_token` for a token MakePollToken did not make.
+absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token);
+
+}  // namespace cloudplane::adapters::cloudsigma
+
+#endif  // CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_H_

@@ -1,0 +1,260 @@
+"""Tests of the CloudSigma emulator: the wire shapes of the reference, and
+the real pycloudsigma client (PyPI `cloudsigma`) driving it unchanged."""
+import base64
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import cloudsigma_emulator  # noqa: E402
+
+USER, PASSWORD = "user@example.com", "emulator-pw"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    e = cloudsigma_emulator.CloudSigmaEmulator(username=USER, password=PASSWORD,
+                                               transition_delay=0.2, delete_delay=0.2).start()
+    yield e
+    e.stop()
+
+
+def call(emu, method, path, body=None, password=PASSWORD, raw_path=False):
+    url = ("http://" + emu.base + path) if raw_path else emu.api_endpoint.rstrip("/") + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    token = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    req.add_header("Authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+            return resp.status, (json.loads(text) if text else None), resp.headers
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, (json.loads(text) if text else None), e.headers
+
+
+def wait_for(emu, path, predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body, _ = call(emu, "GET", path)
+        if predicate(status, body):
+            return status, body
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never reached the expected state: {status} {body}")
+
+
+def test_basic_auth_is_required(emu):
+    status, body, headers = call(emu, "GET", "/servers/", password="wrong")
+    assert status == 401
+    assert body[0]["error_type"] == "permission" and "error_point" in body[0]
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_drive_lifecycle_and_error_list(emu):
+    status, body, _ = call(emu, "POST", "/drives/", {"objects": [
+        {"name": "d1", "size": 1073741824, "media": "disk"}]})
+    assert status == 201
+    (drive,) = body["objects"]
+    assert drive["status"] == "creating" and drive["owner"]["uuid"]
+    assert drive["resource_uri"] == f"/api/2.0/drives/{drive['uuid']}/"
+    wait_for(emu, f"/drives/{drive['uuid']}/", lambda s, b: b["status"] == "unmounted")
+    # No trailing slash is accepted too.
+    assert call(emu, "GET", f"/drives/{drive['uuid']}")[0] == 200
+    # Missing field → validation naming it; nothing is created.
+    before = call(emu, "GET", "/drives/?limit=0")[1]["meta"]["total_count"]
+    status, body, _ = call(emu, "POST", "/drives/", {"objects": [
+        {"name": "ok", "size": 1, "media": "disk"}, {"name": "bad", "media": "disk"}]})
+    assert status == 400 and body == [{"error_point": "size", "error_type": "validation",
+                                       "error_message": "This field is required."}]
+    assert call(emu, "GET", "/drives/?limit=0")[1]["meta"]["total_count"] == before
+    status, body, _ = call(emu, "POST", "/drives/", {"objects": [
+        {"name": "neg", "size": -5, "media": "disk"}]})
+    assert status == 400 and body[0]["error_point"] == "size"
+    # Async delete: 204, then 404 notexist.
+    status, body, headers = call(emu, "DELETE", f"/drives/{drive['uuid']}/")
+    assert status == 204 and body is None and headers["Content-Length"] == "0"
+    status, body = wait_for(emu, f"/drives/{drive['uuid']}/", lambda s, b: s == 404)
+    assert body == [{"error_point": None, "error_type": "notexist",
+                     "error_message": f"Object with uuid {drive['uuid']} does not exist"}]
+
+
+def test_pagination_limit_offset_and_fields(emu):
+    call(emu, "POST", "/drives/", {"objects": [
+        {"name": f"p{n}", "size": 1 << 30, "media": "disk"} for n in range(25)]})
+    status, body, _ = call(emu, "GET", "/drives/")
+    assert status == 200 and body["meta"]["limit"] == 20 and len(body["objects"]) == 20
+    total = body["meta"]["total_count"]
+    assert total >= 25
+    assert set(body["objects"][0]) <= {"uuid", "resource_uri", "owner", "status"}
+    all_ = call(emu, "GET", "/drives/detail/?limit=0")[1]
+    assert all_["meta"] == {"limit": 0, "offset": 0, "total_count": total}
+    assert len(all_["objects"]) == total and "name" in all_["objects"][0]
+    seen, offset = [], 0
+    while offset < total:
+        page = call(emu, "GET", f"/drives/detail/?limit=7&offset={offset}")[1]
+        seen += [o["uuid"] for o in page["objects"]]
+        offset += len(page["objects"])
+    assert seen == [o["uuid"] for o in all_["objects"]]
+    only = call(emu, "GET", "/drives/detail/?limit=0&fields=uuid,status")[1]["objects"]
+    assert all(set(o) == {"uuid", "status"} for o in only)
+
+
+def test_server_lifecycle_attach_and_wrong_state(emu):
+    _, body, _ = call(emu, "POST", "/drives/", {"objects": [
+        {"name": "boot", "size": 1 << 30, "media": "disk"}]})
+    drive = body["objects"][0]["uuid"]
+    wait_for(emu, f"/drives/{drive}/", lambda s, b: b["status"] == "unmounted")
+    status, body, _ = call(emu, "POST", "/servers/", {"objects": [
+        {"name": "web1", "cpu": 1000, "mem": 536870912, "vnc_password": "pw",
+         "nics": [{"ip_v4_conf": {"conf": "dhcp", "ip": None}, "model": "virtio"}]}]})
+    assert status == 201
+    server = body["objects"][0]
+    assert server["status"] == "stopped" and server["runtime"] is None
+    uuid = server["uuid"]
+    # Attach by PUT of the whole definition.
+    server["drives"] = [{"boot_order": 1, "dev_channel": "0:0", "device": "virtio",
+                         "drive": drive}]
+    status, body, _ = call(emu, "PUT", f"/servers/{uuid}/", server)
+    assert status == 200 and body["drives"][0]["drive"]["uuid"] == drive
+    wait_for(emu, f"/drives/{drive}/", lambda s, b: b["status"] == "mounted" and
+             b["mounted_on"][0]["uuid"] == uuid)
+    # Attaching a missing drive fails and changes nothing.
+    bad = dict(body, drives=[{"device": "virtio", "dev_channel": "0:1",
+                              "drive": "00000000-0000-0000-0000-000000000000"}])
+    status, err, _ = call(emu, "PUT", f"/servers/{uuid}/", bad)
+    assert status == 400 and err[0]["error_point"] == "drives"
+    assert call(emu, "GET", f"/servers/{uuid}/")[1]["drives"][0]["drive"]["uuid"] == drive
+    # Start, wrong-state start, running with a runtime, stop.
+    status, body, _ = call(emu, "POST", f"/servers/{uuid}/action/?do=start", {})
+    assert status == 202 and body == {"action": "start", "result": "success", "uuid": uuid}
+    status, err, _ = call(emu, "POST", f"/servers/{uuid}/action/?do=start", {})
+    assert status == 403 and err[0]["error_type"] == "permission"
+    _, running = wait_for(emu, f"/servers/{uuid}/", lambda s, b: b["status"] == "running")
+    assert running["runtime"]["nics"][0]["ip_v4"]["uuid"]
+    status, err, _ = call(emu, "DELETE", f"/servers/{uuid}/")
+    assert status == 403
+    # The Go SDK sends actions without a body.
+    assert call(emu, "POST", f"/servers/{uuid}/action/?do=stop")[0] == 202
+    wait_for(emu, f"/servers/{uuid}/", lambda s, b: b["status"] == "stopped")
+    assert call(emu, "DELETE", f"/servers/{uuid}/")[0] == 204
+    wait_for(emu, f"/servers/{uuid}/", lambda s, b: s == 404)
+    wait_for(emu, f"/drives/{drive}/", lambda s, b: b["status"] == "unmounted")
+
+
+def test_websocket_frames_with_a_real_websocket_client(emu):
+    websocket = pytest.importorskip("websocket") if not os.environ.get("CI") else \
+        __import__("websocket")
+    status, body, headers = call(emu, "POST", "/accounts/action/?do=authenticate_asynchronous",
+                                 {})
+    assert status == 200 and body == {}
+    cookie = headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    ws = websocket.create_connection(emu.ws_endpoint, timeout=5,
+                                     header=[f"Cookie: async_auth={cookie}"])
+    try:
+        ws.ping(b"hi")
+        _, body, _ = call(emu, "POST", "/drives/", {"objects": [
+            {"name": "ws", "size": 1 << 30, "media": "disk"}]})
+        uuid = body["objects"][0]["uuid"]
+        frames = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            frame = json.loads(ws.recv())
+            if frame["resource_uri"] == f"/api/2.0/drives/{uuid}/":
+                frames.append(frame)
+                if frame.get("object", {}).get("status") == "unmounted" or len(frames) >= 2:
+                    break
+        assert frames and all(f["resource_type"] == "drives" for f in frames)
+    finally:
+        ws.close()
+    # The cookie is single use; a bad one is refused.
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(emu.ws_endpoint, timeout=5,
+                                    header=[f"Cookie: async_auth={cookie}"])
+
+
+PYCLOUDSIGMA_SCRIPT = textwrap.dedent('''
+    import json, time
+    import cloudsigma
+    drives, servers = cloudsigma.resource.Drive(), cloudsigma.resource.Server()
+    ran = []
+    d = drives.create({"name": "pyd", "size": 1 << 30, "media": "disk"}); ran.append("drive.create")
+    for _ in range(100):
+        if drives.get(d["uuid"])["status"] == "unmounted": break
+        time.sleep(0.05)
+    assert any(x["uuid"] == d["uuid"] for x in drives.list_detail()); ran.append("drive.list_detail")
+    s = servers.create({"name": "pys", "cpu": 1000, "mem": 512 * 1024 ** 2,
+                        "vnc_password": "pw"}); ran.append("server.create")
+    assert s["status"] == "stopped"
+    assert any(x["uuid"] == s["uuid"] for x in servers.list()); ran.append("server.list")
+    s["drives"] = [{"boot_order": 1, "dev_channel": "0:0", "device": "virtio", "drive": d["uuid"]}]
+    s["meta"] = {"k": "v"}
+    s = servers.update(s["uuid"], s); ran.append("server.update")
+    assert s["meta"] == {"k": "v"} and s["drives"][0]["drive"]["uuid"] == d["uuid"]
+    ws = cloudsigma.resource.Websocket(timeout=5); ran.append("websocket.connect")
+    servers.start(s["uuid"]); ran.append("server.start")
+    got = ws.wait_for_status(s["resource_uri"], cloudsigma.resource.Server, "running", timeout=10)
+    assert got["status"] == "running"; ran.append("websocket.wait_for_status")
+    servers.stop(s["uuid"]); ran.append("server.stop")
+    for _ in range(100):
+        if servers.get(s["uuid"])["status"] == "stopped": break
+        time.sleep(0.05)
+    try:
+        servers.stop(s["uuid"])
+        raise AssertionError("stop of a stopped server succeeded")
+    except cloudsigma.errors.PermissionError:
+        ran.append("server.stop-wrong-state")
+    servers.delete(s["uuid"]); ran.append("server.delete")
+    for _ in range(100):
+        try:
+            servers.get(s["uuid"]); time.sleep(0.05)
+        except cloudsigma.errors.ClientError as e:
+            assert e.status_code == 404; break
+    drives.delete(d["uuid"]); ran.append("drive.delete")
+    print(json.dumps(ran))
+''')
+
+
+def test_real_pycloudsigma_client(emu, tmp_path):
+    import cloudsigma  # noqa: F401  (tools/requirements-clients.txt)
+    conf = tmp_path / "cloudsigma.conf"
+    conf.write_text(f"api_endpoint = {emu.api_endpoint}\nws_endpoint = {emu.ws_endpoint}\n"
+                    f"username = {USER}\npassword = {PASSWORD}\n")
+    result = subprocess.run([sys.executable, "-c", PYCLOUDSIGMA_SCRIPT],
+                            env=dict(os.environ, CLOUDSIGMA_CONFIG=str(conf)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ran == ["drive.create", "drive.list_detail", "server.create", "server.list",
+                   "server.update", "websocket.connect", "server.start",
+                   "websocket.wait_for_status", "server.stop", "server.stop-wrong-state",
+                   "server.delete", "drive.delete"]
+
+
+def test_program_ready_line_and_sigterm(tmp_path):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, str(HERE / "cloudsigma_emulator.py"),
+                             "--ready-file", str(ready), "--max-lifetime", "60"],
+                            stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (ready.exists() and ready.read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        line = ready.read_text().split()
+        assert line[0] == "READY" and line[1].startswith("api=http://127.0.0.1:")
+        assert line[2].startswith("ws=ws://127.0.0.1:")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
