@@ -2,6 +2,7 @@
 
 #include "adapters/cloudsigma/cloudsigma_adapter.h"
 #include "adapters/fleet/fleet_adapter.h"
+#include "adapters/opennebula/opennebula_adapter.h"
 #include "adapters/sandbox/sandbox_adapter.h"
 #include "base/status.h"
 
@@ -11,6 +12,7 @@ absl::Status RegisterBuiltinAdapters(AdapterRegistry& registry) {
   RETURN_IF_ERROR(sandbox::RegisterSandbox(registry));
   RETURN_IF_ERROR(fleet::RegisterFleet(registry));
   RETURN_IF_ERROR(cloudsigma::RegisterCloudSigma(registry));
+  RETURN_IF_ERROR(opennebula::RegisterOpenNebula(registry));
   return absl::OkStatus();
 }
 

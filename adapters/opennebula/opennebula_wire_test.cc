@@ -1,0 +1,274 @@
+#include "adapters/opennebula/opennebula_wire.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "adapters/common/xmlrpc/xmlrpc.h"
+#include "base/errors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters::opennebula {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A success array carrying `doc` as xmlrpc-c sends it (escaped string).
+std::string Success(absl::string_view doc) {
+  return *xmlrpc::EncodeResponse(xmlrpc::Value::Array(
+      {xmlrpc::Value::Bool(true), xmlrpc::Value::String(std::string(doc)),
+       xmlrpc::Value::Int(0)}));
+}
+
+absl::StatusOr<xml::Document> Doc(absl::string_view body, absl::string_view root) {
+  absl::StatusOr<xmlrpc::Value> v = ResultFromResponse(200, body, "one.vm.info");
+  if (!v.ok()) return v.status();
+  return ParseObjectDocument(*v, root, "one.vm.info");
+}
+
+void ExpectMalformed(const absl::Status& s, absl::string_view what) {
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(s.message(), HasSubstr(what));
+  auto info = GetErrorInfo(s);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "PROVIDER_MALFORMED_RESPONSE");
+}
+
+TEST(OpenNebulaWireTest, ErrorCodesMapAsTheTableSays) {
+  struct Case {
+    int code;
+    absl::StatusCode status;
+  } cases[] = {{0x100, absl::StatusCode::kUnauthenticated},
+               {0x200, absl::StatusCode::kPermissionDenied},
+               {0x400, absl::StatusCode::kNotFound},
+               {0x800, absl::StatusCode::kFailedPrecondition},
+               {0x1000, absl::StatusCode::kInvalidArgument},
+               {0x2000, absl::StatusCode::kInternal},
+               {0x4000, absl::StatusCode::kInternal},
+               {0x8000, absl::StatusCode::kAborted},
+               {0x10000, absl::StatusCode::kUnavailable},
+               {7, absl::StatusCode::kUnknown}};
+  for (const Case& c : cases) {
+    // The 6.x five-item failure array, with <i8>-1 last.
+    const std::string body =
+        absl::StrCat("<methodResponse><params><param><value><array><data>",
+                     "<value><boolean>0</boolean></value><value><string>[one.vm.info] Error "
+                     "getting virtual machine [99].</string></value><value><i4>",
+                     c.code, "</i4></value><value><i4>99</i4></value><value><i8>-1</i8></value>",
+                     "</data></array></value></param></params></methodResponse>");
+    absl::StatusOr<xmlrpc::Value> v = ResultFromResponse(200, body, "one.vm.info");
+    EXPECT_EQ(v.status().code(), c.status) << c.code;
+    auto info = GetErrorInfo(v.status());
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->metadata().at("providerCode"), absl::StrCat(c.code));
+    EXPECT_EQ(info->metadata().at("providerMessage"),
+              "[one.vm.info] Error getting virtual machine [99].");
+  }
+  // The 3-item array of 5.0-5.2 is understood as well.
+  const std::string old = "<methodResponse><params><param><value><array><data><value><boolean>0"
+                          "</boolean></value><value><string>x</string></value><value><i4>256"
+                          "</i4></value></data></array></value></param></params>"
+                          "</methodResponse>";
+  EXPECT_EQ(ResultFromResponse(200, old, "m").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(OpenNebulaWireTest, FaultsAndHttpErrors) {
+  absl::StatusOr<xmlrpc::Value> v =
+      ResultFromResponse(200, xmlrpc::EncodeFault(-501, "Not enough parameters"), "one.vm.info");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(v.status().message(), HasSubstr("Not enough parameters"));
+  EXPECT_EQ(GetErrorInfo(v.status())->metadata().at("faultCode"), "-501");
+  EXPECT_EQ(ResultFromResponse(503, "", "m").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ResultFromResponse(401, "", "m").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(OpenNebulaWireTest, HostileAndMalformedProviderXmlIsInternalNeverACrash) {
+  // Truncated envelope.
+  const std::string good = Success("<VM><ID>1</ID><NAME>a</NAME><STATE>3</STATE>"
+                                   "<LCM_STATE>3</LCM_STATE></VM>");
+  ExpectMalformed(ResultFromResponse(200, good.substr(0, 90), "one.vm.info").status(),
+                  "malformed");
+  // Truncated inner document.
+  ExpectMalformed(Doc(Success("<VM><ID>1</ID><NAME>a"), "VM").status(), "malformed");
+  // Wrong types: a string where the array should be, an int where the
+  // document should be, a wrong root.
+  ExpectMalformed(ResultFromResponse(200, *xmlrpc::EncodeResponse(xmlrpc::Value::String("x")),
+                                     "one.vm.info")
+                      .status(),
+                  "not an array");
+  ExpectMalformed(
+      Doc(*xmlrpc::EncodeResponse(xmlrpc::Value::Array(
+              {xmlrpc::Value::Bool(true), xmlrpc::Value::Int(5), xmlrpc::Value::Int(0)})),
+          "VM")
+          .status(),
+      "expected a string result");
+  ExpectMalformed(Doc(Success("<HOST/>"), "VM").status(), "expected <VM>");
+  // A non-numeric STATE in an otherwise fine document.
+  absl::StatusOr<xml::Document> doc =
+      Doc(Success("<VM><ID>1</ID><NAME>a</NAME><STATE>x</STATE><LCM_STATE>3</LCM_STATE></VM>"),
+          "VM");
+  ASSERT_TRUE(doc.ok());
+  ExpectMalformed(InstanceFromVm(doc->Root(), "one", "a").status(), "not an integer");
+  // External entity in the envelope and in the inner document.
+  ExpectMalformed(
+      ResultFromResponse(200,
+                         "<?xml version=\"1.0\"?><!DOCTYPE m [<!ENTITY x SYSTEM "
+                         "\"file:///etc/passwd\">]><methodResponse><params><param><value>&x;"
+                         "</value></param></params></methodResponse>",
+                         "one.vm.info")
+          .status(),
+      "DTD");
+  ExpectMalformed(Doc(Success("<!DOCTYPE VM [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+                              "<VM><NAME>&x;</NAME></VM>"),
+                      "VM")
+                      .status(),
+                  "DTD");
+  // Entity bomb (billion laughs) inside the document string.
+  std::string bomb = "<!DOCTYPE VM [<!ENTITY a \"aaaaaaaaaa\">";
+  for (char c = 'b'; c <= 'k'; ++c) {
+    absl::StrAppend(&bomb, "<!ENTITY ", std::string(1, c), " \"",
+                    absl::StrReplaceAll("&p;&p;&p;&p;&p;&p;&p;&p;&p;&p;",
+                                        {{"p", std::string(1, c - 1)}}),
+                    "\">");
+  }
+  bomb += "]><VM><NAME>&k;</NAME></VM>";
+  ExpectMalformed(Doc(Success(bomb), "VM").status(), "DTD");
+  // Excessive nesting.
+  std::string deep;
+  for (int i = 0; i < 500; ++i) deep += "<A>";
+  ExpectMalformed(Doc(Success(deep), "VM").status(), "malformed");
+}
+
+TEST(OpenNebulaWireTest, VmStatesMapOntoInstanceStates) {
+  EXPECT_EQ(InstanceState(1, 0), v1::Instance::PROVISIONING);
+  EXPECT_EQ(InstanceState(3, 1), v1::Instance::PROVISIONING);
+  EXPECT_EQ(InstanceState(3, 3), v1::Instance::RUNNING);
+  EXPECT_EQ(InstanceState(3, 18), v1::Instance::STOPPING);
+  EXPECT_EQ(InstanceState(8, 0), v1::Instance::STOPPED);
+  EXPECT_EQ(InstanceState(2, 0), v1::Instance::STOPPED);
+  EXPECT_EQ(InstanceState(5, 0), v1::Instance::SUSPENDED);
+  EXPECT_EQ(InstanceState(3, 12), v1::Instance::TERMINATING);
+  EXPECT_EQ(InstanceState(6, 0), v1::Instance::TERMINATED);
+  EXPECT_EQ(InstanceState(3, 36), v1::Instance::ERROR);
+  EXPECT_EQ(ProviderState(3, 3), "ACTIVE/RUNNING");
+  EXPECT_EQ(ProviderState(8, 0), "POWEROFF");
+  EXPECT_EQ(ProviderState(3, 71), "ACTIVE/RESTORE");
+  EXPECT_EQ(ProviderState(3, 99), "ACTIVE/99");
+}
+
+TEST(OpenNebulaWireTest, InstanceFromAFullVmDocument) {
+  auto doc = xml::Parse(
+      "<VM><ID>7</ID><UID>0</UID><NAME>web-1</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+      "<STIME>1700000000</STIME><DEPLOY_ID>one-7</DEPLOY_ID><TEMPLATE><CPU><![CDATA[0.5]]></CPU>"
+      "<MEMORY><![CDATA[768]]></MEMORY><NIC><IP><![CDATA[10.0.0.9]]></IP></NIC>"
+      "<TEMPLATE_ID><![CDATA[0]]></TEMPLATE_ID><VCPU><![CDATA[2]]></VCPU></TEMPLATE>"
+      "<USER_TEMPLATE><LABELS><![CDATA[web, prod]]></LABELS></USER_TEMPLATE>"
+      "<HISTORY_RECORDS><HISTORY><OID>7</OID><HID>1</HID><CID>0</CID></HISTORY>"
+      "</HISTORY_RECORDS></VM>");
+  ASSERT_TRUE(doc.ok());
+  auto i = InstanceFromVm(doc->Root(), "one", "web-1");
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->name(), "accounts/one/instances/web-1");
+  EXPECT_EQ(i->state(), v1::Instance::RUNNING);
+  EXPECT_EQ(i->provider_state(), "ACTIVE/RUNNING");
+  EXPECT_EQ(i->cpu_count(), 2);
+  EXPECT_EQ(i->memory_bytes(), int64_t{768} << 20);
+  EXPECT_EQ(i->image(), "accounts/one/images/0");
+  EXPECT_EQ(i->host(), "accounts/one/hosts/1");
+  EXPECT_THAT(i->ip_addresses(), ::testing::ElementsAre("10.0.0.9"));
+  EXPECT_EQ(i->labels().size(), 2u);
+  EXPECT_EQ(i->provider_details().fields().at("lcmState").number_value(), 3);
+}
+
+TEST(OpenNebulaWireTest, HostsOfThe510AndThe612Shapes) {
+  // 5.10: HOST_SHARE carries FREE_/USED_*; there is no MONITORING element.
+  auto old = xml::Parse(
+      "<HOST><ID>3</ID><NAME>n3</NAME><STATE>1</STATE><CLUSTER_ID>0</CLUSTER_ID><HOST_SHARE>"
+      "<TOTAL_MEM>8388608</TOTAL_MEM><TOTAL_CPU>400</TOTAL_CPU><FREE_MEM>100</FREE_MEM>"
+      "<USED_MEM>200</USED_MEM><FREE_CPU>300</FREE_CPU><USED_CPU>100</USED_CPU></HOST_SHARE>"
+      "<TEMPLATE><LABELS><![CDATA[ssd]]></LABELS><ARCH><![CDATA[x86_64]]></ARCH></TEMPLATE>"
+      "</HOST>");
+  // 6.10: MONITORING/CAPACITY.
+  auto now = xml::Parse(
+      "<HOST><ID>4</ID><NAME>n4</NAME><STATE>2</STATE><PREV_STATE>2</PREV_STATE>"
+      "<CLUSTER_ID>0</CLUSTER_ID><HOST_SHARE><TOTAL_MEM>8388608</TOTAL_MEM><TOTAL_CPU>400"
+      "</TOTAL_CPU></HOST_SHARE><TEMPLATE/><MONITORING><CAPACITY><FREE_CPU>350</FREE_CPU>"
+      "<FREE_MEMORY>1000</FREE_MEMORY><USED_CPU>50</USED_CPU><USED_MEMORY>2000</USED_MEMORY>"
+      "</CAPACITY></MONITORING></HOST>");
+  ASSERT_TRUE(old.ok() && now.ok());
+  auto h5 = HostFromXml(old->Root(), "one");
+  auto h6 = HostFromXml(now->Root(), "one");
+  ASSERT_TRUE(h5.ok() && h6.ok());
+  EXPECT_EQ(h5->state(), v1::Host::UP);
+  EXPECT_EQ(h5->provider_state(), "MONITORING_MONITORED");
+  EXPECT_EQ(h5->cpu_count(), 4);
+  EXPECT_EQ(h5->memory_bytes(), int64_t{8} << 30);
+  EXPECT_EQ(h5->labels().count("ssd"), 1u);
+  EXPECT_EQ(h5->provider_details().fields().at("freeMemoryKib").number_value(), 100);
+  EXPECT_EQ(h6->provider_state(), "MONITORED");
+  EXPECT_EQ(h6->provider_details().fields().at("freeMemoryKib").number_value(), 1000);
+  EXPECT_EQ(h6->location(), "accounts/one/locations/cluster-0");
+}
+
+TEST(OpenNebulaWireTest, TemplatesEscapeAsTheReferenceSays) {
+  EXPECT_EQ(*QuoteTemplateValue("a \"b\" c\\d"), "\"a \\\"b\\\" c\\d\"");
+  EXPECT_EQ(QuoteTemplateValue("x]]>y").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*FlatTemplate({{"OWNER", "ops"}, {"NOTE", "say \"hi\""}}, "m"),
+            "OWNER=\"ops\"\nNOTE=\"say \\\"hi\\\"\"\n");
+  absl::Status bad = FlatTemplate({{"1X", "v"}}, "metadata.items").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(bad)->field_violations(0).field(), "metadata.items.1X");
+  EXPECT_EQ(*XmlTemplate("TEMPLATE", {{"A", "<&>", {}}, {"D", "", {{"IMAGE_ID", "3"}}}}),
+            "<TEMPLATE><A>&lt;&amp;&gt;</A><D><IMAGE_ID>3</IMAGE_ID></D></TEMPLATE>");
+}
+
+TEST(OpenNebulaWireTest, FirewallRulesBothWays) {
+  v1::FirewallRule rule;
+  rule.set_protocol("tcp");
+  rule.set_direction(v1::FirewallRule::INGRESS);
+  rule.set_port_range_start(80);
+  rule.set_port_range_end(90);
+  rule.add_source_ranges("10.0.0.0/24");
+  auto attrs = RuleToTemplate(rule, "firewall.rules[0]");
+  ASSERT_TRUE(attrs.ok()) << attrs.status();
+  EXPECT_THAT(*attrs, ::testing::ElementsAre(
+                          std::pair<std::string, std::string>("PROTOCOL", "TCP"),
+                          std::pair<std::string, std::string>("RULE_TYPE", "INBOUND"),
+                          std::pair<std::string, std::string>("RANGE", "80:90"),
+                          std::pair<std::string, std::string>("IP", "10.0.0.0"),
+                          std::pair<std::string, std::string>("SIZE", "256")));
+  rule.set_action(v1::FirewallRule::DENY);
+  EXPECT_EQ(RuleToTemplate(rule, "r").status().code(), absl::StatusCode::kInvalidArgument);
+  auto doc = xml::Parse(
+      "<SECURITY_GROUP><ID>100</ID><NAME>web</NAME><TEMPLATE><DESCRIPTION>d</DESCRIPTION>"
+      "<RULE><IP>10.0.0.0</IP><PROTOCOL>TCP</PROTOCOL><RANGE>80:90</RANGE>"
+      "<RULE_TYPE>INBOUND</RULE_TYPE><SIZE>256</SIZE></RULE></TEMPLATE></SECURITY_GROUP>");
+  ASSERT_TRUE(doc.ok());
+  auto fw = FirewallFromSecurityGroup(doc->Root(), "one", "web");
+  ASSERT_TRUE(fw.ok()) << fw.status();
+  ASSERT_EQ(fw->rules_size(), 1);
+  EXPECT_EQ(fw->rules(0).name(), "accounts/one/firewalls/web/rules/0");
+  EXPECT_EQ(fw->rules(0).port_range_start(), 80);
+  EXPECT_EQ(fw->rules(0).port_range_end(), 90);
+  EXPECT_THAT(fw->rules(0).source_ranges(), ::testing::ElementsAre("10.0.0.0/24"));
+}
+
+TEST(OpenNebulaWireTest, ResourceNames) {
+  EXPECT_EQ(ResourceId(5, "web-1"), "web-1");
+  EXPECT_EQ(ResourceId(5, "Web 1"), "5");
+  auto a = ParseResourceName("name", "one", "instances", "accounts/one/instances/42");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a->oid, 42);
+  auto b = ParseResourceName("name", "one", "instances", "accounts/one/instances/web-1");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->name, "web-1");
+  EXPECT_EQ(ParseResourceName("name", "one", "instances", "accounts/two/instances/x").status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::opennebula
