@@ -1,6 +1,7 @@
 #include "adapters/builtin_adapters.h"
 
 #include "adapters/cloudsigma/cloudsigma_adapter.h"
+#include "adapters/enstratus/enstratus_adapter.h"
 #include "adapters/fleet/fleet_adapter.h"
 #include "adapters/opennebula/opennebula_adapter.h"
 #include "adapters/sandbox/sandbox_adapter.h"
@@ -13,6 +14,7 @@ absl::Status RegisterBuiltinAdapters(AdapterRegistry& registry) {
   RETURN_IF_ERROR(fleet::RegisterFleet(registry));
   RETURN_IF_ERROR(cloudsigma::RegisterCloudSigma(registry));
   RETURN_IF_ERROR(opennebula::RegisterOpenNebula(registry));
+  RETURN_IF_ERROR(enstratus::RegisterEnstratus(registry));
   return absl::OkStatus();
 }
 

@@ -1,0 +1,88 @@
+// The enStratus / Dell Cloud Manager (DCM) adapter: instances (servers),
+// firewalls and rules, locations (regions and data centers), machine images,
+// machine types (server products), billing codes and volumes.
+//
+// Provider API: DCM REST API, version taken from the endpoint's last path
+//   segment (`/api/enstratus/2015-05-25`; mixcoatl 1.5.1's era, DCM 10/11).
+// Protocol:     REST/JSON over HTTP(S) through adapters/common/http.
+// Auth:         every request is signed: x-esauth-access (access key),
+//   x-esauth-timestamp (ms), x-esauth-signature = base64 HMAC-SHA256 of
+//   `access:METHOD:basepath/path:timestamp:User-Agent` with the secret key
+//   (OpenSSL libcrypto). AccountSetup::secret is "ACCESS_KEY:SECRET_KEY".
+//   Neither key is ever logged or put into a status.
+// Reference:    /work/shared/protocols/enstratus.md; translation and signing
+//   live in enstratus_wire.h.
+//
+// Configuration (AccountConfig):
+//   endpoint  `https://host/api/enstratus/<version>`; without a path the
+//             default `/api/enstratus/2015-05-25` is used.
+//   options   `budget`: the billingCodeId charged for firewalls, and for
+//             instances that name no billing_code. No other option exists
+//             (INVALID_ARGUMENT naming `options.<key>`).
+//
+// Names: DCM assigns integer ids. A resource is named by its DCM id
+// (`accounts/a/instances/339452`), except instances and firewalls created
+// through cloudplane with a caller-chosen id (`instance_id`, `firewall_id`,
+// `[a-z][a-z0-9-]{0,62}`): that id is kept as an alias in the server's store
+// (collections `enstratus-instances`, `enstratus-firewalls`) and used in
+// every name of the resource until it is deleted. Locations are
+// `region-<regionId>` and `dc-<dataCenterId>`; machine types are DCM
+// productIds; rules are `.../firewalls/<fw>/rules/<firewallRuleId>`.
+//
+// Jobs as Operations: a DCM call answered 202 `{"jobs":[{jobId...}]}` makes
+// the first MutationProgress carry provider_operation = the job id and a
+// poll token `job|<kind>|<jobId>|<dcmId>|<alias>`; PollOperation follows
+// `admin/Job/<jobId>`: RUNNING keeps polling; ERROR fails the Operation with
+// UNKNOWN, reason PROVIDER_JOB_FAILED and DCM's message; COMPLETE of a launch
+// takes the new serverId from the job's `message` and then waits (token
+// `boot|...`) for the server to be RUNNING, whose Instance is the response.
+//
+// Methods:
+//   ComputeService: ListInstances, GetInstance, CreateInstance (launch),
+//     DeleteInstance (terminate), StartInstance, StopInstance (DCM
+//     start/stop actions), ListImages/GetImage, ListMachineTypes/
+//     GetMachineType (products of every region), ListLocations/GetLocation.
+//     No reboot, metadata, hosts or update: DCM's API has none of them.
+//   FirewallsService: all eight methods. Firewall.rules is not filled on
+//     reads (use ListFirewallRules) and must be empty on create.
+//   BillingService: both. VolumesService: ListVolumes, GetVolume.
+// Errors: DCM's `{"error":{"message"}}` with its HTTP status mapped as in
+// enstratus_wire.cc (401/403 UNAUTHENTICATED, 404 NOT_FOUND, 400
+// INVALID_ARGUMENT, 409 FAILED_PRECONDITION, 5xx UNAVAILABLE). Refusals of
+// the first request of a mutation fail the RPC itself.
+//
+// Thread-safety: a Provider made here is thread-safe; requests in flight keep
+// what they need alive. Store reads run on the calling thread (gRPC or event
+// loop threads, as the server allows); store writes decided in an HTTP
+// completion are posted to AccountSetup::loop.
+#ifndef CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
+#define CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::http {
+class HttpTransport;
+}
+
+namespace cloudplane::adapters::enstratus {
+
+// kind "enstratus", the protocol and the supported methods listed above.
+ProviderInfo EnstratusProviderInfo();
+
+// Builds the Provider of one DCM account. INVALID_ARGUMENT naming `endpoint`,
+// `credentials` or `options.<key>` for an unusable setup;
+// FAILED_PRECONDITION when `setup.store` or `setup.loop` is missing.
+// `transport`: the HTTP transport (nullptr: the process-wide default).
+absl::StatusOr<std::unique_ptr<Provider>> CreateEnstratusProvider(
+    const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
+
+// Registers kind "enstratus". ALREADY_EXISTS when registered already.
+absl::Status RegisterEnstratus(AdapterRegistry& registry);
+
+}  // namespace cloudplane::adapters::enstratus
+
+#endif  // CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_

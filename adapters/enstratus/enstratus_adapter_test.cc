@@ -1,0 +1,299 @@
+// The enStratus adapter against the real enStratus emulator
+// (tests/emulators/enstratus/enstratus_emulator.py, a child process per
+// test suite): signed requests, jobs as operations, failures and auth.
+#include "adapters/enstratus/enstratus_adapter.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "base/errors.h"
+#include "base/event_loop.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+
+namespace cloudplane::adapters::enstratus {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr char kKeys[] = "abcdefg:gfedcba";
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Emulator {
+ public:
+  static absl::StatusOr<std::unique_ptr<Emulator>> Start() {
+    auto emu = std::unique_ptr<Emulator>(new Emulator());
+    std::string base = "/tmp";
+    if (const char* t = getenv("TEST_TMPDIR"); t != nullptr) base = t;
+    std::string templ = base + "/esemuXXXXXX";
+    if (mkdtemp(templ.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+    emu->dir_ = templ;
+    const char* srcdir = getenv("TEST_SRCDIR");
+    const char* workspace = getenv("TEST_WORKSPACE");
+    const fs::path script =
+        (srcdir != nullptr && workspace != nullptr)
+            ? fs::path(srcdir) / workspace / "tests/emulators/enstratus/enstratus_emulator.py"
+            : fs::path("tests/emulators/enstratus/enstratus_emulator.py");
+    if (!fs::exists(script)) return absl::NotFoundError("emulator script not in runfiles");
+    const std::string ready = emu->dir_ + "/ready";
+    std::string python = "/usr/bin/python3";
+    if (!fs::exists(python)) python = "python3";
+    std::vector<std::string> args = {python, script.string(), "--listen", "127.0.0.1:0",
+                                     "--job-seconds", "0.1", "--boot-seconds", "0.1",
+                                     "--ready-file", ready, "--max-lifetime", "300",
+                                     "--keys", kKeys};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError("fork failed");
+    if (pid == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      if (null >= 0) dup2(null, 1);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    emu->pid_ = pid;
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (!fs::exists(ready)) {
+      int wstatus = 0;
+      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
+        emu->pid_ = -1;
+        return absl::InternalError("emulator exited early");
+      }
+      if (absl::Now() > give_up) return absl::DeadlineExceededError("emulator not ready");
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    for (absl::string_view field : absl::StrSplit(ReadFile(ready), absl::ByAnyChar(" \n"))) {
+      if (absl::ConsumePrefix(&field, "url=")) emu->url_ = std::string(field);
+    }
+    if (emu->url_.empty()) return absl::InternalError("no url= in the READY line");
+    return emu;
+  }
+
+  ~Emulator() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int wstatus = 0;
+      waitpid(pid_, &wstatus, 0);
+    }
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  const std::string& url() const { return url_; }
+
+ private:
+  Emulator() = default;
+  pid_t pid_ = -1;
+  std::string dir_, url_;
+};
+
+template <typename T, typename Start>
+absl::StatusOr<T> Await(Start start) {
+  auto done = std::make_shared<absl::Notification>();
+  auto out = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("no answer"));
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  start(Callback<T>([done, out, calls](absl::StatusOr<T> value) {
+    if (calls->fetch_add(1) == 0) {
+      *out = std::move(value);
+      done->Notify();
+    } else {
+      ADD_FAILURE() << "callback called twice";
+    }
+  }));
+  if (!done->WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    return absl::DeadlineExceededError("test: no callback within 30 s");
+  }
+  return *out;
+}
+
+class EnstratusAdapterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto emu = Emulator::Start();
+    ASSERT_TRUE(emu.ok()) << emu.status();
+    emulator_ = emu->release();
+  }
+  static void TearDownTestSuite() {
+    delete emulator_;
+    emulator_ = nullptr;
+  }
+
+  void SetUp() override {
+    auto store = store::Store::OpenInMemory();
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    provider_ = Make(kKeys);
+  }
+
+  std::unique_ptr<Provider> Make(const std::string& secret) {
+    AccountSetup setup;
+    setup.account = "dcm";
+    setup.endpoint = emulator_->url();
+    setup.secret = secret;
+    setup.options["budget"] = "10287";
+    setup.store = store_.get();
+    setup.loop = &loop_;
+    auto p = CreateEnstratusProvider(setup);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *std::move(p) : nullptr;
+  }
+
+  CallContext Ctx(const std::string& operation = "") {
+    CallContext ctx;
+    ctx.account = "dcm";
+    ctx.deadline = absl::Now() + absl::Seconds(10);
+    ctx.operation = operation;
+    return ctx;
+  }
+
+  // Polls like the server's runner until done or an error.
+  absl::StatusOr<MutationProgress> Drive(absl::StatusOr<MutationProgress> p) {
+    for (int i = 0; i < 200 && p.ok() && !p->done; ++i) {
+      absl::SleepFor(absl::Milliseconds(50));
+      const std::string token = p->poll_token;
+      p = Await<MutationProgress>(
+          [&](auto cb) { provider_->PollOperation(Ctx(), token, std::move(cb)); });
+    }
+    return p;
+  }
+
+  v1::CreateInstanceRequest Launch(const std::string& id, const std::string& display) {
+    v1::CreateInstanceRequest req;
+    req.set_parent("accounts/dcm");
+    req.set_instance_id(id);
+    auto* in = req.mutable_instance();
+    in->set_display_name(display);
+    in->set_image("accounts/dcm/images/284542");
+    in->set_machine_type("accounts/dcm/machineTypes/652");
+    in->set_location("accounts/dcm/locations/dc-64351");
+    return req;
+  }
+
+  static Emulator* emulator_;
+  // Destroyed bottom-up: the provider, then the loop (which runs the alias
+  // writes still posted to it), then the store they write to.
+  std::unique_ptr<store::Store> store_;
+  EventLoop loop_;
+  std::unique_ptr<Provider> provider_;
+};
+
+Emulator* EnstratusAdapterTest::emulator_ = nullptr;
+
+TEST_F(EnstratusAdapterTest, SignedReadsWork) {
+  v1::ListLocationsRequest req;
+  req.set_parent("accounts/dcm");
+  auto r = Await<v1::ListLocationsResponse>(
+      [&](auto cb) { provider_->ListLocations(Ctx(), req, std::move(cb)); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->locations_size(), 5);  // 2 regions + 3 data centers
+  v1::GetImageRequest get;
+  get.set_name("accounts/dcm/images/999");
+  auto missing = Await<v1::Image>([&](auto cb) { provider_->GetImage(Ctx(), get, std::move(cb)); });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EnstratusAdapterTest, LaunchIsAJobThenTheServerBoots) {
+  auto first = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/a1"), Launch("web-1", "web one"), std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->done);
+  EXPECT_FALSE(first->provider_operation.empty());
+  EXPECT_TRUE(absl::StartsWith(first->poll_token, "job|launch|")) << first->poll_token;
+  auto done = Drive(first);
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_TRUE(done->done);
+  v1::Instance inst;
+  ASSERT_TRUE(done->result.UnpackTo(&inst));
+  EXPECT_EQ(inst.name(), "accounts/dcm/instances/web-1");
+  EXPECT_EQ(inst.state(), v1::Instance::RUNNING);
+  // The alias is taken by that operation now.
+  auto again = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/other"), Launch("web-1", "x"), std::move(cb));
+  });
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(EnstratusAdapterTest, FailingJobFailsWithTheProvidersMessage) {
+  auto first = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/f1"), Launch("bad-1", "fail-me"), std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto done = Drive(first);
+  EXPECT_EQ(done.status().code(), absl::StatusCode::kUnknown);
+  EXPECT_THAT(std::string(done.status().message()), HasSubstr("emulated failure"));
+  ASSERT_TRUE(GetErrorInfo(done.status()).has_value());
+  EXPECT_EQ(GetErrorInfo(done.status())->reason(), "PROVIDER_JOB_FAILED");
+}
+
+TEST_F(EnstratusAdapterTest, BadInputIsRefusedBeforeAnyRequest) {
+  v1::CreateInstanceRequest req = Launch("1bad", "x");
+  req.mutable_instance()->set_location("accounts/dcm/locations/region-19344");
+  auto r = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(Ctx("operations/b1"), req, std::move(cb)); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad = GetBadRequest(r.status());
+  ASSERT_TRUE(bad.has_value());
+  std::vector<std::string> fields;
+  for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("instance_id", "instance.location"));
+}
+
+TEST_F(EnstratusAdapterTest, WrongSecretIsUnauthenticated) {
+  provider_ = Make("abcdefg:wrong-secret-value");
+  v1::ListInstancesRequest req;
+  req.set_parent("accounts/dcm");
+  auto r = Await<v1::ListInstancesResponse>(
+      [&](auto cb) { provider_->ListInstances(Ctx(), req, std::move(cb)); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::Not(HasSubstr("wrong-secret")));
+}
+
+TEST_F(EnstratusAdapterTest, SetupIsValidated) {
+  AccountSetup setup;
+  setup.account = "dcm";
+  setup.endpoint = emulator_->url();
+  setup.secret = "no-colon-secret";
+  setup.options["colour"] = "blue";
+  setup.store = store_.get();
+  setup.loop = &loop_;
+  auto p = CreateEnstratusProvider(setup);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(p.status().message()), ::testing::Not(HasSubstr("no-colon-secret")));
+  auto bad = GetBadRequest(p.status());
+  ASSERT_TRUE(bad.has_value());
+  std::vector<std::string> fields;
+  for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("options.colour", "credentials"));
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::enstratus

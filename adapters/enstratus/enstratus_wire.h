@@ -1,0 +1,204 @@
+// Pure translation between the enStratus / Dell Cloud Manager (DCM) REST API
+// (JSON, HMAC-SHA256 signed requests) and cloudplane.v1 messages. No I/O:
+// every function is a deterministic function of its arguments, tested on the
+// scrubbed real responses of the mixcoatl test suite in enstratus_wire_test.cc.
+//
+// Reference: /work/shared/protocols/enstratus.md (sections cited as §N).
+//
+// Errors:
+//   - A payload DCM sent that is not JSON, or JSON of the wrong shape, is
+//     INTERNAL ("enStratus sent malformed JSON: ...") with ErrorInfo reason
+//     PROVIDER_MALFORMED_RESPONSE. Nothing here crashes on bad input.
+//   - Local validation is INVALID_ARGUMENT with a BadRequest field violation.
+//   - A DCM error response becomes the status of StatusFromResponse().
+//
+// Thread-safety: every function is thread-safe (no shared state).
+#ifndef CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_WIRE_H_
+#define CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_WIRE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cloudplane/v1/billing.pb.h"
+#include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/volumes.pb.h"
+
+namespace cloudplane::adapters::enstratus {
+
+// ---------------------------------------------------------------------------
+// Signing (§2).
+
+// The API key pair of an account. AccountSetup::secret is
+// "ACCESS_KEY:SECRET_KEY" (split at the first colon; the secret key may hold
+// colons). Never logged or put into a status.
+struct ApiKeys {
+  std::string access_key;
+  std::string secret_key;
+};
+
+// INVALID_ARGUMENT naming `credentials` (without repeating any of it) when
+// `secret` is not "ACCESS_KEY:SECRET_KEY" with both parts non-empty.
+absl::StatusOr<ApiKeys> ParseApiKeys(absl::string_view secret);
+
+// `access:METHOD:sign_path:timestamp_ms:user_agent` (§2 step 5).
+std::string StringToSign(absl::string_view access_key, absl::string_view method,
+                         absl::string_view sign_path, int64_t timestamp_ms,
+                         absl::string_view user_agent);
+
+// base64(HMAC-SHA256(secret_key, string_to_sign)), standard alphabet with
+// padding (§2 step 6). Computed with OpenSSL's libcrypto.
+std::string Signature(absl::string_view secret_key, absl::string_view string_to_sign);
+
+// The headers of a signed request (§2 table): x-esauth-access,
+// x-esauth-timestamp, x-esauth-signature, x-es-details, Accept.
+// `sign_path` is basepath + "/" + path, without the query string.
+// `user_agent` must be the User-Agent the request carries.
+std::vector<std::pair<std::string, std::string>> SignedHeaders(
+    const ApiKeys& keys, absl::string_view method, absl::string_view sign_path,
+    int64_t timestamp_ms, absl::string_view user_agent);
+
+// ---------------------------------------------------------------------------
+// Names. DCM ids are integers chosen by DCM. Instances and firewalls created
+// through cloudplane with a caller-chosen id keep that id as an alias (the
+// adapter stores it); everything else is named by its DCM id. Locations are
+// `region-<regionId>` and `dc-<dataCenterId>`.
+
+// DCM id -> cloudplane id, for instances and firewalls that have an alias.
+struct Aliases {
+  absl::flat_hash_map<int64_t, std::string> instances;
+  absl::flat_hash_map<int64_t, std::string> firewalls;
+};
+
+// True for a caller-chosen id: 1-63 characters of [a-z0-9-] starting with a
+// letter (so it can never be mistaken for a DCM id).
+bool IsValidAlias(absl::string_view id);
+
+// The DCM id of a name segment made only of digits (1-18 of them); nullopt
+// otherwise.
+std::optional<int64_t> ParseDcmId(absl::string_view segment);
+
+struct LocationRef {
+  enum Kind { kRegion, kDataCenter } kind;
+  int64_t id;
+};
+std::optional<LocationRef> ParseLocationSegment(absl::string_view segment);
+
+// Splits `accounts/<account>/<collection>/<id>` and returns <id>.
+// INVALID_ARGUMENT naming `field` when the shape is wrong or the account
+// differs.
+absl::StatusOr<std::string> SegmentOf(absl::string_view field, absl::string_view account,
+                                      absl::string_view collection, absl::string_view name);
+
+// `accounts/<a>/firewalls/<fw>/rules/<rule>` -> {fw, rule}.
+absl::StatusOr<std::pair<std::string, std::string>> RuleSegmentsOf(absl::string_view field,
+                                                                   absl::string_view account,
+                                                                   absl::string_view name);
+
+// ---------------------------------------------------------------------------
+// Responses (§4, §5, §8). Each parser takes the whole response body, which is
+// always `{"<collection>":[...]}`.
+
+struct Job {
+  int64_t id = 0;
+  std::string status;  // RUNNING, COMPLETE, ERROR (verbatim)
+  std::string description;
+  std::string message;  // new resource id on COMPLETE, error text on ERROR
+  std::optional<absl::Time> start;
+  std::optional<absl::Time> end;
+};
+absl::StatusOr<std::vector<Job>> ParseJobs(absl::string_view json);
+
+// The first job of a 202 answer (§4: clients keep jobs[0].jobId).
+absl::StatusOr<Job> ParseFirstJob(absl::string_view json);
+
+absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
+                                                       absl::string_view account,
+                                                       const Aliases& aliases);
+absl::StatusOr<std::vector<v1::Firewall>> ParseFirewalls(absl::string_view json,
+                                                         absl::string_view account,
+                                                         const Aliases& aliases);
+absl::StatusOr<std::vector<v1::FirewallRule>> ParseFirewallRules(absl::string_view json,
+                                                                 absl::string_view account,
+                                                                 const Aliases& aliases);
+absl::StatusOr<std::vector<v1::Location>> ParseRegions(absl::string_view json,
+                                                       absl::string_view account);
+absl::StatusOr<std::vector<v1::Location>> ParseDataCenters(absl::string_view json,
+                                                           absl::string_view account);
+absl::StatusOr<std::vector<v1::Image>> ParseMachineImages(absl::string_view json,
+                                                          absl::string_view account);
+absl::StatusOr<std::vector<v1::MachineType>> ParseServerProducts(absl::string_view json,
+                                                                 absl::string_view account);
+absl::StatusOr<std::vector<v1::BillingCode>> ParseBillingCodes(absl::string_view json,
+                                                               absl::string_view account);
+absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
+                                                     absl::string_view account,
+                                                     const Aliases& aliases);
+
+// Raw fields of one server product that a launch needs.
+struct ProductInfo {
+  int64_t product_id = 0;
+  std::string provider_product_id;  // e.g. "m1.large": what launch sends (§7)
+};
+absl::StatusOr<ProductInfo> ParseFirstProduct(absl::string_view json);
+
+// normalised state of a DCM server status (§8; unknown → STATE_UNSPECIFIED).
+v1::Instance::State ServerStateFromWire(absl::string_view status);
+
+// ---------------------------------------------------------------------------
+// Request bodies (§3, §7): `{"<operation>":[{...}]}`.
+
+struct LaunchSpec {
+  std::string name;
+  std::string description;
+  std::string provider_product_id;
+  int64_t machine_image_id = 0;
+  int64_t data_center_id = 0;
+  int64_t budget = 0;
+  std::string keypair;                // left out when empty
+  std::vector<int64_t> firewall_ids;  // left out when empty
+  std::string label;                  // left out when empty
+  std::string user_data;              // left out when empty
+};
+std::string LaunchBody(const LaunchSpec& spec);
+
+struct FirewallSpec {
+  std::string name;
+  std::string description;
+  std::string label;
+  int64_t region_id = 0;
+  int64_t budget = 0;
+};
+std::string AddFirewallBody(const FirewallSpec& spec);
+
+// The addRule body for `rule` on firewall `firewall_id` (§7): one CIDR per
+// rule; the firewall itself is the GLOBAL end of the rule. INVALID_ARGUMENT
+// naming `rule.<field>` for what DCM cannot express (several ranges, both
+// ends, a protocol other than tcp/udp/icmp, a bad port range).
+absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule);
+
+// `{"<action>":[{...}]}` for server actions: start, stop, pause (§7).
+std::string ServerActionBody(absl::string_view action, absl::string_view reason);
+
+// ---------------------------------------------------------------------------
+// Errors (§4).
+
+// OK for 2xx. Otherwise the code of the table in enstratus_wire.cc for
+// `http_status`, message "<context>: enStratus answered HTTP <n>: <message>"
+// (DCM's `{"error":{"message":…}}`, or the raw body text, cut to 300 bytes,
+// when it is not that envelope), and ErrorInfo metadata httpStatus and
+// providerMessage. `context` names what was asked ("GET server 3"), never a
+// body or a header.
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view context);
+
+}  // namespace cloudplane::adapters::enstratus
+
+#endif  // CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_WIRE_H_

@@ -1,0 +1,369 @@
+#include "adapters/enstratus/enstratus_wire.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "base/errors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rapidjson/document.h"
+
+namespace cloudplane::adapters::enstratus {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path TestdataDir() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  if (srcdir != nullptr && workspace != nullptr) {
+    return fs::path(srcdir) / workspace / "adapters/enstratus/testdata";
+  }
+  return fs::path("adapters/enstratus/testdata");
+}
+
+// $ENSTRATUS_FIXTURES_DIR, or ../shared/fixtures/enstratus relative to the
+// repository, found through the real path of testdata/README.md (runfiles
+// are symlinks into the source tree).
+fs::path FixturesDir() {
+  if (const char* dir = getenv("ENSTRATUS_FIXTURES_DIR"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  std::error_code ec;
+  const fs::path real = fs::canonical(TestdataDir() / "README.md", ec);
+  if (ec) return {};
+  const fs::path repo = real.parent_path().parent_path().parent_path().parent_path();
+  return repo.parent_path() / "shared" / "fixtures" / "enstratus";
+}
+
+bool InCi() {
+  const char* ci = getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+#define REQUIRE_FIXTURES(dir)                                                     \
+  do {                                                                            \
+    if (!fs::is_directory(dir)) {                                                 \
+      if (InCi()) FAIL() << "recorded enStratus fixtures missing at " << (dir);   \
+      GTEST_SKIP() << "recorded enStratus fixtures missing at " << (dir);         \
+    }                                                                             \
+  } while (0)
+
+std::string Fixture(absl::string_view rel) {
+  const fs::path path = FixturesDir() / std::string(rel);
+  EXPECT_TRUE(fs::exists(path)) << path;
+  return ReadFile(path);
+}
+
+size_t CountOf(const std::string& json, const char* key) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember(key)) return 0;
+  return doc[key].Size();
+}
+
+// ---------------------------------------------------------------------------
+// Signing: the two worked examples of the reference (§2), byte for byte.
+
+TEST(SignatureTest, ReferenceExampleOne) {
+  const std::string to_sign =
+      StringToSign("AKEXAMPLE0001", "GET", "/api/enstratus/2015-05-25/infrastructure/Server",
+                   1420070400000, "mixcoatl");
+  EXPECT_EQ(to_sign,
+            "AKEXAMPLE0001:GET:/api/enstratus/2015-05-25/infrastructure/Server:1420070400000:"
+            "mixcoatl");
+  EXPECT_EQ(Signature("s3cr3t/EXAMPLE+key=", to_sign),
+            "WOW4nf7bxToaGgGDP6MNjKgUFIQUhnL+eeAtGaS4tYc=");
+}
+
+TEST(SignatureTest, ReferenceExampleTwoMixcoatlKeys) {
+  const std::string to_sign = StringToSign("abcdefg", "GET", "/api/enstratus/2014-07-30/admin/Job/2",
+                                           1356377753158, "mixcoatl");
+  EXPECT_EQ(to_sign, "abcdefg:GET:/api/enstratus/2014-07-30/admin/Job/2:1356377753158:mixcoatl");
+  EXPECT_EQ(Signature("gfedcba", to_sign), "ndQq/moErtTErz7I+9a+uDgH67aIhxskWZMeIOVoaBM=");
+}
+
+TEST(SignatureTest, SignedHeadersCarryKeyTimestampAndSignature) {
+  auto headers = SignedHeaders({"abcdefg", "gfedcba"}, "GET",
+                               "/api/enstratus/2014-07-30/admin/Job/2", 1356377753158, "mixcoatl");
+  EXPECT_THAT(headers,
+              ElementsAre(std::pair<std::string, std::string>("x-esauth-access", "abcdefg"),
+                          std::pair<std::string, std::string>("x-esauth-timestamp",
+                                                              "1356377753158"),
+                          std::pair<std::string, std::string>(
+                              "x-esauth-signature",
+                              "ndQq/moErtTErz7I+9a+uDgH67aIhxskWZMeIOVoaBM="),
+                          std::pair<std::string, std::string>("x-es-details", "basic"),
+                          std::pair<std::string, std::string>("Accept", "application/json")));
+}
+
+TEST(ApiKeysTest, SplitsAtTheFirstColonAndNeverEchoesTheSecret) {
+  auto keys = ParseApiKeys("AK1:se:cr:et");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->access_key, "AK1");
+  EXPECT_EQ(keys->secret_key, "se:cr:et");
+  for (absl::string_view bad : {"", "nocolon-secretvalue", ":secretvalue", "AK1:"}) {
+    auto s = ParseApiKeys(bad);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), ::testing::Not(HasSubstr("secretvalue")));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Every recorded response of the resources the adapter reads parses.
+
+TEST(FixturesTest, ServersParse) {
+  REQUIRE_FIXTURES(FixturesDir());
+  const std::string json = Fixture("unit/infrastructure/server.json");
+  Aliases aliases;
+  aliases.instances[322765] = "debug";
+  auto servers = ParseServers(json, "dcm", aliases);
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  ASSERT_EQ(servers->size(), CountOf(json, "servers"));
+  const v1::Instance& first = servers->front();
+  EXPECT_EQ(first.name(), "accounts/dcm/instances/debug");
+  EXPECT_EQ(first.display_name(), "skang-debug-script-dev");
+  EXPECT_EQ(first.provider_state(), "PAUSED");
+  EXPECT_EQ(first.state(), v1::Instance::SUSPENDED);
+  EXPECT_EQ(first.billing_code(), "accounts/dcm/billingCodes/10287");
+  EXPECT_THAT(first.firewalls(), ElementsAre("accounts/dcm/firewalls/119182"));
+  EXPECT_EQ(first.labels().at("label"), "iconstar");
+  EXPECT_TRUE(first.has_create_time());
+  EXPECT_EQ(first.provider_details().fields().at("providerId").string_value(), "i-2b2f4411");
+  for (const v1::Instance& s : *servers) {
+    EXPECT_TRUE(s.state() == v1::Instance::RUNNING || s.state() == v1::Instance::SUSPENDED)
+        << s.provider_state();
+    EXPECT_TRUE(absl::StartsWith(s.location(), "accounts/dcm/locations/dc-")) << s.location();
+    EXPECT_TRUE(absl::StartsWith(s.image(), "accounts/dcm/images/")) << s.image();
+  }
+}
+
+TEST(FixturesTest, JobsParse) {
+  REQUIRE_FIXTURES(FixturesDir());
+  auto jobs = ParseJobs(Fixture("unit/admin/job.json"));
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_GE(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[1].id, 2);
+  EXPECT_EQ((*jobs)[1].status, "COMPLETE");
+  EXPECT_EQ((*jobs)[1].message, "339452");
+  EXPECT_TRUE((*jobs)[1].end.has_value());
+  auto running = ParseJobs(Fixture("py_literals/job.jobs.json"));
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->front().status, "RUNNING");
+  EXPECT_FALSE(running->front().end.has_value());
+  auto one = ParseFirstJob(Fixture("py_literals/job.one_job.json"));
+  ASSERT_TRUE(one.ok()) << one.status();
+  // The inline launch answer of the mixcoatl tests (§10).
+  auto launch = ParseFirstJob(R"({"jobs":[{"jobId":84322,"status":"RUNNING"}]})");
+  ASSERT_TRUE(launch.ok());
+  EXPECT_EQ(launch->id, 84322);
+}
+
+TEST(FixturesTest, FirewallsAndRulesParse) {
+  REQUIRE_FIXTURES(FixturesDir());
+  for (const char* f : {"py_literals/firewall.all_firewalls.json",
+                        "py_literals/firewall.one_firewall.json"}) {
+    const std::string json = Fixture(f);
+    auto fws = ParseFirewalls(json, "dcm", {});
+    ASSERT_TRUE(fws.ok()) << f << ": " << fws.status();
+    EXPECT_EQ(fws->size(), CountOf(json, "firewalls"));
+  }
+  auto one = ParseFirewalls(Fixture("py_literals/firewall.one_firewall.json"), "dcm", {});
+  EXPECT_EQ(one->front().name(), "accounts/dcm/firewalls/116387");
+  EXPECT_EQ(one->front().location(), "accounts/dcm/locations/region-19344");
+  for (const char* f : {"py_literals/firewall.firewall_rules.json",
+                        "py_literals/firewall.one_firewall_rule.json",
+                        "py_literals/firewall.no_rules.json"}) {
+    const std::string json = Fixture(f);
+    auto rules = ParseFirewallRules(json, "dcm", {});
+    ASSERT_TRUE(rules.ok()) << f << ": " << rules.status();
+    EXPECT_EQ(rules->size(), CountOf(json, "rules"));
+  }
+  auto rule = ParseFirewallRules(Fixture("py_literals/firewall.one_firewall_rule.json"), "dcm",
+                                 {});
+  const v1::FirewallRule& r = rule->front();
+  EXPECT_EQ(r.name(), "accounts/dcm/firewalls/116387/rules/3706471");
+  EXPECT_EQ(r.direction(), v1::FirewallRule::INGRESS);
+  EXPECT_EQ(r.action(), v1::FirewallRule::ALLOW);
+  EXPECT_EQ(r.protocol(), "tcp");
+  EXPECT_EQ(r.port_range_start(), 2003);
+  EXPECT_THAT(r.source_ranges(), ElementsAre("217.240.165.28/32"));
+  EXPECT_TRUE(r.destination_ranges().empty());
+}
+
+TEST(FixturesTest, CatalogParses) {
+  REQUIRE_FIXTURES(FixturesDir());
+  for (const char* f : {"py_literals/region.all_regions.json", "py_literals/region.one_region.json"}) {
+    const std::string json = Fixture(f);
+    auto regions = ParseRegions(json, "dcm");
+    ASSERT_TRUE(regions.ok()) << f << ": " << regions.status();
+    EXPECT_EQ(regions->size(), CountOf(json, "regions"));
+  }
+  for (const char* f : {"py_literals/datacenter.all_datacenters.json",
+                        "py_literals/datacenter.one_datacenter.json"}) {
+    const std::string json = Fixture(f);
+    auto dcs = ParseDataCenters(json, "dcm");
+    ASSERT_TRUE(dcs.ok()) << f << ": " << dcs.status();
+    EXPECT_EQ(dcs->size(), CountOf(json, "dataCenters"));
+  }
+  auto dc = ParseDataCenters(Fixture("py_literals/datacenter.one_datacenter.json"), "dcm");
+  EXPECT_EQ(dc->front().name(), "accounts/dcm/locations/dc-64351");
+  EXPECT_EQ(dc->front().parent_location(), "accounts/dcm/locations/region-19344");
+  EXPECT_EQ(dc->front().kind(), v1::Location::DATACENTER);
+  for (const char* f : {"py_literals/machine_image.all_machine_images.json",
+                        "py_literals/machine_image.one_image.json"}) {
+    const std::string json = Fixture(f);
+    auto images = ParseMachineImages(json, "dcm");
+    ASSERT_TRUE(images.ok()) << f << ": " << images.status();
+    EXPECT_EQ(images->size(), CountOf(json, "images"));
+  }
+  auto image = ParseMachineImages(Fixture("py_literals/machine_image.one_image.json"), "dcm");
+  EXPECT_EQ(image->front().name(), "accounts/dcm/images/284542");
+  EXPECT_EQ(image->front().architecture(), "x86_64");
+  EXPECT_EQ(image->front().os(), "linux");
+  EXPECT_EQ(image->front().state(), v1::Image::READY);
+  for (const char* f : {"py_literals/server_product.all_products.json",
+                        "py_literals/server_product.one_product.json"}) {
+    const std::string json = Fixture(f);
+    auto products = ParseServerProducts(json, "dcm");
+    ASSERT_TRUE(products.ok()) << f << ": " << products.status();
+    EXPECT_EQ(products->size(), CountOf(json, "serverProducts"));
+  }
+  auto product = ParseFirstProduct(Fixture("py_literals/server_product.one_product.json"));
+  ASSERT_TRUE(product.ok()) << product.status();
+  EXPECT_EQ(product->product_id, 693);
+  EXPECT_EQ(product->provider_product_id, "c1.medium");
+  auto types = ParseServerProducts(Fixture("py_literals/server_product.one_product.json"), "dcm");
+  EXPECT_EQ(types->front().memory_bytes(), int64_t{1700} << 20);
+  EXPECT_EQ(types->front().disk_bytes(), int64_t{350} << 30);
+  EXPECT_EQ(types->front().cpu_count(), 2);
+}
+
+TEST(FixturesTest, BillingCodesAndVolumesParse) {
+  REQUIRE_FIXTURES(FixturesDir());
+  const std::string codes_json = Fixture("unit/admin/billing_code.json");
+  auto codes = ParseBillingCodes(codes_json, "dcm");
+  ASSERT_TRUE(codes.ok()) << codes.status();
+  EXPECT_EQ(codes->size(), CountOf(codes_json, "billingCodes"));
+  EXPECT_EQ(codes->front().name(), "accounts/dcm/billingCodes/10287");
+  EXPECT_EQ(codes->front().finance_code(), "DEF");
+  EXPECT_EQ(codes->front().state(), v1::BillingCode::ACTIVE);
+  EXPECT_EQ(codes->front().currency(), "USD");
+  const std::string volumes_json = Fixture("unit/infrastructure/volume.json");
+  auto volumes = ParseVolumes(volumes_json, "dcm", {});
+  ASSERT_TRUE(volumes.ok()) << volumes.status();
+  EXPECT_EQ(volumes->size(), CountOf(volumes_json, "volumes"));
+  EXPECT_EQ(volumes->front().size_bytes(), int64_t{8} << 30);
+  EXPECT_THAT(volumes->front().attached_to(), ElementsAre("accounts/dcm/instances/322765"));
+  EXPECT_EQ(volumes->front().state(), v1::Volume::ATTACHED);
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(WireTest, MalformedPayloadsAreInternalNeverCrashes) {
+  for (absl::string_view bad : {"", "{", "[]", "{\"servers\":3}", "{\"servers\":[3]}",
+                                "{\"servers\":[{\"name\":\"x\"}]}", "{\"other\":[]}"}) {
+    auto s = ParseServers(bad, "dcm", {});
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInternal) << bad;
+    ASSERT_TRUE(GetErrorInfo(s.status()).has_value());
+    EXPECT_EQ(GetErrorInfo(s.status())->reason(), "PROVIDER_MALFORMED_RESPONSE");
+  }
+  EXPECT_EQ(ParseFirstJob("{\"jobs\":[]}").status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(WireTest, ErrorsMapToCodes) {
+  absl::Status s = StatusFromResponse(404, R"({"error": {"message": "No such job ID: 5"}})",
+                                      "GET job 5");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("No such job ID: 5"));
+  EXPECT_EQ(GetErrorInfo(s)->metadata().at("httpStatus"), "404");
+  EXPECT_EQ(GetErrorInfo(s)->metadata().at("providerMessage"), "No such job ID: 5");
+  EXPECT_EQ(StatusFromResponse(403, R"({"error":{"message":"Invalid access keys"}})", "x").code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(StatusFromResponse(401, "", "x").code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(StatusFromResponse(400, "{}", "x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromResponse(409, "{}", "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StatusFromResponse(500, "oops", "x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(StatusFromResponse(503, "", "x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(StatusFromResponse(501, "", "x").code(), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(StatusFromResponse(202, "", "x").ok());
+}
+
+TEST(WireTest, BodiesHaveTheOperationEnvelope) {
+  LaunchSpec spec;
+  spec.name = "web-1";
+  spec.description = "front end";
+  spec.provider_product_id = "m1.large";
+  spec.machine_image_id = 284831;
+  spec.data_center_id = 64716;
+  spec.budget = 10287;
+  spec.keypair = "kp";
+  spec.firewall_ids = {117164};
+  EXPECT_EQ(LaunchBody(spec),
+            R"({"launch":[{"name":"web-1","description":"front end","product":{"productId":)"
+            R"("m1.large"},"machineImage":{"machineImageId":284831},"dataCenter":)"
+            R"({"dataCenterId":64716},"budget":10287,"keypair":"kp","firewalls":)"
+            R"([{"firewallId":117164}]}]})");
+  EXPECT_EQ(AddFirewallBody({"web", "web tier", "blue", 19344, 10287}),
+            R"({"addFirewall":[{"budget":10287,"region":{"regionId":19344},"name":"web",)"
+            R"("description":"web tier","label":"blue"}]})");
+  EXPECT_EQ(ServerActionBody("start", ""), R"({"start":[{}]})");
+  EXPECT_EQ(ServerActionBody("stop", "x"), R"({"stop":[{"reason":"x"}]})");
+
+  v1::FirewallRule rule;
+  rule.set_protocol("tcp");
+  rule.set_port_range_start(22);
+  rule.add_source_ranges("10.0.0.0/8");
+  auto body = AddRuleBody(116387, rule);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body,
+            R"({"addRule":[{"firewallId":116387,"source":"10.0.0.0/8","sourceType":"CIDR",)"
+            R"("destination":"116387","destinationType":"GLOBAL","direction":"INGRESS",)"
+            R"("permission":"ALLOW","protocol":"TCP","startPort":22,"endPort":22,)"
+            R"("reason":"Added by cloudplane"}]})");
+  rule.add_source_ranges("10.1.0.0/16");
+  rule.set_protocol("gre");
+  auto bad = AddRuleBody(1, rule);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(GetBadRequest(bad.status()).has_value());
+  EXPECT_EQ(GetBadRequest(bad.status())->field_violations_size(), 2);
+}
+
+TEST(NamesTest, AliasesAndIds) {
+  EXPECT_TRUE(IsValidAlias("web-1"));
+  EXPECT_FALSE(IsValidAlias("1web"));
+  EXPECT_FALSE(IsValidAlias("Web"));
+  EXPECT_FALSE(IsValidAlias(""));
+  EXPECT_EQ(ParseDcmId("339452"), 339452);
+  EXPECT_EQ(ParseDcmId("web-1"), std::nullopt);
+  EXPECT_EQ(ParseDcmId("-1"), std::nullopt);
+  auto dc = ParseLocationSegment("dc-64716");
+  ASSERT_TRUE(dc.has_value());
+  EXPECT_EQ(dc->kind, LocationRef::kDataCenter);
+  EXPECT_EQ(dc->id, 64716);
+  EXPECT_FALSE(ParseLocationSegment("zrh").has_value());
+  EXPECT_EQ(*SegmentOf("name", "dcm", "instances", "accounts/dcm/instances/web-1"), "web-1");
+  EXPECT_EQ(SegmentOf("name", "dcm", "instances", "accounts/other/instances/web-1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto rule = RuleSegmentsOf("name", "dcm", "accounts/dcm/firewalls/web/rules/17");
+  ASSERT_TRUE(rule.ok());
+  EXPECT_EQ(rule->first, "web");
+  EXPECT_EQ(rule->second, "17");
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::enstratus

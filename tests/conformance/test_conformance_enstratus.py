@@ -1,0 +1,66 @@
+"""The conformance suite (conformance.py) for the enStratus / DCM adapter,
+on instances (servers) through the enStratus emulator: launches are DCM jobs
+that go RUNNING -> COMPLETE, then the server boots PENDING -> RUNNING."""
+import contextlib
+import os
+import pathlib
+import sys
+import uuid
+
+from cloudplane_testing import compute_pb2
+from conformance import AdapterConformance, Collection, Profile, UnsupportedCall
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" / "enstratus"))
+import enstratus_testing as es  # noqa: E402
+
+
+class EnstratusProfile(Profile):
+    id = "enstratus"
+    account_id = "dcm"
+    collection = Collection(compute_pb2, "ComputeService", "Instance")
+
+    @contextlib.contextmanager
+    def environment(self, workdir):
+        emulator = es.EnstratusEmulator(workdir, job_seconds=0.2, boot_seconds=0.2).start()
+        # The server reads the key pair from this variable at start-up.
+        os.environ["ENSTRATUS_TEST_KEYS"] = es.KEYS
+        try:
+            yield f"""
+accounts {{
+  id: "{self.account_id}"
+  provider: "enstratus"
+  endpoint: "{emulator.url}"
+  credentials {{ env: "ENSTRATUS_TEST_KEYS" }}
+  options {{ key: "budget" value: "{es.BUDGET}" }}
+}}
+"""
+        finally:
+            emulator.stop()
+
+    def resource_id(self, tag, n):
+        return f"{tag}-{n}"
+
+    def resource(self, n):
+        account = self.account
+        return compute_pb2.Instance(
+            display_name=f"conformance-{n}",
+            image=f"{account}/images/{es.IMAGE}",
+            machine_type=f"{account}/machineTypes/{es.PRODUCT}",
+            location=f"{account}/locations/dc-{es.DATACENTER}",
+            key_name=f"key-{n}")
+
+    def is_settled(self, instance):
+        return instance.state == compute_pb2.Instance.RUNNING
+
+    def unsupported_call(self):
+        # DCM's API has no reboot; a mutation, so the suite also checks that
+        # no Operation is recorded.
+        def invoke(server):
+            return server.compute().RebootInstance(compute_pb2.RebootInstanceRequest(
+                name=f"{self.account}/instances/web-1", request_id=str(uuid.uuid4())),
+                timeout=10)
+        return UnsupportedCall("cloudplane.v1.ComputeService.RebootInstance", invoke)
+
+
+class TestEnstratus(AdapterConformance):
+    profile = EnstratusProfile()

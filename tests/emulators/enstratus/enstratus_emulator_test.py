@@ -1,0 +1,195 @@
+"""The enStratus emulator: signature checks (§2 of the reference), response
+shapes, jobs, and the real mixcoatl client driving it.
+
+mixcoatl 1.5.1 (the last release on PyPI) is Python 2 only: it does not even
+import on Python 3 (print statements, and hmac.new(str) in auth.py). It runs
+under a Python 2.7 interpreter: $MIXCOATL_PYTHON (default: pyenv's 2.7.18)
+with mixcoatl and its dependencies in $MIXCOATL_PY2_PATH (default:
+.deps/mixcoatl-py2, installed with
+`python2.7 -m pip install --target .deps/mixcoatl-py2 mixcoatl==1.5.1
+'requests<2.28' 'prettytable<1' 'xmltodict<0.13'`, which tools/setup does).
+Without them the mixcoatl test fails."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import enstratus_testing as es  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+MIXCOATL_PYTHON = os.environ.get("MIXCOATL_PYTHON", "/root/.pyenv/versions/2.7.18/bin/python")
+MIXCOATL_PATH = os.environ.get("MIXCOATL_PY2_PATH", str(REPO / ".deps" / "mixcoatl-py2"))
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    emu = es.EnstratusEmulator(tmp_path_factory.mktemp("es"), job_seconds=0.2,
+                               boot_seconds=0.2).start()
+    yield emu
+    emu.stop()
+
+
+def test_signed_request_is_served_in_collection_shape(emulator):
+    status, body, _ = emulator.request("GET", "geography/Region")
+    assert status == 200
+    assert {r["regionId"] for r in body["regions"]} >= {es.REGION}
+    status, body, _ = emulator.request("GET", f"geography/Region/{es.REGION}")
+    assert status == 200 and len(body["regions"]) == 1  # by id: a one-element list
+    status, _, headers = emulator.request("HEAD", "geography/Region")
+    assert status == 200 and int(headers["x-es-count"]) == 2
+    # The query string is sent but not signed.
+    status, body, _ = emulator.request("GET", f"geography/DataCenter?regionId={es.REGION}")
+    assert status == 200 and all(d["region"]["regionId"] == es.REGION for d in body["dataCenters"])
+
+
+@pytest.mark.parametrize("change", ["secret", "access", "stale", "future", "path", "agent"])
+def test_bad_or_stale_signature_is_refused(emulator, change):
+    now = int(time.time() * 1000)
+    kwargs = {
+        "secret": {"secret": "wrong"},
+        "access": {"access": "nobody"},
+        "stale": {"timestamp_ms": now - 3600 * 1000},
+        "future": {"timestamp_ms": now + 3600 * 1000},
+        "path": {"sign_path": emulator.basepath + "/geography/DataCenter"},
+    }.get(change, {})
+    if change == "agent":
+        # Signed for one User-Agent, sent with another: the emulator
+        # recomputes with the received header (§2 step 4).
+        import urllib.request
+        ts = now
+        sig = es.base64.b64encode(es.hmac.new(
+            es.SECRET_KEY.encode(), f"{es.ACCESS_KEY}:GET:{emulator.basepath}/geography/Region:"
+            f"{ts}:signed-agent".encode(), es.hashlib.sha256).digest()).decode()
+        req = urllib.request.Request(emulator.url + "/geography/Region", headers={
+            "x-esauth-access": es.ACCESS_KEY, "x-esauth-timestamp": str(ts),
+            "x-esauth-signature": sig, "User-Agent": "other-agent"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+        return
+    status, body, _ = emulator.request("GET", "geography/Region", **kwargs)
+    assert status == 403, body
+    assert "message" in body["error"]
+
+
+def test_launch_job_runs_to_complete_and_terminate_removes(emulator):
+    status, body, _ = emulator.request("POST", "infrastructure/Server", {"launch": [{
+        "name": "emu-1", "description": "d", "product": {"productId": "m1.small"},
+        "machineImage": {"machineImageId": es.IMAGE}, "dataCenter": {"dataCenterId": es.DATACENTER},
+        "budget": str(es.BUDGET)}]})
+    assert status == 202, body
+    job = body["jobs"][0]
+    assert job["status"] == "RUNNING"
+    done = emulator.wait_job(job["jobId"])
+    assert done["status"] == "COMPLETE" and done["description"] == "Launch Server emu-1"
+    server_id = int(done["message"])
+    status, body, _ = emulator.request("GET", f"infrastructure/Server/{server_id}")
+    assert status == 200 and body["servers"][0]["status"] in ("PENDING", "RUNNING")
+    status, body, _ = emulator.request("DELETE", f"infrastructure/Server/{server_id}?reason=x")
+    assert status == 202
+    assert emulator.wait_job(body["jobs"][0]["jobId"])["status"] == "COMPLETE"
+    status, body, _ = emulator.request("GET", f"infrastructure/Server/{server_id}")
+    assert status == 404 and body == {"error": {"message": f"No such server: {server_id}"}}
+
+
+def test_failing_launch_ends_in_error_and_bad_bodies_are_400(emulator):
+    status, body, _ = emulator.request("POST", "infrastructure/Server", {"launch": [{
+        "name": "fail-1", "description": "d", "product": {"productId": "m1.small"},
+        "machineImage": {"machineImageId": es.IMAGE}, "dataCenter": {"dataCenterId": es.DATACENTER},
+        "budget": es.BUDGET}]})
+    assert status == 202
+    job = emulator.wait_job(body["jobs"][0]["jobId"])
+    assert job["status"] == "ERROR" and "emulated failure" in job["message"]
+    status, body, _ = emulator.request("POST", "infrastructure/Server", {"launch": [{"name": "x"}]})
+    assert status == 400 and body["error"]["message"]
+    status, body, _ = emulator.request("GET", "admin/Job/5")
+    assert (status, body) == (404, {"error": {"message": "No such job ID: 5"}})
+
+
+MIXCOATL_SCRIPT = r'''
+import json, os, sys, time
+from mixcoatl.infrastructure.server import Server
+from mixcoatl.admin.job import Job
+from mixcoatl.resource import Endpoint
+
+out = {}
+out["servers_before"] = len(Server.all())
+s = Server()
+s.provider_product_id = "m1.small"
+s.machine_image = int(os.environ["IMAGE"])
+s.data_center = int(os.environ["DATACENTER"])
+s.budget = int(os.environ["BUDGET"])
+s.name = "mixcoatl-1"
+s.description = "launched by mixcoatl"
+s.keypair = "my-keypair"
+job_id = s.launch()
+out["launch_job"] = job_id
+def wait(job_id):
+    for _ in range(200):
+        j = Job(job_id)
+        j.load()
+        if j.status != "RUNNING":
+            return j
+        time.sleep(0.05)
+j = wait(job_id)
+out["launch_status"] = j.status
+out["launch_message"] = j.message
+server = Server(int(j.message))
+for _ in range(200):
+    server.load()
+    if server.status == "RUNNING":
+        break
+    time.sleep(0.05)
+out["server_status"] = server.status
+out["server_name"] = server.name
+out["servers_after"] = len(Server.all())
+server.destroy(reason="done")
+out["terminate_job"] = server.current_job
+j = wait(server.current_job)
+out["terminate_status"] = j.status
+missing = Job(5)
+missing.load()
+out["missing_job_error"] = str(missing.last_error)
+bad = Endpoint(url=os.environ["DCM_ENDPOINT"], access_key="abcdefg", secret_key="wrong")
+try:
+    Server.all(endpoint=bad)
+    out["wrong_secret"] = "accepted"
+except BaseException as e:
+    out["wrong_secret"] = str(e)
+print(json.dumps(out))
+'''
+
+
+def test_real_mixcoatl_client(emulator):
+    # tools/setup installs mixcoatl for the machine's Python 2.7; without it
+    # this check fails rather than passing unseen.
+    assert os.path.exists(MIXCOATL_PYTHON) and os.path.isdir(
+        os.path.join(MIXCOATL_PATH, "mixcoatl")), (
+        f"mixcoatl needs Python 2.7 ({MIXCOATL_PYTHON}) and mixcoatl in {MIXCOATL_PATH}; "
+        "run tools/setup")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": MIXCOATL_PATH,
+           "HOME": str(emulator.workdir), "DCM_ENDPOINT": emulator.url,
+           "DCM_ACCESS_KEY": es.ACCESS_KEY, "DCM_SECRET_KEY": es.SECRET_KEY,
+           "DCM_SSL_VERIFY": "0", "IMAGE": str(es.IMAGE), "DATACENTER": str(es.DATACENTER),
+           "BUDGET": str(es.BUDGET), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = subprocess.run([MIXCOATL_PYTHON, "-c", MIXCOATL_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["launch_status"] == "COMPLETE", out
+    assert out["launch_message"].isdigit()
+    assert out["server_status"] == "RUNNING" and out["server_name"] == "mixcoatl-1"
+    assert out["servers_after"] == out["servers_before"] + 1
+    assert out["terminate_status"] == "COMPLETE", out
+    assert "No such job ID: 5" in out["missing_job_error"]
+    assert "Invalid access keys" in out["wrong_secret"], out
+    # mixcoatl signed with User-Agent "mixcoatl" and sent its JSON body
+    # without a Content-Type (§3); the emulator accepted both.
+    launches = [r for r in emulator.requests_log()
+                if r["method"] == "POST" and r["userAgent"] == "mixcoatl"]
+    assert launches and launches[0]["status"] == 202
