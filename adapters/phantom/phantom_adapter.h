@@ -1,0 +1,85 @@
+// The Nimbus Phantom adapter: AutoscalingService (and sites as locations)
+// on Phantom, or on standard AWS Auto Scaling, with the same code.
+//
+// Provider API: Phantom's AWS Auto Scaling-compatible query API (pyhantom,
+//   Action=...&Version=2011-01-01, XML answers) and its REST "dev" API
+//   (/api/dev, JSON) for sites; or AWS Auto Scaling 2011-01-01 itself.
+// Protocol:     HTTP/1.1 (https in production). Query API: describes are GET
+//   with the sorted canonical query, mutations POST with the same string as
+//   body (phantom.md B.1, B.2 step 4).
+// Auth:         query API: AWS SigV4 (adapters/common/aws). In the phantom
+//   dialect the host is signed without its port and the Authorization parts
+//   are separated by "," only (B.2). REST API: POST /token with username and
+//   password, then HTTP Basic `<user id>:<token>`; an HTTP 200
+//   `success:false` is an auth failure; a 403 on a call re-acquires the
+//   token once (it expires after days, A.1).
+// Reference:    /work/shared/protocols/phantom.md; translation in
+//   phantom_wire.h.
+//
+// Account configuration:
+//   endpoint  the query API, e.g. https://svc.uc.futuregrid.org:8445 (or an
+//             AWS Auto Scaling endpoint / moto).
+//   secret    one line `ACCESS_KEY:SECRET_KEY` for the query API, and for
+//             the REST API a second line `USERNAME:PASSWORD` (phantom
+//             dialect, needed only for locations). Never logged.
+//   options   dialect           "phantom" (default) or "aws": the answer
+//                               shapes, error format and Phantom semantics.
+//             region, service   the SigV4 scope; defaults: aws →
+//                               us-east-1/autoscaling; phantom → boto 2's
+//                               rule from the host name (B.2 step 2).
+//             rest_endpoint     the REST API base, e.g.
+//                               https://phantom.nimbusproject.org/api/dev.
+//             default_location  the site (phantom) or zone (aws) used when a
+//                               template or group names none.
+//             max_records       MaxRecords per describe page (1..100,
+//                               default 50).
+//   Any other option is INVALID_ARGUMENT naming `options.<key>`.
+//
+// Methods: List/Get/Create/DeleteLaunchTemplate, List/Get/Create/Resize/
+// DeleteScalingGroup; ListLocations/GetLocation (phantom dialect with the
+// REST API; FAILED_PRECONDITION otherwise). Lists follow NextToken through
+// every page, then page for our API (adapters/common/paging). Creates check
+// first that the name is free (ALREADY_EXISTS) — moto and Phantom do not
+// always refuse a duplicate themselves; a multi-site template whose second
+// launch configuration fails is rolled back. Group creates and resizes
+// finish when the group has target_size running, healthy instances;
+// Phantom resizes with SetDesiredCapacity (min = max = n), AWS with
+// SetDesiredCapacity, or UpdateAutoScalingGroup when n is outside
+// [min, max]. Deletes check existence first (NOT_FOUND unless
+// allow_missing); a template still used by a group is FAILED_PRECONDITION.
+// Re-driven creates (same CallContext::operation after a crash) continue
+// instead of failing with ALREADY_EXISTS: the adapter marks what an
+// operation creates in the store (collection "phantom.creates").
+//
+// Thread-safety: a Provider made here is thread-safe; requests in flight
+// keep what they need alive.
+#ifndef CLOUDPLANE_ADAPTERS_PHANTOM_PHANTOM_ADAPTER_H_
+#define CLOUDPLANE_ADAPTERS_PHANTOM_PHANTOM_ADAPTER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::http {
+class HttpTransport;
+}
+
+namespace cloudplane::adapters::phantom {
+
+// kind "phantom" and its supported methods.
+ProviderInfo PhantomProviderInfo();
+
+// Builds the Provider of one account (see the configuration above).
+// INVALID_ARGUMENT naming `endpoint`, `secret` (without repeating it) or
+// `options.<key>`.
+absl::StatusOr<std::unique_ptr<Provider>> CreatePhantomProvider(
+    const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
+
+// Registers kind "phantom". ALREADY_EXISTS when registered already.
+absl::Status RegisterPhantom(AdapterRegistry& registry);
+
+}  // namespace cloudplane::adapters::phantom
+
+#endif  // CLOUDPLANE_ADAPTERS_PHANTOM_PHANTOM_ADAPTER_H_

@@ -1,0 +1,159 @@
+// phantom_wire on answers shaped as phantom.md B.4 / A.1 / A.4 show them
+// (Phantom publishes no recorded payloads; shared/fixtures/phantom/SOURCES.txt).
+#include "adapters/phantom/phantom_wire.h"
+
+#include "absl/strings/match.h"
+#include "adapters/common/aws/query.h"
+#include "base/errors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters::phantom {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+// B.4, verbatim shape (2009-05-15 namespace, ResponseMetadata first).
+constexpr absl::string_view kGroups =
+    R"(<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeAutoScalingGroupsResult><AutoScalingGroups><member><AutoScalingGroupName>mydomain</AutoScalingGroupName><AutoScalingGroupARN>arn:phantom:x</AutoScalingGroupARN><LaunchConfigurationName>mylc</LaunchConfigurationName><MinSize>2</MinSize><MaxSize>2</MaxSize><DesiredCapacity>2</DesiredCapacity><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><Cooldown>0</Cooldown><AvailabilityZones/><Tags/><Status/><Instances><member><InstanceId>i-14a3d7df</InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>600-RUNNING</LifecycleState><HealthStatus>Healthy</HealthStatus></member><member><InstanceId></InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>200-REQUESTED</LifecycleState><HealthStatus>Healthy</HealthStatus></member></Instances></member></AutoScalingGroups></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>)";
+
+constexpr absl::string_view kLcs =
+    R"(<DescribeLaunchConfigurationsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeLaunchConfigurationsResult><LaunchConfigurations><member><LaunchConfigurationName>mylc@hotel</LaunchConfigurationName><LaunchConfigurationARN>arn:a</LaunchConfigurationARN><ImageId>hello-phantom.gz</ImageId><InstanceType>m1.small</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><UserData>IyEvYmluL3NoCg==</UserData></member><member><LaunchConfigurationName>mylc@ec2</LaunchConfigurationName><ImageId>ami-1</ImageId><InstanceType>m1.large</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:01.000000Z</CreatedTime></member><member><LaunchConfigurationName>other@hotel</LaunchConfigurationName><ImageId>x</ImageId><InstanceType>m1.small</InstanceType></member></LaunchConfigurations></DescribeLaunchConfigurationsResult><NextToken>zz@hotel</NextToken></DescribeLaunchConfigurationsResponse>)";
+
+TEST(PhantomWireTest, GroupsFromPhantomAnswer) {
+  auto r = aws::ParseQueryResponse("DescribeAutoScalingGroups", kGroups);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto groups = ParseGroups(*r->result);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 1u);
+  const WireGroup& g = groups->front();
+  EXPECT_EQ(g.desired, 2);
+  EXPECT_FALSE(GroupSettled(g, 2));  // one instance still 200-REQUESTED
+  v1::ScalingGroup sg = GroupFromWire(Dialect::kPhantom, "lab", g);
+  EXPECT_EQ(sg.name(), "accounts/lab/scalingGroups/mydomain");
+  EXPECT_EQ(sg.launch_template(), "accounts/lab/launchTemplates/mylc");
+  EXPECT_THAT(sg.locations(), ElementsAre("accounts/lab/locations/hotel"));
+  EXPECT_EQ(sg.state(), v1::ScalingGroup::RESIZING);
+  ASSERT_EQ(sg.instances_size(), 2);
+  EXPECT_EQ(sg.instances(0).health(), v1::ScalingGroupInstance::HEALTHY);
+  EXPECT_EQ(sg.instances(0).lifecycle_state(), "600-RUNNING");
+  EXPECT_EQ(sg.create_time().seconds(), 1370088000);
+  EXPECT_EQ(sg.create_time().nanos(), 123456000);
+}
+
+TEST(PhantomWireTest, TemplatesGroupSitesOfOneDeployableType) {
+  auto r = aws::ParseQueryResponse("DescribeLaunchConfigurations", kLcs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->next_token, "zz@hotel");
+  auto lcs = ParseLaunchConfigs(*r->result);
+  ASSERT_TRUE(lcs.ok()) << lcs.status();
+  auto templates = TemplatesFromWire(Dialect::kPhantom, "lab", *lcs);
+  ASSERT_EQ(templates.size(), 2u);
+  const v1::LaunchTemplate& t = templates[0];
+  EXPECT_EQ(t.name(), "accounts/lab/launchTemplates/mylc");
+  ASSERT_EQ(t.locations_size(), 2);
+  EXPECT_EQ(t.locations(0).location(), "accounts/lab/locations/ec2");
+  EXPECT_EQ(t.locations(0).image(), "accounts/lab/images/ami-1");
+  EXPECT_EQ(t.locations(1).machine_type(), "accounts/lab/machineTypes/m1.small");
+  EXPECT_TRUE(t.user_data().empty());  // INPUT_ONLY
+}
+
+TEST(PhantomWireTest, LaunchConfigsPerSite) {
+  v1::LaunchTemplate t;
+  t.set_image("accounts/lab/images/hello-phantom.gz");
+  t.set_machine_type("accounts/lab/machineTypes/m1.small");
+  t.set_user_data("#!/bin/sh\n");
+  t.add_locations()->set_location("accounts/lab/locations/hotel");
+  auto* ec2 = t.add_locations();
+  ec2->set_location("accounts/lab/locations/ec2");
+  ec2->set_image("ami-1");
+  auto specs = LaunchConfigsFor(Dialect::kPhantom, "web", t, "");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_EQ(specs->size(), 2u);
+  EXPECT_EQ((*specs)[0].name, "web@hotel");
+  EXPECT_EQ((*specs)[1].name, "web@ec2");
+  EXPECT_EQ((*specs)[1].image_id, "ami-1");
+  EXPECT_EQ(aws::EncodeQueryParams(CreateLaunchConfigParams((*specs)[0])),
+            "ImageId=hello-phantom.gz&InstanceMonitoring.Enabled=false&InstanceType=m1.small&"
+            "LaunchConfigurationName=web%40hotel&UserData=IyEvYmluL3NoCg%3D%3D");
+
+  // AWS has no per-location launch settings; Phantom needs a site.
+  EXPECT_EQ(GetBadRequest(LaunchConfigsFor(Dialect::kAws, "web", t, "").status())
+                ->field_violations(0).field(),
+            "launch_template.locations");
+  t.clear_locations();
+  EXPECT_EQ(LaunchConfigsFor(Dialect::kPhantom, "web", t, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  t.clear_image();
+  EXPECT_EQ(GetBadRequest(LaunchConfigsFor(Dialect::kAws, "web", t, "").status())
+                ->field_violations(0).field(),
+            "launch_template.image");
+}
+
+TEST(PhantomWireTest, GroupParamsCarryPhantomPolicyTags) {
+  v1::ScalingGroup g;
+  g.set_launch_template("accounts/lab/launchTemplates/web");
+  g.set_target_size(2);
+  g.add_locations("accounts/lab/locations/hotel");
+  auto spec = GroupSpecFor(Dialect::kPhantom, "grp", "lab", g, "");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::string encoded = aws::EncodeQueryParams(CreateGroupParams(Dialect::kPhantom, *spec));
+  EXPECT_TRUE(absl::StrContains(encoded, "MaxSize=2&MinSize=2")) << encoded;
+  EXPECT_TRUE(absl::StrContains(encoded, "Tags.member.2.Value=hotel%3A2")) << encoded;
+  EXPECT_TRUE(absl::StrContains(encoded, "Tags.member.1.Value=error_overflow_n_preserving"));
+  g.set_min_size(1);
+  EXPECT_EQ(GetBadRequest(GroupSpecFor(Dialect::kPhantom, "grp", "lab", g, "").status())
+                ->field_violations(0).field(),
+            "scaling_group.min_size");
+  auto aws_spec = GroupSpecFor(Dialect::kAws, "grp", "lab", g, "");
+  ASSERT_TRUE(aws_spec.ok());
+  EXPECT_EQ(aws_spec->min_size, 1);
+  EXPECT_EQ(aws_spec->max_size, 2);
+  EXPECT_FALSE(absl::StrContains(
+      aws::EncodeQueryParams(CreateGroupParams(Dialect::kAws, *aws_spec)), "Tags"));
+}
+
+TEST(PhantomWireTest, TokenAnswers) {
+  auto ok = ParseTokenResponse(200, R"({"token":"3ti-0b7e6c0f6f1d2a3b4c5d","user":1,"success":true})");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->user_id, "1");
+  // HTTP 200 + success:false is an auth failure with the pinned tokenapi.
+  EXPECT_EQ(ParseTokenResponse(
+                200, R"({"success":false,"errors":"Unable to log you in, please try again."})")
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(ParseTokenResponse(401, "").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(ParseTokenResponse(200, "nope").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(StatusFromRest(403, "Authorization Required", "GET /sites").code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(PhantomWireTest, Sites) {
+  auto sites = ParseSites(
+      R"([{"id":"sierra","instance_types":["m1.small"],"credentials":"/api/dev/credentials/sites/sierra","uri":"/api/dev/sites/sierra"},{"id":"hotel","instance_types":["m1.small","m1.large"],"uri":"/api/dev/sites/hotel"}])",
+      "lab");
+  ASSERT_TRUE(sites.ok()) << sites.status();
+  ASSERT_EQ(sites->size(), 2u);
+  EXPECT_EQ((*sites)[0].name(), "accounts/lab/locations/hotel");
+  EXPECT_EQ((*sites)[0].kind(), v1::Location::SITE);
+}
+
+TEST(PhantomWireTest, NamesAndPollTokens) {
+  EXPECT_EQ(*IdFromName("name", "lab", "scalingGroups", "accounts/lab/scalingGroups/a-1"), "a-1");
+  EXPECT_EQ(IdFromName("name", "lab", "scalingGroups", "accounts/x/scalingGroups/a").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(IdFromName("name", "lab", "scalingGroups", "accounts/lab/scalingGroups/a@b")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  auto t = ParsePollToken(MakePollToken("size", "web", 3));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->size, 3);
+  EXPECT_EQ(ParsePollToken("size:web:-1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParsePollToken("unit:x:y").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::phantom
