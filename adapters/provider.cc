@@ -20,6 +20,16 @@ void Provider::PollOperation(const CallContext&, const std::string&,
   std::move(done)(absl::UnimplementedError("this provider has no operations to poll"));
 }
 
+void Provider::ListProviderOperations(const CallContext&, int, const std::string&,
+                                      Callback<google::longrunning::ListOperationsResponse> done) {
+  std::move(done)(Unsupported("listing provider operations"));
+}
+
+void Provider::GetProviderOperation(const CallContext&, const std::string&,
+                                    Callback<google::longrunning::Operation> done) {
+  std::move(done)(Unsupported("reading provider operations"));
+}
+
 #define CP_READ(Service, Method, Request, Response)                               \
   void Provider::Method(const CallContext&, const v1::Request&,                   \
                         Callback<v1::Response> done) {                            \

@@ -54,6 +54,7 @@
 #include "cloudplane/v1/units.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 #include "cloudplane/v1/watch.pb.h"
+#include "google/longrunning/operations.pb.h"
 #include "google/protobuf/any.pb.h"
 #include "google/protobuf/empty.pb.h"
 
@@ -107,6 +108,11 @@ struct ProviderInfo {
   // Full method names (e.g. "cloudplane.v1.UnitsService.CreateUnit") that
   // the adapter implements; all others answer UNIMPLEMENTED.
   std::vector<std::string> supported_methods;
+  // Full method names whose request-level `provider_options` the adapter
+  // reads (e.g. OpenNebula's StopInstance {"action": "suspend"}). For every
+  // other method the server refuses non-empty provider_options with
+  // INVALID_ARGUMENT before the adapter is called.
+  std::vector<std::string> reads_provider_options;
 };
 
 // Where adapters report resource changes that the server did not cause
@@ -137,6 +143,18 @@ class Provider {
   virtual void PollOperation(const CallContext& ctx,
                              const std::string& poll_token,
                              Callback<MutationProgress> done);
+
+  // Work the provider tracks itself (jobs), including work started outside
+  // cloudplane, as read-only Operations named
+  // `accounts/{account}/providerOperations/{id}`; served through
+  // google.longrunning.Operations (GetOperation, and ListOperations with
+  // name `accounts/{account}/providerOperations`). UNIMPLEMENTED unless the
+  // adapter has provider jobs.
+  virtual void ListProviderOperations(const CallContext& ctx, int page_size,
+                                      const std::string& page_token,
+                                      Callback<google::longrunning::ListOperationsResponse> done);
+  virtual void GetProviderOperation(const CallContext& ctx, const std::string& id,
+                                    Callback<google::longrunning::Operation> done);
 
 #define CP_READ(Service, Method, Request, Response)                    \
   virtual void Method(const CallContext& ctx, const v1::Request& request, \

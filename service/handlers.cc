@@ -6,12 +6,15 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/paging/paging.h"
 #include "base/errors.h"
+#include "base/status.h"
+#include "google/protobuf/struct.pb.h"
 #include "cloudplane/v1/accounts.grpc.pb.h"
 #include "cloudplane/v1/autoscaling.grpc.pb.h"
 #include "cloudplane/v1/billing.grpc.pb.h"
@@ -44,6 +47,28 @@ bool Supports(const adapters::Provider& provider, absl::string_view method) {
   return std::find(methods.begin(), methods.end(), method) != methods.end();
 }
 
+// Request-level `provider_options` reach only adapters that say they read
+// them for this method; anything else would be silently ignored.
+absl::Status CheckProviderOptions(const adapters::Provider& provider,
+                                  const std::string& full_method,
+                                  const google::protobuf::Message& request) {
+  const auto* field = request.GetDescriptor()->FindFieldByName("provider_options");
+  if (field == nullptr || field->message_type() == nullptr ||
+      field->message_type() != google::protobuf::Struct::descriptor()) {
+    return absl::OkStatus();
+  }
+  const auto& options = static_cast<const google::protobuf::Struct&>(
+      request.GetReflection()->GetMessage(request, field));
+  const auto& readers = provider.Info().reads_provider_options;
+  if (options.fields().empty() ||
+      std::find(readers.begin(), readers.end(), full_method) != readers.end()) {
+    return absl::OkStatus();
+  }
+  return InvalidField("provider_options",
+                      absl::StrCat("provider ", provider.Info().kind, " reads none for ",
+                                   full_method));
+}
+
 // The checks every adapter-facing RPC shares, in order: request shape, the
 // account, the capability, the caller's deadline. Returns the provider and
 // fills `cc`.
@@ -60,6 +85,7 @@ absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
       context.accounts->Provider(routed.account, "name");
   if (!provider.ok()) return provider.status();
   if (!Supports(**provider, full_method)) return adapters::Unsupported(full_method);
+  RETURN_IF_ERROR(CheckProviderOptions(**provider, full_method, request));
   cc.account = routed.account;
   cc.deadline = DeadlineOf(ctx);
   if (cc.deadline <= absl::Now()) {
@@ -284,6 +310,33 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
       grpc::CallbackServerContext* ctx, const google::longrunning::ListOperationsRequest* request,
       google::longrunning::ListOperationsResponse* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (absl::StartsWith(request->name(), "accounts/")) {
+      // The provider's own jobs: `accounts/{account}/providerOperations`.
+      std::vector<absl::string_view> parts = absl::StrSplit(request->name(), '/');
+      absl::Status status;
+      if (parts.size() != 3 || parts[1].empty() || parts[2] != kProviderOperations) {
+        status = InvalidField("name", "must be \"operations\" or "
+                                      "accounts/{account}/providerOperations");
+      } else if (!request->filter().empty()) {
+        status = InvalidField("filter", "provider operations take no filter");
+      } else if (request->page_size() < 0) {
+        status = InvalidField("page_size", "must not be negative");
+      }
+      adapters::CallContext cc;
+      absl::StatusOr<adapters::Provider*> provider =
+          status.ok() ? ProviderFor(ctx, parts[1], cc) : status;
+      if (!provider.ok()) {
+        reactor->Finish(ToGrpcStatus(provider.status()));
+        return reactor;
+      }
+      (*provider)->ListProviderOperations(
+          cc, request->page_size(), request->page_token(),
+          [reactor, response](absl::StatusOr<google::longrunning::ListOperationsResponse> page) {
+            if (page.ok()) *response = *std::move(page);
+            reactor->Finish(ToGrpcStatus(page.status()));
+          });
+      return reactor;
+    }
     store::ListOperationsQuery query;
     absl::Status status = ParseFilter(request->filter(), query);
     if (status.ok() && !request->name().empty() && request->name() != "operations") {
@@ -313,6 +366,27 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
                                          const google::longrunning::GetOperationRequest* request,
                                          Operation* response) override {
     auto* reactor = ctx->DefaultReactor();
+    if (absl::StartsWith(request->name(), "accounts/")) {
+      // `accounts/{account}/providerOperations/{id}`: ask the provider.
+      std::vector<absl::string_view> parts = absl::StrSplit(request->name(), '/');
+      adapters::CallContext cc;
+      absl::StatusOr<adapters::Provider*> provider =
+          parts.size() == 4 && !parts[1].empty() && parts[2] == kProviderOperations &&
+                  !parts[3].empty()
+              ? ProviderFor(ctx, parts[1], cc)
+              : InvalidField("name", "must look like operations/{operation} or "
+                                     "accounts/{account}/providerOperations/{id}");
+      if (!provider.ok()) {
+        reactor->Finish(ToGrpcStatus(provider.status()));
+        return reactor;
+      }
+      (*provider)->GetProviderOperation(cc, std::string(parts[3]),
+                                        [reactor, response](absl::StatusOr<Operation> op) {
+                                          if (op.ok()) *response = *std::move(op);
+                                          reactor->Finish(ToGrpcStatus(op.status()));
+                                        });
+      return reactor;
+    }
     absl::Status status = CheckName(request->name());
     if (status.ok()) {
       absl::StatusOr<Operation> op = context_.runner->Get(request->name());
@@ -372,6 +446,17 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
                             reactor->Finish(ToGrpcStatus(op.status()));
                           });
     return reactor;
+  }
+
+  static constexpr absl::string_view kProviderOperations = "providerOperations";
+
+  absl::StatusOr<adapters::Provider*> ProviderFor(grpc::CallbackServerContext* ctx,
+                                                  absl::string_view account,
+                                                  adapters::CallContext& cc) const {
+    absl::StatusOr<adapters::Provider*> provider = context_.accounts->Provider(account, "name");
+    cc.account = std::string(account);
+    cc.deadline = DeadlineOf(ctx);
+    return provider;
   }
 
   static absl::Status CheckName(const std::string& name) {

@@ -193,6 +193,15 @@ def test_bad_input_names_the_field(server):
     _, bad = error_details(err.value)
     assert bad.field_violations[0].field == "name"
 
+    # provider_options go only to adapters that read them for the method.
+    request = compute_pb2.StopInstanceRequest(name=ACCOUNT + "/instances/any")
+    request.provider_options.update({"action": "suspend"})
+    with pytest.raises(grpc.RpcError) as err:
+        server.compute().StopInstance(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, bad = error_details(err.value)
+    assert [v.field for v in bad.field_violations] == ["provider_options"]
+
     # A negative size reaches the provider, which refuses it: the call fails
     # with the field named, and nothing is left behind (no volume, no
     # operation), so the same request_id can be used for the corrected call.
