@@ -1,0 +1,143 @@
+package dev.cloudplane.example;
+
+import com.google.longrunning.Operation;
+import com.google.longrunning.OperationsGrpc;
+import com.google.longrunning.WaitOperationRequest;
+import com.google.protobuf.Any;
+import com.google.protobuf.Duration;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.rpc.BadRequest;
+import com.google.rpc.ErrorInfo;
+import dev.cloudplane.v1.Account;
+import dev.cloudplane.v1.AccountsServiceGrpc;
+import dev.cloudplane.v1.ComputeServiceGrpc;
+import dev.cloudplane.v1.CreateInstanceRequest;
+import dev.cloudplane.v1.DeleteInstanceRequest;
+import dev.cloudplane.v1.GetInstanceRequest;
+import dev.cloudplane.v1.Instance;
+import dev.cloudplane.v1.ListAccountsRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Walks through the cloudplane API with the generated Java client: lists accounts, creates an
+ * instance in the sandbox account with a request_id, waits for the Operation, reads the instance,
+ * deletes it, and shows the ErrorInfo and BadRequest details of a call that fails.
+ *
+ * <pre>java -cp ... dev.cloudplane.example.Example [address]   (default 127.0.0.1:7070)</pre>
+ */
+public final class Example {
+  private static final String ACCOUNT = "accounts/sandbox";
+
+  public static void main(String[] args) throws Exception {
+    String address = args.length > 0 ? args[0] : "127.0.0.1:7070";
+    // A plaintext connection to a local server; drop usePlaintext() for TLS.
+    ManagedChannel channel = ManagedChannelBuilder.forTarget(address).usePlaintext().build();
+    try {
+      run(channel);
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+
+  private static void run(ManagedChannel channel) throws InvalidProtocolBufferException {
+    var accounts = AccountsServiceGrpc.newBlockingStub(channel);
+    var compute = ComputeServiceGrpc.newBlockingStub(channel);
+    var operations = OperationsGrpc.newBlockingStub(channel);
+
+    for (Account a : accounts.listAccounts(ListAccountsRequest.getDefaultInstance()).getAccountsList()) {
+      System.out.printf("account: %s (%s, %s)%n", a.getName(), a.getProvider(), a.getState());
+    }
+
+    // A request_id makes the call safe to retry: the same id returns the same
+    // Operation instead of creating a second instance.
+    Operation op =
+        compute.createInstance(
+            CreateInstanceRequest.newBuilder()
+                .setParent(ACCOUNT)
+                .setInstanceId("java-example")
+                .setRequestId(UUID.randomUUID().toString())
+                .setInstance(
+                    Instance.newBuilder()
+                        .setImage(ACCOUNT + "/images/debian-12")
+                        .setMachineType(ACCOUNT + "/machineTypes/small"))
+                .build());
+    System.out.printf("create: %s%n", op.getName());
+    op = waitFor(operations, op);
+    Instance created = op.getResponse().unpack(Instance.class);
+    System.out.printf("created: %s %s%n", created.getName(), created.getState());
+
+    Instance instance =
+        compute.getInstance(GetInstanceRequest.newBuilder().setName(created.getName()).build());
+    System.out.printf(
+        "get: %s %s machine_type=%s%n",
+        instance.getName(), instance.getState(), instance.getMachineType());
+
+    op =
+        compute.deleteInstance(
+            DeleteInstanceRequest.newBuilder()
+                .setName(instance.getName())
+                .setRequestId(UUID.randomUUID().toString())
+                .build());
+    waitFor(operations, op);
+    System.out.printf("deleted: %s%n", instance.getName());
+
+    // A malformed machine type: the server answers INVALID_ARGUMENT with an
+    // ErrorInfo (the reason) and a BadRequest (which field, and why).
+    try {
+      compute.createInstance(
+          CreateInstanceRequest.newBuilder()
+              .setParent(ACCOUNT)
+              .setInstance(
+                  Instance.newBuilder()
+                      .setImage(ACCOUNT + "/images/debian-12")
+                      .setMachineType("small"))
+              .build());
+      throw new IllegalStateException("expected INVALID_ARGUMENT");
+    } catch (StatusRuntimeException e) {
+      printError(e);
+    }
+  }
+
+  /** WaitOperation until the operation is done; an operation that failed throws. */
+  private static Operation waitFor(OperationsGrpc.OperationsBlockingStub operations, Operation op) {
+    while (!op.getDone()) {
+      op =
+          operations.waitOperation(
+              WaitOperationRequest.newBuilder()
+                  .setName(op.getName())
+                  .setTimeout(Duration.newBuilder().setSeconds(10))
+                  .build());
+    }
+    if (op.hasError()) {
+      throw new IllegalStateException(op.getName() + " failed: " + op.getError().getMessage());
+    }
+    return op;
+  }
+
+  /** The google.rpc.Status of a failed call carries its details as Any messages. */
+  private static void printError(StatusRuntimeException e) throws InvalidProtocolBufferException {
+    System.out.printf(
+        "error: %s: %s%n", e.getStatus().getCode().name(), e.getStatus().getDescription());
+    com.google.rpc.Status status = StatusProto.fromThrowable(e);
+    if (status == null) {
+      return;
+    }
+    for (Any detail : status.getDetailsList()) {
+      if (detail.is(ErrorInfo.class)) {
+        ErrorInfo info = detail.unpack(ErrorInfo.class);
+        System.out.printf("reason: %s (domain %s)%n", info.getReason(), info.getDomain());
+      } else if (detail.is(BadRequest.class)) {
+        for (BadRequest.FieldViolation v : detail.unpack(BadRequest.class).getFieldViolationsList()) {
+          System.out.printf("field violation: %s: %s%n", v.getField(), v.getDescription());
+        }
+      }
+    }
+  }
+
+  private Example() {}
+}

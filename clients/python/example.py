@@ -1,0 +1,99 @@
+"""Walks through the cloudplane API with the generated Python client: lists
+accounts, creates an instance in the sandbox account with a request_id, waits
+for the Operation, reads the instance, deletes it, and shows the ErrorInfo and
+BadRequest details of a call that fails.
+
+    PYTHONPATH=bazel-bin/proto python clients/python/example.py [address]
+
+The address defaults to 127.0.0.1:7070.
+"""
+import sys
+import uuid
+
+import grpc
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from cloudplane.v1 import accounts_pb2, accounts_pb2_grpc, compute_pb2, compute_pb2_grpc
+
+ACCOUNT = "accounts/sandbox"
+
+
+def wait(operations, op):
+    """WaitOperation until the operation is done; a failed operation raises."""
+    while not op.done:
+        request = operations_pb2.WaitOperationRequest(name=op.name)
+        request.timeout.FromSeconds(10)
+        op = operations.WaitOperation(request)
+    if op.HasField("error"):
+        raise RuntimeError(f"{op.name} failed: {op.error.message}")
+    return op
+
+
+def print_error(error):
+    """The google.rpc.Status of a failed call carries its details as Any messages."""
+    print(f"error: {error.code().name}: {error.details()}")
+    status = rpc_status.from_call(error)
+    if status is None:
+        return
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            print(f"reason: {info.reason} (domain {info.domain})")
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            for v in bad_request.field_violations:
+                print(f"field violation: {v.field}: {v.description}")
+
+
+def main(address):
+    # A plaintext connection to a local server; use grpc.secure_channel for TLS.
+    with grpc.insecure_channel(address) as channel:
+        accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
+        compute = compute_pb2_grpc.ComputeServiceStub(channel)
+        operations = operations_pb2_grpc.OperationsStub(channel)
+
+        for a in accounts.ListAccounts(accounts_pb2.ListAccountsRequest()).accounts:
+            state = accounts_pb2.Account.State.Name(a.state)
+            print(f"account: {a.name} ({a.provider}, {state})")
+
+        # A request_id makes the call safe to retry: the same id returns the
+        # same Operation instead of creating a second instance.
+        op = compute.CreateInstance(compute_pb2.CreateInstanceRequest(
+            parent=ACCOUNT,
+            instance_id="python-example",
+            request_id=str(uuid.uuid4()),
+            instance=compute_pb2.Instance(image=f"{ACCOUNT}/images/debian-12",
+                                          machine_type=f"{ACCOUNT}/machineTypes/small")))
+        print(f"create: {op.name}")
+        op = wait(operations, op)
+        created = compute_pb2.Instance()
+        op.response.Unpack(created)
+        print(f"created: {created.name} {compute_pb2.Instance.State.Name(created.state)}")
+
+        instance = compute.GetInstance(compute_pb2.GetInstanceRequest(name=created.name))
+        print(f"get: {instance.name} {compute_pb2.Instance.State.Name(instance.state)} "
+              f"machine_type={instance.machine_type}")
+
+        op = compute.DeleteInstance(compute_pb2.DeleteInstanceRequest(
+            name=instance.name, request_id=str(uuid.uuid4())))
+        wait(operations, op)
+        print(f"deleted: {instance.name}")
+
+        # A malformed machine type: the server answers INVALID_ARGUMENT with an
+        # ErrorInfo (the reason) and a BadRequest (which field, and why).
+        try:
+            compute.CreateInstance(compute_pb2.CreateInstanceRequest(
+                parent=ACCOUNT,
+                instance=compute_pb2.Instance(image=f"{ACCOUNT}/images/debian-12",
+                                              machine_type="small")))
+            raise RuntimeError("expected INVALID_ARGUMENT")
+        except grpc.RpcError as error:
+            print_error(error)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7070")
