@@ -1,7 +1,9 @@
 #include "adapters/enstratus/enstratus_adapter.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,8 @@ constexpr char kUserAgent[] = "cloudplane";
 constexpr char kDefaultBasePath[] = "/api/enstratus/2015-05-25";
 constexpr char kInstanceAliases[] = "enstratus-instances";
 constexpr char kFirewallAliases[] = "enstratus-firewalls";
+constexpr char kVolumeAliases[] = "enstratus-volumes";
+constexpr int64_t kGiB = int64_t{1} << 30;
 // The reason DCM records for our deletes and actions (a query parameter of
 // DELETE, §7), already percent-encoded.
 constexpr char kReasonQuery[] = "?reason=Requested%20through%20cloudplane";
@@ -136,7 +140,8 @@ absl::StatusOr<std::optional<AliasRecord>> GetAlias(const Account& a, const char
 absl::StatusOr<Aliases> LoadAliases(const Account& a) {
   Aliases out;
   for (auto [collection, map] : {std::pair{kInstanceAliases, &out.instances},
-                                 std::pair{kFirewallAliases, &out.firewalls}}) {
+                                 std::pair{kFirewallAliases, &out.firewalls},
+                                 std::pair{kVolumeAliases, &out.volumes}}) {
     std::string token;
     for (int pages = 0; pages < 10000; ++pages) {
       ASSIGN_OR_RETURN(store::ResourcePage page,
@@ -307,7 +312,9 @@ void AnswerPage(absl::StatusOr<std::vector<T>> items, int32_t page_size, std::st
 
 struct Token {
   std::string phase;  // job, boot
-  std::string kind;   // launch, start, stop, terminate, fwcreate, fwdelete, rule
+  // launch, start, stop, terminate, fwcreate, fwdelete, rule, ruledelete,
+  // vcreate, vattach, vdetach, vdelete
+  std::string kind;
   int64_t job = 0;
   int64_t dcm_id = 0;
   std::string alias;
@@ -339,8 +346,21 @@ MutationProgress Pending(const Token& t, std::string detail) {
   return p;
 }
 
+// Kinds whose boot phase watches a volume.
+bool IsVolumeKind(absl::string_view kind) {
+  return kind == "vcreate" || kind == "vattach" || kind == "vdetach";
+}
+
 const char* AliasCollectionOf(absl::string_view kind) {
-  return kind == "fwcreate" || kind == "fwdelete" ? kFirewallAliases : kInstanceAliases;
+  if (kind == "fwcreate" || kind == "fwdelete") return kFirewallAliases;
+  if (IsVolumeKind(kind) || kind == "vdelete") return kVolumeAliases;
+  return kInstanceAliases;
+}
+
+// Kinds whose job makes a resource (its id is the job's message, §5) and
+// whose alias is released when the job fails.
+bool Creates(absl::string_view kind) {
+  return kind == "launch" || kind == "fwcreate" || kind == "vcreate";
 }
 
 // The state a server action waits for.
@@ -387,6 +407,41 @@ void WatchServer(const AccountPtr& a, absl::Time deadline, Token t,
       });
 }
 
+// boot phase of volume work: read the volume until it is AVAILABLE (create,
+// detach) or ATTACHED (attach).
+void WatchVolume(const AccountPtr& a, absl::Time deadline, Token t,
+                 Callback<MutationProgress> done) {
+  Aliases aliases;
+  // Instance aliases too, so attached_to names servers as List does.
+  if (absl::StatusOr<Aliases> all = LoadAliases(*a); all.ok()) aliases = *std::move(all);
+  if (!t.alias.empty()) aliases.volumes[t.dcm_id] = t.alias;
+  const std::string account_id = a->id;
+  GetOne<v1::Volume>(
+      a, deadline, absl::StrCat("infrastructure/Volume/", t.dcm_id),
+      absl::StrCat("GET volume ", t.dcm_id), absl::StrCat(t.dcm_id),
+      [account_id, aliases](absl::string_view body) {
+        return ParseVolumes(body, account_id, aliases);
+      },
+      [t, done = std::move(done)](absl::StatusOr<v1::Volume> volume) mutable {
+        if (!volume.ok()) return std::move(done)(volume.status());
+        const v1::Volume::State want =
+            t.kind == "vattach" ? v1::Volume::ATTACHED : v1::Volume::AVAILABLE;
+        if (volume->state() == want) return std::move(done)(Done(*volume));
+        if (volume->state() == v1::Volume::ERROR || volume->state() == v1::Volume::DELETING) {
+          return std::move(done)(WithErrorInfo(
+              absl::AbortedError(absl::StrCat("volume ", t.dcm_id, " became ",
+                                              volume->provider_state(), " while waiting for ",
+                                              v1::Volume::State_Name(want))),
+              "PROVIDER_STATE_CHANGED", {{"volumeId", absl::StrCat(t.dcm_id)}}));
+        }
+        Token next = t;
+        next.job = 0;
+        std::move(done)(Pending(next, absl::StrFormat("waiting for volume %d to be %s (now %s)",
+                                                      t.dcm_id, v1::Volume::State_Name(want),
+                                                      v1::Volume::State_Name(volume->state()))));
+      });
+}
+
 // job phase: follow admin/Job/<id> (§5).
 void FollowJob(const AccountPtr& a, absl::Time deadline, Token t,
                Callback<MutationProgress> done) {
@@ -397,7 +452,7 @@ void FollowJob(const AccountPtr& a, absl::Time deadline, Token t,
       [a, deadline, t, done = std::move(done)](absl::StatusOr<Job> job) mutable {
         if (!job.ok()) return std::move(done)(job.status());
         if (job->status == "ERROR") {
-          if (t.kind == "launch" || t.kind == "fwcreate") {
+          if (Creates(t.kind)) {
             DeleteAliasLater(a, AliasCollectionOf(t.kind), t.alias);
           }
           return std::move(done)(WithErrorInfo(
@@ -412,7 +467,7 @@ void FollowJob(const AccountPtr& a, absl::Time deadline, Token t,
                               job->description.empty() ? "" : ": ", job->description)));
         }
         Token next = t;
-        if (t.kind == "launch" || t.kind == "fwcreate" || t.kind == "rule") {
+        if (Creates(t.kind) || t.kind == "rule") {
           // The new resource's id is the job's message (§5).
           std::optional<int64_t> id = ParseDcmId(job->message);
           if (!id.has_value()) {
@@ -428,7 +483,8 @@ void FollowJob(const AccountPtr& a, absl::Time deadline, Token t,
             PutAliasLater(a, AliasCollectionOf(t.kind), t.alias, {"", t.job, *id});
           }
         }
-        if (t.kind == "terminate" || t.kind == "fwdelete" || t.kind == "ruledelete") {
+        if (t.kind == "terminate" || t.kind == "fwdelete" || t.kind == "ruledelete" ||
+            t.kind == "vdelete") {
           DeleteAliasLater(a, AliasCollectionOf(t.kind), t.alias);
           return std::move(done)(Done(google::protobuf::Empty()));
         }
@@ -468,6 +524,7 @@ void Advance(const AccountPtr& a, absl::Time deadline, Token t, Callback<Mutatio
           std::move(done)(Done(*rule));
         });
   }
+  if (IsVolumeKind(t.kind)) return WatchVolume(a, deadline, std::move(t), std::move(done));
   WatchServer(a, deadline, std::move(t), std::move(done));
 }
 
@@ -507,6 +564,20 @@ OtherAnswer SyncDelete(AccountPtr a, std::string context, bool allow_missing,
   };
 }
 
+// A PUT that DCM may finish at once (204, §4): errors fail; any other 2xx
+// goes straight to watching the resource.
+OtherAnswer ThenWatch(AccountPtr a, absl::Time deadline, std::string context, Token t) {
+  return [a = std::move(a), deadline, context = std::move(context), t = std::move(t)](
+             absl::StatusOr<HttpResponse> r, Callback<MutationProgress> done) mutable {
+    if (!r.ok()) return std::move(done)(r.status());
+    if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+      return std::move(done)(s);
+    }
+    t.phase = "boot";
+    Advance(a, deadline, std::move(t), std::move(done));
+  };
+}
+
 // The first answer of a mutation: 202 + job -> poll the job (§4-5);
 // anything else goes to `other`. A create's alias is released when no job
 // was started.
@@ -516,7 +587,7 @@ void StartJob(const AccountPtr& a, absl::Time deadline, absl::string_view method
   Send(a, deadline, method, rel_path, query, std::move(body), context,
        [a, t, other = std::move(other),
         done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-         const bool creates = t.kind == "launch" || t.kind == "fwcreate";
+         const bool creates = Creates(t.kind);
          if (r.ok() && r->status == 202) {
            absl::StatusOr<Job> job = ParseFirstJob(r->body);
            if (!job.ok()) return std::move(done)(job.status());
@@ -921,7 +992,7 @@ class EnstratusProvider final : public Provider {
 
   void GetVolume(const CallContext& ctx, const v1::GetVolumeRequest& request,
                  Callback<v1::Volume> done) override {
-    absl::StatusOr<int64_t> id = NumericId("name", "volumes", "volume", request.name());
+    absl::StatusOr<int64_t> id = ResolveVolume("name", request.name());
     if (!id.ok()) return std::move(done)(id.status());
     absl::StatusOr<Aliases> aliases = LoadAliases(*a_);
     if (!aliases.ok()) return std::move(done)(aliases.status());
@@ -933,6 +1004,197 @@ class EnstratusProvider final : public Provider {
           return ParseVolumes(body, account_id, aliases);
         },
         std::move(done));
+  }
+
+  void CreateVolume(const CallContext& ctx, const v1::CreateVolumeRequest& request,
+                    Callback<MutationProgress> done) override {
+    const v1::Volume& in = request.volume();
+    absl::Status status;
+    const std::string& alias = request.volume_id();
+    if (!alias.empty() && !IsValidAlias(alias)) {
+      AddFieldViolation(status, "volume_id",
+                        "must be 1-63 characters of [a-z0-9-] starting with a letter");
+    }
+    VolumeSpec spec;
+    // addVolume takes whole gigabytes (sizeInGb, §7); DCM's sizes are GiB
+    // (`"sizeString":"8GB"` for 8 << 30 in the fixtures). A size that is not
+    // a whole number of them is refused rather than silently rounded.
+    if (in.size_bytes() <= 0 || in.size_bytes() % kGiB != 0) {
+      AddFieldViolation(status, "volume.size_bytes",
+                        "must be a positive whole number of GiB (enStratus sizes volumes in GB)");
+    } else {
+      spec.size_gb = in.size_bytes() / kGiB;
+    }
+    absl::StatusOr<std::string> seg =
+        in.location().empty() ? absl::StatusOr<std::string>(absl::NotFoundError(""))
+                              : SegmentOf("volume.location", a_->id, "locations", in.location());
+    std::optional<LocationRef> ref = seg.ok() ? ParseLocationSegment(*seg) : std::nullopt;
+    if (!ref.has_value() || ref->kind != LocationRef::kDataCenter) {
+      AddFieldViolation(status, "volume.location",
+                        "is required: a data center, accounts/{account}/locations/dc-{id}");
+    } else {
+      spec.data_center_id = ref->id;
+    }
+    if (in.media() == v1::Volume::CDROM) {
+      AddFieldViolation(status, "volume.media", "enStratus volumes are disks");
+    }
+    for (const auto& [key, value] : in.labels()) {
+      if (key != "label") {
+        AddFieldViolation(status, absl::StrCat("volume.labels.", key),
+                          "enStratus keeps one label per volume: use the key \"label\"");
+      }
+    }
+    int64_t budget = a_->budget;
+    for (const auto& [key, value] : in.provider_options().fields()) {
+      if (key == "description" && value.has_string_value()) {
+        spec.description = value.string_value();
+      } else if (key == "budget") {
+        // A billingCodeId, as a number or a numeric string (DCM takes both, §7).
+        std::optional<int64_t> id;
+        if (value.has_string_value()) {
+          id = ParseDcmId(value.string_value());
+        } else if (value.has_number_value() && value.number_value() >= 1 &&
+                   value.number_value() < 9.0e15 &&
+                   value.number_value() == std::floor(value.number_value())) {
+          id = static_cast<int64_t>(value.number_value());
+        }
+        if (!id.has_value() || *id <= 0) {
+          AddFieldViolation(status, "volume.provider_options.budget",
+                            "must be an enStratus billingCodeId");
+        } else {
+          budget = *id;
+        }
+      } else {
+        AddFieldViolation(status, absl::StrCat("volume.provider_options.", key),
+                          "unknown: the enstratus adapter reads only \"description\" (a string) "
+                          "and \"budget\" (a billingCodeId)");
+      }
+    }
+    if (!status.ok()) return std::move(done)(status);
+    if (budget <= 0) {
+      return std::move(done)(WithErrorInfo(
+          absl::FailedPreconditionError(
+              "enStratus charges volumes to a budget code: set the account option budget or "
+              "volume.provider_options.budget"),
+          "ACCOUNT_OPTION_MISSING", {{"option", "budget"}}));
+    }
+    spec.budget = budget;
+    spec.name = !in.display_name().empty() ? in.display_name()
+                : !alias.empty()           ? alias
+                                           : "cloudplane";
+    if (spec.description.empty()) spec.description = spec.name;
+    if (auto it = in.labels().find("label"); it != in.labels().end()) spec.label = it->second;
+    if (request.validate_only()) return std::move(done)(Done(v1::Volume()));
+    Token token{"job", "vcreate", 0, 0, alias};
+    if (!alias.empty()) {
+      absl::StatusOr<MutationProgress> resumed =
+          ReserveAlias(kVolumeAliases, alias, ctx, token, "volume");
+      if (!resumed.ok() || resumed->done || !resumed->poll_token.empty()) {
+        return std::move(done)(std::move(resumed));
+      }
+    }
+    // mixcoatl reads a job from addVolume's answer (202, §4).
+    StartJob(a_, ctx.deadline, "POST", "infrastructure/Volume", "", AddVolumeBody(spec),
+             "POST addVolume", token, Unexpected("POST addVolume"), std::move(done));
+  }
+
+  void DeleteVolume(const CallContext& ctx, const v1::DeleteVolumeRequest& request,
+                    Callback<MutationProgress> done) override {
+    absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, "volumes", request.name());
+    if (!seg.ok()) return std::move(done)(seg.status());
+    absl::StatusOr<int64_t> id = Resolve(*a_, kVolumeAliases, "volume", request.name(), *seg);
+    if (!id.ok()) {
+      if (id.status().code() == absl::StatusCode::kNotFound && request.allow_missing()) {
+        return std::move(done)(Done(google::protobuf::Empty()));
+      }
+      return std::move(done)(id.status());
+    }
+    if (request.validate_only()) return std::move(done)(Done(google::protobuf::Empty()));
+    const std::string alias = IsValidAlias(*seg) ? *seg : "";
+    const std::string context = absl::StrCat("DELETE volume ", *id);
+    // DCM refuses to delete an attached volume (409 -> FAILED_PRECONDITION).
+    StartJob(a_, ctx.deadline, "DELETE", absl::StrCat("infrastructure/Volume/", *id),
+             kReasonQuery, "", context, Token{"job", "vdelete", 0, *id, alias},
+             SyncDelete(a_, context, request.allow_missing(), kVolumeAliases, alias),
+             std::move(done));
+  }
+
+  void AttachVolume(const CallContext& ctx, const v1::AttachVolumeRequest& request,
+                    Callback<MutationProgress> done) override {
+    absl::Status status;
+    if (!request.channel().empty()) {
+      AddFieldViolation(status, "channel", "enStratus attaches by device id only");
+    }
+    if (request.boot_order() != 0) {
+      AddFieldViolation(status, "boot_order", "enStratus attaches data volumes only");
+    }
+    if (!status.ok()) return std::move(done)(status);
+    VolumeChange(ctx, request.name(), request.instance(), /*attach=*/true, request.device(),
+                 request.validate_only(), std::move(done));
+  }
+
+  void DetachVolume(const CallContext& ctx, const v1::DetachVolumeRequest& request,
+                    Callback<MutationProgress> done) override {
+    VolumeChange(ctx, request.name(), request.instance(), /*attach=*/false, "",
+                 request.validate_only(), std::move(done));
+  }
+
+  // ---- Provider jobs -----------------------------------------------------
+
+  void ListProviderOperations(const CallContext& ctx, int page_size,
+                              const std::string& page_token,
+                              Callback<google::longrunning::ListOperationsResponse> done) override {
+    if (absl::Status s = CheckPaging(page_size, page_token); !s.ok()) return std::move(done)(s);
+    const std::string account_id = a_->id;
+    // DCM answers every job at once (§4: no paging); pages are cut here,
+    // keyed by the zero-padded job id, so they hold across calls.
+    GetAll<Job>(
+        a_, ctx.deadline, "admin/Job", "", "GET jobs",
+        [](absl::string_view body) { return ParseJobs(body); },
+        [account_id, page_size, page_token,
+         done = std::move(done)](absl::StatusOr<std::vector<Job>> jobs) mutable {
+          if (!jobs.ok()) return std::move(done)(jobs.status());
+          std::sort(jobs->begin(), jobs->end(),
+                    [](const Job& x, const Job& y) { return x.id < y.id; });
+          jobs->erase(std::unique(jobs->begin(), jobs->end(),
+                                  [](const Job& x, const Job& y) { return x.id == y.id; }),
+                      jobs->end());
+          google::longrunning::ListOperationsResponse response;
+          absl::StatusOr<std::vector<Job>> page =
+              paging::Paginate(*std::move(jobs), [](const Job& j) { return JobKey(j.id); },
+                               page_size, page_token, response.mutable_next_page_token());
+          if (!page.ok()) return std::move(done)(page.status());
+          for (const Job& job : *page) *response.add_operations() = JobToOperation(job, account_id);
+          std::move(done)(std::move(response));
+        });
+  }
+
+  void GetProviderOperation(const CallContext& ctx, const std::string& id,
+                            Callback<google::longrunning::Operation> done) override {
+    const std::string name = absl::StrCat("accounts/", a_->id, "/providerOperations/", id);
+    // Job ids are DCM integers; anything else names no job.
+    std::optional<int64_t> job_id = ParseDcmId(id);
+    if (!job_id.has_value()) return std::move(done)(NotFound("provider operation", name));
+    const std::string account_id = a_->id;
+    GetOne<Job>(
+        a_, ctx.deadline, absl::StrCat("admin/Job/", *job_id), absl::StrCat("GET job ", *job_id),
+        name, [](absl::string_view body) { return ParseJobs(body); },
+        [account_id, name, done = std::move(done)](absl::StatusOr<Job> job) mutable {
+          if (!job.ok()) {
+            // DCM's 404 ("No such job ID: 5") keeps its text; the resource
+            // named is ours.
+            if (job.status().code() == absl::StatusCode::kNotFound) {
+              std::map<std::string, std::string> metadata = {{"resource", name}};
+              if (auto info = GetErrorInfo(job.status())) {
+                metadata.insert(info->metadata().begin(), info->metadata().end());
+              }
+              return std::move(done)(
+                  WithErrorInfo(job.status(), "RESOURCE_NOT_FOUND", metadata));
+            }
+            return std::move(done)(job.status());
+          }
+          std::move(done)(JobToOperation(*job, account_id));
+        });
   }
 
   // ---- Firewalls ---------------------------------------------------------
@@ -1177,6 +1439,77 @@ class EnstratusProvider final : public Provider {
     return Resolve(*a_, kFirewallAliases, "firewall", name, seg);
   }
 
+  absl::StatusOr<int64_t> ResolveVolume(absl::string_view field, const std::string& name) {
+    ASSIGN_OR_RETURN(std::string seg, SegmentOf(field, a_->id, "volumes", name));
+    return Resolve(*a_, kVolumeAliases, "volume", name, seg);
+  }
+
+  // Attach (PUT attach) or detach (PUT detach) after reading the volume:
+  // DCM's detach names no server, so the volume must be attached to
+  // `instance` now (else FAILED_PRECONDITION); an attach to the server that
+  // already holds it is done at once (a re-driven attach finds its work), to
+  // another server FAILED_PRECONDITION. Then the job, then the volume
+  // reaches ATTACHED or AVAILABLE; its Volume is the result.
+  void VolumeChange(const CallContext& ctx, const std::string& volume_name,
+                    const std::string& instance_name, bool attach, const std::string& device,
+                    bool validate_only, Callback<MutationProgress> done) {
+    absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, "volumes", volume_name);
+    if (!seg.ok()) return std::move(done)(seg.status());
+    absl::StatusOr<int64_t> volume_id =
+        Resolve(*a_, kVolumeAliases, "volume", volume_name, *seg);
+    if (!volume_id.ok()) return std::move(done)(volume_id.status());
+    absl::StatusOr<int64_t> server_id = ResolveInstance("instance", instance_name);
+    if (!server_id.ok()) return std::move(done)(server_id.status());
+    if (validate_only) return std::move(done)(Done(v1::Volume()));
+    absl::StatusOr<Aliases> aliases = LoadAliases(*a_);
+    if (!aliases.ok()) return std::move(done)(aliases.status());
+    const std::string alias = IsValidAlias(*seg) ? *seg : "";
+    if (!alias.empty()) aliases->volumes[*volume_id] = alias;
+    const AccountPtr a = a_;
+    const absl::Time deadline = ctx.deadline;
+    const std::string context = absl::StrCat("GET volume ", *volume_id);
+    const std::string action = attach ? "attach" : "detach";
+    Send(a, deadline, "GET", absl::StrCat("infrastructure/Volume/", *volume_id), "", "", context,
+         [a, deadline, context, action, attach, device, alias, volume_name, instance_name,
+          aliases = *std::move(aliases), volume_id = *volume_id, server_id = *server_id,
+          done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+           if (!r.ok()) return std::move(done)(r.status());
+           if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+             return std::move(done)(s);
+           }
+           absl::StatusOr<VolumeInfo> info = ParseFirstVolume(r->body);
+           if (!info.ok()) return std::move(done)(info.status());
+           auto wrong_state = [&](std::string message) {
+             return WithErrorInfo(absl::FailedPreconditionError(
+                                      absl::StrCat(volume_name, ": ", message)),
+                                  "FAILED_PRECONDITION", {{"resource", volume_name}});
+           };
+           if (attach && info->server_id == server_id) {
+             absl::StatusOr<std::vector<v1::Volume>> volumes =
+                 ParseVolumes(r->body, a->id, aliases);
+             if (!volumes.ok()) return std::move(done)(volumes.status());
+             return std::move(done)(Done(volumes->front()));
+           }
+           if (attach && info->server_id.has_value()) {
+             auto it = aliases.instances.find(*info->server_id);
+             return std::move(done)(wrong_state(absl::StrCat(
+                 "is attached to accounts/", a->id, "/instances/",
+                 it == aliases.instances.end() ? absl::StrCat(*info->server_id) : it->second,
+                 "; detach it first")));
+           }
+           if (!attach && info->server_id != server_id) {
+             return std::move(done)(
+                 wrong_state(absl::StrCat("is not attached to ", instance_name)));
+           }
+           const std::string put_context = absl::StrCat("PUT ", action, " volume ", volume_id);
+           Token token{"job", attach ? "vattach" : "vdetach", 0, volume_id, alias};
+           StartJob(a, deadline, "PUT", absl::StrCat("infrastructure/Volume/", volume_id), "",
+                    attach ? AttachVolumeBody(server_id, device) : DetachVolumeBody(),
+                    put_context, token, ThenWatch(a, deadline, put_context, token),
+                    std::move(done));
+         });
+  }
+
   absl::StatusOr<std::pair<std::string, int64_t>> ResolveRule(const std::string& name) {
     ASSIGN_OR_RETURN(auto segs, RuleSegmentsOf("name", a_->id, name));
     ASSIGN_OR_RETURN(int64_t fw, Resolve(*a_, kFirewallAliases, "firewall",
@@ -1283,7 +1616,8 @@ ProviderInfo EnstratusProviderInfo() {
   for (absl::string_view m : {"ListBillingCodes", "GetBillingCode"}) {
     info.supported_methods.push_back(FullMethodName("BillingService", m));
   }
-  for (absl::string_view m : {"ListVolumes", "GetVolume"}) {
+  for (absl::string_view m : {"ListVolumes", "GetVolume", "CreateVolume", "DeleteVolume",
+                              "AttachVolume", "DetachVolume"}) {
     info.supported_methods.push_back(FullMethodName("VolumesService", m));
   }
   return info;

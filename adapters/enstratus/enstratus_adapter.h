@@ -1,6 +1,7 @@
 // The enStratus / Dell Cloud Manager (DCM) adapter: instances (servers),
 // firewalls and rules, locations (regions and data centers), machine images,
-// machine types (server products), billing codes and volumes.
+// machine types (server products), billing codes, volumes, and DCM jobs as
+// read-only provider operations.
 //
 // Provider API: DCM REST API, version taken from the endpoint's last path
 //   segment (`/api/enstratus/2015-05-25`; mixcoatl 1.5.1's era, DCM 10/11).
@@ -21,11 +22,12 @@
 //             (INVALID_ARGUMENT naming `options.<key>`).
 //
 // Names: DCM assigns integer ids. A resource is named by its DCM id
-// (`accounts/a/instances/339452`), except instances and firewalls created
-// through cloudplane with a caller-chosen id (`instance_id`, `firewall_id`,
-// `[a-z][a-z0-9-]{0,62}`): that id is kept as an alias in the server's store
-// (collections `enstratus-instances`, `enstratus-firewalls`) and used in
-// every name of the resource until it is deleted. Locations are
+// (`accounts/a/instances/339452`), except instances, firewalls and volumes
+// created through cloudplane with a caller-chosen id (`instance_id`,
+// `firewall_id`, `volume_id`, `[a-z][a-z0-9-]{0,62}`): that id is kept as an
+// alias in the server's store (collections `enstratus-instances`,
+// `enstratus-firewalls`, `enstratus-volumes`) and used in every name of the
+// resource until it is deleted. Locations are
 // `region-<regionId>` and `dc-<dataCenterId>`; machine types are DCM
 // productIds; rules are `.../firewalls/<fw>/rules/<firewallRuleId>`.
 //
@@ -35,7 +37,17 @@
 // `admin/Job/<jobId>`: RUNNING keeps polling; ERROR fails the Operation with
 // UNKNOWN, reason PROVIDER_JOB_FAILED and DCM's message; COMPLETE of a launch
 // takes the new serverId from the job's `message` and then waits (token
-// `boot|...`) for the server to be RUNNING, whose Instance is the response.
+// `boot|...`) for the server to be RUNNING, whose Instance is the response;
+// a volume create likewise takes the volumeId and waits for AVAILABLE.
+//
+// Provider operations: every DCM job of the account, whoever started it, is
+// a read-only Operation `accounts/{account}/providerOperations/{jobId}`
+// (ListProviderOperations over `GET admin/Job`, paged here by job id since
+// DCM returns them all; GetProviderOperation over `GET admin/Job/<id>`,
+// NOT_FOUND for an unknown or non-numeric id). Mapping: JobToOperation in
+// enstratus_wire.h (done on COMPLETE/ERROR, ERROR -> error UNKNOWN with the
+// job's message and reason PROVIDER_JOB_FAILED, no response; the job's
+// message, e.g. a new resource id, is in metadata.status_detail).
 //
 // Methods:
 //   ComputeService: ListInstances, GetInstance, CreateInstance (launch),
@@ -45,7 +57,18 @@
 //     No reboot, metadata, hosts or update: DCM's API has none of them.
 //   FirewallsService: all eight methods. Firewall.rules is not filled on
 //     reads (use ListFirewallRules) and must be empty on create.
-//   BillingService: both. VolumesService: ListVolumes, GetVolume.
+//   BillingService: both.
+//   VolumesService: List, Get, Create (addVolume job; size a positive whole
+//     number of GiB, location a data center `dc-<id>`, one label `label`,
+//     provider_options `description` and `budget` (a billingCodeId, else the
+//     account option; FAILED_PRECONDITION when neither), Delete (a job; DCM
+//     refuses an attached volume: FAILED_PRECONDITION), Attach/Detach (PUT
+//     attach/detach, jobs; `device` is DCM's deviceId, `channel` and
+//     `boot_order` are refused). The volume is read first: DCM's detach
+//     names no server, so a volume not attached to `instance` is
+//     FAILED_PRECONDITION; an attach to the server that holds it already is
+//     done at once, to another server FAILED_PRECONDITION. The response is
+//     the Volume once ATTACHED / AVAILABLE. No clone or update.
 // Errors: DCM's `{"error":{"message"}}` with its HTTP status mapped as in
 // enstratus_wire.cc (401/403 UNAUTHENTICATED, 404 NOT_FOUND, 400
 // INVALID_ARGUMENT, 409 FAILED_PRECONDITION, 5xx UNAVAILABLE). Refusals of

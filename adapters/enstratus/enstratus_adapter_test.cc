@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -26,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
+#include "cloudplane/v1/common.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/store.h"
@@ -275,6 +278,182 @@ TEST_F(EnstratusAdapterTest, WrongSecretIsUnauthenticated) {
       [&](auto cb) { provider_->ListInstances(Ctx(), req, std::move(cb)); });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(std::string(r.status().message()), ::testing::Not(HasSubstr("wrong-secret")));
+}
+
+TEST_F(EnstratusAdapterTest, JobsAreListedAndReadAsProviderOperations) {
+  auto first = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/j1"), Launch("", "jobs one"), std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string job = first->provider_operation;
+  ASSERT_FALSE(job.empty());
+  const std::string name = "accounts/dcm/providerOperations/" + job;
+
+  auto running = Await<google::longrunning::Operation>(
+      [&](auto cb) { provider_->GetProviderOperation(Ctx(), job, std::move(cb)); });
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->name(), name);
+
+  // Page by one through every job: each once, in job id order, ours among them.
+  std::vector<std::string> names;
+  std::string token;
+  for (int i = 0; i < 100; ++i) {
+    auto page = Await<google::longrunning::ListOperationsResponse>([&](auto cb) {
+      provider_->ListProviderOperations(Ctx(), 1, token, std::move(cb));
+    });
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_LE(page->operations_size(), 1);
+    for (const auto& op : page->operations()) names.push_back(op.name());
+    token = page->next_page_token();
+    if (token.empty()) break;
+  }
+  EXPECT_TRUE(token.empty());
+  EXPECT_THAT(names, ::testing::Contains(name));
+  std::vector<int64_t> ids;
+  for (const std::string& n : names) {
+    int64_t id = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(n.substr(n.rfind('/') + 1), &id)) << n;
+    ids.push_back(id);
+  }
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+
+  auto done = Drive(first);
+  ASSERT_TRUE(done.ok()) << done.status();
+  v1::Instance inst;
+  ASSERT_TRUE(done->result.UnpackTo(&inst));
+  auto finished = Await<google::longrunning::Operation>(
+      [&](auto cb) { provider_->GetProviderOperation(Ctx(), job, std::move(cb)); });
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_TRUE(finished->done());
+  EXPECT_FALSE(finished->has_error());
+  v1::OperationMetadata md;
+  ASSERT_TRUE(finished->metadata().UnpackTo(&md));
+  EXPECT_EQ(md.provider_operation(), job);
+  EXPECT_EQ(md.account(), "accounts/dcm");
+  // The new server's id is the job's message.
+  EXPECT_THAT(md.status_detail(),
+              HasSubstr("message: " + inst.name().substr(inst.name().rfind('/') + 1)));
+  EXPECT_TRUE(md.has_end_time());
+
+  for (const char* unknown : {"999999", "not-a-job"}) {
+    auto missing = Await<google::longrunning::Operation>(
+        [&](auto cb) { provider_->GetProviderOperation(Ctx(), unknown, std::move(cb)); });
+    EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << unknown;
+  }
+  auto bad_token = Await<google::longrunning::ListOperationsResponse>([&](auto cb) {
+    provider_->ListProviderOperations(Ctx(), 0, "garbage", std::move(cb));
+  });
+  EXPECT_EQ(bad_token.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EnstratusAdapterTest, VolumeCreateAttachDetachDelete) {
+  auto launched = Drive(Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/v0"), Launch("host-1", "volume host"),
+                              std::move(cb));
+  }));
+  ASSERT_TRUE(launched.ok()) << launched.status();
+
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/dcm");
+  create.set_volume_id("data-1");
+  create.mutable_volume()->set_display_name("data one");
+  create.mutable_volume()->set_size_bytes(int64_t{2} << 30);
+  create.mutable_volume()->set_location("accounts/dcm/locations/dc-64351");
+  auto first = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateVolume(Ctx("operations/v1"), create, std::move(cb)); });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(absl::StartsWith(first->poll_token, "job|vcreate|")) << first->poll_token;
+  EXPECT_FALSE(first->provider_operation.empty());
+  auto created = Drive(first);
+  ASSERT_TRUE(created.ok()) << created.status();
+  v1::Volume volume;
+  ASSERT_TRUE(created->result.UnpackTo(&volume));
+  EXPECT_EQ(volume.name(), "accounts/dcm/volumes/data-1");
+  EXPECT_EQ(volume.state(), v1::Volume::AVAILABLE);
+  EXPECT_EQ(volume.size_bytes(), int64_t{2} << 30);
+
+  v1::AttachVolumeRequest attach;
+  attach.set_name(volume.name());
+  attach.set_instance("accounts/dcm/instances/host-1");
+  attach.set_device("/dev/sdg");
+  auto attached = Drive(Await<MutationProgress>(
+      [&](auto cb) { provider_->AttachVolume(Ctx("operations/v2"), attach, std::move(cb)); }));
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  ASSERT_TRUE(attached->result.UnpackTo(&volume));
+  EXPECT_EQ(volume.state(), v1::Volume::ATTACHED);
+  EXPECT_THAT(volume.attached_to(), ::testing::ElementsAre("accounts/dcm/instances/host-1"));
+  // Attaching again to the same server is done at once (a re-drive).
+  auto again = Await<MutationProgress>(
+      [&](auto cb) { provider_->AttachVolume(Ctx("operations/v2"), attach, std::move(cb)); });
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->done);
+
+  v1::DeleteVolumeRequest del;
+  del.set_name(volume.name());
+  auto refused = Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteVolume(Ctx("operations/v3"), del, std::move(cb)); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  v1::DetachVolumeRequest detach;
+  detach.set_name(volume.name());
+  detach.set_instance("accounts/dcm/instances/host-1");
+  auto detached = Drive(Await<MutationProgress>(
+      [&](auto cb) { provider_->DetachVolume(Ctx("operations/v4"), detach, std::move(cb)); }));
+  ASSERT_TRUE(detached.ok()) << detached.status();
+  ASSERT_TRUE(detached->result.UnpackTo(&volume));
+  EXPECT_EQ(volume.state(), v1::Volume::AVAILABLE);
+  EXPECT_TRUE(volume.attached_to().empty());
+  auto not_attached = Await<MutationProgress>(
+      [&](auto cb) { provider_->DetachVolume(Ctx("operations/v5"), detach, std::move(cb)); });
+  EXPECT_EQ(not_attached.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto deleted = Drive(Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteVolume(Ctx("operations/v6"), del, std::move(cb)); }));
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(deleted->done);
+  v1::GetVolumeRequest get;
+  get.set_name(volume.name());
+  auto gone = Await<v1::Volume>([&](auto cb) { provider_->GetVolume(Ctx(), get, std::move(cb)); });
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  del.set_allow_missing(true);
+  auto missing_ok = Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteVolume(Ctx("operations/v7"), del, std::move(cb)); });
+  ASSERT_TRUE(missing_ok.ok()) << missing_ok.status();
+  EXPECT_TRUE(missing_ok->done);
+}
+
+TEST_F(EnstratusAdapterTest, VolumeInputIsRefusedBeforeAnyRequest) {
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/dcm");
+  create.set_volume_id("9bad");
+  create.mutable_volume()->set_size_bytes((int64_t{3} << 30) / 2);
+  create.mutable_volume()->set_location("accounts/dcm/locations/region-19344");
+  (*create.mutable_volume()->mutable_provider_options()->mutable_fields())["iops"]
+      .set_number_value(100);
+  auto r = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateVolume(Ctx("operations/vb"), create, std::move(cb)); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad = GetBadRequest(r.status());
+  ASSERT_TRUE(bad.has_value());
+  std::vector<std::string> fields;
+  for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("volume_id", "volume.size_bytes",
+                                                      "volume.location",
+                                                      "volume.provider_options.iops"));
+  v1::AttachVolumeRequest attach;
+  attach.set_name("accounts/dcm/volumes/211309");
+  attach.set_instance("accounts/dcm/instances/1");
+  attach.set_channel("0:1");
+  auto a = Await<MutationProgress>(
+      [&](auto cb) { provider_->AttachVolume(Ctx("operations/va"), attach, std::move(cb)); });
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  // A volume id DCM does not know.
+  attach.clear_channel();
+  attach.set_name("accounts/dcm/volumes/999999");
+  auto missing = Await<MutationProgress>(
+      [&](auto cb) { provider_->AttachVolume(Ctx("operations/vm"), attach, std::move(cb)); });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(EnstratusAdapterTest, SetupIsValidated) {

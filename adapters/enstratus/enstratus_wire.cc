@@ -8,17 +8,22 @@
 #include <limits>
 #include <utility>
 
+#include "google/protobuf/empty.pb.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "adapters/common/http/http_status.h"
 #include "base/errors.h"
+#include "cloudplane/v1/common.pb.h"
 #include "google/protobuf/struct.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
@@ -358,6 +363,58 @@ absl::StatusOr<Job> ParseFirstJob(absl::string_view json) {
   return std::move(jobs->front());
 }
 
+google::longrunning::Operation JobToOperation(const Job& job, absl::string_view account) {
+  google::longrunning::Operation op;
+  const std::string id = absl::StrCat(job.id);
+  op.set_name(absl::StrCat("accounts/", account, "/providerOperations/", id));
+  // §5: COMPLETE and ERROR are the only ends DCM reports; anything else
+  // (RUNNING, or a status this reference does not know) is still going.
+  const bool failed = job.status == "ERROR";
+  op.set_done(failed || job.status == "COMPLETE");
+
+  v1::OperationMetadata md;
+  md.set_account(absl::StrCat("accounts/", account));
+  md.set_provider_operation(id);
+  std::string detail = job.status.empty() ? "UNKNOWN" : job.status;
+  if (!job.description.empty()) absl::StrAppend(&detail, ": ", job.description);
+  // On COMPLETE the message is the new resource's id (§5), the only result
+  // a job carries; on ERROR it is DCM's reason.
+  if (!job.message.empty()) absl::StrAppend(&detail, "; message: ", job.message);
+  md.set_status_detail(detail);
+  if (job.start.has_value()) SetTimestamp(md.mutable_create_time(), *job.start);
+  if (job.end.has_value()) {
+    SetTimestamp(md.mutable_update_time(), *job.end);
+    // The fixtures carry an endDate on a RUNNING job; it ends nothing.
+    if (op.done()) SetTimestamp(md.mutable_end_time(), *job.end);
+  } else if (job.start.has_value()) {
+    SetTimestamp(md.mutable_update_time(), *job.start);
+  }
+  op.mutable_metadata()->PackFrom(md);
+
+  if (failed) {
+    // The same shape the server gives a failed Operation of its own
+    // (service/status_conversion.cc): code, message, one ErrorInfo.
+    google::rpc::Status* error = op.mutable_error();
+    error->set_code(static_cast<int>(absl::StatusCode::kUnknown));
+    error->set_message(job.message.empty()
+                           ? absl::StrCat("enStratus job ", id, " failed without a message")
+                           : job.message);
+    google::rpc::ErrorInfo info;
+    info.set_reason("PROVIDER_JOB_FAILED");
+    info.set_domain(std::string(kErrorDomain));
+    (*info.mutable_metadata())["jobId"] = id;
+    (*info.mutable_metadata())["providerMessage"] = job.message;
+    error->add_details()->PackFrom(info);
+  } else if (op.done()) {
+    // A finished Operation carries a response or an error (clients such as
+    // google-api-core insist); a job does not say what it made, so Empty.
+    op.mutable_response()->PackFrom(google::protobuf::Empty());
+  }
+  return op;
+}
+
+std::string JobKey(int64_t job_id) { return absl::StrFormat("%020d", job_id); }
+
 v1::Instance::State ServerStateFromWire(absl::string_view status) {
   const std::string s = absl::AsciiStrToUpper(status);
   if (s == "PENDING" || s == "LAUNCHING") return v1::Instance::PROVISIONING;
@@ -573,6 +630,22 @@ absl::StatusOr<std::vector<v1::MachineType>> ParseServerProducts(absl::string_vi
       });
 }
 
+absl::StatusOr<VolumeInfo> ParseFirstVolume(absl::string_view json) {
+  rj::Document doc;
+  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  absl::StatusOr<const rj::Value*> list = Collection(doc, "volumes");
+  if (!list.ok()) return list.status();
+  if ((*list)->Empty()) return Malformed("an empty \"volumes\" list");
+  const rj::Value& v = (**list)[0];
+  VolumeInfo info;
+  std::optional<int64_t> id = Int(v, "volumeId");
+  if (!id.has_value()) return MissingId("volume", "volumeId");
+  info.volume_id = *id;
+  info.server_id = RefId(v, "server", "serverId");
+  info.status = Str(v, "status");
+  return info;
+}
+
 absl::StatusOr<ProductInfo> ParseFirstProduct(absl::string_view json) {
   rj::Document doc;
   if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
@@ -627,7 +700,7 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
         v1::Volume out;
         std::optional<int64_t> id = Int(v, "volumeId");
         if (!id.has_value()) return MissingId("volume", "volumeId");
-        out.set_name(Name(account, "volumes", absl::StrCat(*id)));
+        out.set_name(Name(account, "volumes", AliasOr(aliases.volumes, *id)));
         out.set_display_name(Str(v, "name"));
         out.set_size_bytes(Int(v, "sizeInGb").value_or(0) << 30);
         out.set_provider_state(Str(v, "status"));
@@ -648,6 +721,9 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
         }
         if (auto dc = RefId(v, "dataCenter", "dataCenterId")) {
           out.set_location(Name(account, "locations", absl::StrCat("dc-", *dc)));
+        }
+        if (std::string label = Str(v, "label"); !label.empty()) {
+          (*out.mutable_labels())["label"] = label;
         }
         if (auto created = ParseDate(Str(v, "creationTimestamp"))) {
           SetTimestamp(out.mutable_create_time(), *created);
@@ -787,6 +863,38 @@ std::string ServerActionBody(absl::string_view action, absl::string_view reason)
       String(w, reason);
     }
   });
+}
+
+std::string AddVolumeBody(const VolumeSpec& spec) {
+  return OperationBody("addVolume", [&](Writer& w) {
+    Key(w, "name");
+    String(w, spec.name);
+    Key(w, "description");
+    String(w, spec.description);
+    Ref(w, "dataCenter", "dataCenterId", spec.data_center_id);
+    Key(w, "sizeInGb");
+    w.Int64(spec.size_gb);
+    Key(w, "budget");
+    w.Int64(spec.budget);
+    if (!spec.label.empty()) {
+      Key(w, "label");
+      String(w, spec.label);
+    }
+  });
+}
+
+std::string AttachVolumeBody(int64_t server_id, absl::string_view device_id) {
+  return OperationBody("attach", [&](Writer& w) {
+    Ref(w, "server", "serverId", server_id);
+    if (!device_id.empty()) {
+      Key(w, "deviceId");
+      String(w, device_id);
+    }
+  });
+}
+
+std::string DetachVolumeBody() {
+  return OperationBody("detach", [](Writer&) {});
 }
 
 // ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
+#include "google/longrunning/operations.pb.h"
 
 namespace cloudplane::adapters::enstratus {
 
@@ -71,10 +72,12 @@ std::vector<std::pair<std::string, std::string>> SignedHeaders(
 // adapter stores it); everything else is named by its DCM id. Locations are
 // `region-<regionId>` and `dc-<dataCenterId>`.
 
-// DCM id -> cloudplane id, for instances and firewalls that have an alias.
+// DCM id -> cloudplane id, for instances, firewalls and volumes that have an
+// alias.
 struct Aliases {
   absl::flat_hash_map<int64_t, std::string> instances;
   absl::flat_hash_map<int64_t, std::string> firewalls;
+  absl::flat_hash_map<int64_t, std::string> volumes;
 };
 
 // True for a caller-chosen id: 1-63 characters of [a-z0-9-] starting with a
@@ -119,6 +122,26 @@ absl::StatusOr<std::vector<Job>> ParseJobs(absl::string_view json);
 // The first job of a 202 answer (§4: clients keep jobs[0].jobId).
 absl::StatusOr<Job> ParseFirstJob(absl::string_view json);
 
+// A DCM job as a read-only google.longrunning.Operation (the provider
+// operations of provider.h; DCM lists every job of the account, including
+// those started outside cloudplane):
+//   name      `accounts/<account>/providerOperations/<jobId>`
+//   done      status COMPLETE or ERROR
+//   error     for ERROR: code UNKNOWN, message = the job's message (or a
+//             generic line when DCM sent none), details = ErrorInfo reason
+//             PROVIDER_JOB_FAILED (domain cloudplane.dev, metadata jobId and
+//             providerMessage)
+//   response  never set: a job does not say what kind of resource it made
+//   metadata  cloudplane.v1.OperationMetadata: account `accounts/<account>`,
+//             provider_operation = jobId, status_detail =
+//             `<status>[: <description>][; message: <message>]` (so a
+//             COMPLETE launch names the new server id), create_time = start,
+//             update_time = end or else start, end_time = end once done.
+google::longrunning::Operation JobToOperation(const Job& job, absl::string_view account);
+
+// The paging key of a job id: zero-padded so keys sort like the ids.
+std::string JobKey(int64_t job_id);
+
 absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
                                                        absl::string_view account,
                                                        const Aliases& aliases);
@@ -141,6 +164,14 @@ absl::StatusOr<std::vector<v1::BillingCode>> ParseBillingCodes(absl::string_view
 absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
                                                      absl::string_view account,
                                                      const Aliases& aliases);
+
+// The parts of one volume record the attach/detach checks need.
+struct VolumeInfo {
+  int64_t volume_id = 0;
+  std::optional<int64_t> server_id;  // the server it is attached to
+  std::string status;                // verbatim
+};
+absl::StatusOr<VolumeInfo> ParseFirstVolume(absl::string_view json);
 
 // Raw fields of one server product that a launch needs.
 struct ProductInfo {
@@ -186,6 +217,24 @@ absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallR
 
 // `{"<action>":[{...}]}` for server actions: start, stop, pause (§7).
 std::string ServerActionBody(absl::string_view action, absl::string_view reason);
+
+// addVolume (§7 "Other bodies"; the mixcoatl docs' create_volume.json).
+struct VolumeSpec {
+  std::string name;
+  std::string description;
+  std::string label;  // left out when empty
+  int64_t data_center_id = 0;
+  int64_t size_gb = 0;
+  int64_t budget = 0;
+};
+std::string AddVolumeBody(const VolumeSpec& spec);
+
+// `{"attach":[{"server":{"serverId":N},"deviceId":"/dev/sdf"}]}`; deviceId
+// left out when empty (DCM picks one, as mixcoatl allows).
+std::string AttachVolumeBody(int64_t server_id, absl::string_view device_id);
+
+// `{"detach":[{}]}`: DCM detaches from whatever server holds the volume.
+std::string DetachVolumeBody();
 
 // ---------------------------------------------------------------------------
 // Errors (§4).

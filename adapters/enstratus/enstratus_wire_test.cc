@@ -8,8 +8,12 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "base/errors.h"
+#include "cloudplane/v1/common.pb.h"
+#include "google/rpc/error_details.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/empty.pb.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
 
@@ -173,6 +177,82 @@ TEST(FixturesTest, JobsParse) {
   EXPECT_EQ(launch->id, 84322);
 }
 
+absl::Time Parsed(const char* rfc3339) {
+  absl::Time t;
+  std::string err;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, rfc3339, &t, &err)) << err;
+  return t;
+}
+
+int64_t Seconds(const google::protobuf::Timestamp& ts) { return ts.seconds(); }
+
+TEST(FixturesTest, JobsBecomeProviderOperations) {
+  REQUIRE_FIXTURES(FixturesDir());
+  auto jobs = ParseJobs(Fixture("unit/admin/job.json"));
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 5u);
+
+  // jobId 2: a COMPLETE launch; its message is the new server's id.
+  google::longrunning::Operation done = JobToOperation((*jobs)[1], "dcm");
+  EXPECT_EQ(done.name(), "accounts/dcm/providerOperations/2");
+  EXPECT_TRUE(done.done());
+  EXPECT_FALSE(done.has_error());
+  EXPECT_TRUE(done.response().Is<google::protobuf::Empty>());
+  v1::OperationMetadata md;
+  ASSERT_TRUE(done.metadata().UnpackTo(&md));
+  EXPECT_EQ(md.account(), "accounts/dcm");
+  EXPECT_EQ(md.provider_operation(), "2");
+  EXPECT_EQ(md.status_detail(), "COMPLETE: Launch Server dpando-CentosLB; message: 339452");
+  EXPECT_EQ(Seconds(md.create_time()), absl::ToUnixSeconds(Parsed("2013-01-08T21:29:22Z")));
+  EXPECT_EQ(md.create_time().nanos(), 733000000);
+  EXPECT_EQ(Seconds(md.end_time()), absl::ToUnixSeconds(Parsed("2013-01-08T21:29:59Z")));
+  EXPECT_EQ(Seconds(md.update_time()), Seconds(md.end_time()));
+
+  // jobId 4: RUNNING, although the fixture gives it an endDate.
+  google::longrunning::Operation running = JobToOperation((*jobs)[3], "dcm");
+  EXPECT_FALSE(running.done());
+  ASSERT_TRUE(running.metadata().UnpackTo(&md));
+  EXPECT_EQ(md.status_detail(), "RUNNING: Grant Access to 13516");
+  EXPECT_FALSE(md.has_end_time());
+  EXPECT_TRUE(md.has_update_time());
+
+  // jobId 5: ERROR -> a failed Operation with DCM's message.
+  google::longrunning::Operation failed = JobToOperation((*jobs)[4], "dcm");
+  EXPECT_TRUE(failed.done());
+  ASSERT_TRUE(failed.has_error());
+  EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kUnknown));
+  EXPECT_EQ(failed.error().message(), "kaboom!");
+  ASSERT_EQ(failed.error().details_size(), 1);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(failed.error().details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "PROVIDER_JOB_FAILED");
+  EXPECT_EQ(info.domain(), "cloudplane.dev");
+  EXPECT_EQ(info.metadata().at("jobId"), "5");
+  EXPECT_EQ(info.metadata().at("providerMessage"), "kaboom!");
+
+  // A RUNNING job without endDate or message (mixcoatl's job literals).
+  auto literal = ParseJobs(Fixture("py_literals/job.jobs.json"));
+  ASSERT_TRUE(literal.ok()) << literal.status();
+  google::longrunning::Operation first = JobToOperation(literal->front(), "dcm");
+  EXPECT_EQ(first.name(), "accounts/dcm/providerOperations/76113");
+  EXPECT_FALSE(first.done());
+  ASSERT_TRUE(first.metadata().UnpackTo(&md));
+  EXPECT_EQ(md.status_detail(), "RUNNING: Launch Server mixcoatl-jvincent-1356377753158");
+  EXPECT_EQ(Seconds(md.update_time()), Seconds(md.create_time()));
+  EXPECT_FALSE(md.has_end_time());
+
+  // An ERROR without a message still says what failed.
+  Job bare;
+  bare.id = 7;
+  bare.status = "ERROR";
+  EXPECT_EQ(JobToOperation(bare, "dcm").error().message(),
+            "enStratus job 7 failed without a message");
+
+  // Paging keys sort like the ids.
+  EXPECT_LT(JobKey(9), JobKey(10));
+  EXPECT_LT(JobKey(84322), JobKey(100000));
+}
+
 TEST(FixturesTest, FirewallsAndRulesParse) {
   REQUIRE_FIXTURES(FixturesDir());
   for (const char* f : {"py_literals/firewall.all_firewalls.json",
@@ -270,6 +350,48 @@ TEST(FixturesTest, BillingCodesAndVolumesParse) {
   EXPECT_EQ(volumes->front().size_bytes(), int64_t{8} << 30);
   EXPECT_THAT(volumes->front().attached_to(), ElementsAre("accounts/dcm/instances/322765"));
   EXPECT_EQ(volumes->front().state(), v1::Volume::ATTACHED);
+  EXPECT_EQ((*volumes)[3].state(), v1::Volume::AVAILABLE);  // 211986: no server
+  // Aliases name volumes and the servers they are attached to.
+  Aliases aliases;
+  aliases.volumes[211309] = "boot-disk";
+  aliases.instances[322765] = "web-1";
+  auto aliased = ParseVolumes(volumes_json, "dcm", aliases);
+  ASSERT_TRUE(aliased.ok()) << aliased.status();
+  EXPECT_EQ(aliased->front().name(), "accounts/dcm/volumes/boot-disk");
+  EXPECT_THAT(aliased->front().attached_to(), ElementsAre("accounts/dcm/instances/web-1"));
+
+  auto first = ParseFirstVolume(volumes_json);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->volume_id, 211309);
+  EXPECT_EQ(first->server_id, 322765);
+  EXPECT_EQ(first->status, "ACTIVE");
+  EXPECT_EQ(ParseFirstVolume(R"({"volumes":[]})").status().code(), absl::StatusCode::kInternal);
+  auto detached = ParseFirstVolume(R"({"volumes":[{"volumeId":"211986","status":"ACTIVE"}]})");
+  ASSERT_TRUE(detached.ok()) << detached.status();
+  EXPECT_EQ(detached->volume_id, 211986);
+  EXPECT_FALSE(detached->server_id.has_value());
+}
+
+// The addVolume body is the mixcoatl docs' example (create_volume.json), key
+// order aside.
+TEST(FixturesTest, AddVolumeBodyMatchesTheDocsExample) {
+  REQUIRE_FIXTURES(FixturesDir());
+  VolumeSpec spec;
+  spec.name = "API Test Volume";
+  spec.description = "API Test Volume";
+  spec.data_center_id = 218;
+  spec.size_gb = 1;
+  spec.budget = 201;
+  rapidjson::Document ours, docs;
+  const std::string body = AddVolumeBody(spec);
+  ours.Parse(body.data(), body.size());
+  const std::string example = Fixture("docs_request_examples/create_volume.json");
+  docs.Parse(example.data(), example.size());
+  ASSERT_FALSE(ours.HasParseError());
+  ASSERT_FALSE(docs.HasParseError());
+  EXPECT_TRUE(ours == docs) << body << "\n" << example;
+  spec.label = "blue";
+  EXPECT_THAT(AddVolumeBody(spec), HasSubstr(R"("label":"blue")"));
 }
 
 // ---------------------------------------------------------------------------
@@ -323,6 +445,11 @@ TEST(WireTest, BodiesHaveTheOperationEnvelope) {
             R"("description":"web tier","label":"blue"}]})");
   EXPECT_EQ(ServerActionBody("start", ""), R"({"start":[{}]})");
   EXPECT_EQ(ServerActionBody("stop", "x"), R"({"stop":[{"reason":"x"}]})");
+  // Volume actions (§7 "Other bodies").
+  EXPECT_EQ(AttachVolumeBody(338941, "/dev/sdf"),
+            R"({"attach":[{"server":{"serverId":338941},"deviceId":"/dev/sdf"}]})");
+  EXPECT_EQ(AttachVolumeBody(338941, ""), R"({"attach":[{"server":{"serverId":338941}}]})");
+  EXPECT_EQ(DetachVolumeBody(), R"({"detach":[{}]})");
 
   v1::FirewallRule rule;
   rule.set_protocol("tcp");

@@ -1,13 +1,14 @@
-"""The conformance suite (conformance.py) for the enStratus / DCM adapter,
-on instances (servers) through the enStratus emulator: launches are DCM jobs
-that go RUNNING -> COMPLETE, then the server boots PENDING -> RUNNING."""
+"""The conformance suite (conformance.py) for the enStratus / DCM adapter
+through the enStratus emulator, twice: on instances (servers: launches are DCM
+jobs that go RUNNING -> COMPLETE, then the server boots PENDING -> RUNNING)
+and on volumes (addVolume jobs, then the volume goes PENDING -> ACTIVE)."""
 import contextlib
 import os
 import pathlib
 import sys
 import uuid
 
-from cloudplane_testing import compute_pb2
+from cloudplane_testing import compute_pb2, volumes_pb2
 from conformance import AdapterConformance, Collection, Profile, UnsupportedCall
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" / "enstratus"))
@@ -62,5 +63,30 @@ accounts {{
         return UnsupportedCall("cloudplane.v1.ComputeService.RebootInstance", invoke)
 
 
+class EnstratusVolumesProfile(EnstratusProfile):
+    id = "enstratus-volumes"
+    collection = Collection(volumes_pb2, "VolumesService", "Volume")
+
+    def resource(self, n):
+        return volumes_pb2.Volume(
+            display_name=f"conformance-{n}", size_bytes=(1 + n % 3) << 30,
+            location=f"{self.account}/locations/dc-{es.DATACENTER}")
+
+    def is_settled(self, volume):
+        return volume.state == volumes_pb2.Volume.AVAILABLE
+
+    def unsupported_call(self):
+        # DCM has no volume copy.
+        def invoke(server):
+            return server.volumes().CloneVolume(volumes_pb2.CloneVolumeRequest(
+                name=f"{self.account}/volumes/211309", request_id=str(uuid.uuid4())),
+                timeout=10)
+        return UnsupportedCall("cloudplane.v1.VolumesService.CloneVolume", invoke)
+
+
 class TestEnstratus(AdapterConformance):
     profile = EnstratusProfile()
+
+
+class TestEnstratusVolumes(AdapterConformance):
+    profile = EnstratusVolumesProfile()

@@ -1,6 +1,7 @@
 """End to end: the real cloudplaned, the enStratus emulator and the generated
 Python client. Firewalls and rules, a launch that is a DCM job, terminate,
-a failing job, and a wrong secret."""
+a failing job, a wrong secret, DCM jobs started outside cloudplane read as
+provider operations, and volumes (create, attach, detach, delete)."""
 import os
 import pathlib
 import sys
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from cloudplane_testing import (Server, billing_pb2, common_pb2, compute_pb2, error_details,
-                                firewalls_pb2, operations_pb2, volumes_pb2)
+                                error_details_pb2, firewalls_pb2, operations_pb2, volumes_pb2)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" / "enstratus"))
 import enstratus_testing as es  # noqa: E402
@@ -225,3 +226,184 @@ def test_catalog_reads(server):
     assert [c.name for c in codes.billing_codes] == [f"{ACCOUNT}/billingCodes/{es.BUDGET}"]
     volumes = server.volumes().ListVolumes(volumes_pb2.ListVolumesRequest(parent=ACCOUNT))
     assert len(volumes.volumes) >= 1
+
+
+def _job_error_info(status):
+    """The ErrorInfo of an Operation's google.rpc.Status, or None."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+def _launch_directly(emulator, name):
+    """Starts a launch job against DCM itself, outside cloudplane."""
+    status, body, _ = emulator.request("POST", "infrastructure/Server", {"launch": [{
+        "name": name, "description": "started outside cloudplane",
+        "product": {"productId": "m1.small"}, "machineImage": {"machineImageId": es.IMAGE},
+        "dataCenter": {"dataCenterId": es.DATACENTER}, "budget": es.BUDGET}]})
+    assert status == 202, body
+    return body["jobs"][0]["jobId"]
+
+
+def test_jobs_started_outside_cloudplane_are_listed_and_looked_up(server, emulator):
+    ops = server.operations()
+    parent = f"{ACCOUNT}/providerOperations"
+    job_id = _launch_directly(emulator, "outside-1")
+    failing_job = _launch_directly(emulator, "fail-outside-1")
+    name = f"{parent}/{job_id}"
+
+    # Listed, page by page (DCM answers all jobs at once; the adapter pages).
+    seen, token = [], ""
+    while True:
+        page = ops.ListOperations(operations_pb2.ListOperationsRequest(
+            name=parent, page_size=2, page_token=token))
+        assert len(page.operations) <= 2
+        seen.extend(page.operations)
+        token = page.next_page_token
+        if not token:
+            break
+    names = [op.name for op in seen]
+    assert name in names and f"{parent}/{failing_job}" in names
+    assert len(names) == len(set(names))
+    ids = [int(n.rsplit("/", 1)[1]) for n in names]
+    assert ids == sorted(ids)
+    _, jobs, _ = emulator.request("GET", "admin/Job")
+    assert sorted(ids) == sorted(j["jobId"] for j in jobs["jobs"])
+    listed = next(op for op in seen if op.name == name)
+    md = metadata_of(listed)
+    assert md.provider_operation == str(job_id) and md.account == ACCOUNT
+    assert "Launch Server outside-1" in md.status_detail
+    assert md.create_time.seconds > 0
+
+    # Looked up once it ended: COMPLETE names the new server in status_detail.
+    job = emulator.wait_job(job_id)
+    assert job["status"] == "COMPLETE"
+    op = ops.GetOperation(operations_pb2.GetOperationRequest(name=name))
+    assert op.name == name and op.done and not op.HasField("error")
+    md = metadata_of(op)
+    assert md.provider_operation == str(job_id)
+    assert md.status_detail == f"COMPLETE: Launch Server outside-1; message: {job['message']}"
+    assert md.end_time.seconds >= md.create_time.seconds > 0
+    # The server it made is an ordinary instance to cloudplane.
+    inst = server.compute().GetInstance(compute_pb2.GetInstanceRequest(
+        name=f"{ACCOUNT}/instances/{job['message']}"))
+    assert inst.display_name == "outside-1"
+
+    # An ERROR job is a failed Operation with DCM's message.
+    failed_job = emulator.wait_job(failing_job)
+    assert failed_job["status"] == "ERROR"
+    op = ops.GetOperation(operations_pb2.GetOperationRequest(name=f"{parent}/{failing_job}"))
+    assert op.done and op.HasField("error")
+    assert op.error.code == grpc.StatusCode.UNKNOWN.value[0]
+    assert op.error.message == failed_job["message"]
+    info = _job_error_info(op.error)
+    assert info is not None and info.reason == "PROVIDER_JOB_FAILED"
+    assert info.metadata["jobId"] == str(failing_job)
+
+    # Unknown jobs, bad names, bad tokens, wrong keys.
+    for missing in ("999999", "not-a-job"):
+        err = pytest.raises(grpc.RpcError, ops.GetOperation,
+                            operations_pb2.GetOperationRequest(name=f"{parent}/{missing}"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, err.value.details()
+    err = pytest.raises(grpc.RpcError, ops.ListOperations, operations_pb2.ListOperationsRequest(
+        name=parent, page_token="garbage"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    err = pytest.raises(grpc.RpcError, ops.ListOperations, operations_pb2.ListOperationsRequest(
+        name=f"{BAD}/providerOperations"))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    status, body, _ = emulator.request("DELETE", f"infrastructure/Server/{job['message']}?reason=x")
+    assert status == 202, body
+
+
+def test_volume_create_attach_detach_delete(server, emulator):
+    compute, volumes = server.compute(), server.volumes()
+    done = server.wait(compute.CreateInstance(instance_request("vol-host", "volume host")))
+    assert not done.HasField("error"), done.error
+    inst = compute_pb2.Instance()
+    assert done.response.Unpack(inst)
+
+    # Create: a DCM job, then the volume leaves PENDING.
+    op = volumes.CreateVolume(volumes_pb2.CreateVolumeRequest(
+        parent=ACCOUNT, volume_id="data-1", request_id=str(uuid.uuid4()),
+        volume=volumes_pb2.Volume(display_name="data one", size_bytes=1 << 30,
+                                  location=f"{ACCOUNT}/locations/dc-{es.DATACENTER}",
+                                  labels={"label": "blue"})))
+    create_job = metadata_of(op).provider_operation
+    assert create_job.isdigit(), op
+    done = server.wait(op)
+    assert not done.HasField("error"), done.error
+    vol = volumes_pb2.Volume()
+    assert done.response.Unpack(vol)
+    assert vol.name == f"{ACCOUNT}/volumes/data-1"
+    assert (vol.state, vol.size_bytes, vol.location) == (
+        volumes_pb2.Volume.AVAILABLE, 1 << 30, f"{ACCOUNT}/locations/dc-{es.DATACENTER}")
+    assert (vol.display_name, dict(vol.labels)) == ("data one", {"label": "blue"})
+    volume_id = int(vol.provider_details.fields["volumeId"].number_value)
+    _, job, _ = emulator.request("GET", f"admin/Job/{create_job}")
+    assert job["jobs"][0]["message"] == str(volume_id)
+    # The same job, read as a provider operation.
+    pop = server.operations().GetOperation(operations_pb2.GetOperationRequest(
+        name=f"{ACCOUNT}/providerOperations/{create_job}"))
+    assert pop.done and metadata_of(pop).status_detail.endswith(f"message: {volume_id}")
+    assert volumes.GetVolume(volumes_pb2.GetVolumeRequest(
+        name=f"{ACCOUNT}/volumes/{volume_id}")).name == vol.name
+
+    # Attach to the launched server.
+    op = volumes.AttachVolume(volumes_pb2.AttachVolumeRequest(
+        name=vol.name, instance=inst.name, device="/dev/sdh", request_id=str(uuid.uuid4())))
+    assert metadata_of(op).provider_operation.isdigit()
+    done = server.wait(op)
+    assert not done.HasField("error"), done.error
+    assert done.response.Unpack(vol)
+    assert vol.state == volumes_pb2.Volume.ATTACHED and list(vol.attached_to) == [inst.name]
+    assert vol.provider_details.fields["deviceId"].string_value == "/dev/sdh"
+
+    # Attached: it cannot be deleted, the RPC itself fails.
+    err = pytest.raises(grpc.RpcError, volumes.DeleteVolume, volumes_pb2.DeleteVolumeRequest(
+        name=vol.name, request_id=str(uuid.uuid4())))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+
+    # Detach, then delete.
+    done = server.wait(volumes.DetachVolume(volumes_pb2.DetachVolumeRequest(
+        name=vol.name, instance=inst.name, request_id=str(uuid.uuid4()))))
+    assert not done.HasField("error"), done.error
+    assert done.response.Unpack(vol)
+    assert vol.state == volumes_pb2.Volume.AVAILABLE and list(vol.attached_to) == []
+    op = volumes.DeleteVolume(volumes_pb2.DeleteVolumeRequest(
+        name=vol.name, request_id=str(uuid.uuid4())))
+    assert metadata_of(op).provider_operation.isdigit()
+    done = server.wait(op)
+    assert not done.HasField("error"), done.error
+    assert done.response.type_url.endswith("google.protobuf.Empty")
+    for name in (vol.name, f"{ACCOUNT}/volumes/{volume_id}"):
+        err = pytest.raises(grpc.RpcError, volumes.GetVolume, volumes_pb2.GetVolumeRequest(
+            name=name))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    status, _, _ = emulator.request("GET", f"infrastructure/Volume/{volume_id}")
+    assert status == 404
+
+    # A failing create job fails the Operation with DCM's message.
+    done = server.wait(volumes.CreateVolume(volumes_pb2.CreateVolumeRequest(
+        parent=ACCOUNT, volume_id="doomed-vol", request_id=str(uuid.uuid4()),
+        volume=volumes_pb2.Volume(display_name="fail-vol", size_bytes=1 << 30,
+                                  location=f"{ACCOUNT}/locations/dc-{es.DATACENTER}"))))
+    assert done.HasField("error")
+    assert done.error.code == grpc.StatusCode.UNKNOWN.value[0]
+    assert "no capacity left (emulated failure)" in done.error.message
+
+    # Sizes are whole GiB; the field is named.
+    err = pytest.raises(grpc.RpcError, volumes.CreateVolume, volumes_pb2.CreateVolumeRequest(
+        parent=ACCOUNT, request_id=str(uuid.uuid4()),
+        volume=volumes_pb2.Volume(size_bytes=(1 << 30) + 1,
+                                  location=f"{ACCOUNT}/locations/dc-{es.DATACENTER}")))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, bad = error_details(err.value)
+    assert [v.field for v in bad.field_violations] == ["volume.size_bytes"]
+
+    done = server.wait(compute.DeleteInstance(compute_pb2.DeleteInstanceRequest(
+        name=inst.name, request_id=str(uuid.uuid4()))))
+    assert not done.HasField("error"), done.error

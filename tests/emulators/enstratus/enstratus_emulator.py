@@ -25,12 +25,17 @@ Behaviour worth knowing in tests:
     the received timestamp and User-Agent; a timestamp further than
     --skew-seconds from now is refused. Failures answer 403 with
     {"error":{"message":"Invalid access keys"}} (or "...timestamp...").
-  * A launch (or addFirewall) whose name starts with --fail-prefix gives a
-    job that ends in ERROR with an explanatory message; nothing is created.
+  * A launch (or addFirewall, addVolume) whose name starts with --fail-prefix
+    gives a job that ends in ERROR with an explanatory message; nothing is
+    created.
   * Jobs complete --job-seconds after they start; a launched server is
     PENDING until then and RUNNING --boot-seconds later; stop/start/pause go
     through STOPPING/PAUSING; a terminated server disappears (404) when its
-    job completes.
+    job completes (detaching its volumes).
+  * Volumes: addVolume is a job (message = volumeId), the volume is PENDING
+    until --boot-seconds later; attach/detach are jobs that set or clear
+    `server` and `deviceId`; deleting an attached volume is 409.
+  * admin/Job lists every job, whoever started it.
   * GET /_emulator/requests returns the request log (method, path,
     access key, status) — never a secret or a signature.
 Python 3 standard library only.
@@ -157,6 +162,7 @@ class State:
         self.next_server = 339452
         self.next_firewall = 117164
         self.next_rule = 3706472
+        self.next_volume = 220001
         self.request_log = []
 
     # Jobs ------------------------------------------------------------------
@@ -187,13 +193,13 @@ class State:
                     except ApiError as e:
                         job["status"], job["message"] = "ERROR", e.message
                 job["endDate"] = dcm_date(entry["done_at"])
-        for server in self.servers.values():
-            boot = server.pop("_running_at", None)
+        for record in list(self.servers.values()) + list(self.volumes.values()):
+            boot = record.pop("_running_at", None)
             if boot is not None:
                 if boot <= now:
-                    server["status"] = "RUNNING"
+                    record["status"] = record.pop("_ready_status", "RUNNING")
                 else:
-                    server["_running_at"] = boot
+                    record["_running_at"] = boot
 
 
 def _id(value, what):
@@ -349,7 +355,139 @@ class Emulator:
 
     def volumes(self, rid, query, body):
         one = self._get(self.state.volumes, rid, "volumes", "volume")
-        return 200, one or {"volumes": [_public(v) for v in self.state.volumes.values()]}
+        if one:
+            return 200, one
+        items = self.state.volumes.values()
+        for key, ref, id_key in (("dataCenterId", "dataCenter", "dataCenterId"),
+                                 ("regionId", "region", "regionId")):
+            if key in query:
+                want = _id(query[key], key)
+                items = [v for v in items if v[ref][id_key] == want]
+        return 200, {"volumes": [_public(v) for v in items]}
+
+    def add_volume(self, rid, query, body):
+        if rid is not None:
+            raise ApiError(400, "POST addVolume to the Volume collection")
+        st = self.state
+        spec = _args_of(body, "addVolume")
+        for field in ("name", "description"):
+            if not isinstance(spec.get(field), str) or not spec[field]:
+                raise ApiError(400, f"{field} is required")
+        dc_id = _ref(spec, "dataCenter", "dataCenterId", "dataCenter.dataCenterId")
+        if dc_id not in st.datacenters:
+            raise ApiError(400, f"No such data center: {dc_id}")
+        size = _id(spec.get("sizeInGb"), "sizeInGb")
+        if size < 1:
+            raise ApiError(400, "sizeInGb must be at least 1")
+        if "budget" not in spec or _id(spec["budget"], "budget") not in st.billing:
+            raise ApiError(400, "budget must name a billing code")
+        name = spec["name"]
+        fail = (f"Creating volume {name} failed: no capacity left (emulated failure)"
+                if name.startswith(self.args.fail_prefix) else None)
+
+        def complete():
+            volume_id = st.next_volume
+            st.next_volume += 1
+            now = time.time()
+            st.volumes[volume_id] = {
+                "volumeId": volume_id, "name": name, "description": spec["description"],
+                "sizeInGb": size, "sizeString": f"{size}GB", "providerId": f"vol-{volume_id:08x}",
+                "status": "PENDING", "available": True, "encrypted": False,
+                "budget": _id(spec["budget"], "budget"), "dataCenter": {"dataCenterId": dc_id},
+                "region": {"regionId": st.datacenters[dc_id]["region"]["regionId"]},
+                "cloud": CLOUD, "customer": CUSTOMER, "owningUser": {"userId": 54321},
+                "owningAccount": {"accountId": 16000}, "owningGroups": [{"groupId": 9465}],
+                "creationTimestamp": dcm_date(now), "removable": True,
+                "_running_at": now + self.args.boot_seconds, "_ready_status": "ACTIVE"}
+            if spec.get("label"):
+                st.volumes[volume_id]["label"] = spec["label"]
+            return volume_id
+
+        job = st.new_job(f"Create Volume {name}", complete, fail)
+        return 202, {"jobs": [dict(job)]}
+
+    def _volume(self, rid):
+        volume_id = _id(rid, "volumeId") if rid is not None else None
+        volume = self.state.volumes.get(volume_id)
+        if volume is None:
+            raise ApiError(404, f"No such volume: {rid}")
+        return volume_id, volume
+
+    def volume_action(self, rid, query, body):
+        st = self.state
+        volume_id, volume = self._volume(rid)
+        if not isinstance(body, dict) or len(body) != 1:
+            raise ApiError(400, "Expected one volume operation")
+        op = next(iter(body))
+        args = _args_of(body, op)
+        if op == "describeVolume":
+            for key in ("name", "description", "label"):
+                if key in args:
+                    volume[key] = args[key]
+            return 204, None
+        if volume["status"] != "ACTIVE":
+            raise ApiError(409, f"Volume {volume_id} is {volume['status']}")
+        if op == "attach":
+            server_id = _ref(args, "server", "serverId", "server.serverId")
+            server = st.servers.get(server_id)
+            if server is None:
+                raise ApiError(404, f"No such server: {server_id}")
+            if "server" in volume:
+                raise ApiError(409, f"Volume {volume_id} is attached to server "
+                                    f"{volume['server']['serverId']}")
+            if server["dataCenter"] != volume["dataCenter"]:
+                raise ApiError(400, f"Server {server_id} is not in the data center of volume "
+                                    f"{volume_id}")
+            if server["status"] not in ("RUNNING", "STOPPED", "PAUSED"):
+                raise ApiError(409, f"Cannot attach a volume to server {server_id} while it is "
+                                    f"{server['status']}")
+            device = args.get("deviceId")
+            if device is not None and not isinstance(device, str):
+                raise ApiError(400, "deviceId must be a string")
+            used = {v.get("deviceId") for v in st.volumes.values()
+                    if v.get("server") == {"serverId": server_id}}
+            if device in used:
+                raise ApiError(409, f"Device {device} is in use on server {server_id}")
+            if not device:
+                device = next(f"/dev/sd{c}" for c in "fghijklmnop" if f"/dev/sd{c}" not in used)
+
+            def complete():
+                if volume_id in st.volumes and server_id in st.servers:
+                    volume["server"] = {"serverId": server_id}
+                    volume["deviceId"] = device
+                return ""
+
+            job = st.new_job(f"Attach Volume {volume_id} to {server_id}", complete)
+            return 202, {"jobs": [dict(job)]}
+        if op == "detach":
+            if "server" not in volume:
+                raise ApiError(409, f"Volume {volume_id} is not attached")
+
+            def complete():
+                volume.pop("server", None)
+                volume.pop("deviceId", None)
+                return ""
+
+            job = st.new_job(f"Detach Volume {volume_id}", complete)
+            return 202, {"jobs": [dict(job)]}
+        raise ApiError(400, f"Unknown volume operation: {op}")
+
+    def delete_volume(self, rid, query, body):
+        st = self.state
+        volume_id, volume = self._volume(rid)
+        if "server" in volume:
+            raise ApiError(409, f"Volume {volume_id} is attached to server "
+                                f"{volume['server']['serverId']}")
+        if volume["status"] != "ACTIVE":
+            raise ApiError(409, f"Volume {volume_id} is {volume['status']}")
+        volume["status"] = "DELETING"
+
+        def complete():
+            st.volumes.pop(volume_id, None)
+            return ""
+
+        job = st.new_job(f"Delete Volume {volume_id}", complete)
+        return 202, {"jobs": [dict(job)]}
 
     def jobs(self, rid, query, body):
         if rid is not None:
@@ -495,6 +633,10 @@ class Emulator:
 
         def complete():
             st.servers.pop(server_id, None)
+            for volume in st.volumes.values():
+                if volume.get("server") == {"serverId": server_id}:
+                    volume.pop("server")
+                    volume.pop("deviceId", None)
             return ""
 
         job = st.new_job(f"Terminate {server_id}", complete)
@@ -618,6 +760,9 @@ ROUTES = {
     ("GET", "infrastructure/MachineImage"): Emulator.images,
     ("GET", "infrastructure/ServerProduct"): Emulator.products,
     ("GET", "infrastructure/Volume"): Emulator.volumes,
+    ("POST", "infrastructure/Volume"): Emulator.add_volume,
+    ("PUT", "infrastructure/Volume"): Emulator.volume_action,
+    ("DELETE", "infrastructure/Volume"): Emulator.delete_volume,
     ("GET", "infrastructure/Server"): Emulator.servers,
     ("POST", "infrastructure/Server"): Emulator.launch,
     ("PUT", "infrastructure/Server"): Emulator.server_action,

@@ -1,5 +1,6 @@
 """The enStratus emulator: signature checks (§2 of the reference), response
-shapes, jobs, and the real mixcoatl client driving it.
+shapes, jobs, volumes, and the real mixcoatl client driving it (servers, jobs,
+volumes).
 
 mixcoatl 1.5.1 (the last release on PyPI) is Python 2 only: it does not even
 import on Python 3 (print statements, and hmac.new(str) in auth.py). It runs
@@ -111,6 +112,58 @@ def test_failing_launch_ends_in_error_and_bad_bodies_are_400(emulator):
     assert (status, body) == (404, {"error": {"message": "No such job ID: 5"}})
 
 
+def test_volume_jobs_attach_detach_delete(emulator):
+    status, body, _ = emulator.request("POST", "infrastructure/Server", {"launch": [{
+        "name": "vol-host", "description": "d", "product": {"productId": "m1.small"},
+        "machineImage": {"machineImageId": es.IMAGE}, "dataCenter": {"dataCenterId": es.DATACENTER},
+        "budget": es.BUDGET}]})
+    server_id = int(emulator.wait_job(body["jobs"][0]["jobId"])["message"])
+    # The docs' addVolume body shape (create_volume.json), in our data center.
+    status, body, _ = emulator.request("POST", "infrastructure/Volume", {"addVolume": [{
+        "dataCenter": {"dataCenterId": es.DATACENTER}, "description": "API Test Volume",
+        "sizeInGb": 1, "budget": es.BUDGET, "name": "API Test Volume"}]})
+    assert status == 202, body
+    job = emulator.wait_job(body["jobs"][0]["jobId"])
+    assert job["status"] == "COMPLETE" and job["description"] == "Create Volume API Test Volume"
+    volume_id = int(job["message"])
+    deadline = time.monotonic() + 10
+    while True:
+        status, body, _ = emulator.request("GET", f"infrastructure/Volume/{volume_id}")
+        assert status == 200 and len(body["volumes"]) == 1
+        if body["volumes"][0]["status"] == "ACTIVE" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert body["volumes"][0]["status"] == "ACTIVE" and "server" not in body["volumes"][0]
+    path = f"infrastructure/Volume/{volume_id}"
+    status, body, _ = emulator.request("PUT", path, {"attach": [{"server": {"serverId": server_id},
+                                                                 "deviceId": "/dev/sdf"}]})
+    assert status == 202, body
+    assert emulator.wait_job(body["jobs"][0]["jobId"])["status"] == "COMPLETE"
+    volume = emulator.request("GET", path)[1]["volumes"][0]
+    assert volume["server"] == {"serverId": server_id} and volume["deviceId"] == "/dev/sdf"
+    # Attached: a second attach and a delete are refused (409).
+    assert emulator.request("PUT", path, {"attach": [{"server": {"serverId": server_id}}]})[0] == 409
+    assert emulator.request("DELETE", path + "?reason=x")[0] == 409
+    status, body, _ = emulator.request("PUT", path, {"detach": [{}]})
+    assert status == 202
+    assert emulator.wait_job(body["jobs"][0]["jobId"])["status"] == "COMPLETE"
+    assert "server" not in emulator.request("GET", path)[1]["volumes"][0]
+    assert emulator.request("PUT", path, {"detach": [{}]})[0] == 409
+    status, body, _ = emulator.request("DELETE", path + "?reason=x")
+    assert status == 202
+    assert emulator.wait_job(body["jobs"][0]["jobId"])["status"] == "COMPLETE"
+    assert emulator.request("GET", path)[0] == 404
+    # Every job is listed, whoever started it.
+    status, body, _ = emulator.request("GET", "admin/Job")
+    descriptions = [j["description"] for j in body["jobs"]]
+    assert f"Attach Volume {volume_id} to {server_id}" in descriptions
+    assert f"Delete Volume {volume_id}" in descriptions
+    status, body, _ = emulator.request("POST", "infrastructure/Volume", {"addVolume": [{
+        "dataCenter": {"dataCenterId": es.DATACENTER}, "description": "d", "sizeInGb": 0,
+        "budget": es.BUDGET, "name": "zero"}]})
+    assert status == 400, body
+
+
 MIXCOATL_SCRIPT = r'''
 import json, os, sys, time
 from mixcoatl.infrastructure.server import Server
@@ -193,3 +246,87 @@ def test_real_mixcoatl_client(emulator):
     launches = [r for r in emulator.requests_log()
                 if r["method"] == "POST" and r["userAgent"] == "mixcoatl"]
     assert launches and launches[0]["status"] == 202
+
+
+MIXCOATL_VOLUME_SCRIPT = r'''
+import json, os, time
+from mixcoatl.infrastructure.server import Server
+from mixcoatl.infrastructure.volume import Volume
+from mixcoatl.admin.job import Job
+
+def wait(job_id):
+    for _ in range(200):
+        j = Job(job_id)
+        j.load()
+        if j.status != "RUNNING":
+            return j
+        time.sleep(0.05)
+
+out = {}
+s = Server()
+s.provider_product_id = "m1.small"
+s.machine_image = int(os.environ["IMAGE"])
+s.data_center = int(os.environ["DATACENTER"])
+s.budget = int(os.environ["BUDGET"])
+s.name = "mixcoatl-vol-host"
+s.description = "hosts a volume"
+server_id = int(wait(s.launch()).message)
+v = Volume()
+v.name = "mixcoatl-vol"
+v.description = "made by mixcoatl"
+v.size_in_gb = 2
+v.budget = int(os.environ["BUDGET"])
+v.data_center = int(os.environ["DATACENTER"])
+j = wait(v.create().job_id)
+out["create_status"] = j.status
+volume_id = int(j.message)
+for _ in range(200):
+    vol = Volume(volume_id)
+    vol.load()
+    if vol.status == "ACTIVE":
+        break
+    time.sleep(0.05)
+out["volume_status"] = vol.status
+out["size"] = vol.size_in_gb
+vol.attach(server_id, device_id="/dev/sdf")
+out["attach_status"] = wait(vol.current_job).status
+vol = Volume(volume_id)
+vol.load()
+out["attached_to"] = vol.server["server_id"]
+out["device"] = vol.device_id
+vol.detach()
+out["detach_status"] = wait(vol.current_job).status
+vol.destroy(reason="done")
+out["delete_status"] = wait(vol.current_job).status
+out["volume_ids"] = [x.volume_id for x in Volume.all()]
+out["server_id"] = server_id
+out["volume_id"] = volume_id
+out["job_ids"] = Job.all(keys_only=True)
+print(json.dumps(out))
+'''
+
+
+def test_real_mixcoatl_client_volumes_and_job_list(emulator):
+    assert os.path.exists(MIXCOATL_PYTHON) and os.path.isdir(
+        os.path.join(MIXCOATL_PATH, "mixcoatl")), (
+        f"mixcoatl needs Python 2.7 ({MIXCOATL_PYTHON}) and mixcoatl in {MIXCOATL_PATH}; "
+        "run tools/setup")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": MIXCOATL_PATH,
+           "HOME": str(emulator.workdir), "DCM_ENDPOINT": emulator.url,
+           "DCM_ACCESS_KEY": es.ACCESS_KEY, "DCM_SECRET_KEY": es.SECRET_KEY,
+           "DCM_SSL_VERIFY": "0", "IMAGE": str(es.IMAGE), "DATACENTER": str(es.DATACENTER),
+           "BUDGET": str(es.BUDGET), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = subprocess.run([MIXCOATL_PYTHON, "-c", MIXCOATL_VOLUME_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["create_status"] == "COMPLETE" and out["volume_status"] == "ACTIVE", out
+    assert out["size"] == 2
+    assert out["attach_status"] == "COMPLETE" and out["attached_to"] == out["server_id"], out
+    assert out["device"] == "/dev/sdf"
+    assert out["detach_status"] == "COMPLETE" and out["delete_status"] == "COMPLETE", out
+    assert out["volume_id"] not in out["volume_ids"]
+    # Job.all() (GET admin/Job) lists the jobs mixcoatl started.
+    status, body, _ = emulator.request("GET", "admin/Job")
+    assert sorted(out["job_ids"]) == sorted(j["jobId"] for j in body["jobs"])
+    assert len(out["job_ids"]) >= 5
