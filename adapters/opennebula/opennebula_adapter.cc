@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -135,6 +136,7 @@ struct PoolVm {
 struct VmPoolFetch {
   AccountPtr account;
   absl::Time deadline;
+  bool extended = false;
   std::vector<DocPtr> pages;
   Done<std::vector<PoolVm>> done;
 };
@@ -168,7 +170,9 @@ void FinishPool(std::shared_ptr<VmPoolFetch> st) {
 void FetchVmPage(std::shared_ptr<VmPoolFetch> st, int offset) {
   const AccountPtr account = st->account;
   // Pagination mode (end < -1): offset and page size; state -1 = all but DONE.
-  CallDoc(account, st->deadline, "one.vmpool.info",
+  // The extended pool has full bodies: the short ones carry only a handful of
+  // USER_TEMPLATE keys (§11.2), not our labels.
+  CallDoc(account, st->deadline, st->extended ? "one.vmpool.infoextended" : "one.vmpool.info",
           {Value::Int(-2), Value::Int(offset), Value::Int(-kPoolPage), Value::Int(-1)},
           "VM_POOL", [st, offset](absl::StatusOr<DocPtr> doc) mutable {
             if (!doc.ok()) return st->done(doc.status());
@@ -182,10 +186,12 @@ void FetchVmPage(std::shared_ptr<VmPoolFetch> st, int offset) {
           });
 }
 
-void FetchVmPool(const AccountPtr& account, absl::Time deadline, Done<std::vector<PoolVm>> done) {
+void FetchVmPool(const AccountPtr& account, absl::Time deadline, Done<std::vector<PoolVm>> done,
+                 bool extended = false) {
   auto st = std::make_shared<VmPoolFetch>();
   st->account = account;
   st->deadline = deadline;
+  st->extended = extended;
   st->done = std::move(done);
   FetchVmPage(std::move(st), 0);
 }
@@ -232,9 +238,102 @@ void FindVm(const AccountPtr& a, absl::Time deadline, const IdOrName& id, std::s
 }
 
 // ---------------------------------------------------------------------------
-// Operations: poll tokens `vm:<oid>:<resource id>:<target>` with target
-// running | poweroff | hold | done, and `sg:<oid>:<resource id>` (unused:
-// security groups are synchronous).
+// Images (volumes): every volume image with its resource id, chosen as for
+// VMs.
+
+struct FoundImage {
+  DocPtr doc;
+  const xml::Node* node;
+  ImageSummary summary;
+  std::string resource_id;
+};
+
+void FetchImages(const AccountPtr& a, absl::Time deadline, Done<std::vector<FoundImage>> done) {
+  CallDoc(a, deadline, "one.imagepool.info", {Value::Int(-2), Value::Int(-1), Value::Int(-1)},
+          "IMAGE_POOL", [done = std::move(done)](absl::StatusOr<DocPtr> doc) mutable {
+            if (!doc.ok()) return done(doc.status());
+            std::vector<FoundImage> images;
+            for (const xml::Node* node : (*doc)->Root().ChildrenNamed("IMAGE")) {
+              absl::StatusOr<ImageSummary> s = SummarizeImage(*node);
+              if (!s.ok()) return done(s.status());
+              if (!IsVolumeImageType(s->type)) continue;
+              images.push_back({*doc, node, *s, ""});
+            }
+            std::sort(images.begin(), images.end(), [](const FoundImage& x, const FoundImage& y) {
+              return x.summary.oid < y.summary.oid;
+            });
+            std::map<std::string, int64_t> taken;
+            for (FoundImage& image : images) {
+              image.resource_id = absl::StrCat(image.summary.oid);
+              if (IsNameId(image.summary.name) &&
+                  taken.emplace(image.summary.name, image.summary.oid).second) {
+                image.resource_id = image.summary.name;
+              }
+            }
+            done(std::move(images));
+          });
+}
+
+void FindImage(const AccountPtr& a, absl::Time deadline, const IdOrName& id,
+               std::string resource, Done<FoundImage> done) {
+  if (id.oid.has_value()) {
+    CallDoc(a, deadline, "one.image.info", {Value::Int(*id.oid)}, "IMAGE",
+            [resource, done = std::move(done)](absl::StatusOr<DocPtr> doc) mutable {
+              if (!doc.ok()) {
+                if (doc.status().code() == absl::StatusCode::kNotFound) {
+                  return done(NotFound("volume", resource));
+                }
+                return done(doc.status());
+              }
+              absl::StatusOr<ImageSummary> s = SummarizeImage((*doc)->Root());
+              if (!s.ok()) return done(s.status());
+              // Kernels, context files ... are images but not volumes.
+              if (!IsVolumeImageType(s->type)) return done(NotFound("volume", resource));
+              const std::string rid = ResourceId(s->oid, s->name);
+              done(FoundImage{*doc, &(*doc)->Root(), *s, rid});
+            });
+    return;
+  }
+  FetchImages(a, deadline, [name = id.name, resource, done = std::move(done)](
+                               absl::StatusOr<std::vector<FoundImage>> images) mutable {
+    if (!images.ok()) return done(images.status());
+    for (FoundImage& image : *images) {
+      if (image.resource_id == name) return done(std::move(image));
+    }
+    done(NotFound("volume", resource));
+  });
+}
+
+// VM id -> instance resource id, for Volume.attached_to.
+void FetchInstanceIds(const AccountPtr& a, absl::Time deadline,
+                      Done<std::map<int64_t, std::string>> done) {
+  FetchVmPool(a, deadline,
+              [done = std::move(done)](absl::StatusOr<std::vector<PoolVm>> vms) mutable {
+                if (!vms.ok()) return done(vms.status());
+                std::map<int64_t, std::string> ids;
+                for (const PoolVm& vm : *vms) ids[vm.summary.oid] = vm.resource_id;
+                done(std::move(ids));
+              });
+}
+
+void VolumeOf(const AccountPtr& a, absl::Time deadline, FoundImage image,
+              Done<v1::Volume> done) {
+  FetchInstanceIds(a, deadline, [a, image = std::move(image), done = std::move(done)](
+                                    absl::StatusOr<std::map<int64_t, std::string>> ids) mutable {
+    if (!ids.ok()) return done(ids.status());
+    done(VolumeFromImage(*image.node, a->id, image.resource_id, *ids));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Operations: poll tokens
+//   vm:<oid>:<instance id>:<target>   target running | poweroff | hold |
+//       suspended | stopped | undeployed | done; an empty instance id is
+//       derived from the VM's NAME on each poll.
+//   vol:<vm oid>:<instance id>:<image oid>:<volume id>:<attach|detach>:
+//       <running|poweroff>:<misses>   a disk hotplug; done when the VM is
+//       back in the target state with (without) the disk.
+// Security groups and updates are synchronous and have none.
 
 std::string VmToken(int64_t oid, absl::string_view rid, absl::string_view target) {
   return absl::StrCat("vm:", oid, ":", rid, ":", target);
@@ -244,12 +343,24 @@ bool Reached(const VmSummary& s, absl::string_view target) {
   if (target == "running") return s.state == 3 && s.lcm_state == 3;
   if (target == "poweroff") return s.state == 8;
   if (target == "hold") return s.state == 2;
+  if (target == "suspended") return s.state == 5;
+  if (target == "stopped") return s.state == 4;
+  if (target == "undeployed") return s.state == 9;
   return false;
+}
+
+absl::Status FailureState(const std::string& resource, const VmSummary& s) {
+  return WithErrorInfo(
+      absl::FailedPreconditionError(absl::StrCat("instance ", resource,
+                                                 " entered the failure state ",
+                                                 ProviderState(s.state, s.lcm_state))),
+      "PROVIDER_FAILURE_STATE");
 }
 
 void PollVm(const AccountPtr& a, absl::Time deadline, int64_t oid, std::string rid,
             std::string target, Done<MutationProgress> done) {
-  const std::string resource = absl::StrCat("accounts/", a->id, "/instances/", rid);
+  const std::string resource =
+      absl::StrCat("accounts/", a->id, "/instances/", rid.empty() ? absl::StrCat(oid) : rid);
   ReadVm(a, deadline, oid, rid, resource,
          [a, oid, rid, target, resource, done = std::move(done)](
              absl::StatusOr<FoundVm> vm) mutable {
@@ -259,18 +370,12 @@ void PollVm(const AccountPtr& a, absl::Time deadline, int64_t oid, std::string r
              }
            }
            if (!vm.ok()) return done(vm.status());
-           const v1::Instance::State state =
-               InstanceState(vm->summary.state, vm->summary.lcm_state);
-           if (state == v1::Instance::ERROR) {
-             return done(WithErrorInfo(
-                 absl::FailedPreconditionError(absl::StrCat(
-                     "instance ", resource, " entered the failure state ",
-                     ProviderState(vm->summary.state, vm->summary.lcm_state))),
-                 "PROVIDER_FAILURE_STATE"));
+           if (InstanceState(vm->summary.state, vm->summary.lcm_state) == v1::Instance::ERROR) {
+             return done(FailureState(resource, vm->summary));
            }
            if (target != "done" && Reached(vm->summary, target)) {
              absl::StatusOr<v1::Instance> instance =
-                 InstanceFromVm(vm->doc->Root(), a->id, rid);
+                 InstanceFromVm(vm->doc->Root(), a->id, vm->resource_id);
              if (!instance.ok()) return done(instance.status());
              return done(Finished(*instance));
            }
@@ -281,6 +386,99 @@ void PollVm(const AccountPtr& a, absl::Time deadline, int64_t oid, std::string r
                                    ProviderState(vm->summary.state, vm->summary.lcm_state), ")");
            done(std::move(p));
          });
+}
+
+struct DiskOp {
+  int64_t vm_oid = 0;
+  std::string vm_rid;
+  int64_t image_oid = 0;
+  std::string image_rid;
+  std::string op;      // attach | detach
+  std::string target;  // running | poweroff
+  int misses = 0;
+};
+
+std::string DiskToken(const DiskOp& d) {
+  return absl::StrCat("vol:", d.vm_oid, ":", d.vm_rid, ":", d.image_oid, ":", d.image_rid, ":",
+                      d.op, ":", d.target, ":", d.misses);
+}
+
+// After one.vm.attach/detach returns, oned already shows the HOTPLUG state
+// (§6.1), so a VM back in its state without the change means the driver
+// failed and oned rolled back. HA followers may serve a stale read right
+// after a write (§6.5), hence a few misses before giving up.
+constexpr int kMaxHotplugMisses = 3;
+
+void PollDisk(const AccountPtr& a, absl::Time deadline, DiskOp d, Done<MutationProgress> done) {
+  const std::string resource = absl::StrCat("accounts/", a->id, "/instances/", d.vm_rid);
+  ReadVm(a, deadline, d.vm_oid, d.vm_rid, resource,
+         [a, deadline, d, resource, done = std::move(done)](absl::StatusOr<FoundVm> vm) mutable {
+           if (!vm.ok()) return done(vm.status());
+           if (InstanceState(vm->summary.state, vm->summary.lcm_state) == v1::Instance::ERROR) {
+             return done(FailureState(resource, vm->summary));
+           }
+           const bool has_disk = DiskOfImage(vm->doc->Root(), d.image_oid).has_value();
+           if (Reached(vm->summary, d.target)) {
+             if (has_disk == (d.op == "attach")) {
+               const std::string volume =
+                   absl::StrCat("accounts/", a->id, "/volumes/", d.image_rid);
+               return FindImage(a, deadline, IdOrName{d.image_oid, ""}, volume,
+                                [a, deadline, rid = d.image_rid, done = std::move(done)](
+                                    absl::StatusOr<FoundImage> image) mutable {
+                                  if (!image.ok()) return done(image.status());
+                                  image->resource_id = rid;
+                                  VolumeOf(a, deadline, *std::move(image),
+                                           [done = std::move(done)](
+                                               absl::StatusOr<v1::Volume> v) mutable {
+                                             if (!v.ok()) return done(v.status());
+                                             done(Finished(*v));
+                                           });
+                                });
+             }
+             if (++d.misses >= kMaxHotplugMisses) {
+               return done(WithErrorInfo(
+                   absl::AbortedError(absl::StrCat(
+                       "OpenNebula did not ", d.op, " the disk of volume ", d.image_rid,
+                       " on instance ", resource, "; see the VM's log in OpenNebula")),
+                   "PROVIDER_HOTPLUG_FAILED"));
+             }
+           }
+           MutationProgress p;
+           p.poll_token = DiskToken(d);
+           p.provider_operation = absl::StrCat(d.vm_oid);
+           p.detail = absl::StrCat("waiting for the disk ", d.op, " (now ",
+                                   ProviderState(vm->summary.state, vm->summary.lcm_state), ")");
+           done(std::move(p));
+         });
+}
+
+// Runs `steps` one after another; the first error stops the chain.
+using Step = absl::AnyInvocable<void(Done<Value>)>;
+void RunSteps(std::shared_ptr<std::vector<Step>> steps, size_t i, Done<bool> done) {
+  if (i == steps->size()) return done(true);
+  (*steps)[i]([steps, i, done = std::move(done)](absl::StatusOr<Value> v) mutable {
+    if (!v.ok()) return done(v.status());
+    RunSteps(std::move(steps), i + 1, std::move(done));
+  });
+}
+
+// A create's failure from oned, as the caller's error where it is one.
+absl::Status CreateError(const absl::Status& s, bool raw_template) {
+  auto info = GetErrorInfo(s);
+  const std::string reason = info.has_value() ? info->reason() : "";
+  std::map<std::string, std::string> metadata;
+  if (info.has_value()) metadata.insert(info->metadata().begin(), info->metadata().end());
+  if (!raw_template && s.code() == absl::StatusCode::kNotFound) {
+    return WithErrorInfo(InvalidField("instance.image", s.message()), "INVALID_ARGUMENT",
+                         metadata);
+  }
+  // one.vm.allocate reports every template problem (syntax, CPU/MEMORY
+  // values, names) as INTERNAL (§14.8); they are the caller's template.
+  if (raw_template && (reason == "PROVIDER_INTERNAL" || reason == "PROVIDER_ALLOCATE")) {
+    return WithErrorInfo(InvalidField("instance.provider_options.template", s.message()),
+                         "INVALID_ARGUMENT", metadata);
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -298,10 +496,19 @@ class OpenNebulaProvider final : public Provider {
                      Callback<MutationProgress> done) override {
     std::vector<std::string> parts = absl::StrSplit(token, ':');
     int64_t oid = 0;
-    if (parts.size() != 4 || parts[0] != "vm" || !absl::SimpleAtoi(parts[1], &oid)) {
-      return std::move(done)(InvalidField("poll_token", "not a token of this adapter"));
+    if (parts.size() == 4 && parts[0] == "vm" && absl::SimpleAtoi(parts[1], &oid)) {
+      return PollVm(a_, ctx.deadline, oid, parts[2], parts[3], Wrap(std::move(done)));
     }
-    PollVm(a_, ctx.deadline, oid, parts[2], parts[3], Wrap(std::move(done)));
+    DiskOp d;
+    if (parts.size() == 8 && parts[0] == "vol" && absl::SimpleAtoi(parts[1], &d.vm_oid) &&
+        absl::SimpleAtoi(parts[3], &d.image_oid) && absl::SimpleAtoi(parts[7], &d.misses)) {
+      d.vm_rid = parts[2];
+      d.image_rid = parts[4];
+      d.op = parts[5];
+      d.target = parts[6];
+      return PollDisk(a_, ctx.deadline, std::move(d), Wrap(std::move(done)));
+    }
+    std::move(done)(InvalidField("poll_token", "not a token of this adapter"));
   }
 
   // Instances ---------------------------------------------------------------
@@ -310,22 +517,25 @@ class OpenNebulaProvider final : public Provider {
     if (absl::Status s = CheckPaging(req.page_size(), req.page_token()); !s.ok()) {
       return std::move(done)(s);
     }
-    FetchVmPool(a_, ctx.deadline, [a = a_, size = req.page_size(), token = req.page_token(),
-                                   done = std::move(done)](
-                                      absl::StatusOr<std::vector<PoolVm>> vms) mutable {
-      if (!vms.ok()) return std::move(done)(vms.status());
-      std::vector<v1::Instance> items;
-      for (const PoolVm& vm : *vms) {
-        absl::StatusOr<v1::Instance> i = InstanceFromVm(*vm.node, a->id, vm.resource_id);
-        if (!i.ok()) return std::move(done)(i.status());
-        items.push_back(*std::move(i));
-      }
-      v1::ListInstancesResponse response;
-      auto page = PageByName(std::move(items), size, token, response.mutable_next_page_token());
-      if (!page.ok()) return std::move(done)(page.status());
-      for (v1::Instance& i : *page) *response.add_instances() = std::move(i);
-      std::move(done)(std::move(response));
-    });
+    FetchVmPool(
+        a_, ctx.deadline,
+        [a = a_, size = req.page_size(), token = req.page_token(),
+         done = std::move(done)](absl::StatusOr<std::vector<PoolVm>> vms) mutable {
+          if (!vms.ok()) return std::move(done)(vms.status());
+          std::vector<v1::Instance> items;
+          for (const PoolVm& vm : *vms) {
+            absl::StatusOr<v1::Instance> i = InstanceFromVm(*vm.node, a->id, vm.resource_id);
+            if (!i.ok()) return std::move(done)(i.status());
+            items.push_back(*std::move(i));
+          }
+          v1::ListInstancesResponse response;
+          auto page =
+              PageByName(std::move(items), size, token, response.mutable_next_page_token());
+          if (!page.ok()) return std::move(done)(page.status());
+          for (v1::Instance& i : *page) *response.add_instances() = std::move(i);
+          std::move(done)(std::move(response));
+        },
+        /*extended=*/true);
   }
 
   void GetInstance(const CallContext& ctx, const v1::GetInstanceRequest& req,
@@ -345,56 +555,86 @@ class OpenNebulaProvider final : public Provider {
     if (!req.instance_id().empty() && !IsNameId(req.instance_id())) {
       return std::move(done)(InvalidField("instance_id", "must be [a-z][a-z0-9-]{0,62}"));
     }
-    if (!in.provider_options().fields().empty()) {
-      return std::move(done)(InvalidField(
-          "instance.provider_options", "the OpenNebula provider takes no provider options"));
+    const google::protobuf::Value* raw = nullptr;
+    absl::Status options;
+    for (const auto& [key, value] : in.provider_options().fields()) {
+      if (key == "template") {
+        raw = &value;
+      } else {
+        AddFieldViolation(options, absl::StrCat("instance.provider_options.", key),
+                          "unknown key; the OpenNebula provider reads only \"template\"");
+      }
     }
-    auto image = ParseResourceName("instance.image", a_->id, "images", in.image());
-    if (!image.ok() || !image->oid.has_value()) {
-      return std::move(done)(
-          InvalidField("instance.image", "must name a VM template: accounts/<account>/images/<id>"));
+    if (!options.ok()) return std::move(done)(options);
+    int64_t template_id = -1;
+    if (raw != nullptr) {
+      if (!in.image().empty()) {
+        return std::move(done)(InvalidField("instance.provider_options.template",
+                                            "give either instance.image or a raw template"));
+      }
+    } else {
+      auto image = ParseResourceName("instance.image", a_->id, "images", in.image());
+      if (!image.ok() || !image->oid.has_value()) {
+        return std::move(done)(InvalidField(
+            "instance.image",
+            "must name a VM template (accounts/<account>/images/<id>), or give a raw one in "
+            "instance.provider_options.template"));
+      }
+      template_id = *image->oid;
     }
     std::vector<std::pair<std::string, std::string>> extra = {{kOperationTag, ctx.operation}};
-    if (!in.labels().empty()) {
-      std::vector<std::string> keys;
-      for (const auto& [k, v] : in.labels()) keys.push_back(k);
-      std::sort(keys.begin(), keys.end());
-      extra.emplace_back("LABELS", absl::StrJoin(keys, ","));
+    auto labels = LabelAttributes(in.labels(), "instance.labels");
+    if (!labels.ok()) return std::move(done)(labels.status());
+    extra.insert(extra.end(), labels->begin(), labels->end());
+    std::string text;
+    if (raw != nullptr) {
+      if (!req.instance_id().empty()) {
+        extra.insert(extra.begin(), std::make_pair(std::string("NAME"), req.instance_id()));
+      }
+      absl::StatusOr<std::string> t =
+          VmTemplateFromOption(*raw, extra, "instance.provider_options.template");
+      if (!t.ok()) return std::move(done)(t.status());
+      text = *std::move(t);
+    } else {
+      absl::StatusOr<std::string> t = FlatTemplate(extra, "instance.labels");
+      if (!t.ok()) return std::move(done)(t.status());
+      text = *std::move(t);
     }
-    absl::StatusOr<std::string> extra_text = FlatTemplate(extra, "instance.labels");
-    if (!extra_text.ok()) return std::move(done)(extra_text.status());
     if (req.validate_only()) return std::move(done)(Finished(v1::Instance()));
     const bool start = !req.has_start() || req.start();
     const std::string target = start ? "running" : "hold";
-    auto instantiate = [a = a_, deadline = ctx.deadline, tid = *image->oid,
-                        name = req.instance_id(), start, target, extra = *extra_text](
-                           Done<MutationProgress> done) mutable {
-      Call(a, deadline, "one.template.instantiate",
-           {Value::Int(tid), Value::String(name), Value::Bool(!start), Value::String(extra),
-            Value::Bool(false)},
-           [a, name, target, done = std::move(done)](absl::StatusOr<Value> v) mutable {
-             if (!v.ok()) {
-               if (v.status().code() == absl::StatusCode::kNotFound) {
-                 absl::Status s = InvalidField("instance.image", v.status().message());
-                 return done(s);
-               }
-               return done(v.status());
-             }
-             absl::StatusOr<int64_t> oid = IntResult(*v, "one.template.instantiate");
+    // one.template.instantiate of a VM template, or one.vm.allocate of the
+    // raw one; hold=true leaves the VM in HOLD (start=false).
+    auto launch = [a = a_, deadline = ctx.deadline, template_id, name = req.instance_id(), start,
+                   target, text](Done<MutationProgress> done) mutable {
+      const bool raw_template = template_id < 0;
+      const std::string method =
+          raw_template ? "one.vm.allocate" : "one.template.instantiate";
+      std::vector<Value> params =
+          raw_template ? std::vector<Value>{Value::String(text), Value::Bool(!start)}
+                       : std::vector<Value>{Value::Int(template_id), Value::String(name),
+                                            Value::Bool(!start), Value::String(text),
+                                            Value::Bool(false)};
+      Call(a, deadline, method, std::move(params),
+           [name, target, method, raw_template,
+            done = std::move(done)](absl::StatusOr<Value> v) mutable {
+             if (!v.ok()) return done(CreateError(v.status(), raw_template));
+             absl::StatusOr<int64_t> oid = IntResult(*v, method);
              if (!oid.ok()) return done(oid.status());
              MutationProgress p;
-             const std::string rid = name.empty() ? absl::StrCat(*oid) : name;
-             p.poll_token = VmToken(*oid, rid, target);
+             // Without an instance_id the name is oned's (`<template>-<id>`
+             // or the template's NAME); each poll derives the id from it.
+             p.poll_token = VmToken(*oid, name, target);
              p.provider_operation = absl::StrCat(*oid);
-             p.detail = "instantiated";
+             p.detail = raw_template ? "allocated" : "instantiated";
              done(std::move(p));
            });
     };
-    if (req.instance_id().empty()) return instantiate(Wrap(std::move(done)));
+    if (req.instance_id().empty()) return launch(Wrap(std::move(done)));
     // The NAME must be free, unless this very operation took it before.
     FetchVmPool(a_, ctx.deadline,
                 [a = a_, deadline = ctx.deadline, rid = req.instance_id(), op = ctx.operation,
-                 target, instantiate = std::move(instantiate),
+                 target, launch = std::move(launch),
                  done = Wrap(std::move(done))](absl::StatusOr<std::vector<PoolVm>> vms) mutable {
                   if (!vms.ok()) return done(vms.status());
                   const PoolVm* same = nullptr;
@@ -404,7 +644,7 @@ class OpenNebulaProvider final : public Provider {
                       break;
                     }
                   }
-                  if (same == nullptr) return instantiate(std::move(done));
+                  if (same == nullptr) return launch(std::move(done));
                   const std::string resource = absl::StrCat("accounts/", a->id, "/instances/", rid);
                   ReadVm(a, deadline, same->summary.oid, rid, resource,
                          [resource, rid, op, target, done = std::move(done)](
@@ -425,40 +665,216 @@ class OpenNebulaProvider final : public Provider {
                 });
   }
 
+  void UpdateInstance(const CallContext& ctx, const v1::UpdateInstanceRequest& req,
+                      Callback<MutationProgress> done) override {
+    const v1::Instance& in = req.instance();
+    auto id = ParseResourceName("instance.name", a_->id, "instances", in.name());
+    if (!id.ok()) return std::move(done)(id.status());
+    absl::Status status;
+    bool rename = false, relabel = false;
+    std::vector<std::pair<std::string, std::string>> resize, labels;
+    if (req.update_mask().paths().empty()) {
+      AddFieldViolation(status, "update_mask", "names no field");
+    }
+    for (const std::string& path : req.update_mask().paths()) {
+      if (path == "display_name") {
+        if (absl::Status s = CheckVmName(in.display_name(), "instance.display_name"); !s.ok()) {
+          AddFieldViolation(status, "instance.display_name", s.message());
+        }
+        rename = true;
+      } else if (path == "cpu_count") {
+        if (in.cpu_count() <= 0) {
+          AddFieldViolation(status, "instance.cpu_count", "must be positive");
+        }
+        resize.emplace_back("VCPU", absl::StrCat(in.cpu_count()));
+      } else if (path == "memory_bytes") {
+        if (in.memory_bytes() <= 0 || in.memory_bytes() % (int64_t{1} << 20) != 0) {
+          AddFieldViolation(status, "instance.memory_bytes",
+                            "must be a positive number of whole MiB (OpenNebula's MEMORY unit)");
+        }
+        resize.emplace_back("MEMORY", absl::StrCat(in.memory_bytes() >> 20));
+      } else if (path == "labels") {
+        auto attrs = LabelAttributes(in.labels(), "instance.labels");
+        if (!attrs.ok()) {
+          // Keep the BadRequest alive while its violations are read.
+          const auto bad = GetBadRequest(attrs.status());
+          if (!bad.has_value()) return std::move(done)(attrs.status());
+          for (const auto& v : bad->field_violations()) {
+            AddFieldViolation(status, v.field(), v.description());
+          }
+        } else {
+          labels = *std::move(attrs);
+        }
+        relabel = true;
+      } else {
+        AddFieldViolation(status, "update_mask",
+                          absl::StrCat("\"", path,
+                                       "\" cannot be updated (display_name, cpu_count, "
+                                       "memory_bytes, labels)"));
+      }
+    }
+    if (!status.ok()) return std::move(done)(status);
+    std::string resize_text;
+    if (!resize.empty()) {
+      absl::StatusOr<std::string> t = FlatTemplate(resize, "instance");
+      if (!t.ok()) return std::move(done)(t.status());
+      resize_text = *std::move(t);
+    }
+    if (req.validate_only()) return std::move(done)(Finished(v1::Instance()));
+    FindVm(a_, ctx.deadline, *id, in.name(),
+           [a = a_, deadline = ctx.deadline, name = in.display_name(), rename, relabel,
+            resize_text, labels, resource = in.name(),
+            done = Wrap(std::move(done))](absl::StatusOr<FoundVm> vm) mutable {
+             if (!vm.ok()) return done(vm.status());
+             const int64_t oid = vm->summary.oid;
+             // oned resizes a stopped VM in place; a running one would need
+             // a hotplug resize (6.0+) that not every hypervisor does.
+             if (!resize_text.empty() && vm->summary.state != 8 && vm->summary.state != 9) {
+               return done(WithErrorInfo(
+                   absl::FailedPreconditionError(absl::StrCat(
+                       "instance ", resource,
+                       " must be powered off (POWEROFF or UNDEPLOYED) to change cpu_count or "
+                       "memory_bytes; it is ",
+                       ProviderState(vm->summary.state, vm->summary.lcm_state))),
+                   "FAILED_PRECONDITION"));
+             }
+             auto steps = std::make_shared<std::vector<Step>>();
+             if (!resize_text.empty()) {
+               steps->push_back([a, deadline, oid, resize_text](Done<Value> next) mutable {
+                 Call(a, deadline, "one.vm.resize",
+                      {Value::Int(oid), Value::String(resize_text), Value::Bool(false)},
+                      std::move(next));
+               });
+             }
+             if (rename && name != vm->summary.name) {
+               steps->push_back([a, deadline, oid, name](Done<Value> next) mutable {
+                 Call(a, deadline, "one.vm.rename", {Value::Int(oid), Value::String(name)},
+                      std::move(next));
+               });
+             }
+             if (relabel) {
+               // Merge (§9.4): each name given replaces that attribute, and
+               // X=[] deletes X, so labels left out are removed.
+               std::string text;
+               std::set<std::string> keep;
+               for (const auto& [k, v] : labels) keep.insert(k);
+               for (const auto& [k, v] : SingleAttributes(vm->doc->Root().Child("USER_TEMPLATE"))) {
+                 if (absl::StartsWith(k, kLabelPrefix) && keep.count(k) == 0 && IsTemplateName(k)) {
+                   absl::StrAppend(&text, k, "=[]\n");
+                 }
+               }
+               absl::StatusOr<std::string> set = FlatTemplate(labels, "instance.labels");
+               if (!set.ok()) return done(set.status());
+               absl::StrAppend(&text, *set);
+               if (!text.empty()) {
+                 steps->push_back([a, deadline, oid, text](Done<Value> next) mutable {
+                   Call(a, deadline, "one.vm.update",
+                        {Value::Int(oid), Value::String(text), Value::Int(1)}, std::move(next));
+                 });
+               }
+             }
+             auto finish = [a, deadline, oid, resource,
+                            done = std::move(done)](absl::StatusOr<bool> ok) mutable {
+               if (!ok.ok()) return done(ok.status());
+               // Re-read: the resource id follows a new NAME.
+               ReadVm(a, deadline, oid, "", resource,
+                      [a, done = std::move(done)](absl::StatusOr<FoundVm> vm) mutable {
+                        if (!vm.ok()) return done(vm.status());
+                        absl::StatusOr<v1::Instance> i =
+                            InstanceFromVm(vm->doc->Root(), a->id, vm->resource_id);
+                        if (!i.ok()) return done(i.status());
+                        done(Finished(*i));
+                      });
+             };
+             if (!rename || !IsNameId(name) || name == vm->summary.name) {
+               return RunSteps(std::move(steps), 0, std::move(finish));
+             }
+             // A NAME is the instance's id: refuse one another live VM has.
+             FetchVmPool(a, deadline,
+                         [a, oid, name, steps = std::move(steps), finish = std::move(finish)](
+                             absl::StatusOr<std::vector<PoolVm>> vms) mutable {
+                           if (!vms.ok()) return finish(vms.status());
+                           for (const PoolVm& other : *vms) {
+                             if (other.summary.oid != oid && other.summary.name == name) {
+                               const std::string taken =
+                                   absl::StrCat("accounts/", a->id, "/instances/", name);
+                               return finish(WithErrorInfo(
+                                   absl::AlreadyExistsError(
+                                       absl::StrCat("instance ", taken, " already exists")),
+                                   "RESOURCE_ALREADY_EXISTS", {{"resource", taken}}));
+                             }
+                           }
+                           RunSteps(std::move(steps), 0, std::move(finish));
+                         });
+           });
+  }
+
   void DeleteInstance(const CallContext& ctx, const v1::DeleteInstanceRequest& req,
                       Callback<MutationProgress> done) override {
+    auto action = ActionOption(req.provider_options(), {"terminate-hard", "terminate"});
+    if (!action.ok()) return std::move(done)(action.status());
+    const std::string chosen = action->empty() ? "terminate-hard" : *action;
     Action(ctx, req.name(), req.validate_only(), req.allow_missing(),
-           [](const VmSummary&, bool) -> std::pair<std::string, std::string> {
-             return {"terminate-hard", "done"};
-           },
+           [chosen](const VmSummary&) -> ActionPlan { return {chosen, "done"}; },
            std::move(done), /*empty_result=*/true);
   }
 
   void StartInstance(const CallContext& ctx, const v1::StartInstanceRequest& req,
                      Callback<MutationProgress> done) override {
+    auto action = ActionOption(req.provider_options(), {"resume", "release"});
+    if (!action.ok()) return std::move(done)(action.status());
     Action(ctx, req.name(), req.validate_only(), false,
-           [](const VmSummary& s, bool) -> std::pair<std::string, std::string> {
-             return {s.state == 2 ? "release" : "resume", "running"};
+           [chosen = *action](const VmSummary& s) -> ActionPlan {
+             // Without an explicit action a VM on HOLD is released.
+             if (chosen.empty()) return {s.state == 2 ? "release" : "resume", "running"};
+             return {chosen, "running"};
            },
            std::move(done), false);
   }
 
   void StopInstance(const CallContext& ctx, const v1::StopInstanceRequest& req,
                     Callback<MutationProgress> done) override {
-    const bool force = req.force();
+    auto action = ActionOption(req.provider_options(),
+                               {"poweroff", "poweroff-hard", "suspend", "undeploy",
+                                "undeploy-hard", "stop", "hold"});
+    if (!action.ok()) return std::move(done)(action.status());
+    std::string chosen = action->empty() ? "poweroff" : *action;
+    if (req.force()) {
+      if (chosen == "poweroff" || chosen == "undeploy") {
+        chosen += "-hard";
+      } else if (!absl::EndsWith(chosen, "-hard")) {
+        return std::move(done)(InvalidField(
+            "force", absl::StrCat("the OpenNebula action \"", chosen, "\" has no hard variant")));
+      }
+    }
+    const std::string target = absl::StartsWith(chosen, "poweroff")   ? "poweroff"
+                               : absl::StartsWith(chosen, "undeploy") ? "undeployed"
+                               : chosen == "suspend"                  ? "suspended"
+                               : chosen == "stop"                     ? "stopped"
+                                                                      : "hold";
     Action(ctx, req.name(), req.validate_only(), false,
-           [force](const VmSummary&, bool) -> std::pair<std::string, std::string> {
-             return {force ? "poweroff-hard" : "poweroff", "poweroff"};
-           },
+           [chosen, target](const VmSummary&) -> ActionPlan { return {chosen, target}; },
            std::move(done), false);
   }
 
   void RebootInstance(const CallContext& ctx, const v1::RebootInstanceRequest& req,
                       Callback<MutationProgress> done) override {
-    const bool force = req.force();
+    auto action = ActionOption(req.provider_options(), {"reboot", "reboot-hard", "resched"});
+    if (!action.ok()) return std::move(done)(action.status());
+    std::string chosen = action->empty() ? "reboot" : *action;
+    if (req.force()) {
+      if (chosen == "resched") {
+        return std::move(done)(
+            InvalidField("force", "the OpenNebula action \"resched\" has no hard variant"));
+      }
+      chosen = "reboot-hard";
+    }
     Action(ctx, req.name(), req.validate_only(), false,
-           [force](const VmSummary&, bool) -> std::pair<std::string, std::string> {
-             return {force ? "reboot-hard" : "reboot", "running"};
+           [chosen](const VmSummary& s) -> ActionPlan {
+             // resched only flags the VM for the scheduler (§8), which may
+             // also be powered off; the VM stays as it is.
+             if (chosen == "resched") return {chosen, s.state == 8 ? "poweroff" : "running"};
+             return {chosen, "running"};
            },
            std::move(done), false);
   }
@@ -497,6 +913,17 @@ class OpenNebulaProvider final : public Provider {
            [a = a_, deadline = ctx.deadline, text = *text, merge = req.merge(), instance,
             done = Wrap(std::move(done))](absl::StatusOr<FoundVm> vm) mutable {
              if (!vm.ok()) return done(vm.status());
+             if (!merge) {
+               // Replace rewrites the whole USER_TEMPLATE: keep what is ours
+               // and not metadata (labels, the operation tag).
+               std::vector<std::pair<std::string, std::string>> ours;
+               for (auto& [k, v] : SingleAttributes(vm->doc->Root().Child("USER_TEMPLATE"))) {
+                 if (absl::StartsWith(k, "CLOUDPLANE_")) ours.emplace_back(k, v);
+               }
+               absl::StatusOr<std::string> kept = FlatTemplate(ours, "metadata.items");
+               if (!kept.ok()) return done(kept.status());
+               text += *kept;
+             }
              // oned upper-cases attribute names (§9.1).
              Call(a, deadline, "one.vm.update",
                   {Value::Int(vm->summary.oid), Value::String(text), Value::Int(merge ? 1 : 0)},
@@ -597,6 +1024,60 @@ class OpenNebulaProvider final : public Provider {
             });
   }
 
+  // Volumes (images used as VM disks) ---------------------------------------------
+  void ListVolumes(const CallContext& ctx, const v1::ListVolumesRequest& req,
+                   Callback<v1::ListVolumesResponse> done) override {
+    if (absl::Status s = CheckPaging(req.page_size(), req.page_token()); !s.ok()) {
+      return std::move(done)(s);
+    }
+    FetchImages(a_, ctx.deadline, [a = a_, deadline = ctx.deadline, size = req.page_size(),
+                                   token = req.page_token(), done = std::move(done)](
+                                      absl::StatusOr<std::vector<FoundImage>> images) mutable {
+      if (!images.ok()) return std::move(done)(images.status());
+      FetchInstanceIds(
+          a, deadline,
+          [a, size, token, images = *std::move(images), done = std::move(done)](
+              absl::StatusOr<std::map<int64_t, std::string>> ids) mutable {
+            if (!ids.ok()) return std::move(done)(ids.status());
+            std::vector<v1::Volume> items;
+            for (const FoundImage& image : images) {
+              auto v = VolumeFromImage(*image.node, a->id, image.resource_id, *ids);
+              if (!v.ok()) return std::move(done)(v.status());
+              items.push_back(*std::move(v));
+            }
+            v1::ListVolumesResponse r;
+            auto page = PageByName(std::move(items), size, token, r.mutable_next_page_token());
+            if (!page.ok()) return std::move(done)(page.status());
+            for (auto& v : *page) *r.add_volumes() = std::move(v);
+            std::move(done)(std::move(r));
+          });
+    });
+  }
+
+  void GetVolume(const CallContext& ctx, const v1::GetVolumeRequest& req,
+                 Callback<v1::Volume> done) override {
+    auto id = ParseResourceName("name", a_->id, "volumes", req.name());
+    if (!id.ok()) return std::move(done)(id.status());
+    FindImage(a_, ctx.deadline, *id, req.name(),
+              [a = a_, deadline = ctx.deadline,
+               done = std::move(done)](absl::StatusOr<FoundImage> image) mutable {
+                if (!image.ok()) return std::move(done)(image.status());
+                VolumeOf(a, deadline, *std::move(image), Wrap(std::move(done)));
+              });
+  }
+
+  void AttachVolume(const CallContext& ctx, const v1::AttachVolumeRequest& req,
+                    Callback<MutationProgress> done) override {
+    DiskCall(ctx, req.name(), req.instance(), /*attach=*/true, req.device(), req.channel(),
+             req.boot_order(), req.validate_only(), std::move(done));
+  }
+
+  void DetachVolume(const CallContext& ctx, const v1::DetachVolumeRequest& req,
+                    Callback<MutationProgress> done) override {
+    DiskCall(ctx, req.name(), req.instance(), /*attach=*/false, "", "", 0, req.validate_only(),
+             std::move(done));
+  }
+
   // Locations -------------------------------------------------------------------
   void ListLocations(const CallContext& ctx, const v1::ListLocationsRequest& req,
                      Callback<v1::ListLocationsResponse> done) override {
@@ -633,12 +1114,14 @@ class OpenNebulaProvider final : public Provider {
     if (absl::Status s = CheckPaging(req.page_size(), req.page_token()); !s.ok()) {
       return std::move(done)(s);
     }
-    FetchFirewalls(ctx.deadline, [size = req.page_size(), token = req.page_token(),
-                                  done = std::move(done)](
-                                     absl::StatusOr<std::vector<v1::Firewall>> all) mutable {
+    FetchGroups(ctx.deadline, [size = req.page_size(), token = req.page_token(),
+                               done = std::move(done)](
+                                  absl::StatusOr<std::vector<FoundGroup>> all) mutable {
       if (!all.ok()) return std::move(done)(all.status());
+      std::vector<v1::Firewall> firewalls;
+      for (FoundGroup& g : *all) firewalls.push_back(std::move(g.firewall));
       v1::ListFirewallsResponse r;
-      auto page = PageByName(*std::move(all), size, token, r.mutable_next_page_token());
+      auto page = PageByName(std::move(firewalls), size, token, r.mutable_next_page_token());
       if (!page.ok()) return std::move(done)(page.status());
       for (auto& f : *page) *r.add_firewalls() = std::move(f);
       std::move(done)(std::move(r));
@@ -650,7 +1133,11 @@ class OpenNebulaProvider final : public Provider {
     if (auto id = ParseResourceName("name", a_->id, "firewalls", req.name()); !id.ok()) {
       return std::move(done)(id.status());
     }
-    FindFirewall(ctx.deadline, req.name(), std::move(done));
+    FindGroup(ctx.deadline, req.name(),
+              [done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                if (!g.ok()) return std::move(done)(g.status());
+                std::move(done)(std::move(g->firewall));
+              });
   }
 
   void ListFirewallRules(const CallContext& ctx, const v1::ListFirewallRulesRequest& req,
@@ -661,35 +1148,36 @@ class OpenNebulaProvider final : public Provider {
     if (auto id = ParseResourceName("parent", a_->id, "firewalls", req.parent()); !id.ok()) {
       return std::move(done)(id.status());
     }
-    FindFirewall(ctx.deadline, req.parent(),
-                 [size = req.page_size(), token = req.page_token(),
-                  done = std::move(done)](absl::StatusOr<v1::Firewall> fw) mutable {
-                   if (!fw.ok()) return std::move(done)(fw.status());
-                   std::vector<v1::FirewallRule> rules(fw->rules().begin(), fw->rules().end());
-                   v1::ListFirewallRulesResponse r;
-                   auto page = PageByName(std::move(rules), size, token,
-                                          r.mutable_next_page_token());
-                   if (!page.ok()) return std::move(done)(page.status());
-                   for (auto& rule : *page) *r.add_rules() = std::move(rule);
-                   std::move(done)(std::move(r));
-                 });
+    FindGroup(ctx.deadline, req.parent(),
+              [size = req.page_size(), token = req.page_token(),
+               done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                if (!g.ok()) return std::move(done)(g.status());
+                std::vector<v1::FirewallRule> rules(g->firewall.rules().begin(),
+                                                    g->firewall.rules().end());
+                v1::ListFirewallRulesResponse r;
+                auto page =
+                    PageByName(std::move(rules), size, token, r.mutable_next_page_token());
+                if (!page.ok()) return std::move(done)(page.status());
+                for (auto& rule : *page) *r.add_rules() = std::move(rule);
+                std::move(done)(std::move(r));
+              });
   }
 
   void GetFirewallRule(const CallContext& ctx, const v1::GetFirewallRuleRequest& req,
                        Callback<v1::FirewallRule> done) override {
-    const size_t cut = req.name().rfind("/rules/");
-    if (cut == std::string::npos) {
-      return std::move(done)(InvalidField("name", "must be .../firewalls/<id>/rules/<n>"));
-    }
-    FindFirewall(ctx.deadline, req.name().substr(0, cut),
-                 [name = req.name(), done = std::move(done)](
-                     absl::StatusOr<v1::Firewall> fw) mutable {
-                   if (!fw.ok()) return std::move(done)(fw.status());
-                   for (const auto& rule : fw->rules()) {
-                     if (rule.name() == name) return std::move(done)(rule);
-                   }
-                   std::move(done)(NotFound("firewall rule", name));
-                 });
+    auto name = SplitRuleName(req.name());
+    if (!name.ok()) return std::move(done)(name.status());
+    FindGroup(ctx.deadline, name->first,
+              [rule_id = name->second, name = req.name(),
+               done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                if (!g.ok()) return std::move(done)(g.status());
+                for (size_t i = 0; i < g->rules.size(); ++i) {
+                  if (g->rules[i].id == rule_id) {
+                    return std::move(done)(g->firewall.rules(static_cast<int>(i)));
+                  }
+                }
+                std::move(done)(NotFound("firewall rule", name));
+              });
   }
 
   void CreateFirewall(const CallContext& ctx, const v1::CreateFirewallRequest& req,
@@ -697,7 +1185,6 @@ class OpenNebulaProvider final : public Provider {
     if (!IsNameId(req.firewall_id())) {
       return std::move(done)(InvalidField("firewall_id", "must be [a-z][a-z0-9-]{0,62}"));
     }
-    std::string text;
     std::vector<std::pair<std::string, std::string>> single = {
         {"NAME", req.firewall_id()}, {kOperationTag, ctx.operation}};
     if (!req.firewall().description().empty()) {
@@ -705,44 +1192,48 @@ class OpenNebulaProvider final : public Provider {
     }
     absl::StatusOr<std::string> head = FlatTemplate(single, "firewall");
     if (!head.ok()) return std::move(done)(head.status());
-    text = *head;
+    std::vector<std::vector<std::pair<std::string, std::string>>> rules;
     for (int i = 0; i < req.firewall().rules_size(); ++i) {
       auto rule = RuleToTemplate(req.firewall().rules(i), absl::StrCat("firewall.rules[", i, "]"));
       if (!rule.ok()) return std::move(done)(rule.status());
-      std::vector<std::string> parts;
-      for (const auto& [k, v] : *rule) {
-        parts.push_back(absl::StrCat(k, "=", *QuoteTemplateValue(v)));
+      rules.push_back(*std::move(rule));
+    }
+    std::string text = *head;
+    if (!rules.empty()) {
+      absl::StatusOr<std::string> body = RuleSetTemplate(rules);
+      if (!body.ok()) {
+        return std::move(done)(InvalidField("firewall.rules", body.status().message()));
       }
-      absl::StrAppend(&text, "RULE=[", absl::StrJoin(parts, ","), "]\n");
+      text += *body;
     }
     if (req.validate_only()) return std::move(done)(Finished(v1::Firewall()));
     const std::string resource =
         absl::StrCat("accounts/", a_->id, "/firewalls/", req.firewall_id());
     Call(a_, ctx.deadline, "one.secgroup.allocate", {Value::String(text)},
-         [this, a = a_, deadline = ctx.deadline, op = ctx.operation, resource,
+         [this, deadline = ctx.deadline, op = ctx.operation, resource,
           done = Wrap(std::move(done))](absl::StatusOr<Value> v) mutable {
            if (!v.ok()) {
              // A duplicate NAME: ours (a re-driven create) or someone else's.
              if (absl::StrContains(v.status().message(), "NAME is already taken")) {
-               return FindFirewallDoc(
-                   deadline, resource,
-                   [op, resource, done = std::move(done)](
-                       absl::StatusOr<std::pair<v1::Firewall, std::string>> fw) mutable {
-                     if (fw.ok() && !op.empty() && fw->second == op) {
-                       return done(Finished(fw->first));
-                     }
-                     done(WithErrorInfo(absl::AlreadyExistsError(absl::StrCat(
-                                            "firewall ", resource, " already exists")),
-                                        "RESOURCE_ALREADY_EXISTS", {{"resource", resource}}));
-                   });
+               return FindGroup(deadline, resource,
+                                [op, resource, done = std::move(done)](
+                                    absl::StatusOr<FoundGroup> g) mutable {
+                                  if (g.ok() && !op.empty() && g->operation == op) {
+                                    return done(Finished(g->firewall));
+                                  }
+                                  done(WithErrorInfo(absl::AlreadyExistsError(absl::StrCat(
+                                                         "firewall ", resource, " already exists")),
+                                                     "RESOURCE_ALREADY_EXISTS",
+                                                     {{"resource", resource}}));
+                                });
              }
              return done(v.status());
            }
-           FindFirewall(deadline, resource,
-                        [done = std::move(done)](absl::StatusOr<v1::Firewall> fw) mutable {
-                          if (!fw.ok()) return done(fw.status());
-                          done(Finished(*fw));
-                        });
+           FindGroup(deadline, resource,
+                     [done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                       if (!g.ok()) return done(g.status());
+                       done(Finished(g->firewall));
+                     });
          });
   }
 
@@ -752,27 +1243,113 @@ class OpenNebulaProvider final : public Provider {
       return std::move(done)(id.status());
     }
     if (req.validate_only()) return std::move(done)(Finished(google::protobuf::Empty()));
-    FindFirewallDoc(
-        ctx.deadline, req.name(),
-        [a = a_, deadline = ctx.deadline, allow = req.allow_missing(),
-         done = Wrap(std::move(done))](
-            absl::StatusOr<std::pair<v1::Firewall, std::string>> fw) mutable {
-          if (!fw.ok()) {
-            if (allow && fw.status().code() == absl::StatusCode::kNotFound) {
-              return done(Finished(google::protobuf::Empty()));
+    FindGroup(ctx.deadline, req.name(),
+              [a = a_, deadline = ctx.deadline, allow = req.allow_missing(),
+               done = Wrap(std::move(done))](absl::StatusOr<FoundGroup> g) mutable {
+                if (!g.ok()) {
+                  if (allow && g.status().code() == absl::StatusCode::kNotFound) {
+                    return done(Finished(google::protobuf::Empty()));
+                  }
+                  return done(g.status());
+                }
+                Call(a, deadline, "one.secgroup.delete", {Value::Int(g->oid)},
+                     [allow, done = std::move(done)](absl::StatusOr<Value> v) mutable {
+                       if (v.ok() || (allow && v.status().code() == absl::StatusCode::kNotFound)) {
+                         return done(Finished(google::protobuf::Empty()));
+                       }
+                       done(v.status());
+                     });
+              });
+  }
+
+  // Rules are the group's RULE vectors: a change writes the whole set back
+  // with one.secgroup.update in merge mode, which replaces every RULE and
+  // keeps NAME, DESCRIPTION and the rest (§9.4). oned has no compare-and-
+  // swap, so two writers racing on one group can lose a rule.
+  void CreateFirewallRule(const CallContext& ctx, const v1::CreateFirewallRuleRequest& req,
+                          Callback<MutationProgress> done) override {
+    if (auto id = ParseResourceName("parent", a_->id, "firewalls", req.parent()); !id.ok()) {
+      return std::move(done)(id.status());
+    }
+    auto attrs = RuleToTemplate(req.rule(), "rule");
+    if (!attrs.ok()) return std::move(done)(attrs.status());
+    if (req.validate_only()) return std::move(done)(Finished(v1::FirewallRule()));
+    const std::string rule_id = RuleId(*attrs);
+    FindGroup(
+        ctx.deadline, req.parent(),
+        [this, a = a_, deadline = ctx.deadline, attrs = *attrs, rule_id,
+         done = Wrap(std::move(done))](absl::StatusOr<FoundGroup> g) mutable {
+          if (!g.ok()) return done(g.status());
+          std::vector<std::vector<std::pair<std::string, std::string>>> rules;
+          for (size_t i = 0; i < g->rules.size(); ++i) {
+            // The same rule again (or a re-driven create): nothing to add.
+            if (g->rules[i].id == rule_id) {
+              return done(Finished(g->firewall.rules(static_cast<int>(i))));
             }
-            return done(fw.status());
+            rules.push_back(g->rules[i].attrs);
           }
-          const int64_t oid = static_cast<int64_t>(
-              fw->first.provider_details().fields().at("id").number_value());
-          Call(a, deadline, "one.secgroup.delete", {Value::Int(oid)},
-               [allow, done = std::move(done)](absl::StatusOr<Value> v) mutable {
-                 if (v.ok() || (allow && v.status().code() == absl::StatusCode::kNotFound)) {
-                   return done(Finished(google::protobuf::Empty()));
-                 }
-                 done(v.status());
+          rules.push_back(attrs);
+          absl::StatusOr<std::string> text = RuleSetTemplate(rules);
+          if (!text.ok()) return done(InvalidField("rule", text.status().message()));
+          Call(a, deadline, "one.secgroup.update",
+               {Value::Int(g->oid), Value::String(*text), Value::Int(1)},
+               [this, deadline, group = g->firewall.name(), rule_id,
+                done = std::move(done)](absl::StatusOr<Value> v) mutable {
+                 if (!v.ok()) return done(v.status());
+                 FindGroup(deadline, group,
+                           [rule_id, done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                             if (!g.ok()) return done(g.status());
+                             for (size_t i = 0; i < g->rules.size(); ++i) {
+                               if (g->rules[i].id == rule_id) {
+                                 return done(Finished(g->firewall.rules(static_cast<int>(i))));
+                               }
+                             }
+                             done(WithErrorInfo(absl::InternalError(
+                                                    "OpenNebula accepted the rule but the "
+                                                    "security group does not show it"),
+                                                "PROVIDER_MALFORMED_RESPONSE"));
+                           });
                });
         });
+  }
+
+  void DeleteFirewallRule(const CallContext& ctx, const v1::DeleteFirewallRuleRequest& req,
+                          Callback<MutationProgress> done) override {
+    auto name = SplitRuleName(req.name());
+    if (!name.ok()) return std::move(done)(name.status());
+    if (req.validate_only()) return std::move(done)(Finished(google::protobuf::Empty()));
+    FindGroup(ctx.deadline, name->first,
+              [a = a_, deadline = ctx.deadline, rule_id = name->second, name = req.name(),
+               allow = req.allow_missing(),
+               done = Wrap(std::move(done))](absl::StatusOr<FoundGroup> g) mutable {
+                if (!g.ok()) {
+                  if (allow && g.status().code() == absl::StatusCode::kNotFound) {
+                    return done(Finished(google::protobuf::Empty()));
+                  }
+                  return done(g.status());
+                }
+                std::vector<std::vector<std::pair<std::string, std::string>>> rules;
+                bool found = false;
+                for (const SgRule& rule : g->rules) {
+                  if (rule.id == rule_id) {
+                    found = true;
+                  } else {
+                    rules.push_back(rule.attrs);
+                  }
+                }
+                if (!found) {
+                  if (allow) return done(Finished(google::protobuf::Empty()));
+                  return done(NotFound("firewall rule", name));
+                }
+                absl::StatusOr<std::string> text = RuleSetTemplate(rules);
+                if (!text.ok()) return done(text.status());
+                Call(a, deadline, "one.secgroup.update",
+                     {Value::Int(g->oid), Value::String(*text), Value::Int(1)},
+                     [done = std::move(done)](absl::StatusOr<Value> v) mutable {
+                       if (!v.ok()) return done(v.status());
+                       done(Finished(google::protobuf::Empty()));
+                     });
+              });
   }
 
  private:
@@ -794,10 +1371,13 @@ class OpenNebulaProvider final : public Provider {
     return m;
   }
 
-  // Start/Stop/Reboot/Delete: find the VM, pick the action from its state,
-  // send it, then poll for the target.
-  using ChooseAction = absl::AnyInvocable<std::pair<std::string, std::string>(
-      const VmSummary&, bool)>;
+  // Start/Stop/Reboot/Delete: find the VM, pick the action (and the state
+  // that ends the operation) from its state, send it, then poll.
+  struct ActionPlan {
+    std::string action;
+    std::string target;
+  };
+  using ChooseAction = absl::AnyInvocable<ActionPlan(const VmSummary&)>;
   void Action(const CallContext& ctx, const std::string& name, bool validate_only,
               bool allow_missing, ChooseAction choose, Callback<MutationProgress> cb,
               bool empty_result) {
@@ -814,20 +1394,22 @@ class OpenNebulaProvider final : public Provider {
                }
                return done(vm.status());
              }
-             auto [action, target] = choose(vm->summary, false);
+             ActionPlan plan = choose(vm->summary);
              if (validate_only) {
                return empty_result ? done(Finished(google::protobuf::Empty()))
                                    : done(Finished(v1::Instance()));
              }
+             // oned refuses an action the VM's state does not allow with
+             // ACTION (FAILED_PRECONDITION), naming the state (§8).
              Call(a, deadline, "one.vm.action",
-                  {Value::String(action), Value::Int(vm->summary.oid)},
-                  [oid = vm->summary.oid, rid = vm->resource_id, target,
-                   done = std::move(done)](absl::StatusOr<Value> v) mutable {
+                  {Value::String(plan.action), Value::Int(vm->summary.oid)},
+                  [oid = vm->summary.oid, rid = vm->resource_id, target = plan.target,
+                   action = plan.action, done = std::move(done)](absl::StatusOr<Value> v) mutable {
                     if (!v.ok()) return done(v.status());
                     MutationProgress p;
                     p.poll_token = VmToken(oid, rid, target);
                     p.provider_operation = absl::StrCat(oid);
-                    p.detail = "accepted";
+                    p.detail = absl::StrCat(action, " accepted");
                     done(std::move(p));
                   });
            });
@@ -869,66 +1451,140 @@ class OpenNebulaProvider final : public Provider {
             });
   }
 
-  // Every security group as (Firewall, its CLOUDPLANE_OPERATION tag).
-  void FetchFirewallDocs(absl::Time deadline,
-                         Done<std::vector<std::pair<v1::Firewall, std::string>>> done) {
+  // A security group: the Firewall, its CLOUDPLANE_OPERATION tag, its id
+  // and its rules as OpenNebula keeps them.
+  struct FoundGroup {
+    v1::Firewall firewall;
+    std::string operation;
+    int64_t oid = 0;
+    std::vector<SgRule> rules;
+  };
+
+  void FetchGroups(absl::Time deadline, Done<std::vector<FoundGroup>> done) {
     CallDoc(a_, deadline, "one.secgrouppool.info",
             {Value::Int(-2), Value::Int(-1), Value::Int(-1)}, "SECURITY_GROUP_POOL",
             [a = a_, done = std::move(done)](absl::StatusOr<DocPtr> doc) mutable {
               if (!doc.ok()) return done(doc.status());
-              std::vector<std::pair<v1::Firewall, std::string>> out;
+              std::vector<FoundGroup> out;
               std::map<std::string, int> taken;
               for (const xml::Node* sg : (*doc)->Root().ChildrenNamed("SECURITY_GROUP")) {
-                int64_t oid = 0;
-                (void)absl::SimpleAtoi(sg->ChildText("ID"), &oid);
-                std::string rid = ResourceId(oid, sg->ChildText("NAME"));
-                if (IsNameId(rid) && !taken.emplace(rid, 1).second) rid = absl::StrCat(oid);
+                FoundGroup g;
+                (void)absl::SimpleAtoi(sg->ChildText("ID"), &g.oid);
+                std::string rid = ResourceId(g.oid, sg->ChildText("NAME"));
+                if (IsNameId(rid) && !taken.emplace(rid, 1).second) rid = absl::StrCat(g.oid);
                 auto fw = FirewallFromSecurityGroup(*sg, a->id, rid);
                 if (!fw.ok()) return done(fw.status());
-                auto attrs = SingleAttributes(sg->Child("TEMPLATE"));
-                out.emplace_back(*std::move(fw), attrs[kOperationTag]);
+                g.firewall = *std::move(fw);
+                g.operation = SingleAttributes(sg->Child("TEMPLATE"))[kOperationTag];
+                g.rules = SecurityGroupRules(*sg);
+                out.push_back(std::move(g));
               }
               done(std::move(out));
             });
   }
 
-  void FetchFirewalls(absl::Time deadline, Done<std::vector<v1::Firewall>> done) {
-    FetchFirewallDocs(deadline, [done = std::move(done)](
-                                    absl::StatusOr<std::vector<std::pair<v1::Firewall, std::string>>>
-                                        all) mutable {
+  // By resource name, in either form (NAME or number).
+  void FindGroup(absl::Time deadline, std::string resource, Done<FoundGroup> done) {
+    FetchGroups(deadline, [a = a_, resource, done = std::move(done)](
+                              absl::StatusOr<std::vector<FoundGroup>> all) mutable {
       if (!all.ok()) return done(all.status());
-      std::vector<v1::Firewall> out;
-      for (auto& [fw, tag] : *all) out.push_back(std::move(fw));
-      done(std::move(out));
-    });
-  }
-
-  void FindFirewallDoc(absl::Time deadline, std::string resource,
-                       Done<std::pair<v1::Firewall, std::string>> done) {
-    FetchFirewallDocs(deadline, [resource, done = std::move(done)](
-                                    absl::StatusOr<std::vector<std::pair<v1::Firewall, std::string>>>
-                                        all) mutable {
-      if (!all.ok()) return done(all.status());
-      for (auto& entry : *all) {
-        const std::string oid_name = absl::StrCat(
-            absl::StrCat(entry.first.name().substr(0, entry.first.name().rfind('/') + 1)),
-            static_cast<int64_t>(entry.first.provider_details().fields().at("id").number_value()));
-        if (entry.first.name() == resource || oid_name == resource) {
-          return done(std::move(entry));
+      const std::string by_number = absl::StrCat("accounts/", a->id, "/firewalls/");
+      for (FoundGroup& g : *all) {
+        if (g.firewall.name() == resource || absl::StrCat(by_number, g.oid) == resource) {
+          return done(std::move(g));
         }
       }
       done(NotFound("firewall", resource));
     });
   }
 
-  template <typename Cb>
-  void FindFirewall(absl::Time deadline, std::string resource, Cb done) {
-    FindFirewallDoc(deadline, std::move(resource),
-                    [done = std::move(done)](
-                        absl::StatusOr<std::pair<v1::Firewall, std::string>> fw) mutable {
-                      if (!fw.ok()) return std::move(done)(fw.status());
-                      std::move(done)(std::move(fw->first));
-                    });
+  // `<firewall>/rules/<id>` -> (firewall, id); INVALID_ARGUMENT naming `name`.
+  absl::StatusOr<std::pair<std::string, std::string>> SplitRuleName(const std::string& name) {
+    const size_t cut = name.rfind("/rules/");
+    if (cut == std::string::npos || cut + 7 == name.size() ||
+        !ParseResourceName("name", a_->id, "firewalls", name.substr(0, cut)).ok()) {
+      return InvalidField("name", "must be accounts/<a>/firewalls/<id>/rules/<rule>");
+    }
+    return std::make_pair(name.substr(0, cut), name.substr(cut + 7));
+  }
+
+  // AttachVolume / DetachVolume: find the image and the VM, then hotplug
+  // the disk (one.vm.attach / one.vm.detach) and poll until the VM is back
+  // in its state (RUNNING or POWEROFF) with (without) the disk. An image
+  // already attached (not attached) is reported as it is, so a re-driven
+  // call does not attach twice.
+  void DiskCall(const CallContext& ctx, const std::string& volume, const std::string& instance,
+                bool attach, const std::string& device, const std::string& channel,
+                int32_t boot_order, bool validate_only, Callback<MutationProgress> cb) {
+    auto image_id = ParseResourceName("name", a_->id, "volumes", volume);
+    if (!image_id.ok()) return std::move(cb)(image_id.status());
+    auto vm_id = ParseResourceName("instance", a_->id, "instances", instance);
+    if (!vm_id.ok()) return std::move(cb)(vm_id.status());
+    std::vector<std::pair<std::string, std::string>> disk;
+    if (!device.empty()) {
+      auto attr = DiskDeviceAttribute(device);
+      if (!attr.ok()) return std::move(cb)(attr.status());
+      disk.push_back(*attr);
+    }
+    if (!channel.empty()) {
+      return std::move(cb)(InvalidField("channel", "OpenNebula chooses the bus address itself"));
+    }
+    if (boot_order != 0) {
+      return std::move(cb)(InvalidField(
+          "boot_order", "a hotplugged OpenNebula disk cannot be a boot device; leave it 0"));
+    }
+    if (validate_only) return std::move(cb)(Finished(v1::Volume()));
+    FindImage(
+        a_, ctx.deadline, *image_id, volume,
+        [a = a_, deadline = ctx.deadline, vm_id = *vm_id, instance, attach, disk,
+         done = Wrap(std::move(cb))](absl::StatusOr<FoundImage> image) mutable {
+          if (!image.ok()) return done(image.status());
+          FindVm(a, deadline, vm_id, instance,
+                 [a, deadline, attach, disk, image = *std::move(image),
+                  done = std::move(done)](absl::StatusOr<FoundVm> vm) mutable {
+                   if (!vm.ok()) return done(vm.status());
+                   std::optional<int64_t> disk_id =
+                       DiskOfImage(vm->doc->Root(), image.summary.oid);
+                   if (disk_id.has_value() == attach) {
+                     return VolumeOf(
+                         a, deadline, std::move(image),
+                         [done = std::move(done)](absl::StatusOr<v1::Volume> v) mutable {
+                           if (!v.ok()) return done(v.status());
+                           done(Finished(*v));
+                         });
+                   }
+                   DiskOp d;
+                   d.vm_oid = vm->summary.oid;
+                   d.vm_rid = vm->resource_id;
+                   d.image_oid = image.summary.oid;
+                   d.image_rid = image.resource_id;
+                   d.op = attach ? "attach" : "detach";
+                   // oned hotplugs in RUNNING and POWEROFF only (§6.1) and
+                   // refuses other states with ACTION.
+                   d.target = vm->summary.state == 8 ? "poweroff" : "running";
+                   std::vector<Value> params = {Value::Int(d.vm_oid)};
+                   if (attach) {
+                     std::vector<std::pair<std::string, std::string>> attrs = {
+                         {"IMAGE_ID", absl::StrCat(d.image_oid)}};
+                     attrs.insert(attrs.end(), disk.begin(), disk.end());
+                     absl::StatusOr<std::string> text = VectorTemplate("DISK", attrs);
+                     if (!text.ok()) return done(text.status());
+                     params.push_back(Value::String(*std::move(text)));
+                   } else {
+                     params.push_back(Value::Int(*disk_id));
+                   }
+                   Call(a, deadline, attach ? "one.vm.attach" : "one.vm.detach",
+                        std::move(params),
+                        [d, done = std::move(done)](absl::StatusOr<Value> v) mutable {
+                          if (!v.ok()) return done(v.status());
+                          MutationProgress p;
+                          p.poll_token = DiskToken(d);
+                          p.provider_operation = absl::StrCat(d.vm_oid);
+                          p.detail = absl::StrCat("disk ", d.op, " accepted");
+                          done(std::move(p));
+                        });
+                 });
+        });
   }
 
   const AccountPtr a_;
@@ -943,14 +1599,24 @@ ProviderInfo OpenNebulaProviderInfo() {
   info.protocol = "XML-RPC over HTTP (oned 5.10-6.10)";
   info.watch_source = "poll";
   for (absl::string_view m :
-       {"ListInstances", "GetInstance", "CreateInstance", "DeleteInstance", "StartInstance",
-        "StopInstance", "RebootInstance", "GetInstanceMetadata", "UpdateInstanceMetadata",
-        "ListImages", "GetImage", "ListLocations", "GetLocation", "ListHosts", "GetHost"}) {
+       {"ListInstances", "GetInstance", "CreateInstance", "UpdateInstance", "DeleteInstance",
+        "StartInstance", "StopInstance", "RebootInstance", "GetInstanceMetadata",
+        "UpdateInstanceMetadata", "ListImages", "GetImage", "ListLocations", "GetLocation",
+        "ListHosts", "GetHost"}) {
     info.supported_methods.push_back(FullMethodName("ComputeService", m));
   }
+  for (absl::string_view m : {"ListVolumes", "GetVolume", "AttachVolume", "DetachVolume"}) {
+    info.supported_methods.push_back(FullMethodName("VolumesService", m));
+  }
   for (absl::string_view m : {"ListFirewalls", "GetFirewall", "CreateFirewall", "DeleteFirewall",
-                              "ListFirewallRules", "GetFirewallRule"}) {
+                              "ListFirewallRules", "GetFirewallRule", "CreateFirewallRule",
+                              "DeleteFirewallRule"}) {
     info.supported_methods.push_back(FullMethodName("FirewallsService", m));
+  }
+  // {"action": ...}: the named OpenNebula actions (opennebula_adapter.h).
+  for (absl::string_view m : {"StartInstance", "StopInstance", "RebootInstance",
+                              "DeleteInstance"}) {
+    info.reads_provider_options.push_back(FullMethodName("ComputeService", m));
   }
   return info;
 }

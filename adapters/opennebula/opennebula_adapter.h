@@ -1,6 +1,7 @@
 // The OpenNebula adapter: instances (VMs), their metadata (user template),
-// hosts, images (VM templates), locations (zones, clusters, marketplaces) and
-// firewalls (security groups) on an OpenNebula cloud.
+// hosts, images (VM templates), volumes (disk images), locations (zones,
+// clusters, marketplaces) and firewalls (security groups) on an OpenNebula
+// cloud.
 //
 // Provider API: oned 6.10 (5.10 and 5.12 documents are read too).
 // Protocol:     XML-RPC over HTTP POST to `http://host:2633/RPC2`
@@ -19,12 +20,64 @@
 // ALREADY_EXISTS when a live object has it, unless that object carries this
 // operation's CLOUDPLANE_OPERATION tag (a re-driven create resumes it).
 //
-// Instances: Create = one.template.instantiate of `instance.image`
-// (accounts/x/images/<template id>; start=false instantiates on hold);
-// Start = resume (release for HOLD), Stop = poweroff (force: poweroff-hard),
-// Reboot = reboot (force: reboot-hard), Delete = terminate-hard; each polls
-// one.vm.info until the target state. Metadata = the USER_TEMPLATE's single
-// attributes, written with one.vm.update (merge or replace).
+// Instances:
+//   Create = one.template.instantiate of `instance.image`
+//     (accounts/x/images/<template id>), or, with `instance.image` empty,
+//     one.vm.allocate of `instance.provider_options` {"template": T}, the
+//     only key read there. T is the raw template text or XML, sent as it is
+//     (§9), or structured as pyone takes it (§10): a map with one root key
+//     holding a map is the XML form, e.g. {"TEMPLATE": {"CPU": "1", "DISK":
+//     {"IMAGE_ID": "0"}}}, any other map becomes `KEY="value"` lines; a
+//     list repeats an attribute. Do not put NAME in T together with
+//     instance_id. oned's template errors (INTERNAL for allocate, §14.8) are
+//     INVALID_ARGUMENT naming instance.provider_options.template.
+//     start=false creates on HOLD. Polls one.vm.info until RUNNING (HOLD).
+//   Start, Stop, Reboot, Delete are one.vm.action; each polls one.vm.info
+//   until the action's target state. The request's provider_options
+//   {"action": A} picks the OpenNebula action (unknown keys or values:
+//   INVALID_ARGUMENT naming provider_options.<key> / provider_options.action):
+//     StopInstance:   poweroff (default)  -> POWEROFF   (STOPPED)
+//                     poweroff-hard       -> POWEROFF   (STOPPED)
+//                     suspend             -> SUSPENDED  (SUSPENDED)
+//                     undeploy[-hard]     -> UNDEPLOYED (STOPPED)
+//                     stop                -> STOPPED    (STOPPED)
+//                     hold (PENDING only) -> HOLD       (STOPPED)
+//       force=true makes poweroff and undeploy the -hard variant and is
+//       INVALID_ARGUMENT (naming `force`) with suspend, stop and hold.
+//     StartInstance:  resume (default; release when the VM is on HOLD),
+//                     release                               -> RUNNING
+//     RebootInstance: reboot (default; force: reboot-hard), reboot-hard
+//                     -> RUNNING; resched (flags the VM for the scheduler
+//                     to move it; provider_details.resched = 1) -> the VM's
+//                     current RUNNING or POWEROFF state; force with resched
+//                     is INVALID_ARGUMENT.
+//     DeleteInstance: terminate-hard (default), terminate -> gone (DONE).
+//   An action the VM's state does not allow is oned's ACTION error:
+//   FAILED_PRECONDITION with providerCode 2048.
+//   Update (update_mask): display_name -> one.vm.rename (a valid id NAME
+//   is also the instance id, so the instance's name changes with it;
+//   ALREADY_EXISTS when another live VM has that NAME); cpu_count (VCPU) and
+//   memory_bytes (MEMORY, whole MiB) -> one.vm.resize, only in POWEROFF or
+//   UNDEPLOYED, else FAILED_PRECONDITION; labels -> one.vm.update in merge
+//   mode. Other paths: INVALID_ARGUMENT naming update_mask. Synchronous.
+//   Labels are USER_TEMPLATE attributes CLOUDPLANE_LABEL_<KEY> = "value"
+//   (keys [a-z][a-z0-9_]{0,62}: oned upper-cases names); ListInstances
+//   reads one.vmpool.infoextended because short bodies lack them.
+//   Metadata = the USER_TEMPLATE's single attributes except CLOUDPLANE_*,
+//   written with one.vm.update (merge or replace; replace keeps CLOUDPLANE_*).
+// Volumes: OpenNebula images of type OS, CDROM and DATABLOCK
+//   (one.imagepool.info / one.image.info). AttachVolume = one.vm.attach of
+//   DISK=[IMAGE_ID=n] (device: a target such as vdb -> TARGET, or a bus
+//   virtio/scsi/sata/ide -> DEV_PREFIX; channel and boot_order are
+//   INVALID_ARGUMENT), DetachVolume = one.vm.detach of the DISK_ID that uses
+//   the image; both poll until the VM is back in RUNNING or POWEROFF with
+//   (without) the disk and answer the Volume. Attaching an attached image
+//   or detaching a detached one answers the Volume as it is.
+// Firewalls: security groups; rules are their RULE vectors, named
+//   .../rules/<12 hex digits of a hash of the rule> so names stay put when
+//   other rules come and go. CreateFirewallRule / DeleteFirewallRule write
+//   the whole RULE set back with one.secgroup.update (merge); adding a rule
+//   the group has already answers that rule.
 //
 // Thread-safety: a Provider made here is thread-safe; calls in flight keep
 // what they need alive.

@@ -5,9 +5,12 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/http/http_status.h"
@@ -261,6 +264,244 @@ std::map<std::string, std::string> SingleAttributes(const xml::Node* template_no
   return out;
 }
 
+namespace {
+
+// A Struct scalar as template text: integers without ".0", bools YES/NO.
+absl::StatusOr<std::string> ScalarText(const google::protobuf::Value& v, absl::string_view field) {
+  switch (v.kind_case()) {
+    case google::protobuf::Value::kStringValue:
+      return v.string_value();
+    case google::protobuf::Value::kNumberValue: {
+      const double d = v.number_value();
+      if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9e15 && d < 9e15) {
+        return absl::StrCat(static_cast<int64_t>(d));
+      }
+      // The shortest text that reads back as the same double.
+      for (int precision = 15; precision <= 17; ++precision) {
+        std::string text = absl::StrFormat("%.*g", precision, d);
+        double back = 0;
+        if (absl::SimpleAtod(text, &back) && back == d) return text;
+      }
+      return absl::StrFormat("%.17g", d);
+    }
+    case google::protobuf::Value::kBoolValue:
+      return std::string(v.bool_value() ? "YES" : "NO");
+    case google::protobuf::Value::kNullValue:
+      return std::string();
+    default:
+      return InvalidField(field, "must be a string, number, bool or null here");
+  }
+}
+
+bool IsScalar(const google::protobuf::Value& v) {
+  return v.kind_case() != google::protobuf::Value::kStructValue &&
+         v.kind_case() != google::protobuf::Value::kListValue;
+}
+
+// One Struct member as template attributes: a scalar, a vector (Struct of
+// scalars), or a list of either (the attribute repeated). Keys are sorted so
+// the text does not depend on map order.
+absl::Status AppendAttributes(absl::string_view key, const google::protobuf::Value& v,
+                              absl::string_view field, std::vector<XmlAttr>* out) {
+  const std::string path = absl::StrCat(field, ".", key);
+  if (!IsTemplateName(key)) {
+    return InvalidField(path,
+                        "an OpenNebula attribute name is letters, digits and _, not starting "
+                        "with a digit");
+  }
+  if (v.kind_case() == google::protobuf::Value::kListValue) {
+    for (const google::protobuf::Value& item : v.list_value().values()) {
+      if (item.kind_case() == google::protobuf::Value::kListValue) {
+        return InvalidField(path, "a list cannot hold lists");
+      }
+      RETURN_IF_ERROR(AppendAttributes(key, item, field, out));
+    }
+    return absl::OkStatus();
+  }
+  XmlAttr attr;
+  attr.name = std::string(key);
+  if (v.kind_case() == google::protobuf::Value::kStructValue) {
+    std::map<std::string, const google::protobuf::Value*> sorted;
+    for (const auto& [k, sub] : v.struct_value().fields()) sorted[k] = &sub;
+    if (sorted.empty()) return InvalidField(path, "an empty map is not a template attribute");
+    for (const auto& [k, sub] : sorted) {
+      const std::string sub_path = absl::StrCat(path, ".", k);
+      if (!IsTemplateName(k)) return InvalidField(sub_path, "not an OpenNebula attribute name");
+      if (!IsScalar(*sub)) {
+        return InvalidField(sub_path, "templates nest one level deep: vector values are scalars");
+      }
+      ASSIGN_OR_RETURN(std::string text, ScalarText(*sub, sub_path));
+      attr.vector.emplace_back(k, std::move(text));
+    }
+  } else {
+    ASSIGN_OR_RETURN(attr.value, ScalarText(v, path));
+  }
+  out->push_back(std::move(attr));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> TextTemplate(const std::vector<XmlAttr>& attrs,
+                                         absl::string_view field) {
+  std::string out;
+  for (const XmlAttr& a : attrs) {
+    if (a.vector.empty()) {
+      absl::StatusOr<std::string> q = QuoteTemplateValue(a.value);
+      if (!q.ok()) return InvalidField(absl::StrCat(field, ".", a.name), q.status().message());
+      absl::StrAppend(&out, a.name, "=", *q, "\n");
+      continue;
+    }
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : a.vector) {
+      absl::StatusOr<std::string> q = QuoteTemplateValue(v);
+      if (!q.ok()) {
+        return InvalidField(absl::StrCat(field, ".", a.name, ".", k), q.status().message());
+      }
+      parts.push_back(absl::StrCat(k, "=", *q));
+    }
+    absl::StrAppend(&out, a.name, "=[", absl::StrJoin(parts, ","), "]\n");
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> VmTemplateFromOption(
+    const google::protobuf::Value& option,
+    const std::vector<std::pair<std::string, std::string>>& extra, absl::string_view field) {
+  if (option.kind_case() == google::protobuf::Value::kStringValue) {
+    const std::string& raw = option.string_value();
+    if (absl::StripAsciiWhitespace(raw).empty()) return InvalidField(field, "is empty");
+    if (raw[0] != '<') {
+      // Text form: our attributes first, then the caller's text as it is.
+      ASSIGN_OR_RETURN(std::string head, FlatTemplate(extra, field));
+      return absl::StrCat(head, raw);
+    }
+    // XML form (§9.2): oned reads the root's children, so ours go in just
+    // before the root's closing tag.
+    absl::string_view body = absl::StripTrailingAsciiWhitespace(raw);
+    const size_t root_end = body.find_first_of(" \t\r\n/>", 1);
+    const absl::string_view root = body.substr(1, root_end == absl::string_view::npos
+                                                      ? absl::string_view::npos
+                                                      : root_end - 1);
+    const size_t close = body.rfind("</");
+    absl::string_view tag =
+        close == absl::string_view::npos ? absl::string_view() : body.substr(close + 2);
+    if (close == absl::string_view::npos || tag.empty() || tag.back() != '>' ||
+        absl::StripTrailingAsciiWhitespace(tag.substr(0, tag.size() - 1)) != root ||
+        !IsTemplateName(root)) {
+      return InvalidField(field, "an XML template must end with its root element's closing tag");
+    }
+    std::string inserted;
+    for (const auto& [k, v] : extra) {
+      if (!IsTemplateName(k)) return InvalidField(field, "bad attribute name");
+      absl::StatusOr<std::string> escaped = xml::Escape(v);
+      if (!escaped.ok()) {
+        return InvalidField(absl::StrCat(field, ".", k), escaped.status().message());
+      }
+      absl::StrAppend(&inserted, "<", k, ">", *escaped, "</", k, ">");
+    }
+    return absl::StrCat(body.substr(0, close), inserted, body.substr(close));
+  }
+  if (option.kind_case() != google::protobuf::Value::kStructValue ||
+      option.struct_value().fields().empty()) {
+    return InvalidField(field, "must be the template text or a non-empty map (as pyone takes)");
+  }
+  const auto& fields = option.struct_value().fields();
+  std::vector<XmlAttr> attrs;
+  for (const auto& [k, v] : extra) attrs.push_back({k, v, {}});
+  if (fields.size() == 1 &&
+      fields.begin()->second.kind_case() == google::protobuf::Value::kStructValue) {
+    // pyone: one root key holding a map is the XML form.
+    const std::string& root = fields.begin()->first;
+    const std::string root_field = absl::StrCat(field, ".", root);
+    if (!IsTemplateName(root)) return InvalidField(root_field, "not an XML element name");
+    std::map<std::string, const google::protobuf::Value*> sorted;
+    for (const auto& [k, v] : fields.begin()->second.struct_value().fields()) sorted[k] = &v;
+    for (const auto& [k, v] : sorted) RETURN_IF_ERROR(AppendAttributes(k, *v, root_field, &attrs));
+    absl::StatusOr<std::string> out = XmlTemplate(root, attrs);
+    if (!out.ok()) return InvalidField(root_field, out.status().message());
+    return out;
+  }
+  std::map<std::string, const google::protobuf::Value*> sorted;
+  for (const auto& [k, v] : fields) sorted[k] = &v;
+  for (const auto& [k, v] : sorted) RETURN_IF_ERROR(AppendAttributes(k, *v, field, &attrs));
+  return TextTemplate(attrs, field);
+}
+
+// ---------------------------------------------------------------------------
+// Request options and labels.
+
+absl::StatusOr<std::string> ActionOption(const google::protobuf::Struct& options,
+                                         const std::vector<std::string>& allowed) {
+  absl::Status status;
+  std::string action;
+  for (const auto& [key, value] : options.fields()) {
+    if (key != "action") {
+      AddFieldViolation(status, absl::StrCat("provider_options.", key),
+                        "unknown key; the OpenNebula provider reads only \"action\" here");
+      continue;
+    }
+    if (value.kind_case() != google::protobuf::Value::kStringValue ||
+        std::find(allowed.begin(), allowed.end(), value.string_value()) == allowed.end()) {
+      AddFieldViolation(status, "provider_options.action",
+                        absl::StrCat("must be one of ", absl::StrJoin(allowed, ", ")));
+      continue;
+    }
+    action = value.string_value();
+  }
+  if (!status.ok()) return status;
+  return action;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> LabelAttributes(
+    const google::protobuf::Map<std::string, std::string>& labels, absl::string_view field) {
+  std::vector<std::pair<std::string, std::string>> out;
+  absl::Status status;
+  for (const auto& [key, value] : labels) {
+    const bool key_ok =
+        !key.empty() && key.size() <= 63 && absl::ascii_islower(key[0]) &&
+        std::all_of(key.begin(), key.end(), [](char c) {
+          return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_';
+        });
+    if (!key_ok) {
+      AddFieldViolation(status, absl::StrCat(field, ".", key),
+                        "OpenNebula label keys are [a-z][a-z0-9_]{0,62} (they become "
+                        "attribute names, which oned upper-cases)");
+      continue;
+    }
+    if (absl::Status q = QuoteTemplateValue(value).status(); !q.ok()) {
+      AddFieldViolation(status, absl::StrCat(field, ".", key), q.message());
+      continue;
+    }
+    out.emplace_back(absl::StrCat(kLabelPrefix, absl::AsciiStrToUpper(key)), value);
+  }
+  if (!status.ok()) return status;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::map<std::string, std::string> LabelsFromUserTemplate(const xml::Node* user_template) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : SingleAttributes(user_template)) {
+    if (absl::StartsWith(k, kLabelPrefix) && k.size() > sizeof(kLabelPrefix) - 1) {
+      out[absl::AsciiStrToLower(k.substr(sizeof(kLabelPrefix) - 1))] = v;
+    }
+  }
+  return out;
+}
+
+absl::Status CheckVmName(absl::string_view name, absl::string_view field) {
+  if (name.empty()) return InvalidField(field, "cannot be empty");
+  if (name.size() > 128) return InvalidField(field, "OpenNebula names are at most 128 characters");
+  for (char c : name) {
+    if (absl::string_view("&|:\\\";/'#{}$<>\t\n\v\f\r").find(c) != absl::string_view::npos) {
+      return InvalidField(field, absl::StrCat("OpenNebula names cannot contain '",
+                                              absl::CEscape(std::string(1, c)), "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------
 // Names.
 
@@ -378,6 +619,15 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
         if (!nic->ChildText(f).empty()) out.add_ip_addresses(std::string(nic->ChildText(f)));
       }
     }
+    // Disks made from images are volumes; volatile disks (no IMAGE_ID) are not.
+    for (const xml::Node* disk : tmpl->ChildrenNamed("DISK")) {
+      int64_t image_id = 0;
+      if (!absl::SimpleAtoi(disk->ChildText("IMAGE_ID"), &image_id)) continue;
+      v1::AttachedVolume* v = out.add_volumes();
+      v->set_volume(absl::StrCat("accounts/", account, "/volumes/",
+                                 ResourceId(image_id, disk->ChildText("IMAGE"))));
+      v->set_device(std::string(disk->ChildText("TARGET")));
+    }
   }
   const xml::Node* history = vm.Child("HISTORY_RECORDS");
   if (history != nullptr && !history->Children().empty()) {
@@ -392,19 +642,34 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
   }
   const int64_t stime = IntOr(&vm, "STIME", 0);
   if (stime > 0) *out.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(stime);
-  std::map<std::string, std::string> user = SingleAttributes(vm.Child("USER_TEMPLATE"));
-  if (auto it = user.find("LABELS"); it != user.end()) {
-    for (absl::string_view label : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {
-      (*out.mutable_labels())[std::string(absl::StripAsciiWhitespace(label))] = "";
-    }
+  for (auto& [k, v] : LabelsFromUserTemplate(vm.Child("USER_TEMPLATE"))) {
+    (*out.mutable_labels())[k] = v;
   }
   google::protobuf::Struct* d = out.mutable_provider_details();
   SetNumber(d, "id", static_cast<double>(s.oid));
   SetNumber(d, "state", s.state);
   SetNumber(d, "lcmState", s.lcm_state);
+  SetNumber(d, "resched", static_cast<double>(IntOr(&vm, "RESCHED", 0)));
   SetString(d, "deployId", vm.ChildText("DEPLOY_ID"));
+  // Sunstone's label list (short bodies carry it too); not our labels, which
+  // need values.
+  std::map<std::string, std::string> user = SingleAttributes(vm.Child("USER_TEMPLATE"));
+  if (auto it = user.find("LABELS"); it != user.end()) SetString(d, "sunstoneLabels", it->second);
   out.set_etag(absl::StrCat(s.state, "-", s.lcm_state, "-", vm.ChildText("LAST_POLL")));
   return out;
+}
+
+std::optional<int64_t> DiskOfImage(const xml::Node& vm, int64_t image_id) {
+  const xml::Node* tmpl = vm.Child("TEMPLATE");
+  if (tmpl == nullptr) return std::nullopt;
+  for (const xml::Node* disk : tmpl->ChildrenNamed("DISK")) {
+    int64_t image = 0, disk_id = 0;
+    if (absl::SimpleAtoi(disk->ChildText("IMAGE_ID"), &image) && image == image_id &&
+        absl::SimpleAtoi(disk->ChildText("DISK_ID"), &disk_id)) {
+      return disk_id;
+    }
+  }
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------------------
@@ -534,7 +799,207 @@ absl::StatusOr<v1::Location> LocationFromMarketplace(const xml::Node& market,
 }
 
 // ---------------------------------------------------------------------------
+// Images as volumes.
+
+bool IsVolumeImageType(int64_t type) { return type >= 0 && type <= 2; }
+
+absl::StatusOr<ImageSummary> SummarizeImage(const xml::Node& image) {
+  ImageSummary s;
+  ASSIGN_OR_RETURN(s.oid, IntChild(image, "ID", "IMAGE"));
+  ASSIGN_OR_RETURN(s.type, IntChild(image, "TYPE", "IMAGE"));
+  s.name = std::string(image.ChildText("NAME"));
+  return s;
+}
+
+absl::StatusOr<v1::Volume> VolumeFromImage(const xml::Node& image, absl::string_view account,
+                                           absl::string_view resource_id,
+                                           const std::map<int64_t, std::string>& instance_ids) {
+  ASSIGN_OR_RETURN(ImageSummary s, SummarizeImage(image));
+  ASSIGN_OR_RETURN(int64_t state, IntChild(image, "STATE", "IMAGE"));
+  static constexpr const char* kImageStates[] = {
+      "INIT", "READY", "USED", "DISABLED", "LOCKED", "ERROR", "CLONE", "DELETE", "USED_PERS",
+      "LOCKED_USED", "LOCKED_USED_PERS"};
+  static constexpr const char* kImageTypes[] = {"OS", "CDROM", "DATABLOCK", "KERNEL",
+                                                "RAMDISK", "CONTEXT", "BACKUP"};
+  v1::Volume out;
+  out.set_name(absl::StrCat("accounts/", account, "/volumes/", resource_id));
+  out.set_display_name(s.name);
+  out.set_provider_state(state >= 0 && state <= 10 ? kImageStates[state] : Num(state));
+  switch (state) {
+    case 0: case 4: case 6: out.set_state(v1::Volume::CREATING); break;  // INIT, LOCKED, CLONE
+    case 1: out.set_state(v1::Volume::AVAILABLE); break;
+    case 2: case 8: case 9: case 10: out.set_state(v1::Volume::ATTACHED); break;
+    case 5: out.set_state(v1::Volume::ERROR); break;
+    case 7: out.set_state(v1::Volume::DELETING); break;
+    default: out.set_state(v1::Volume::STATE_UNSPECIFIED); break;  // DISABLED
+  }
+  out.set_media(s.type == 1 ? v1::Volume::CDROM : v1::Volume::DISK);
+  out.set_size_bytes(IntOr(&image, "SIZE", 0) << 20);  // MiB
+  if (const xml::Node* vms = image.Child("VMS"); vms != nullptr) {
+    for (const xml::Node* id : vms->ChildrenNamed("ID")) {
+      int64_t vm = 0;
+      if (!absl::SimpleAtoi(id->Text(), &vm)) continue;
+      auto it = instance_ids.find(vm);
+      out.add_attached_to(absl::StrCat("accounts/", account, "/instances/",
+                                       it != instance_ids.end() ? it->second : Num(vm)));
+    }
+  }
+  const int64_t regtime = IntOr(&image, "REGTIME", 0);
+  if (regtime > 0) {
+    *out.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(regtime);
+  }
+  std::map<std::string, std::string> tmpl = SingleAttributes(image.Child("TEMPLATE"));
+  if (auto it = tmpl.find("LABELS"); it != tmpl.end()) {
+    for (absl::string_view label : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {
+      (*out.mutable_labels())[std::string(absl::StripAsciiWhitespace(label))] = "";
+    }
+  }
+  google::protobuf::Struct* d = out.mutable_provider_details();
+  SetNumber(d, "id", static_cast<double>(s.oid));
+  SetString(d, "type", s.type >= 0 && s.type <= 6 ? kImageTypes[s.type] : Num(s.type));
+  SetNumber(d, "persistent", static_cast<double>(IntOr(&image, "PERSISTENT", 0)));
+  SetNumber(d, "runningVms", static_cast<double>(IntOr(&image, "RUNNING_VMS", 0)));
+  SetNumber(d, "datastoreId", static_cast<double>(IntOr(&image, "DATASTORE_ID", -1)));
+  SetString(d, "datastore", image.ChildText("DATASTORE"));
+  SetString(d, "owner", image.ChildText("UNAME"));
+  out.set_etag(absl::StrCat(state, "-", IntOr(&image, "RUNNING_VMS", 0)));
+  return out;
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> DiskDeviceAttribute(
+    absl::string_view device) {
+  for (absl::string_view prefix : {"xvd", "vd", "sd", "hd"}) {
+    if (!absl::StartsWith(device, prefix)) continue;
+    absl::string_view letters = device.substr(prefix.size());
+    if (letters.empty()) return std::make_pair(std::string("DEV_PREFIX"), std::string(device));
+    if (letters.size() <= 2 && std::all_of(letters.begin(), letters.end(), absl::ascii_islower)) {
+      return std::make_pair(std::string("TARGET"), std::string(device));
+    }
+  }
+  if (device == "virtio") return std::make_pair(std::string("DEV_PREFIX"), std::string("vd"));
+  if (device == "scsi" || device == "sata") {
+    return std::make_pair(std::string("DEV_PREFIX"), std::string("sd"));
+  }
+  if (device == "ide") return std::make_pair(std::string("DEV_PREFIX"), std::string("hd"));
+  return InvalidField("device",
+                      "must be a target such as vdb, sdc or hda, or a bus: virtio, scsi, sata, "
+                      "ide");
+}
+
+// ---------------------------------------------------------------------------
 // Security groups.
+
+std::string RuleId(const std::vector<std::pair<std::string, std::string>>& attrs) {
+  std::vector<std::pair<std::string, std::string>> canonical;
+  for (const auto& [k, v] : attrs) {
+    const std::string name = absl::AsciiStrToUpper(k);
+    canonical.emplace_back(name, name == "PROTOCOL" || name == "RULE_TYPE"
+                                     ? absl::AsciiStrToUpper(v)
+                                     : v);
+  }
+  std::sort(canonical.begin(), canonical.end());
+  // 64-bit FNV-1a: stable across builds and runs (unlike absl::Hash).
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](absl::string_view text) {
+    for (unsigned char c : text) {
+      h ^= c;
+      h *= 0x100000001b3ull;
+    }
+  };
+  for (const auto& [k, v] : canonical) {
+    mix(k);
+    mix("=");
+    mix(v);
+    mix("\n");
+  }
+  return absl::StrFormat("%012x", h >> 16);
+}
+
+std::vector<SgRule> SecurityGroupRules(const xml::Node& sg) {
+  std::vector<SgRule> out;
+  const xml::Node* t = sg.Child("TEMPLATE");
+  if (t == nullptr) return out;
+  std::map<std::string, int> seen;
+  for (const xml::Node* r : t->ChildrenNamed("RULE")) {
+    SgRule rule;
+    for (const xml::Node& c : r->Children()) {
+      rule.attrs.emplace_back(std::string(c.Name()), std::string(c.Text()));
+    }
+    rule.id = RuleId(rule.attrs);
+    const int n = ++seen[rule.id];
+    if (n > 1) absl::StrAppend(&rule.id, "-", n);
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> VectorTemplate(
+    absl::string_view name, const std::vector<std::pair<std::string, std::string>>& attrs) {
+  if (!IsTemplateName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad attribute name \"", name, "\""));
+  }
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : attrs) {
+    if (!IsTemplateName(k)) {
+      return absl::InvalidArgumentError(absl::StrCat("bad attribute name \"", k, "\""));
+    }
+    ASSIGN_OR_RETURN(std::string quoted, QuoteTemplateValue(v));
+    parts.push_back(absl::StrCat(k, "=", quoted));
+  }
+  return absl::StrCat(name, "=[", absl::StrJoin(parts, ","), "]\n");
+}
+
+absl::StatusOr<std::string> RuleSetTemplate(
+    const std::vector<std::vector<std::pair<std::string, std::string>>>& rules) {
+  if (rules.empty()) return std::string("RULE=[]\n");
+  std::string out;
+  for (const auto& rule : rules) {
+    ASSIGN_OR_RETURN(std::string line, VectorTemplate("RULE", rule));
+    out += line;
+  }
+  return out;
+}
+
+v1::FirewallRule FirewallRuleFromAttributes(
+    const std::vector<std::pair<std::string, std::string>>& attrs, std::string name) {
+  std::map<std::string, std::string> r;
+  for (const auto& [k, v] : attrs) r.emplace(absl::AsciiStrToUpper(k), v);
+  v1::FirewallRule rule;
+  rule.set_name(std::move(name));
+  rule.set_action(v1::FirewallRule::ALLOW);  // OpenNebula rules only allow
+  const std::string type = absl::AsciiStrToUpper(r["RULE_TYPE"]);
+  rule.set_direction(type == "INBOUND"    ? v1::FirewallRule::INGRESS
+                     : type == "OUTBOUND" ? v1::FirewallRule::EGRESS
+                                          : v1::FirewallRule::DIRECTION_UNSPECIFIED);
+  rule.set_protocol(absl::AsciiStrToLower(r["PROTOCOL"]));
+  absl::string_view range = r["RANGE"];
+  if (!range.empty() && !absl::StrContains(range, ',')) {
+    std::pair<absl::string_view, absl::string_view> ab = absl::StrSplit(range, ':');
+    int a = 0, b = 0;
+    if (absl::SimpleAtoi(ab.first, &a)) {
+      rule.set_port_range_start(a);
+      rule.set_port_range_end(ab.second.empty() || !absl::SimpleAtoi(ab.second, &b) ? a : b);
+    }
+  } else if (!range.empty()) {
+    rule.set_description(absl::StrCat("ports ", range));
+  }
+  absl::string_view ip = r["IP"];
+  int64_t size = 0;
+  if (!ip.empty() && absl::SimpleAtoi(r["SIZE"], &size) && size > 0) {
+    int prefix = 32;
+    while (prefix > 0 && (int64_t{1} << (32 - prefix)) < size) --prefix;
+    const std::string cidr = absl::StrCat(ip, "/", prefix);
+    if (type == "OUTBOUND") {
+      rule.add_destination_ranges(cidr);
+    } else {
+      rule.add_source_ranges(cidr);
+    }
+  }
+  if (!r["NETWORK_ID"].empty()) {
+    rule.set_description(absl::StrCat("network ", r["NETWORK_ID"]));
+  }
+  return rule;
+}
 
 absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
                                                        absl::string_view account,
@@ -543,47 +1008,12 @@ absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
   v1::Firewall out;
   out.set_name(absl::StrCat("accounts/", account, "/firewalls/", resource_id));
   out.set_display_name(std::string(sg.ChildText("NAME")));
-  const xml::Node* t = sg.Child("TEMPLATE");
-  std::map<std::string, std::string> attrs = SingleAttributes(t);
+  std::map<std::string, std::string> attrs = SingleAttributes(sg.Child("TEMPLATE"));
   out.set_description(attrs["DESCRIPTION"]);
   SetNumber(out.mutable_provider_details(), "id", static_cast<double>(id));
-  if (t == nullptr) return out;
-  int index = 0;
-  for (const xml::Node* r : t->ChildrenNamed("RULE")) {
-    v1::FirewallRule* rule = out.add_rules();
-    rule->set_name(absl::StrCat(out.name(), "/rules/", index++));
-    rule->set_action(v1::FirewallRule::ALLOW);  // OpenNebula rules only allow
-    const std::string type = absl::AsciiStrToUpper(r->ChildText("RULE_TYPE"));
-    rule->set_direction(type == "INBOUND"    ? v1::FirewallRule::INGRESS
-                        : type == "OUTBOUND" ? v1::FirewallRule::EGRESS
-                                             : v1::FirewallRule::DIRECTION_UNSPECIFIED);
-    rule->set_protocol(absl::AsciiStrToLower(r->ChildText("PROTOCOL")));
-    absl::string_view range = r->ChildText("RANGE");
-    if (!range.empty() && !absl::StrContains(range, ',')) {
-      std::pair<absl::string_view, absl::string_view> ab = absl::StrSplit(range, ':');
-      int a = 0, b = 0;
-      if (absl::SimpleAtoi(ab.first, &a)) {
-        rule->set_port_range_start(a);
-        rule->set_port_range_end(ab.second.empty() || !absl::SimpleAtoi(ab.second, &b) ? a : b);
-      }
-    } else if (!range.empty()) {
-      rule->set_description(absl::StrCat("ports ", range));
-    }
-    absl::string_view ip = r->ChildText("IP");
-    int64_t size = 0;
-    if (!ip.empty() && absl::SimpleAtoi(r->ChildText("SIZE"), &size) && size > 0) {
-      int prefix = 32;
-      while (prefix > 0 && (int64_t{1} << (32 - prefix)) < size) --prefix;
-      const std::string cidr = absl::StrCat(ip, "/", prefix);
-      if (type == "OUTBOUND") {
-        rule->add_destination_ranges(cidr);
-      } else {
-        rule->add_source_ranges(cidr);
-      }
-    }
-    if (!r->ChildText("NETWORK_ID").empty()) {
-      rule->set_description(absl::StrCat("network ", r->ChildText("NETWORK_ID")));
-    }
+  for (const SgRule& rule : SecurityGroupRules(sg)) {
+    *out.add_rules() =
+        FirewallRuleFromAttributes(rule.attrs, absl::StrCat(out.name(), "/rules/", rule.id));
   }
   return out;
 }

@@ -36,6 +36,9 @@
 #include "adapters/common/xmlrpc/xmlrpc.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/volumes.pb.h"
+#include "google/protobuf/map.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace cloudplane::adapters::opennebula {
 
@@ -91,6 +94,48 @@ absl::StatusOr<std::string> XmlTemplate(absl::string_view root, const std::vecto
 // Single (non-vector) attributes of a TEMPLATE/USER_TEMPLATE element.
 std::map<std::string, std::string> SingleAttributes(const xml::Node* template_node);
 
+// A VM template from a structured value, as pyone casts its parameters
+// (§10): a Struct with exactly one key whose value is a Struct becomes the
+// XML form rooted at that key (`<KEY><A>v</A><V><B>w</B></V></KEY>`); any
+// other Struct is flat and becomes `A="v"` lines. Inside, a Struct value is
+// a vector attribute (scalars only: templates nest one level, §9.1), a list
+// repeats the attribute, numbers are written without a trailing .0, bools as
+// YES/NO and null as "". `extra` attributes are added (first in the text
+// form). A string is the raw template, sent as it is (text or XML form,
+// §9); `extra` is put before its first line, or for the XML form (first
+// character `<`) before the root's closing tag. INVALID_ARGUMENT naming
+// `field` (or `field`.<key>) for names or values a template cannot hold,
+// deeper nesting, or an XML string whose end is not a closing tag.
+absl::StatusOr<std::string> VmTemplateFromOption(
+    const google::protobuf::Value& option,
+    const std::vector<std::pair<std::string, std::string>>& extra, absl::string_view field);
+
+// ---------------------------------------------------------------------------
+// Request options and labels.
+
+// The one key request-level provider_options may hold: {"action": "<name>"}.
+// Returns "" for empty options. INVALID_ARGUMENT naming
+// `provider_options.<key>` for any other key, and `provider_options.action`
+// for a value that is not a string among `allowed`.
+absl::StatusOr<std::string> ActionOption(const google::protobuf::Struct& options,
+                                         const std::vector<std::string>& allowed);
+
+// Instance labels live in the USER_TEMPLATE as single attributes
+// CLOUDPLANE_LABEL_<KEY> = "value" (oned upper-cases names, §9.1, so keys
+// are lower-case: [a-z][a-z0-9_]{0,62}).
+inline constexpr char kLabelPrefix[] = "CLOUDPLANE_LABEL_";
+// INVALID_ARGUMENT naming `field`.<key> for a key outside that alphabet or a
+// value the template cannot hold. Sorted by key.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> LabelAttributes(
+    const google::protobuf::Map<std::string, std::string>& labels, absl::string_view field);
+// The labels kept that way in a USER_TEMPLATE element (may be null).
+std::map<std::string, std::string> LabelsFromUserTemplate(const xml::Node* user_template);
+
+// OK for a name oned accepts for a VM (§4: 1-128 characters, none of
+// & | : \ " ; / ' # { } $ < > or tab/newline/vertical tab/form feed/CR);
+// INVALID_ARGUMENT naming `field` otherwise.
+absl::Status CheckVmName(absl::string_view name, absl::string_view field);
+
 // ---------------------------------------------------------------------------
 // Names.
 
@@ -128,8 +173,16 @@ struct VmSummary {
 absl::StatusOr<VmSummary> SummarizeVm(const xml::Node& vm);
 
 // A VM element (full or short body) as an Instance named with `resource_id`.
+// Labels come from the CLOUDPLANE_LABEL_* attributes (only full bodies carry
+// them, §11.2); Sunstone's LABELS list is provider_details.sunstoneLabels.
+// Volumes are the DISKs made from images (accounts/<a>/volumes/<image>).
+// provider_details: id, state, lcmState, resched, deployId.
 absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_view account,
                                             absl::string_view resource_id);
+
+// The DISK_ID of the VM's (full or short body) DISK that uses image
+// `image_id`, if any.
+std::optional<int64_t> DiskOfImage(const xml::Node& vm, int64_t image_id);
 
 // A HOST element of 5.10 (HOST_SHARE with FREE_/USED_*, no MONITORING) or
 // 5.12+ (MONITORING/CAPACITY) shape. Labels come from TEMPLATE/LABELS
@@ -149,10 +202,70 @@ absl::StatusOr<v1::Location> LocationFromCluster(const xml::Node& cluster,
 absl::StatusOr<v1::Location> LocationFromMarketplace(const xml::Node& market,
                                                      absl::string_view account);
 
-// A SECURITY_GROUP as a Firewall (rules named .../rules/<index>).
+// ---------------------------------------------------------------------------
+// Images as volumes.
+
+// Image TYPEs that are block devices (OS 0, CDROM 1, DATABLOCK 2); kernels,
+// ramdisks, context files and backups are not volumes.
+bool IsVolumeImageType(int64_t type);
+
+// ID, NAME and TYPE of an IMAGE element; INTERNAL (malformed) when ID or
+// TYPE is missing or not a number.
+struct ImageSummary {
+  int64_t oid = 0;
+  std::string name;
+  int64_t type = 0;
+};
+absl::StatusOr<ImageSummary> SummarizeImage(const xml::Node& image);
+
+// An IMAGE as a Volume named accounts/<account>/volumes/<resource_id>.
+// STATE: INIT, LOCKED and CLONE CREATING; READY AVAILABLE; USED, USED_PERS
+// and LOCKED_USED* ATTACHED; DELETE DELETING; ERROR ERROR; DISABLED
+// unmapped. `instance_ids` gives the resource id of each VM id in VMS (a VM
+// not there is named by its number).
+absl::StatusOr<v1::Volume> VolumeFromImage(const xml::Node& image, absl::string_view account,
+                                           absl::string_view resource_id,
+                                           const std::map<int64_t, std::string>& instance_ids);
+
+// The DISK sub-attribute that puts a volume at `device` (AttachVolume): a
+// target such as vdb, sdc, hda or xvdb → TARGET; a bus virtio, scsi, sata or
+// ide (or the prefixes vd, sd, hd) → DEV_PREFIX. INVALID_ARGUMENT naming
+// `device` otherwise.
+absl::StatusOr<std::pair<std::string, std::string>> DiskDeviceAttribute(absl::string_view device);
+
+// ---------------------------------------------------------------------------
+// Security groups.
+
+// A RULE vector of a security group with its stable id: 12 hex digits of
+// the 64-bit FNV-1a hash of its sub-attributes (sorted by name, PROTOCOL and
+// RULE_TYPE upper-cased), so a rule keeps its name when others come and go;
+// identical rules get -2, -3, ... in document order.
+struct SgRule {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> attrs;  // as in the document
+};
+std::string RuleId(const std::vector<std::pair<std::string, std::string>>& attrs);
+std::vector<SgRule> SecurityGroupRules(const xml::Node& sg);
+
+// `NAME=[K="v",...]` and a newline: one vector attribute (§9.1).
+// INVALID_ARGUMENT for a name or value a template cannot hold.
+absl::StatusOr<std::string> VectorTemplate(
+    absl::string_view name, const std::vector<std::pair<std::string, std::string>>& attrs);
+
+// `RULE=[K="v",...]` lines for every rule, or `RULE=[]` (which deletes all
+// rules in merge mode, §9.4) when there are none. INVALID_ARGUMENT for a
+// value a template cannot hold.
+absl::StatusOr<std::string> RuleSetTemplate(
+    const std::vector<std::vector<std::pair<std::string, std::string>>>& rules);
+
+// A SECURITY_GROUP as a Firewall (rules named .../rules/<RuleId>).
 absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
                                                        absl::string_view account,
                                                        absl::string_view resource_id);
+
+// One rule of a security group as a FirewallRule named `name`.
+v1::FirewallRule FirewallRuleFromAttributes(
+    const std::vector<std::pair<std::string, std::string>>& attrs, std::string name);
 
 // A rule as the sub-attributes of a RULE vector (§9.5). INVALID_ARGUMENT
 // naming `field` for what OpenNebula cannot express: DENY, an unknown

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/util/json_util.h"
 #include "adapters/common/xmlrpc/xmlrpc.h"
 #include "base/errors.h"
 #include "gmock/gmock.h"
@@ -164,8 +165,14 @@ TEST(OpenNebulaWireTest, InstanceFromAFullVmDocument) {
       "<VM><ID>7</ID><UID>0</UID><NAME>web-1</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
       "<STIME>1700000000</STIME><DEPLOY_ID>one-7</DEPLOY_ID><TEMPLATE><CPU><![CDATA[0.5]]></CPU>"
       "<MEMORY><![CDATA[768]]></MEMORY><NIC><IP><![CDATA[10.0.0.9]]></IP></NIC>"
-      "<TEMPLATE_ID><![CDATA[0]]></TEMPLATE_ID><VCPU><![CDATA[2]]></VCPU></TEMPLATE>"
-      "<USER_TEMPLATE><LABELS><![CDATA[web, prod]]></LABELS></USER_TEMPLATE>"
+      "<TEMPLATE_ID><![CDATA[0]]></TEMPLATE_ID><VCPU><![CDATA[2]]></VCPU>"
+      "<DISK><DISK_ID>0</DISK_ID><IMAGE>debian-12-disk</IMAGE><IMAGE_ID>0</IMAGE_ID>"
+      "<TARGET>vda</TARGET></DISK><DISK><DISK_ID>1</DISK_ID><IMAGE>My Disk</IMAGE>"
+      "<IMAGE_ID>3</IMAGE_ID><TARGET>vdb</TARGET></DISK><DISK><DISK_ID>2</DISK_ID>"
+      "<TYPE>swap</TYPE></DISK></TEMPLATE>"
+      "<USER_TEMPLATE><CLOUDPLANE_LABEL_ENV><![CDATA[prod]]></CLOUDPLANE_LABEL_ENV>"
+      "<CLOUDPLANE_LABEL_TIER_2><![CDATA[]]></CLOUDPLANE_LABEL_TIER_2>"
+      "<LABELS><![CDATA[web, prod]]></LABELS><OWNER>ops</OWNER></USER_TEMPLATE>"
       "<HISTORY_RECORDS><HISTORY><OID>7</OID><HID>1</HID><CID>0</CID></HISTORY>"
       "</HISTORY_RECORDS></VM>");
   ASSERT_TRUE(doc.ok());
@@ -179,8 +186,18 @@ TEST(OpenNebulaWireTest, InstanceFromAFullVmDocument) {
   EXPECT_EQ(i->image(), "accounts/one/images/0");
   EXPECT_EQ(i->host(), "accounts/one/hosts/1");
   EXPECT_THAT(i->ip_addresses(), ::testing::ElementsAre("10.0.0.9"));
-  EXPECT_EQ(i->labels().size(), 2u);
+  // Labels are ours (CLOUDPLANE_LABEL_*); Sunstone's list stays raw.
+  EXPECT_THAT(i->labels(), ::testing::UnorderedElementsAre(
+                               ::testing::Pair("env", "prod"), ::testing::Pair("tier_2", "")));
+  EXPECT_EQ(i->provider_details().fields().at("sunstoneLabels").string_value(), "web, prod");
   EXPECT_EQ(i->provider_details().fields().at("lcmState").number_value(), 3);
+  // Disks from images are volumes (a volatile swap disk is not).
+  ASSERT_EQ(i->volumes_size(), 2);
+  EXPECT_EQ(i->volumes(0).volume(), "accounts/one/volumes/debian-12-disk");
+  EXPECT_EQ(i->volumes(0).device(), "vda");
+  EXPECT_EQ(i->volumes(1).volume(), "accounts/one/volumes/3");
+  EXPECT_EQ(DiskOfImage(doc->Root(), 3), 1);
+  EXPECT_EQ(DiskOfImage(doc->Root(), 9), std::nullopt);
 }
 
 TEST(OpenNebulaWireTest, HostsOfThe510AndThe612Shapes) {
@@ -240,6 +257,7 @@ TEST(OpenNebulaWireTest, FirewallRulesBothWays) {
                           std::pair<std::string, std::string>("RANGE", "80:90"),
                           std::pair<std::string, std::string>("IP", "10.0.0.0"),
                           std::pair<std::string, std::string>("SIZE", "256")));
+  const v1::FirewallRule rule_allow = rule;
   rule.set_action(v1::FirewallRule::DENY);
   EXPECT_EQ(RuleToTemplate(rule, "r").status().code(), absl::StatusCode::kInvalidArgument);
   auto doc = xml::Parse(
@@ -250,10 +268,197 @@ TEST(OpenNebulaWireTest, FirewallRulesBothWays) {
   auto fw = FirewallFromSecurityGroup(doc->Root(), "one", "web");
   ASSERT_TRUE(fw.ok()) << fw.status();
   ASSERT_EQ(fw->rules_size(), 1);
-  EXPECT_EQ(fw->rules(0).name(), "accounts/one/firewalls/web/rules/0");
+  // The rule's id is its content's: the same as the rule we send.
+  EXPECT_EQ(fw->rules(0).name(), absl::StrCat("accounts/one/firewalls/web/rules/",
+                                              RuleId(*RuleToTemplate(rule_allow, "r"))));
   EXPECT_EQ(fw->rules(0).port_range_start(), 80);
   EXPECT_EQ(fw->rules(0).port_range_end(), 90);
   EXPECT_THAT(fw->rules(0).source_ranges(), ::testing::ElementsAre("10.0.0.0/24"));
+}
+
+TEST(OpenNebulaWireTest, RuleIdsAreStableAndSetsRoundTrip) {
+  const std::vector<std::pair<std::string, std::string>> a = {
+      {"PROTOCOL", "TCP"}, {"RULE_TYPE", "INBOUND"}, {"RANGE", "22"}};
+  // Order of sub-attributes and the case of PROTOCOL/RULE_TYPE do not matter.
+  const std::vector<std::pair<std::string, std::string>> same = {
+      {"RANGE", "22"}, {"RULE_TYPE", "inbound"}, {"PROTOCOL", "tcp"}};
+  EXPECT_EQ(RuleId(a), RuleId(same));
+  EXPECT_THAT(RuleId(a), ::testing::MatchesRegex("[0-9a-f]{12}"));
+  EXPECT_NE(RuleId(a), RuleId({{"PROTOCOL", "TCP"}, {"RULE_TYPE", "INBOUND"}, {"RANGE", "23"}}));
+  // Pinned: an id must not change between builds (it names the rule).
+  EXPECT_EQ(RuleId({}), "cbf29ce48422");
+  auto doc = xml::Parse(
+      "<SECURITY_GROUP><ID>5</ID><NAME>g</NAME><TEMPLATE>"
+      "<RULE><PROTOCOL>TCP</PROTOCOL><RANGE>22</RANGE><RULE_TYPE>INBOUND</RULE_TYPE></RULE>"
+      "<RULE><NETWORK_ID>3</NETWORK_ID><PROTOCOL>ALL</PROTOCOL><RULE_TYPE>OUTBOUND</RULE_TYPE>"
+      "</RULE><RULE><PROTOCOL>tcp</PROTOCOL><RANGE>22</RANGE><RULE_TYPE>inbound</RULE_TYPE>"
+      "</RULE></TEMPLATE></SECURITY_GROUP>");
+  ASSERT_TRUE(doc.ok());
+  std::vector<SgRule> rules = SecurityGroupRules(doc->Root());
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(rules[0].id, RuleId(a));
+  EXPECT_EQ(rules[2].id, RuleId(a) + "-2");  // identical rules stay apart
+  // Sub-attributes the API cannot show (NETWORK_ID) are written back as they are.
+  EXPECT_EQ(*RuleSetTemplate({rules[1].attrs}),
+            "RULE=[NETWORK_ID=\"3\",PROTOCOL=\"ALL\",RULE_TYPE=\"OUTBOUND\"]\n");
+  EXPECT_EQ(*RuleSetTemplate({}), "RULE=[]\n");
+  auto fw = FirewallFromSecurityGroup(doc->Root(), "one", "g");
+  ASSERT_TRUE(fw.ok());
+  EXPECT_EQ(fw->rules(1).description(), "network 3");
+  EXPECT_EQ(fw->rules(1).direction(), v1::FirewallRule::EGRESS);
+  EXPECT_EQ(*VectorTemplate("DISK", {{"IMAGE_ID", "3"}, {"TARGET", "vdc"}}),
+            "DISK=[IMAGE_ID=\"3\",TARGET=\"vdc\"]\n");
+  EXPECT_EQ(VectorTemplate("DISK", {{"BAD-NAME", "3"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+google::protobuf::Value Parsed(absl::string_view json) {
+  google::protobuf::Value v;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(json), &v).ok()) << json;
+  return v;
+}
+
+TEST(OpenNebulaWireTest, VmTemplatesFromProviderOptions) {
+  const std::vector<std::pair<std::string, std::string>> extra = {{"NAME", "web"}};
+  const std::string field = "instance.provider_options.template";
+  // A string is sent as it is, ours first (text form) ...
+  EXPECT_EQ(*VmTemplateFromOption(Parsed("\"CPU = 1\\nMEMORY=64\""), extra, field),
+            "NAME=\"web\"\nCPU = 1\nMEMORY=64");
+  // ... or just before the root's closing tag (XML form).
+  EXPECT_EQ(*VmTemplateFromOption(Parsed("\"<TEMPLATE><CPU>1</CPU></TEMPLATE>\\n\""),
+                                  {{"NAME", "a&b"}}, field),
+            "<TEMPLATE><CPU>1</CPU><NAME>a&amp;b</NAME></TEMPLATE>");
+  EXPECT_EQ(VmTemplateFromOption(Parsed("\"<TEMPLATE><CPU>1</CPU>\""), extra, field)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  // pyone's rules: one root key holding a map is XML; numbers lose ".0",
+  // bools are YES/NO, lists repeat the attribute.
+  EXPECT_EQ(*VmTemplateFromOption(
+                Parsed(R"({"TEMPLATE": {"CPU": 0.5, "MEMORY": 64, "DISK": [{"IMAGE_ID": 1},
+                          {"SIZE": 10, "TYPE": "fs"}], "CONTEXT": {"NETWORK": true}}})"),
+                extra, field),
+            "<TEMPLATE><NAME>web</NAME><CONTEXT><NETWORK>YES</NETWORK></CONTEXT><CPU>0.5</CPU>"
+            "<DISK><IMAGE_ID>1</IMAGE_ID></DISK><DISK><SIZE>10</SIZE><TYPE>fs</TYPE></DISK>"
+            "<MEMORY>64</MEMORY></TEMPLATE>");
+  // Any other map is flat: KEY="value" lines, vectors as K=[...].
+  EXPECT_EQ(*VmTemplateFromOption(
+                Parsed(R"({"MEMORY": 64, "NOTE": "say \"hi\"", "NIC": {"NETWORK_ID": 0}})"),
+                extra, field),
+            "NAME=\"web\"\nMEMORY=\"64\"\nNIC=[NETWORK_ID=\"0\"]\nNOTE=\"say \\\"hi\\\"\"\n");
+  // What a template cannot hold names the field.
+  auto bad = [&](absl::string_view json) {
+    absl::Status s = VmTemplateFromOption(Parsed(json), extra, field).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << json;
+    return GetBadRequest(s)->field_violations(0).field();
+  };
+  EXPECT_EQ(bad(R"({"TEMPLATE": {"A": {"B": {"C": 1}}}})"), field + ".TEMPLATE.A.B");
+  EXPECT_EQ(bad(R"({"1X": "v"})"), field + ".1X");
+  EXPECT_EQ(bad(R"({"A": "x]]>y"})"), field + ".A");
+  EXPECT_EQ(bad(R"({"A": [[1]]})"), field + ".A");
+  EXPECT_EQ(bad("{}"), field);
+  EXPECT_EQ(bad("\"  \""), field);
+  EXPECT_EQ(bad("12"), field);
+}
+
+TEST(OpenNebulaWireTest, ActionOptionsAndLabels) {
+  google::protobuf::Struct options;
+  EXPECT_EQ(*ActionOption(options, {"poweroff", "suspend"}), "");
+  (*options.mutable_fields())["action"].set_string_value("suspend");
+  EXPECT_EQ(*ActionOption(options, {"poweroff", "suspend"}), "suspend");
+  (*options.mutable_fields())["action"].set_string_value("explode");
+  absl::Status s = ActionOption(options, {"poweroff", "suspend"}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(s)->field_violations(0).field(), "provider_options.action");
+  EXPECT_THAT(GetBadRequest(s)->field_violations(0).description(),
+              HasSubstr("poweroff, suspend"));
+  (*options.mutable_fields())["action"].set_number_value(1);
+  EXPECT_EQ(GetBadRequest(ActionOption(options, {"a"}).status())->field_violations(0).field(),
+            "provider_options.action");
+  options.clear_fields();
+  (*options.mutable_fields())["mode"].set_string_value("x");
+  EXPECT_EQ(GetBadRequest(ActionOption(options, {"a"}).status())->field_violations(0).field(),
+            "provider_options.mode");
+
+  google::protobuf::Map<std::string, std::string> labels;
+  labels["env"] = "prod";
+  labels["a_1"] = "";
+  EXPECT_THAT(*LabelAttributes(labels, "instance.labels"),
+              ::testing::ElementsAre(::testing::Pair("CLOUDPLANE_LABEL_A_1", ""),
+                                     ::testing::Pair("CLOUDPLANE_LABEL_ENV", "prod")));
+  labels["Bad-Key"] = "x";
+  labels["1st"] = "x";
+  absl::Status bad = LabelAttributes(labels, "instance.labels").status();
+  ASSERT_EQ(GetBadRequest(bad)->field_violations_size(), 2);
+  auto user = xml::Parse(
+      "<USER_TEMPLATE><CLOUDPLANE_LABEL_ENV>prod</CLOUDPLANE_LABEL_ENV><CLOUDPLANE_LABEL_/>"
+      "<CLOUDPLANE_OPERATION>x</CLOUDPLANE_OPERATION><LABELS>a,b</LABELS></USER_TEMPLATE>");
+  ASSERT_TRUE(user.ok());
+  EXPECT_THAT(LabelsFromUserTemplate(&user->Root()),
+              ::testing::ElementsAre(::testing::Pair("env", "prod")));
+  EXPECT_TRUE(LabelsFromUserTemplate(nullptr).empty());
+
+  EXPECT_TRUE(CheckVmName("web 1 (test)", "n").ok());
+  EXPECT_EQ(CheckVmName("", "n").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckVmName("a/b", "n").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckVmName("a\tb", "n").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckVmName(std::string(129, 'a'), "n").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OpenNebulaWireTest, ImagesAsVolumes) {
+  auto doc = xml::Parse(
+      "<IMAGE><ID>3</ID><UID>0</UID><UNAME>oneadmin</UNAME><NAME>data-1</NAME><TYPE>2</TYPE>"
+      "<DISK_TYPE>0</DISK_TYPE><PERSISTENT>1</PERSISTENT><REGTIME>1700000000</REGTIME>"
+      "<SIZE>10240</SIZE><STATE>8</STATE><RUNNING_VMS>1</RUNNING_VMS><DATASTORE_ID>1"
+      "</DATASTORE_ID><DATASTORE>default</DATASTORE><VMS><ID>7</ID><ID>9</ID></VMS>"
+      "<TEMPLATE><LABELS><![CDATA[db]]></LABELS></TEMPLATE></IMAGE>");
+  ASSERT_TRUE(doc.ok());
+  auto v = VolumeFromImage(doc->Root(), "one", "data-1", {{7, "web-1"}});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->name(), "accounts/one/volumes/data-1");
+  EXPECT_EQ(v->state(), v1::Volume::ATTACHED);
+  EXPECT_EQ(v->provider_state(), "USED_PERS");
+  EXPECT_EQ(v->size_bytes(), int64_t{10240} << 20);
+  EXPECT_EQ(v->media(), v1::Volume::DISK);
+  EXPECT_THAT(v->attached_to(), ::testing::ElementsAre("accounts/one/instances/web-1",
+                                                       "accounts/one/instances/9"));
+  EXPECT_EQ(v->labels().count("db"), 1u);
+  EXPECT_EQ(v->provider_details().fields().at("type").string_value(), "DATABLOCK");
+  EXPECT_EQ(v->create_time().seconds(), 1700000000);
+  struct Case {
+    int state;
+    v1::Volume::State want;
+  } cases[] = {{0, v1::Volume::CREATING}, {1, v1::Volume::AVAILABLE},
+               {2, v1::Volume::ATTACHED}, {3, v1::Volume::STATE_UNSPECIFIED},
+               {5, v1::Volume::ERROR},    {6, v1::Volume::CREATING},
+               {7, v1::Volume::DELETING}, {10, v1::Volume::ATTACHED}};
+  for (const Case& c : cases) {
+    auto d = xml::Parse(absl::StrCat("<IMAGE><ID>1</ID><NAME>x</NAME><TYPE>1</TYPE><STATE>",
+                                     c.state, "</STATE></IMAGE>"));
+    ASSERT_TRUE(d.ok());
+    auto vol = VolumeFromImage(d->Root(), "one", "x", {});
+    ASSERT_TRUE(vol.ok());
+    EXPECT_EQ(vol->state(), c.want) << c.state;
+    EXPECT_EQ(vol->media(), v1::Volume::CDROM);
+  }
+  auto broken = xml::Parse("<IMAGE><ID>1</ID><NAME>x</NAME><TYPE>x</TYPE></IMAGE>");
+  ASSERT_TRUE(broken.ok());
+  ExpectMalformed(VolumeFromImage(broken->Root(), "one", "x", {}).status(), "not an integer");
+  EXPECT_TRUE(IsVolumeImageType(0) && IsVolumeImageType(2));
+  EXPECT_FALSE(IsVolumeImageType(3) || IsVolumeImageType(5) || IsVolumeImageType(6));
+
+  EXPECT_EQ(*DiskDeviceAttribute("vdc"), std::make_pair(std::string("TARGET"),
+                                                        std::string("vdc")));
+  EXPECT_EQ(*DiskDeviceAttribute("xvdb"), std::make_pair(std::string("TARGET"),
+                                                         std::string("xvdb")));
+  EXPECT_EQ(*DiskDeviceAttribute("virtio"), std::make_pair(std::string("DEV_PREFIX"),
+                                                           std::string("vd")));
+  EXPECT_EQ(*DiskDeviceAttribute("sd"), std::make_pair(std::string("DEV_PREFIX"),
+                                                       std::string("sd")));
+  EXPECT_EQ(*DiskDeviceAttribute("sata"), std::make_pair(std::string("DEV_PREFIX"),
+                                                         std::string("sd")));
+  EXPECT_EQ(DiskDeviceAttribute("floppy").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DiskDeviceAttribute("vd1").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(OpenNebulaWireTest, ResourceNames) {

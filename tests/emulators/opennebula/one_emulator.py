@@ -80,7 +80,12 @@ LCM_NAMES = {0: "LCM_INIT", 1: "PROLOG", 2: "BOOT", 3: "RUNNING", 5: "SAVE_STOP"
 HISTORY_ACTIONS = {"terminate": 27, "terminate-hard": 28, "undeploy": 5, "undeploy-hard": 6,
                    "poweroff": 19, "poweroff-hard": 20, "reboot": 15, "reboot-hard": 16,
                    "hold": 7, "release": 8, "stop": 9, "suspend": 10, "resume": 11,
-                   "resched": 17, "unresched": 18}
+                   "resched": 17, "unresched": 18, "disk-attach": 21, "disk-detach": 22,
+                   "rename": 34, "resize": 35}
+
+# IMAGE TYPE and STATE numbers (§7.3).
+IMAGE_OS, IMAGE_CDROM, IMAGE_DATABLOCK, IMAGE_KERNEL = 0, 1, 2, 3
+IMAGE_READY, IMAGE_USED, IMAGE_USED_PERS = 1, 2, 8
 
 # The VM TEMPLATE children vm.xsd allows, in its order; oned moves every other
 # attribute of an allocated template to USER_TEMPLATE.
@@ -403,6 +408,8 @@ SIGNATURES = {
     "one.vm.update": ("isi", 1),
     "one.vm.attach": ("is", 0),
     "one.vm.detach": ("ii", 0),
+    "one.vm.rename": ("is", 0),
+    "one.vm.resize": ("isb", 0),
     "one.hostpool.info": ("", 0),
     "one.host.info": ("ib", 1),
     "one.host.update": ("isi", 1),
@@ -492,8 +499,22 @@ class OneEmulator:
                 ("CPU", "0.5"), ("DISK", [("IMAGE_ID", "1")]), ("MEMORY", "256"),
                 ("NIC", [("NETWORK_ID", "0")]), ("VCPU", "1")]},
         }
-        self.images = {0: {"id": 0, "name": "debian-12-disk", "size": 2252},
-                       1: {"id": 1, "name": "alpine-3-disk", "size": 128}}
+        # Images (§11.4): the two OS disks the templates use, two data disks
+        # and a kernel (an image that is no block device).
+        def image(i, name, size, type_, persistent=0, ds=(1, "default"), fmt="qcow2",
+                  template=()):
+            return {"id": i, "name": name, "size": size, "type": type_,
+                    "persistent": persistent, "ds_id": ds[0], "ds": ds[1], "regtime": now,
+                    "format": fmt, "template": list(template)}
+        self.images = {
+            0: image(0, "debian-12-disk", 2252, IMAGE_OS,
+                     template=[("DEV_PREFIX", "vd"), ("LABELS", "os,debian")]),
+            1: image(1, "alpine-3-disk", 128, IMAGE_OS, template=[("DEV_PREFIX", "vd")]),
+            2: image(2, "scratch", 1024, IMAGE_DATABLOCK, fmt="raw",
+                     template=[("DESCRIPTION", "Scratch space")]),
+            3: image(3, "data-1", 10240, IMAGE_DATABLOCK, persistent=1, fmt="raw"),
+            4: image(4, "vmlinuz-6", 12, IMAGE_KERNEL, ds=(2, "files"), fmt="raw"),
+        }
         self.secgroups = {0: {"id": 0, "name": "default", "template": [
             ("DESCRIPTION", "The default security group is added to every network."),
             ("RULE", [("PROTOCOL", "ALL"), ("RULE_TYPE", "OUTBOUND")]),
@@ -627,17 +648,14 @@ class OneEmulator:
                         "MEMORY": "a positive integer value"}[key]
                 raise OneError(INTERNAL, f"{key} attribute must be {what}.")
         self.next_ids["vm"] += 1
-        template, user = [], []
+        template, user, targets = [], [], []
         disk_id = nic_id = 0
         for k, v in attrs:
             if k == "NAME":
                 continue
             if k == "DISK" and isinstance(v, list):
-                v = list(v) + [("DISK_ID", str(disk_id)), ("TARGET", "vd" + "abcdefgh"[disk_id])]
-                image = self.images.get(int(template_get(v, "IMAGE_ID", "-1") or -1)
-                                        if (template_get(v, "IMAGE_ID") or "").isdigit() else -1)
-                if image:
-                    v += [("IMAGE", image["name"]), ("SIZE", str(image["size"]))]
+                v = self._disk(v, disk_id, targets)
+                targets.append(template_get(v, "TARGET"))
                 disk_id += 1
             if k == "NIC" and isinstance(v, list):
                 v = list(v) + [("NIC_ID", str(nic_id)), ("IP", f"10.0.0.{vm_id % 250 + 2}"),
@@ -659,6 +677,38 @@ class OneEmulator:
         else:
             self._deploy(vm)
         return vm_id
+
+    def _disk(self, attrs, disk_id, used_targets):
+        """A DISK vector as oned completes it: DISK_ID, TARGET from the
+        DEV_PREFIX (the image's, else vd), and the image's NAME and SIZE."""
+        image = None
+        image_id = template_get(attrs, "IMAGE_ID") or ""
+        if image_id.isdigit():
+            image = self.images.get(int(image_id))
+        out = [(k, v) for k, v in attrs if k not in ("DISK_ID",)]
+        prefix = template_get(attrs, "DEV_PREFIX") or \
+            (template_get(image["template"], "DEV_PREFIX") if image else None) or "vd"
+        if not template_get(attrs, "TARGET"):
+            letter = next(c for c in "abcdefghijklmnopqrstuvwxyz"
+                          if prefix + c not in used_targets)
+            out.append(("TARGET", prefix + letter))
+        out.append(("DISK_ID", str(disk_id)))
+        if image:
+            out += [("IMAGE", image["name"]), ("SIZE", str(image["size"])),
+                    ("DATASTORE", image["ds"]), ("DATASTORE_ID", str(image["ds_id"])),
+                    ("PERSISTENT", "YES" if image["persistent"] else "NO")]
+        return out
+
+    def _image_users(self, image_id):
+        """Ids of the live VMs with a disk made from the image."""
+        return sorted(vm["id"] for vm in self.vms.values() if vm["state"] != DONE and any(
+            k == "DISK" and isinstance(v, list) and template_get(v, "IMAGE_ID") == str(image_id)
+            for k, v in vm["template"]))
+
+    def _image_state(self, image):
+        if not self._image_users(image["id"]):
+            return IMAGE_READY
+        return IMAGE_USED_PERS if image["persistent"] else IMAGE_USED
 
     def _deploy(self, vm):
         # The scheduler picks the VM up, then the drivers run (§8).
@@ -813,35 +863,86 @@ class OneEmulator:
         if len(disks) != 1:
             raise OneError(ACTION, "VM disk template must contain exactly one DISK", vm_id)
         s, l = vm["state"], vm["lcm"]
+        # oned moves the VM to the hotplug state before it answers (§6.1).
         if s == ACTIVE and l == RUNNING:
-            steps = [(ACTIVE, HOTPLUG), (ACTIVE, RUNNING)]
+            now, steps = (ACTIVE, HOTPLUG), [(ACTIVE, RUNNING)]
         elif s == POWEROFF:
-            steps = [(ACTIVE, HOTPLUG_PROLOG_POWEROFF), (POWEROFF, LCM_INIT)]
+            now, steps = (ACTIVE, HOTPLUG_PROLOG_POWEROFF), [(POWEROFF, LCM_INIT)]
         else:
             raise OneError(ACTION, 'Error performing action "disk-attach": This action is not '
                                    f"available for state {self._state_name(vm)}", vm_id)
-        used = [int(template_get(v, "DISK_ID", "-1")) for k, v in vm["template"] if k == "DISK"]
-        disk_id = max(used, default=-1) + 1
-        vm["template"].append(("DISK", list(disks[0]) + [("DISK_ID", str(disk_id))]))
+        image_id = template_get(disks[0], "IMAGE_ID") or ""
+        if image_id:
+            image = self.images.get(int(image_id)) if image_id.isdigit() else None
+            if image is None:
+                raise OneError(ACTION, f"Error getting image [{image_id}].", vm_id)
+            if image["persistent"] and self._image_users(image["id"]):
+                raise OneError(ACTION, f"Cannot acquire image {image['id']}, it is persistent "
+                                       "and already in use", vm_id)
+        disk_ids = [int(template_get(v, "DISK_ID", "-1")) for k, v in vm["template"]
+                    if k == "DISK"]
+        targets = [template_get(v, "TARGET") for k, v in vm["template"] if k == "DISK"]
+        vm["template"].append(("DISK", self._disk(disks[0], max(disk_ids, default=-1) + 1,
+                                                  targets)))
+        self._set_state(vm, *now)
         self._schedule(vm, steps)
+        if vm["history"]:
+            vm["history"][-1]["action"] = HISTORY_ACTIONS["disk-attach"]
         return vm_id
 
     def m_vm_detach(self, vm_id, disk_id):
         vm = self._vm(vm_id)
         s, l = vm["state"], vm["lcm"]
         if s == ACTIVE and l == RUNNING:
-            steps = [(ACTIVE, HOTPLUG), (ACTIVE, RUNNING)]
+            now, steps = (ACTIVE, HOTPLUG), [(ACTIVE, RUNNING)]
         elif s == POWEROFF:
-            steps = [(ACTIVE, HOTPLUG_EPILOG_POWEROFF), (POWEROFF, LCM_INIT)]
+            now, steps = (ACTIVE, HOTPLUG_EPILOG_POWEROFF), [(POWEROFF, LCM_INIT)]
         else:
             raise OneError(ACTION, 'Error performing action "disk-detach": This action is not '
                                    f"available for state {self._state_name(vm)}", vm_id)
         for i, (k, v) in enumerate(vm["template"]):
             if k == "DISK" and template_get(v, "DISK_ID") == str(disk_id):
                 del vm["template"][i]
+                self._set_state(vm, *now)
                 self._schedule(vm, steps)
+                if vm["history"]:
+                    vm["history"][-1]["action"] = HISTORY_ACTIONS["disk-detach"]
                 return vm_id
         raise OneError(ACTION, f"VM {vm_id} does not have disk {disk_id}", vm_id)
+
+    def m_vm_rename(self, vm_id, name):
+        vm = self._vm(vm_id)
+        if name == vm["name"]:
+            return vm_id
+        error = validate_name(name)
+        if error:
+            raise OneError(ACTION, error, vm_id)
+        vm["name"] = name  # VM names need not be unique
+        return vm_id
+
+    def m_vm_resize(self, vm_id, text, enforce):
+        vm = self._vm(vm_id)
+        # 6.0+ also hot-resizes ACTIVE/RUNNING VMs (HOTPLUG_RESIZE); the
+        # emulator plays the cold path only.
+        if vm["state"] in (STOPPED, DONE, SUSPENDED, ACTIVE):
+            raise OneError(ACTION, "Resize action is not available for state "
+                                   f"{VM_STATE_NAMES[vm['state']]}", vm_id)
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(INTERNAL, str(e), vm_id)
+        changes = {}
+        for key, check in (("CPU", r"\d+(\.\d+)?"), ("VCPU", r"\d+"), ("MEMORY", r"\d+")):
+            v = template_get(attrs, key)
+            if v is None:
+                continue
+            if not isinstance(v, str) or not re.fullmatch(check, v) or float(v) <= 0:
+                raise OneError(INTERNAL, f"Could not resize the VM: {key} must be a positive "
+                                         "number", vm_id)
+            changes[key] = v
+        vm["template"] = [(k, v) for k, v in vm["template"] if k not in changes] + \
+            list(changes.items())
+        return vm_id
 
     def m_hostpool_info(self):
         return "<HOST_POOL>" + "".join(self.host_xml(h) for h in
@@ -881,11 +982,14 @@ class OneEmulator:
         return self.template_xml(tmpl)
 
     def m_imagepool_info(self, filter_flag, start, end):
-        self._pool_range([], filter_flag, start, end)
-        return "<IMAGE_POOL></IMAGE_POOL>"
+        items = self._pool_range(self.images.values(), filter_flag, start, end)
+        return "<IMAGE_POOL>" + "".join(self.image_xml(i) for i in items) + "</IMAGE_POOL>"
 
     def m_image_info(self, image_id, decrypt=False):
-        raise OneError(NO_EXISTS, f"Error getting image [{image_id}].", image_id)
+        image = self.images.get(image_id)
+        if image is None:
+            raise OneError(NO_EXISTS, f"Error getting image [{image_id}].", image_id)
+        return self.image_xml(image)
 
     def m_vnpool_info(self, filter_flag, start, end):
         self._pool_range([], filter_flag, start, end)
@@ -971,9 +1075,12 @@ class OneEmulator:
             attrs = parse_template(text)
         except TemplateSyntaxError as e:
             raise OneError(ACTION, str(e), sg_id)
-        self._check_rules(attrs)
         attrs = [(k, v) for k, v in attrs if k != "NAME"]
-        sg["template"] = template_merge(sg["template"], attrs) if update_type == 1 else attrs
+        # oned checks the rules of the resulting template (post_update_template),
+        # so a merge's RULE=[] (delete every rule) is fine.
+        new = template_merge(sg["template"], attrs) if update_type == 1 else attrs
+        self._check_rules(new)
+        sg["template"] = new
         return sg_id
 
     def m_secgroup_delete(self, sg_id):
@@ -1016,11 +1123,12 @@ class OneEmulator:
                         "marketplace_pool": self.m_marketpool_info,
                         "security_group_pool": lambda: self.m_secgrouppool_info(-2, -1, -1),
                         "zone_pool": self.m_zonepool_info,
-                        "cluster_pool": self.m_clusterpool_info}[kind]()
+                        "cluster_pool": self.m_clusterpool_info,
+                        "image_pool": lambda: self.m_imagepool_info(-2, -1, -1)}[kind]()
             return {"vm": self.m_vm_info, "host": self.m_host_info,
                     "vmtemplate": self.m_template_info, "marketplace": self.m_market_info,
                     "security_group": self.m_secgroup_info, "zone": self.m_zone_info,
-                    "cluster": self.m_cluster_info}[kind](obj_id)
+                    "cluster": self.m_cluster_info, "image": self.m_image_info}[kind](obj_id)
 
     def _owner(self):
         return _elems(("UID", 0), ("GID", 0), ("UNAME", "oneadmin"), ("GNAME", "oneadmin"))
@@ -1145,6 +1253,27 @@ class OneEmulator:
                 _elems(("NAME", tmpl["name"])) + _permissions("110100100") +
                 _elems(("REGTIME", tmpl["regtime"])) +
                 template_xml("TEMPLATE", tmpl["template"]) + "</VMTEMPLATE>")
+
+    def image_xml(self, image):
+        users = self._image_users(image["id"])
+        state = self._image_state(image)
+        source = f"/var/lib/one//datastores/{image['ds_id']}/{image['id']:032x}"
+        return ("<IMAGE>" + _elems(("ID", image["id"])) + self._owner() +
+                _elems(("NAME", image["name"])) + _permissions("110000000") +
+                _elems(("TYPE", image["type"]), ("DISK_TYPE", 0),
+                       ("PERSISTENT", image["persistent"]), ("REGTIME", image["regtime"])) +
+                f"<SOURCE>{_cdata(source)}</SOURCE><PATH>{_cdata('')}</PATH>"
+                f"<FORMAT>{_cdata(image['format'])}</FORMAT><FS>{_cdata('')}</FS>" +
+                _elems(("SIZE", image["size"]), ("STATE", state),
+                       ("PREV_STATE", IMAGE_READY),
+                       ("RUNNING_VMS", len(users)), ("CLONING_OPS", 0), ("CLONING_ID", -1),
+                       ("TARGET_SNAPSHOT", -1), ("DATASTORE_ID", image["ds_id"]),
+                       ("DATASTORE", image["ds"])) +
+                _ids("VMS", users) + _ids("CLONES", []) + _ids("APP_CLONES", []) +
+                template_xml("TEMPLATE", image["template"]) +
+                "<SNAPSHOTS>" + _elems(("ALLOW_ORPHANS", "NO"), ("CURRENT_BASE", -1),
+                                       ("NEXT_SNAPSHOT", 0)) + "</SNAPSHOTS>" +
+                "<BACKUP_INCREMENTS></BACKUP_INCREMENTS></IMAGE>")
 
     def market_xml(self, m):
         return ("<MARKETPLACE>" + _elems(("ID", m["id"])) + self._owner() +

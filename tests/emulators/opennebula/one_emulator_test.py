@@ -164,6 +164,70 @@ def test_secgroup_lifecycle(emu):
     assert call(emu, "one.secgroup.delete", sg)[2] == 0x400
 
 
+def _image_field(emu, image_id, field):
+    doc = call(emu, "one.image.info", image_id)[1]
+    return doc.split(f"<{field}>", 1)[1].split(f"</{field}>", 1)[0]
+
+
+def test_images_and_disk_hotplug(emu):
+    pool = call(emu, "one.imagepool.info", -2, -1, -1)[1]
+    assert [int(x.split("</ID>")[0]) for x in pool.split("<IMAGE><ID>")[1:]] == [0, 1, 2, 3, 4]
+    assert call(emu, "one.image.info", 9)[2] == 0x400
+    vm_id = call(emu, "one.template.instantiate", 1, "web", False, "", False)[1]
+    other = call(emu, "one.template.instantiate", 1, "db", False, "", False)[1]
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    wait_state(emu, other, oe.ACTIVE, oe.RUNNING)
+    # The template's OS disk uses image 1: USED, with both VMs listed.
+    assert _image_field(emu, 1, "STATE") == "2" and _image_field(emu, 1, "RUNNING_VMS") == "2"
+    assert _image_field(emu, 3, "STATE") == "1"
+    # Attach the persistent data disk: the VM is in HOTPLUG at once, then back.
+    assert call(emu, "one.vm.attach", vm_id, 'DISK=[IMAGE_ID="3"]')[:2] == [True, vm_id]
+    assert (emu.vms[vm_id]["state"], emu.vms[vm_id]["lcm"]) == (oe.ACTIVE, oe.HOTPLUG)
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    disk = [v for k, v in emu.vms[vm_id]["template"] if k == "DISK"][-1]
+    assert oe.template_get(disk, "DISK_ID") == "1" and oe.template_get(disk, "TARGET") == "vdb"
+    assert oe.template_get(disk, "IMAGE") == "data-1"
+    assert _image_field(emu, 3, "STATE") == "8" and _image_field(emu, 3, "VMS") == \
+        f"<ID>{vm_id}</ID>"
+    # A persistent image serves one VM; a kernel is no disk for attach here.
+    assert call(emu, "one.vm.attach", other, 'DISK=[IMAGE_ID="3"]')[2] == 0x800
+    assert call(emu, "one.vm.attach", other, 'DISK=[IMAGE_ID="77"]')[2] == 0x800
+    assert call(emu, "one.vm.detach", vm_id, 7)[2] == 0x800
+    assert call(emu, "one.vm.detach", vm_id, 1)[:2] == [True, vm_id]
+    assert emu.vms[vm_id]["lcm"] == oe.HOTPLUG
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    assert _image_field(emu, 3, "STATE") == "1"
+    # Hotplug while powered off goes through the *_POWEROFF states.
+    call(emu, "one.vm.action", "poweroff", vm_id)
+    wait_state(emu, vm_id, oe.POWEROFF, 0)
+    call(emu, "one.vm.attach", vm_id, 'DISK=[IMAGE_ID="2",DEV_PREFIX="sd"]')
+    assert emu.vms[vm_id]["lcm"] == oe.HOTPLUG_PROLOG_POWEROFF
+    wait_state(emu, vm_id, oe.POWEROFF, 0)
+    disk = [v for k, v in emu.vms[vm_id]["template"] if k == "DISK"][-1]
+    assert oe.template_get(disk, "TARGET") == "sda"
+
+
+def test_rename_and_resize(emu):
+    vm_id = call(emu, "one.template.instantiate", 0, "web", False, "", False)[1]
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    assert call(emu, "one.vm.rename", vm_id, "bad/name")[2] == 0x800
+    assert call(emu, "one.vm.rename", vm_id, "web-2")[:2] == [True, vm_id]
+    assert emu.vms[vm_id]["name"] == "web-2"
+    busy = call(emu, "one.vm.resize", vm_id, 'VCPU="2"', False)
+    assert busy[:3] == [False, "[one.vm.resize] Resize action is not available for state "
+                        "ACTIVE", 0x800]
+    call(emu, "one.vm.action", "poweroff", vm_id)
+    wait_state(emu, vm_id, oe.POWEROFF, 0)
+    assert call(emu, "one.vm.resize", vm_id, 'VCPU="0"', False)[2] == 0x2000
+    assert call(emu, "one.vm.resize", vm_id, 'VCPU="2"\nMEMORY="1024"', False)[:2] == \
+        [True, vm_id]
+    t = emu.vms[vm_id]["template"]
+    assert oe.template_get(t, "VCPU") == "2" and oe.template_get(t, "MEMORY") == "1024"
+    assert oe.template_get(t, "CPU") == "1"
+    with pytest.raises(xmlrpc.client.Fault):
+        call(emu, "one.vm.resize", vm_id, 'VCPU="2"')  # enforce is required
+
+
 # ---------------------------------------------------------------------------
 # XSD validation (libxml2 through lxml).
 
@@ -207,7 +271,10 @@ def test_documents_validate_against_the_6_10_5_xsds(emu, tmp_path):
     call(emu, "one.vm.update", vm_id, 'LABELS="a,b"\nNOTE=[K="v"]', 1)
     sg = call(emu, "one.secgroup.allocate", 'NAME="web"\nDESCRIPTION="d"\n'
               'RULE=[PROTOCOL="TCP",RULE_TYPE="INBOUND",RANGE="22",IP="10.0.0.0",SIZE="256"]')[1]
+    call(emu, "one.vm.attach", vm_id, 'DISK=[IMAGE_ID="3"]')
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
     docs = [("vm", vm_id), ("vm", held), ("vm_pool", None), ("host", 0), ("host_pool", None),
+            ("image", 0), ("image", 3), ("image", 4), ("image_pool", None),
             ("vmtemplate", 0), ("vmtemplate_pool", None), ("marketplace", 0),
             ("marketplace_pool", None), ("security_group", 0), ("security_group", sg),
             ("security_group_pool", None), ("zone", 0), ("zone_pool", None), ("cluster", 0),
@@ -247,6 +314,14 @@ def test_pyone_client(emu):
     assert vm.USER_TEMPLATE["NOTE"] == {"K": "v"} and vm.USER_TEMPLATE["TIER"] == "web"
     vms = one.vmpool.info(-2, -1, -1, -1)
     assert [(v.ID, v.NAME, v.STATE, v.LCM_STATE) for v in vms.VM] == [(vm_id, "web", 3, 3)]
+    images = one.imagepool.info(-2, -1, -1)
+    assert [(i.NAME, i.TYPE) for i in images.IMAGE][:4] == [
+        ("debian-12-disk", 0), ("alpine-3-disk", 0), ("scratch", 2), ("data-1", 2)]
+    assert one.image.info(0).STATE == 2 and one.image.info(0).VMS.ID == [vm_id]
+    assert one.vm.attach(vm_id, 'DISK=[IMAGE_ID="2"]') == vm_id
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    assert [d["IMAGE_ID"] for d in one.vm.info(vm_id).TEMPLATE["DISK"]] == ["0", "2"]
+    assert one.vm.rename(vm_id, "web-2") == vm_id and one.vm.info(vm_id).NAME == "web-2"
     markets = one.marketpool.info()
     assert [m.NAME for m in markets.MARKETPLACE] == ["OpenNebula Public", "Linux Containers"]
     with pytest.raises(pyone.OneNoExistsException):
