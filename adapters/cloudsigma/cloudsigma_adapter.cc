@@ -53,12 +53,8 @@ using ResponseCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
 void Send(const AccountPtr& account, absl::Time deadline, absl::string_view method,
           std::string path, std::string body, absl::string_view context,
           ResponseCallback done) {
-  if (deadline <= absl::Now()) {
-    done(WithErrorInfo(absl::DeadlineExceededError(absl::StrCat(
-                           context, ": the deadline passed before the request was sent")),
-                       DefaultReason(absl::StatusCode::kDeadlineExceeded)));
-    return;
-  }
+  // An expired deadline is refused by the transport before anything is
+  // sent (adapters/common/http), and reported below with `context`.
   http::HttpRequest request;
   request.method = std::string(method);
   request.path_and_query = std::move(path);

@@ -69,12 +69,8 @@ absl::Status NotFound(absl::string_view what, absl::string_view name) {
 void Send(const AccountPtr& account, absl::Time deadline, absl::string_view method,
           absl::string_view rel_path, absl::string_view query, std::string body,
           absl::string_view context, ResponseCallback done) {
-  if (deadline <= absl::Now()) {
-    done(WithErrorInfo(absl::DeadlineExceededError(absl::StrCat(
-                           context, ": the deadline passed before the request was sent")),
-                       DefaultReason(absl::StatusCode::kDeadlineExceeded)));
-    return;
-  }
+  // An expired deadline is refused by the transport before anything is
+  // sent (adapters/common/http), and reported below with `context`.
   http::HttpRequest request;
   request.method = std::string(method);
   request.path_and_query = absl::StrCat("/", rel_path, query);
