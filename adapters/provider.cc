@@ -44,6 +44,18 @@ void Provider::GetProviderOperation(const CallContext&, const std::string&,
 #undef CP_READ
 #undef CP_MUTATION
 
+absl::string_view WatchSourceName(WatchSource source) {
+  switch (source) {
+    case WatchSource::kLocal:
+      return "local";
+    case WatchSource::kPush:
+      return "push";
+    case WatchSource::kPoll:
+      return "poll";
+  }
+  return "poll";
+}
+
 std::string FullMethodName(absl::string_view service, absl::string_view method) {
   return absl::StrCat("cloudplane.v1.", service, ".", method);
 }

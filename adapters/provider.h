@@ -20,14 +20,23 @@
 //  5. The result (or the error) is written to the Operation and published on
 //     the Watch stream.
 //
+// validate_only: the server calls the mutation with CallContext::validate_only
+// set. The adapter then runs its local checks (names, sizes, options — the
+// checks that need no provider I/O) and answers a finished MutationProgress
+// without sending anything; a refusal is the same status the real call
+// would give.
+//
 // Threading: every method may be called from any thread, concurrently. The
-// callback may run on any thread, exactly once, possibly before the method
-// returns; it must not block. Adapters do their I/O through non-blocking
-// transports (adapters/common/http) so the number of threads does not grow
-// with the number of calls in flight.
+// callback may run on any thread (typically a transport thread), exactly
+// once, possibly before the method returns; it must not block. Adapters do
+// their I/O through non-blocking transports (adapters/common/http) so the
+// number of threads does not grow with the number of calls in flight. A
+// transport thread never touches the store (base/thread_role.h): the runner
+// posts completions to the EventLoop, and adapters keep their own data in the
+// ScratchStore, whose durable writes run on the loop.
 //
 // Errors: absl::Status with the codes of STYLE.md (NOT_FOUND, INVALID_ARGUMENT
-// with a field violation attached by adapters/errors.h, FAILED_PRECONDITION
+// with a field violation attached by base/errors.h, FAILED_PRECONDITION
 // for wrong states, UNAVAILABLE for transport problems and 5xx, …). Every
 // method an adapter does not override answers UNIMPLEMENTED with the
 // CAPABILITY_UNSUPPORTED reason; adapters list what they support as data in
@@ -67,6 +76,8 @@ class Store;
 
 namespace adapters {
 
+class ScratchStore;
+
 // What the server knows about the call an adapter serves.
 struct CallContext {
   // The account id (the `{account}` of `accounts/{account}/...`).
@@ -79,6 +90,9 @@ struct CallContext {
   std::string request_id;
   // The Operation this call works for (`operations/...`); empty for reads.
   std::string operation;
+  // Mutations only: check the request locally and answer without provider
+  // I/O (see the file comment).
+  bool validate_only = false;
 };
 
 // What a mutation or a poll reports.
@@ -87,8 +101,10 @@ struct MutationProgress {
   // the method (api_methods.inc), packed.
   bool done = false;
   google::protobuf::Any result;
-  // Adapter data to find the work again in PollOperation. Persisted with the
-  // operation and reused after a restart; never holds a secret.
+  // Adapter data to find the work again in PollOperation: the serialized
+  // google.protobuf.Any of the adapter's own versioned token message
+  // (adapters/common/kit/poll_token.h). Persisted with the operation and
+  // reused after a restart; never holds a secret.
   std::string poll_token;
   // One human-readable line about the current step.
   std::string detail;
@@ -99,12 +115,25 @@ struct MutationProgress {
 template <typename T>
 using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 
+// Where the changes an account's Watch stream reports come from.
+enum class WatchSource {
+  // The adapter publishes every change it commits itself (the sandbox).
+  kLocal,
+  // The provider pushes its changes (CloudSigma's websocket).
+  kPush,
+  // The provider has no feed; changes are learnt by reading again.
+  kPoll,
+};
+
+// "local", "push" or "poll": the value of Provider.watch_source in the API.
+absl::string_view WatchSourceName(WatchSource source);
+
 // Data about an adapter, reported through AccountsService.
 struct ProviderInfo {
   std::string kind;          // "fleet"; providers/{kind}
   std::string display_name;  // "CoreOS fleet v1"
   std::string protocol;      // "REST/JSON over TCP or a unix socket"
-  std::string watch_source;  // "local", "push" or "poll"
+  WatchSource watch_source = WatchSource::kPoll;
   // Full method names (e.g. "cloudplane.v1.UnitsService.CreateUnit") that
   // the adapter implements; all others answer UNIMPLEMENTED.
   std::vector<std::string> supported_methods;
@@ -121,12 +150,12 @@ class ChangeSink {
  public:
   virtual ~ChangeSink() = default;
   // `resource` is the resource after the change (or its last value for
-  // DELETED); `source` is "local", "push" or "poll".
+  // DELETED). May be called on any thread, transport threads included.
   virtual void Publish(absl::string_view account,
                        v1::WatchResponse::ChangeType type,
                        absl::string_view resource_name,
                        const google::protobuf::Message& resource,
-                       absl::string_view source) = 0;
+                       WatchSource source) = 0;
 };
 
 // Returns UNIMPLEMENTED with the CAPABILITY_UNSUPPORTED reason for `method`.
@@ -176,9 +205,13 @@ struct AccountSetup {
   bool verify_tls = true;
   std::string ca_file;
   // Shared server facilities; they outlive every Provider.
-  store::Store* store = nullptr;
+  // The adapter's own durable data for this account (adapters/scratch_store.h).
+  ScratchStore* scratch = nullptr;
   EventLoop* loop = nullptr;
   ChangeSink* changes = nullptr;
+  // The whole server store, for the embedded sandbox only: its cloud lives in
+  // the server's database. Remote adapters use `scratch`.
+  store::Store* store = nullptr;
 };
 
 using ProviderFactory = absl::AnyInvocable<absl::StatusOr<std::unique_ptr<Provider>>(

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/common/scratch/store_scratch.h"
 #include "base/errors.h"
 #include "service/config.h"
 
@@ -44,15 +45,19 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
       if (!secret.ok()) {
         status = secret.status();
       } else {
+        if (shared.store != nullptr && shared.loop != nullptr) {
+          entry.scratch = adapters::NewStoreScratch(shared.store, shared.loop, account_config.id());
+        }
         adapters::AccountSetup setup = {
             .account = account_config.id(),
             .endpoint = account_config.endpoint(),
             .secret = *std::move(secret),
             .verify_tls = !account_config.has_verify_tls() || account_config.verify_tls(),
             .ca_file = account_config.ca_file(),
-            .store = shared.store,
+            .scratch = entry.scratch.get(),
             .loop = shared.loop,
             .changes = shared.changes,
+            .store = shared.store,
         };
         for (const auto& [key, value] : account_config.options()) setup.options[key] = value;
         if (!setup.verify_tls) {

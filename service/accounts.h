@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "adapters/provider.h"
+#include "adapters/scratch_store.h"
 #include "cloudplane/config/v1/config.pb.h"
 #include "cloudplane/v1/accounts.pb.h"
 
@@ -40,6 +41,9 @@ class AccountTable {
  private:
   struct Entry {
     v1::Account account;
+    // The adapter's notes for this account; declared first so it outlives
+    // the Provider that uses it.
+    std::unique_ptr<adapters::ScratchStore> scratch;
     std::unique_ptr<adapters::Provider> provider;
   };
   std::map<std::string, Entry, std::less<>> entries_;

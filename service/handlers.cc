@@ -276,7 +276,7 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
     provider.set_name(absl::StrCat("providers/", info.kind));
     provider.set_display_name(info.display_name);
     provider.set_protocol(info.protocol);
-    provider.set_watch_source(info.watch_source);
+    provider.set_watch_source(std::string(adapters::WatchSourceName(info.watch_source)));
     for (const auto& method : info.supported_methods) provider.add_supported_methods(method);
     return provider;
   }

@@ -221,7 +221,7 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
   if (accepted) {
     absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
     if (record.ok()) {
-      hub_->Publish(record->account, v1::WatchResponse::CREATED, name, record->op, "local");
+      hub_->Publish(record->account, v1::WatchResponse::CREATED, name, record->op, adapters::WatchSource::kLocal);
     }
   }
   // Answers the caller with the operation as stored after this progress.
@@ -261,7 +261,7 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
     std::cerr << "cloudplaned: cannot record progress of " << name << ": " << status << "\n";
   }
   if (changed) {
-    hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, "local");
+    hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, adapters::WatchSource::kLocal);
   }
   answer();
   SchedulePoll(name, attempt + 1);
@@ -325,14 +325,14 @@ void OperationRunner::Finish(const std::string& name,
     std::cerr << "cloudplaned: cannot record the end of " << name << ": " << status << "\n";
     return;
   }
-  hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, op, "local");
+  hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, op, adapters::WatchSource::kLocal);
   if (result.ok() && !ReportsOwnChanges(record->account)) PublishResult(*record, *result);
   NotifyWaiters(op);
 }
 
 bool OperationRunner::ReportsOwnChanges(const std::string& account) const {
   absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(account, "account");
-  return provider.ok() && (*provider)->Info().watch_source == "local";
+  return provider.ok() && (*provider)->Info().watch_source == adapters::WatchSource::kLocal;
 }
 
 void OperationRunner::PublishResult(const store::OperationRecord& record,
@@ -345,7 +345,7 @@ void OperationRunner::PublishResult(const store::OperationRecord& record,
   method.remove_prefix(std::min(method.size(), method.rfind('.') + 1));
   if (absl::StartsWith(method, "Delete")) {
     google::protobuf::Empty empty;
-    hub_->Publish(record.account, v1::WatchResponse::DELETED, metadata.target(), empty, "local");
+    hub_->Publish(record.account, v1::WatchResponse::DELETED, metadata.target(), empty, adapters::WatchSource::kLocal);
     return;
   }
   std::string type_name(result.type_url().substr(result.type_url().rfind('/') + 1));
@@ -363,7 +363,7 @@ void OperationRunner::PublishResult(const store::OperationRecord& record,
   hub_->Publish(record.account,
                 absl::StartsWith(method, "Create") ? v1::WatchResponse::CREATED
                                                    : v1::WatchResponse::UPDATED,
-                resource_name, *resource, "local");
+                resource_name, *resource, adapters::WatchSource::kLocal);
 }
 
 absl::StatusOr<Operation> OperationRunner::Get(const std::string& name) {

@@ -27,14 +27,15 @@ std::string WatchHub::KindOf(const google::protobuf::Message& message) {
 
 void WatchHub::Publish(absl::string_view account, v1::WatchResponse::ChangeType type,
                        absl::string_view resource_name,
-                       const google::protobuf::Message& resource, absl::string_view source) {
+                       const google::protobuf::Message& resource,
+                       adapters::WatchSource source) {
   v1::WatchResponse change;
   change.set_change_type(type);
   change.set_resource_name(std::string(resource_name));
   change.set_kind(KindOf(resource));
   change.mutable_resource()->PackFrom(resource);
   *change.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
-  change.set_source(std::string(source));
+  change.set_source(std::string(adapters::WatchSourceName(source)));
 
   absl::MutexLock publish_lock(&publish_mu_);
   // The whole WatchResponse is logged, with the account alongside, so that

@@ -46,7 +46,7 @@ class WatchHub : public adapters::ChangeSink {
   // change is still delivered live.
   void Publish(absl::string_view account, v1::WatchResponse::ChangeType type,
                absl::string_view resource_name, const google::protobuf::Message& resource,
-               absl::string_view source) override;
+               adapters::WatchSource source) override;
 
   // Registers `listener` for live changes; returns an id for Unsubscribe.
   // `on_close` runs once if the hub ends the subscription (CloseAll).

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status.h"
+#include "base/thread_role.h"
 
 namespace cloudplane::store {
 namespace {
@@ -872,6 +873,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenInMemory(Options options) {
 }
 
 absl::Status Store::CheckNotInTransaction() const {
+  // Every public method passes here: the one place the transport-thread rule
+  // (base/thread_role.h) is enforced for SQLite.
+  CheckNotOnTransportThread("store::Store");
   if (txn_thread_.load() == std::this_thread::get_id()) {
     return absl::FailedPreconditionError(
         "Store method called inside RunInTransaction; use the TxnView");

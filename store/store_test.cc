@@ -1,5 +1,9 @@
 #include "store/store.h"
 
+#include <thread>
+
+#include "base/thread_role.h"
+
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -1021,6 +1025,28 @@ TEST(CrashTest, SigkillInsideTransactionRollsItBack) {
   ASSERT_EQ(page.resources.size(), 1u);
   EXPECT_EQ(page.resources[0].id, "before");
   EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
+}
+
+// The store refuses to run on a transport thread (base/thread_role.h): a
+// test build aborts, naming the thread, so any code path that reaches SQLite
+// from the HTTP or websocket thread fails its test.
+TEST(StoreThreadTest, TouchingSqliteFromATransportThreadAborts) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::OpenInMemory());
+  ASSERT_OK(store->PutResource("a", "c", "id", "x"));
+  for (const char* name : {"http", "websocket"}) {
+    EXPECT_DEATH(
+        {
+          std::thread t([&] {
+            MarkTransportThread(name);
+            (void)store->GetResource("a", "c", "id");
+          });
+          t.join();
+        },
+        absl::StrCat("store::Store called on the ", name, " transport thread"));
+  }
+  // Other threads are fine.
+  std::thread worker([&] { EXPECT_TRUE(store->GetResource("a", "c", "id").ok()); });
+  worker.join();
 }
 
 }  // namespace

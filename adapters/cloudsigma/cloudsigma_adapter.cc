@@ -651,7 +651,7 @@ class Feed : public std::enable_shared_from_this<Feed> {
       last_[uuid] = resource;
     }
     sink_->Publish(account_->id, known ? v1::WatchResponse::UPDATED : v1::WatchResponse::CREATED,
-                   resource->name(), *resource, "push");
+                   resource->name(), *resource, WatchSource::kPush);
   }
 
   void PublishDeleted(const std::string& uuid) {
@@ -666,7 +666,7 @@ class Feed : public std::enable_shared_from_this<Feed> {
     std::string name;
     if (auto* v = dynamic_cast<v1::Volume*>(last.get())) name = v->name();
     if (auto* i = dynamic_cast<v1::Instance*>(last.get())) name = i->name();
-    sink_->Publish(account_->id, v1::WatchResponse::DELETED, name, *last, "push");
+    sink_->Publish(account_->id, v1::WatchResponse::DELETED, name, *last, WatchSource::kPush);
   }
 
   // After a reconnect: what changed while we were away is published again.
@@ -1528,7 +1528,7 @@ ProviderInfo CloudSigmaProviderInfo() {
   info.kind = "cloudsigma";
   info.display_name = "CloudSigma API 2.0";
   info.protocol = "REST/JSON over HTTPS, events over a websocket";
-  info.watch_source = "push";
+  info.watch_source = WatchSource::kPush;
   for (absl::string_view m :
        {"ListInstances", "GetInstance", "CreateInstance", "UpdateInstance", "DeleteInstance",
         "StartInstance", "StopInstance", "RebootInstance", "GetInstanceMetadata",

@@ -93,11 +93,11 @@ class RecordingSink : public ChangeSink {
  public:
   void Publish(absl::string_view account, v1::WatchResponse::ChangeType type,
                absl::string_view resource_name, const google::protobuf::Message& resource,
-               absl::string_view source) override {
+               WatchSource source) override {
     std::string state;
     if (auto* v = dynamic_cast<const v1::Volume*>(&resource)) state = v->provider_state();
     absl::MutexLock lock(&mu_);
-    changes_.push_back({type, std::string(resource_name), std::string(source), state});
+    changes_.push_back({type, std::string(resource_name), std::string(WatchSourceName(source)), state});
   }
   // Waits until some change matches.
   bool WaitFor(std::function<bool(const Change&)> pred, absl::Duration timeout = absl::Seconds(10)) {

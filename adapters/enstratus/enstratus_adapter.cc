@@ -1597,7 +1597,7 @@ ProviderInfo EnstratusProviderInfo() {
   info.display_name = "enStratus / Dell Cloud Manager";
   info.protocol = "REST/JSON over HTTPS, HMAC-SHA256 signed requests (x-esauth-*)";
   // DCM has no change feed; the server learns by reading.
-  info.watch_source = "poll";
+  info.watch_source = WatchSource::kPoll;
   for (absl::string_view m :
        {"ListInstances", "GetInstance", "CreateInstance", "DeleteInstance", "StartInstance",
         "StopInstance", "ListImages", "GetImage", "ListMachineTypes", "GetMachineType",

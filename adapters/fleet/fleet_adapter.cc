@@ -466,7 +466,7 @@ ProviderInfo FleetProviderInfo() {
   info.protocol = "REST/JSON over TCP or a unix socket";
   // fleet has no change feed; whatever the server learns, it learns by
   // reading again.
-  info.watch_source = "poll";
+  info.watch_source = WatchSource::kPoll;
   for (absl::string_view method :
        {"ListUnits", "GetUnit", "CreateUnit", "SetUnitDesiredState", "DeleteUnit",
         "ListUnitStates", "ListMachines", "GetMachine"}) {

@@ -721,7 +721,7 @@ TEST(FleetAdapterNoServer, Registration) {
   ASSERT_NE(info, nullptr);
   EXPECT_EQ(info->display_name, "CoreOS fleet v1");
   EXPECT_EQ(info->protocol, "REST/JSON over TCP or a unix socket");
-  EXPECT_EQ(info->watch_source, "poll");
+  EXPECT_EQ(info->watch_source, WatchSource::kPoll);
   EXPECT_THAT(info->supported_methods,
               ElementsAre("cloudplane.v1.UnitsService.ListUnits",
                           "cloudplane.v1.UnitsService.GetUnit",

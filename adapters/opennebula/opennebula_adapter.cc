@@ -1597,7 +1597,7 @@ ProviderInfo OpenNebulaProviderInfo() {
   info.kind = "opennebula";
   info.display_name = "OpenNebula";
   info.protocol = "XML-RPC over HTTP (oned 5.10-6.10)";
-  info.watch_source = "poll";
+  info.watch_source = WatchSource::kPoll;
   for (absl::string_view m :
        {"ListInstances", "GetInstance", "CreateInstance", "UpdateInstance", "DeleteInstance",
         "StartInstance", "StopInstance", "RebootInstance", "GetInstanceMetadata",

@@ -888,7 +888,7 @@ ProviderInfo PhantomProviderInfo() {
   info.protocol =
       "AWS Auto Scaling query API with SigV4 (Phantom or AWS dialect); Phantom REST API "
       "with tokens for sites";
-  info.watch_source = "poll";
+  info.watch_source = WatchSource::kPoll;
   for (absl::string_view method :
        {"ListLaunchTemplates", "GetLaunchTemplate", "CreateLaunchTemplate",
         "DeleteLaunchTemplate", "ListScalingGroups", "GetScalingGroup", "CreateScalingGroup",

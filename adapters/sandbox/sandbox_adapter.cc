@@ -20,7 +20,7 @@ ProviderInfo SandboxProviderInfo() {
   info.kind = "sandbox";
   info.display_name = "Built-in sandbox";
   info.protocol = "in-process";
-  info.watch_source = "local";
+  info.watch_source = WatchSource::kLocal;
   info.supported_methods = AllAdapterMethods();
   return info;
 }

@@ -61,9 +61,9 @@ class RecordingSink : public ChangeSink {
 
   void Publish(absl::string_view account, v1::WatchResponse::ChangeType type,
                absl::string_view resource_name, const google::protobuf::Message& resource,
-               absl::string_view source) override {
+               WatchSource source) override {
     Event event{type, std::string(resource_name), resource.GetDescriptor()->name(), "",
-                std::string(source)};
+                std::string(WatchSourceName(source))};
     if (const auto* instance = dynamic_cast<const v1::Instance*>(&resource)) {
       event.state = v1::Instance::State_Name(instance->state());
     } else if (const auto* volume = dynamic_cast<const v1::Volume*>(&resource)) {
@@ -233,7 +233,7 @@ TEST_F(SandboxTest, RegistersWithInfo) {
   ASSERT_NE(info, nullptr);
   EXPECT_EQ(info->display_name, "Built-in sandbox");
   EXPECT_EQ(info->protocol, "in-process");
-  EXPECT_EQ(info->watch_source, "local");
+  EXPECT_EQ(info->watch_source, WatchSource::kLocal);
   EXPECT_EQ(info->supported_methods, AllAdapterMethods());
 
   AccountSetup setup;

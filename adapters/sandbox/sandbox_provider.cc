@@ -518,7 +518,7 @@ absl::Status SandboxProvider::RunTxn(absl::FunctionRef<absl::Status(Txn&)> fn) {
 void SandboxProvider::ApplyEffects(Effects effects) {
   if (changes_ != nullptr) {
     for (const Effects::Change& change : effects.changes) {
-      changes_->Publish(account_, change.type, change.name, *change.resource, "local");
+      changes_->Publish(account_, change.type, change.name, *change.resource, WatchSource::kLocal);
     }
   }
   for (const Effects::Timer& timer : effects.timers) {

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http/curl_status.h"
+#include "base/thread_role.h"
 
 namespace cloudplane::http {
 namespace {
@@ -181,6 +182,7 @@ struct HttpTransport::Impl {
 };
 
 void HttpTransport::Impl::Run(std::shared_ptr<Impl> self) {
+  MarkTransportThread("http");
   std::vector<std::unique_ptr<Transfer>> incoming;
   bool stop = false;
   while (!stop) {

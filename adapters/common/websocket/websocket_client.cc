@@ -1,5 +1,7 @@
 #include "adapters/common/websocket/websocket_client.h"
 
+#include "base/thread_role.h"
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -42,6 +44,7 @@ struct Context {
   Context() {
     std::atomic<bool> started{false};
     thread = std::thread([this, &started] {
+      MarkTransportThread("websocket");
       thread_id = std::this_thread::get_id();
       started = true;
       ioc.run();

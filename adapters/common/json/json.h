@@ -1,0 +1,42 @@
+// RapidJSON helpers shared by the JSON adapters (fleet, CloudSigma,
+// enStratus, Phantom's REST API): one way to parse a provider body, one error
+// for a body that is not what the protocol promises, one member lookup.
+//
+// Every parse validates UTF-8, so no invalid string reaches a proto string
+// field from here.
+#ifndef CLOUDPLANE_ADAPTERS_COMMON_JSON_JSON_H_
+#define CLOUDPLANE_ADAPTERS_COMMON_JSON_JSON_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "rapidjson/document.h"
+
+namespace cloudplane::json {
+
+// INTERNAL with ErrorInfo reason PROVIDER_MALFORMED_RESPONSE and the message
+// "<provider> sent malformed JSON: <detail>". `detail` names keys and
+// offsets, never values.
+absl::Status Malformed(absl::string_view provider, absl::string_view detail);
+
+struct ParseOptions {
+  // Accept `[1,2,]` and `{"a":1,}` (one recorded CloudSigma dump has one).
+  bool trailing_commas = false;
+};
+
+// Parses `body` into `doc`; Malformed (naming the error and its offset) when
+// it is not JSON or not valid UTF-8.
+absl::Status Parse(absl::string_view body, absl::string_view provider, rapidjson::Document& doc,
+                   ParseOptions options = {});
+
+// Member `key` of `obj`; nullptr when `obj` is not an object, or the member is
+// absent or null (providers omit empty fields or send null for them alike).
+const rapidjson::Value* Member(const rapidjson::Value& obj, const char* key);
+
+// Compact JSON text of `value`.
+std::string Serialize(const rapidjson::Value& value);
+
+}  // namespace cloudplane::json
+
+#endif  // CLOUDPLANE_ADAPTERS_COMMON_JSON_JSON_H_

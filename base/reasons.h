@@ -1,0 +1,84 @@
+// The ErrorInfo reasons cloudplane sends, in one place.
+//
+// Every error that leaves the server carries a google.rpc.ErrorInfo whose
+// `reason` is one of these (domain "cloudplane.dev"); clients may branch on
+// them, so a reason is never renamed once released. The same list is the
+// enum cloudplane.v1.ErrorReason (proto/cloudplane/v1/errors.proto) for
+// clients in other languages; reasons_test.cc keeps the two equal.
+//
+// A reason says what went wrong more precisely than the status code; where
+// the code says it all, the reason still names the situation (FIELD_INVALID,
+// not INVALID_ARGUMENT).
+#ifndef CLOUDPLANE_BASE_REASONS_H_
+#define CLOUDPLANE_BASE_REASONS_H_
+
+#include "absl/strings/string_view.h"
+
+namespace cloudplane::reasons {
+
+// ---- The request ----------------------------------------------------------
+// A field of the request is invalid; BadRequest names it (INVALID_ARGUMENT).
+inline constexpr absl::string_view kFieldInvalid = "FIELD_INVALID";
+// The request_id was used before for a different request (ALREADY_EXISTS).
+inline constexpr absl::string_view kRequestIdReused = "REQUEST_ID_REUSED";
+// The account does not exist (NOT_FOUND) or failed to configure
+// (FAILED_PRECONDITION), or a required account option is missing.
+inline constexpr absl::string_view kAccountNotFound = "ACCOUNT_NOT_FOUND";
+inline constexpr absl::string_view kAccountUnusable = "ACCOUNT_UNUSABLE";
+inline constexpr absl::string_view kAccountOptionMissing = "ACCOUNT_OPTION_MISSING";
+// The account's provider does not support the method (UNIMPLEMENTED).
+inline constexpr absl::string_view kCapabilityUnsupported = "CAPABILITY_UNSUPPORTED";
+// The caller's deadline passed (DEADLINE_EXCEEDED).
+inline constexpr absl::string_view kCallDeadlineExceeded = "CALL_DEADLINE_EXCEEDED";
+
+// ---- Resources -------------------------------------------------------------
+inline constexpr absl::string_view kResourceNotFound = "RESOURCE_NOT_FOUND";
+inline constexpr absl::string_view kResourceAlreadyExists = "RESOURCE_ALREADY_EXISTS";
+// The resource is in a state that does not allow the call (FAILED_PRECONDITION).
+inline constexpr absl::string_view kWrongState = "WRONG_STATE";
+// The resource is still being made or changed; try again (UNAVAILABLE or
+// FAILED_PRECONDITION).
+inline constexpr absl::string_view kResourceNotReady = "RESOURCE_NOT_READY";
+// Someone else changed the resource meanwhile (ABORTED).
+inline constexpr absl::string_view kConcurrentModification = "CONCURRENT_MODIFICATION";
+
+// ---- Operations ------------------------------------------------------------
+// The operation did not finish within operation_timeout (DEADLINE_EXCEEDED).
+inline constexpr absl::string_view kOperationTimeout = "OPERATION_TIMEOUT";
+// A client cancelled the operation (CANCELLED).
+inline constexpr absl::string_view kOperationCancelled = "OPERATION_CANCELLED";
+// The operation is not done / already done for what was asked (FAILED_PRECONDITION).
+inline constexpr absl::string_view kOperationRunning = "OPERATION_RUNNING";
+inline constexpr absl::string_view kOperationDone = "OPERATION_DONE";
+// The stored progress of an operation cannot be read (DATA_LOSS).
+inline constexpr absl::string_view kOperationStateUnreadable = "OPERATION_STATE_UNREADABLE";
+
+// ---- The provider ----------------------------------------------------------
+// Could not reach the provider, or it answered 5xx/429 (UNAVAILABLE).
+inline constexpr absl::string_view kProviderUnavailable = "PROVIDER_UNAVAILABLE";
+// The provider refused the account's credentials (UNAUTHENTICATED) or their
+// rights (PERMISSION_DENIED).
+inline constexpr absl::string_view kProviderUnauthenticated = "PROVIDER_UNAUTHENTICATED";
+inline constexpr absl::string_view kProviderPermissionDenied = "PROVIDER_PERMISSION_DENIED";
+// The provider answered something its protocol does not allow (INTERNAL).
+inline constexpr absl::string_view kProviderMalformedResponse = "PROVIDER_MALFORMED_RESPONSE";
+// The provider reported an error of its own; metadata carries its code.
+inline constexpr absl::string_view kProviderError = "PROVIDER_ERROR";
+// A provider job (DCM) or provider-side work ended in failure.
+inline constexpr absl::string_view kProviderJobFailed = "PROVIDER_JOB_FAILED";
+// The resource entered a failure state at the provider (OpenNebula *_FAILURE).
+inline constexpr absl::string_view kProviderFailureState = "PROVIDER_FAILURE_STATE";
+// The provider changed the resource in a way the operation did not ask for.
+inline constexpr absl::string_view kProviderStateChanged = "PROVIDER_STATE_CHANGED";
+// The account's balance does not cover the request (CloudSigma).
+inline constexpr absl::string_view kInsufficientFunds = "INSUFFICIENT_FUNDS";
+
+// ---- The server itself -----------------------------------------------------
+// The state database failed (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS).
+inline constexpr absl::string_view kStateStoreFailed = "STATE_STORE_FAILED";
+// Anything else (INTERNAL); a bug.
+inline constexpr absl::string_view kInternal = "INTERNAL_ERROR";
+
+}  // namespace cloudplane::reasons
+
+#endif  // CLOUDPLANE_BASE_REASONS_H_
