@@ -76,6 +76,9 @@ inline constexpr absl::string_view kInsufficientFunds = "INSUFFICIENT_FUNDS";
 // ---- The server itself -----------------------------------------------------
 // The state database failed (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS).
 inline constexpr absl::string_view kStateStoreFailed = "STATE_STORE_FAILED";
+// The server is stopping; the call may be retried with the same request_id
+// once it is back (UNAVAILABLE).
+inline constexpr absl::string_view kServerShuttingDown = "SERVER_SHUTTING_DOWN";
 // Anything else (INTERNAL); a bug.
 inline constexpr absl::string_view kInternal = "INTERNAL_ERROR";
 

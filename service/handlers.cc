@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "adapters/dispatch.h"
 #include "adapters/common/paging/paging.h"
 #include "base/errors.h"
 #include "base/status.h"
@@ -116,6 +117,26 @@ grpc::ServerUnaryReactor* HandleRead(
   return reactor;
 }
 
+// The answer to a validate_only request that passed: an Operation that is
+// already finished and was never stored.
+Operation ValidatedOperation(const std::string& full_method, const std::string& account,
+                             const std::string& target) {
+  Operation op;
+  absl::BitGen gen;
+  op.set_name(absl::StrFormat("operations/validate-only-%016x", absl::Uniform<uint64_t>(gen)));
+  op.set_done(true);
+  op.mutable_response()->PackFrom(Empty());
+  v1::OperationMetadata metadata;
+  metadata.set_target(target);
+  metadata.set_method(full_method);
+  metadata.set_account(absl::StrCat("accounts/", account));
+  metadata.set_status_detail("validated only; nothing was changed");
+  *metadata.mutable_create_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  *metadata.mutable_end_time() = metadata.create_time();
+  op.mutable_metadata()->PackFrom(metadata);
+  return op;
+}
+
 template <typename Request>
 grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
                                          grpc::CallbackServerContext* ctx,
@@ -132,21 +153,27 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
     return reactor;
   }
   if (request->validate_only()) {
-    // Checked, not done: an Operation that is already finished, not stored.
-    absl::BitGen gen;
-    response->set_name(absl::StrFormat("operations/validate-only-%016x",
-                                       absl::Uniform<uint64_t>(gen)));
-    response->set_done(true);
-    response->mutable_response()->PackFrom(Empty());
-    v1::OperationMetadata metadata;
-    metadata.set_target(routed.target);
-    metadata.set_method(full_method);
-    metadata.set_account(absl::StrCat("accounts/", routed.account));
-    metadata.set_status_detail("validated only; nothing was changed");
-    *metadata.mutable_create_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
-    *metadata.mutable_end_time() = metadata.create_time();
-    response->mutable_metadata()->PackFrom(metadata);
-    reactor->Finish(grpc::Status::OK);
+    // Checked, not done: the adapter runs its local checks (no provider I/O)
+    // and a pass is an Operation that is already finished and not stored.
+    cc.validate_only = true;
+    google::protobuf::Any packed;
+    packed.PackFrom(*request);
+    auto answer = std::make_shared<adapters::Callback<adapters::MutationProgress>>(
+        [reactor, response, target = routed.target, full_method,
+         account = routed.account](absl::StatusOr<adapters::MutationProgress> checked) {
+          if (!checked.ok()) {
+            reactor->Finish(ToGrpcStatus(checked.status()));
+            return;
+          }
+          *response = ValidatedOperation(full_method, account, target);
+          reactor->Finish(grpc::Status::OK);
+        });
+    absl::Status dispatched = adapters::DispatchMutation(
+        full_method, **provider, cc, packed,
+        [answer](absl::StatusOr<adapters::MutationProgress> checked) {
+          std::move(*answer)(std::move(checked));
+        });
+    if (!dispatched.ok()) std::move(*answer)(dispatched);
     return reactor;
   }
   context.runner->Start(full_method, routed.account, routed.target, *request,
@@ -490,37 +517,6 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
 };
 
 }  // namespace
-
-absl::Status DispatchMutation(const std::string& method, adapters::Provider& provider,
-                              const adapters::CallContext& ctx,
-                              const google::protobuf::Any& request,
-                              adapters::Callback<adapters::MutationProgress> done) {
-  using Dispatch = absl::Status (*)(adapters::Provider&, const adapters::CallContext&,
-                                    const google::protobuf::Any&,
-                                    adapters::Callback<adapters::MutationProgress>&);
-  static const auto* const kTable = new absl::flat_hash_map<std::string, Dispatch>{
-#define CP_READ(Service, Method, Request, Response)
-#define CP_MUTATION(Service, Method, Request, Result)                                   \
-  {adapters::FullMethodName(#Service, #Method),                                         \
-   [](adapters::Provider& p, const adapters::CallContext& c, const google::protobuf::Any& a, \
-      adapters::Callback<adapters::MutationProgress>& cb) -> absl::Status {            \
-     v1::Request typed;                                                                 \
-     if (!a.UnpackTo(&typed)) {                                                         \
-       return absl::InvalidArgumentError("stored request is not a " #Request);         \
-     }                                                                                  \
-     p.Method(c, typed, std::move(cb));                                                 \
-     return absl::OkStatus();                                                           \
-   }},
-#include "adapters/api_methods.inc"
-#undef CP_READ
-#undef CP_MUTATION
-  };
-  auto it = kTable->find(method);
-  if (it == kTable->end()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown mutation ", method));
-  }
-  return it->second(provider, ctx, request, done);
-}
 
 std::vector<std::unique_ptr<grpc::Service>> MakeServices(const ServiceContext& context) {
   std::vector<std::unique_ptr<grpc::Service>> services;

@@ -91,7 +91,7 @@ int Run() {
     return 1;
   }
   EventLoop loop;
-  service::WatchHub hub(store->get());
+  service::WatchHub hub(store->get(), &loop);
   adapters::AdapterRegistry registry;
   if (absl::Status status = adapters::RegisterBuiltinAdapters(registry); !status.ok()) {
     std::cerr << "cloudplaned: " << status << "\n";

@@ -9,7 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "adapters/dispatch.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "cloudplane/v1/common.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/empty.pb.h"
@@ -194,14 +196,34 @@ void OperationRunner::Drive(store::OperationRecord record, Accepted accepted) {
   // The callback is moved into the dispatch; keep a handle for the case where
   // dispatch fails before calling it.
   auto shared_accepted = std::make_shared<Accepted>(std::move(accepted));
-  absl::Status dispatched = DispatchMutation(
+  absl::Status dispatched = adapters::DispatchMutation(
       record.method, **provider, ctx, request,
       [this, name, shared_accepted](absl::StatusOr<adapters::MutationProgress> progress) {
-        OnProgress(name, 0, std::move(progress), std::move(*shared_accepted));
+        PostProgress(name, 0, std::move(progress), std::move(*shared_accepted));
       });
   if (!dispatched.ok()) {
     accepted = std::move(*shared_accepted);
     fail(dispatched);
+  }
+}
+
+void OperationRunner::PostProgress(const std::string& name, int attempt,
+                                   absl::StatusOr<adapters::MutationProgress> progress,
+                                   Accepted accepted) {
+  // Adapters answer on whatever thread their transport runs (the HTTP
+  // thread, mostly), which must never wait on SQLite: the progress is
+  // recorded on the loop.
+  auto shared_accepted = std::make_shared<Accepted>(std::move(accepted));
+  bool posted = loop_->Post([this, name, attempt, progress = std::move(progress),
+                             shared_accepted]() mutable {
+    OnProgress(name, attempt, std::move(progress), std::move(*shared_accepted));
+  });
+  if (!posted && *shared_accepted) {
+    // The loop is shutting down: the operation stays recorded as it was and
+    // resumes at the next start, where the same request_id finds it.
+    std::move(*shared_accepted)(WithErrorInfo(
+        absl::UnavailableError("the server is shutting down; retry with the same request_id"),
+        reasons::kServerShuttingDown));
   }
 }
 
@@ -296,7 +318,7 @@ void OperationRunner::Poll(const std::string& name, int attempt) {
   adapters::CallContext ctx = ContextFor(*record, std::min(deadline, absl::Now() + kMaxCallTime));
   (*provider)->PollOperation(ctx, record->poll_token,
                              [this, name, attempt](absl::StatusOr<adapters::MutationProgress> p) {
-                               OnProgress(name, attempt, std::move(p));
+                               PostProgress(name, attempt, std::move(p), nullptr);
                              });
 }
 

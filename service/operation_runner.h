@@ -91,6 +91,10 @@ class OperationRunner {
   using Accepted = adapters::Callback<google::longrunning::Operation>;
   // `accepted`, when set, is answered with the first provider response.
   void Drive(store::OperationRecord record, Accepted accepted);
+  // Hands a provider's answer to OnProgress on the event loop.
+  void PostProgress(const std::string& name, int attempt,
+                    absl::StatusOr<adapters::MutationProgress> progress, Accepted accepted);
+  // Runs on the event loop only.
   void OnProgress(const std::string& name, int attempt,
                   absl::StatusOr<adapters::MutationProgress> progress,
                   Accepted accepted = nullptr);
@@ -119,14 +123,6 @@ class OperationRunner {
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
 };
-
-// Calls the Provider method named `method` with `request` unpacked into its
-// request type. INVALID_ARGUMENT for an unknown method or a request of the
-// wrong type. Defined in handlers.cc next to the other api_methods.inc uses.
-absl::Status DispatchMutation(const std::string& method, adapters::Provider& provider,
-                              const adapters::CallContext& ctx,
-                              const google::protobuf::Any& request,
-                              adapters::Callback<adapters::MutationProgress> done);
 
 }  // namespace cloudplane::service
 

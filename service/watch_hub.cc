@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/thread_role.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace cloudplane::service {
@@ -19,7 +20,7 @@ bool WatchFilter::Matches(absl::string_view change_account, absl::string_view ki
   return kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
 }
 
-WatchHub::WatchHub(store::Store* store) : store_(store) {}
+WatchHub::WatchHub(store::Store* store, EventLoop* loop) : store_(store), loop_(loop) {}
 
 std::string WatchHub::KindOf(const google::protobuf::Message& message) {
   return message.GetDescriptor()->name();
@@ -36,7 +37,18 @@ void WatchHub::Publish(absl::string_view account, v1::WatchResponse::ChangeType 
   change.mutable_resource()->PackFrom(resource);
   *change.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
   change.set_source(std::string(adapters::WatchSourceName(source)));
+  if (TransportThreadName() != nullptr && loop_ != nullptr) {
+    loop_->Post([this, account = std::string(account), change = std::move(change)]() mutable {
+      Append(std::move(account), std::move(change));
+    });
+    return;
+  }
+  Append(std::string(account), std::move(change));
+}
 
+void WatchHub::Append(std::string account, v1::WatchResponse change) {
+  const std::string& resource_name = change.resource_name();
+  const v1::WatchResponse::ChangeType type = change.change_type();
   absl::MutexLock publish_lock(&publish_mu_);
   // The whole WatchResponse is logged, with the account alongside, so that
   // replay returns exactly what live subscribers saw.

@@ -8,9 +8,13 @@
 // live delivery are dropped by sequence number in the subscriber itself, so
 // delivery is at least once and ordered.
 //
-// Thread-safety: all methods may be called from any thread. Subscriber
-// callbacks run on the publishing thread, under no lock of the hub's callers,
-// and must not block.
+// Thread-safety: all methods may be called from any thread. A Publish made on
+// a transport thread (a provider's push feed on the websocket thread) is
+// posted to the EventLoop, because appending to the log is a SQLite commit
+// (base/thread_role.h); changes posted from one thread keep their order.
+// Other publishers append and deliver on their own thread. Subscriber
+// callbacks run on the thread that appends, under no lock of the hub's
+// callers, and must not block.
 #ifndef CLOUDPLANE_SERVICE_WATCH_HUB_H_
 #define CLOUDPLANE_SERVICE_WATCH_HUB_H_
 
@@ -24,6 +28,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/provider.h"
+#include "base/event_loop.h"
 #include "cloudplane/v1/watch.pb.h"
 #include "store/store.h"
 
@@ -40,7 +45,9 @@ class WatchHub : public adapters::ChangeSink {
  public:
   using Listener = absl::AnyInvocable<void(const v1::WatchResponse&)>;
 
-  explicit WatchHub(store::Store* store);
+  // `loop` runs the publishes made on transport threads; nullptr only in
+  // tests that publish from ordinary threads.
+  WatchHub(store::Store* store, EventLoop* loop);
 
   // adapters::ChangeSink. Errors appending to the log are logged and the
   // change is still delivered live.
@@ -78,7 +85,11 @@ class WatchHub : public adapters::ChangeSink {
     std::shared_ptr<Listener> listener;
     absl::AnyInvocable<void()> on_close;
   };
+  // Appends `change` to the log and delivers it.
+  void Append(std::string account, v1::WatchResponse change);
+
   store::Store* const store_;
+  EventLoop* const loop_;
   absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);

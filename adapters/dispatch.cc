@@ -1,0 +1,51 @@
+#include "adapters/dispatch.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+
+namespace cloudplane::adapters {
+namespace {
+
+using google::protobuf::Empty;
+
+using Dispatch = absl::Status (*)(Provider&, const CallContext&, const google::protobuf::Any&,
+                                  Callback<MutationProgress>&);
+
+const absl::flat_hash_map<std::string, Dispatch>& Table() {
+  static const auto* const kTable = new absl::flat_hash_map<std::string, Dispatch>{
+#define CP_READ(Service, Method, Request, Response)
+#define CP_MUTATION(Service, Method, Request, Result)                                    \
+  {FullMethodName(#Service, #Method),                                                    \
+   [](Provider& p, const CallContext& c, const google::protobuf::Any& a,                 \
+      Callback<MutationProgress>& cb) -> absl::Status {                                  \
+     v1::Request typed;                                                                  \
+     if (!a.UnpackTo(&typed)) {                                                          \
+       return absl::InvalidArgumentError("stored request is not a " #Request);          \
+     }                                                                                   \
+     p.Method(c, typed, std::move(cb));                                                  \
+     return absl::OkStatus();                                                            \
+   }},
+#include "adapters/api_methods.inc"
+#undef CP_READ
+#undef CP_MUTATION
+  };
+  return *kTable;
+}
+
+}  // namespace
+
+absl::Status DispatchMutation(const std::string& method, Provider& provider,
+                              const CallContext& ctx, const google::protobuf::Any& request,
+                              Callback<MutationProgress> done) {
+  auto it = Table().find(method);
+  if (it == Table().end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown mutation ", method));
+  }
+  return it->second(provider, ctx, request, done);
+}
+
+bool IsMutation(const std::string& method) { return Table().contains(method); }
+
+}  // namespace cloudplane::adapters

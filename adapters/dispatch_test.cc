@@ -1,0 +1,74 @@
+#include "adapters/dispatch.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters {
+namespace {
+
+class RecordingProvider : public Provider {
+ public:
+  const ProviderInfo& Info() const override { return info_; }
+  void CreateInstance(const CallContext& ctx, const v1::CreateInstanceRequest& request,
+                      Callback<MutationProgress> done) override {
+    seen_id = request.instance_id();
+    seen_validate_only = ctx.validate_only;
+    MutationProgress p;
+    p.done = true;
+    std::move(done)(p);
+  }
+  std::string seen_id;
+  bool seen_validate_only = false;
+
+ private:
+  ProviderInfo info_;
+};
+
+TEST(DispatchTest, UnpacksAndCallsTheNamedMethod) {
+  RecordingProvider provider;
+  v1::CreateInstanceRequest request;
+  request.set_instance_id("web-1");
+  google::protobuf::Any packed;
+  packed.PackFrom(request);
+  CallContext ctx;
+  ctx.validate_only = true;
+  bool called = false;
+  ASSERT_TRUE(DispatchMutation("cloudplane.v1.ComputeService.CreateInstance", provider, ctx,
+                               packed,
+                               [&](absl::StatusOr<MutationProgress> p) { called = p.ok(); })
+                  .ok());
+  EXPECT_TRUE(called);
+  EXPECT_EQ(provider.seen_id, "web-1");
+  EXPECT_TRUE(provider.seen_validate_only);
+}
+
+TEST(DispatchTest, UnknownMethodAndWrongTypeAreRefusedWithoutACall) {
+  RecordingProvider provider;
+  google::protobuf::Any packed;
+  packed.PackFrom(v1::DeleteInstanceRequest());
+  bool called = false;
+  auto cb = [&](absl::StatusOr<MutationProgress>) { called = true; };
+  EXPECT_EQ(DispatchMutation("cloudplane.v1.ComputeService.CreateInstance", provider, {}, packed,
+                             cb)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DispatchMutation("cloudplane.v1.ComputeService.GetInstance", provider, {}, packed, cb)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(called);
+}
+
+TEST(DispatchTest, IsMutationFollowsTheMethodTable) {
+  EXPECT_TRUE(IsMutation("cloudplane.v1.ComputeService.CreateInstance"));
+  EXPECT_TRUE(IsMutation("cloudplane.v1.UnitsService.SetUnitDesiredState"));
+  EXPECT_FALSE(IsMutation("cloudplane.v1.ComputeService.ListInstances"));
+  // Every method of the table is either a mutation or a read.
+  int mutations = 0;
+  for (const std::string& m : AllAdapterMethods()) mutations += IsMutation(m);
+  EXPECT_GT(mutations, 20);
+  EXPECT_LT(mutations, static_cast<int>(AllAdapterMethods().size()));
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters

@@ -1,0 +1,266 @@
+#include "service/operation_runner.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "base/errors.h"
+#include "cloudplane/v1/common.pb.h"
+#include "gtest/gtest.h"
+#include "service/runner_test_support.h"
+#include "store/store.h"
+
+namespace cloudplane::service {
+namespace {
+
+using google::longrunning::Operation;
+using testing::ScriptedProvider;
+
+constexpr char kCreate[] = "cloudplane.v1.ComputeService.CreateInstance";
+
+class OperationRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = store::Store::OpenInMemory();
+    ASSERT_TRUE(opened.ok());
+    store_ = *std::move(opened);
+    hub_ = std::make_unique<WatchHub>(store_.get(), &loop_);
+    adapters::ProviderInfo info;
+    info.kind = "scripted";
+    ASSERT_TRUE(registry_
+                    .Register(info,
+                              [this](const adapters::AccountSetup&)
+                                  -> absl::StatusOr<std::unique_ptr<adapters::Provider>> {
+                                auto p = std::make_unique<ScriptedProvider>();
+                                provider_ = p.get();
+                                return p;
+                              })
+                    .ok());
+    config::v1::ServerConfig config;
+    auto* account = config.add_accounts();
+    account->set_id("a");
+    account->set_provider("scripted");
+    adapters::AccountSetup shared;
+    shared.loop = &loop_;
+    accounts_ = AccountTable::Create(config, registry_, shared);
+    ASSERT_NE(provider_, nullptr);
+  }
+
+  void TearDown() override {
+    for (auto& runner : runners_) runner->Shutdown();
+    loop_.Shutdown();
+  }
+
+  OperationRunner& Runner(absl::Duration timeout = absl::Seconds(30)) {
+    OperationRunner::Options options;
+    options.operation_timeout = timeout;
+    options.first_poll = absl::Milliseconds(5);
+    options.max_poll = absl::Milliseconds(20);
+    // Runners stay alive until the loop has stopped: their timers point at them.
+    runners_.push_back(std::make_unique<OperationRunner>(store_.get(), &loop_, hub_.get(),
+                                                         accounts_.get(), options));
+    return *runners_.back();
+  }
+
+  static v1::CreateInstanceRequest Request(const std::string& id, const std::string& request_id) {
+    v1::CreateInstanceRequest r;
+    r.set_parent("accounts/a");
+    r.set_instance_id(id);
+    r.set_request_id(request_id);
+    return r;
+  }
+
+  absl::StatusOr<Operation> Start(OperationRunner& runner, const v1::CreateInstanceRequest& r) {
+    absl::Notification answered;
+    absl::StatusOr<Operation> result = absl::UnknownError("not answered");
+    runner.Start(kCreate, "a", "accounts/a/instances/" + r.instance_id(), r, r.request_id(),
+                 [&](absl::StatusOr<Operation> op) {
+                   result = std::move(op);
+                   answered.Notify();
+                 });
+    answered.WaitForNotification();
+    return result;
+  }
+
+  Operation WaitDone(OperationRunner& runner, const std::string& name,
+                     absl::Duration at_most = absl::Seconds(10)) {
+    absl::Notification answered;
+    absl::StatusOr<Operation> result = absl::UnknownError("not answered");
+    runner.Wait(name, absl::Now() + at_most, [&](absl::StatusOr<Operation> op) {
+      result = std::move(op);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : Operation();
+  }
+
+  EventLoop loop_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<WatchHub> hub_;
+  adapters::AdapterRegistry registry_;
+  std::unique_ptr<AccountTable> accounts_;
+  ScriptedProvider* provider_ = nullptr;
+  std::vector<std::unique_ptr<OperationRunner>> runners_;
+};
+
+TEST_F(OperationRunnerTest, AcceptedThenPolledToDoneFromATransportThread) {
+  OperationRunner& runner = Runner();
+  provider_->QueuePoll(ScriptedProvider::Pending("t2"));
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  EXPECT_FALSE(op->done());
+  Operation done = WaitDone(runner, op->name());
+  ASSERT_TRUE(done.done());
+  v1::Instance instance;
+  ASSERT_TRUE(done.response().UnpackTo(&instance));
+  EXPECT_EQ(instance.state(), v1::Instance::RUNNING);
+  EXPECT_EQ(provider_->polls.load(), 2);
+  EXPECT_EQ(provider_->last_token(), "t2");  // the newest token is what is polled
+  absl::StatusOr<store::OperationRecord> stored = store_->GetOperation(op->name());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->op.done());
+  EXPECT_TRUE(stored->poll_token.empty());
+}
+
+TEST_F(OperationRunnerTest, RefusalLeavesNoOperationAndFreesTheRequestId) {
+  OperationRunner& runner = Runner();
+  provider_->create_answer = InvalidField("instance_id", "bad");
+  absl::StatusOr<Operation> refused = Start(runner, Request("web-1", "r1"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  auto page = store_->ListOperations({});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->records.empty());
+  provider_->create_answer = ScriptedProvider::Pending();
+  absl::StatusOr<Operation> accepted = Start(runner, Request("web-1", "r1"));
+  EXPECT_TRUE(accepted.ok()) << accepted.status();
+}
+
+TEST_F(OperationRunnerTest, RequestIdReturnsTheFirstOperationOrRefusesAnotherRequest) {
+  OperationRunner& runner = Runner();
+  absl::StatusOr<Operation> first = Start(runner, Request("web-1", "same"));
+  ASSERT_TRUE(first.ok());
+  absl::StatusOr<Operation> again = Start(runner, Request("web-1", "same"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->name(), first->name());
+  EXPECT_EQ(provider_->creates.load(), 1);
+  absl::StatusOr<Operation> other = Start(runner, Request("web-2", "same"));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(GetErrorInfo(other.status())->reason(), "REQUEST_ID_REUSED");
+}
+
+TEST_F(OperationRunnerTest, TransientPollErrorsKeepPollingAFailureEndsIt) {
+  OperationRunner& runner = Runner();
+  provider_->QueuePoll(absl::UnavailableError("503"));
+  provider_->QueuePoll(absl::DeadlineExceededError("slow"));
+  absl::StatusOr<Operation> ok_op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(ok_op.ok());
+  Operation done = WaitDone(runner, ok_op->name());
+  EXPECT_FALSE(done.has_error()) << done.error().message();
+  EXPECT_EQ(provider_->polls.load(), 3);
+
+  provider_->QueuePoll(absl::FailedPreconditionError("the provider says no"));
+  absl::StatusOr<Operation> failing = Start(runner, Request("web-2", ""));
+  ASSERT_TRUE(failing.ok());
+  Operation failed = WaitDone(runner, failing->name());
+  ASSERT_TRUE(failed.has_error());
+  EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(OperationRunnerTest, TimeoutFailsWithOperationTimeout) {
+  OperationRunner& runner = Runner(absl::Milliseconds(200));
+  for (int i = 0; i < 1000; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  Operation done = WaitDone(runner, op->name());
+  ASSERT_TRUE(done.has_error());
+  EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(OperationRunnerTest, CancelEndsTheOperationAndStopsPolling) {
+  OperationRunner& runner = Runner();
+  for (int i = 0; i < 10000; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  ASSERT_TRUE(runner.Cancel(op->name()).ok());
+  absl::StatusOr<Operation> cancelled = runner.Get(op->name());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_TRUE(cancelled->done());
+  EXPECT_EQ(cancelled->error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_EQ(runner.Cancel(op->name()).code(), absl::StatusCode::kFailedPrecondition);
+  absl::SleepFor(absl::Milliseconds(100));  // a poll in flight may still land
+  const int polls = provider_->polls.load();
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(provider_->polls.load(), polls);
+  EXPECT_TRUE(runner.Delete(op->name()).ok());
+  EXPECT_EQ(runner.Get(op->name()).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OperationRunnerTest, DeleteRefusesARunningOperation) {
+  OperationRunner& runner = Runner();
+  for (int i = 0; i < 10000; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(runner.Delete(op->name()).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(OperationRunnerTest, WaitAnswersAtItsDeadlineWithTheOperationAsItIs) {
+  OperationRunner& runner = Runner();
+  for (int i = 0; i < 10000; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  absl::Time before = absl::Now();
+  Operation waited = WaitDone(runner, op->name(), absl::Milliseconds(150));
+  EXPECT_FALSE(waited.done());
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(140));
+}
+
+TEST_F(OperationRunnerTest, ShutdownAnswersWaitersAndAnotherRunnerResumes) {
+  OperationRunner& first = Runner();
+  for (int i = 0; i < 3; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
+  absl::StatusOr<Operation> op = Start(first, Request("web-1", "resume-me"));
+  ASSERT_TRUE(op.ok());
+  absl::Notification answered;
+  first.Wait(op->name(), absl::Now() + absl::Seconds(30), [&](absl::StatusOr<Operation> current) {
+    EXPECT_TRUE(current.ok());
+    answered.Notify();
+  });
+  first.Shutdown();
+  EXPECT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(store_->GetOperation(op->name())->op.done());
+
+  // A new runner over the same store (a restart) finishes it.
+  OperationRunner& second = Runner();
+  second.ResumeUnfinished();
+  Operation done = WaitDone(second, op->name());
+  EXPECT_TRUE(done.done());
+  EXPECT_FALSE(done.has_error());
+  absl::StatusOr<Operation> replay = Start(second, Request("web-1", "resume-me"));
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->name(), op->name());
+}
+
+TEST_F(OperationRunnerTest, ProgressIsPublishedOnTheWatchHub) {
+  OperationRunner& runner = Runner();
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitDone(runner, op->name());
+  int64_t scanned = 0;
+  WatchFilter all{"-", {}};
+  auto changes = hub_->Replay(all, 0, 100, &scanned);
+  ASSERT_TRUE(changes.ok());
+  // CREATED (accepted), UPDATED (submitted), UPDATED (done), and the Instance
+  // the operation made (the scripted provider does not report its own).
+  int operation_events = 0, instance_events = 0;
+  for (const v1::WatchResponse& c : *changes) {
+    if (c.kind() == "Operation" && c.resource_name() == op->name()) ++operation_events;
+    if (c.kind() == "Instance") ++instance_events;
+  }
+  EXPECT_EQ(operation_events, 3);
+  EXPECT_EQ(instance_events, 1);
+}
+
+}  // namespace
+}  // namespace cloudplane::service

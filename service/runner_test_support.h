@@ -1,0 +1,134 @@
+// A scriptable Provider for tests of the operation runner: it answers from
+// its own thread, marked as a transport thread (base/thread_role.h), as the
+// HTTP adapters do, so a runner that touched the store in a provider's
+// completion would abort the test.
+#ifndef CLOUDPLANE_SERVICE_RUNNER_TEST_SUPPORT_H_
+#define CLOUDPLANE_SERVICE_RUNNER_TEST_SUPPORT_H_
+
+#include <atomic>
+#include <deque>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "adapters/provider.h"
+#include "base/thread_role.h"
+
+namespace cloudplane::service::testing {
+
+class ScriptedProvider : public adapters::Provider {
+ public:
+  ScriptedProvider() {
+    info_.kind = "scripted";
+    info_.watch_source = adapters::WatchSource::kPoll;
+    info_.supported_methods = {adapters::FullMethodName("ComputeService", "CreateInstance")};
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ScriptedProvider() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  const adapters::ProviderInfo& Info() const override { return info_; }
+
+  // What CreateInstance answers (default: pending with token "t").
+  absl::StatusOr<adapters::MutationProgress> create_answer = Pending();
+  // What the polls answer, in order; when empty, a finished Instance.
+  void QueuePoll(absl::StatusOr<adapters::MutationProgress> answer) {
+    absl::MutexLock lock(&mu_);
+    polls_.push_back(std::move(answer));
+  }
+
+  void CreateInstance(const adapters::CallContext& ctx, const v1::CreateInstanceRequest& request,
+                      adapters::Callback<adapters::MutationProgress> done) override {
+    creates.fetch_add(1);
+    if (ctx.validate_only) ++validate_only_calls;
+    Answer(create_answer, std::move(done));
+  }
+
+  void PollOperation(const adapters::CallContext& ctx, const std::string& poll_token,
+                     adapters::Callback<adapters::MutationProgress> done) override {
+    polls.fetch_add(1);
+    absl::StatusOr<adapters::MutationProgress> answer = FinishedInstance();
+    {
+      absl::MutexLock lock(&mu_);
+      last_token_ = poll_token;
+      if (!polls_.empty()) {
+        answer = std::move(polls_.front());
+        polls_.pop_front();
+      }
+    }
+    Answer(std::move(answer), std::move(done));
+  }
+
+  std::string last_token() {
+    absl::MutexLock lock(&mu_);
+    return last_token_;
+  }
+
+  static adapters::MutationProgress Pending(std::string token = "t") {
+    adapters::MutationProgress p;
+    p.poll_token = std::move(token);
+    p.detail = "working";
+    return p;
+  }
+  static adapters::MutationProgress FinishedInstance() {
+    adapters::MutationProgress p;
+    p.done = true;
+    v1::Instance instance;
+    instance.set_name("accounts/a/instances/web-1");
+    instance.set_state(v1::Instance::RUNNING);
+    p.result.PackFrom(instance);
+    return p;
+  }
+
+  std::atomic<int> creates{0};
+  std::atomic<int> polls{0};
+  std::atomic<int> validate_only_calls{0};
+
+ private:
+  void Answer(absl::StatusOr<adapters::MutationProgress> answer,
+              adapters::Callback<adapters::MutationProgress> done) {
+    absl::MutexLock lock(&mu_);
+    work_.emplace_back(std::move(answer), std::move(done));
+  }
+
+  void Run() {
+    MarkTransportThread("http");
+    for (;;) {
+      std::pair<absl::StatusOr<adapters::MutationProgress>,
+                adapters::Callback<adapters::MutationProgress>>
+          item{absl::UnknownError(""), nullptr};
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](ScriptedProvider* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+              return p->stop_ || !p->work_.empty();
+            },
+            this));
+        if (work_.empty()) return;
+        item = std::move(work_.front());
+        work_.pop_front();
+      }
+      std::move(item.second)(std::move(item.first));
+    }
+  }
+
+  adapters::ProviderInfo info_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<absl::StatusOr<adapters::MutationProgress>> polls_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<absl::StatusOr<adapters::MutationProgress>,
+                       adapters::Callback<adapters::MutationProgress>>>
+      work_ ABSL_GUARDED_BY(mu_);
+  std::string last_token_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace cloudplane::service::testing
+
+#endif  // CLOUDPLANE_SERVICE_RUNNER_TEST_SUPPORT_H_
