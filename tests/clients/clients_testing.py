@@ -5,7 +5,7 @@ import pytest
 
 from cloudplane_testing import BAZEL_BIN
 
-CLOUDPLANECTL = BAZEL_BIN / "service" / "cloudplanectl" / "cloudplanectl"
+CLOUDPLANECTL = BAZEL_BIN / "clients" / "cloudplanectl" / "cloudplanectl"
 
 
 def require_tool(path_or_name, what):

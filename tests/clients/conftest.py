@@ -14,7 +14,7 @@ def built_clients():
     # and cloudplanectl (a no-op when tools/test already built //...).
     result = subprocess.run(
         ["bazel", "build", "--jobs=2", "--noshow_progress", "//clients/...",
-         "//service/cloudplanectl"], cwd=REPO, capture_output=True, text=True)
+         "//clients/cloudplanectl"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
 
 

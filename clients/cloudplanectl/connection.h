@@ -1,0 +1,48 @@
+// The channel to cloudplaned (plaintext or TLS) and waiting on a
+// google.longrunning.Operation with progress reports.
+#ifndef CLOUDPLANE_CLIENTS_CLOUDPLANECTL_CONNECTION_H_
+#define CLOUDPLANE_CLIENTS_CLOUDPLANECTL_CONNECTION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/longrunning/operations.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
+
+namespace cloudplane::ctl {
+
+struct ConnectionOptions {
+  std::string server;           // host:port or any gRPC target, e.g. unix:/run/cp.sock
+  bool tls = false;             // TLS with the system's root certificates
+  std::string tls_ca_file;      // PEM roots to trust instead; implies tls
+  std::string tls_cert_file;    // PEM client certificate (mutual TLS); implies tls
+  std::string tls_key_file;     // PEM key of tls_cert_file
+  std::string tls_server_name;  // name to verify in the server's certificate
+};
+
+// A channel for `options`. Nothing is sent until the first call. Errors:
+// INVALID_ARGUMENT when tls_cert_file and tls_key_file are not given together
+// or server is empty, NOT_FOUND when a PEM file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& options);
+
+// Calls WaitOperation until `op` is done or `timeout` has passed, asking the
+// server to answer at least every second so that `progress` (if set) sees
+// each step (it is called with the operation after every answer that is not
+// done). Each call has `call_timeout` on top of its wait. On return `op` is
+// the latest state. Returns the gRPC error of a failed call, or
+// DEADLINE_EXCEEDED when `timeout` passed first (the operation goes on);
+// an operation that finished with an error is OK here (see op.error()).
+// Not thread-safe with respect to `op`.
+grpc::Status WaitForOperation(
+    google::longrunning::Operations::StubInterface& operations, absl::Duration call_timeout,
+    absl::Duration timeout,
+    const std::function<void(const google::longrunning::Operation&)>& progress,
+    google::longrunning::Operation& op);
+
+}  // namespace cloudplane::ctl
+
+#endif  // CLOUDPLANE_CLIENTS_CLOUDPLANECTL_CONNECTION_H_
