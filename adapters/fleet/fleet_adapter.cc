@@ -5,29 +5,23 @@
 #include <utility>
 #include <vector>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
-#include "adapters/common/http/endpoint.h"
 #include "adapters/common/http/http_client.h"
+#include "adapters/common/kit/account.h"
+#include "adapters/common/kit/lists.h"
+#include "adapters/common/kit/progress.h"
+#include "adapters/common/kit/send.h"
 #include "adapters/common/paging/paging.h"
 #include "adapters/fleet/fleet_wire.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "base/status.h"
 
 namespace cloudplane::adapters::fleet {
 namespace {
 
 using http::HttpResponse;
-
-// A list that never ends (a provider bug) must not keep the callback chain
-// going forever: 10,000 pages is a million units at fleet's default limit.
-constexpr int kMaxPages = 10000;
-
-std::string UnitsMethod(absl::string_view method) {
-  return FullMethodName("UnitsService", method);
-}
 
 // What the requests of one account need. Callbacks hold a shared_ptr to it,
 // so a Provider destroyed with requests in flight leaves them intact.
@@ -37,15 +31,12 @@ struct Account {
 };
 using AccountPtr = std::shared_ptr<const Account>;
 
-using ResponseCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
-
-// Sends one request to fleet. `context` ("GET unit hello.service") prefixes
-// errors; it holds names only, never a body.
+// Sends one request to fleet (kit::Send: transport errors carry `context`,
+// e.g. "GET unit hello.service", which holds names only, never a body).
+// `done` gets every HTTP answer; StatusFromResponse maps fleet's errors.
 void Send(const AccountPtr& account, absl::Time deadline, absl::string_view method,
           std::string path, std::string body, absl::string_view context,
-          ResponseCallback done) {
-  // An expired deadline is refused by the transport before anything is
-  // sent (adapters/common/http), and reported below with `context`.
+          kit::ResponseCallback done) {
   http::HttpRequest request;
   request.method = std::string(method);
   request.path_and_query = std::move(path);
@@ -57,105 +48,64 @@ void Send(const AccountPtr& account, absl::Time deadline, absl::string_view meth
     request.headers.emplace_back("Content-Type", "application/json");
     request.body = std::move(body);
   }
-  account->client->Send(
-      std::move(request), [context = std::string(context),
-                           done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-        if (!r.ok()) {
-          absl::Status s(r.status().code(), absl::StrCat(context, ": ", r.status().message()));
-          done(GetErrorInfo(r.status()).has_value() ? r.status()
-                                                    : WithErrorInfo(s, DefaultReason(s.code())));
-          return;
-        }
-        done(std::move(r));
-      });
+  kit::Send(*account->client, std::move(request), context, std::move(done));
 }
 
-// ---------------------------------------------------------------------------
-// Lists: every page of fleet's list, fetched one after another (each page's
-// callback asks for the next one).
-
-template <typename Item>
-struct FetchAll {
-  AccountPtr account;
-  absl::Time deadline;
-  std::string context;
-  absl::AnyInvocable<std::string(absl::string_view fleet_token) const> path_for;
-  // Parses a page into its items and fleet's next token.
-  absl::AnyInvocable<absl::StatusOr<std::pair<std::vector<Item>, std::string>>(
-      absl::string_view body) const>
-      parse;
-  Callback<std::vector<Item>> done;
-  std::vector<Item> items;
-  int pages = 0;
-};
-
-template <typename Item>
-void FetchPage(std::shared_ptr<FetchAll<Item>> st, std::string token) {
-  std::string path = st->path_for(token);
-  const AccountPtr account = st->account;
-  const std::string context = st->context;
-  Send(account, st->deadline, "GET", std::move(path), "", context,
-       [st, token](absl::StatusOr<HttpResponse> r) mutable {
-         if (!r.ok()) return std::move(st->done)(r.status());
-         if (absl::Status s = StatusFromResponse(r->status, r->body, st->context); !s.ok()) {
-           return std::move(st->done)(s);
+// One page of a fleet list: GET `path`, then `parse` the body into the
+// items and fleet's next page token.
+template <typename Item, typename Parse>
+void FetchFleetPage(const AccountPtr& account, absl::Time deadline, std::string path,
+                    const std::string& context, Parse parse,
+                    Callback<kit::ProviderPage<Item>> done) {
+  Send(account, deadline, "GET", std::move(path), "", context,
+       [context, parse = std::move(parse),
+        done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(done)(r.status());
+         if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+           return std::move(done)(s);
          }
-         auto page = st->parse(r->body);
-         if (!page.ok()) return std::move(st->done)(page.status());
-         for (Item& item : page->first) st->items.push_back(std::move(item));
-         ++st->pages;
-         std::string next = std::move(page->second);
-         if (next.empty()) return std::move(st->done)(std::move(st->items));
-         if (next == token || st->pages >= kMaxPages) {
-           return std::move(st->done)(WithErrorInfo(
-               absl::InternalError(absl::StrCat(st->context, ": fleet's page tokens never end")),
-               "PROVIDER_MALFORMED_RESPONSE"));
-         }
-         FetchPage(std::move(st), std::move(next));
+         std::move(done)(parse(r->body));
        });
 }
 
+// Every page of a fleet list (fleet pages by offset with its own tokens):
+// `path_for` makes the path of the page at a fleet token.
 template <typename Item, typename PathFor, typename Parse>
-void FetchAllPages(AccountPtr account, absl::Time deadline, std::string context,
-                   PathFor path_for, Parse parse, Callback<std::vector<Item>> done) {
-  auto st = std::make_shared<FetchAll<Item>>();
-  st->account = std::move(account);
-  st->deadline = deadline;
-  st->context = std::move(context);
-  st->path_for = std::move(path_for);
-  st->parse = std::move(parse);
-  st->done = std::move(done);
-  FetchPage(std::move(st), "");
+void FetchAll(const AccountPtr& account, absl::Time deadline, std::string context,
+              PathFor path_for, Parse parse, Callback<std::vector<Item>> done) {
+  kit::FetchAllPages<Item>(
+      context,
+      [account, deadline, context, path_for = std::move(path_for), parse = std::move(parse)](
+          const std::string& cursor, Callback<kit::ProviderPage<Item>> page_done) {
+        FetchFleetPage<Item>(account, deadline, path_for(cursor), context, parse,
+                             std::move(page_done));
+      },
+      std::move(done));
 }
 
-// Sorts `items` by key, drops repeats, and cuts out the page the request
-// asks for. fleet pages by offset, so an item created or deleted between two
-// page requests shifts the window: an item may then arrive twice (dropped
-// here) — or be missed, which no client of an offset-paged API can prevent.
-template <typename Item, typename Key>
-absl::StatusOr<std::vector<Item>> PageOf(std::vector<Item> items, Key key, int32_t page_size,
-                                         absl::string_view page_token,
-                                         std::string* next_page_token) {
-  std::sort(items.begin(), items.end(),
-            [&key](const Item& a, const Item& b) { return key(a) < key(b); });
-  items.erase(std::unique(items.begin(), items.end(),
-                          [&key](const Item& a, const Item& b) { return key(a) == key(b); }),
-              items.end());
-  return paging::Paginate(std::move(items), key, page_size, page_token, next_page_token);
+// Unit states have no name of their own: they are ordered (and paged) by
+// unit, then machine. '\n' sorts below every character a resource name can
+// hold, so the joined key orders the same way. Repeats are dropped: fleet
+// pages by offset, so an item may arrive twice when the list shifts between
+// two page requests (kit::PageByName does the same for named items).
+std::string UnitStateKey(const v1::UnitState& s) {
+  return absl::StrCat(s.unit(), "\n", s.machine());
 }
 
-// Checks page_size and page_token before anything is fetched.
-absl::Status CheckPaging(int32_t page_size, absl::string_view page_token) {
-  RETURN_IF_ERROR(paging::EffectivePageSize(page_size).status());
-  return paging::DecodeToken(page_token).status();
-}
-
-template <typename T>
-MutationProgress Done(const T& result) {
-  MutationProgress progress;
-  progress.done = true;
-  progress.result.PackFrom(result);
-  return progress;
+absl::StatusOr<std::vector<v1::UnitState>> PageOfUnitStates(std::vector<v1::UnitState> states,
+                                                            int32_t page_size,
+                                                            absl::string_view page_token,
+                                                            std::string* next_page_token) {
+  std::sort(states.begin(), states.end(), [](const v1::UnitState& a, const v1::UnitState& b) {
+    return UnitStateKey(a) < UnitStateKey(b);
+  });
+  states.erase(std::unique(states.begin(), states.end(),
+                           [](const v1::UnitState& a, const v1::UnitState& b) {
+                             return UnitStateKey(a) == UnitStateKey(b);
+                           }),
+               states.end());
+  return paging::Paginate(std::move(states), UnitStateKey, page_size, page_token,
+                          next_page_token);
 }
 
 // ---------------------------------------------------------------------------
@@ -182,19 +132,18 @@ void ReadProgress(const AccountPtr& account, absl::Time deadline, const std::str
                absl::AbortedError(absl::StrCat(
                    "unit ", unit_name, ": its desired state was changed to ",
                    now.has_value() ? *now : "an unknown state", " while waiting for ", desired)),
-               "CONCURRENT_MODIFICATION", {{"unit", unit_name}}));
+               reasons::kConcurrentModification, {{"unit", unit_name}}));
          }
          // fleet reports no current state for a global unit (it runs on
          // many machines), so there is nothing to wait for (§3).
          if (IsGlobalUnit(unit->options()) || unit->current_state() == want) {
-           return std::move(done)(Done(*unit));
+           return std::move(done)(kit::Finished(*unit));
          }
-         MutationProgress progress;
-         progress.poll_token = MakePollToken(unit_name, desired);
          const auto now = StateToWire(unit->current_state());
-         progress.detail = absl::StrFormat("waiting for unit %s to reach %s (now %s)", unit_name,
-                                           desired, now.has_value() ? *now : "unknown");
-         std::move(done)(std::move(progress));
+         std::move(done)(kit::Pending(
+             MakePollToken(unit_name, desired),
+             absl::StrFormat("waiting for unit %s to reach %s (now %s)", unit_name, desired,
+                             now.has_value() ? *now : "unknown")));
        });
 }
 
@@ -243,28 +192,22 @@ class FleetProvider final : public Provider {
 
   void ListUnits(const CallContext& ctx, const v1::ListUnitsRequest& request,
                  Callback<v1::ListUnitsResponse> done) override {
-    if (absl::Status s = CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
+    if (absl::Status s = kit::CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
       return std::move(done)(s);
     }
     const std::string id = account_->id;
-    FetchAllPages<v1::Unit>(
-        account_, ctx.deadline, "GET units",
-        [](absl::string_view token) { return ListUnitsPath(token); },
-        [id](absl::string_view body)
-            -> absl::StatusOr<std::pair<std::vector<v1::Unit>, std::string>> {
+    FetchAll<v1::Unit>(
+        account_, ctx.deadline, "GET units", ListUnitsPath,
+        [id](absl::string_view body) -> absl::StatusOr<kit::ProviderPage<v1::Unit>> {
           ASSIGN_OR_RETURN(UnitPage page, ParseUnitPage(body, id));
-          return std::pair{std::move(page.units), std::move(page.next_page_token)};
+          return kit::ProviderPage<v1::Unit>{std::move(page.units),
+                                             std::move(page.next_page_token)};
         },
         [page_size = request.page_size(), page_token = request.page_token(),
          done = std::move(done)](absl::StatusOr<std::vector<v1::Unit>> units) mutable {
           if (!units.ok()) return std::move(done)(units.status());
-          v1::ListUnitsResponse response;
-          absl::StatusOr<std::vector<v1::Unit>> page =
-              PageOf(std::move(*units), [](const v1::Unit& u) { return u.name(); }, page_size,
-                     page_token, response.mutable_next_page_token());
-          if (!page.ok()) return std::move(done)(page.status());
-          for (v1::Unit& u : *page) *response.add_units() = std::move(u);
-          std::move(done)(std::move(response));
+          std::move(done)(
+              kit::AnswerPage<v1::ListUnitsResponse>(*std::move(units), page_size, page_token));
         });
   }
 
@@ -308,7 +251,7 @@ class FleetProvider final : public Provider {
           "unit.desired_state", absl::StrCat("cannot activate template \"", request.unit_id(),
                                              "\" (a template unit can only be INACTIVE)")));
     }
-    if (request.validate_only()) return std::move(done)(Done(v1::Unit()));
+    if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Unit()));
     PutAndConverge(account_, ctx.deadline, request.unit_id(), std::string(*desired),
                    UnitPutBody(request.unit().options(), *desired), "unit.options",
                    std::move(done));
@@ -331,7 +274,7 @@ class FleetProvider final : public Provider {
               absl::StrCat("cannot activate template \"", *name, "\"")),
           "FAILED_PRECONDITION", {{"unit", *name}}));
     }
-    if (request.validate_only()) return std::move(done)(Done(v1::Unit()));
+    if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Unit()));
     // Options left out: fleet then only sets the target (204); a missing
     // unit is its 409 "unit does not exist and options field empty".
     PutAndConverge(account_, ctx.deadline, *name, std::string(*desired),
@@ -342,7 +285,7 @@ class FleetProvider final : public Provider {
                   Callback<MutationProgress> done) override {
     absl::StatusOr<std::string> name = UnitNameFromResource("name", account_->id, request.name());
     if (!name.ok()) return std::move(done)(name.status());
-    if (request.validate_only()) return std::move(done)(Done(google::protobuf::Empty()));
+    if (ctx.validate_only) return std::move(done)(kit::Finished(google::protobuf::Empty()));
     const std::string context = absl::StrCat("DELETE unit ", *name);
     Send(account_, ctx.deadline, "DELETE", UnitPath(*name), "", context,
          [context, allow_missing = request.allow_missing(),
@@ -352,7 +295,7 @@ class FleetProvider final : public Provider {
            if (s.ok() || (allow_missing && r->status == 404)) {
              // fleet removes the unit from its registry at once (GET gives
              // 404 right after); agents stop it in the background.
-             return std::move(done)(Done(google::protobuf::Empty()));
+             return std::move(done)(kit::Finished(google::protobuf::Empty()));
            }
            std::move(done)(s);
          });
@@ -360,7 +303,7 @@ class FleetProvider final : public Provider {
 
   void ListUnitStates(const CallContext& ctx, const v1::ListUnitStatesRequest& request,
                       Callback<v1::ListUnitStatesResponse> done) override {
-    if (absl::Status s = CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
+    if (absl::Status s = kit::CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
       return std::move(done)(s);
     }
     std::string machine_id, unit_name;
@@ -377,26 +320,22 @@ class FleetProvider final : public Provider {
       unit_name = *std::move(name);
     }
     const std::string id = account_->id;
-    FetchAllPages<v1::UnitState>(
+    FetchAll<v1::UnitState>(
         account_, ctx.deadline, "GET unit states",
         [machine_id, unit_name](absl::string_view token) {
           return ListUnitStatesPath(machine_id, unit_name, token);
         },
-        [id](absl::string_view body)
-            -> absl::StatusOr<std::pair<std::vector<v1::UnitState>, std::string>> {
+        [id](absl::string_view body) -> absl::StatusOr<kit::ProviderPage<v1::UnitState>> {
           ASSIGN_OR_RETURN(UnitStatePage page, ParseUnitStatePage(body, id));
-          return std::pair{std::move(page.states), std::move(page.next_page_token)};
+          return kit::ProviderPage<v1::UnitState>{std::move(page.states),
+                                                  std::move(page.next_page_token)};
         },
         [page_size = request.page_size(), page_token = request.page_token(),
          done = std::move(done)](absl::StatusOr<std::vector<v1::UnitState>> states) mutable {
           if (!states.ok()) return std::move(done)(states.status());
           v1::ListUnitStatesResponse response;
-          // Ordered by unit, then machine: '\n' sorts below every character
-          // a resource name can hold, so the joined key orders the same way.
-          absl::StatusOr<std::vector<v1::UnitState>> page = PageOf(
-              std::move(*states),
-              [](const v1::UnitState& s) { return absl::StrCat(s.unit(), "\n", s.machine()); },
-              page_size, page_token, response.mutable_next_page_token());
+          absl::StatusOr<std::vector<v1::UnitState>> page = PageOfUnitStates(
+              *std::move(states), page_size, page_token, response.mutable_next_page_token());
           if (!page.ok()) return std::move(done)(page.status());
           for (v1::UnitState& s : *page) *response.add_unit_states() = std::move(s);
           std::move(done)(std::move(response));
@@ -405,20 +344,15 @@ class FleetProvider final : public Provider {
 
   void ListMachines(const CallContext& ctx, const v1::ListMachinesRequest& request,
                     Callback<v1::ListMachinesResponse> done) override {
-    if (absl::Status s = CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
+    if (absl::Status s = kit::CheckPaging(request.page_size(), request.page_token()); !s.ok()) {
       return std::move(done)(s);
     }
     FetchMachines(ctx, [page_size = request.page_size(), page_token = request.page_token(),
                         done = std::move(done)](
                            absl::StatusOr<std::vector<v1::Machine>> machines) mutable {
       if (!machines.ok()) return std::move(done)(machines.status());
-      v1::ListMachinesResponse response;
-      absl::StatusOr<std::vector<v1::Machine>> page =
-          PageOf(std::move(*machines), [](const v1::Machine& m) { return m.name(); }, page_size,
-                 page_token, response.mutable_next_page_token());
-      if (!page.ok()) return std::move(done)(page.status());
-      for (v1::Machine& m : *page) *response.add_machines() = std::move(m);
-      std::move(done)(std::move(response));
+      std::move(done)(kit::AnswerPage<v1::ListMachinesResponse>(*std::move(machines), page_size,
+                                                                page_token));
     });
   }
 
@@ -427,29 +361,26 @@ class FleetProvider final : public Provider {
     absl::StatusOr<std::string> id = MachineIdFromResource("name", account_->id, request.name());
     if (!id.ok()) return std::move(done)(id.status());
     // fleet has no GET /machines/{id}: list them all and pick.
-    FetchMachines(ctx, [wanted = MachineResourceName(account_->id, *id), id = *id,
+    FetchMachines(ctx, [wanted = MachineResourceName(account_->id, *id),
                         done = std::move(done)](
                            absl::StatusOr<std::vector<v1::Machine>> machines) mutable {
       if (!machines.ok()) return std::move(done)(machines.status());
       for (v1::Machine& m : *machines) {
         if (m.name() == wanted) return std::move(done)(std::move(m));
       }
-      std::move(done)(WithErrorInfo(
-          absl::NotFoundError(absl::StrCat("machine ", id, " is not in the fleet cluster")),
-          "RESOURCE_NOT_FOUND", {{"resource", wanted}}));
+      std::move(done)(kit::NotFound("machine", wanted));
     });
   }
 
  private:
   void FetchMachines(const CallContext& ctx, Callback<std::vector<v1::Machine>> done) {
     const std::string id = account_->id;
-    FetchAllPages<v1::Machine>(
-        account_, ctx.deadline, "GET machines",
-        [](absl::string_view token) { return ListMachinesPath(token); },
-        [id](absl::string_view body)
-            -> absl::StatusOr<std::pair<std::vector<v1::Machine>, std::string>> {
+    FetchAll<v1::Machine>(
+        account_, ctx.deadline, "GET machines", ListMachinesPath,
+        [id](absl::string_view body) -> absl::StatusOr<kit::ProviderPage<v1::Machine>> {
           ASSIGN_OR_RETURN(MachinePage page, ParseMachinePage(body, id));
-          return std::pair{std::move(page.machines), std::move(page.next_page_token)};
+          return kit::ProviderPage<v1::Machine>{std::move(page.machines),
+                                                std::move(page.next_page_token)};
         },
         std::move(done));
   }
@@ -467,44 +398,20 @@ ProviderInfo FleetProviderInfo() {
   // fleet has no change feed; whatever the server learns, it learns by
   // reading again.
   info.watch_source = WatchSource::kPoll;
-  for (absl::string_view method :
-       {"ListUnits", "GetUnit", "CreateUnit", "SetUnitDesiredState", "DeleteUnit",
-        "ListUnitStates", "ListMachines", "GetMachine"}) {
-    info.supported_methods.push_back(UnitsMethod(method));
-  }
+  kit::AddMethods(info.supported_methods, "UnitsService",
+                  {"ListUnits", "GetUnit", "CreateUnit", "SetUnitDesiredState", "DeleteUnit",
+                   "ListUnitStates", "ListMachines", "GetMachine"});
   return info;
 }
 
 absl::StatusOr<std::unique_ptr<Provider>> CreateFleetProvider(
     const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport) {
-  absl::Status status;
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : setup.options) keys.push_back(key);
-  std::sort(keys.begin(), keys.end());
-  for (const std::string& key : keys) {
-    AddFieldViolation(status, absl::StrCat("options.", key),
-                      absl::StrCat("unknown option \"", key,
-                                   "\": the fleet provider takes no options"));
-  }
-  if (!status.ok()) return status;
-
-  absl::StatusOr<http::Endpoint> endpoint = http::ParseEndpoint(setup.endpoint);
-  if (!endpoint.ok()) return InvalidField("endpoint", endpoint.status().message());
-  http::HttpClientOptions options;
-  options.verify_tls = setup.verify_tls;
-  options.ca_file = setup.ca_file;
-  options.transport = std::move(transport);
-  absl::StatusOr<std::unique_ptr<http::HttpClient>> client =
-      http::HttpClient::Create(*std::move(endpoint), std::move(options));
-  if (!client.ok()) {
-    if (client.status().code() == absl::StatusCode::kInvalidArgument) {
-      return InvalidField("endpoint", client.status().message());
-    }
-    return client.status();
-  }
+  RETURN_IF_ERROR(kit::CheckOptions(setup, {}, "fleet"));
+  ASSIGN_OR_RETURN(std::unique_ptr<http::HttpClient> client,
+                   kit::MakeHttpClient(setup, std::move(transport)));
   auto account = std::make_shared<Account>();
   account->id = setup.account;
-  account->client = *std::move(client);
+  account->client = std::move(client);
   return std::make_unique<FleetProvider>(std::move(account));
 }
 

@@ -7,8 +7,9 @@
 // Auth:         none. fleet has no authentication and no TLS; access is
 //   controlled by the socket's file permissions (or an SSH tunnel). A
 //   configured secret is ignored.
-// Reference:    /work/shared/protocols/fleet.md (from coreos/fleet api/*.go,
-//   schema/v1.json); translation lives in fleet_wire.h.
+// Reference:    the fleet v1 API documentation,
+//   https://github.com/coreos/fleet/blob/master/Documentation/api-v1.md, and
+//   its discovery document schema/v1.json; translation lives in fleet_wire.h.
 //
 // Methods (all asynchronous; provider I/O runs on the HTTP transport thread
 // through adapters/common/http, never on the caller's thread):
@@ -24,7 +25,8 @@
 //       options and desired state (INACTIVE when unspecified), then reads the
 //       unit once: done when the current state already equals the desired one
 //       (or the unit is global: fleet reports no current state for those),
-//       otherwise done=false with poll_token `unit:<name>:<desired>`.
+//       otherwise done=false with a poll token naming the unit and the
+//       desired state (UnitToken, fleet_tokens.proto).
 //       Re-driving the same create is harmless (fleet answers 201 or 204).
 //   SetUnitDesiredState     same flow with PUT {"desiredState":…};
 //       STATE_UNSPECIFIED is INVALID_ARGUMENT, and a template unit
@@ -35,12 +37,15 @@
 //   DeleteUnit              DELETE; done with Empty. NOT_FOUND when absent,
 //                           unless allow_missing.
 //   PollOperation           GET the unit until current == desired; NOT_FOUND
-//                           if the unit disappeared.
-// With validate_only, mutations validate and finish at once without any
-// request. Errors of fleet map as in fleet_wire.cc (StatusFromResponse).
+//                           if the unit disappeared, ABORTED if its desired
+//                           state was changed meanwhile, DATA_LOSS for a
+//                           token this adapter did not make.
+// With CallContext::validate_only, mutations run the local checks above
+// (names, options, states) and finish at once without any request.
+// Errors of fleet map as in fleet_wire.cc (StatusFromResponse).
 // A deadline in CallContext bounds every request; one already past sends
-// nothing and fails with DEADLINE_EXCEEDED. An unreachable endpoint is
-// UNAVAILABLE.
+// nothing and fails with DEADLINE_EXCEEDED (the transport's rule,
+// adapters/common/kit/send.h). An unreachable endpoint is UNAVAILABLE.
 //
 // Thread-safety: a Provider made here is thread-safe; requests in flight keep
 // what they need alive, so the Provider may be destroyed while they finish.
@@ -65,7 +70,7 @@ ProviderInfo FleetProviderInfo();
 // Builds the Provider of one fleet account. `setup.endpoint` is
 // `http://host:port` (the server root, without /fleet/v1) or
 // `unix:///abs/path.sock`; https is accepted for a TLS-terminating proxy and
-// uses verify_tls / ca_file. fleet takes no options yet.
+// uses verify_tls / ca_file. fleet takes no options.
 // INVALID_ARGUMENT naming `endpoint` for an unusable endpoint, or
 // `options.<name>` for each option given. `transport` is the HTTP transport
 // to use (nullptr: the process-wide default).

@@ -3,24 +3,14 @@
 // process), over TCP and over a unix socket.
 #include "adapters/fleet/fleet_adapter.h"
 
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,6 +21,8 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/common/testing/emulator_process.h"
+#include "adapters/common/testing/fixtures.h"
 #include "adapters/fleet/fleet_wire.h"
 #include "base/errors.h"
 #include "gmock/gmock.h"
@@ -39,7 +31,6 @@
 namespace cloudplane::adapters::fleet {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -47,168 +38,61 @@ using ::testing::HasSubstr;
 // (reference §3 test vector).
 constexpr absl::string_view kSleepHash = "dd401fa78c2de99a9c4045cbb4b285679067acf6";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// ---------------------------------------------------------------------------
+// The emulator as a child process (adapters/common/testing), serving the
+// recorded discovery document, with one log line per request (--verbose).
+
+struct EmulatorConfig {
+  int page_limit = 2;
+  double converge_delay = 0.2;
+  int machines = 3;
+};
+
+absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> StartEmulator(
+    const EmulatorConfig& config) {
+  const std::string discovery = testutil::FixturePath("fleet/v1.json");
+  return testutil::EmulatorProcess::Start(
+      "tests/emulators/fleet/fleet_emulator.py", [&](const std::string& dir) {
+        return std::vector<std::string>{"--tcp",
+                                        "127.0.0.1:0",
+                                        "--unix",
+                                        dir + "/fleet.sock",
+                                        "--page-limit",
+                                        absl::StrCat(config.page_limit),
+                                        "--converge-delay",
+                                        absl::StrCat(config.converge_delay),
+                                        "--machines",
+                                        absl::StrCat(config.machines),
+                                        "--discovery",
+                                        discovery,
+                                        "--verbose"};
+      });
 }
 
-// ---------------------------------------------------------------------------
-// The emulator as a child process.
+// READY tcp=127.0.0.1:PORT unix=PATH
+std::string TcpEndpoint(const testutil::EmulatorProcess& emu) {
+  return absl::StrCat("http://", emu.Field("tcp"));
+}
+std::string UnixEndpoint(const testutil::EmulatorProcess& emu) {
+  return absl::StrCat("unix://", emu.Field("unix"));
+}
 
-class Emulator {
- public:
-  struct Config {
-    int page_limit = 2;
-    double converge_delay = 0.2;
-    int machines = 3;
-  };
-
-  static absl::StatusOr<std::unique_ptr<Emulator>> Start(const Config& config) {
-    auto emu = std::unique_ptr<Emulator>(new Emulator());
-    // Unix socket paths must stay under ~108 bytes; Bazel's TEST_TMPDIR can
-    // be longer, /tmp is writable in the sandbox.
-    std::string base = "/tmp";
-    if (const char* t = getenv("TEST_TMPDIR"); t != nullptr && strlen(t) < 60) base = t;
-    std::string templ = base + "/fleetemuXXXXXX";
-    if (mkdtemp(templ.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    emu->dir_ = templ;
-
-    const char* srcdir = getenv("TEST_SRCDIR");
-    const char* workspace = getenv("TEST_WORKSPACE");
-    const fs::path script =
-        (srcdir != nullptr && workspace != nullptr)
-            ? fs::path(srcdir) / workspace / "tests/emulators/fleet/fleet_emulator.py"
-            : fs::path("tests/emulators/fleet/fleet_emulator.py");
-    if (!fs::exists(script)) return absl::NotFoundError("emulator script not in runfiles");
-    // The emulator serves the recorded discovery document, which lives
-    // beside the repository; the adapter never reads it, so a stand-in will
-    // do when it is absent.
-    std::error_code ec;
-    fs::path discovery = fs::canonical(script, ec)
-                             .parent_path()
-                             .parent_path()
-                             .parent_path()
-                             .parent_path()
-                             .parent_path() /
-                         "shared/fixtures/fleet/v1.json";
-    if (ec || !fs::exists(discovery)) {
-      discovery = fs::path(emu->dir_) / "discovery.json";
-      std::ofstream(discovery) << "{}";
+// "GET /fleet/v1/units -> 200", one per request served (query left out).
+std::vector<std::string> Requests(const testutil::EmulatorProcess& emu) {
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(emu.Log(), '\n')) {
+    if (absl::ConsumePrefix(&line, "fleet-emulator: ") && absl::StrContains(line, " -> ")) {
+      out.emplace_back(line);
     }
-    const std::string ready = emu->dir_ + "/ready";
-    emu->socket_path_ = emu->dir_ + "/fleet.sock";
-    emu->log_path_ = emu->dir_ + "/emulator.log";
-    std::string python = "/usr/bin/python3";
-    if (const char* p = getenv("FLEET_EMULATOR_PYTHON"); p != nullptr) python = p;
-    if (!fs::exists(python)) python = "python3";  // from PATH
-    std::vector<std::string> args = {python,
-                                     script.string(),
-                                     "--tcp",
-                                     "127.0.0.1:0",
-                                     "--unix",
-                                     emu->socket_path_,
-                                     "--page-limit",
-                                     absl::StrCat(config.page_limit),
-                                     "--converge-delay",
-                                     absl::StrCat(config.converge_delay),
-                                     "--machines",
-                                     absl::StrCat(config.machines),
-                                     "--discovery",
-                                     discovery.string(),
-                                     "--ready-file",
-                                     ready,
-                                     "--max-lifetime",
-                                     "300",
-                                     "--verbose"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError("fork failed");
-    if (pid == 0) {
-      // Child: stderr (one line per request with --verbose) to the log.
-      int log = open(emu->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int null = open("/dev/null", O_WRONLY);
-      if (log >= 0) dup2(log, 2);
-      if (null >= 0) dup2(null, 1);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    emu->pid_ = pid;
-
-    const absl::Time give_up = absl::Now() + absl::Seconds(30);
-    while (!fs::exists(ready)) {
-      int wstatus = 0;
-      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
-        emu->pid_ = -1;
-        return absl::InternalError(
-            absl::StrCat("emulator exited early: ", ReadFile(emu->log_path_)));
-      }
-      if (absl::Now() > give_up) return absl::DeadlineExceededError("emulator not ready");
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    // READY tcp=127.0.0.1:PORT unix=PATH
-    for (absl::string_view field : absl::StrSplit(ReadFile(ready), absl::ByAnyChar(" \n"))) {
-      if (absl::ConsumePrefix(&field, "tcp=")) emu->tcp_endpoint_ = absl::StrCat("http://", field);
-    }
-    if (emu->tcp_endpoint_.empty()) return absl::InternalError("no tcp= in the READY line");
-    return emu;
   }
+  return out;
+}
 
-  ~Emulator() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const absl::Time give_up = absl::Now() + absl::Seconds(5);
-      int wstatus = 0;
-      while (waitpid(pid_, &wstatus, WNOHANG) != pid_) {
-        if (absl::Now() > give_up) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &wstatus, 0);
-          break;
-        }
-        absl::SleepFor(absl::Milliseconds(10));
-      }
-    }
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
-  std::string tcp_endpoint() const { return tcp_endpoint_; }
-  std::string unix_endpoint() const { return "unix://" + socket_path_; }
-
-  // "GET /fleet/v1/units -> 200", one per request served (query left out).
-  // The emulator logs a request after sending its response, so the log is
-  // read until it stops changing (two reads 30 ms apart agree).
-  std::vector<std::string> Requests() const {
-    std::string log = ReadFile(log_path_);
-    for (int i = 0; i < 30; ++i) {
-      absl::SleepFor(absl::Milliseconds(30));
-      std::string again = ReadFile(log_path_);
-      if (again == log) break;
-      log = std::move(again);
-    }
-    std::vector<std::string> out;
-    for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      if (absl::ConsumePrefix(&line, "fleet-emulator: ") && absl::StrContains(line, " -> ")) {
-        out.emplace_back(line);
-      }
-    }
-    return out;
-  }
-  int CountRequests(absl::string_view line) const {
-    int n = 0;
-    for (const std::string& r : Requests()) n += (r == line);
-    return n;
-  }
-
- private:
-  Emulator() = default;
-  pid_t pid_ = -1;
-  std::string dir_, socket_path_, log_path_, tcp_endpoint_;
-};
+int CountRequests(const testutil::EmulatorProcess& emu, absl::string_view line) {
+  int n = 0;
+  for (const std::string& r : Requests(emu)) n += (r == line);
+  return n;
+}
 
 // ---------------------------------------------------------------------------
 // Calling the asynchronous Provider from a test.
@@ -272,9 +156,11 @@ class Client {
     CallContext ctx;
     ctx.account = "lab";
     ctx.deadline = deadline_.has_value() ? *deadline_ : absl::Now() + absl::Seconds(10);
+    ctx.validate_only = validate_only_;
     return ctx;
   }
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+  void set_validate_only(bool validate_only) { validate_only_ = validate_only; }
 
   absl::StatusOr<v1::ListUnitsResponse> ListUnits(int page_size = 0, std::string token = "") {
     v1::ListUnitsRequest req;
@@ -358,6 +244,7 @@ class Client {
  private:
   Provider* provider_;
   std::optional<absl::Time> deadline_;
+  bool validate_only_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<Provider>> MakeProvider(const std::string& endpoint) {
@@ -383,11 +270,11 @@ enum class Transport { kTcp, kUnix };
 class FleetAdapterTest : public ::testing::TestWithParam<Transport> {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Emulator>> emu = Emulator::Start({});
+    absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> emu = StartEmulator({});
     ASSERT_TRUE(emu.ok()) << emu.status();
     emu_ = *std::move(emu);
-    absl::StatusOr<std::unique_ptr<Provider>> provider = MakeProvider(
-        GetParam() == Transport::kTcp ? emu_->tcp_endpoint() : emu_->unix_endpoint());
+    absl::StatusOr<std::unique_ptr<Provider>> provider =
+        MakeProvider(GetParam() == Transport::kTcp ? TcpEndpoint(*emu_) : UnixEndpoint(*emu_));
     ASSERT_TRUE(provider.ok()) << provider.status();
     provider_ = *std::move(provider);
     client_ = std::make_unique<Client>(provider_.get());
@@ -399,7 +286,7 @@ class FleetAdapterTest : public ::testing::TestWithParam<Transport> {
     emu_.reset();  // kills the emulator
   }
 
-  std::unique_ptr<Emulator> emu_;
+  std::unique_ptr<testutil::EmulatorProcess> emu_;
   std::unique_ptr<Provider> provider_;
   std::unique_ptr<Client> client_;
 };
@@ -414,10 +301,10 @@ TEST_P(FleetAdapterTest, ListUnitsFollowsEveryFleetPage) {
     names.insert(names.begin(), absl::StrCat("accounts/lab/units/", id));
   }
   // All of them in one answer: 7 units at fleet's page limit 2 is 4 pages.
-  const int before = emu_->CountRequests("GET /fleet/v1/units -> 200");
+  const int before = CountRequests(*emu_, "GET /fleet/v1/units -> 200");
   absl::StatusOr<v1::ListUnitsResponse> all = client_->ListUnits();
   ASSERT_TRUE(all.ok()) << all.status();
-  EXPECT_EQ(emu_->CountRequests("GET /fleet/v1/units -> 200") - before, 4);
+  EXPECT_EQ(CountRequests(*emu_, "GET /fleet/v1/units -> 200") - before, 4);
   std::vector<std::string> got;
   for (const v1::Unit& u : all->units()) got.push_back(u.name());
   EXPECT_EQ(got, names);
@@ -440,11 +327,11 @@ TEST_P(FleetAdapterTest, ListUnitsFollowsEveryFleetPage) {
   EXPECT_EQ(paged, names);
 
   // A foreign page token is refused before fleet is asked.
-  const size_t requests = emu_->Requests().size();
+  const size_t requests = Requests(*emu_).size();
   absl::StatusOr<v1::ListUnitsResponse> bad = client_->ListUnits(0, "ZAACAA==");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ViolationFields(bad.status()), ElementsAre("page_token"));
-  EXPECT_EQ(emu_->Requests().size(), requests);
+  EXPECT_EQ(Requests(*emu_).size(), requests);
 }
 
 TEST_P(FleetAdapterTest, CreateLaunchedConvergesThenStopAndDelete) {
@@ -453,7 +340,10 @@ TEST_P(FleetAdapterTest, CreateLaunchedConvergesThenStopAndDelete) {
   ASSERT_TRUE(p.ok()) << p.status();
   // The agents report after the converge delay, so the first look is early.
   EXPECT_FALSE(p->done);
-  EXPECT_EQ(p->poll_token, "unit:hello.service:launched");
+  absl::StatusOr<PollTarget> target = ParsePollToken(p->poll_token);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->unit_name, "hello.service");
+  EXPECT_EQ(target->desired_state, "launched");
   EXPECT_THAT(p->detail, HasSubstr("waiting for unit hello.service to reach launched"));
   p = client_->PollUntilDone(*p);
   ASSERT_TRUE(p.ok()) << p.status();
@@ -475,7 +365,7 @@ TEST_P(FleetAdapterTest, CreateLaunchedConvergesThenStopAndDelete) {
   EXPECT_EQ(st.systemd_active_state(), "active");
   EXPECT_EQ(st.systemd_sub_state(), "running");
   // The filter went to fleet as machineID (the emulator filters).
-  EXPECT_GE(emu_->CountRequests("GET /fleet/v1/state -> 200"), 1);
+  EXPECT_GE(CountRequests(*emu_, "GET /fleet/v1/state -> 200"), 1);
   absl::StatusOr<v1::ListMachinesResponse> machines = client_->ListMachines();
   ASSERT_TRUE(machines.ok()) << machines.status();
   for (const v1::Machine& m : machines->machines()) {
@@ -517,7 +407,7 @@ TEST_P(FleetAdapterTest, CreateLaunchedConvergesThenStopAndDelete) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->done);
   // A poll for a unit that disappeared.
-  p = client_->Poll("unit:hello.service:launched");
+  p = client_->Poll(MakePollToken("hello.service", "launched"));
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -536,8 +426,8 @@ TEST_P(FleetAdapterTest, CreateInactiveIsDoneAtOnceAndRedriveIsHarmless) {
     EXPECT_EQ(unit.options(1).name(), "Environment");
     EXPECT_EQ(unit.options(1).value(), "");
   }
-  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/a:b.service -> 201"), 1);
-  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/a:b.service -> 204"), 1);
+  EXPECT_EQ(CountRequests(*emu_, "PUT /fleet/v1/units/a:b.service -> 201"), 1);
+  EXPECT_EQ(CountRequests(*emu_, "PUT /fleet/v1/units/a:b.service -> 204"), 1);
   absl::StatusOr<v1::Unit> unit = client_->GetUnit("accounts/lab/units/a:b.service");
   ASSERT_TRUE(unit.ok()) << unit.status();
   EXPECT_EQ(unit->options_size(), 2);
@@ -556,7 +446,7 @@ TEST_P(FleetAdapterTest, GlobalUnitIsDoneAtOnce) {
 }
 
 TEST_P(FleetAdapterTest, InvalidRequestsSendNothing) {
-  const size_t before = emu_->Requests().size();
+  const size_t before = Requests(*emu_).size();
   auto expect_invalid = [](const absl::Status& s, const std::string& field) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
     EXPECT_THAT(ViolationFields(s), ElementsAre(field)) << s;
@@ -592,13 +482,48 @@ TEST_P(FleetAdapterTest, InvalidRequestsSendNothing) {
   expect_invalid(states.status(), "unit");
   absl::StatusOr<v1::Machine> machine = client_->GetMachine("accounts/lab/units/x.service");
   expect_invalid(machine.status(), "name");
-  p = client_->Poll("operation-17");
-  expect_invalid(p.status(), "poll_token");
+  p = client_->Poll("operation-17");  // not a token of this adapter
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kDataLoss) << p.status();
+  EXPECT_EQ(GetErrorInfo(p.status())->reason(), "OPERATION_STATE_UNREADABLE");
 
-  EXPECT_EQ(emu_->Requests().size(), before) << absl::StrJoin(emu_->Requests(), "\n");
+  EXPECT_EQ(Requests(*emu_).size(), before) << absl::StrJoin(Requests(*emu_), "\n");
   absl::StatusOr<v1::ListUnitsResponse> all = client_->ListUnits();
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->units_size(), 0);  // the registry is unchanged
+}
+
+TEST_P(FleetAdapterTest, ValidateOnlyRunsTheLocalChecksAndSendsNothing) {
+  const size_t before = Requests(*emu_).size();
+  client_->set_validate_only(true);
+  // A refusal is the one the real call gives.
+  absl::StatusOr<MutationProgress> p =
+      client_->CreateUnit("yes/no.service", SleepUnit(v1::Unit::LAUNCHED));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.status().message(), "unit_id: invalid character '/' in unit name");
+  p = client_->CreateUnit("ok.service", v1::Unit());
+  EXPECT_THAT(ViolationFields(p.status()), ElementsAre("unit.options"));
+  p = client_->SetState("accounts/lab/units/tmpl@.service", v1::Unit::LOADED);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.status().message(), "cannot activate template \"tmpl@.service\"");
+  p = client_->DeleteUnit("accounts/other/units/ok.service", true);
+  EXPECT_THAT(ViolationFields(p.status()), ElementsAre("name"));
+  // What passes is finished at once, and fleet never hears of it.
+  p = client_->CreateUnit("hello.service", SleepUnit(v1::Unit::LAUNCHED));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  EXPECT_TRUE(p->result.Is<v1::Unit>());
+  p = client_->SetState("accounts/lab/units/hello.service", v1::Unit::INACTIVE);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  p = client_->DeleteUnit("accounts/lab/units/hello.service", false);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  EXPECT_TRUE(p->result.Is<google::protobuf::Empty>());
+  EXPECT_EQ(Requests(*emu_).size(), before) << absl::StrJoin(Requests(*emu_), "\n");
+  client_->set_validate_only(false);
+  absl::StatusOr<v1::ListUnitsResponse> all = client_->ListUnits();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->units_size(), 0);
 }
 
 TEST_P(FleetAdapterTest, SetStateOfMissingUnitIsFailedPrecondition) {
@@ -608,7 +533,7 @@ TEST_P(FleetAdapterTest, SetStateOfMissingUnitIsFailedPrecondition) {
   EXPECT_EQ(MetadataOf(p.status(), "httpStatus"), "409");
   EXPECT_EQ(MetadataOf(p.status(), "providerMessage"),
             "unit does not exist and options field empty");
-  EXPECT_EQ(emu_->CountRequests("PUT /fleet/v1/units/nope.service -> 409"), 1);
+  EXPECT_EQ(CountRequests(*emu_, "PUT /fleet/v1/units/nope.service -> 409"), 1);
 }
 
 TEST_P(FleetAdapterTest, FleetOptionCheckNamesTheOptionsField) {
@@ -632,7 +557,7 @@ TEST_P(FleetAdapterTest, ChangedTargetAbortsTheWait) {
 }
 
 TEST_P(FleetAdapterTest, ExpiredDeadlineSendsNothing) {
-  const size_t before = emu_->Requests().size();
+  const size_t before = Requests(*emu_).size();
   client_->set_deadline(absl::Now() - absl::Seconds(1));
   EXPECT_EQ(client_->ListUnits().status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(client_->GetUnit("accounts/lab/units/a.service").status().code(),
@@ -643,18 +568,18 @@ TEST_P(FleetAdapterTest, ExpiredDeadlineSendsNothing) {
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(client_->DeleteUnit("accounts/lab/units/a.service", true).status().code(),
             absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(client_->Poll("unit:a.service:launched").status().code(),
+  EXPECT_EQ(client_->Poll(MakePollToken("a.service", "launched")).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(client_->ListMachines().status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(emu_->Requests().size(), before);
+  EXPECT_EQ(Requests(*emu_).size(), before);
 }
 
 TEST_P(FleetAdapterTest, MachinesArePagedAndFound) {
-  const int before = emu_->CountRequests("GET /fleet/v1/machines -> 200");
+  const int before = CountRequests(*emu_, "GET /fleet/v1/machines -> 200");
   absl::StatusOr<v1::ListMachinesResponse> first = client_->ListMachines(2);
   ASSERT_TRUE(first.ok()) << first.status();
   // 3 machines at fleet's limit 2: two fleet pages.
-  EXPECT_EQ(emu_->CountRequests("GET /fleet/v1/machines -> 200") - before, 2);
+  EXPECT_EQ(CountRequests(*emu_, "GET /fleet/v1/machines -> 200") - before, 2);
   ASSERT_EQ(first->machines_size(), 2);
   ASSERT_NE(first->next_page_token(), "");
   absl::StatusOr<v1::ListMachinesResponse> second =

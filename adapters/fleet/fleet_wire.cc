@@ -10,9 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "adapters/common/http/http_status.h"
+#include "adapters/common/json/json.h"
+#include "adapters/common/kit/poll_token.h"
+#include "adapters/fleet/fleet_tokens.pb.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -160,35 +163,16 @@ void AppendQuery(std::string& path, absl::string_view key, absl::string_view val
 // ---------------------------------------------------------------------------
 // JSON reading.
 
-absl::Status Malformed(absl::string_view detail) {
-  return WithErrorInfo(
-      absl::InternalError(absl::StrCat("fleet sent malformed JSON: ", detail)),
-      "PROVIDER_MALFORMED_RESPONSE");
-}
-
+// JSON that parses but has the wrong shape (json::Malformed covers what does
+// not parse).
 absl::Status Unexpected(absl::string_view detail) {
   return WithErrorInfo(
       absl::InternalError(absl::StrCat("fleet sent unexpected JSON: ", detail)),
-      "PROVIDER_MALFORMED_RESPONSE");
+      reasons::kProviderMalformedResponse);
 }
 
-absl::Status ParseDocument(absl::string_view json, rj::Document& doc) {
-  // Validating UTF-8 keeps invalid strings out of proto string fields.
-  doc.Parse<rj::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Malformed(absl::StrCat(rj::GetParseError_En(doc.GetParseError()), " at offset ",
-                                  doc.GetErrorOffset()));
-  }
-  return absl::OkStatus();
-}
-
-// The member `key` of object `obj`, or nullptr when absent or null (fleet
-// omits empty fields; a null is treated the same way).
-const rj::Value* Member(const rj::Value& obj, const char* key) {
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
-  return &it->value;
-}
+// fleet omits empty fields (Go's omitempty); a null is treated the same way.
+using json::Member;
 
 absl::Status GetString(const rj::Value& obj, const char* key, absl::string_view what,
                        std::string* out) {
@@ -295,7 +279,7 @@ absl::Status ParsePage(absl::string_view json, const char* list_key, absl::strin
                        FromValue from_value, std::vector<Item>* items,
                        std::string* next_page_token) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, "fleet", doc); !s.ok()) return s;
   if (absl::Status s = RequireObject(doc, what); !s.ok()) return s;
   absl::StatusOr<const rj::Value*> list = GetArray(doc, list_key, what);
   if (!list.ok()) return list.status();
@@ -544,7 +528,7 @@ std::string UnitPutBody(const Options& options, absl::string_view desired_state)
 
 absl::StatusOr<v1::Unit> ParseUnit(absl::string_view json, absl::string_view account) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, "fleet", doc); !s.ok()) return s;
   v1::Unit unit;
   if (absl::Status s = UnitFromValue(doc, account, &unit); !s.ok()) return s;
   return unit;
@@ -563,7 +547,7 @@ absl::StatusOr<UnitPage> ParseUnitPage(absl::string_view json, absl::string_view
 absl::StatusOr<v1::UnitState> ParseUnitState(absl::string_view json,
                                              absl::string_view account) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, "fleet", doc); !s.ok()) return s;
   v1::UnitState state;
   if (absl::Status s = UnitStateFromValue(doc, account, &state); !s.ok()) return s;
   return state;
@@ -605,19 +589,19 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   static constexpr Row kTable[] = {
       // Bad name, options, body or page token. Names and states are checked
       // locally first, so this is mostly option validation (§5.2).
-      {400, absl::StatusCode::kInvalidArgument, "PROVIDER_ERROR"},
+      {400, absl::StatusCode::kInvalidArgument, reasons::kProviderError},
       // "unit does not exist", "unit state does not exist", or "" for a
       // path fleet does not route.
-      {404, absl::StatusCode::kNotFound, "RESOURCE_NOT_FOUND"},
+      {404, absl::StatusCode::kNotFound, reasons::kResourceNotFound},
       // "only GET supported against this resource" and the like: the
       // endpoint is not a fleet v1 server, or this adapter has a bug.
-      {405, absl::StatusCode::kUnimplemented, "PROVIDER_ERROR"},
+      {405, absl::StatusCode::kUnimplemented, reasons::kProviderError},
       // The unit is in the wrong state for the request: "unit does not exist
       // and options field empty" (set a state on a missing unit) and "must
       // provide DesiredState to update existing unit".
-      {409, absl::StatusCode::kFailedPrecondition, "PROVIDER_ERROR"},
+      {409, absl::StatusCode::kFailedPrecondition, reasons::kProviderError},
       // Content-Type missing or not application/json.
-      {415, absl::StatusCode::kInvalidArgument, "PROVIDER_ERROR"},
+      {415, absl::StatusCode::kInvalidArgument, reasons::kProviderError},
       // fleet logs internal errors and answers 500 with an empty message.
       // Its one deterministic 500 (an unknown desiredState on create, §5
       // step 4) cannot happen because states are validated locally; what
@@ -625,13 +609,13 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
       // request this adapter sends is idempotent (PUT of the full wanted
       // state, DELETE, GET), so UNAVAILABLE, i.e. retryable, rather than
       // INTERNAL.
-      {500, absl::StatusCode::kUnavailable, "PROVIDER_UNAVAILABLE"},
+      {500, absl::StatusCode::kUnavailable, reasons::kProviderUnavailable},
       // "fleet server unable to communicate with etcd": fleetd is up but its
       // store is not; it recovers on its own.
-      {503, absl::StatusCode::kUnavailable, "PROVIDER_UNAVAILABLE"},
+      {503, absl::StatusCode::kUnavailable, reasons::kProviderUnavailable},
   };
   absl::StatusCode code = http::HttpStatusToCode(http_status);  // any other status
-  absl::string_view reason = "PROVIDER_ERROR";
+  absl::string_view reason = reasons::kProviderError;
   for (const Row& row : kTable) {
     if (row.http_status == http_status) {
       code = row.code;
@@ -645,8 +629,7 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   // HTML page, say) is reported by status alone and never echoed.
   std::string message;
   rj::Document doc;
-  doc.Parse<rj::kParseValidateEncodingFlag>(body.data(), body.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
+  if (json::Parse(body, "fleet", doc).ok()) {
     const rj::Value* error = Member(doc, "error");
     if (error != nullptr && error->IsObject()) {
       const rj::Value* m = Member(*error, "message");
@@ -669,26 +652,25 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
 // Poll tokens.
 
 std::string MakePollToken(absl::string_view unit_name, absl::string_view desired_state) {
-  return absl::StrCat("unit:", unit_name, ":", desired_state);
+  UnitToken token;
+  token.set_version(kUnitTokenVersion);
+  token.set_unit_name(std::string(unit_name));
+  token.set_desired_state(std::string(desired_state));
+  return kit::PackToken(token);
 }
 
 absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token) {
-  absl::string_view rest = token;
-  // Unit names may contain ':' (`hello:world.service`) but states never do,
-  // so the state is after the last ':'.
-  const size_t colon = rest.rfind(':');
-  if (!absl::ConsumePrefix(&rest, "unit:") || colon == absl::string_view::npos ||
-      colon < 5) {
-    return InvalidField("poll_token", "is not a fleet adapter token");
+  absl::StatusOr<UnitToken> unit = kit::UnpackToken<UnitToken>(token, kUnitTokenVersion);
+  if (!unit.ok()) return unit.status();
+  // MakePollToken only packs valid names and states; anything else was not
+  // made by this adapter.
+  if (UnitNameError(unit->unit_name()).has_value() ||
+      StateFromWire(unit->desired_state()) == v1::Unit::STATE_UNSPECIFIED) {
+    return WithErrorInfo(
+        absl::DataLossError("the operation's poll token is unreadable: not a fleet unit token"),
+        reasons::kOperationStateUnreadable);
   }
-  PollTarget target;
-  target.unit_name = std::string(token.substr(5, colon - 5));
-  target.desired_state = std::string(token.substr(colon + 1));
-  if (UnitNameError(target.unit_name).has_value() ||
-      StateFromWire(target.desired_state) == v1::Unit::STATE_UNSPECIFIED) {
-    return InvalidField("poll_token", "is not a fleet adapter token");
-  }
-  return target;
+  return PollTarget{unit->unit_name(), unit->desired_state()};
 }
 
 }  // namespace cloudplane::adapters::fleet

@@ -3,8 +3,11 @@
 // function of its arguments, tested on recorded and hand-written payloads in
 // fleet_wire_test.cc.
 //
-// Reference: /work/shared/protocols/fleet.md (sections cited as §N below),
-// written from coreos/fleet api/*.go and schema/v1.json.
+// Reference: the fleet v1 API, https://github.com/coreos/fleet/blob/master/
+// Documentation/api-v1.md, with its discovery document schema/v1.json and
+// the handlers api/*.go of the same repository. Sections cited as §N are
+// those of the project's fleet protocol notes (shared/protocols/fleet.md),
+// which were written from those sources.
 //
 // Errors:
 //   - A payload fleet sent that is not JSON, or JSON of the wrong shape, is
@@ -18,6 +21,7 @@
 #ifndef CLOUDPLANE_ADAPTERS_FLEET_FLEET_WIRE_H_
 #define CLOUDPLANE_ADAPTERS_FLEET_FLEET_WIRE_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -149,7 +153,10 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
                                 absl::string_view context);
 
 // ---------------------------------------------------------------------------
-// Operation poll tokens: `unit:<name>:<desired wire state>`.
+// Operation poll tokens: a UnitToken (fleet_tokens.proto) packed with
+// kit::PackToken.
+
+inline constexpr uint32_t kUnitTokenVersion = 1;
 
 std::string MakePollToken(absl::string_view unit_name, absl::string_view desired_state);
 
@@ -157,7 +164,9 @@ struct PollTarget {
   std::string unit_name;
   std::string desired_state;  // wire form, e.g. "launched"
 };
-// INVALID_ARGUMENT naming `poll_token` for a token MakePollToken did not make.
+// DATA_LOSS with reason OPERATION_STATE_UNREADABLE for bytes MakePollToken
+// did not make (another type, an unknown version, an invalid unit name or
+// state).
 absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token);
 
 }  // namespace cloudplane::adapters::fleet

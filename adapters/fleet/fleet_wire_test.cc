@@ -1,7 +1,5 @@
 #include "adapters/fleet/fleet_wire.h"
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/kit/poll_token.h"
+#include "adapters/common/testing/fixtures.h"
+#include "adapters/fleet/fleet_tokens.pb.h"
 #include "base/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,50 +36,17 @@ std::string ReadFile(const fs::path& path) {
   return ss.str();
 }
 
-// This package's testdata/ in the runfiles tree.
-fs::path TestdataDir() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  const char* workspace = getenv("TEST_WORKSPACE");
-  if (srcdir != nullptr && workspace != nullptr) {
-    return fs::path(srcdir) / workspace / "adapters/fleet/testdata";
-  }
-  return fs::path("adapters/fleet/testdata");  // run from the repo root
-}
-
+// This package's testdata/ (hand-written payloads) in the runfiles tree.
 std::string Testdata(absl::string_view name) {
-  const fs::path path = TestdataDir() / std::string(name);
+  const std::string path = testutil::RunfilePath(absl::StrCat("adapters/fleet/testdata/", name));
   EXPECT_TRUE(fs::exists(path)) << path;
   return ReadFile(path);
 }
 
-// The recorded payloads: $FLEET_FIXTURES_DIR, or ../shared/fixtures/fleet
-// relative to the repository, which is found through the real path of a
-// testdata file (runfiles are symlinks into the source tree).
-fs::path FixturesDir() {
-  if (const char* dir = getenv("FLEET_FIXTURES_DIR"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  std::error_code ec;
-  const fs::path real = fs::canonical(TestdataDir() / "unit_launched.json", ec);
-  if (ec) return {};
-  // <repo>/adapters/fleet/testdata/unit_launched.json
-  const fs::path repo = real.parent_path().parent_path().parent_path().parent_path();
-  return repo.parent_path() / "shared" / "fixtures" / "fleet";
+// The recorded payloads (@shared_fixtures//:fleet).
+std::string Recorded(absl::string_view name) {
+  return testutil::ReadFixture(absl::StrCat("fleet/", name));
 }
-
-bool InCi() {
-  const char* ci = getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-// Skips (locally) or fails (CI=true) when the recorded fixtures are absent.
-#define REQUIRE_FIXTURES(dir)                                                      \
-  do {                                                                             \
-    if (!fs::is_directory(dir)) {                                                  \
-      if (InCi()) FAIL() << "recorded fleet fixtures missing at " << (dir);        \
-      GTEST_SKIP() << "recorded fleet fixtures missing at " << (dir);              \
-    }                                                                              \
-  } while (false)
 
 std::string MetadataOf(const absl::Status& s, const std::string& key) {
   auto info = GetErrorInfo(s);
@@ -116,13 +84,12 @@ Options MakeOptions(std::initializer_list<v1::UnitOption> list) {
 }
 
 // ---------------------------------------------------------------------------
-// Recorded payloads (/work/shared/fixtures/fleet).
+// Recorded payloads (shared/fixtures/fleet: python-fleet's fixtures and the
+// discovery documents).
 
 TEST(RecordedFixtures, MachinePageWithoutMetadata) {
-  const fs::path dir = FixturesDir();
-  REQUIRE_FIXTURES(dir);
   absl::StatusOr<MachinePage> page =
-      ParseMachinePage(ReadFile(dir / "machines_single_no_metadata.json"), "lab");
+      ParseMachinePage(Recorded("machines_single_no_metadata.json"), "lab");
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->machines.size(), 1u);
   EXPECT_EQ(page->machines[0].name(), absl::StrCat("accounts/lab/machines/", kMachine));
@@ -134,10 +101,8 @@ TEST(RecordedFixtures, MachinePageWithoutMetadata) {
 // The unit file python-fleet's tests build a unit from: its lines become
 // the options of the PUT body exactly as the reference's example shows.
 TEST(RecordedFixtures, UnitFileBecomesPutBody) {
-  const fs::path dir = FixturesDir();
-  REQUIRE_FIXTURES(dir);
   // The recorded file has CRLF line ends and a trailing blank line.
-  const std::string file = ReadFile(dir / "test.service");
+  const std::string file = Recorded("test.service");
   Options options;
   std::string section;
   for (absl::string_view line : absl::StrSplit(file, '\n', absl::SkipWhitespace())) {
@@ -169,9 +134,7 @@ std::set<std::string> Properties(const rapidjson::Value& schemas, const char* ty
 }
 
 TEST_P(DiscoveryDocument, MatchesWhatTheAdapterReadsAndSends) {
-  const fs::path dir = FixturesDir();
-  REQUIRE_FIXTURES(dir);
-  const std::string text = ReadFile(dir / GetParam());
+  const std::string text = Recorded(GetParam());
   rapidjson::Document doc;
   doc.Parse(text.c_str());
   ASSERT_FALSE(doc.HasParseError());
@@ -608,18 +571,34 @@ TEST(PutBody, OnlyTheFieldsToSend) {
 }
 
 TEST(PollTokens, RoundTripAndForeignTokens) {
-  EXPECT_EQ(MakePollToken("hello:world.service", "launched"),
-            "unit:hello:world.service:launched");
-  absl::StatusOr<PollTarget> t = ParsePollToken("unit:hello:world.service:launched");
+  const std::string token = MakePollToken("hello:world.service", "launched");
+  // A packed UnitToken of the current version.
+  absl::StatusOr<UnitToken> typed = kit::UnpackToken<UnitToken>(token, kUnitTokenVersion);
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  EXPECT_EQ(typed->version(), 1u);
+  EXPECT_EQ(typed->unit_name(), "hello:world.service");
+  EXPECT_EQ(typed->desired_state(), "launched");
+  absl::StatusOr<PollTarget> t = ParsePollToken(token);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->unit_name, "hello:world.service");
   EXPECT_EQ(t->desired_state, "launched");
-  for (const char* bad : {"", "unit:", "unit::launched", "unit:a.service", "unit:a.service:",
-                          "unit:a.service:running", "job:a.service:launched",
-                          "unit:a/b.service:loaded"}) {
+
+  auto unit_token = [](uint32_t version, const char* name, const char* state) {
+    UnitToken u;
+    u.set_version(version);
+    u.set_unit_name(name);
+    u.set_desired_state(state);
+    return kit::PackToken(u);
+  };
+  for (const std::string& bad :
+       {std::string(""), std::string("unit:a.service:launched"), std::string("operation-17"),
+        kit::PackToken(v1::Unit()), unit_token(0, "a.service", "launched"),
+        unit_token(2, "a.service", "launched"), unit_token(1, "", "launched"),
+        unit_token(1, "a.service", ""), unit_token(1, "a.service", "running"),
+        unit_token(1, "a/b.service", "loaded")}) {
     absl::StatusOr<PollTarget> p = ParsePollToken(bad);
-    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_THAT(ViolationFields(p.status()), ElementsAre("poll_token")) << bad;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kDataLoss) << bad;
+    EXPECT_EQ(ReasonOf(p.status()), "OPERATION_STATE_UNREADABLE") << bad;
   }
 }
 
