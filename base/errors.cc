@@ -4,6 +4,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "base/reasons.h"
 
 namespace cloudplane {
 namespace {
@@ -38,7 +39,8 @@ void AddFieldViolation(absl::Status& status, absl::string_view field,
   violation->set_description(std::string(description));
   if (status.ok()) {
     status = absl::InvalidArgumentError(absl::StrCat(field, ": ", description));
-    status = WithErrorInfo(std::move(status), "INVALID_ARGUMENT", {{"field", std::string(field)}});
+    status = WithErrorInfo(std::move(status), reasons::kFieldInvalid,
+                           {{"field", std::string(field)}});
   }
   status.SetPayload(kBadRequestUrl, absl::Cord(bad_request.SerializeAsString()));
 }
@@ -66,24 +68,36 @@ std::string DefaultReason(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk:
       return "";
+    case absl::StatusCode::kInvalidArgument:
+      return std::string(reasons::kFieldInvalid);
     case absl::StatusCode::kNotFound:
-      return "RESOURCE_NOT_FOUND";
+      return std::string(reasons::kResourceNotFound);
     case absl::StatusCode::kAlreadyExists:
-      return "RESOURCE_ALREADY_EXISTS";
+      return std::string(reasons::kResourceAlreadyExists);
     case absl::StatusCode::kFailedPrecondition:
-      return "FAILED_PRECONDITION";
+      return std::string(reasons::kWrongState);
+    case absl::StatusCode::kAborted:
+      return std::string(reasons::kConcurrentModification);
     case absl::StatusCode::kUnavailable:
-      return "PROVIDER_UNAVAILABLE";
+      return std::string(reasons::kProviderUnavailable);
     case absl::StatusCode::kDeadlineExceeded:
-      return "DEADLINE_EXCEEDED";
+      return std::string(reasons::kCallDeadlineExceeded);
+    case absl::StatusCode::kCancelled:
+      return std::string(reasons::kOperationCancelled);
     case absl::StatusCode::kUnauthenticated:
-      return "PROVIDER_UNAUTHENTICATED";
+      return std::string(reasons::kProviderUnauthenticated);
     case absl::StatusCode::kPermissionDenied:
-      return "PROVIDER_PERMISSION_DENIED";
+      return std::string(reasons::kProviderPermissionDenied);
     case absl::StatusCode::kUnimplemented:
-      return "CAPABILITY_UNSUPPORTED";
+      return std::string(reasons::kCapabilityUnsupported);
+    case absl::StatusCode::kResourceExhausted:
+      return std::string(reasons::kLimitExceeded);
+    case absl::StatusCode::kOutOfRange:
+      return std::string(reasons::kValueOutOfRange);
+    case absl::StatusCode::kDataLoss:
+      return std::string(reasons::kStateStoreFailed);
     default:
-      return absl::StatusCodeToString(code);
+      return std::string(reasons::kInternal);
   }
 }
 

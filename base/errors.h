@@ -22,7 +22,7 @@ namespace cloudplane {
 inline constexpr absl::string_view kErrorDomain = "cloudplane.dev";
 
 // INVALID_ARGUMENT naming `field` (a path such as `volume.size_bytes`) with a
-// BadRequest field violation and ErrorInfo reason `INVALID_ARGUMENT`.
+// BadRequest field violation and ErrorInfo reason FIELD_INVALID.
 absl::Status InvalidField(absl::string_view field, absl::string_view description);
 
 // Adds a field violation to an INVALID_ARGUMENT status (or makes `status`
@@ -40,8 +40,8 @@ absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);
 std::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status);
 
-// The ErrorInfo reason used when a status carries none: derived from the
-// code, e.g. NOT_FOUND → "RESOURCE_NOT_FOUND".
+// The ErrorInfo reason used when a status carries none: the catalogue entry
+// (base/reasons.h) for the code, e.g. NOT_FOUND → RESOURCE_NOT_FOUND.
 std::string DefaultReason(absl::StatusCode code);
 
 }  // namespace cloudplane

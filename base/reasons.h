@@ -21,10 +21,11 @@ namespace cloudplane::reasons {
 inline constexpr absl::string_view kFieldInvalid = "FIELD_INVALID";
 // The request_id was used before for a different request (ALREADY_EXISTS).
 inline constexpr absl::string_view kRequestIdReused = "REQUEST_ID_REUSED";
-// The account does not exist (NOT_FOUND) or failed to configure
-// (FAILED_PRECONDITION), or a required account option is missing.
+// The account does not exist (NOT_FOUND).
 inline constexpr absl::string_view kAccountNotFound = "ACCOUNT_NOT_FOUND";
+// The account failed to configure; its state says why (FAILED_PRECONDITION).
 inline constexpr absl::string_view kAccountUnusable = "ACCOUNT_UNUSABLE";
+// The call needs an account option that is not configured (FAILED_PRECONDITION).
 inline constexpr absl::string_view kAccountOptionMissing = "ACCOUNT_OPTION_MISSING";
 // The account's provider does not support the method (UNIMPLEMENTED).
 inline constexpr absl::string_view kCapabilityUnsupported = "CAPABILITY_UNSUPPORTED";
@@ -32,7 +33,9 @@ inline constexpr absl::string_view kCapabilityUnsupported = "CAPABILITY_UNSUPPOR
 inline constexpr absl::string_view kCallDeadlineExceeded = "CALL_DEADLINE_EXCEEDED";
 
 // ---- Resources -------------------------------------------------------------
+// The resource does not exist (NOT_FOUND); metadata names it.
 inline constexpr absl::string_view kResourceNotFound = "RESOURCE_NOT_FOUND";
+// A resource with that name or id exists already (ALREADY_EXISTS).
 inline constexpr absl::string_view kResourceAlreadyExists = "RESOURCE_ALREADY_EXISTS";
 // The resource is in a state that does not allow the call (FAILED_PRECONDITION).
 inline constexpr absl::string_view kWrongState = "WRONG_STATE";
@@ -47,8 +50,9 @@ inline constexpr absl::string_view kConcurrentModification = "CONCURRENT_MODIFIC
 inline constexpr absl::string_view kOperationTimeout = "OPERATION_TIMEOUT";
 // A client cancelled the operation (CANCELLED).
 inline constexpr absl::string_view kOperationCancelled = "OPERATION_CANCELLED";
-// The operation is not done / already done for what was asked (FAILED_PRECONDITION).
+// The operation still runs, and the call needs it done (FAILED_PRECONDITION).
 inline constexpr absl::string_view kOperationRunning = "OPERATION_RUNNING";
+// The operation is done already, and the call needs it running (FAILED_PRECONDITION).
 inline constexpr absl::string_view kOperationDone = "OPERATION_DONE";
 // The stored progress of an operation cannot be read (DATA_LOSS).
 inline constexpr absl::string_view kOperationStateUnreadable = "OPERATION_STATE_UNREADABLE";
@@ -56,9 +60,9 @@ inline constexpr absl::string_view kOperationStateUnreadable = "OPERATION_STATE_
 // ---- The provider ----------------------------------------------------------
 // Could not reach the provider, or it answered 5xx/429 (UNAVAILABLE).
 inline constexpr absl::string_view kProviderUnavailable = "PROVIDER_UNAVAILABLE";
-// The provider refused the account's credentials (UNAUTHENTICATED) or their
-// rights (PERMISSION_DENIED).
+// The provider refused the account's credentials (UNAUTHENTICATED).
 inline constexpr absl::string_view kProviderUnauthenticated = "PROVIDER_UNAUTHENTICATED";
+// The account's credentials lack the right for the call (PERMISSION_DENIED).
 inline constexpr absl::string_view kProviderPermissionDenied = "PROVIDER_PERMISSION_DENIED";
 // The provider answered something its protocol does not allow (INTERNAL).
 inline constexpr absl::string_view kProviderMalformedResponse = "PROVIDER_MALFORMED_RESPONSE";
@@ -73,6 +77,11 @@ inline constexpr absl::string_view kProviderStateChanged = "PROVIDER_STATE_CHANG
 // The account's balance does not cover the request (CloudSigma).
 inline constexpr absl::string_view kInsufficientFunds = "INSUFFICIENT_FUNDS";
 
+// A limit was reached: a response too large, a quota (RESOURCE_EXHAUSTED).
+inline constexpr absl::string_view kLimitExceeded = "LIMIT_EXCEEDED";
+// A value lies outside what the API or the provider accepts (OUT_OF_RANGE).
+inline constexpr absl::string_view kValueOutOfRange = "VALUE_OUT_OF_RANGE";
+
 // ---- The server itself -----------------------------------------------------
 // The state database failed (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS).
 inline constexpr absl::string_view kStateStoreFailed = "STATE_STORE_FAILED";
@@ -81,6 +90,41 @@ inline constexpr absl::string_view kStateStoreFailed = "STATE_STORE_FAILED";
 inline constexpr absl::string_view kServerShuttingDown = "SERVER_SHUTTING_DOWN";
 // Anything else (INTERNAL); a bug.
 inline constexpr absl::string_view kInternal = "INTERNAL_ERROR";
+
+// Every reason above, for tests that keep this header and the proto enum equal.
+inline constexpr absl::string_view kAll[] = {
+    kFieldInvalid,
+    kRequestIdReused,
+    kAccountNotFound,
+    kAccountUnusable,
+    kAccountOptionMissing,
+    kCapabilityUnsupported,
+    kCallDeadlineExceeded,
+    kResourceNotFound,
+    kResourceAlreadyExists,
+    kWrongState,
+    kResourceNotReady,
+    kConcurrentModification,
+    kOperationTimeout,
+    kOperationCancelled,
+    kOperationRunning,
+    kOperationDone,
+    kOperationStateUnreadable,
+    kProviderUnavailable,
+    kProviderUnauthenticated,
+    kProviderPermissionDenied,
+    kProviderMalformedResponse,
+    kProviderError,
+    kProviderJobFailed,
+    kProviderFailureState,
+    kProviderStateChanged,
+    kInsufficientFunds,
+    kLimitExceeded,
+    kValueOutOfRange,
+    kStateStoreFailed,
+    kServerShuttingDown,
+    kInternal,
+};
 
 }  // namespace cloudplane::reasons
 

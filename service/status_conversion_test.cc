@@ -28,7 +28,7 @@ TEST(StatusConversion, KeepsAttachedDetails) {
   ASSERT_EQ(rpc.details_size(), 2);
   google::rpc::ErrorInfo info;
   ASSERT_TRUE(rpc.details(0).UnpackTo(&info));
-  EXPECT_EQ(info.reason(), "INVALID_ARGUMENT");
+  EXPECT_EQ(info.reason(), "FIELD_INVALID");
   EXPECT_EQ(info.metadata().at("field"), "volume.size_bytes");
   google::rpc::BadRequest bad;
   ASSERT_TRUE(rpc.details(1).UnpackTo(&bad));

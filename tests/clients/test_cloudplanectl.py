@@ -120,7 +120,7 @@ def test_bad_argument_prints_the_field_violation(server):
     rule = "must match [a-z]([-a-z0-9]{0,61}[a-z0-9])?"
     assert out.stderr.splitlines() == [
         f"error: INVALID_ARGUMENT: instance_id: {rule}",
-        "  reason: INVALID_ARGUMENT (cloudplane.dev) field=instance_id",
+        "  reason: FIELD_INVALID (cloudplane.dev) field=instance_id",
         f"  field instance_id: {rule}",
     ]
     # The same as JSON for scripts: the google.rpc.Status with its details.

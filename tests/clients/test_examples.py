@@ -103,7 +103,7 @@ def test_example(language, server, tmp_path):
     code = "InvalidArgument" if language == "go" else "INVALID_ARGUMENT"
     assert lines[5:] == [
         f"error: {code}: instance.machine_type: {MACHINE_TYPE_RULE}",
-        "reason: INVALID_ARGUMENT (domain cloudplane.dev)",
+        "reason: FIELD_INVALID (domain cloudplane.dev)",
         f"field violation: instance.machine_type: {MACHINE_TYPE_RULE}",
     ], out
 
