@@ -2,6 +2,7 @@
 client and prints the numbers (no pass/fail: goals are judged by people).
 
     .deps/venv/bin/python bench/api_bench.py [--instances 300] [--gets 2000] [--waiters 200]
+        [--baseline PATH_TO_OTHER_CLOUDPLANED] [--rounds 3]
 
 What it reports:
   * CreateInstance: how long the RPC takes to return its Operation (the
@@ -10,6 +11,11 @@ What it reports:
   * ListInstances: time to read every page of the account's instances;
   * threads and resident memory of the server, idle and with many
     WaitOperation calls in flight (the thread count must not grow with them).
+
+With --baseline, the same measurements run against another cloudplaned
+binary (an older build, say) in the same invocation, alternating the two
+`--rounds` times, and a last table prints the medians side by side with the
+ratio this build / baseline.
 """
 import argparse
 import pathlib
@@ -20,6 +26,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
+import cloudplane_testing  # noqa: E402
 from cloudplane_testing import Server, compute_pb2, operations_pb2  # noqa: E402
 
 ACCOUNT = "accounts/sandbox"
@@ -46,19 +53,17 @@ def percentiles(samples_ms):
     return pick(0.5), pick(0.9), pick(0.99)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--instances", type=int, default=300)
-    parser.add_argument("--gets", type=int, default=2000)
-    parser.add_argument("--waiters", type=int, default=200)
-    args = parser.parse_args()
-
+def measure(binary, args, label):
+    """One run against `binary`; prints as it goes, returns the figures."""
+    cloudplane_testing.SERVER_BINARY = pathlib.Path(binary)
+    out = {}
     # Transitions long enough that the waiters below really wait.
     server = Server(tempfile.mkdtemp(prefix="cloudplane-bench-"), CONFIG % 30000).start()
     try:
         compute, ops = server.compute(), server.operations()
         threads, rss = proc_status(server.process.pid)
-        print(f"server idle: {threads} threads, {rss} MiB resident")
+        out["idle threads"], out["idle RSS MiB"] = threads, rss
+        print(f"[{label}] server idle: {threads} threads, {rss} MiB resident")
 
         latencies, names = [], []
         start = time.perf_counter()
@@ -72,7 +77,8 @@ def main():
             names.append(op.name)
         elapsed = time.perf_counter() - start
         p50, p90, p99 = percentiles(latencies)
-        print(f"CreateInstance x{args.instances}: {args.instances / elapsed:.0f}/s, "
+        out["CreateInstance /s"], out["CreateInstance p50 ms"] = args.instances / elapsed, p50
+        print(f"[{label}] CreateInstance x{args.instances}: {args.instances / elapsed:.0f}/s, "
               f"p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms")
 
         latencies = []
@@ -84,7 +90,8 @@ def main():
             latencies.append((time.perf_counter() - t0) * 1000)
         elapsed = time.perf_counter() - start
         p50, p90, p99 = percentiles(latencies)
-        print(f"GetInstance x{args.gets}: {args.gets / elapsed:.0f}/s, "
+        out["GetInstance /s"], out["GetInstance p50 ms"] = args.gets / elapsed, p50
+        print(f"[{label}] GetInstance x{args.gets}: {args.gets / elapsed:.0f}/s, "
               f"p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms")
 
         rounds = []
@@ -99,7 +106,9 @@ def main():
                 if not token:
                     break
             rounds.append((time.perf_counter() - t0) * 1000)
-        print(f"ListInstances, all {count} in pages of 100: median {statistics.median(rounds):.1f} ms")
+        out["ListInstances all ms"] = statistics.median(rounds)
+        print(f"[{label}] ListInstances, all {count} in pages of 100: "
+              f"median {statistics.median(rounds):.1f} ms")
 
         futures = [ops.WaitOperation.future(
             operations_pb2.WaitOperationRequest(name=names[i % len(names)]), timeout=60)
@@ -107,12 +116,38 @@ def main():
         time.sleep(1.0)
         threads_busy, rss_busy = proc_status(server.process.pid)
         pending = sum(1 for f in futures if not f.done())
-        print(f"server with {pending} WaitOperation calls in flight: {threads_busy} threads, "
-              f"{rss_busy} MiB resident")
+        out["busy threads"], out["busy RSS MiB"] = threads_busy, rss_busy
+        print(f"[{label}] server with {pending} WaitOperation calls in flight: {threads_busy} "
+              f"threads, {rss_busy} MiB resident")
         for f in futures:
             f.cancel()
     finally:
         server.stop()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--instances", type=int, default=300)
+    parser.add_argument("--gets", type=int, default=2000)
+    parser.add_argument("--waiters", type=int, default=200)
+    parser.add_argument("--baseline", help="another cloudplaned binary to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline")
+    args = parser.parse_args()
+    this = str(cloudplane_testing.SERVER_BINARY)
+    if not args.baseline:
+        measure(this, args, "this build")
+        return
+    runs = {"this build": [], "baseline": []}
+    for _ in range(args.rounds):
+        runs["this build"].append(measure(this, args, "this build"))
+        runs["baseline"].append(measure(args.baseline, args, "baseline"))
+    print(f"\nmedians of {args.rounds} alternating runs")
+    print(f"{'':24} {'this build':>12} {'baseline':>12} {'ratio':>8}")
+    for key in runs["this build"][0]:
+        a = statistics.median(r[key] for r in runs["this build"])
+        b = statistics.median(r[key] for r in runs["baseline"])
+        print(f"{key:24} {a:12.2f} {b:12.2f} {a / b if b else float('nan'):8.2f}")
 
 
 if __name__ == "__main__":
