@@ -1,17 +1,19 @@
 // Asynchronous HTTP/1.1 and HTTP/2 client for provider adapters.
 //
-// This is the only place in cloudplane that talks to libcurl. The design
-// keeps provider I/O off gRPC threads and the thread count fixed:
+// The design keeps provider I/O off gRPC threads and the thread count fixed:
 //
 //  1. An adapter owns an HttpClient (one per provider endpoint). Creating one
-//     is cheap; many clients share one HttpTransport.
-//  2. HttpClient::Send() validates and prepares the request on the calling
-//     thread, queues it on the transport and returns at once.
-//  3. The transport's single thread drives libcurl's multi interface
+//     is cheap; many clients share one HttpTransport (http_transport.h).
+//  2. HttpClient::Send() validates the request on the calling thread, hands
+//     it to the transport and returns at once.
+//  3. The transport's single thread runs the transfer. The real transport
+//     (HttpTransport::Default()/Create(), curl_transport.cc, the only libcurl
+//     code besides curl_status.cc) drives libcurl's multi interface there
 //     (curl_multi_poll, woken by curl_multi_wakeup when work is queued). All
 //     transfers of all clients of that transport run on that thread, so
 //     connections (and TLS sessions, DNS results) are cached and reused
-//     across clients with HTTP keep-alive.
+//     across clients with HTTP keep-alive. Tests pass a FakeHttpTransport
+//     (fake_http_transport.h) instead, which answers scripted responses.
 //  4. When a transfer ends, `done` runs on the transport thread with the
 //     response or an error status. It must not block: hand slow work to an
 //     EventLoop or complete a gRPC reactor, which is cheap.
@@ -32,89 +34,17 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/common/http/endpoint.h"
+#include "adapters/common/http/http_transport.h"  // IWYU pragma: export
 
 namespace cloudplane::http {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
-
-struct HttpRequest {
-  // An HTTP token in upper case: GET, HEAD, PUT, POST, DELETE, PATCH, ...
-  std::string method = "GET";
-  // Appended to Endpoint::base_url. Empty or starting with '/'; already
-  // percent-encoded (printable ASCII, no spaces).
-  std::string path_and_query;
-  // Sent in this order. libcurl adds Host, User-Agent, Accept and
-  // Content-Length itself; an "Expect" header given here is dropped. When a
-  // body is sent without a Content-Type here, none is sent.
-  Headers headers;
-  std::string body;
-  // absl::InfiniteFuture(): no deadline (only the connect timeout applies).
-  absl::Time deadline = absl::InfiniteFuture();
-};
-
-struct HttpResponse {
-  int status = 0;
-  // In the order received, names lower-cased, values trimmed. Only the final
-  // response's headers (not those of a 100 Continue).
-  Headers headers;
-  std::string body;
-
-  // The first value of header `name` (compared case-insensitively), or
-  // nullptr when absent.
-  const std::string* FindHeader(absl::string_view name) const;
-};
-
-struct HttpTransportOptions {
-  // Idle connections kept open for reuse, over all hosts.
-  long max_idle_connections = 64;
-  // Simultaneous connections to one host; 0 = no limit. Over the limit,
-  // transfers wait (inside libcurl) for a free connection.
-  long max_connections_per_host = 0;
-};
-
-// One thread and one libcurl multi handle; shared by HttpClients.
-class HttpTransport {
- public:
-  // The process-wide transport, created on first use and never destroyed
-  // (so it is safe to use from any static lifetime).
-  static std::shared_ptr<HttpTransport> Default();
-
-  // A separate transport (own thread and connection cache); for tests and for
-  // isolating traffic. INTERNAL if libcurl cannot be initialised.
-  static absl::StatusOr<std::shared_ptr<HttpTransport>> Create(
-      HttpTransportOptions options = {});
-
-  // Calls Shutdown(). If the last reference is dropped on the transport
-  // thread itself (inside a `done` callback), the thread finishes the
-  // shutdown on its own after that callback returns.
-  ~HttpTransport();
-
-  HttpTransport(const HttpTransport&) = delete;
-  HttpTransport& operator=(const HttpTransport&) = delete;
-
-  // Idempotent. Every queued or in-flight transfer completes with CANCELLED
-  // (its `done` runs on the transport thread); then the thread exits and,
-  // unless called on the transport thread, Shutdown() waits for that.
-  // Send() afterwards completes at once with CANCELLED on the calling thread.
-  void Shutdown();
-
-  // True on the transport thread, i.e. inside a `done` callback.
-  bool IsTransportThread() const;
-
- private:
-  friend class HttpClient;
-  struct Impl;  // Defined in http_client.cc.
-  explicit HttpTransport(std::shared_ptr<Impl> impl);
-  std::shared_ptr<Impl> impl_;
-};
+// HttpRequest, HttpResponse, Headers, HttpTransportOptions and HttpTransport
+// are declared in http_transport.h.
 
 struct HttpClientOptions {
   // Verify the server's certificate chain and host name (https only).
@@ -141,6 +71,7 @@ class HttpClient {
   // base_url, a unix socket with an https base_url, a relative socket path)
   // or an option is out of range (max_response_bytes 0, non-positive
   // connect_timeout); FAILED_PRECONDITION if `ca_file` cannot be read.
+  // The transport is options.transport or HttpTransport::Default().
   static absl::StatusOr<std::unique_ptr<HttpClient>> Create(
       Endpoint endpoint, HttpClientOptions options = {});
 
@@ -160,6 +91,7 @@ class HttpClient {
   //     TLS fails, or the connect timeout expires before the deadline;
   //   - RESOURCE_EXHAUSTED when the response exceeds max_response_bytes;
   //   - CANCELLED when the transport shuts down first.
+  // (Through a FakeHttpTransport: the scripted answer, or UNIMPLEMENTED.)
   // Thread-safe; may be called from inside a `done` callback.
   void Send(HttpRequest request, DoneCallback done);
 
@@ -169,7 +101,8 @@ class HttpClient {
   HttpClient(Endpoint endpoint, HttpClientOptions options);
 
   const Endpoint endpoint_;
-  const HttpClientOptions options_;
+  const TransferSettings settings_;
+  const std::shared_ptr<HttpTransport> transport_;
 };
 
 }  // namespace cloudplane::http

@@ -1,0 +1,155 @@
+// The transport under HttpClient: what moves an HTTP request to a server and
+// brings the response back, on a thread of its own.
+//
+// HttpClient (http_client.h) is what adapters call; it validates a request on
+// the caller's thread and hands it to an HttpTransport. Two implementations:
+//
+//  - the libcurl transport (curl_transport.cc, the only file here besides
+//    curl_status.cc that includes curl.h), returned by HttpTransport::Default()
+//    and HttpTransport::Create(): one thread driving libcurl's multi interface
+//    for every client that shares it, with connection reuse;
+//  - FakeHttpTransport (fake_http_transport.h, testonly), which answers
+//    scripted request -> response pairs and records what was sent, so adapter
+//    tests need no server.
+//
+// The contract every transport keeps (HttpClient::Send documents it to
+// callers):
+//  1. Start() and Fail() are called by HttpClient on any thread, never block,
+//     and queue the transfer. `done` is called exactly once, on the
+//     transport's single thread: IsTransportThread() is true there, and the
+//     thread is marked with MarkTransportThread("http"), so code that must
+//     not run there (store::Store) aborts in tests. Transfers that complete
+//     without I/O (refusals, expired deadlines, scripted answers) complete in
+//     the order they were queued.
+//  2. A deadline that has passed when the transport picks the transfer up
+//     gives DEADLINE_EXCEEDED and nothing is sent.
+//  3. After Shutdown() (or when the transport is destroyed), queued and
+//     in-flight transfers complete with CANCELLED on the transport thread;
+//     transfers queued later complete with CANCELLED at once, on the calling
+//     thread. Message: "<METHOD> <base_url><path>: HTTP transport shut down".
+//  4. Never: following redirects, using proxies from the environment,
+//     sending "Expect: 100-continue", or putting request headers, bodies or
+//     query strings in error messages.
+#ifndef CLOUDPLANE_ADAPTERS_COMMON_HTTP_HTTP_TRANSPORT_H_
+#define CLOUDPLANE_ADAPTERS_COMMON_HTTP_HTTP_TRANSPORT_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/common/http/endpoint.h"
+
+namespace cloudplane::http {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  // An HTTP token in upper case: GET, HEAD, PUT, POST, DELETE, PATCH, ...
+  std::string method = "GET";
+  // Appended to Endpoint::base_url. Empty or starting with '/'; already
+  // percent-encoded (printable ASCII, no spaces).
+  std::string path_and_query;
+  // Sent in this order. libcurl adds Host, User-Agent, Accept and
+  // Content-Length itself; an "Expect" header given here is dropped. When a
+  // body is sent without a Content-Type here, none is sent.
+  Headers headers;
+  std::string body;
+  // absl::InfiniteFuture(): no deadline (only the connect timeout applies).
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct HttpResponse {
+  int status = 0;
+  // In the order received, names lower-cased, values trimmed. Only the final
+  // response's headers (not those of a 100 Continue).
+  Headers headers;
+  std::string body;
+
+  // The first value of header `name` (compared case-insensitively), or
+  // nullptr when absent.
+  const std::string* FindHeader(absl::string_view name) const;
+};
+
+struct HttpTransportOptions {
+  // Idle connections kept open for reuse, over all hosts.
+  long max_idle_connections = 64;
+  // Simultaneous connections to one host; 0 = no limit. Over the limit,
+  // transfers wait (inside libcurl) for a free connection.
+  long max_connections_per_host = 0;
+};
+
+// What an HttpClient fixed at creation and passes with each transfer (see
+// HttpClientOptions for the meaning of each field). Already validated.
+struct TransferSettings {
+  bool verify_tls = true;
+  std::string ca_file;
+  absl::Duration connect_timeout = absl::Seconds(10);
+  size_t max_response_bytes = 64 << 20;
+  std::string user_agent = "cloudplane";
+};
+
+// One thread; shared by HttpClients. Thread-safe.
+class HttpTransport {
+ public:
+  using DoneCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
+
+  // The process-wide libcurl transport, created on first use and never
+  // destroyed (so it is safe to use from any static lifetime).
+  static std::shared_ptr<HttpTransport> Default();
+
+  // A separate libcurl transport (own thread and connection cache); for tests
+  // and for isolating traffic. INTERNAL if libcurl cannot be initialised.
+  static absl::StatusOr<std::shared_ptr<HttpTransport>> Create(
+      HttpTransportOptions options = {});
+
+  // Implementations call Shutdown(). If the last reference is dropped on the
+  // transport thread itself (inside a `done` callback), the thread finishes
+  // the shutdown on its own after that callback returns.
+  virtual ~HttpTransport() = default;
+
+  HttpTransport(const HttpTransport&) = delete;
+  HttpTransport& operator=(const HttpTransport&) = delete;
+
+  // Idempotent. Every queued or in-flight transfer completes with CANCELLED
+  // (its `done` runs on the transport thread); then the thread exits and,
+  // unless called on the transport thread, Shutdown() waits for that.
+  // Sends afterwards complete at once with CANCELLED on the calling thread.
+  virtual void Shutdown() = 0;
+
+  // True on the transport thread, i.e. inside a `done` callback.
+  virtual bool IsTransportThread() const = 0;
+
+ protected:
+  HttpTransport() = default;
+
+  // "GET http://host/base/path": names a transfer in error messages, without
+  // the query string (which may carry pre-signed credentials).
+  static std::string Describe(absl::string_view base_url,
+                              const HttpRequest& request);
+
+ private:
+  friend class HttpClient;
+
+  // Entry points for HttpClient::Send; see the contract at the top.
+  //
+  // Starts `request` (method, path and headers already validated by
+  // HttpClient; `endpoint.base_url` without a trailing '/').
+  virtual void Start(const Endpoint& endpoint, const TransferSettings& settings,
+                     HttpRequest request, DoneCallback done) = 0;
+  // Completes `done` with `failure` (a request HttpClient refused) on the
+  // transport thread, in order with started transfers, sending nothing.
+  // `context` is Describe() of the refused request.
+  virtual void Fail(std::string context, absl::Status failure,
+                    DoneCallback done) = 0;
+};
+
+}  // namespace cloudplane::http
+
+#endif  // CLOUDPLANE_ADAPTERS_COMMON_HTTP_HTTP_TRANSPORT_H_
