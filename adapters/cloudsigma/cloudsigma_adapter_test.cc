@@ -3,13 +3,8 @@
 // REST flows, error mapping, and the websocket feed including a reconnect.
 #include "adapters/cloudsigma/cloudsigma_adapter.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/common/testing/emulator_process.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "gmock/gmock.h"
@@ -27,44 +23,22 @@
 namespace cloudplane::adapters::cloudsigma {
 namespace {
 
-namespace fs = std::filesystem;
-
+// The emulator as a child process (adapters/common/testing), with the API
+// and websocket URLs of its READY line.
 class Emulator {
  public:
   Emulator() {
-    char templ[] = "/tmp/csemuXXXXXX";
-    dir_ = mkdtemp(templ);
-    const char* srcdir = getenv("TEST_SRCDIR");
-    const char* workspace = getenv("TEST_WORKSPACE");
-    const fs::path script =
-        (srcdir && workspace)
-            ? fs::path(srcdir) / workspace / "tests/emulators/cloudsigma/cloudsigma_emulator.py"
-            : fs::path("tests/emulators/cloudsigma/cloudsigma_emulator.py");
-    const std::string ready = dir_ + "/ready";
-    std::vector<std::string> args = {"python3", script.string(), "--password", "pw",
-                                     "--transition-delay", "0.1", "--delete-delay", "0.1",
-                                     "--ready-file", ready, "--max-lifetime", "300"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = fork();
-    if (pid_ == 0) {
-      execvp(argv[0], argv.data());
-      _exit(127);
+    absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> process =
+        testutil::EmulatorProcess::Start(
+            "tests/emulators/cloudsigma/cloudsigma_emulator.py",
+            {"--password", "pw", "--transition-delay", "0.1", "--delete-delay", "0.1"});
+    if (!process.ok()) {
+      ADD_FAILURE() << "the CloudSigma emulator did not start: " << process.status();
+      return;
     }
-    for (int i = 0; i < 1000 && !fs::exists(ready); ++i) absl::SleepFor(absl::Milliseconds(20));
-    std::ifstream in(ready);
-    std::string line;
-    std::getline(in, line);
-    for (absl::string_view part : absl::StrSplit(line, ' ')) {
-      if (absl::ConsumePrefix(&part, "api=")) api_ = std::string(absl::StripSuffix(part, "/"));
-      if (absl::ConsumePrefix(&part, "ws=")) ws_ = std::string(part);
-    }
-  }
-  ~Emulator() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    fs::remove_all(dir_);
+    process_ = *std::move(process);
+    api_ = std::string(absl::StripSuffix(process_->Field("api"), "/"));
+    ws_ = process_->Field("ws");
   }
   const std::string& api() const { return api_; }
   const std::string& ws() const { return ws_; }
@@ -78,8 +52,8 @@ class Emulator {
   }
 
  private:
-  std::string dir_, api_, ws_;
-  pid_t pid_ = -1;
+  std::unique_ptr<testutil::EmulatorProcess> process_;
+  std::string api_, ws_;
 };
 
 struct Change {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/testing/fixtures.h"
 #include "base/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,13 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 namespace rj = rapidjson;
 
-// shared/fixtures/cloudsigma beside the repository: found through the real
-// path of this test's BUILD file (a runfile symlink into the checkout).
-fs::path FixtureDir() {
-  fs::path build = fs::canonical("adapters/cloudsigma/BUILD.bazel");
-  return build.parent_path().parent_path().parent_path().parent_path() / "shared" / "fixtures" /
-         "cloudsigma";
-}
+// The recorded dumps (@shared_fixtures//:cloudsigma) in the runfiles tree; a
+// missing one fails the test.
+fs::path FixtureDir() { return testutil::FixturePath("cloudsigma"); }
 
 std::string Read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -57,10 +54,7 @@ std::string Compact(const rj::Value& v) {
 
 TEST(Wire, EveryCoveredResponseDumpParses) {
   const fs::path dir = FixtureDir();
-  if (!fs::exists(dir)) {
-    ASSERT_EQ(std::getenv("CI"), nullptr) << dir << " is missing (CI=true)";
-    GTEST_SKIP() << "fixtures not found at " << dir;
-  }
+  ASSERT_TRUE(fs::is_directory(dir)) << dir;
   int partial = 0, files = 0, drives = 0, servers = 0, libdrives = 0, locations = 0, actions = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
@@ -153,8 +147,7 @@ TEST(Wire, EveryCoveredResponseDumpParses) {
 }
 
 TEST(Wire, RunningServerFromTheDump) {
-  const fs::path file = FixtureDir() / "response_server_get_running";
-  if (!fs::exists(file)) GTEST_SKIP();
+  const fs::path file = testutil::FixturePath("cloudsigma/response_server_get_running");
   auto i = ServerToInstance(Body(Read(file)).second, "cs",
                             {{"39e4c24b-980a-49ce-968c-1f32b124b23f", "boot"}});
   ASSERT_TRUE(i.ok()) << i.status();
@@ -172,8 +165,7 @@ TEST(Wire, RunningServerFromTheDump) {
 }
 
 TEST(Wire, CreatedDriveFromTheDump) {
-  const fs::path file = FixtureDir() / "response_drive_create_minimal";
-  if (!fs::exists(file)) GTEST_SKIP();
+  const fs::path file = testutil::FixturePath("cloudsigma/response_drive_create_minimal");
   auto w = ParseObject(Body(Read(file)).second);
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->status, "creating");

@@ -3,19 +3,9 @@
 // test suite): signed requests, jobs as operations, failures and auth.
 #include "adapters/enstratus/enstratus_adapter.h"
 
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/common/testing/emulator_process.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "cloudplane/v1/common.pb.h"
@@ -36,86 +27,33 @@
 namespace cloudplane::adapters::enstratus {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 constexpr char kKeys[] = "abcdefg:gfedcba";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
+// The emulator as a child process (adapters/common/testing), with the API
+// URL of its READY line.
 class Emulator {
  public:
   static absl::StatusOr<std::unique_ptr<Emulator>> Start() {
+    absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> process =
+        testutil::EmulatorProcess::Start("tests/emulators/enstratus/enstratus_emulator.py",
+                                         {"--listen", "127.0.0.1:0", "--job-seconds", "0.1",
+                                          "--boot-seconds", "0.1", "--keys", kKeys});
+    if (!process.ok()) return process.status();
     auto emu = std::unique_ptr<Emulator>(new Emulator());
-    std::string base = "/tmp";
-    if (const char* t = getenv("TEST_TMPDIR"); t != nullptr) base = t;
-    std::string templ = base + "/esemuXXXXXX";
-    if (mkdtemp(templ.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    emu->dir_ = templ;
-    const char* srcdir = getenv("TEST_SRCDIR");
-    const char* workspace = getenv("TEST_WORKSPACE");
-    const fs::path script =
-        (srcdir != nullptr && workspace != nullptr)
-            ? fs::path(srcdir) / workspace / "tests/emulators/enstratus/enstratus_emulator.py"
-            : fs::path("tests/emulators/enstratus/enstratus_emulator.py");
-    if (!fs::exists(script)) return absl::NotFoundError("emulator script not in runfiles");
-    const std::string ready = emu->dir_ + "/ready";
-    std::string python = "/usr/bin/python3";
-    if (!fs::exists(python)) python = "python3";
-    std::vector<std::string> args = {python, script.string(), "--listen", "127.0.0.1:0",
-                                     "--job-seconds", "0.1", "--boot-seconds", "0.1",
-                                     "--ready-file", ready, "--max-lifetime", "300",
-                                     "--keys", kKeys};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError("fork failed");
-    if (pid == 0) {
-      int null = open("/dev/null", O_WRONLY);
-      if (null >= 0) dup2(null, 1);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    emu->pid_ = pid;
-    const absl::Time give_up = absl::Now() + absl::Seconds(30);
-    while (!fs::exists(ready)) {
-      int wstatus = 0;
-      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
-        emu->pid_ = -1;
-        return absl::InternalError("emulator exited early");
-      }
-      if (absl::Now() > give_up) return absl::DeadlineExceededError("emulator not ready");
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    for (absl::string_view field : absl::StrSplit(ReadFile(ready), absl::ByAnyChar(" \n"))) {
-      if (absl::ConsumePrefix(&field, "url=")) emu->url_ = std::string(field);
-    }
+    emu->process_ = *std::move(process);
+    emu->url_ = emu->process_->Field("url");
     if (emu->url_.empty()) return absl::InternalError("no url= in the READY line");
     return emu;
-  }
-
-  ~Emulator() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int wstatus = 0;
-      waitpid(pid_, &wstatus, 0);
-    }
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
 
   const std::string& url() const { return url_; }
 
  private:
   Emulator() = default;
-  pid_t pid_ = -1;
-  std::string dir_, url_;
+  std::unique_ptr<testutil::EmulatorProcess> process_;
+  std::string url_;
 };
 
 template <typename T, typename Start>

@@ -1,14 +1,11 @@
 #include "adapters/enstratus/enstratus_wire.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "adapters/common/testing/fixtures.h"
 #include "base/errors.h"
 #include "cloudplane/v1/common.pb.h"
 #include "google/rpc/error_details.pb.h"
@@ -20,57 +17,13 @@
 namespace cloudplane::adapters::enstratus {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path TestdataDir() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  const char* workspace = getenv("TEST_WORKSPACE");
-  if (srcdir != nullptr && workspace != nullptr) {
-    return fs::path(srcdir) / workspace / "adapters/enstratus/testdata";
-  }
-  return fs::path("adapters/enstratus/testdata");
-}
-
-// $ENSTRATUS_FIXTURES_DIR, or ../shared/fixtures/enstratus relative to the
-// repository, found through the real path of testdata/README.md (runfiles
-// are symlinks into the source tree).
-fs::path FixturesDir() {
-  if (const char* dir = getenv("ENSTRATUS_FIXTURES_DIR"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  std::error_code ec;
-  const fs::path real = fs::canonical(TestdataDir() / "README.md", ec);
-  if (ec) return {};
-  const fs::path repo = real.parent_path().parent_path().parent_path().parent_path();
-  return repo.parent_path() / "shared" / "fixtures" / "enstratus";
-}
-
-bool InCi() {
-  const char* ci = getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-#define REQUIRE_FIXTURES(dir)                                                     \
-  do {                                                                            \
-    if (!fs::is_directory(dir)) {                                                 \
-      if (InCi()) FAIL() << "recorded enStratus fixtures missing at " << (dir);   \
-      GTEST_SKIP() << "recorded enStratus fixtures missing at " << (dir);         \
-    }                                                                             \
-  } while (0)
-
+// A recorded payload (@shared_fixtures//:enstratus, the scrubbed responses
+// of the mixcoatl test suite); a missing one fails the test.
 std::string Fixture(absl::string_view rel) {
-  const fs::path path = FixturesDir() / std::string(rel);
-  EXPECT_TRUE(fs::exists(path)) << path;
-  return ReadFile(path);
+  return testutil::ReadFixture(absl::StrCat("enstratus/", rel));
 }
 
 size_t CountOf(const std::string& json, const char* key) {
@@ -131,7 +84,6 @@ TEST(ApiKeysTest, SplitsAtTheFirstColonAndNeverEchoesTheSecret) {
 // Every recorded response of the resources the adapter reads parses.
 
 TEST(FixturesTest, ServersParse) {
-  REQUIRE_FIXTURES(FixturesDir());
   const std::string json = Fixture("unit/infrastructure/server.json");
   Aliases aliases;
   aliases.instances[322765] = "debug";
@@ -157,7 +109,6 @@ TEST(FixturesTest, ServersParse) {
 }
 
 TEST(FixturesTest, JobsParse) {
-  REQUIRE_FIXTURES(FixturesDir());
   auto jobs = ParseJobs(Fixture("unit/admin/job.json"));
   ASSERT_TRUE(jobs.ok()) << jobs.status();
   ASSERT_GE(jobs->size(), 2u);
@@ -187,7 +138,6 @@ absl::Time Parsed(const char* rfc3339) {
 int64_t Seconds(const google::protobuf::Timestamp& ts) { return ts.seconds(); }
 
 TEST(FixturesTest, JobsBecomeProviderOperations) {
-  REQUIRE_FIXTURES(FixturesDir());
   auto jobs = ParseJobs(Fixture("unit/admin/job.json"));
   ASSERT_TRUE(jobs.ok()) << jobs.status();
   ASSERT_EQ(jobs->size(), 5u);
@@ -254,7 +204,6 @@ TEST(FixturesTest, JobsBecomeProviderOperations) {
 }
 
 TEST(FixturesTest, FirewallsAndRulesParse) {
-  REQUIRE_FIXTURES(FixturesDir());
   for (const char* f : {"py_literals/firewall.all_firewalls.json",
                         "py_literals/firewall.one_firewall.json"}) {
     const std::string json = Fixture(f);
@@ -286,7 +235,6 @@ TEST(FixturesTest, FirewallsAndRulesParse) {
 }
 
 TEST(FixturesTest, CatalogParses) {
-  REQUIRE_FIXTURES(FixturesDir());
   for (const char* f : {"py_literals/region.all_regions.json", "py_literals/region.one_region.json"}) {
     const std::string json = Fixture(f);
     auto regions = ParseRegions(json, "dcm");
@@ -334,7 +282,6 @@ TEST(FixturesTest, CatalogParses) {
 }
 
 TEST(FixturesTest, BillingCodesAndVolumesParse) {
-  REQUIRE_FIXTURES(FixturesDir());
   const std::string codes_json = Fixture("unit/admin/billing_code.json");
   auto codes = ParseBillingCodes(codes_json, "dcm");
   ASSERT_TRUE(codes.ok()) << codes.status();
@@ -375,7 +322,6 @@ TEST(FixturesTest, BillingCodesAndVolumesParse) {
 // The addVolume body is the mixcoatl docs' example (create_volume.json), key
 // order aside.
 TEST(FixturesTest, AddVolumeBodyMatchesTheDocsExample) {
-  REQUIRE_FIXTURES(FixturesDir());
   VolumeSpec spec;
   spec.name = "API Test Volume";
   spec.description = "API Test Volume";

@@ -1,9 +1,7 @@
-// SigV4 against the official AWS test suite (golden vectors, read from
-// ../shared/fixtures/aws-sigv4 at test time, never copied into the repo),
-// plus Phantom's worked example (phantom.md B.2).
+// SigV4 against the official AWS test suite (golden vectors from
+// @shared_fixtures//:aws_sigv4, i.e. ../shared/fixtures/aws-sigv4, never
+// copied into the repo), plus Phantom's worked example (phantom.md B.2).
 #include "adapters/common/aws/sigv4.h"
-
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "adapters/common/testing/fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
@@ -31,31 +30,9 @@ std::string ReadFile(const fs::path& path) {
   return ss.str();
 }
 
-fs::path TestdataReadme() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  const char* workspace = getenv("TEST_WORKSPACE");
-  if (srcdir != nullptr && workspace != nullptr) {
-    return fs::path(srcdir) / workspace / "adapters/common/aws/testdata/README.md";
-  }
-  return fs::path("adapters/common/aws/testdata/README.md");
-}
-
-fs::path VectorsDir() {
-  if (const char* dir = getenv("AWS_SIGV4_VECTORS_DIR"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  std::error_code ec;
-  const fs::path real = fs::canonical(TestdataReadme(), ec);
-  if (ec) return {};
-  // <repo>/adapters/common/aws/testdata/README.md
-  const fs::path repo = real.parent_path().parent_path().parent_path().parent_path().parent_path();
-  return repo.parent_path() / "shared" / "fixtures" / "aws-sigv4";
-}
-
-bool InCi() {
-  const char* ci = getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
+// The official suite (@shared_fixtures//:aws_sigv4) in the runfiles tree; a
+// missing folder fails the test.
+fs::path VectorsDir() { return cloudplane::adapters::testutil::FixturePath("aws-sigv4"); }
 
 struct Vector {
   std::string name;
@@ -122,10 +99,7 @@ Vector LoadVector(const fs::path& dir) {
 
 TEST(SigV4CorpusTest, EveryHeaderSigningVectorMatches) {
   const fs::path dir = VectorsDir();
-  if (!fs::is_directory(dir)) {
-    if (InCi()) FAIL() << "AWS SigV4 test vectors missing at " << dir;
-    GTEST_SKIP() << "AWS SigV4 test vectors missing at " << dir;
-  }
+  ASSERT_TRUE(fs::is_directory(dir)) << "AWS SigV4 test vectors missing at " << dir;
   int checked = 0;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
     if (!entry.is_directory() || !fs::exists(entry.path() / "request.txt")) continue;
