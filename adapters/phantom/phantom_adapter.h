@@ -6,15 +6,25 @@
 //   (/api/dev, JSON) for sites; or AWS Auto Scaling 2011-01-01 itself.
 // Protocol:     HTTP/1.1 (https in production). Query API: describes are GET
 //   with the sorted canonical query, mutations POST with the same string as
-//   body (phantom.md B.1, B.2 step 4).
+//   form body, as boto 2 sends them (AWS dialect: POST throughout).
 // Auth:         query API: AWS SigV4 (adapters/common/aws). In the phantom
 //   dialect the host is signed without its port and the Authorization parts
-//   are separated by "," only (B.2). REST API: POST /token with username and
-//   password, then HTTP Basic `<user id>:<token>`; an HTTP 200
-//   `success:false` is an auth failure; a 403 on a call re-acquires the
-//   token once (it expires after days, A.1).
-// Reference:    /work/shared/protocols/phantom.md; translation in
-//   phantom_wire.h.
+//   are separated by "," only (pyhantom's signature check). REST API: POST
+//   /token with username and password, then HTTP Basic `<user id>:<token>`;
+//   an HTTP 200 `success:false` is an auth failure; a 403 on a call
+//   re-acquires the token once (it expires after days).
+// Reference:    Phantom REST API:
+//     http://www.nimbusproject.org/doc/phantom/latest/api.html
+//   Phantom's `<launch configuration>@<cloud>` naming:
+//     http://www.nimbusproject.org/doc/phantom/latest/protocol.html
+//   Amazon EC2 Auto Scaling API Reference (the actions Phantom implements):
+//     https://docs.aws.amazon.com/autoscaling/ec2/APIReference/Welcome.html
+//   AWS Signature Version 4:
+//     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html
+//   Where Phantom departs from these, the code follows its sources
+//   (github.com/nimbusproject/Phantom pyhantom/, and
+//   github.com/nimbusproject/PhantomWebApp phantomweb/api/) and says so at
+//   the line that copes. Translation lives in phantom_wire.h.
 //
 // Account configuration:
 //   endpoint  the query API, e.g. https://svc.uc.futuregrid.org:8445 (or an
@@ -24,9 +34,9 @@
 //             dialect, needed only for locations). Never logged.
 //   options   dialect           "phantom" (default) or "aws": the answer
 //                               shapes, error format and Phantom semantics.
-//             region, service   the SigV4 scope; defaults: aws →
-//                               us-east-1/autoscaling; phantom → boto 2's
-//                               rule from the host name (B.2 step 2).
+//             region, service   the SigV4 scope; defaults: aws ->
+//                               us-east-1/autoscaling; phantom -> boto 2's
+//                               rule from the host name.
 //             rest_endpoint     the REST API base, e.g.
 //                               https://phantom.nimbusproject.org/api/dev.
 //             default_location  the site (phantom) or zone (aws) used when a
@@ -38,18 +48,24 @@
 // Methods: List/Get/Create/DeleteLaunchTemplate, List/Get/Create/Resize/
 // DeleteScalingGroup; ListLocations/GetLocation (phantom dialect with the
 // REST API; FAILED_PRECONDITION otherwise). Lists follow NextToken through
-// every page, then page for our API (adapters/common/paging). Creates check
-// first that the name is free (ALREADY_EXISTS) — moto and Phantom do not
-// always refuse a duplicate themselves; a multi-site template whose second
-// launch configuration fails is rolled back. Group creates and resizes
-// finish when the group has target_size running, healthy instances;
-// Phantom resizes with SetDesiredCapacity (min = max = n), AWS with
-// SetDesiredCapacity, or UpdateAutoScalingGroup when n is outside
-// [min, max]. Deletes check existence first (NOT_FOUND unless
-// allow_missing); a template still used by a group is FAILED_PRECONDITION.
+// every page, then page for our API (adapters/common/kit/lists.h). Creates
+// check first that the name is free (ALREADY_EXISTS): moto and Phantom do
+// not always refuse a duplicate themselves; a multi-site template whose
+// second launch configuration fails is rolled back. Group creates and
+// resizes finish when the group has target_size running, healthy
+// instances, polled with a typed token (phantom_tokens.proto); Phantom
+// resizes with SetDesiredCapacity (min = max = n), AWS with
+// SetDesiredCapacity, or UpdateAutoScalingGroup when n is outside [min,
+// max]. Deletes check existence first (NOT_FOUND unless allow_missing); a
+// template still used by a group is FAILED_PRECONDITION.
+// With CallContext::validate_only, mutations run their local checks (ids,
+// sizes, sites) and finish without any request. The call's deadline goes
+// on every request; the transport refuses one already past
+// (DEADLINE_EXCEEDED naming the action, nothing sent).
 // Re-driven creates (same CallContext::operation after a crash) continue
-// instead of failing with ALREADY_EXISTS: the adapter marks what an
-// operation creates in the store (collection "phantom.creates").
+// instead of failing with ALREADY_EXISTS: before it asks the provider, the
+// adapter marks what an operation creates in the account's ScratchStore
+// (collection "phantom.creates"), and waits until the mark is durable.
 //
 // Thread-safety: a Provider made here is thread-safe; requests in flight
 // keep what they need alive.
@@ -60,11 +76,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "adapters/common/http/http_client.h"
 #include "adapters/provider.h"
-
-namespace cloudplane::http {
-class HttpTransport;
-}
 
 namespace cloudplane::adapters::phantom {
 
@@ -73,7 +86,8 @@ ProviderInfo PhantomProviderInfo();
 
 // Builds the Provider of one account (see the configuration above).
 // INVALID_ARGUMENT naming `endpoint`, `secret` (without repeating it) or
-// `options.<key>`.
+// `options.<key>`; the ScratchStore's error when setup.scratch cannot load
+// the marks. `transport` nullptr: the process-wide HTTP transport.
 absl::StatusOr<std::unique_ptr<Provider>> CreatePhantomProvider(
     const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
 

@@ -18,15 +18,21 @@
 #include "absl/time/time.h"
 #include "adapters/common/aws/sigv4.h"
 #include "adapters/common/http/http_status.h"
+#include "adapters/common/json/json.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "rapidjson/document.h"
 
 namespace cloudplane::adapters::phantom {
 namespace {
 
+constexpr absl::string_view kProvider = "Phantom";
+
+// A query API (XML) answer that breaks the protocol; JSON answers of the
+// REST API use json::Malformed.
 absl::Status Malformed(absl::string_view what) {
   return WithErrorInfo(absl::InternalError(absl::StrCat("Phantom sent a malformed answer: ", what)),
-                       "PROVIDER_MALFORMED_RESPONSE");
+                       reasons::kProviderMalformedResponse);
 }
 
 std::string Text(const xml::Node& node, absl::string_view child) {
@@ -138,7 +144,7 @@ absl::StatusOr<std::vector<LaunchConfigSpec>> LaunchConfigsFor(
     out.push_back(*std::move(spec));
     return out;
   }
-  // Phantom: one `<dt>@<site>` launch configuration per site (B.6).
+  // Phantom: one `<dt>@<site>` launch configuration per site (protocol.html).
   if (tmpl.locations().empty()) {
     if (default_site.empty()) {
       return InvalidField("launch_template.locations",
@@ -184,7 +190,7 @@ aws::QueryParams CreateLaunchConfigParams(const LaunchConfigSpec& spec) {
                              // boto 2 always sends it; Phantom ignores it.
                              {"InstanceMonitoring.Enabled", "false"}};
   if (!spec.key_name.empty()) params.emplace_back("KeyName", spec.key_name);
-  // UserData must be base64 on the wire (B.6).
+  // UserData must be base64 on the wire (pyhantom decodes it).
   if (!spec.user_data.empty()) params.emplace_back("UserData", absl::Base64Escape(spec.user_data));
   return params;
 }
@@ -202,7 +208,7 @@ absl::StatusOr<GroupSpec> GroupSpecFor(Dialect dialect, absl::string_view group_
   const int target = group.target_size();
   if (target < 0) return InvalidField("scaling_group.target_size", "must be 0 or more");
   if (dialect == Dialect::kPhantom) {
-    // Phantom preserves N: min = max = N (B.6); other bounds cannot be kept.
+    // Phantom preserves N: min = max = N (its n_preserving policy); other bounds cannot be kept.
     if (group.min_size() != 0 && group.min_size() != target) {
       return InvalidField("scaling_group.min_size",
                           "Phantom keeps min = max = target_size; leave it 0 or equal");
@@ -252,8 +258,8 @@ aws::QueryParams CreateGroupParams(Dialect dialect, const GroupSpec& spec) {
   aws::AddMemberList(params, "AvailabilityZones", spec.locations);
   if (dialect == Dialect::kPhantom) {
     // The policy travels in tags; a tag missing one of its five fields ends
-    // in a 500 at Phantom (B.3). Every site may hold the whole group, in
-    // the order given (rank = position, B.6).
+    // in a 500 at Phantom (pyhantom/in_data_types.py). Every site may hold the whole group, in
+    // the order given (rank = position, epu phantom_multi_site_overflow).
     std::vector<std::string> clouds;
     for (const std::string& site : spec.locations) {
       clouds.push_back(absl::StrCat(site, ":", spec.max_size));
@@ -328,7 +334,7 @@ absl::StatusOr<std::vector<WireGroup>> ParseGroups(const xml::Node& result) {
 
 std::string TemplateIdOf(Dialect dialect, absl::string_view lc_name, std::string* site) {
   if (dialect == Dialect::kAws) return std::string(lc_name);
-  // Split at the first '@' (B.6).
+  // Split at the first '@' (protocol.html).
   const size_t at = lc_name.find('@');
   if (at == absl::string_view::npos) return std::string(lc_name);
   if (site != nullptr) *site = std::string(lc_name.substr(at + 1));
@@ -397,7 +403,7 @@ std::vector<v1::LaunchTemplate> TemplatesFromWire(Dialect dialect, absl::string_
 
 bool InstanceRunning(const WireInstance& instance) {
   return instance.lifecycle_state == "InService" || instance.lifecycle_state == "600-RUNNING" ||
-         // Phantom's in-memory test back-end (B.7).
+         // Phantom's in-memory test back-end (pyhantom/system/tester.py).
          instance.lifecycle_state == "running";
 }
 
@@ -410,7 +416,7 @@ v1::ScalingGroup GroupFromWire(Dialect dialect, absl::string_view account,
   g.set_target_size(group.desired);
   g.set_min_size(group.min_size);
   g.set_max_size(group.max_size);
-  // Phantom leaves AvailabilityZones empty (B.4): the sites come from the
+  // Phantom leaves AvailabilityZones empty (pyhantom/out_data_types.py): the sites come from the
   // instances then.
   std::vector<std::string> zones = group.zones;
   if (zones.empty()) {
@@ -426,7 +432,7 @@ v1::ScalingGroup GroupFromWire(Dialect dialect, absl::string_view account,
     out->set_instance_id(i.instance_id);
     if (!i.zone.empty()) out->set_location(ResourceName(account, "locations", i.zone));
     out->set_lifecycle_state(i.lifecycle_state);
-    // Phantom appends the EPU state description after a space (B.6).
+    // Phantom appends the EPU state description after a space (pyhantom).
     if (absl::StartsWith(i.health_status, "Healthy")) {
       out->set_health(v1::ScalingGroupInstance::HEALTHY);
     } else if (absl::StartsWith(i.health_status, "Unhealthy")) {
@@ -468,35 +474,37 @@ absl::StatusOr<Token> ParseTokenResponse(int http_status, absl::string_view body
         absl::UnauthenticatedError(absl::StrCat("Phantom refused the username or password: ", why)),
         "PROVIDER_AUTH_FAILED", {{"httpStatus", absl::StrCat(http_status)}});
   };
-  // Later django-tokenapi versions answer 401/403 (A.1).
+  // Later django-tokenapi versions answer 401/403.
   if (http_status == 401 || http_status == 403) return unauthenticated("HTTP error");
   if (http_status < 200 || http_status > 299) {
     return StatusFromRest(http_status, body, "POST /token");
   }
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("success") ||
-      !doc["success"].IsBool()) {
-    return Malformed("POST /token did not answer a JSON object with \"success\"");
+  const rapidjson::Value* success = nullptr;
+  if (json::Parse(body, kProvider, doc).ok()) success = json::Member(doc, "success");
+  if (success == nullptr || !success->IsBool()) {
+    return json::Malformed(kProvider, "POST /token did not answer a JSON object with \"success\"");
   }
   // HTTP 200 with success:false is the pinned tokenapi's auth failure.
-  if (!doc["success"].GetBool()) {
-    std::string why = "success:false";
-    if (doc.HasMember("errors") && doc["errors"].IsString()) why = doc["errors"].GetString();
-    return unauthenticated(why);
+  if (!success->GetBool()) {
+    const rapidjson::Value* errors = json::Member(doc, "errors");
+    return unauthenticated(errors != nullptr && errors->IsString() ? errors->GetString()
+                                                                   : "success:false");
+  }
+  const rapidjson::Value* token = json::Member(doc, "token");
+  const rapidjson::Value* user = json::Member(doc, "user");
+  if (token == nullptr || !token->IsString() || user == nullptr) {
+    return json::Malformed(kProvider, "POST /token answered success without token and user");
   }
   Token out;
-  if (!doc.HasMember("token") || !doc["token"].IsString() || !doc.HasMember("user")) {
-    return Malformed("POST /token answered success without token and user");
-  }
-  out.token = doc["token"].GetString();
-  const auto& user = doc["user"];
-  if (user.IsInt64()) {
-    out.user_id = absl::StrCat(user.GetInt64());
-  } else if (user.IsString()) {
-    out.user_id = user.GetString();
+  out.token = token->GetString();
+  if (user->IsInt64()) {
+    out.user_id = absl::StrCat(user->GetInt64());
+  } else if (user->IsString()) {
+    out.user_id = user->GetString();
   } else {
-    return Malformed("POST /token answered a user that is neither number nor string");
+    return json::Malformed(kProvider,
+                           "POST /token answered a user that is neither number nor string");
   }
   return out;
 }
@@ -504,28 +512,32 @@ absl::StatusOr<Token> ParseTokenResponse(int http_status, absl::string_view body
 absl::StatusOr<std::vector<v1::Location>> ParseSites(absl::string_view body,
                                                      absl::string_view account) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsArray()) return Malformed("GET /sites is not a JSON list");
+  if (!json::Parse(body, kProvider, doc).ok() || !doc.IsArray()) {
+    return json::Malformed(kProvider, "GET /sites is not a JSON list");
+  }
   std::vector<v1::Location> out;
   for (const auto& site : doc.GetArray()) {
-    if (!site.IsObject() || !site.HasMember("id") || !site["id"].IsString()) {
-      return Malformed("a site without an id");
+    const rapidjson::Value* id_value = json::Member(site, "id");
+    if (id_value == nullptr || !id_value->IsString()) {
+      return json::Malformed(kProvider, "a site without an id");
     }
     v1::Location loc;
-    const std::string id = site["id"].GetString();
+    const std::string id = id_value->GetString();
     loc.set_name(ResourceName(account, "locations", id));
     loc.set_display_name(id);
     loc.set_kind(v1::Location::SITE);
     loc.set_available(true);
-    if (site.HasMember("instance_types") && site["instance_types"].IsArray()) {
-      std::vector<std::string> types;
-      for (const auto& t : site["instance_types"].GetArray()) {
-        if (t.IsString()) types.push_back(t.GetString());
+    if (const rapidjson::Value* types = json::Member(site, "instance_types");
+        types != nullptr && types->IsArray()) {
+      std::vector<std::string> names;
+      for (const auto& t : types->GetArray()) {
+        if (t.IsString()) names.push_back(t.GetString());
       }
-      SetDetail(loc.mutable_provider_details(), "instanceTypes", absl::StrJoin(types, ","));
+      SetDetail(loc.mutable_provider_details(), "instanceTypes", absl::StrJoin(names, ","));
     }
-    if (site.HasMember("type") && site["type"].IsString()) {
-      SetDetail(loc.mutable_provider_details(), "type", site["type"].GetString());
+    if (const rapidjson::Value* type = json::Member(site, "type");
+        type != nullptr && type->IsString()) {
+      SetDetail(loc.mutable_provider_details(), "type", type->GetString());
     }
     out.push_back(std::move(loc));
   }
@@ -538,7 +550,7 @@ absl::Status StatusFromRest(int http_status, absl::string_view body, absl::strin
   if (http_status >= 200 && http_status <= 299) return absl::OkStatus();
   std::string message(absl::StripAsciiWhitespace(body.substr(0, 300)));
   // Phantom answers a missing or wrong token with 403 "Authorization
-  // Required" (A.1 step 3): that is an authentication failure, not a
+  // Required" (PhantomWebApp phantomweb/api/dev.py): that is an authentication failure, not a
   // permission one.
   absl::StatusCode code = http_status == 403 ? absl::StatusCode::kUnauthenticated
                                              : http::HttpStatusToCode(http_status);
@@ -546,25 +558,6 @@ absl::Status StatusFromRest(int http_status, absl::string_view body, absl::strin
       absl::Status(code, absl::StrCat(context, ": Phantom answered HTTP ", http_status, ": ",
                                       message)),
       DefaultReason(code), {{"httpStatus", absl::StrCat(http_status)}, {"providerMessage", message}});
-}
-
-// ---------------------------------------------------------------------------
-
-std::string MakePollToken(absl::string_view kind, absl::string_view group, int size) {
-  return absl::StrCat(kind, ":", group, ":", size);
-}
-
-absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token) {
-  std::vector<std::string> parts = absl::StrSplit(token, ':');
-  PollTarget t;
-  if (parts.size() != 3 || (parts[0] != "size" && parts[0] != "gone") ||
-      !ValidateId("poll_token", parts[1]).ok() || !absl::SimpleAtoi(parts[2], &t.size) ||
-      t.size < 0) {
-    return InvalidField("poll_token", "not a token of the phantom adapter");
-  }
-  t.kind = parts[0];
-  t.group = parts[1];
-  return t;
 }
 
 }  // namespace cloudplane::adapters::phantom

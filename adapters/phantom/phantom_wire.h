@@ -1,13 +1,16 @@
 // Pure translation between Phantom's two APIs (and standard AWS Auto
 // Scaling) and cloudplane.v1 messages. No I/O; tested in
-// phantom_wire_test.cc on answers shaped as phantom.md B.4 / A.4 show them
-// (Phantom publishes no recorded payloads, see shared/fixtures/phantom).
+// phantom_wire_test.cc on answers shaped as pyhantom and PhantomWebApp
+// write them (Phantom publishes no recorded payloads, see
+// shared/fixtures/phantom).
 //
-// Reference: /work/shared/protocols/phantom.md (sections cited as A.n/B.n).
+// Reference: the documents phantom_adapter.h lists; Phantom's departures
+// from them cite its source files (github.com/nimbusproject/Phantom,
+// github.com/nimbusproject/PhantomWebApp) where the code copes.
 //
 // Names:
 //   accounts/<a>/launchTemplates/<t>  Phantom: the deployable type <t>, one
-//       launch configuration `<t>@<site>` per location (B.6). AWS: the
+//       launch configuration `<t>@<site>` per location (protocol.html). AWS: the
 //       launch configuration <t>.
 //   accounts/<a>/scalingGroups/<g>    the auto scaling group (Phantom
 //       domain) <g>.
@@ -87,7 +90,7 @@ struct GroupSpec {
 };
 
 // Checks sizes (target_size >= 0; min <= target <= max when given; Phantom
-// keeps min = max = target, B.6) and fills a GroupSpec. INVALID_ARGUMENT
+// keeps min = max = target) and fills a GroupSpec. INVALID_ARGUMENT
 // naming the scaling_group.* field.
 absl::StatusOr<GroupSpec> GroupSpecFor(Dialect dialect, absl::string_view group_id,
                                        absl::string_view account,
@@ -97,7 +100,7 @@ absl::StatusOr<GroupSpec> GroupSpecFor(Dialect dialect, absl::string_view group_
 // CreateAutoScalingGroup parameters. Phantom: AvailabilityZones (value
 // ignored by Phantom, required ≥1) and the policy tags
 // PHANTOM_DEFINITION=error_overflow_n_preserving and clouds="<site>:<n>,…"
-// with all five fields per tag (B.3, B.6).
+// with all five fields per tag (pyhantom/in_data_types.py).
 aws::QueryParams CreateGroupParams(Dialect dialect, const GroupSpec& spec);
 
 // ---------------------------------------------------------------------------
@@ -146,7 +149,7 @@ bool GroupSettled(const WireGroup& group, int size);
 // REST API (A).
 
 // The body of POST /token; the answer's user id and token. A `success:false`
-// answer (HTTP 200 with the pinned django-tokenapi, A.1) or 401/403 is
+// answer (HTTP 200 with the pinned django-tokenapi 0.2.0) or 401/403 is
 // UNAUTHENTICATED; other shapes are INTERNAL (PROVIDER_MALFORMED_RESPONSE).
 std::string TokenRequestBody(absl::string_view username, absl::string_view password);
 struct Token {
@@ -155,24 +158,13 @@ struct Token {
 };
 absl::StatusOr<Token> ParseTokenResponse(int http_status, absl::string_view body);
 
-// GET /sites answer (A.4) → Locations of kind SITE, sorted by name.
+// GET /sites answer (api.html) → Locations of kind SITE, sorted by name.
 absl::StatusOr<std::vector<v1::Location>> ParseSites(absl::string_view body,
                                                      absl::string_view account);
 // The status of a non-2xx REST answer: 403 "Authorization Required" →
 // UNAUTHENTICATED, 404 NOT_FOUND, 400 INVALID_ARGUMENT, 5xx UNAVAILABLE;
-// Phantom's errors are plain text (A.2), kept as providerMessage.
+// Phantom's errors are plain text (phantomweb/api/dev.py), kept as providerMessage.
 absl::Status StatusFromRest(int http_status, absl::string_view body, absl::string_view context);
-
-// ---------------------------------------------------------------------------
-// Poll tokens: `<kind>:<group>:<size>` with kind `size` (wait until the
-// group has <size> running healthy instances) or `gone` (wait until the
-// group is absent; size 0).
-std::string MakePollToken(absl::string_view kind, absl::string_view group, int size);
-struct PollTarget {
-  std::string kind, group;
-  int size = 0;
-};
-absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token);
 
 }  // namespace cloudplane::adapters::phantom
 
