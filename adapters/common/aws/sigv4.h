@@ -5,11 +5,13 @@
 // pure: it takes the request as it will go on the wire and returns the
 // canonical request, the string to sign, the signature and the headers to
 // add. It is tested against the official AWS SigV4 test suite
-// (sigv4_test.cc, vectors read from ../shared/fixtures/aws-sigv4).
+// (sigv4_test.cc, vectors from @shared_fixtures//:aws_sigv4).
 //
-// Reference: the AWS SigV4 documentation; /work/shared/protocols/phantom.md
-// B.2 for Phantom's server-side quirks (host without port, comma separator
-// without spaces), which are options here rather than special cases.
+// Reference: "Signature Version 4 signing process" in the AWS General
+// Reference (docs.aws.amazon.com/general/latest/gr/signature-version-4.html);
+// the project's Phantom notes (shared/protocols/phantom.md, B.2) for
+// Phantom's server-side quirks (host without port, comma separator without
+// spaces), which are options here rather than special cases.
 //
 // Crypto: SHA-256 and HMAC-SHA256 from OpenSSL's libcrypto.
 //

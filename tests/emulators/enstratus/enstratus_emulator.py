@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """enStratus / Dell Cloud Manager (DCM) REST API emulator for tests.
 
-Speaks the wire protocol of /work/shared/protocols/enstratus.md (cited as §N):
+Speaks the wire protocol of the project notes shared/protocols/enstratus.md (cited as §N):
 `/api/enstratus/<version>/<area>/<Resource>[/<id>]`, HMAC-SHA256 signed
 requests (§2), `{"<collection>":[...]}` bodies (§4, §8), `{"<op>":[{...}]}`
 request bodies (§3, §7), 202 + `{"jobs":[...]}` for asynchronous work and
