@@ -1,57 +1,40 @@
-#include "adapters/enstratus/enstratus_wire.h"
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
+// Responses (§4, §5, §8), jobs as Operations and the error table. Signing is
+// in enstratus_sign.cc, names in enstratus_names.cc, request bodies in
+// enstratus_bodies.cc.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <utility>
 
-#include "google/protobuf/empty.pb.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "adapters/common/http/http_status.h"
+#include "adapters/common/json/json.h"
+#include "adapters/enstratus/enstratus_wire.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "cloudplane/v1/common.pb.h"
+#include "google/protobuf/empty.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 
 namespace cloudplane::adapters::enstratus {
 namespace {
 
 namespace rj = rapidjson;
-using Writer = rj::Writer<rj::StringBuffer>;
+using json::Member;
 
 // ---------------------------------------------------------------------------
 // JSON reading.
 
-absl::Status Malformed(absl::string_view detail) {
-  return WithErrorInfo(
-      absl::InternalError(absl::StrCat("enStratus sent malformed JSON: ", detail)),
-      "PROVIDER_MALFORMED_RESPONSE");
-}
+constexpr char kProvider[] = "enStratus";
 
-absl::Status ParseDocument(absl::string_view json, rj::Document& doc) {
-  doc.Parse<rj::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Malformed(absl::StrCat(rj::GetParseError_En(doc.GetParseError()), " at offset ",
-                                  doc.GetErrorOffset()));
-  }
-  return absl::OkStatus();
-}
+absl::Status Malformed(absl::string_view detail) { return json::Malformed(kProvider, detail); }
 
 // The array under `key` of the top-level object (§4: every GET answers
 // `{"<collection>":[...]}`).
@@ -63,13 +46,6 @@ absl::StatusOr<const rj::Value*> Collection(const rj::Document& doc, const char*
   for (const rj::Value& item : it->value.GetArray()) {
     if (!item.IsObject()) return Malformed(absl::StrCat("an item of \"", key, "\" is not an object"));
   }
-  return &it->value;
-}
-
-const rj::Value* Member(const rj::Value& obj, const char* key) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
   return &it->value;
 }
 
@@ -176,7 +152,7 @@ std::string AliasOr(const absl::flat_hash_map<int64_t, std::string>& aliases, in
 template <typename T, typename Fn>
 absl::StatusOr<std::vector<T>> ParseEach(absl::string_view json, const char* key, Fn fn) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, kProvider, doc); !s.ok()) return s;
   absl::StatusOr<const rj::Value*> list = Collection(doc, key);
   if (!list.ok()) return list.status();
   std::vector<T> out;
@@ -192,150 +168,7 @@ absl::Status MissingId(const char* what, const char* key) {
   return Malformed(absl::StrCat("a ", what, " without a numeric \"", key, "\""));
 }
 
-// ---------------------------------------------------------------------------
-// JSON writing.
-
-void Key(Writer& w, absl::string_view k) { w.Key(k.data(), static_cast<rj::SizeType>(k.size())); }
-void String(Writer& w, absl::string_view s) {
-  w.String(s.data(), static_cast<rj::SizeType>(s.size()));
-}
-void Ref(Writer& w, absl::string_view ref, absl::string_view id_key, int64_t id) {
-  Key(w, ref);
-  w.StartObject();
-  Key(w, id_key);
-  w.Int64(id);
-  w.EndObject();
-}
-
-// `{"<op>":[{ ...fill... }]}`.
-template <typename Fill>
-std::string OperationBody(absl::string_view op, Fill fill) {
-  rj::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, op);
-  w.StartArray();
-  w.StartObject();
-  fill(w);
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------------------
-
-absl::StatusOr<ApiKeys> ParseApiKeys(absl::string_view secret) {
-  std::pair<absl::string_view, absl::string_view> parts =
-      absl::StrSplit(secret, absl::MaxSplits(':', 1));
-  if (parts.first.empty() || parts.second.empty()) {
-    return InvalidField("credentials",
-                        "must be \"ACCESS_KEY:SECRET_KEY\" (the enStratus API key pair)");
-  }
-  return ApiKeys{std::string(parts.first), std::string(parts.second)};
-}
-
-std::string StringToSign(absl::string_view access_key, absl::string_view method,
-                         absl::string_view sign_path, int64_t timestamp_ms,
-                         absl::string_view user_agent) {
-  return absl::StrCat(access_key, ":", method, ":", sign_path, ":", timestamp_ms, ":",
-                      user_agent);
-}
-
-std::string Signature(absl::string_view secret_key, absl::string_view string_to_sign) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  // The secret key is used as its bytes, not base64-decoded (§2 step 6).
-  if (HMAC(EVP_sha256(), secret_key.data(), static_cast<int>(secret_key.size()),
-           reinterpret_cast<const unsigned char*>(string_to_sign.data()), string_to_sign.size(),
-           mac, &mac_len) == nullptr) {
-    return "";  // libcrypto out of memory: an empty signature fails auth safely
-  }
-  return absl::Base64Escape(
-      absl::string_view(reinterpret_cast<const char*>(mac), mac_len));
-}
-
-std::vector<std::pair<std::string, std::string>> SignedHeaders(
-    const ApiKeys& keys, absl::string_view method, absl::string_view sign_path,
-    int64_t timestamp_ms, absl::string_view user_agent) {
-  std::vector<std::pair<std::string, std::string>> headers;
-  headers.emplace_back("x-esauth-access", keys.access_key);
-  headers.emplace_back("x-esauth-timestamp", absl::StrCat(timestamp_ms));
-  headers.emplace_back(
-      "x-esauth-signature",
-      Signature(keys.secret_key,
-                StringToSign(keys.access_key, method, sign_path, timestamp_ms, user_agent)));
-  headers.emplace_back("x-es-details", "basic");
-  headers.emplace_back("Accept", "application/json");
-  return headers;
-}
-
-// ---------------------------------------------------------------------------
-
-bool IsValidAlias(absl::string_view id) {
-  if (id.empty() || id.size() > 63 || !absl::ascii_islower(static_cast<unsigned char>(id[0]))) {
-    return false;
-  }
-  for (char c : id) {
-    if (!absl::ascii_islower(static_cast<unsigned char>(c)) &&
-        !absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '-') {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::optional<int64_t> ParseDcmId(absl::string_view segment) {
-  if (segment.empty() || segment.size() > 18) return std::nullopt;
-  for (char c : segment) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-  }
-  int64_t id;
-  if (!absl::SimpleAtoi(segment, &id)) return std::nullopt;
-  return id;
-}
-
-std::optional<LocationRef> ParseLocationSegment(absl::string_view segment) {
-  LocationRef ref;
-  if (absl::ConsumePrefix(&segment, "region-")) {
-    ref.kind = LocationRef::kRegion;
-  } else if (absl::ConsumePrefix(&segment, "dc-")) {
-    ref.kind = LocationRef::kDataCenter;
-  } else {
-    return std::nullopt;
-  }
-  std::optional<int64_t> id = ParseDcmId(segment);
-  if (!id.has_value()) return std::nullopt;
-  ref.id = *id;
-  return ref;
-}
-
-absl::StatusOr<std::string> SegmentOf(absl::string_view field, absl::string_view account,
-                                      absl::string_view collection, absl::string_view name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 4 || parts[0] != "accounts" || parts[2] != collection || parts[3].empty()) {
-    return InvalidField(field, absl::StrCat("must look like accounts/{account}/", collection,
-                                            "/{id}"));
-  }
-  if (parts[1] != account) {
-    return InvalidField(field, absl::StrCat("must be in accounts/", account));
-  }
-  return std::string(parts[3]);
-}
-
-absl::StatusOr<std::pair<std::string, std::string>> RuleSegmentsOf(absl::string_view field,
-                                                                   absl::string_view account,
-                                                                   absl::string_view name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 6 || parts[0] != "accounts" || parts[2] != "firewalls" ||
-      parts[4] != "rules" || parts[3].empty() || parts[5].empty()) {
-    return InvalidField(field, "must look like accounts/{account}/firewalls/{firewall}/rules/{rule}");
-  }
-  if (parts[1] != account) return InvalidField(field, absl::StrCat("must be in accounts/", account));
-  return std::pair{std::string(parts[3]), std::string(parts[5])};
-}
 
 // ---------------------------------------------------------------------------
 
@@ -400,7 +233,7 @@ google::longrunning::Operation JobToOperation(const Job& job, absl::string_view 
                            ? absl::StrCat("enStratus job ", id, " failed without a message")
                            : job.message);
     google::rpc::ErrorInfo info;
-    info.set_reason("PROVIDER_JOB_FAILED");
+    info.set_reason(std::string(reasons::kProviderJobFailed));
     info.set_domain(std::string(kErrorDomain));
     (*info.mutable_metadata())["jobId"] = id;
     (*info.mutable_metadata())["providerMessage"] = job.message;
@@ -632,7 +465,7 @@ absl::StatusOr<std::vector<v1::MachineType>> ParseServerProducts(absl::string_vi
 
 absl::StatusOr<VolumeInfo> ParseFirstVolume(absl::string_view json) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, kProvider, doc); !s.ok()) return s;
   absl::StatusOr<const rj::Value*> list = Collection(doc, "volumes");
   if (!list.ok()) return list.status();
   if ((*list)->Empty()) return Malformed("an empty \"volumes\" list");
@@ -648,7 +481,7 @@ absl::StatusOr<VolumeInfo> ParseFirstVolume(absl::string_view json) {
 
 absl::StatusOr<ProductInfo> ParseFirstProduct(absl::string_view json) {
   rj::Document doc;
-  if (absl::Status s = ParseDocument(json, doc); !s.ok()) return s;
+  if (absl::Status s = json::Parse(json, kProvider, doc); !s.ok()) return s;
   absl::StatusOr<const rj::Value*> list = Collection(doc, "serverProducts");
   if (!list.ok()) return list.status();
   if ((*list)->Empty()) return Malformed("an empty \"serverProducts\" list");
@@ -735,182 +568,18 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
 
 // ---------------------------------------------------------------------------
 
-std::string LaunchBody(const LaunchSpec& spec) {
-  return OperationBody("launch", [&](Writer& w) {
-    Key(w, "name");
-    String(w, spec.name);
-    Key(w, "description");
-    String(w, spec.description);
-    Key(w, "product");
-    w.StartObject();
-    Key(w, "productId");
-    String(w, spec.provider_product_id);
-    w.EndObject();
-    Ref(w, "machineImage", "machineImageId", spec.machine_image_id);
-    Ref(w, "dataCenter", "dataCenterId", spec.data_center_id);
-    Key(w, "budget");
-    w.Int64(spec.budget);
-    if (!spec.keypair.empty()) {
-      Key(w, "keypair");
-      String(w, spec.keypair);
-    }
-    if (!spec.firewall_ids.empty()) {
-      Key(w, "firewalls");
-      w.StartArray();
-      for (int64_t id : spec.firewall_ids) {
-        w.StartObject();
-        Key(w, "firewallId");
-        w.Int64(id);
-        w.EndObject();
-      }
-      w.EndArray();
-    }
-    if (!spec.label.empty()) {
-      Key(w, "label");
-      String(w, spec.label);
-    }
-    if (!spec.user_data.empty()) {
-      Key(w, "userData");
-      String(w, spec.user_data);
-    }
-  });
-}
-
-std::string AddFirewallBody(const FirewallSpec& spec) {
-  return OperationBody("addFirewall", [&](Writer& w) {
-    Key(w, "budget");
-    w.Int64(spec.budget);
-    Ref(w, "region", "regionId", spec.region_id);
-    Key(w, "name");
-    String(w, spec.name);
-    Key(w, "description");
-    String(w, spec.description);
-    if (!spec.label.empty()) {
-      Key(w, "label");
-      String(w, spec.label);
-    }
-  });
-}
-
-absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule) {
-  absl::Status status;
-  const std::string protocol = absl::AsciiStrToUpper(rule.protocol());
-  if (protocol != "TCP" && protocol != "UDP" && protocol != "ICMP") {
-    AddFieldViolation(status, "rule.protocol", "must be tcp, udp or icmp");
-  }
-  if (rule.source_ranges_size() > 1) {
-    AddFieldViolation(status, "rule.source_ranges", "enStratus takes one CIDR per rule");
-  }
-  if (rule.destination_ranges_size() > 1) {
-    AddFieldViolation(status, "rule.destination_ranges", "enStratus takes one CIDR per rule");
-  }
-  const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
-  // The firewall itself is the GLOBAL end of a rule (the fixture's
-  // destination "406"/GLOBAL on an INGRESS rule); only the other end is a CIDR.
-  if (egress && rule.source_ranges_size() > 0) {
-    AddFieldViolation(status, "rule.source_ranges",
-                      "an EGRESS rule's source is the firewall itself");
-  }
-  if (!egress && rule.destination_ranges_size() > 0) {
-    AddFieldViolation(status, "rule.destination_ranges",
-                      "an INGRESS rule's destination is the firewall itself");
-  }
-  int32_t start = rule.port_range_start(), end = rule.port_range_end();
-  if (end == 0) end = start;
-  if (protocol != "ICMP" && (start < 1 || start > 65535 || end < start || end > 65535)) {
-    AddFieldViolation(status, "rule.port_range_start",
-                      "tcp and udp rules need a port range within 1-65535");
-  }
-  if (!status.ok()) return status;
-  std::string cidr = "0.0.0.0/0";
-  if (!egress && rule.source_ranges_size() == 1) cidr = rule.source_ranges(0);
-  if (egress && rule.destination_ranges_size() == 1) cidr = rule.destination_ranges(0);
-  const std::string self = absl::StrCat(firewall_id);
-  return OperationBody("addRule", [&](Writer& w) {
-    Key(w, "firewallId");
-    w.Int64(firewall_id);
-    Key(w, "source");
-    String(w, egress ? self : cidr);
-    Key(w, "sourceType");
-    String(w, egress ? "GLOBAL" : "CIDR");
-    Key(w, "destination");
-    String(w, egress ? cidr : self);
-    Key(w, "destinationType");
-    String(w, egress ? "CIDR" : "GLOBAL");
-    Key(w, "direction");
-    String(w, egress ? "EGRESS" : "INGRESS");
-    Key(w, "permission");
-    String(w, rule.action() == v1::FirewallRule::DENY ? "DENY" : "ALLOW");
-    Key(w, "protocol");
-    String(w, protocol);
-    if (protocol != "ICMP") {
-      // mixcoatl leaves the ports out although rules carry them on read;
-      // a real client most likely must send them (§7, uncertain).
-      Key(w, "startPort");
-      w.Int(start);
-      Key(w, "endPort");
-      w.Int(end);
-    }
-    Key(w, "reason");
-    String(w, rule.description().empty() ? "Added by cloudplane" : rule.description());
-  });
-}
-
-std::string ServerActionBody(absl::string_view action, absl::string_view reason) {
-  return OperationBody(action, [&](Writer& w) {
-    if (!reason.empty()) {
-      Key(w, "reason");
-      String(w, reason);
-    }
-  });
-}
-
-std::string AddVolumeBody(const VolumeSpec& spec) {
-  return OperationBody("addVolume", [&](Writer& w) {
-    Key(w, "name");
-    String(w, spec.name);
-    Key(w, "description");
-    String(w, spec.description);
-    Ref(w, "dataCenter", "dataCenterId", spec.data_center_id);
-    Key(w, "sizeInGb");
-    w.Int64(spec.size_gb);
-    Key(w, "budget");
-    w.Int64(spec.budget);
-    if (!spec.label.empty()) {
-      Key(w, "label");
-      String(w, spec.label);
-    }
-  });
-}
-
-std::string AttachVolumeBody(int64_t server_id, absl::string_view device_id) {
-  return OperationBody("attach", [&](Writer& w) {
-    Ref(w, "server", "serverId", server_id);
-    if (!device_id.empty()) {
-      Key(w, "deviceId");
-      String(w, device_id);
-    }
-  });
-}
-
-std::string DetachVolumeBody() {
-  return OperationBody("detach", [](Writer&) {});
-}
-
-// ---------------------------------------------------------------------------
-
 absl::Status StatusFromResponse(int http_status, absl::string_view body,
                                 absl::string_view context) {
   if (http_status >= 200 && http_status < 300) return absl::OkStatus();
   std::string message;
   rj::Document doc;
-  doc.Parse<rj::kParseValidateEncodingFlag>(body.data(), body.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
+  const bool is_json = json::Parse(body, kProvider, doc).ok();
+  if (is_json && doc.IsObject()) {
     if (const rj::Value* err = Member(doc, "error"); err != nullptr && err->IsObject()) {
       message = Str(*err, "message");
     }
   }
-  if (message.empty() && doc.HasParseError()) {
+  if (message.empty() && !is_json) {
     // mixcoatl falls back to the raw text (§4); keep it short and printable.
     for (char c : body.substr(0, 300)) {
       message.push_back(absl::ascii_isprint(static_cast<unsigned char>(c)) ? c : ' ');

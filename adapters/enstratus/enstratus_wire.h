@@ -3,7 +3,25 @@
 // every function is a deterministic function of its arguments, tested on the
 // scrubbed real responses of the mixcoatl test suite in enstratus_wire_test.cc.
 //
-// Reference: /work/shared/protocols/enstratus.md (sections cited as §N).
+// Reference: the enStratus / DCM REST API as enStratus' client mixcoatl
+// 1.5.1 speaks it (https://github.com/enStratus/mixcoatl; a snapshot is
+// QSFT/mixcoatl). Comments cite its parts as:
+//   §1 URL layout: endpoint `https://host/api/enstratus/<version>`, paths
+//      relative to it (mixcoatl/config, resource.py)
+//   §2 request signing: the x-esauth-* headers (auth.py)
+//   §3 JSON bodies: `{"<operation>":[{...}]}`, references as
+//      `{"regionId":N}`, dates `2012-12-18T18:31:26.000+0000`
+//   §4 status codes and results: 200 lists, 201/204 done, 202 a job,
+//      `{"error":{"message":...}}` (resource.py)
+//   §5 jobs: admin/Job, RUNNING/COMPLETE/ERROR, the new id in `message`
+//      (admin/job.py)
+//   §6 endpoints and their required query parameters (regionId)
+//   §7 request bodies per operation: launch, actions, addFirewall, addRule,
+//      addVolume, attach/detach (the resource classes; docs/rest_tools/files)
+//   §8 response shapes (the resource classes; tests/data)
+//
+// Files: signing in enstratus_sign.cc, names in enstratus_names.cc, request
+// bodies in enstratus_bodies.cc, responses and errors in enstratus_wire.cc.
 //
 // Errors:
 //   - A payload DCM sent that is not JSON, or JSON of the wrong shape, is
@@ -67,10 +85,10 @@ std::vector<std::pair<std::string, std::string>> SignedHeaders(
     int64_t timestamp_ms, absl::string_view user_agent);
 
 // ---------------------------------------------------------------------------
-// Names. DCM ids are integers chosen by DCM. Instances and firewalls created
-// through cloudplane with a caller-chosen id keep that id as an alias (the
-// adapter stores it); everything else is named by its DCM id. Locations are
-// `region-<regionId>` and `dc-<dataCenterId>`.
+// Names. DCM ids are integers chosen by DCM. Instances, firewalls and volumes
+// created through cloudplane with a caller-chosen id keep that id as an alias
+// (the adapter keeps it, enstratus_aliases.h); everything else is named by
+// its DCM id. Locations are `region-<regionId>` and `dc-<dataCenterId>`.
 
 // DCM id -> cloudplane id, for instances, firewalls and volumes that have an
 // alias.
