@@ -11,8 +11,11 @@
 //   `access:METHOD:basepath/path:timestamp:User-Agent` with the secret key
 //   (OpenSSL libcrypto). AccountSetup::secret is "ACCESS_KEY:SECRET_KEY".
 //   Neither key is ever logged or put into a status.
-// Reference:    /work/shared/protocols/enstratus.md; translation and signing
-//   live in enstratus_wire.h.
+// Reference:    the enStratus / DCM REST API as published with enStratus'
+//   own client library mixcoatl 1.5.1 (https://github.com/enStratus/mixcoatl,
+//   https://pypi.org/project/mixcoatl/; the console guide was at
+//   http://docs.enstratus.com). Sections cited as §N are listed in
+//   enstratus_wire.h, where translation and signing live.
 //
 // Configuration (AccountConfig):
 //   endpoint  `https://host/api/enstratus/<version>`; without a path the
@@ -25,20 +28,26 @@
 // (`accounts/a/instances/339452`), except instances, firewalls and volumes
 // created through cloudplane with a caller-chosen id (`instance_id`,
 // `firewall_id`, `volume_id`, `[a-z][a-z0-9-]{0,62}`): that id is kept as an
-// alias in the server's store (collections `enstratus-instances`,
-// `enstratus-firewalls`, `enstratus-volumes`) and used in every name of the
-// resource until it is deleted. Locations are
+// alias in the account's ScratchStore (collections `enstratus-instances`,
+// `enstratus-firewalls`, `enstratus-volumes`; enstratus_aliases.h) and used
+// in every name of the resource until it is deleted. Locations are
 // `region-<regionId>` and `dc-<dataCenterId>`; machine types are DCM
 // productIds; rules are `.../firewalls/<fw>/rules/<firewallRuleId>`.
 //
 // Jobs as Operations: a DCM call answered 202 `{"jobs":[{jobId...}]}` makes
 // the first MutationProgress carry provider_operation = the job id and a
-// poll token `job|<kind>|<jobId>|<dcmId>|<alias>`; PollOperation follows
-// `admin/Job/<jobId>`: RUNNING keeps polling; ERROR fails the Operation with
-// UNKNOWN, reason PROVIDER_JOB_FAILED and DCM's message; COMPLETE of a launch
-// takes the new serverId from the job's `message` and then waits (token
-// `boot|...`) for the server to be RUNNING, whose Instance is the response;
-// a volume create likewise takes the volumeId and waits for AVAILABLE.
+// poll token, a packed JobToken (enstratus_tokens.proto) in phase JOB;
+// PollOperation follows `admin/Job/<jobId>`: RUNNING keeps polling; ERROR
+// fails the Operation with UNKNOWN, reason PROVIDER_JOB_FAILED and DCM's
+// message; COMPLETE of a launch takes the new serverId from the job's
+// `message` and then waits (phase CONVERGE) for the server to be RUNNING,
+// whose Instance is the response; a volume create likewise takes the
+// volumeId and waits for AVAILABLE (enstratus_jobs.h).
+//
+// Restarts: a create re-driven by the same Operation finds the record of
+// its alias and resumes the job (or the wait) it names. When no job was
+// recorded, the POST may or may not have reached DCM, which has no
+// idempotency key; it is sent again.
 //
 // Provider operations: every DCM job of the account, whoever started it, is
 // a read-only Operation `accounts/{account}/providerOperations/{jobId}`
@@ -74,10 +83,15 @@
 // INVALID_ARGUMENT, 409 FAILED_PRECONDITION, 5xx UNAVAILABLE). Refusals of
 // the first request of a mutation fail the RPC itself.
 //
+// validate_only (CallContext): every mutation runs its local checks (names,
+// sizes, labels, options, aliases known in memory) and answers a finished
+// progress before any request to DCM or any write of an alias.
+//
 // Thread-safety: a Provider made here is thread-safe; requests in flight keep
-// what they need alive. Store reads run on the calling thread (gRPC or event
-// loop threads, as the server allows); store writes decided in an HTTP
-// completion are posted to AccountSetup::loop.
+// what they need alive. Aliases are read from the ScratchStore's memory and
+// written there at once, also in HTTP completions; the ScratchStore makes
+// the durable write on AccountSetup::loop, so no transport thread waits on
+// the database.
 #ifndef CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
 #define CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
 
@@ -93,18 +107,23 @@ class HttpTransport;
 
 namespace cloudplane::adapters::enstratus {
 
-// kind "enstratus", the protocol and the supported methods listed above.
-ProviderInfo EnstratusProviderInfo();
+// Registers kind "enstratus" with CreateEnstratusProvider on the
+// process-wide transport. ALREADY_EXISTS when registered already.
+absl::Status RegisterEnstratus(AdapterRegistry& registry);
 
-// Builds the Provider of one DCM account. INVALID_ARGUMENT naming `endpoint`,
-// `credentials` or `options.<key>` for an unusable setup;
-// FAILED_PRECONDITION when `setup.store` or `setup.loop` is missing.
-// `transport`: the HTTP transport (nullptr: the process-wide default).
+// Builds the Provider of one DCM account and loads its aliases from
+// `setup.scratch` (a read of the database: call it off the transport
+// threads). INVALID_ARGUMENT naming `endpoint`, `credentials` or
+// `options.<key>` for an unusable setup; FAILED_PRECONDITION when
+// `setup.scratch` or `setup.loop` is missing; the ScratchStore's errors when
+// the aliases cannot be loaded. `transport`: the HTTP transport (nullptr:
+// the process-wide default).
 absl::StatusOr<std::unique_ptr<Provider>> CreateEnstratusProvider(
     const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
 
-// Registers kind "enstratus". ALREADY_EXISTS when registered already.
-absl::Status RegisterEnstratus(AdapterRegistry& registry);
+// What RegisterEnstratus registers: kind "enstratus", the protocol, and the
+// methods listed above.
+ProviderInfo EnstratusProviderInfo();
 
 }  // namespace cloudplane::adapters::enstratus
 

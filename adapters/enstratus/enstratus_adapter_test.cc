@@ -16,13 +16,15 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/common/kit/poll_token.h"
+#include "adapters/common/scratch/in_memory_scratch.h"
 #include "adapters/common/testing/emulator_process.h"
+#include "adapters/enstratus/enstratus_tokens.pb.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "cloudplane/v1/common.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
 
 namespace cloudplane::adapters::enstratus {
 namespace {
@@ -88,9 +90,9 @@ class EnstratusAdapterTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    auto store = store::Store::OpenInMemory();
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    auto scratch = NewInMemoryScratch(&loop_, "dcm");
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    scratch_ = *std::move(scratch);
     provider_ = Make(kKeys);
   }
 
@@ -100,7 +102,7 @@ class EnstratusAdapterTest : public ::testing::Test {
     setup.endpoint = emulator_->url();
     setup.secret = secret;
     setup.options["budget"] = "10287";
-    setup.store = store_.get();
+    setup.scratch = scratch_.get();
     setup.loop = &loop_;
     auto p = CreateEnstratusProvider(setup);
     EXPECT_TRUE(p.ok()) << p.status();
@@ -140,8 +142,8 @@ class EnstratusAdapterTest : public ::testing::Test {
 
   static Emulator* emulator_;
   // Destroyed bottom-up: the provider, then the loop (which runs the alias
-  // writes still posted to it), then the store they write to.
-  std::unique_ptr<store::Store> store_;
+  // writes still posted to it), then the scratch store they write to.
+  std::unique_ptr<ScratchStore> scratch_;
   EventLoop loop_;
   std::unique_ptr<Provider> provider_;
 };
@@ -168,7 +170,11 @@ TEST_F(EnstratusAdapterTest, LaunchIsAJobThenTheServerBoots) {
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->done);
   EXPECT_FALSE(first->provider_operation.empty());
-  EXPECT_TRUE(absl::StartsWith(first->poll_token, "job|launch|")) << first->poll_token;
+  auto token = kit::UnpackToken<JobToken>(first->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->phase(), JobToken::JOB);
+  EXPECT_EQ(token->kind(), JobToken::LAUNCH);
+  EXPECT_EQ(token->alias(), "web-1");
   auto done = Drive(first);
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_TRUE(done->done);
@@ -301,7 +307,11 @@ TEST_F(EnstratusAdapterTest, VolumeCreateAttachDetachDelete) {
   auto first = Await<MutationProgress>(
       [&](auto cb) { provider_->CreateVolume(Ctx("operations/v1"), create, std::move(cb)); });
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_TRUE(absl::StartsWith(first->poll_token, "job|vcreate|")) << first->poll_token;
+  auto token = kit::UnpackToken<JobToken>(first->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->phase(), JobToken::JOB);
+  EXPECT_EQ(token->kind(), JobToken::VOLUME_CREATE);
+  EXPECT_EQ(token->alias(), "data-1");
   EXPECT_FALSE(first->provider_operation.empty());
   auto created = Drive(first);
   ASSERT_TRUE(created.ok()) << created.status();
@@ -400,7 +410,7 @@ TEST_F(EnstratusAdapterTest, SetupIsValidated) {
   setup.endpoint = emulator_->url();
   setup.secret = "no-colon-secret";
   setup.options["colour"] = "blue";
-  setup.store = store_.get();
+  setup.scratch = scratch_.get();
   setup.loop = &loop_;
   auto p = CreateEnstratusProvider(setup);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
@@ -410,6 +420,83 @@ TEST_F(EnstratusAdapterTest, SetupIsValidated) {
   std::vector<std::string> fields;
   for (const auto& v : bad->field_violations()) fields.push_back(v.field());
   EXPECT_THAT(fields, ::testing::UnorderedElementsAre("options.colour", "credentials"));
+}
+
+TEST_F(EnstratusAdapterTest, TheFactoryNeedsTheScratchStoreAndTheLoop) {
+  AccountSetup setup;
+  setup.account = "dcm";
+  setup.endpoint = emulator_->url();
+  setup.secret = kKeys;
+  setup.loop = &loop_;
+  EXPECT_EQ(CreateEnstratusProvider(setup).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  setup.scratch = scratch_.get();
+  setup.loop = nullptr;
+  EXPECT_EQ(CreateEnstratusProvider(setup).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// validate_only runs the local checks and sends nothing: a provider whose
+// endpoint answers nobody passes it, and refuses what the real call refuses.
+TEST_F(EnstratusAdapterTest, ValidateOnlyChecksLocallyAndSendsNothing) {
+  AccountSetup setup;
+  setup.account = "dcm";
+  setup.endpoint = "http://127.0.0.1:9/api/enstratus/2015-05-25";
+  setup.secret = kKeys;
+  setup.options["budget"] = "10287";
+  setup.scratch = scratch_.get();
+  setup.loop = &loop_;
+  auto offline = CreateEnstratusProvider(setup);
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  CallContext ctx = Ctx("operations/vo");
+  ctx.validate_only = true;
+
+  auto created = Await<MutationProgress>(
+      [&](auto cb) { (*offline)->CreateInstance(ctx, Launch("web-vo", "x"), std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->done);
+  v1::StopInstanceRequest stop;
+  stop.set_name("accounts/dcm/instances/339452");
+  auto stopped = Await<MutationProgress>(
+      [&](auto cb) { (*offline)->StopInstance(ctx, stop, std::move(cb)); });
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(stopped->done);
+
+  // Nothing was reserved: the alias names nothing yet.
+  v1::GetInstanceRequest get;
+  get.set_name("accounts/dcm/instances/web-vo");
+  auto missing =
+      Await<v1::Instance>([&](auto cb) { provider_->GetInstance(Ctx(), get, std::move(cb)); });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  v1::CreateVolumeRequest volume;
+  volume.set_parent("accounts/dcm");
+  volume.mutable_volume()->set_size_bytes(int64_t{1} << 20);
+  volume.mutable_volume()->set_location("accounts/dcm/locations/dc-64351");
+  auto refused = Await<MutationProgress>(
+      [&](auto cb) { (*offline)->CreateVolume(ctx, volume, std::move(cb)); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A create re-driven by the same Operation (the server restarted before it
+// stored the first progress) resumes the job its alias records.
+TEST_F(EnstratusAdapterTest, ARedrivenCreateResumesItsJob) {
+  auto first = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/r1"), Launch("again-1", "again"), std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->done);
+  provider_ = Make(kKeys);
+  auto again = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx("operations/r1"), Launch("again-1", "again"), std::move(cb));
+  });
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->provider_operation, first->provider_operation);
+  auto done = Drive(again);
+  ASSERT_TRUE(done.ok()) << done.status();
+  v1::Instance inst;
+  ASSERT_TRUE(done->result.UnpackTo(&inst));
+  EXPECT_EQ(inst.name(), "accounts/dcm/instances/again-1");
 }
 
 }  // namespace
