@@ -2,9 +2,25 @@
 // cloudplane.v1 messages. No I/O: every function is a deterministic function
 // of its arguments, tested in opennebula_wire_test.cc on hand-written
 // documents shaped as the 5.10.5 / 5.12.13 / 6.10.5 XSDs describe, and on
-// hostile input.
+// hostile input. Responses, names, options and VM states are in
+// opennebula_wire.cc, templates in opennebula_wire_templates.cc, object
+// documents in opennebula_wire_objects.cc.
 //
-// Reference: /work/shared/protocols/opennebula.md (sections cited as §N).
+// References, cited in the comments of this adapter by their tag:
+//   [api]       OpenNebula 6.10 "XML-RPC API": the envelope, the response
+//               array, error codes, every one.* method with its parameters,
+//               pool pagination and the XSD reference of object documents.
+//               https://docs.opennebula.io/6.10/integration_and_development/system_interfaces/api.html
+//   [states]    "Virtual Machine States Reference" (STATE, LCM_STATE).
+//               https://docs.opennebula.io/6.10/integration_and_development/references/vm_states.html
+//   [template]  "Virtual Machine Template" (attribute syntax, vectors).
+//               https://docs.opennebula.io/6.10/management_and_operations/references/template.html
+//   [pyone]     "Python OpenNebula Cloud API" (how pyone casts dicts to
+//               templates).
+//               https://docs.opennebula.io/6.10/integration_and_development/system_interfaces/python.html
+//   [oned]      Where the documentation is silent, oned's source at tag
+//               release-6.10.5 of https://github.com/OpenNebula/one (src/rm
+//               request handlers, src/vm XML generators, src/template).
 //
 // Errors:
 //   - A response that is not a well-formed XML-RPC response, a result of the
@@ -14,7 +30,7 @@
 //     PROVIDER_MALFORMED_RESPONSE and a message saying what was wrong.
 //   - An XML-RPC fault is INTERNAL, reason PROVIDER_XMLRPC_FAULT, metadata
 //     faultCode (a protocol/programming error, never the user's fault).
-//   - An OpenNebula failure array maps by its error code (§4) as in
+//   - An OpenNebula failure array maps by its error code ([api]) as in
 //     StatusFromOneError, with metadata providerCode and providerMessage.
 //   - HTTP statuses other than 200 map through http::HttpStatusToStatus.
 //
@@ -50,7 +66,7 @@ namespace cloudplane::adapters::opennebula {
 absl::StatusOr<xmlrpc::Value> ResultFromResponse(int http_status, absl::string_view body,
                                                  absl::string_view method);
 
-// OpenNebula error code (§4) -> status: AUTHENTICATION UNAUTHENTICATED,
+// OpenNebula error code ([api]) -> status: AUTHENTICATION UNAUTHENTICATED,
 // AUTHORIZATION PERMISSION_DENIED, NO_EXISTS NOT_FOUND, ACTION
 // FAILED_PRECONDITION, XML_RPC_API INVALID_ARGUMENT, INTERNAL and ALLOCATE
 // INTERNAL, LOCKED ABORTED, REPLICATION UNAVAILABLE, anything else UNKNOWN.
@@ -67,7 +83,7 @@ absl::StatusOr<xml::Document> ParseObjectDocument(const xmlrpc::Value& v, absl::
                                                   absl::string_view method);
 
 // ---------------------------------------------------------------------------
-// Templates (§9).
+// Templates ([template]; opennebula_wire_templates.cc).
 
 // `"value"` with each `"` written as `\"` (the template syntax has no other
 // escape). INVALID_ARGUMENT when the value holds `]]>` (oned stores values
@@ -95,14 +111,14 @@ absl::StatusOr<std::string> XmlTemplate(absl::string_view root, const std::vecto
 std::map<std::string, std::string> SingleAttributes(const xml::Node* template_node);
 
 // A VM template from a structured value, as pyone casts its parameters
-// (§10): a Struct with exactly one key whose value is a Struct becomes the
+// ([pyone]): a Struct with exactly one key whose value is a Struct becomes the
 // XML form rooted at that key (`<KEY><A>v</A><V><B>w</B></V></KEY>`); any
 // other Struct is flat and becomes `A="v"` lines. Inside, a Struct value is
-// a vector attribute (scalars only: templates nest one level, §9.1), a list
+// a vector attribute (scalars only: templates nest one level, [template]), a list
 // repeats the attribute, numbers are written without a trailing .0, bools as
 // YES/NO and null as "". `extra` attributes are added (first in the text
 // form). A string is the raw template, sent as it is (text or XML form,
-// §9); `extra` is put before its first line, or for the XML form (first
+// [template]); `extra` is put before its first line, or for the XML form (first
 // character `<`) before the root's closing tag. INVALID_ARGUMENT naming
 // `field` (or `field`.<key>) for names or values a template cannot hold,
 // deeper nesting, or an XML string whose end is not a closing tag.
@@ -121,7 +137,7 @@ absl::StatusOr<std::string> ActionOption(const google::protobuf::Struct& options
                                          const std::vector<std::string>& allowed);
 
 // Instance labels live in the USER_TEMPLATE as single attributes
-// CLOUDPLANE_LABEL_<KEY> = "value" (oned upper-cases names, §9.1, so keys
+// CLOUDPLANE_LABEL_<KEY> = "value" (oned upper-cases names, [template], so keys
 // are lower-case: [a-z][a-z0-9_]{0,62}).
 inline constexpr char kLabelPrefix[] = "CLOUDPLANE_LABEL_";
 // INVALID_ARGUMENT naming `field`.<key> for a key outside that alphabet or a
@@ -131,7 +147,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> LabelAttributes
 // The labels kept that way in a USER_TEMPLATE element (may be null).
 std::map<std::string, std::string> LabelsFromUserTemplate(const xml::Node* user_template);
 
-// OK for a name oned accepts for a VM (§4: 1-128 characters, none of
+// OK for a name oned accepts for a VM ([oned] PoolObjectSQL: 1-128 characters, none of
 // & | : \ " ; / ' # { } $ < > or tab/newline/vertical tab/form feed/CR);
 // INVALID_ARGUMENT naming `field` otherwise.
 absl::Status CheckVmName(absl::string_view name, absl::string_view field);
@@ -157,16 +173,117 @@ absl::StatusOr<IdOrName> ParseResourceName(absl::string_view field, absl::string
 // ---------------------------------------------------------------------------
 // Objects.
 
-// The VM's normalised state from its STATE / LCM_STATE pair (§7).
-v1::Instance::State InstanceState(int state, int lcm_state);
-// "ACTIVE/RUNNING", "POWEROFF", ... (the raw pair stays in provider_details).
-std::string ProviderState(int state, int lcm_state);
+// A VM's STATE ([states]), with oned's numbers. A number this list does not
+// name (a newer oned) is still carried as it is: the underlying type is int
+// and every int converts to a VmState, so nothing read is lost.
+enum class VmState : int {
+  kInit = 0,
+  kPending = 1,
+  kHold = 2,
+  kActive = 3,  // LCM_STATE says more
+  kStopped = 4,
+  kSuspended = 5,
+  kDone = 6,    // gone; oned keeps the record for accounting
+  kFailed = 7,  // not used since 4.x; read in old documents
+  kPoweroff = 8,
+  kUndeployed = 9,
+  kCloning = 10,
+  kCloningFailure = 11,
+};
+
+// A VM's LCM_STATE ([states]): the sub-state of an ACTIVE VM (LCM_INIT
+// otherwise), with oned's numbers; unnamed numbers are carried as for
+// VmState.
+enum class LcmState : int {
+  kLcmInit = 0,
+  kProlog = 1,
+  kBoot = 2,
+  kRunning = 3,
+  kMigrate = 4,
+  kSaveStop = 5,
+  kSaveSuspend = 6,
+  kSaveMigrate = 7,
+  kPrologMigrate = 8,
+  kPrologResume = 9,
+  kEpilogStop = 10,
+  kEpilog = 11,
+  kShutdown = 12,
+  kCancel = 13,
+  kFailure = 14,
+  kCleanupResubmit = 15,
+  kUnknown = 16,
+  kHotplug = 17,
+  kShutdownPoweroff = 18,
+  kBootUnknown = 19,
+  kBootPoweroff = 20,
+  kBootSuspended = 21,
+  kBootStopped = 22,
+  kCleanupDelete = 23,
+  kHotplugSnapshot = 24,
+  kHotplugNic = 25,
+  kHotplugSaveas = 26,
+  kHotplugSaveasPoweroff = 27,
+  kHotplugSaveasSuspended = 28,
+  kShutdownUndeploy = 29,
+  kEpilogUndeploy = 30,
+  kPrologUndeploy = 31,
+  kBootUndeploy = 32,
+  kHotplugPrologPoweroff = 33,
+  kHotplugEpilogPoweroff = 34,
+  kBootMigrate = 35,
+  kBootFailure = 36,
+  kBootMigrateFailure = 37,
+  kPrologMigrateFailure = 38,
+  kPrologFailure = 39,
+  kEpilogFailure = 40,
+  kEpilogStopFailure = 41,
+  kEpilogUndeployFailure = 42,
+  kPrologMigratePoweroff = 43,
+  kPrologMigratePoweroffFailure = 44,
+  kPrologMigrateSuspend = 45,
+  kPrologMigrateSuspendFailure = 46,
+  kBootUndeployFailure = 47,
+  kBootStoppedFailure = 48,
+  kPrologResumeFailure = 49,
+  kPrologUndeployFailure = 50,
+  kDiskSnapshotPoweroff = 51,
+  kDiskSnapshotRevertPoweroff = 52,
+  kDiskSnapshotDeletePoweroff = 53,
+  kDiskSnapshotSuspended = 54,
+  kDiskSnapshotRevertSuspended = 55,
+  kDiskSnapshotDeleteSuspended = 56,
+  kDiskSnapshot = 57,
+  kDiskSnapshotRevert = 58,
+  kDiskSnapshotDelete = 59,
+  kPrologMigrateUnknown = 60,
+  kPrologMigrateUnknownFailure = 61,
+  kDiskResize = 62,
+  kDiskResizePoweroff = 63,
+  kDiskResizeUndeployed = 64,
+  kHotplugNicPoweroff = 65,
+  kHotplugResize = 66,
+  kHotplugSaveasUndeployed = 67,
+  kHotplugSaveasStopped = 68,
+  kBackup = 69,
+  kBackupPoweroff = 70,
+  kRestore = 71,
+};
+
+// The number oned sends for a state (provider_details, etags, messages).
+constexpr int StateNumber(VmState s) { return static_cast<int>(s); }
+constexpr int StateNumber(LcmState s) { return static_cast<int>(s); }
+
+// The VM's normalised state from its STATE / LCM_STATE pair ([states]).
+v1::Instance::State InstanceState(VmState state, LcmState lcm_state);
+// "ACTIVE/RUNNING", "POWEROFF", ... (the raw pair stays in provider_details);
+// an unnamed number is written as the number.
+std::string ProviderState(VmState state, LcmState lcm_state);
 
 struct VmSummary {
   int64_t oid = 0;
   std::string name;
-  int state = 0;
-  int lcm_state = 0;
+  VmState state = VmState::kInit;
+  LcmState lcm_state = LcmState::kLcmInit;
 };
 // ID, NAME, STATE, LCM_STATE of a VM element; INTERNAL (malformed) for
 // missing or non-numeric ones.
@@ -174,7 +291,8 @@ absl::StatusOr<VmSummary> SummarizeVm(const xml::Node& vm);
 
 // A VM element (full or short body) as an Instance named with `resource_id`.
 // Labels come from the CLOUDPLANE_LABEL_* attributes (only full bodies carry
-// them, §11.2); Sunstone's LABELS list is provider_details.sunstoneLabels.
+// them, [api] one.vmpool.info); Sunstone's LABELS list is
+// provider_details.sunstoneLabels.
 // Volumes are the DISKs made from images (accounts/<a>/volumes/<image>).
 // provider_details: id, state, lcmState, resched, deployId.
 absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_view account,
@@ -247,13 +365,13 @@ struct SgRule {
 std::string RuleId(const std::vector<std::pair<std::string, std::string>>& attrs);
 std::vector<SgRule> SecurityGroupRules(const xml::Node& sg);
 
-// `NAME=[K="v",...]` and a newline: one vector attribute (§9.1).
+// `NAME=[K="v",...]` and a newline: one vector attribute ([template]).
 // INVALID_ARGUMENT for a name or value a template cannot hold.
 absl::StatusOr<std::string> VectorTemplate(
     absl::string_view name, const std::vector<std::pair<std::string, std::string>>& attrs);
 
 // `RULE=[K="v",...]` lines for every rule, or `RULE=[]` (which deletes all
-// rules in merge mode, §9.4) when there are none. INVALID_ARGUMENT for a
+// rules in merge mode, [api] one.secgroup.update) when there are none. INVALID_ARGUMENT for a
 // value a template cannot hold.
 absl::StatusOr<std::string> RuleSetTemplate(
     const std::vector<std::vector<std::pair<std::string, std::string>>>& rules);
@@ -267,7 +385,7 @@ absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
 v1::FirewallRule FirewallRuleFromAttributes(
     const std::vector<std::pair<std::string, std::string>>& attrs, std::string name);
 
-// A rule as the sub-attributes of a RULE vector (§9.5). INVALID_ARGUMENT
+// A rule as the sub-attributes of a RULE vector ([api] security groups). INVALID_ARGUMENT
 // naming `field` for what OpenNebula cannot express: DENY, an unknown
 // protocol, ports on a protocol other than TCP/UDP, more than one range,
 // non-IPv4 CIDRs.

@@ -144,20 +144,27 @@ TEST(OpenNebulaWireTest, HostileAndMalformedProviderXmlIsInternalNeverACrash) {
 }
 
 TEST(OpenNebulaWireTest, VmStatesMapOntoInstanceStates) {
-  EXPECT_EQ(InstanceState(1, 0), v1::Instance::PROVISIONING);
-  EXPECT_EQ(InstanceState(3, 1), v1::Instance::PROVISIONING);
-  EXPECT_EQ(InstanceState(3, 3), v1::Instance::RUNNING);
-  EXPECT_EQ(InstanceState(3, 18), v1::Instance::STOPPING);
-  EXPECT_EQ(InstanceState(8, 0), v1::Instance::STOPPED);
-  EXPECT_EQ(InstanceState(2, 0), v1::Instance::STOPPED);
-  EXPECT_EQ(InstanceState(5, 0), v1::Instance::SUSPENDED);
-  EXPECT_EQ(InstanceState(3, 12), v1::Instance::TERMINATING);
-  EXPECT_EQ(InstanceState(6, 0), v1::Instance::TERMINATED);
-  EXPECT_EQ(InstanceState(3, 36), v1::Instance::ERROR);
-  EXPECT_EQ(ProviderState(3, 3), "ACTIVE/RUNNING");
-  EXPECT_EQ(ProviderState(8, 0), "POWEROFF");
-  EXPECT_EQ(ProviderState(3, 71), "ACTIVE/RESTORE");
-  EXPECT_EQ(ProviderState(3, 99), "ACTIVE/99");
+  using V = VmState;
+  using L = LcmState;
+  EXPECT_EQ(InstanceState(V::kPending, L::kLcmInit), v1::Instance::PROVISIONING);
+  EXPECT_EQ(InstanceState(V::kActive, L::kProlog), v1::Instance::PROVISIONING);
+  EXPECT_EQ(InstanceState(V::kActive, L::kRunning), v1::Instance::RUNNING);
+  EXPECT_EQ(InstanceState(V::kActive, L::kShutdownPoweroff), v1::Instance::STOPPING);
+  EXPECT_EQ(InstanceState(V::kPoweroff, L::kLcmInit), v1::Instance::STOPPED);
+  EXPECT_EQ(InstanceState(V::kHold, L::kLcmInit), v1::Instance::STOPPED);
+  EXPECT_EQ(InstanceState(V::kSuspended, L::kLcmInit), v1::Instance::SUSPENDED);
+  EXPECT_EQ(InstanceState(V::kActive, L::kShutdown), v1::Instance::TERMINATING);
+  EXPECT_EQ(InstanceState(V::kDone, L::kLcmInit), v1::Instance::TERMINATED);
+  EXPECT_EQ(InstanceState(V::kActive, L::kBootFailure), v1::Instance::ERROR);
+  EXPECT_EQ(ProviderState(V::kActive, L::kRunning), "ACTIVE/RUNNING");
+  EXPECT_EQ(ProviderState(V::kPoweroff, L::kLcmInit), "POWEROFF");
+  EXPECT_EQ(ProviderState(V::kActive, L::kRestore), "ACTIVE/RESTORE");
+  // The enums are oned's numbers; numbers they do not name survive.
+  EXPECT_EQ(StateNumber(V::kPoweroff), 8);
+  EXPECT_EQ(StateNumber(L::kShutdownPoweroff), 18);
+  EXPECT_EQ(ProviderState(V::kActive, static_cast<L>(99)), "ACTIVE/99");
+  EXPECT_EQ(ProviderState(static_cast<V>(42), L::kLcmInit), "42");
+  EXPECT_EQ(InstanceState(static_cast<V>(42), L::kLcmInit), v1::Instance::STATE_UNSPECIFIED);
 }
 
 TEST(OpenNebulaWireTest, InstanceFromAFullVmDocument) {
