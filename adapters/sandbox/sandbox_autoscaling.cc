@@ -19,10 +19,6 @@ namespace {
 constexpr absl::string_view kPending = "Pending";
 constexpr absl::string_view kTerminating = "Terminating";
 
-std::string SizeToken(absl::string_view id, int size) {
-  return MakeToken(kScalingGroups, id, absl::StrCat("size=", size));
-}
-
 std::string NewInstanceId(absl::BitGen& random) {
   std::string bytes(6, '\0');
   for (char& c : bytes) c = static_cast<char>(absl::Uniform<int>(random, 0, 256));
@@ -103,7 +99,7 @@ void SandboxProvider::CreateLaunchTemplate(const CallContext& ctx,
                                            Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         ASSIGN_OR_RETURN(std::string id,
                          RequiredId(request.launch_template_id(), "launch_template_id"));
@@ -159,7 +155,7 @@ void SandboxProvider::CreateLaunchTemplate(const CallContext& ctx,
         Record record;
         SaveVersion(templ, record, txn.now());
         RETURN_IF_ERROR(txn.Put(kLaunchTemplates, id, record));
-        return MakeToken(kLaunchTemplates, id, "current");
+        return CurrentToken(kLaunchTemplates, id);
       },
       std::move(done));
 }
@@ -169,12 +165,12 @@ void SandboxProvider::DeleteLaunchTemplate(const CallContext& ctx,
                                            Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(request.name(), account_, kLaunchTemplates, "name"));
         ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kLaunchTemplates, id));
         if (!record.has_value()) {
-          if (request.allow_missing()) return MakeToken(kLaunchTemplates, id, "gone");
+          if (request.allow_missing()) return GoneToken(kLaunchTemplates, id);
           return NotFound(kLaunchTemplates, request.name());
         }
         const std::string name = Name(kLaunchTemplates, id);
@@ -186,7 +182,7 @@ void SandboxProvider::DeleteLaunchTemplate(const CallContext& ctx,
           }
         }
         RETURN_IF_ERROR(txn.Delete(kLaunchTemplates, id));
-        return MakeToken(kLaunchTemplates, id, "gone");
+        return GoneToken(kLaunchTemplates, id);
       },
       std::move(done));
 }
@@ -222,7 +218,7 @@ void SandboxProvider::CreateScalingGroup(const CallContext& ctx,
                                          Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         ASSIGN_OR_RETURN(std::string id,
                          RequiredId(request.scaling_group_id(), "scaling_group_id"));
@@ -291,7 +287,7 @@ void SandboxProvider::ResizeScalingGroup(const CallContext& ctx,
                                          Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(request.name(), account_, kScalingGroups, "name"));
         if (request.target_size() < 0) return InvalidField("target_size", "must not be negative");
@@ -331,10 +327,10 @@ void SandboxProvider::DeleteScalingGroup(const CallContext& ctx,
                                          Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(request.name(), account_, kScalingGroups, "name"));
-        const std::string token = MakeToken(kScalingGroups, id, "gone");
+        const PollToken token = GoneToken(kScalingGroups, id);
         ASSIGN_OR_RETURN(std::optional<Loaded<v1::ScalingGroup>> loaded,
                          LoadIfExists<v1::ScalingGroup>(txn, kScalingGroups, id));
         if (!loaded.has_value()) {

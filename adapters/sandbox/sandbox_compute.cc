@@ -19,7 +19,6 @@ namespace {
 
 constexpr absl::string_view kRunning = "RUNNING";
 constexpr absl::string_view kStopped = "STOPPED";
-constexpr absl::string_view kGone = "gone";
 
 void SetState(v1::Instance& instance, v1::Instance::State state,
               absl::string_view provider_state = "") {
@@ -135,7 +134,7 @@ void SandboxProvider::CreateInstance(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         if (!request.has_instance()) return InvalidField("instance", "required");
         const v1::Instance& in = request.instance();
@@ -192,7 +191,7 @@ void SandboxProvider::CreateInstance(const CallContext& ctx,
         SetTransition(record, txn.now(), options_.transition,
                       start ? v1::Instance::RUNNING : v1::Instance::STOPPED);
         RETURN_IF_ERROR(txn.Put(kInstances, id, record));
-        return MakeToken(kInstances, id, start ? kRunning : kStopped);
+        return StateToken(kInstances, id, start ? kRunning : kStopped);
       },
       std::move(done));
 }
@@ -202,7 +201,7 @@ void SandboxProvider::UpdateInstance(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         const v1::Instance& in = request.instance();
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(in.name(), account_, kInstances, "instance.name"));
@@ -287,7 +286,7 @@ void SandboxProvider::UpdateInstance(const CallContext& ctx,
           SaveVersion(instance, loaded.record, txn.now());
           RETURN_IF_ERROR(txn.Put(kInstances, id, loaded.record));
         }
-        return MakeToken(kInstances, id, "current");
+        return CurrentToken(kInstances, id);
       },
       std::move(done));
 }
@@ -297,16 +296,16 @@ void SandboxProvider::DeleteInstance(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kInstances, "name"));
         ASSIGN_OR_RETURN(std::optional<Loaded<v1::Instance>> loaded,
                          LoadIfExists<v1::Instance>(txn, kInstances, id));
         if (!loaded.has_value()) {
-          if (request.allow_missing()) return MakeToken(kInstances, id, kGone);
+          if (request.allow_missing()) return GoneToken(kInstances, id);
           return NotFound(kInstances, request.name());
         }
         v1::Instance& instance = loaded->resource;
-        if (instance.state() == v1::Instance::TERMINATING) return MakeToken(kInstances, id, kGone);
+        if (instance.state() == v1::Instance::TERMINATING) return GoneToken(kInstances, id);
         // Volumes are released when termination starts (EC2 detaches
         // non-root volumes on terminate), keeping both sides consistent.
         for (const v1::AttachedVolume& attached : instance.volumes()) {
@@ -330,7 +329,7 @@ void SandboxProvider::DeleteInstance(const CallContext& ctx,
         SetTransition(loaded->record, txn.now(), options_.transition, v1::Instance::TERMINATED,
                       /*remove=*/true);
         RETURN_IF_ERROR(txn.Put(kInstances, id, loaded->record));
-        return MakeToken(kInstances, id, kGone);
+        return GoneToken(kInstances, id);
       },
       std::move(done));
 }
@@ -340,12 +339,12 @@ void SandboxProvider::StartInstance(const CallContext& ctx,
                                     Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kInstances, "name"));
         ASSIGN_OR_RETURN(Loaded<v1::Instance> loaded,
                          LoadExisting<v1::Instance>(txn, kInstances, id));
         v1::Instance& instance = loaded.resource;
-        std::string token = MakeToken(kInstances, id, kRunning);
+        PollToken token = StateToken(kInstances, id, kRunning);
         switch (instance.state()) {
           case v1::Instance::RUNNING:
           case v1::Instance::REBOOTING:
@@ -372,12 +371,12 @@ void SandboxProvider::StopInstance(const CallContext& ctx, const v1::StopInstanc
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kInstances, "name"));
         ASSIGN_OR_RETURN(Loaded<v1::Instance> loaded,
                          LoadExisting<v1::Instance>(txn, kInstances, id));
         v1::Instance& instance = loaded.resource;
-        std::string token = MakeToken(kInstances, id, kStopped);
+        PollToken token = StateToken(kInstances, id, kStopped);
         switch (instance.state()) {
           case v1::Instance::STOPPED:
           case v1::Instance::STOPPING:
@@ -409,12 +408,12 @@ void SandboxProvider::RebootInstance(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kInstances, "name"));
         ASSIGN_OR_RETURN(Loaded<v1::Instance> loaded,
                          LoadExisting<v1::Instance>(txn, kInstances, id));
         v1::Instance& instance = loaded.resource;
-        std::string token = MakeToken(kInstances, id, kRunning);
+        PollToken token = StateToken(kInstances, id, kRunning);
         switch (instance.state()) {
           case v1::Instance::REBOOTING:
             return token;
@@ -446,7 +445,7 @@ void SandboxProvider::UpdateInstanceMetadata(const CallContext& ctx,
                                              Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseMetadataName(request.metadata().name(), account_,
                                                            "metadata.name"));
         for (const auto& [key, value] : request.metadata().items()) {
@@ -480,7 +479,7 @@ void SandboxProvider::UpdateInstanceMetadata(const CallContext& ctx,
           SaveVersion(metadata.resource, metadata.record, txn.now());
           RETURN_IF_ERROR(txn.Put(kMetadata, id, metadata.record));
         }
-        return MakeToken(kMetadata, id, "current");
+        return CurrentToken(kMetadata, id);
       },
       std::move(done));
 }

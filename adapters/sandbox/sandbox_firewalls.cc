@@ -17,8 +17,6 @@
 namespace cloudplane::adapters::sandbox {
 namespace {
 
-constexpr absl::string_view kRules = "rules";
-
 bool IsCidr(absl::string_view range) {
   size_t slash = range.find('/');
   if (slash == absl::string_view::npos) return false;
@@ -128,7 +126,7 @@ void SandboxProvider::CreateFirewall(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         if (!request.has_firewall()) return InvalidField("firewall", "required");
         const v1::Firewall& in = request.firewall();
@@ -161,7 +159,7 @@ void SandboxProvider::CreateFirewall(const CallContext& ctx,
         record.set_next_child_id(next);
         SaveVersion(firewall, record, txn.now());
         RETURN_IF_ERROR(txn.Put(kFirewalls, id, record));
-        return MakeToken(kFirewalls, id, "current");
+        return CurrentToken(kFirewalls, id);
       },
       std::move(done));
 }
@@ -171,11 +169,11 @@ void SandboxProvider::DeleteFirewall(const CallContext& ctx,
                                      Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kFirewalls, "name"));
         ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kFirewalls, id));
         if (!record.has_value()) {
-          if (request.allow_missing()) return MakeToken(kFirewalls, id, "gone");
+          if (request.allow_missing()) return GoneToken(kFirewalls, id);
           return NotFound(kFirewalls, request.name());
         }
         // Like an EC2 security group, a firewall in use cannot go.
@@ -190,7 +188,7 @@ void SandboxProvider::DeleteFirewall(const CallContext& ctx,
           }
         }
         RETURN_IF_ERROR(txn.Delete(kFirewalls, id));
-        return MakeToken(kFirewalls, id, "gone");
+        return GoneToken(kFirewalls, id);
       },
       std::move(done));
 }
@@ -233,7 +231,7 @@ void SandboxProvider::CreateFirewallRule(const CallContext& ctx,
                                          Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(request.parent(), account_, kFirewalls, "parent"));
         if (!request.has_rule()) return InvalidField("rule", "required");
@@ -246,7 +244,7 @@ void SandboxProvider::CreateFirewallRule(const CallContext& ctx,
         firewall.record.set_next_child_id(number + 1);
         SaveVersion(firewall.resource, firewall.record, txn.now());
         RETURN_IF_ERROR(txn.Put(kFirewalls, id, firewall.record));
-        return MakeToken(kRules, absl::StrCat(id, "/", number), "current");
+        return RuleToken(id, number, /*gone=*/false);
       },
       std::move(done));
 }
@@ -256,10 +254,9 @@ void SandboxProvider::DeleteFirewallRule(const CallContext& ctx,
                                          Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(auto parsed, ParseRuleName(request.name(), account_, "name"));
-        const std::string token =
-            MakeToken(kRules, absl::StrCat(parsed.first, "/", parsed.second), "gone");
+        const PollToken token = RuleToken(parsed.first, parsed.second, /*gone=*/true);
         ASSIGN_OR_RETURN(std::optional<Loaded<v1::Firewall>> firewall,
                          LoadIfExists<v1::Firewall>(txn, kFirewalls, parsed.first));
         auto* rules = firewall.has_value() ? firewall->resource.mutable_rules() : nullptr;

@@ -7,8 +7,13 @@
 //     (collection = the name's collection segment, id = the last segment).
 //   * A mutation runs in one store transaction (Mutate): it validates,
 //     writes, and may leave a Transition (target state + due time) on the
-//     record. It reports a poll token "<collection>:<id>:<want>" that
-//     Evaluate() answers from the store.
+//     record. It reports a poll token (PollToken in sandbox_state.proto:
+//     collection, id and what to wait for) that Evaluate() answers from the
+//     store.
+//   * validate_only (CallContext): the mutation runs exactly as it would,
+//     with every check, in a transaction that is then rolled back, so the
+//     answer is the real call's refusal or a finished progress, and nothing
+//     is stored, published or scheduled.
 //   * A transition whose time has come is applied
 //       - in memory by every read (ReadSettled), so reads are never stale;
 //       - and written back by whoever touches the record in a transaction
@@ -25,6 +30,7 @@
 #define CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,11 +60,15 @@ namespace cloudplane::adapters::sandbox {
 
 using Record = ::cloudplane::sandbox::Record;
 using Transition = ::cloudplane::sandbox::Transition;
+using PollToken = ::cloudplane::sandbox::PollToken;
 
 // The store collection of the operation journal (not a resource collection).
 inline constexpr absl::string_view kJournal = "_journal";
 // The store collection of instance metadata, keyed by instance id.
 inline constexpr absl::string_view kMetadata = "metadata";
+// Firewall rules live inside their firewall's record; "rules" names them in
+// poll tokens and messages.
+inline constexpr absl::string_view kRules = "rules";
 
 // What a transaction leaves to do once it has committed.
 struct Effects {
@@ -82,6 +92,13 @@ struct Effects {
 enum class Settled { kUnchanged, kUpdated, kRemoved };
 absl::StatusOr<Settled> Settle(absl::string_view collection, Record& record, absl::Time now,
                                std::shared_ptr<google::protobuf::Message>* after);
+
+// An empty message of the API type `collection` stores (Instance for
+// "instances", ...); nullptr for internal collections (the journal).
+std::shared_ptr<google::protobuf::Message> NewResource(absl::string_view collection);
+
+// The etag of version `record` of the resource `name`.
+std::string Etag(absl::string_view name, const Record& record);
 
 // Record <-> typed resource.
 template <typename T>
@@ -113,7 +130,7 @@ std::string KindOf(absl::string_view collection);
 absl::Status NotFound(absl::string_view collection, absl::string_view name);
 // ALREADY_EXISTS likewise.
 absl::Status AlreadyExists(absl::string_view collection, absl::string_view name);
-// FAILED_PRECONDITION with reason FAILED_PRECONDITION and the resource named.
+// FAILED_PRECONDITION with reason WRONG_STATE and the resource named.
 absl::Status WrongState(absl::string_view name, absl::string_view message);
 
 // absl::Time -> google.protobuf.Timestamp.
@@ -203,14 +220,29 @@ absl::Status CheckNoProviderOptions(const google::protobuf::Struct& options,
 absl::Status CheckLabels(const google::protobuf::Map<std::string, std::string>& labels,
                          absl::string_view field);
 
-// What Evaluate() found about the resource a token names.
-struct TokenTarget {
-  std::string collection;
-  std::string id;
-  std::string want;
-};
-absl::StatusOr<TokenTarget> ParseToken(absl::string_view token);
-std::string MakeToken(absl::string_view collection, absl::string_view id, absl::string_view want);
+// Poll tokens (sandbox_poll.cc): what the operation on resource `id` of
+// `collection` waits for. MutationProgress carries them packed
+// (kit::PackToken).
+inline constexpr uint32_t kPollTokenVersion = 1;
+// The resource reaches `state`, a value name of its State enum.
+PollToken StateToken(absl::string_view collection, absl::string_view id,
+                     absl::string_view state);
+// The resource is gone.
+PollToken GoneToken(absl::string_view collection, absl::string_view id);
+// Nothing to wait for: the resource as it is now.
+PollToken CurrentToken(absl::string_view collection, absl::string_view id);
+// The resource has no transition pending.
+PollToken SettledToken(absl::string_view collection, absl::string_view id);
+// The scaling group is stable with `size` instances.
+PollToken SizeToken(absl::string_view group_id, int size);
+// Rule `number` of firewall `firewall_id` exists (or, with `gone`, not).
+PollToken RuleToken(absl::string_view firewall_id, int64_t number, bool gone);
+// The token packed in `bytes`: DATA_LOSS with reason
+// OPERATION_STATE_UNREADABLE when they hold anything else.
+absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes);
+// What a validate_only mutation that passed its checks answers: finished,
+// with an empty result of the method's type.
+MutationProgress ValidatedProgress(const PollToken& token);
 
 class SandboxProvider final : public Provider {
  public:
@@ -252,7 +284,7 @@ class SandboxProvider final : public Provider {
 
   // Runs `fn` as the mutation of `ctx` (see the file comment) and answers
   // `done` with the progress of the token it returns.
-  void Mutate(const CallContext& ctx, absl::FunctionRef<absl::StatusOr<std::string>(Txn&)> fn,
+  void Mutate(const CallContext& ctx, absl::FunctionRef<absl::StatusOr<PollToken>(Txn&)> fn,
               Callback<MutationProgress> done);
   // Runs `fn` in a store transaction and carries out its effects after the
   // commit.
@@ -270,7 +302,7 @@ class SandboxProvider final : public Provider {
   absl::StatusOr<std::vector<Record>> ReadAllSettled(absl::string_view collection) const;
 
   // The progress of the work a poll token names.
-  absl::StatusOr<MutationProgress> Evaluate(const std::string& token) const;
+  absl::StatusOr<MutationProgress> Evaluate(const PollToken& token) const;
 
   // Typed reads used by several services.
   template <typename T>

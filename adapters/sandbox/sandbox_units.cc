@@ -32,8 +32,8 @@ bool IsGlobal(const v1::Unit& unit) {
   return absl::AsciiStrToLower(FleetOption(unit, "Global")) == "true";
 }
 
-std::string Token(absl::string_view id, v1::Unit::State state) {
-  return MakeToken(kUnits, id, v1::Unit::State_Name(state));
+PollToken Token(absl::string_view id, v1::Unit::State state) {
+  return StateToken(kUnits, id, v1::Unit::State_Name(state));
 }
 
 absl::Status TemplateCannotRun(absl::string_view name, v1::Unit::State state) {
@@ -98,7 +98,7 @@ void SandboxProvider::CreateUnit(const CallContext& ctx, const v1::CreateUnitReq
                                  Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         if (absl::Status name = CheckUnitName(request.unit_id()); !name.ok()) {
           return InvalidField("unit_id", name.message());
@@ -153,7 +153,7 @@ void SandboxProvider::SetUnitDesiredState(const CallContext& ctx,
                                           Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kUnits, "name"));
         const v1::Unit::State desired = request.desired_state();
         if (desired == v1::Unit::STATE_UNSPECIFIED) {
@@ -189,7 +189,7 @@ void SandboxProvider::DeleteUnit(const CallContext& ctx, const v1::DeleteUnitReq
                                  Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kUnits, "name"));
         ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kUnits, id));
         if (!record.has_value() && !request.allow_missing()) {
@@ -197,7 +197,7 @@ void SandboxProvider::DeleteUnit(const CallContext& ctx, const v1::DeleteUnitReq
         }
         // fleet destroys a unit at once; its agents unload it meanwhile.
         if (record.has_value()) RETURN_IF_ERROR(txn.Delete(kUnits, id));
-        return MakeToken(kUnits, id, "gone");
+        return GoneToken(kUnits, id);
       },
       std::move(done));
 }

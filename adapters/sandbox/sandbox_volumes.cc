@@ -17,7 +17,6 @@ namespace cloudplane::adapters::sandbox {
 namespace {
 
 constexpr absl::string_view kAvailable = "AVAILABLE";
-constexpr absl::string_view kGone = "gone";
 
 void SetState(v1::Volume& volume, v1::Volume::State state) {
   volume.set_state(state);
@@ -62,7 +61,7 @@ void SandboxProvider::CreateVolume(const CallContext& ctx, const v1::CreateVolum
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         RETURN_IF_ERROR(CheckParent(request.parent(), account_));
         if (!request.has_volume()) return InvalidField("volume", "required");
         const v1::Volume& in = request.volume();
@@ -85,7 +84,7 @@ void SandboxProvider::CreateVolume(const CallContext& ctx, const v1::CreateVolum
         SaveVersion(volume, record, txn.now());
         SetTransition(record, txn.now(), options_.transition, v1::Volume::AVAILABLE);
         RETURN_IF_ERROR(txn.Put(kVolumes, id, record));
-        return MakeToken(kVolumes, id, kAvailable);
+        return StateToken(kVolumes, id, kAvailable);
       },
       std::move(done));
 }
@@ -94,7 +93,7 @@ void SandboxProvider::CloneVolume(const CallContext& ctx, const v1::CloneVolumeR
                                   Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string source_id,
                          ParseName(request.name(), account_, kVolumes, "name"));
         ASSIGN_OR_RETURN(Loaded<v1::Volume> source,
@@ -121,7 +120,7 @@ void SandboxProvider::CloneVolume(const CallContext& ctx, const v1::CloneVolumeR
         SaveVersion(copy, record, txn.now());
         SetTransition(record, txn.now(), options_.transition, v1::Volume::AVAILABLE);
         RETURN_IF_ERROR(txn.Put(kVolumes, id, record));
-        return MakeToken(kVolumes, id, kAvailable);
+        return StateToken(kVolumes, id, kAvailable);
       },
       std::move(done));
 }
@@ -130,7 +129,7 @@ void SandboxProvider::UpdateVolume(const CallContext& ctx, const v1::UpdateVolum
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         const v1::Volume& in = request.volume();
         ASSIGN_OR_RETURN(std::string id, ParseName(in.name(), account_, kVolumes, "volume.name"));
         ASSIGN_OR_RETURN(std::vector<std::string> paths,
@@ -184,7 +183,7 @@ void SandboxProvider::UpdateVolume(const CallContext& ctx, const v1::UpdateVolum
           }
           RETURN_IF_ERROR(txn.Put(kVolumes, id, loaded.record));
         }
-        return MakeToken(kVolumes, id, resize ? "settled" : "current");
+        return resize ? SettledToken(kVolumes, id) : CurrentToken(kVolumes, id);
       },
       std::move(done));
 }
@@ -193,16 +192,16 @@ void SandboxProvider::DeleteVolume(const CallContext& ctx, const v1::DeleteVolum
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kVolumes, "name"));
         ASSIGN_OR_RETURN(std::optional<Loaded<v1::Volume>> loaded,
                          LoadIfExists<v1::Volume>(txn, kVolumes, id));
         if (!loaded.has_value()) {
-          if (request.allow_missing()) return MakeToken(kVolumes, id, kGone);
+          if (request.allow_missing()) return GoneToken(kVolumes, id);
           return NotFound(kVolumes, request.name());
         }
         v1::Volume& volume = loaded->resource;
-        if (volume.state() == v1::Volume::DELETING) return MakeToken(kVolumes, id, kGone);
+        if (volume.state() == v1::Volume::DELETING) return GoneToken(kVolumes, id);
         if (volume.attached_to_size() > 0) {
           return WrongState(volume.name(), absl::StrCat("is attached to ", volume.attached_to(0),
                                                         "; detach it first"));
@@ -216,7 +215,7 @@ void SandboxProvider::DeleteVolume(const CallContext& ctx, const v1::DeleteVolum
         SetTransition(loaded->record, txn.now(), options_.transition, v1::Volume::DELETING,
                       /*remove=*/true);
         RETURN_IF_ERROR(txn.Put(kVolumes, id, loaded->record));
-        return MakeToken(kVolumes, id, kGone);
+        return GoneToken(kVolumes, id);
       },
       std::move(done));
 }
@@ -225,7 +224,7 @@ void SandboxProvider::AttachVolume(const CallContext& ctx, const v1::AttachVolum
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kVolumes, "name"));
         ASSIGN_OR_RETURN(std::string instance_id,
                          ParseName(request.instance(), account_, kInstances, "instance"));
@@ -233,7 +232,7 @@ void SandboxProvider::AttachVolume(const CallContext& ctx, const v1::AttachVolum
         ASSIGN_OR_RETURN(Loaded<v1::Volume> volume, LoadExisting<v1::Volume>(txn, kVolumes, id));
         ASSIGN_OR_RETURN(Loaded<v1::Instance> instance,
                          LoadExisting<v1::Instance>(txn, kInstances, instance_id));
-        const std::string token = MakeToken(kVolumes, id, "current");
+        const PollToken token = CurrentToken(kVolumes, id);
         if (Contains(volume.resource.attached_to(), instance.resource.name())) return token;
         if (volume.resource.attached_to_size() > 0) {
           return WrongState(volume.resource.name(),
@@ -310,7 +309,7 @@ void SandboxProvider::DetachVolume(const CallContext& ctx, const v1::DetachVolum
                                    Callback<MutationProgress> done) {
   Mutate(
       ctx,
-      [&](Txn& txn) -> absl::StatusOr<std::string> {
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
         ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kVolumes, "name"));
         ASSIGN_OR_RETURN(std::string instance_id,
                          ParseName(request.instance(), account_, kInstances, "instance"));
@@ -338,7 +337,7 @@ void SandboxProvider::DetachVolume(const CallContext& ctx, const v1::DetachVolum
         SaveVersion(instance.resource, instance.record, txn.now());
         RETURN_IF_ERROR(txn.Put(kVolumes, id, volume.record));
         RETURN_IF_ERROR(txn.Put(kInstances, instance_id, instance.record));
-        return MakeToken(kVolumes, id, "current");
+        return CurrentToken(kVolumes, id);
       },
       std::move(done));
 }
