@@ -10,8 +10,11 @@
 // Auth:         the session string `user:password` (or `user:token`) as the
 //   first parameter of every call; it comes from the account's credentials
 //   and is never logged or put in an error.
-// Reference:    /work/shared/protocols/opennebula.md; translation lives in
-//   opennebula_wire.h.
+// Reference:    OpenNebula 6.10 "XML-RPC API",
+//   https://docs.opennebula.io/6.10/integration_and_development/system_interfaces/api.html
+//   (the other public references, tagged [api], [states], [template] ...
+//   in the comments, are listed in opennebula_wire.h, where the translation
+//   lives).
 //
 // Resource ids: an object is named by its NAME when that is a valid id
 // ([a-z][a-z0-9-]{0,62}), else by its numeric id; both forms are accepted
@@ -25,11 +28,11 @@
 //     (accounts/x/images/<template id>), or, with `instance.image` empty,
 //     one.vm.allocate of `instance.provider_options` {"template": T}, the
 //     only key read there. T is the raw template text or XML, sent as it is
-//     (§9), or structured as pyone takes it (§10): a map with one root key
-//     holding a map is the XML form, e.g. {"TEMPLATE": {"CPU": "1", "DISK":
-//     {"IMAGE_ID": "0"}}}, any other map becomes `KEY="value"` lines; a
-//     list repeats an attribute. Do not put NAME in T together with
-//     instance_id. oned's template errors (INTERNAL for allocate, §14.8) are
+//     ([template]), or structured as pyone takes it ([pyone]): a map with
+//     one root key holding a map is the XML form, e.g. {"TEMPLATE": {"CPU":
+//     "1", "DISK": {"IMAGE_ID": "0"}}}, any other map becomes `KEY="value"`
+//     lines; a list repeats an attribute. Do not put NAME in T together with
+//     instance_id. oned's template errors (INTERNAL for allocate) are
 //     INVALID_ARGUMENT naming instance.provider_options.template.
 //     start=false creates on HOLD. Polls one.vm.info until RUNNING (HOLD).
 //   Start, Stop, Reboot, Delete are one.vm.action; each polls one.vm.info
@@ -79,6 +82,16 @@
 //   the whole RULE set back with one.secgroup.update (merge); adding a rule
 //   the group has already answers that rule.
 //
+// Operations: creates, actions and disk hotplugs answer a poll token (a
+// versioned message of opennebula_tokens.proto, packed by
+// adapters/common/kit/poll_token.h); updates, metadata and firewalls finish
+// at once. validate_only (CallContext): every mutation runs the checks that
+// need no call to oned (ids, names, options, templates, rules, devices) and
+// finishes without sending anything, so the VM's state is not checked then.
+// Deadlines: the call's deadline goes on every request; the transport
+// refuses one already past (DEADLINE_EXCEEDED prefixed with the XML-RPC
+// method, nothing sent).
+//
 // Thread-safety: a Provider made here is thread-safe; calls in flight keep
 // what they need alive.
 #ifndef CLOUDPLANE_ADAPTERS_OPENNEBULA_OPENNEBULA_ADAPTER_H_
@@ -88,20 +101,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "adapters/common/http/http_client.h"
 #include "adapters/provider.h"
-
-namespace cloudplane::http {
-class HttpTransport;
-}
 
 namespace cloudplane::adapters::opennebula {
 
+// kind "opennebula", the protocol, the supported methods and those that read
+// request-level provider_options.
 ProviderInfo OpenNebulaProviderInfo();
 
 // `setup.endpoint` is the XML-RPC URL (`http://host:2633/RPC2`; a URL
 // without a path gets /RPC2). `setup.secret` is `user:password`.
 // INVALID_ARGUMENT naming `endpoint`, `credentials` (never echoing it) or
-// `options.<name>` (no options are taken).
+// `options.<name>` (no options are taken). `transport` nullptr: the
+// process-wide HTTP transport.
 absl::StatusOr<std::unique_ptr<Provider>> CreateOpenNebulaProvider(
     const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
 
