@@ -4,7 +4,6 @@
 #include "adapters/enstratus/enstratus_adapter.h"
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,10 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/common/scratch/in_memory_scratch.h"
+#include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "adapters/enstratus/enstratus_tokens.pb.h"
 #include "base/errors.h"
@@ -58,24 +57,7 @@ class Emulator {
   std::string url_;
 };
 
-template <typename T, typename Start>
-absl::StatusOr<T> Await(Start start) {
-  auto done = std::make_shared<absl::Notification>();
-  auto out = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("no answer"));
-  auto calls = std::make_shared<std::atomic<int>>(0);
-  start(Callback<T>([done, out, calls](absl::StatusOr<T> value) {
-    if (calls->fetch_add(1) == 0) {
-      *out = std::move(value);
-      done->Notify();
-    } else {
-      ADD_FAILURE() << "callback called twice";
-    }
-  }));
-  if (!done->WaitForNotificationWithTimeout(absl::Seconds(30))) {
-    return absl::DeadlineExceededError("test: no callback within 30 s");
-  }
-  return *out;
-}
+using testutil::Await;
 
 class EnstratusAdapterTest : public ::testing::Test {
  protected:

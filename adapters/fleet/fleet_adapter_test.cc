@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,8 +18,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "adapters/common/testing/fixtures.h"
 #include "adapters/fleet/fleet_wire.h"
@@ -97,24 +96,7 @@ int CountRequests(const testutil::EmulatorProcess& emu, absl::string_view line) 
 // ---------------------------------------------------------------------------
 // Calling the asynchronous Provider from a test.
 
-template <typename T, typename Start>
-absl::StatusOr<T> Await(Start start) {
-  auto done = std::make_shared<absl::Notification>();
-  auto out = std::make_shared<absl::StatusOr<T>>(absl::UnknownError("no answer"));
-  auto calls = std::make_shared<std::atomic<int>>(0);
-  start(Callback<T>([done, out, calls](absl::StatusOr<T> value) {
-    if (calls->fetch_add(1) == 0) {
-      *out = std::move(value);
-      done->Notify();
-    } else {
-      ADD_FAILURE() << "callback called twice";
-    }
-  }));
-  if (!done->WaitForNotificationWithTimeout(absl::Seconds(30))) {
-    return absl::DeadlineExceededError("test: no callback within 30 s");
-  }
-  return *out;
-}
+using testutil::Await;
 
 std::string MetadataOf(const absl::Status& s, const std::string& key) {
   auto info = GetErrorInfo(s);

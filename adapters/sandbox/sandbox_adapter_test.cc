@@ -12,10 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/provider.h"
 #include "adapters/sandbox/sandbox_test_fixture.h"
@@ -31,7 +28,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAre;
 
 // ---- Factory and registration -------------------------------------------------
 

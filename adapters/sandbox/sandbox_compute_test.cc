@@ -1,14 +1,8 @@
 // The sandbox's ComputeService: instances, their lifecycle and metadata.
-#include <memory>
-#include <optional>
-#include <set>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/provider.h"
@@ -22,13 +16,9 @@
 namespace cloudplane::adapters::sandbox {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAre;
-
-// ---- Instances ----------------------------------------------------------------
 
 TEST_F(SandboxTest, InstanceLifecycleByPolling) {
   auto created = CreateInstance("web-1");

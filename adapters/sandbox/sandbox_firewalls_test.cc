@@ -1,16 +1,10 @@
 // The sandbox's FirewallsService: firewalls and their rules.
-#include <memory>
-#include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "adapters/provider.h"
 #include "adapters/sandbox/sandbox_test_fixture.h"
 #include "base/errors.h"
@@ -22,12 +16,7 @@ namespace cloudplane::adapters::sandbox {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAre;
-
-// ---- Firewalls ----------------------------------------------------------------
 
 TEST_F(SandboxTest, FirewallsAndRules) {
   v1::CreateFirewallRequest create;

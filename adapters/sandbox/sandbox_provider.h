@@ -260,15 +260,18 @@ class SandboxProvider final : public Provider {
   void PollOperation(const CallContext& ctx, const std::string& poll_token,
                      Callback<MutationProgress> done) override;
 
-#define CP_READ(Service, Method, Request, Response)                       \
-  void Method(const CallContext& ctx, const v1::Request& request,         \
-              Callback<v1::Response> done) override;
-#define CP_MUTATION(Service, Method, Request, Result)                     \
-  void Method(const CallContext& ctx, const v1::Request& request,         \
-              Callback<MutationProgress> done) override;
+  // Every method of the API (api_methods.inc); each service's methods are in
+  // its sandbox_<service>.cc.
+#define CP_SANDBOX_OVERRIDE(Method, Request, Answer) \
+  void Method(const CallContext&, const v1::Request&, Callback<Answer>) override;
+#define CP_READ(Service, Method, Request, Response) \
+  CP_SANDBOX_OVERRIDE(Method, Request, v1::Response)
+#define CP_MUTATION(Service, Method, Request, Result) \
+  CP_SANDBOX_OVERRIDE(Method, Request, MutationProgress)
 #include "adapters/api_methods.inc"
 #undef CP_READ
 #undef CP_MUTATION
+#undef CP_SANDBOX_OVERRIDE
 
  private:
   // Guards timer callbacks against running after destruction.

@@ -1,33 +1,19 @@
 // The sandbox's UnitsService: fleet-like units, their states and machines.
-#include <memory>
-#include <optional>
-#include <set>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "adapters/provider.h"
 #include "adapters/sandbox/sandbox_test_fixture.h"
 #include "base/errors.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/empty.pb.h"
 #include "gtest/gtest.h"
 
 namespace cloudplane::adapters::sandbox {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAre;
-
-// ---- Units --------------------------------------------------------------------
 
 void AddOption(v1::Unit& unit, const char* section, const char* name, const char* value) {
   v1::UnitOption* option = unit.add_options();

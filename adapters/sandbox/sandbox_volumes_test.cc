@@ -1,16 +1,9 @@
 // The sandbox's VolumesService: volumes, their states and attachments.
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "adapters/provider.h"
 #include "adapters/sandbox/sandbox_test_fixture.h"
 #include "base/errors.h"
@@ -23,11 +16,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::MatchesRegex;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAre;
-
-// ---- Volumes ------------------------------------------------------------------
 
 TEST_F(SandboxTest, VolumeLifecycleAndAttachments) {
   auto too_small = CreateVolume("data", 0);

@@ -24,7 +24,7 @@
 
 extern char** environ;
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 namespace {
 
 namespace fs = std::filesystem;
@@ -166,4 +166,4 @@ std::string EmulatorProcess::Log() const {
   return log;
 }
 
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil

@@ -39,7 +39,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 
 struct EmulatorOptions {
   // How long the emulator may take to write its READY line.
@@ -100,6 +100,6 @@ class EmulatorProcess {
   std::map<std::string, std::string, std::less<>> fields_;
 };
 
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil
 
 #endif  // CLOUDPLANE_ADAPTERS_COMMON_TESTING_EMULATOR_PROCESS_H_

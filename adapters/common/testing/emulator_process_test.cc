@@ -13,7 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 namespace {
 
 constexpr char kFleet[] = "tests/emulators/fleet/fleet_emulator.py";
@@ -70,4 +70,4 @@ TEST(EmulatorProcess, NoReadyLineInTimeIsDeadlineExceeded) {
 }
 
 }  // namespace
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil

@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 namespace {
 
 namespace fs = std::filesystem;
@@ -56,4 +56,4 @@ std::string RunfilePath(absl::string_view relative) {
   return absl::StrCat(srcdir, "/", workspace, "/", relative);
 }
 
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil

@@ -17,7 +17,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 
 // The path of `relative` (e.g. "fleet/v1.json", or "aws-sigv4" for a
 // folder) in the recorded payloads, as laid out in the runfiles tree
@@ -33,6 +33,6 @@ std::string ReadFixture(absl::string_view relative);
 // by Bazel (from the repository root).
 std::string RunfilePath(absl::string_view relative);
 
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil
 
 #endif  // CLOUDPLANE_ADAPTERS_COMMON_TESTING_FIXTURES_H_

@@ -8,7 +8,7 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 
-namespace cloudplane::adapters::testing {
+namespace cloudplane::adapters::testutil {
 namespace {
 
 TEST(FixturePath, FindsAFixtureInTheRunfiles) {
@@ -32,4 +32,4 @@ TEST(RunfilePath, NamesAFileOfThisRepository) {
 }
 
 }  // namespace
-}  // namespace cloudplane::adapters::testing
+}  // namespace cloudplane::adapters::testutil
