@@ -1,5 +1,6 @@
 // The enStratus adapter's entry points: what it supports, the factory that
-// builds a Provider for one account, and the provider-wide name lookups.
+// builds a Provider for one account, and what every service shares (name
+// lookups, deletes).
 #include "adapters/enstratus/enstratus_adapter.h"
 
 #include <utility>
@@ -8,9 +9,11 @@
 #include "adapters/common/http/endpoint.h"
 #include "adapters/common/kit/account.h"
 #include "adapters/common/kit/progress.h"
+#include "adapters/enstratus/enstratus_jobs.h"
 #include "adapters/enstratus/enstratus_provider.h"
 #include "base/errors.h"
 #include "base/status.h"
+#include "google/protobuf/empty.pb.h"
 
 namespace cloudplane::adapters::enstratus {
 namespace {
@@ -56,6 +59,28 @@ absl::StatusOr<int64_t> EnstratusProvider::NumericId(absl::string_view field,
   std::optional<int64_t> id = ParseDcmId(seg);
   if (!id.has_value()) return kit::NotFound(what, name);
   return *id;
+}
+
+void EnstratusProvider::DeleteResource(const CallContext& ctx, AliasKind kind,
+                                       JobToken::Kind job_kind, absl::string_view path,
+                                       absl::string_view noun, const std::string& name,
+                                       bool allow_missing, Callback<MutationProgress> done) {
+  const AliasNames names = NamesOf(kind);
+  absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, names.collection, name);
+  if (!seg.ok()) return std::move(done)(seg.status());
+  absl::StatusOr<int64_t> id = a_->aliases->Resolve(kind, names.what, name, *seg);
+  if (!id.ok()) {
+    if (id.status().code() == absl::StatusCode::kNotFound && allow_missing) {
+      return std::move(done)(kit::Finished(google::protobuf::Empty()));
+    }
+    return std::move(done)(id.status());
+  }
+  if (ctx.validate_only) return std::move(done)(kit::Finished(google::protobuf::Empty()));
+  const JobCall call = CallOf(a_, ctx);
+  const JobToken token = NewJobToken(job_kind, *id, IsValidAlias(*seg) ? *seg : "");
+  const std::string context = absl::StrCat("DELETE ", noun, " ", *id);
+  StartJob(call, {"DELETE", absl::StrCat(path, *id), kReasonQuery, "", context}, token,
+           SyncDelete(call, context, allow_missing, token), std::move(done));
 }
 
 ProviderInfo EnstratusProviderInfo() {

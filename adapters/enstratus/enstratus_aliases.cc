@@ -81,10 +81,11 @@ absl::StatusOr<int64_t> AliasBook::Resolve(AliasKind kind, absl::string_view wha
   if (!record.ok()) return record.status();
   if (!record->has_value()) return kit::NotFound(what, name);
   if ((*record)->dcm_id() <= 0) {
-    return WithErrorInfo(absl::FailedPreconditionError(
-                             absl::StrCat(what, " ", name, " is still being created (enStratus job ",
-                                          (*record)->job_id(), ")")),
-                         reasons::kResourceNotReady, {{"resource", std::string(name)}});
+    return WithErrorInfo(
+        absl::FailedPreconditionError(absl::StrCat(what, " ", name,
+                                                   " is still being created (enStratus job ",
+                                                   (*record)->job_id(), ")")),
+        reasons::kResourceNotReady, {{"resource", std::string(name)}});
   }
   return (*record)->dcm_id();
 }

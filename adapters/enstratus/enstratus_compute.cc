@@ -33,8 +33,9 @@ absl::Status CheckLaunch(const Account& a, const v1::CreateInstanceRequest& requ
     absl::StatusOr<std::string> seg = SegmentOf(field, a.id, collection, value);
     std::optional<int64_t> id = seg.ok() ? ParseDcmId(*seg) : std::nullopt;
     if (!id.has_value()) {
-      AddFieldViolation(status, field,
-                        absl::StrCat("must be accounts/", a.id, "/", collection, "/{enStratus id}"));
+      AddFieldViolation(
+          status, field,
+          absl::StrCat("must be accounts/", a.id, "/", collection, "/{enStratus id}"));
       return 0;
     }
     return *id;
@@ -186,23 +187,8 @@ void EnstratusProvider::CreateInstance(const CallContext& ctx,
 void EnstratusProvider::DeleteInstance(const CallContext& ctx,
                                        const v1::DeleteInstanceRequest& request,
                                        Callback<MutationProgress> done) {
-  absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, "instances", request.name());
-  if (!seg.ok()) return std::move(done)(seg.status());
-  absl::StatusOr<int64_t> id =
-      a_->aliases->Resolve(AliasKind::kInstance, "instance", request.name(), *seg);
-  if (!id.ok()) {
-    if (id.status().code() == absl::StatusCode::kNotFound && request.allow_missing()) {
-      return std::move(done)(kit::Finished(google::protobuf::Empty()));
-    }
-    return std::move(done)(id.status());
-  }
-  if (ctx.validate_only) return std::move(done)(kit::Finished(google::protobuf::Empty()));
-  const JobCall call = CallOf(a_, ctx);
-  const JobToken token =
-      NewJobToken(JobToken::TERMINATE, *id, IsValidAlias(*seg) ? *seg : "");
-  const std::string context = absl::StrCat("DELETE server ", *id);
-  StartJob(call, {"DELETE", absl::StrCat("infrastructure/Server/", *id), kReasonQuery, "", context},
-           token, SyncDelete(call, context, request.allow_missing(), token), std::move(done));
+  DeleteResource(ctx, AliasKind::kInstance, JobToken::TERMINATE, "infrastructure/Server/",
+                 "server", request.name(), request.allow_missing(), std::move(done));
 }
 
 void EnstratusProvider::StartInstance(const CallContext& ctx,

@@ -142,23 +142,8 @@ void EnstratusProvider::CreateFirewall(const CallContext& ctx,
 void EnstratusProvider::DeleteFirewall(const CallContext& ctx,
                                        const v1::DeleteFirewallRequest& request,
                                        Callback<MutationProgress> done) {
-  absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, "firewalls", request.name());
-  if (!seg.ok()) return std::move(done)(seg.status());
-  absl::StatusOr<int64_t> id =
-      a_->aliases->Resolve(AliasKind::kFirewall, "firewall", request.name(), *seg);
-  if (!id.ok()) {
-    if (id.status().code() == absl::StatusCode::kNotFound && request.allow_missing()) {
-      return std::move(done)(kit::Finished(google::protobuf::Empty()));
-    }
-    return std::move(done)(id.status());
-  }
-  if (ctx.validate_only) return std::move(done)(kit::Finished(google::protobuf::Empty()));
-  const JobCall call = CallOf(a_, ctx);
-  const JobToken token =
-      NewJobToken(JobToken::FIREWALL_DELETE, *id, IsValidAlias(*seg) ? *seg : "");
-  const std::string context = absl::StrCat("DELETE firewall ", *id);
-  StartJob(call, {"DELETE", absl::StrCat("network/Firewall/", *id), kReasonQuery, "", context},
-           token, SyncDelete(call, context, request.allow_missing(), token), std::move(done));
+  DeleteResource(ctx, AliasKind::kFirewall, JobToken::FIREWALL_DELETE, "network/Firewall/",
+                 "firewall", request.name(), request.allow_missing(), std::move(done));
 }
 
 void EnstratusProvider::ListFirewallRules(const CallContext& ctx,

@@ -69,9 +69,12 @@ absl::StatusOr<std::pair<std::string, std::string>> RuleSegmentsOf(absl::string_
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 6 || parts[0] != "accounts" || parts[2] != "firewalls" ||
       parts[4] != "rules" || parts[3].empty() || parts[5].empty()) {
-    return InvalidField(field, "must look like accounts/{account}/firewalls/{firewall}/rules/{rule}");
+    return InvalidField(field,
+                        "must look like accounts/{account}/firewalls/{firewall}/rules/{rule}");
   }
-  if (parts[1] != account) return InvalidField(field, absl::StrCat("must be in accounts/", account));
+  if (parts[1] != account) {
+    return InvalidField(field, absl::StrCat("must be in accounts/", account));
+  }
   return std::pair{std::string(parts[3]), std::string(parts[5])};
 }
 

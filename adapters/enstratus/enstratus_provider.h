@@ -114,6 +114,13 @@ class EnstratusProvider final : public Provider {
   absl::StatusOr<int64_t> NumericId(absl::string_view field, absl::string_view collection,
                                     absl::string_view what, const std::string& name) const;
 
+  // Delete of an instance, firewall or volume named by DCM id or alias:
+  // NOT_FOUND is done with `allow_missing`; then validate_only; then
+  // `DELETE <path><id>` as a job of `job_kind` (DCM may answer 204 at once).
+  // `noun` names the resource in the request's context ("DELETE server 3").
+  void DeleteResource(const CallContext& ctx, AliasKind kind, JobToken::Kind job_kind,
+                      absl::string_view path, absl::string_view noun, const std::string& name,
+                      bool allow_missing, Callback<MutationProgress> done);
   void ServerAction(const CallContext& ctx, const std::string& name, JobToken::Kind kind,
                     Callback<MutationProgress> done);
   void VolumeChange(const CallContext& ctx, const std::string& volume_name,

@@ -181,24 +181,8 @@ void EnstratusProvider::CreateVolume(const CallContext& ctx,
 void EnstratusProvider::DeleteVolume(const CallContext& ctx,
                                      const v1::DeleteVolumeRequest& request,
                                      Callback<MutationProgress> done) {
-  absl::StatusOr<std::string> seg = SegmentOf("name", a_->id, "volumes", request.name());
-  if (!seg.ok()) return std::move(done)(seg.status());
-  absl::StatusOr<int64_t> id =
-      a_->aliases->Resolve(AliasKind::kVolume, "volume", request.name(), *seg);
-  if (!id.ok()) {
-    if (id.status().code() == absl::StatusCode::kNotFound && request.allow_missing()) {
-      return std::move(done)(kit::Finished(google::protobuf::Empty()));
-    }
-    return std::move(done)(id.status());
-  }
-  if (ctx.validate_only) return std::move(done)(kit::Finished(google::protobuf::Empty()));
-  const JobCall call = CallOf(a_, ctx);
-  const JobToken token =
-      NewJobToken(JobToken::VOLUME_DELETE, *id, IsValidAlias(*seg) ? *seg : "");
-  const std::string context = absl::StrCat("DELETE volume ", *id);
-  // DCM refuses to delete an attached volume (409 -> FAILED_PRECONDITION).
-  StartJob(call, {"DELETE", absl::StrCat("infrastructure/Volume/", *id), kReasonQuery, "", context},
-           token, SyncDelete(call, context, request.allow_missing(), token), std::move(done));
+  DeleteResource(ctx, AliasKind::kVolume, JobToken::VOLUME_DELETE, "infrastructure/Volume/",
+                 "volume", request.name(), request.allow_missing(), std::move(done));
 }
 
 void EnstratusProvider::AttachVolume(const CallContext& ctx,

@@ -44,7 +44,9 @@ absl::StatusOr<const rj::Value*> Collection(const rj::Document& doc, const char*
   if (it == doc.MemberEnd()) return Malformed(absl::StrCat("no \"", key, "\" collection"));
   if (!it->value.IsArray()) return Malformed(absl::StrCat("\"", key, "\" is not a list"));
   for (const rj::Value& item : it->value.GetArray()) {
-    if (!item.IsObject()) return Malformed(absl::StrCat("an item of \"", key, "\" is not an object"));
+    if (!item.IsObject()) {
+      return Malformed(absl::StrCat("an item of \"", key, "\" is not an object"));
+    }
   }
   return &it->value;
 }
@@ -509,9 +511,10 @@ absl::StatusOr<std::vector<v1::BillingCode>> ParseBillingCodes(absl::string_view
         out.set_finance_code(Str(b, "financeCode"));
         out.set_description(Str(b, "description"));
         const std::string status = absl::AsciiStrToUpper(Str(b, "status"));
-        out.set_state(status == "ACTIVE"                          ? v1::BillingCode::ACTIVE
-                      : status == "SUSPENDED" || status == "INACTIVE" ? v1::BillingCode::SUSPENDED
-                                                                  : v1::BillingCode::STATE_UNSPECIFIED);
+        out.set_state(status == "ACTIVE" ? v1::BillingCode::ACTIVE
+                      : status == "SUSPENDED" || status == "INACTIVE"
+                          ? v1::BillingCode::SUSPENDED
+                          : v1::BillingCode::STATE_UNSPECIFIED);
         // The hard quota is the budget's limit (§7 addBillingCode).
         if (const rj::Value* hard = Member(b, "hardQuota"); hard != nullptr && hard->IsObject()) {
           out.set_budget_limit_minor_units(std::llround(Num(*hard, "value") * 100));
