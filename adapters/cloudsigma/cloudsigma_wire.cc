@@ -10,10 +10,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/http/http_status.h"
+#include "adapters/common/json/json.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "google/protobuf/struct.pb.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -22,37 +23,15 @@ namespace {
 
 namespace rj = rapidjson;
 
-absl::Status Malformed(absl::string_view detail) {
-  return WithErrorInfo(
-      absl::InternalError(absl::StrCat("CloudSigma sent unexpected JSON: ", detail)),
-      "PROVIDER_MALFORMED_RESPONSE");
-}
+using json::Member;
+using json::Serialize;
 
-absl::Status Parse(absl::string_view json, rj::Document& doc) {
-  // Trailing commas are tolerated: one recorded dump (server_add_sgx) has
-  // one, and nothing is lost by accepting them.
-  doc.Parse<rj::kParseValidateEncodingFlag | rj::kParseTrailingCommasFlag>(json.data(),
-                                                                            json.size());
-  if (doc.HasParseError()) {
-    return Malformed(absl::StrCat(rj::GetParseError_En(doc.GetParseError()), " at offset ",
-                                  doc.GetErrorOffset()));
-  }
-  return absl::OkStatus();
-}
+absl::Status Malformed(absl::string_view detail) { return json::Malformed("CloudSigma", detail); }
 
-std::string Serialize(const rj::Value& v) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> writer(buffer);
-  v.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-// Member `key`, or nullptr when absent or null.
-const rj::Value* Member(const rj::Value& obj, const char* key) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
-  return &it->value;
+// Trailing commas are tolerated: one recorded dump (server_add_sgx) has one,
+// and nothing is lost by accepting them.
+absl::Status Parse(absl::string_view body, rj::Document& doc) {
+  return json::Parse(body, "CloudSigma", doc, {.trailing_commas = true});
 }
 
 std::string String(const rj::Value& obj, const char* key) {
@@ -63,7 +42,7 @@ std::string String(const rj::Value& obj, const char* key) {
   return "";
 }
 
-// Integers may come as numbers or numeric strings (§6 "size").
+// Integers may come as numbers or numeric strings (drives.rst: "size").
 int64_t Int(const rj::Value& obj, const char* key) {
   const rj::Value* v = Member(obj, key);
   if (v == nullptr) return 0;
@@ -270,9 +249,9 @@ v1::Instance::State InstanceStateFromWire(absl::string_view status) {
   if (status == "stopped") return v1::Instance::STOPPED;
   if (status == "starting") return v1::Instance::PROVISIONING;
   if (status == "stopping") return v1::Instance::STOPPING;
-  if (status == "paused") return v1::Instance::SUSPENDED;  // a crashed guest (§5.6)
+  if (status == "paused") return v1::Instance::SUSPENDED;  // a crashed guest (servers.rst)
   if (status == "unavailable") return v1::Instance::ERROR;
-  return v1::Instance::STATE_UNSPECIFIED;  // unknown: treated as transient (§16)
+  return v1::Instance::STATE_UNSPECIFIED;  // unknown: treated as transient
 }
 
 v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted) {
@@ -368,7 +347,7 @@ absl::StatusOr<v1::Instance> ServerToInstance(absl::string_view object_json,
     if (!ip.empty() && seen.insert(ip).second) i.add_ip_addresses(ip);
   };
   // The address a DHCP NIC got is only in the runtime of a running server
-  // (§5.4); a static one is in the NIC's own ip_v4_conf.
+  // (servers.rst, "runtime"); a static one is in the NIC's own ip_v4_conf.
   if (const rj::Value* rt = Member(doc, "runtime"); rt != nullptr) {
     if (const rj::Value* nics = Member(*rt, "nics"); nics && nics->IsArray()) {
       for (const auto& n : nics->GetArray()) add_ip(RefUuid(Member(n, "ip_v4")));
@@ -498,8 +477,9 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   }
   // Provider error → status. HTTP decides first (shared table); CloudSigma's
   // error_type refines where HTTP alone is ambiguous:
-  //   403 permission   — also used for actions in the wrong state (§5.5, a
-  //                      guest "in state …"): FAILED_PRECONDITION then,
+  //   403 permission   — also used for actions in the wrong state (a guest
+  //                      "in state …"; seen in gosigma's mock, see the
+  //                      servers.rst actions): FAILED_PRECONDITION then,
   //                      PERMISSION_DENIED otherwise.
   //   402 billing/payment — not enough funds: FAILED_PRECONDITION.
   //   503 concurrency  — conflicting concurrent update, retry: UNAVAILABLE.
@@ -508,10 +488,10 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   std::string reason = DefaultReason(code);
   if (http_status == 403 && absl::StrContains(absl::AsciiStrToLower(message), "state")) {
     code = absl::StatusCode::kFailedPrecondition;
-    reason = "WRONG_STATE";
+    reason = std::string(reasons::kWrongState);
   } else if (http_status == 402 || type == "billing" || type == "payment") {
     code = absl::StatusCode::kFailedPrecondition;
-    reason = "INSUFFICIENT_FUNDS";
+    reason = std::string(reasons::kInsufficientFunds);
   } else if (type == "concurrency") {
     code = absl::StatusCode::kUnavailable;
   }
@@ -592,7 +572,7 @@ std::string ServerCreateBody(const ServerSpec& spec) {
   w.EndArray();
   w.Key("nics");
   w.StartArray();
-  if (spec.dhcp_nic) {  // one public NIC with DHCP (§5.4)
+  if (spec.dhcp_nic) {  // one public NIC with DHCP (network_interfaces.rst)
     w.StartObject();
     w.Key("ip_v4_conf");
     w.StartObject();
@@ -644,7 +624,7 @@ absl::StatusOr<std::string> EditServer(absl::string_view server_json, const Serv
       for (const auto& d : drives.GetArray()) used.insert(String(d, "dev_channel"));
       std::string channel = edit.attach->channel;
       for (int unit = 0; channel.empty(); ++unit) {
-        // virtio units run 0-5 per controller (§5.3).
+        // virtio units run 0-5 per controller (servers.rst, "dev_channel").
         std::string candidate = absl::StrCat(unit / 6, ":", unit % 6);
         if (!used.count(candidate)) channel = candidate;
       }

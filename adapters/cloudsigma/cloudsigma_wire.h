@@ -2,7 +2,10 @@
 // messages. No I/O: every function is a deterministic function of its
 // arguments, tested on the recorded dumps in shared/fixtures/cloudsigma.
 //
-// Reference: /work/shared/protocols/cloudsigma.md (sections cited as §N).
+// Reference: the CloudSigma API 2.0 documentation,
+// https://cloudsigma-docs.readthedocs.io/en/latest/ (source
+// github.com/cloudsigma/cloudsigma-docs); pages are cited by their source
+// file name (servers.rst is .../en/latest/servers.html).
 //
 // Resource ids. CloudSigma names every object by a server-chosen uuid; the
 // API lets callers choose ids (`instance_id`, `volume_id`). A chosen id is
@@ -16,9 +19,10 @@
 //
 // Errors:
 //   - A payload that is not JSON of the expected shape is INTERNAL with
-//     ErrorInfo reason PROVIDER_MALFORMED_RESPONSE. Nothing here crashes.
-//   - StatusFromResponse() turns CloudSigma's error list (§11) into a status
-//     (table in cloudsigma_wire.cc).
+//     ErrorInfo reason PROVIDER_MALFORMED_RESPONSE ("CloudSigma sent
+//     malformed JSON: …", adapters/common/json). Nothing here crashes.
+//   - StatusFromResponse() turns CloudSigma's error list (errors.rst) into a
+//     status (table in cloudsigma_wire.cc).
 //
 // Thread-safety: all functions are thread-safe.
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_H_
@@ -72,7 +76,7 @@ using IdMap = absl::flat_hash_map<std::string, std::string>;
 // ---------------------------------------------------------------------------
 // Responses.
 
-// Status words, verbatim from §5.6 and §6.
+// Status words, verbatim from servers.rst and drives.rst.
 v1::Instance::State InstanceStateFromWire(absl::string_view status);
 v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted);
 
@@ -95,7 +99,7 @@ struct Page {
   std::vector<WireObject> objects;
   int64_t total_count = 0;
 };
-// A list envelope (§3): `{"meta":{limit,offset,total_count},"objects":[…]}`.
+// A list envelope (general.rst, pagination.rst): `{"meta":{limit,offset,total_count},"objects":[…]}`.
 // Objects may be short (any subset of keys, but `uuid`).
 absl::StatusOr<Page> ParsePage(absl::string_view json);
 
@@ -115,11 +119,11 @@ absl::StatusOr<v1::Location> LocationFromWire(absl::string_view object_json,
 absl::StatusOr<v1::InstanceMetadata> ServerToMetadata(absl::string_view object_json,
                                                       absl::string_view account);
 
-// An action answer (§5.5): `{"action","result","uuid"}`; INTERNAL unless
+// An action answer (servers.rst, actions): `{"action","result","uuid"}`; INTERNAL unless
 // result is "success".
 absl::Status ParseActionResult(absl::string_view json);
 
-// A websocket frame (§13).
+// A websocket frame (async.rst).
 struct Frame {
   std::string resource_type;  // "drives", "servers", …
   std::string resource_uri;   // "/api/2.0/drives/<uuid>/"
@@ -143,7 +147,7 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
 // `{"objects":[{"name","size","media","meta"}]}` for POST /drives/.
 std::string DriveCreateBody(const v1::Volume& volume, absl::string_view chosen_id,
                             absl::string_view operation);
-// The body of a drive clone action (§6): name and meta of the copy.
+// The body of a drive clone action (drives.rst): name and meta of the copy.
 std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
                            absl::string_view operation);
 
@@ -159,7 +163,7 @@ struct ServerSpec {
 // `{"objects":[{…}]}` for POST /servers/.
 std::string ServerCreateBody(const ServerSpec& spec);
 
-// Edits of a full server object for PUT /servers/{uuid}/ (§5.2: always send
+// Edits of a full server object for PUT /servers/{uuid}/ (servers.rst: always send
 // the whole definition; fields not touched keep their values). Each returns
 // the new body or INTERNAL for a malformed object.
 struct ServerEdit {
@@ -169,7 +173,7 @@ struct ServerEdit {
   std::optional<int32_t> smp;
   // Replaces the non-reserved meta keys (reserved ones are kept).
   std::optional<std::map<std::string, std::string>> labels;
-  // Appends a drive (§5.3).
+  // Appends a drive (servers.rst, "drives").
   struct Attach {
     std::string drive_uuid;
     std::string device;    // "" → virtio

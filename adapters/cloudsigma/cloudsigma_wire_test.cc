@@ -250,7 +250,7 @@ TEST(Wire, ErrorListTable) {
       {404, R"([{"error_point":null,"error_type":"notexist","error_message":"Object with uuid x does not exist"}])",
        absl::StatusCode::kNotFound, "RESOURCE_NOT_FOUND"},
       {400, R"([{"error_point":"size","error_type":"validation","error_message":"bad"}])",
-       absl::StatusCode::kInvalidArgument, "INVALID_ARGUMENT"},
+       absl::StatusCode::kInvalidArgument, "FIELD_INVALID"},
       {403, R"([{"error_point":null,"error_type":"permission","error_message":"Cannot start guest in state \"started\"."}])",
        absl::StatusCode::kFailedPrecondition, "WRONG_STATE"},
       {403, R"([{"error_point":null,"error_type":"permission","error_message":"not yours"}])",
