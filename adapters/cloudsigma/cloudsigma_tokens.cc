@@ -1,0 +1,64 @@
+#include "adapters/cloudsigma/cloudsigma_tokens.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "adapters/cloudsigma/cloudsigma_wire.h"
+#include "adapters/common/kit/poll_token.h"
+#include "base/errors.h"
+#include "base/reasons.h"
+
+namespace cloudplane::adapters::cloudsigma {
+
+PollToken MakePollToken(PollToken::Kind kind, std::string uuid, PollToken::Goal goal,
+                        std::string server_uuid) {
+  PollToken token;
+  token.set_version(kPollTokenVersion);
+  token.set_kind(kind);
+  token.set_uuid(std::move(uuid));
+  token.set_goal(goal);
+  token.set_server_uuid(std::move(server_uuid));
+  return token;
+}
+
+std::string PackPollToken(const PollToken& token) {
+  PollToken versioned = token;
+  versioned.set_version(kPollTokenVersion);
+  return kit::PackToken(versioned);
+}
+
+absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes) {
+  absl::StatusOr<PollToken> token = kit::UnpackToken<PollToken>(bytes, kPollTokenVersion);
+  if (!token.ok()) return token.status();
+  const bool drive = token->kind() == PollToken::DRIVE;
+  const bool needs_server =
+      token->goal() == PollToken::MOUNTED || token->goal() == PollToken::UNMOUNTED;
+  const char* wrong = nullptr;
+  if (!drive && token->kind() != PollToken::SERVER) {
+    wrong = "it names no drive or server";
+  } else if (!IsUuid(token->uuid())) {
+    wrong = "its uuid is not a CloudSigma uuid";
+  } else if (token->goal() == PollToken::GOAL_UNSPECIFIED ||
+             !PollToken::Goal_IsValid(token->goal())) {
+    wrong = "it has no goal";
+  } else if (needs_server && (!drive || !IsUuid(token->server_uuid()))) {
+    wrong = "a drive's mount goal names no server uuid";
+  }
+  if (wrong != nullptr) {
+    return WithErrorInfo(absl::DataLossError(absl::StrCat(
+                             "the operation's CloudSigma poll token is unreadable: ", wrong)),
+                         reasons::kOperationStateUnreadable);
+  }
+  return token;
+}
+
+absl::string_view KindName(PollToken::Kind kind) {
+  return kind == PollToken::DRIVE ? "drive" : "server";
+}
+
+absl::string_view CollectionOf(PollToken::Kind kind) {
+  return kind == PollToken::DRIVE ? "drives" : "servers";
+}
+
+}  // namespace cloudplane::adapters::cloudsigma
