@@ -1,0 +1,340 @@
+// The OpenNebula Provider on the fake HTTP transport: what it sends (the
+// XML-RPC method and parameters, session first), how it reads oned's
+// answers (recorded documents of @shared_fixtures), how errors map, and what
+// validate_only and an expired deadline leave unsent.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "adapters/common/http/fake_http_transport.h"
+#include "adapters/common/kit/poll_token.h"
+#include "adapters/common/testing/await.h"
+#include "adapters/common/testing/fixtures.h"
+#include "adapters/common/xml/xml.h"
+#include "adapters/common/xmlrpc/xmlrpc.h"
+#include "adapters/opennebula/opennebula_adapter.h"
+#include "adapters/opennebula/opennebula_tokens.pb.h"
+#include "base/errors.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/empty.pb.h"
+#include "gtest/gtest.h"
+
+namespace cloudplane::adapters::opennebula {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+using testutil::Await;
+using xmlrpc::Value;
+
+constexpr char kSession[] = "oneadmin:s3cret";
+
+// An XML-RPC response as oned writes it: [true, result, 0].
+http::HttpResponse Success(Value result) {
+  http::HttpResponse r;
+  r.status = 200;
+  r.body = *xmlrpc::EncodeResponse(Value::Array({Value::Bool(true), std::move(result),
+                                                 Value::Int(0)}));
+  return r;
+}
+
+// A 6.x failure array: [false, message, code, object id, -1].
+http::HttpResponse Failure(int64_t code, std::string message) {
+  http::HttpResponse r;
+  r.status = 200;
+  r.body = *xmlrpc::EncodeResponse(Value::Array({Value::Bool(false),
+                                                 Value::String(std::move(message)),
+                                                 Value::Int(code), Value::Int(42),
+                                                 Value::Int(-1)}));
+  return r;
+}
+
+std::string VmXml(int id, absl::string_view name, int state, int lcm) {
+  return absl::StrCat("<VM><ID>", id, "</ID><NAME>", name, "</NAME><STATE>", state,
+                      "</STATE><LCM_STATE>", lcm, "</LCM_STATE></VM>");
+}
+
+// A <methodCall> as sent: the method name and every parameter.
+struct SentCall {
+  std::string method;
+  std::vector<Value> params;
+};
+
+SentCall Decode(const http::FakeHttpTransport::SentRequest& sent) {
+  SentCall call;
+  absl::StatusOr<xml::Document> doc = xml::Parse(sent.request.body);
+  EXPECT_TRUE(doc.ok()) << doc.status();
+  if (!doc.ok()) return call;
+  EXPECT_EQ(doc->Root().Name(), "methodCall");
+  call.method = std::string(doc->Root().ChildText("methodName"));
+  if (const xml::Node* params = doc->Root().Child("params"); params != nullptr) {
+    for (const xml::Node* param : params->ChildrenNamed("param")) {
+      const xml::Node* value = param->Child("value");
+      EXPECT_NE(value, nullptr);
+      if (value == nullptr) continue;
+      absl::StatusOr<Value> v = xmlrpc::DecodeValue(*value);
+      EXPECT_TRUE(v.ok()) << v.status();
+      if (v.ok()) call.params.push_back(*std::move(v));
+    }
+  }
+  return call;
+}
+
+class OpenNebulaAdapterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake_ = http::FakeHttpTransport::Create();
+    AccountSetup setup;
+    setup.account = "one";
+    setup.endpoint = "http://one.test:2633";  // no path: /RPC2 is added
+    setup.secret = kSession;
+    auto provider = CreateOpenNebulaProvider(setup, fake_);
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    provider_ = *std::move(provider);
+    ctx_.account = "one";
+    ctx_.deadline = absl::Now() + absl::Seconds(30);
+    ctx_.operation = "operations/op-1";
+  }
+
+  std::vector<SentCall> SentCalls() const {
+    std::vector<SentCall> calls;
+    for (const auto& sent : fake_->Sent()) calls.push_back(Decode(sent));
+    return calls;
+  }
+
+  absl::StatusOr<v1::Instance> GetInstance(const std::string& name) {
+    v1::GetInstanceRequest request;
+    request.set_name(name);
+    return Await<v1::Instance>(
+        [&](auto cb) { provider_->GetInstance(ctx_, request, std::move(cb)); });
+  }
+
+  absl::StatusOr<MutationProgress> Poll(const std::string& token) {
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->PollOperation(ctx_, token, std::move(cb)); });
+  }
+
+  std::shared_ptr<http::FakeHttpTransport> fake_;
+  std::unique_ptr<Provider> provider_;
+  CallContext ctx_;
+};
+
+TEST_F(OpenNebulaAdapterTest, GetInstanceSendsOneVmInfoWithTheSessionFirst) {
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 3, 3))));
+  ASSERT_TRUE(GetInstance("accounts/one/instances/6").ok());
+  const auto sent = fake_->Sent();
+  ASSERT_THAT(sent, SizeIs(1));
+  EXPECT_EQ(sent[0].base_url, "http://one.test:2633");
+  EXPECT_EQ(sent[0].request.method, "POST");
+  EXPECT_EQ(sent[0].request.path_and_query, "/RPC2");
+  EXPECT_THAT(sent[0].request.headers,
+              ElementsAre(std::make_pair(std::string("Content-Type"), std::string("text/xml"))));
+  const SentCall call = Decode(sent[0]);
+  EXPECT_EQ(call.method, "one.vm.info");
+  EXPECT_THAT(call.params, ElementsAre(Value::String(kSession), Value::Int(6)));
+}
+
+TEST_F(OpenNebulaAdapterTest, GetInstanceDecodesARecordedVm) {
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(
+                    testutil::ReadFixture("opennebula/legacy-ruby-oca-fixtures/vm.xml"))));
+  absl::StatusOr<v1::Instance> vm = GetInstance("accounts/one/instances/6");
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  // NAME vm-example is a valid id, so it names the instance.
+  EXPECT_EQ(vm->name(), "accounts/one/instances/vm-example");
+  EXPECT_EQ(vm->display_name(), "vm-example");
+  EXPECT_EQ(vm->state(), v1::Instance::RUNNING);
+  EXPECT_EQ(vm->provider_state(), "ACTIVE/RUNNING");
+  EXPECT_EQ(vm->cpu_count(), 1);
+  EXPECT_EQ(vm->memory_bytes(), int64_t{512} << 20);
+  EXPECT_EQ(vm->create_time().seconds(), 1277375180);
+  EXPECT_EQ(vm->provider_details().fields().at("deployId").string_value(), "dummy");
+  EXPECT_EQ(vm->etag(), "3-3-1277729095");
+}
+
+TEST_F(OpenNebulaAdapterTest, ListInstancesReadsTheExtendedPoolAndPagesByName) {
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(
+                    testutil::ReadFixture("opennebula/legacy-ruby-oca-fixtures/vmpool.xml"))));
+  v1::ListInstancesRequest request;
+  request.set_page_size(2);
+  absl::StatusOr<v1::ListInstancesResponse> page = Await<v1::ListInstancesResponse>(
+      [&](auto cb) { provider_->ListInstances(ctx_, request, std::move(cb)); });
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->instances_size(), 2);
+  EXPECT_EQ(page->instances(0).name(), "accounts/one/instances/vm-example");
+  EXPECT_EQ(page->instances(1).name(), "accounts/one/instances/vm-in");
+  EXPECT_FALSE(page->next_page_token().empty());
+  // One short page: the whole pool in one call, in pagination mode (offset
+  // 0, page size 100 given negative, all states but DONE).
+  const std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(1));
+  EXPECT_EQ(calls[0].method, "one.vmpool.infoextended");
+  EXPECT_THAT(calls[0].params, ElementsAre(Value::String(kSession), Value::Int(-2), Value::Int(0),
+                                           Value::Int(-100), Value::Int(-1)));
+}
+
+TEST_F(OpenNebulaAdapterTest, AFullPoolPageAsksForTheNextOffset) {
+  std::string first = "<VM_POOL>";
+  for (int i = 0; i < 100; ++i) absl::StrAppend(&first, VmXml(i, absl::StrCat("vm-", i), 3, 3));
+  first += "</VM_POOL>";
+  fake_->Expect("POST", "/RPC2", Success(Value::String(first)));
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(absl::StrCat("<VM_POOL>", VmXml(100, "last", 8, 0),
+                                                   "</VM_POOL>"))));
+  v1::ListInstancesRequest request;
+  request.set_page_size(500);
+  absl::StatusOr<v1::ListInstancesResponse> page = Await<v1::ListInstancesResponse>(
+      [&](auto cb) { provider_->ListInstances(ctx_, request, std::move(cb)); });
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->instances_size(), 101);
+  const std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[0].params[2], Value::Int(0));
+  EXPECT_EQ(calls[1].params[2], Value::Int(100));
+}
+
+TEST_F(OpenNebulaAdapterTest, NoExistsIsNotFoundNamingTheInstance) {
+  fake_->Expect("POST", "/RPC2",
+                Failure(0x400, "[one.vm.info] Error getting virtual machine [42]."));
+  absl::StatusOr<v1::Instance> vm = GetInstance("accounts/one/instances/42");
+  ASSERT_EQ(vm.status().code(), absl::StatusCode::kNotFound) << vm.status();
+  EXPECT_EQ(vm.status().message(), "instance accounts/one/instances/42 does not exist");
+  auto info = GetErrorInfo(vm.status());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "RESOURCE_NOT_FOUND");
+  EXPECT_EQ(info->metadata().at("resource"), "accounts/one/instances/42");
+}
+
+TEST_F(OpenNebulaAdapterTest, TransportErrorsArePrefixedWithTheMethod) {
+  fake_->Expect("POST", "/RPC2", absl::UnavailableError("connection refused"));
+  absl::StatusOr<v1::Instance> vm = GetInstance("accounts/one/instances/6");
+  ASSERT_EQ(vm.status().code(), absl::StatusCode::kUnavailable) << vm.status();
+  EXPECT_EQ(vm.status().message(), "one.vm.info: connection refused");
+  EXPECT_EQ(GetErrorInfo(vm.status())->reason(), "PROVIDER_UNAVAILABLE");
+  // An HTTP error status is the provider's answer, mapped by the wire layer.
+  http::HttpResponse busy;
+  busy.status = 503;
+  fake_->Expect("POST", "/RPC2", busy);
+  EXPECT_EQ(GetInstance("accounts/one/instances/6").status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(OpenNebulaAdapterTest, AnExpiredDeadlineSendsNothing) {
+  ctx_.deadline = absl::Now() - absl::Seconds(1);
+  absl::StatusOr<v1::Instance> vm = GetInstance("accounts/one/instances/6");
+  ASSERT_EQ(vm.status().code(), absl::StatusCode::kDeadlineExceeded) << vm.status();
+  EXPECT_THAT(std::string(vm.status().message()), StartsWith("one.vm.info: "));
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+TEST_F(OpenNebulaAdapterTest, ValidateOnlyChecksLocallyAndSendsNothing) {
+  ctx_.validate_only = true;
+  v1::CreateFirewallRequest create;
+  create.set_firewall_id("web");
+  v1::FirewallRule* rule = create.mutable_firewall()->add_rules();
+  rule->set_protocol("tcp");
+  rule->set_port_range_start(443);
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewall(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->done);
+  EXPECT_TRUE(created->result.Is<v1::Firewall>());
+
+  v1::StopInstanceRequest stop;
+  stop.set_name("accounts/one/instances/web");
+  absl::StatusOr<MutationProgress> stopped = Await<MutationProgress>(
+      [&](auto cb) { provider_->StopInstance(ctx_, stop, std::move(cb)); });
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(stopped->done);
+  EXPECT_TRUE(stopped->result.Is<v1::Instance>());
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+TEST_F(OpenNebulaAdapterTest, ValidateOnlyRefusesWhatTheRealCallRefuses) {
+  v1::CreateFirewallRequest create;
+  create.set_firewall_id("web");
+  create.mutable_firewall()->add_rules()->set_protocol("gre");  // not an OpenNebula protocol
+  v1::StopInstanceRequest stop;
+  stop.set_name("accounts/one/instances/web");
+  stop.set_force(true);  // suspend has no hard variant
+  (*stop.mutable_provider_options()->mutable_fields())["action"].set_string_value("suspend");
+  for (bool validate_only : {true, false}) {
+    SCOPED_TRACE(validate_only);
+    ctx_.validate_only = validate_only;
+    absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+        [&](auto cb) { provider_->CreateFirewall(ctx_, create, std::move(cb)); });
+    ASSERT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(GetBadRequest(created.status())->field_violations(0).field(),
+              "firewall.rules[0].protocol");
+    absl::StatusOr<MutationProgress> stopped = Await<MutationProgress>(
+        [&](auto cb) { provider_->StopInstance(ctx_, stop, std::move(cb)); });
+    ASSERT_EQ(stopped.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(GetBadRequest(stopped.status())->field_violations(0).field(), "force");
+  }
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+TEST_F(OpenNebulaAdapterTest, StartAnswersATypedTokenThatPollingFollows) {
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 8, 0))));  // POWEROFF
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(6)));
+  v1::StartInstanceRequest start;
+  start.set_name("accounts/one/instances/6");
+  absl::StatusOr<MutationProgress> started = Await<MutationProgress>(
+      [&](auto cb) { provider_->StartInstance(ctx_, start, std::move(cb)); });
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_FALSE(started->done);
+  EXPECT_EQ(started->provider_operation, "6");
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[1].method, "one.vm.action");
+  EXPECT_THAT(calls[1].params,
+              ElementsAre(Value::String(kSession), Value::String("resume"), Value::Int(6)));
+
+  absl::StatusOr<VmToken> token = kit::UnpackToken<VmToken>(started->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->version(), 1u);
+  EXPECT_EQ(token->vm_id(), 6);
+  EXPECT_EQ(token->instance_id(), "web");
+  EXPECT_EQ(token->target(), VM_TARGET_RUNNING);
+
+  // Still booting: the same token again.
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 3, 2))));
+  absl::StatusOr<MutationProgress> booting = Poll(started->poll_token);
+  ASSERT_TRUE(booting.ok()) << booting.status();
+  EXPECT_FALSE(booting->done);
+  EXPECT_EQ(booting->poll_token, started->poll_token);
+  // Running: done, with the Instance.
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 3, 3))));
+  absl::StatusOr<MutationProgress> running = Poll(started->poll_token);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_TRUE(running->done);
+  v1::Instance instance;
+  ASSERT_TRUE(running->result.UnpackTo(&instance));
+  EXPECT_EQ(instance.name(), "accounts/one/instances/web");
+  EXPECT_EQ(instance.state(), v1::Instance::RUNNING);
+  calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(4));
+  EXPECT_EQ(calls[3].method, "one.vm.info");
+  EXPECT_THAT(calls[3].params, ElementsAre(Value::String(kSession), Value::Int(6)));
+}
+
+TEST_F(OpenNebulaAdapterTest, APollTokenOfAnotherKindIsUnreadable) {
+  EXPECT_EQ(Poll("vm:6:web:running").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Poll(kit::PackToken(google::protobuf::Empty())).status().code(),
+            absl::StatusCode::kDataLoss);
+  VmToken future;
+  future.set_version(2);
+  EXPECT_EQ(Poll(kit::PackToken(future)).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::opennebula
