@@ -1,0 +1,559 @@
+// The phantom Provider on the fake HTTP transport: what it sends (signed
+// query requests, the REST token flow), how it reads the answers, and what
+// it refuses to send (an expired deadline, validate_only).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "adapters/common/aws/sigv4.h"
+#include "adapters/common/http/fake_http_transport.h"
+#include "adapters/common/kit/poll_token.h"
+#include "adapters/common/scratch/store_scratch.h"
+#include "adapters/phantom/phantom_adapter.h"
+#include "adapters/phantom/phantom_tokens.pb.h"
+#include "adapters/scratch_store.h"
+#include "base/errors.h"
+#include "base/event_loop.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+
+namespace cloudplane::adapters::phantom {
+namespace {
+
+using http::FakeHttpTransport;
+using http::HttpResponse;
+
+constexpr absl::string_view kEndpoint = "http://phantom.example.org:8445";
+constexpr absl::string_view kRest = "http://rest.example.org/api/dev";
+constexpr absl::string_view kAccessKey = "AKEXAMPLE0001";
+constexpr absl::string_view kSecretKey = "s3cr3tEXAMPLEkey";
+
+// An XML answer of the query API, as pyhantom writes it.
+std::string Answer(absl::string_view action, absl::string_view result,
+                   absl::string_view next_token = "") {
+  return absl::StrCat("<", action, "Response xmlns=\"http://autoscaling.amazonaws.com/doc/"
+                      "2009-05-15/\"><ResponseMetadata><RequestId>r</RequestId>"
+                      "</ResponseMetadata><", action, "Result>", result, "</", action,
+                      "Result>",
+                      next_token.empty() ? "" : absl::StrCat("<NextToken>", next_token,
+                                                             "</NextToken>"),
+                      "</", action, "Response>");
+}
+
+std::string Instance(absl::string_view id, absl::string_view state) {
+  return absl::StrCat("<member><InstanceId>", id,
+                      "</InstanceId><AvailabilityZone>hotel</AvailabilityZone>"
+                      "<LaunchConfigurationName>web@hotel</LaunchConfigurationName>"
+                      "<LifecycleState>", state, "</LifecycleState><HealthStatus>Healthy"
+                      "</HealthStatus></member>");
+}
+
+std::string GroupsAnswer(absl::string_view name, int size, const std::string& instances,
+                         absl::string_view next_token = "") {
+  if (name.empty()) return Answer("DescribeAutoScalingGroups", "<AutoScalingGroups/>", next_token);
+  return Answer("DescribeAutoScalingGroups",
+                absl::StrCat("<AutoScalingGroups><member><AutoScalingGroupName>", name,
+                             "</AutoScalingGroupName><LaunchConfigurationName>web@hotel"
+                             "</LaunchConfigurationName><MinSize>", size, "</MinSize><MaxSize>",
+                             size, "</MaxSize><DesiredCapacity>", size,
+                             "</DesiredCapacity><CreatedTime>2013-06-01T12:00:00.123456Z"
+                             "</CreatedTime><AvailabilityZones/><Instances>", instances,
+                             "</Instances></member></AutoScalingGroups>"),
+                next_token);
+}
+
+constexpr absl::string_view kLaunchConfigs =
+    "<LaunchConfigurations><member><LaunchConfigurationName>web@hotel</LaunchConfigurationName>"
+    "<ImageId>hello-phantom.gz</ImageId><InstanceType>m1.small</InstanceType></member>"
+    "</LaunchConfigurations>";
+
+HttpResponse Ok(std::string body) { return HttpResponse{200, {}, std::move(body)}; }
+
+// The GET path of a Phantom describe (parameters sorted, as signed).
+std::string DescribeGroupsPath(absl::string_view group) {
+  return absl::StrCat("/?Action=DescribeAutoScalingGroups&AutoScalingGroupNames.member.1=", group,
+                      "&MaxRecords=50&Version=2011-01-01");
+}
+
+// Calls an asynchronous Provider method and waits for its one callback.
+template <typename T>
+class Outcome {
+ public:
+  Callback<T> Receiver() {
+    return [this](absl::StatusOr<T> value) {
+      value_ = std::move(value);
+      ready_.Notify();
+    };
+  }
+  absl::StatusOr<T> Take() {
+    EXPECT_TRUE(ready_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return std::move(value_);
+  }
+
+ private:
+  absl::Notification ready_;
+  absl::StatusOr<T> value_ = absl::UnknownError("no answer");
+};
+
+v1::ScalingGroup GroupOf(const std::string& account, int size) {
+  v1::ScalingGroup g;
+  g.set_launch_template(absl::StrCat("accounts/", account, "/launchTemplates/web"));
+  g.set_target_size(size);
+  g.add_locations(absl::StrCat("accounts/", account, "/locations/hotel"));
+  return g;
+}
+
+class PhantomAdapterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = store::Store::OpenInMemory();
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = *std::move(opened);
+    scratch_ = NewStoreScratch(store_.get(), &loop_, "lab");
+    provider_ = Make(scratch_.get());
+  }
+
+  std::unique_ptr<Provider> Make(ScratchStore* scratch,
+                                 absl::flat_hash_map<std::string, std::string> options = {
+                                     {"rest_endpoint", std::string(kRest)}}) {
+    AccountSetup setup;
+    setup.account = "lab";
+    setup.endpoint = std::string(kEndpoint);
+    setup.secret = absl::StrCat(kAccessKey, ":", kSecretKey, "\nalice:wonderland");
+    setup.options = std::move(options);
+    setup.scratch = scratch;
+    setup.loop = &loop_;
+    absl::StatusOr<std::unique_ptr<Provider>> provider = CreatePhantomProvider(setup, fake_);
+    EXPECT_TRUE(provider.ok()) << provider.status();
+    return provider.ok() ? *std::move(provider) : nullptr;
+  }
+
+  CallContext Context(std::string operation = "") {
+    CallContext ctx;
+    ctx.account = "lab";
+    ctx.deadline = absl::Now() + absl::Seconds(30);
+    ctx.operation = std::move(operation);
+    return ctx;
+  }
+
+  absl::StatusOr<MutationProgress> CreateGroup(Provider& provider, const CallContext& ctx,
+                                               int size) {
+    v1::CreateScalingGroupRequest request;
+    request.set_parent("accounts/lab");
+    request.set_scaling_group_id("grp");
+    *request.mutable_scaling_group() = GroupOf("lab", size);
+    Outcome<MutationProgress> out;
+    provider.CreateScalingGroup(ctx, request, out.Receiver());
+    return out.Take();
+  }
+
+  // Waits until the durable writes posted so far have run.
+  void DrainLoop() {
+    absl::Notification n;
+    loop_.Post([&n] { n.Notify(); });
+    n.WaitForNotification();
+  }
+
+  std::shared_ptr<FakeHttpTransport> fake_ = FakeHttpTransport::Create();
+  // Outlives the loop, which runs the scratch writes still queued when it
+  // shuts down.
+  std::unique_ptr<store::Store> store_;
+  EventLoop loop_;
+  std::unique_ptr<ScratchStore> scratch_;
+  std::unique_ptr<Provider> provider_;
+};
+
+TEST_F(PhantomAdapterTest, MutationsArePostedFormsSignedAsPhantomChecksThem) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("grp", 1, "")));
+  fake_->Expect("POST", "/", Ok(Answer("SetDesiredCapacity", "")));
+  fake_->Expect("GET", DescribeGroupsPath("grp"),
+                Ok(GroupsAnswer("grp", 2, Instance("i-1", "600-RUNNING"))));
+  v1::ResizeScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  request.set_target_size(2);
+  Outcome<MutationProgress> out;
+  provider_->ResizeScalingGroup(Context(), request, out.Receiver());
+  ASSERT_TRUE(out.Take().ok());
+
+  std::vector<FakeHttpTransport::SentRequest> sent = fake_->Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].base_url, kEndpoint);
+  const http::HttpRequest& post = sent[1].request;
+  EXPECT_EQ(post.method, "POST");
+  EXPECT_EQ(post.path_and_query, "/");
+  EXPECT_EQ(post.body,
+            "Action=SetDesiredCapacity&AutoScalingGroupName=grp&DesiredCapacity=2&"
+            "Version=2011-01-01");
+  std::string date, authorization, content_type;
+  for (const auto& [name, value] : post.headers) {
+    if (name == "X-Amz-Date") date = value;
+    if (name == "Authorization") authorization = value;
+    if (name == "Content-Type") content_type = value;
+  }
+  EXPECT_EQ(content_type, "application/x-www-form-urlencoded; charset=UTF-8");
+  // Phantom reads the second whitespace-separated token only: "," alone
+  // between the parts.
+  EXPECT_TRUE(absl::StartsWith(authorization, absl::StrCat("AWS4-HMAC-SHA256 Credential=",
+                                                           kAccessKey, "/")))
+      << authorization;
+  EXPECT_FALSE(absl::StrContains(authorization, ", ")) << authorization;
+  EXPECT_TRUE(absl::StrContains(authorization, ",SignedHeaders=host;x-amz-date,Signature="));
+
+  // The signature is over the host without its port, in boto 2's scope for
+  // a three-label host (us-east-1, service = first label).
+  // X-Amz-Date is YYYYMMDDTHHMMSSZ (absl's %Y would read every digit).
+  ASSERT_EQ(date.size(), 16u) << date;
+  absl::Time when;
+  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_sec,
+                              absl::StrCat(date.substr(0, 4), "-", date.substr(4, 2), "-",
+                                           date.substr(6, 2), "T", date.substr(9, 2), ":",
+                                           date.substr(11, 2), ":", date.substr(13, 2), "Z"),
+                              &when, nullptr))
+      << date;
+  aws::SigningRequest expected;
+  expected.method = "POST";
+  expected.path = "/";
+  expected.payload = post.body;
+  expected.headers = {{"Host", "phantom.example.org"}};
+  aws::SigningOptions options;
+  options.region = "us-east-1";
+  options.service = "phantom";
+  options.time = when;
+  options.authorization_separator = ",";
+  absl::StatusOr<aws::SignedRequest> signed_request = aws::Sign(
+      expected, aws::Credentials{std::string(kAccessKey), std::string(kSecretKey), ""}, options);
+  ASSERT_TRUE(signed_request.ok());
+  EXPECT_EQ(authorization, signed_request->authorization);
+}
+
+TEST_F(PhantomAdapterTest, AwsDialectPostsEverythingAndSignsTheHostWithItsPort) {
+  std::unique_ptr<Provider> aws = Make(nullptr, {{"dialect", "aws"}});
+  fake_->On("POST", "/", [](const http::HttpRequest&) -> absl::StatusOr<HttpResponse> {
+    return Ok(GroupsAnswer("", 0, ""));
+  });
+  v1::GetScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<v1::ScalingGroup> out;
+  aws->GetScalingGroup(Context(), request, out.Receiver());
+  EXPECT_EQ(out.Take().status().code(), absl::StatusCode::kNotFound);
+  ASSERT_EQ(fake_->Sent().size(), 1u);
+  const http::HttpRequest sent = fake_->Sent()[0].request;
+  EXPECT_EQ(sent.body,
+            "Action=DescribeAutoScalingGroups&AutoScalingGroupNames.member.1=grp&MaxRecords=50&"
+            "Version=2011-01-01");
+  std::string authorization;
+  for (const auto& [name, value] : sent.headers) {
+    if (name == "Authorization") authorization = value;
+  }
+  EXPECT_TRUE(absl::StrContains(authorization, "/us-east-1/autoscaling/aws4_request, "))
+      << authorization;
+}
+
+TEST_F(PhantomAdapterTest, GroupsAreReadFromEveryDescribePage) {
+  fake_->Expect("GET",
+                "/?Action=DescribeAutoScalingGroups&MaxRecords=50&Version=2011-01-01",
+                Ok(GroupsAnswer("alpha", 1, Instance("i-1", "600-RUNNING"), "page-2")));
+  fake_->Expect("GET",
+                "/?Action=DescribeAutoScalingGroups&MaxRecords=50&NextToken=page-2&"
+                "Version=2011-01-01",
+                Ok(GroupsAnswer("beta", 2, Instance("i-2", "200-REQUESTED"))));
+  v1::ListScalingGroupsRequest request;
+  request.set_parent("accounts/lab");
+  Outcome<v1::ListScalingGroupsResponse> out;
+  provider_->ListScalingGroups(Context(), request, out.Receiver());
+  absl::StatusOr<v1::ListScalingGroupsResponse> listed = out.Take();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->scaling_groups_size(), 2);
+  const v1::ScalingGroup& alpha = listed->scaling_groups(0);
+  EXPECT_EQ(alpha.name(), "accounts/lab/scalingGroups/alpha");
+  EXPECT_EQ(alpha.launch_template(), "accounts/lab/launchTemplates/web");
+  EXPECT_EQ(alpha.target_size(), 1);
+  EXPECT_EQ(alpha.state(), v1::ScalingGroup::STABLE);
+  ASSERT_EQ(alpha.instances_size(), 1);
+  EXPECT_EQ(alpha.instances(0).location(), "accounts/lab/locations/hotel");
+  EXPECT_EQ(alpha.instances(0).health(), v1::ScalingGroupInstance::HEALTHY);
+  EXPECT_EQ(listed->scaling_groups(1).state(), v1::ScalingGroup::RESIZING);
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+TEST_F(PhantomAdapterTest, AwsErrorAnswersMapToStatuses) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"),
+                HttpResponse{400, {},
+                             "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError"
+                             "</Code><Message>bad size</Message></Error><RequestId>req-9"
+                             "</RequestId></ErrorResponse>"});
+  v1::GetScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<v1::ScalingGroup> out;
+  provider_->GetScalingGroup(Context(), request, out.Receiver());
+  absl::Status s = out.Take().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "DescribeAutoScalingGroups: ValidationError"))
+      << s.message();
+  auto info = GetErrorInfo(s);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->metadata().at("providerCode"), "ValidationError");
+  EXPECT_EQ(info->metadata().at("providerRequestId"), "req-9");
+
+  // Phantom's plain-text refusal of a taken name is ALREADY_EXISTS.
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
+  fake_->Expect("POST", "/",
+                HttpResponse{400, {},
+                             "400 InvalidParameterValue\n\nThe server could not comply.\n\n"
+                             "Name already in use"});
+  absl::StatusOr<MutationProgress> created = CreateGroup(*provider_, Context(), 1);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(GetErrorInfo(created.status())->reason(), "ALREADY_EXISTS");
+}
+
+TEST_F(PhantomAdapterTest, SitesNeedATokenFirstAndAskForANewOneOnce) {
+  fake_->Expect("POST", "/token",
+                Ok(R"({"token":"3ti-old","user":1,"success":true})"));
+  fake_->Expect("GET", "/sites", HttpResponse{403, {}, "Authorization Required"});
+  fake_->Expect("POST", "/token",
+                Ok(R"({"token":"3ti-new","user":1,"success":true})"));
+  fake_->Expect("GET", "/sites",
+                Ok(R"([{"id":"sierra","instance_types":["m1.small"]},{"id":"hotel"}])"));
+  v1::ListLocationsRequest request;
+  request.set_parent("accounts/lab");
+  Outcome<v1::ListLocationsResponse> out;
+  provider_->ListLocations(Context(), request, out.Receiver());
+  absl::StatusOr<v1::ListLocationsResponse> listed = out.Take();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->locations_size(), 2);
+  EXPECT_EQ(listed->locations(0).name(), "accounts/lab/locations/hotel");
+
+  std::vector<FakeHttpTransport::SentRequest> sent = fake_->Sent();
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[0].base_url, kRest);
+  EXPECT_EQ(sent[0].request.body, "password=wonderland&username=alice");
+  auto auth = [](const http::HttpRequest& r) {
+    for (const auto& [name, value] : r.headers) {
+      if (name == "Authorization") return value;
+    }
+    return std::string();
+  };
+  EXPECT_EQ(auth(sent[1].request), absl::StrCat("Basic ", absl::Base64Escape("1:3ti-old")));
+  EXPECT_EQ(auth(sent[3].request), absl::StrCat("Basic ", absl::Base64Escape("1:3ti-new")));
+
+  // The token is kept: the next call sends no POST /token.
+  fake_->ClearSent();
+  fake_->Expect("GET", "/sites", Ok(R"([{"id":"hotel"}])"));
+  v1::GetLocationRequest get;
+  get.set_name("accounts/lab/locations/hotel");
+  Outcome<v1::Location> one;
+  provider_->GetLocation(Context(), get, one.Receiver());
+  ASSERT_TRUE(one.Take().ok());
+  ASSERT_EQ(fake_->Sent().size(), 1u);
+}
+
+TEST_F(PhantomAdapterTest, TransportErrorsNameWhatWasAsked) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"), absl::UnavailableError("connection refused"));
+  v1::GetScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<v1::ScalingGroup> out;
+  provider_->GetScalingGroup(Context(), request, out.Receiver());
+  absl::Status s = out.Take().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "DescribeAutoScalingGroups: connection refused");
+  EXPECT_EQ(GetErrorInfo(s)->reason(), "PROVIDER_UNAVAILABLE");
+
+  fake_->Expect("POST", "/token", absl::UnavailableError("reset"));
+  Outcome<v1::ListLocationsResponse> sites;
+  v1::ListLocationsRequest list;
+  list.set_parent("accounts/lab");
+  provider_->ListLocations(Context(), list, sites.Receiver());
+  EXPECT_EQ(sites.Take().status().message(), "POST /token: reset");
+}
+
+TEST_F(PhantomAdapterTest, AnExpiredDeadlineSendsNothing) {
+  CallContext late = Context();
+  late.deadline = absl::Now() - absl::Seconds(1);
+  v1::GetScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<v1::ScalingGroup> out;
+  provider_->GetScalingGroup(late, request, out.Receiver());
+  absl::Status s = out.Take().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "DescribeAutoScalingGroups: ")) << s.message();
+
+  v1::ListLocationsRequest list;
+  list.set_parent("accounts/lab");
+  Outcome<v1::ListLocationsResponse> sites;
+  provider_->ListLocations(late, list, sites.Receiver());
+  s = sites.Take().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "POST /token: ")) << s.message();
+  EXPECT_TRUE(fake_->Sent().empty());
+}
+
+TEST_F(PhantomAdapterTest, ValidateOnlyChecksLocallyAndSendsNothing) {
+  CallContext check = Context("operations/vo");
+  check.validate_only = true;
+  absl::StatusOr<MutationProgress> created = CreateGroup(*provider_, check, 2);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->done);
+
+  // Phantom keeps min = max = target: a local refusal, under validate_only too.
+  v1::CreateScalingGroupRequest bad;
+  bad.set_scaling_group_id("grp");
+  *bad.mutable_scaling_group() = GroupOf("lab", 2);
+  bad.mutable_scaling_group()->set_min_size(1);
+  Outcome<MutationProgress> refused;
+  provider_->CreateScalingGroup(check, bad, refused.Receiver());
+  absl::Status s = refused.Take().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(s)->field_violations(0).field(), "scaling_group.min_size");
+
+  v1::CreateLaunchTemplateRequest lt;
+  lt.set_launch_template_id("web");
+  lt.mutable_launch_template()->set_image("accounts/lab/images/hello-phantom.gz");
+  lt.mutable_launch_template()->set_machine_type("accounts/lab/machineTypes/m1.small");
+  lt.mutable_launch_template()->add_locations()->set_location("accounts/lab/locations/hotel");
+  Outcome<MutationProgress> lt_out;
+  provider_->CreateLaunchTemplate(check, lt, lt_out.Receiver());
+  EXPECT_TRUE(lt_out.Take().ok());
+
+  v1::ResizeScalingGroupRequest resize;
+  resize.set_name("accounts/lab/scalingGroups/grp");
+  resize.set_target_size(5);
+  Outcome<MutationProgress> resized;
+  provider_->ResizeScalingGroup(check, resize, resized.Receiver());
+  EXPECT_TRUE(resized.Take().ok());
+
+  v1::DeleteScalingGroupRequest del;
+  del.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<MutationProgress> deleted;
+  provider_->DeleteScalingGroup(check, del, deleted.Receiver());
+  EXPECT_TRUE(deleted.Take().ok());
+
+  v1::DeleteLaunchTemplateRequest del_lt;
+  del_lt.set_name("accounts/lab/launchTemplates/web");
+  Outcome<MutationProgress> deleted_lt;
+  provider_->DeleteLaunchTemplate(check, del_lt, deleted_lt.Receiver());
+  EXPECT_TRUE(deleted_lt.Take().ok());
+
+  EXPECT_TRUE(fake_->Sent().empty());
+  EXPECT_EQ(scratch_->Get("phantom.creates", "sg/grp").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PhantomAdapterTest, ACreateIsMarkedInTheScratchStoreAndReDrivable) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
+  std::string mark_when_created;
+  fake_->On("POST", "/", [&](const http::HttpRequest& r) -> absl::StatusOr<HttpResponse> {
+    // Runs on the fake's "http" thread: the mark is read from memory.
+    mark_when_created = scratch_->Get("phantom.creates", "sg/grp").value_or("");
+    EXPECT_TRUE(absl::StartsWith(r.body, "Action=CreateAutoScalingGroup&")) << r.body;
+    return Ok(Answer("CreateAutoScalingGroup", ""));
+  });
+  fake_->Expect("GET", DescribeGroupsPath("grp"),
+                Ok(GroupsAnswer("grp", 1, Instance("i-1", "600-RUNNING"))));
+  absl::StatusOr<MutationProgress> created = CreateGroup(*provider_, Context("operations/op-1"), 1);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->done);
+  EXPECT_EQ(mark_when_created, "operations/op-1");
+  DrainLoop();
+  EXPECT_EQ(*store_->GetResource("lab", "scratch/phantom.creates", "sg/grp"), "operations/op-1");
+
+  // After a restart the same operation continues; another one is refused.
+  auto reloaded = NewStoreScratch(store_.get(), &loop_, "lab");
+  std::unique_ptr<Provider> restarted = Make(reloaded.get());
+  fake_->On("GET", DescribeGroupsPath("grp"),
+            [](const http::HttpRequest&) -> absl::StatusOr<HttpResponse> {
+              return Ok(GroupsAnswer("grp", 1, Instance("i-1", "600-RUNNING")));
+            });
+  absl::StatusOr<MutationProgress> again =
+      CreateGroup(*restarted, Context("operations/op-1"), 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->done);
+  EXPECT_EQ(CreateGroup(*restarted, Context("operations/op-2"), 1).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+// A ScratchStore whose writes fail.
+class BrokenScratch : public ScratchStore {
+ public:
+  absl::Status Load(absl::string_view) override { return absl::OkStatus(); }
+  absl::StatusOr<std::string> Get(absl::string_view, absl::string_view) const override {
+    return absl::NotFoundError("nothing");
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(
+      absl::string_view) const override {
+    return std::vector<std::pair<std::string, std::string>>();
+  }
+  absl::Status Put(absl::string_view, absl::string_view, std::string, WriteDone done) override {
+    std::move(done)(absl::UnavailableError("disk I/O error"));
+    return absl::OkStatus();
+  }
+  absl::Status Delete(absl::string_view, absl::string_view, WriteDone) override {
+    return absl::OkStatus();
+  }
+};
+
+TEST_F(PhantomAdapterTest, AMarkThatCannotBeWrittenStopsTheCreateBeforeItIsSent) {
+  BrokenScratch broken;
+  std::unique_ptr<Provider> provider = Make(&broken);
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
+  absl::Status s = CreateGroup(*provider, Context("operations/op-1"), 1).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(s.message(), "could not mark sg/grp: disk I/O error"))
+      << s.message();
+  EXPECT_EQ(GetErrorInfo(s)->reason(), "STATE_STORE_FAILED");
+  for (const FakeHttpTransport::SentRequest& r : fake_->Sent()) {
+    EXPECT_NE(r.request.method, "POST") << r.request.body;
+  }
+}
+
+TEST_F(PhantomAdapterTest, PollTokensAreTypedAndRoundTrip) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("grp", 1, "")));
+  fake_->Expect("POST", "/", Ok(Answer("DeleteAutoScalingGroup", "")));
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("grp", 1, "")));
+  v1::DeleteScalingGroupRequest del;
+  del.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<MutationProgress> deleting;
+  provider_->DeleteScalingGroup(Context(), del, deleting.Receiver());
+  absl::StatusOr<MutationProgress> pending = deleting.Take();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_FALSE(pending->done);
+  absl::StatusOr<GroupWaitToken> token =
+      kit::UnpackToken<GroupWaitToken>(pending->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->goal(), GroupWaitToken::GONE);
+  EXPECT_EQ(token->group(), "grp");
+
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
+  Outcome<MutationProgress> polled;
+  provider_->PollOperation(Context(), pending->poll_token, polled.Receiver());
+  absl::StatusOr<MutationProgress> gone = polled.Take();
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_TRUE(gone->done);
+
+  // A token of a newer version, of another shape, or no token at all.
+  GroupWaitToken newer = *token;
+  newer.set_version(2);
+  GroupWaitToken empty;
+  empty.set_version(1);
+  for (const std::string& bytes :
+       {kit::PackToken(newer), kit::PackToken(empty), std::string("size:grp:1")}) {
+    Outcome<MutationProgress> refused;
+    provider_->PollOperation(Context(), bytes, refused.Receiver());
+    EXPECT_EQ(refused.Take().status().code(), absl::StatusCode::kDataLoss);
+  }
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::phantom
