@@ -8,9 +8,14 @@
 //   `credentials { env | file }`) is "username:password" (the account
 //   e-mail and password); it is never logged. The websocket authenticates
 //   with the short-lived `async_auth` cookie from
-//   `POST /accounts/action/?do=authenticate_asynchronous` (§13).
-// Reference:    /work/shared/protocols/cloudsigma.md; translation in
-//   cloudsigma_wire.h (ids, labels and poll tokens are described there).
+//   `POST /accounts/action/?do=authenticate_asynchronous`.
+// Reference:    the CloudSigma API 2.0 documentation,
+//   https://cloudsigma-docs.readthedocs.io/en/latest/ (general.html for
+//   endpoints and auth, errors.html, pagination.html, servers.html,
+//   drives.html, libdrives.html, locations.html; async.html for the
+//   websocket).
+//   Translation in cloudsigma_wire.h (ids and labels are described there);
+//   poll tokens in cloudsigma_tokens.proto.
 //
 // Account config:
 //   endpoint  the API base URL, e.g. `https://zrh.cloudsigma.com/api/2.0`.
@@ -59,19 +64,21 @@
 // meta; a re-driven create first looks for an object of its own operation
 // (or with its chosen id: ALREADY_EXISTS when another operation made it).
 //
-// Watch: ProviderInfo.watch_source is "push". One websocket per account;
-// each frame about a drive or server becomes a CREATED/UPDATED event of the
-// Volume/Instance (fetched when the frame carries no object), a 404 a
-// DELETED. Frames are handled one at a time, in order. The connection is
-// re-established with backoff (0.5 s doubling to 30 s, a fresh cookie each
-// time); after a reconnect every drive and server is published again
-// (UPDATED, or DELETED for ones gone meanwhile) so no change is lost
-// silently. Delivery is at least once (the server also publishes operation
-// results).
+// validate_only (CallContext): every mutation runs the checks above that
+// need no request (names, ids, sizes, labels, update masks, attach devices
+// and channels, provider_options) and answers at once; checks of the
+// provider's state (a running server, an attached drive) need a request and
+// so are not made.
+//
+// Watch: ProviderInfo.watch_source is WatchSource::kPush. One websocket per
+// account (cloudsigma_feed.h); each frame about a drive or server becomes a
+// CREATED/UPDATED event of the Volume/Instance, a 404 a DELETED; after a
+// reconnect everything is published again. Delivery is at least once (the
+// server also publishes operation results).
 //
 // Threading: callbacks run on the HTTP transport thread or the websocket
-// thread; nothing blocks. A Provider is thread-safe and may be destroyed
-// with requests in flight.
+// thread; nothing blocks, and nothing here touches the server's store. A
+// Provider is thread-safe and may be destroyed with requests in flight.
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_ADAPTER_H_
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_ADAPTER_H_
 
@@ -79,16 +86,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "adapters/common/http/http_client.h"
 #include "adapters/provider.h"
 
-namespace cloudplane::http {
-class HttpTransport;
-}
-
 namespace cloudplane::adapters::cloudsigma {
-
-// kind "cloudsigma", watch_source "push", the supported methods.
-ProviderInfo CloudSigmaProviderInfo();
 
 // Builds the Provider of one CloudSigma account and, when setup.changes is
 // set, starts its websocket feed. INVALID_ARGUMENT naming `endpoint`,
@@ -96,6 +97,9 @@ ProviderInfo CloudSigmaProviderInfo();
 absl::StatusOr<std::unique_ptr<Provider>> CreateCloudSigmaProvider(
     const AccountSetup& setup, std::shared_ptr<http::HttpTransport> transport = nullptr);
 
+// Registers kind "cloudsigma" (watch_source kPush) with
+// CreateCloudSigmaProvider on the default transport. ALREADY_EXISTS when it is
+// registered already.
 absl::Status RegisterCloudSigma(AdapterRegistry& registry);
 
 }  // namespace cloudplane::adapters::cloudsigma

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "adapters/cloudsigma/cloudsigma_tokens.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
@@ -170,7 +171,9 @@ TEST_F(CloudSigmaAdapterTest, VolumeLifecycleWithPushEvents) {
   });
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->done);
-  EXPECT_TRUE(absl::StartsWith(first->poll_token, "drive:")) << first->poll_token;
+  absl::StatusOr<PollToken> token = ReadPollToken(first->poll_token);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->kind(), PollToken::DRIVE);
   auto end = RunToEnd(*p, first);
   ASSERT_TRUE(end.ok()) << end.status();
   v1::Volume volume;

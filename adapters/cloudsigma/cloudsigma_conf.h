@@ -1,5 +1,5 @@
-// Importing a pycloudsigma configuration (`~/.cloudsigma.conf`, §15 of the
-// reference) as a cloudplane account.
+// Importing a pycloudsigma configuration (`~/.cloudsigma.conf`, described in
+// the README of github.com/cloudsigma/pycloudsigma) as a cloudplane account.
 //
 // The file is ConfigObj `key = value` lines with `#` comments. The keys used
 // are api_endpoint, ws_endpoint, username and password; the others

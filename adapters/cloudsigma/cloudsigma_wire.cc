@@ -184,19 +184,6 @@ std::map<std::string, std::string> ReservedMeta(absl::string_view chosen_id,
   return meta;
 }
 
-const char* GoalName(Goal g) {
-  switch (g) {
-    case Goal::kSettled: return "settled";
-    case Goal::kGone: return "gone";
-    case Goal::kRunning: return "running";
-    case Goal::kStopped: return "stopped";
-    case Goal::kMounted: return "mounted";
-    case Goal::kUnmounted: return "unmounted";
-    case Goal::kMetadata: return "metadata";
-  }
-  return "";
-}
-
 }  // namespace
 
 bool IsUuid(absl::string_view s) {
@@ -676,34 +663,6 @@ absl::Status ValidateLabels(absl::string_view field,
     }
   }
   return status;
-}
-
-std::string MakePollToken(const PollTarget& t) {
-  std::string token = absl::StrCat(t.kind, ":", t.uuid, ":", GoalName(t.goal));
-  if (!t.other.empty()) absl::StrAppend(&token, ":", t.other);
-  return token;
-}
-
-absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token) {
-  std::vector<std::string> parts = absl::StrSplit(token, ':');
-  PollTarget t;
-  if (parts.size() < 3 || parts.size() > 4 || (parts[0] != "drive" && parts[0] != "server") ||
-      !IsUuid(parts[1])) {
-    return InvalidField("poll_token", "not a CloudSigma poll token");
-  }
-  t.kind = parts[0];
-  t.uuid = parts[1];
-  bool found = false;
-  for (Goal g : {Goal::kSettled, Goal::kGone, Goal::kRunning, Goal::kStopped, Goal::kMounted,
-                 Goal::kUnmounted, Goal::kMetadata}) {
-    if (parts[2] == GoalName(g)) t.goal = g, found = true;
-  }
-  if (!found) return InvalidField("poll_token", "not a CloudSigma poll token");
-  if (parts.size() == 4) t.other = parts[3];
-  if ((t.goal == Goal::kMounted || t.goal == Goal::kUnmounted) && !IsUuid(t.other)) {
-    return InvalidField("poll_token", "not a CloudSigma poll token");
-  }
-  return t;
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

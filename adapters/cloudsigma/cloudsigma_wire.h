@@ -201,29 +201,6 @@ absl::StatusOr<std::string> EditDrive(absl::string_view drive_json, const DriveE
 absl::Status ValidateLabels(absl::string_view field,
                             const google::protobuf::Map<std::string, std::string>& labels);
 
-// ---------------------------------------------------------------------------
-// Poll tokens: `<kind>:<uuid>:<goal>[:<other uuid>]`, kind `drive` or
-// `server`, goal one of the Goal names below.
-
-enum class Goal {
-  kSettled,    // drive: unmounted or mounted (after create, clone, resize)
-  kGone,       // GET answers 404
-  kRunning,    // server: running
-  kStopped,    // server: stopped
-  kMounted,    // drive: mounted_on has `other`
-  kUnmounted,  // drive: mounted_on lacks `other`
-  kMetadata,   // server: done at once (metadata result)
-};
-struct PollTarget {
-  std::string kind;  // "drive" | "server"
-  std::string uuid;
-  Goal goal = Goal::kSettled;
-  std::string other;
-};
-std::string MakePollToken(const PollTarget& target);
-// INVALID_ARGUMENT naming `poll_token` for a token MakePollToken did not make.
-absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token);
-
 }  // namespace cloudplane::adapters::cloudsigma
 
 #endif  // CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_H_

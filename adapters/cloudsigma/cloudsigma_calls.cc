@@ -1,0 +1,199 @@
+#include "adapters/cloudsigma/cloudsigma_calls.h"
+
+#include <cstdint>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "adapters/common/kit/lists.h"
+#include "adapters/common/kit/progress.h"
+#include "base/errors.h"
+#include "base/reasons.h"
+
+namespace cloudplane::adapters::cloudsigma {
+namespace {
+
+using http::HttpResponse;
+
+// Pages of 100 (CloudSigma's default is 20).
+constexpr int kPageLimit = 100;
+
+// One page of a list at `offset` (the FetchAllPages cursor, "" for 0); the
+// next cursor is the offset after it, "" once total_count is reached.
+void FetchPage(const AccountPtr& account, absl::Time deadline, const std::string& path,
+               const std::string& context, const std::string& cursor,
+               Callback<kit::ProviderPage<WireObject>> done) {
+  int64_t offset = 0;
+  if (!cursor.empty() && !absl::SimpleAtoi(cursor, &offset)) {
+    return std::move(done)(absl::InternalError(absl::StrCat(context, ": bad page cursor")));
+  }
+  Call(account, deadline, "GET",
+       absl::StrCat(path, absl::StrContains(path, '?') ? "&" : "?", "limit=", kPageLimit,
+                    "&offset=", offset),
+       "", context, [offset, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(done)(r.status());
+         absl::StatusOr<Page> page = ParsePage(r->body);
+         if (!page.ok()) return std::move(done)(page.status());
+         const int64_t end = offset + static_cast<int64_t>(page->objects.size());
+         kit::ProviderPage<WireObject> out;
+         if (!page->objects.empty() && end < page->total_count) out.next = absl::StrCat(end);
+         out.items = std::move(page->objects);
+         std::move(done)(std::move(out));
+       });
+}
+
+// The uuid named by `id`: itself when in uuid form, else the object whose
+// meta holds it. NOT_FOUND naming `resource_name` when none.
+void ResolveId(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+               const std::string& id, const std::string& resource_name, absl::string_view what,
+               Callback<std::string> done) {
+  if (IsUuid(id)) return std::move(done)(id);
+  ListAll(account, deadline, absl::StrCat("/", collection, "/detail/?fields=uuid,meta"),
+          [id, resource_name, what = std::string(what),
+           done = std::move(done)](absl::StatusOr<std::vector<WireObject>> objects) mutable {
+            if (!objects.ok()) return std::move(done)(objects.status());
+            for (const WireObject& o : *objects) {
+              if (o.chosen_id == id) return std::move(done)(o.uuid);
+            }
+            std::move(done)(kit::NotFound(what, resource_name));
+          });
+}
+
+}  // namespace
+
+std::string ObjectPath(absl::string_view collection, absl::string_view uuid) {
+  return absl::StrCat("/", collection, "/", uuid, "/");
+}
+
+void Send(const AccountPtr& account, absl::Time deadline, absl::string_view method,
+          std::string path, std::string body, absl::string_view context,
+          kit::ResponseCallback done) {
+  http::HttpRequest request;
+  request.method = std::string(method);
+  request.path_and_query = std::move(path);
+  request.deadline = deadline;
+  // HTTP Basic on every request (general.rst, authentication).
+  request.headers.emplace_back("Authorization", account->authorization);
+  request.headers.emplace_back("Accept", "application/json");
+  // Both official clients send this on every request, GET included
+  // (pycloudsigma generic.py, cloudsigma-sdk-go client.go).
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.body = std::move(body);
+  kit::Send(*account->client, std::move(request), context, std::move(done));
+}
+
+void Call(const AccountPtr& account, absl::Time deadline, absl::string_view method,
+          std::string path, std::string body, std::string context, kit::ResponseCallback done,
+          std::string field_prefix) {
+  Send(account, deadline, method, std::move(path), std::move(body), context,
+       [context, field_prefix, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return done(r.status());
+         if (absl::Status s = StatusFromResponse(r->status, r->body, context, field_prefix);
+             !s.ok()) {
+           return done(s);
+         }
+         done(std::move(r));
+       });
+}
+
+void ListAll(AccountPtr account, absl::Time deadline, std::string path,
+             Callback<std::vector<WireObject>> done) {
+  std::string context = absl::StrCat("GET ", path.substr(0, path.find('?')));
+  kit::FetchAllPages<WireObject>(
+      context,
+      [account = std::move(account), deadline, path = std::move(path), context](
+          const std::string& cursor, Callback<kit::ProviderPage<WireObject>> page_done) {
+        FetchPage(account, deadline, path, context, cursor, std::move(page_done));
+      },
+      std::move(done));
+}
+
+void LoadIds(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+             Callback<IdMap> done) {
+  ListAll(account, deadline, absl::StrCat("/", collection, "/detail/?fields=uuid,meta"),
+          [done = std::move(done)](absl::StatusOr<std::vector<WireObject>> objects) mutable {
+            if (!objects.ok()) return std::move(done)(objects.status());
+            IdMap ids;
+            for (const WireObject& o : *objects) {
+              if (!o.chosen_id.empty()) ids[o.uuid] = o.chosen_id;
+            }
+            std::move(done)(std::move(ids));
+          });
+}
+
+void GetObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+               const std::string& uuid, const std::string& resource_name,
+               absl::string_view what, Callback<WireObject> done) {
+  const std::string context = absl::StrCat("GET ", collection, " ", uuid);
+  Send(account, deadline, "GET", ObjectPath(collection, uuid), "", context,
+       [context, resource_name, what = std::string(what),
+        done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(done)(r.status());
+         if (r->status == 404) return std::move(done)(kit::NotFound(what, resource_name));
+         if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+           return std::move(done)(s);
+         }
+         std::move(done)(ParseObject(r->body));
+       });
+}
+
+void FindObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                const std::string& id, const std::string& resource_name, absl::string_view what,
+                Callback<WireObject> done) {
+  ResolveId(account, deadline, collection, id, resource_name, what,
+            [account, deadline, collection, resource_name, what = std::string(what),
+             done = std::move(done)](absl::StatusOr<std::string> uuid) mutable {
+              if (!uuid.ok()) return std::move(done)(uuid.status());
+              GetObject(account, deadline, collection, *uuid, resource_name, what,
+                        std::move(done));
+            });
+}
+
+void FindExisting(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, Callback<std::optional<std::string>> found) {
+  if (chosen_id.empty() && operation.empty()) return std::move(found)(std::nullopt);
+  ListAll(account, deadline, absl::StrCat("/", collection, "/detail/?fields=uuid,meta"),
+          [chosen_id, operation, resource_name,
+           found = std::move(found)](absl::StatusOr<std::vector<WireObject>> objects) mutable {
+            if (!objects.ok()) return std::move(found)(objects.status());
+            for (const WireObject& o : *objects) {
+              if (!operation.empty() && o.operation == operation) {
+                return std::move(found)(o.uuid);
+              }
+              if (!chosen_id.empty() && o.chosen_id == chosen_id) {
+                return std::move(found)(WithErrorInfo(
+                    absl::AlreadyExistsError(absl::StrCat(resource_name, " already exists")),
+                    reasons::kResourceAlreadyExists, {{"resource", resource_name}}));
+              }
+            }
+            std::move(found)(std::nullopt);
+          });
+}
+
+void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObject& drive,
+                  Callback<v1::Volume> done) {
+  if (drive.referenced_uuids.empty()) {
+    return std::move(done)(DriveToVolume(drive.json, account->id, {}));
+  }
+  LoadIds(account, deadline, "servers",
+          [account, json = drive.json, done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
+            if (!ids.ok()) return std::move(done)(ids.status());
+            std::move(done)(DriveToVolume(json, account->id, *ids));
+          });
+}
+
+void RenderInstance(const AccountPtr& account, absl::Time deadline, const WireObject& server,
+                    Callback<v1::Instance> done) {
+  if (server.referenced_uuids.empty()) {
+    return std::move(done)(ServerToInstance(server.json, account->id, {}));
+  }
+  LoadIds(account, deadline, "drives",
+          [account, json = server.json,
+           done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
+            if (!ids.ok()) return std::move(done)(ids.status());
+            std::move(done)(ServerToInstance(json, account->id, *ids));
+          });
+}
+
+}  // namespace cloudplane::adapters::cloudsigma

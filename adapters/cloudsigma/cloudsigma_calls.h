@@ -1,0 +1,119 @@
+// How the CloudSigma adapter talks to the API: the account, one request, and
+// the lookups every service (and the websocket feed) builds on. Internal to
+// adapters/cloudsigma.
+//
+// Every function answers through its callback exactly once, on the HTTP
+// transport thread or inline; none blocks, and none touches the server's
+// store. `context` strings ("GET drives <uuid>") prefix errors and never hold
+// a body, a header or the secret.
+#ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_CALLS_H_
+#define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_CALLS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/cloudsigma/cloudsigma_wire.h"
+#include "adapters/common/http/http_client.h"
+#include "adapters/common/kit/send.h"
+#include "adapters/provider.h"
+
+namespace cloudplane::adapters::cloudsigma {
+
+// One CloudSigma account, shared by its Provider, the Provider's requests in
+// flight and its feed.
+struct Account {
+  std::string id;
+  std::unique_ptr<http::HttpClient> client;
+  std::string authorization;  // "Basic …"; never logged
+};
+using AccountPtr = std::shared_ptr<const Account>;
+
+// `/<collection>/<uuid>/`.
+std::string ObjectPath(absl::string_view collection, absl::string_view uuid);
+
+// Sends one request with CloudSigma's headers (kit::Send): every HTTP
+// response reaches `done`, whatever its status.
+void Send(const AccountPtr& account, absl::Time deadline, absl::string_view method,
+          std::string path, std::string body, absl::string_view context,
+          kit::ResponseCallback done);
+
+// Send, then StatusFromResponse: only 2xx responses reach `done`.
+// `field_prefix` ("volume.") names the request field of a validation error.
+void Call(const AccountPtr& account, absl::Time deadline, absl::string_view method,
+          std::string path, std::string body, std::string context, kit::ResponseCallback done,
+          std::string field_prefix = "");
+
+// Every object of a list (`path` such as "/drives/detail/?fields=uuid,meta"),
+// fetched page by page (limit/offset, pagination.rst) with kit::FetchAllPages.
+void ListAll(AccountPtr account, absl::Time deadline, std::string path,
+             Callback<std::vector<WireObject>> done);
+
+// uuid → chosen id of a collection ("drives"/"servers"), from `uuid,meta`.
+void LoadIds(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+             Callback<IdMap> done);
+
+// GETs one object; NOT_FOUND "<what> <resource_name> does not exist" for 404.
+void GetObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+               const std::string& uuid, const std::string& resource_name,
+               absl::string_view what, Callback<WireObject> done);
+
+// The object named by `id`: the uuid itself when `id` has uuid form, else the
+// object whose meta holds it as its chosen id (one list of `uuid,meta`).
+// NOT_FOUND naming `resource_name` when there is none.
+void FindObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                const std::string& id, const std::string& resource_name, absl::string_view what,
+                Callback<WireObject> done);
+
+// Looks for an object this operation created before (a re-drive after a
+// crash), or one that already has `chosen_id`. `found` gets the uuid of this
+// operation's object, ALREADY_EXISTS naming `resource_name` for a clash, or
+// nullopt.
+void FindExisting(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, Callback<std::optional<std::string>> found);
+
+// Object → message, loading the other collection's ids when it refers to
+// objects there.
+void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObject& drive,
+                  Callback<v1::Volume> done);
+void RenderInstance(const AccountPtr& account, absl::Time deadline, const WireObject& server,
+                    Callback<v1::Instance> done);
+
+// Renders a whole list with one id lookup in `other_collection` for all
+// references. When that lookup fails the list is still answered; references
+// then show uuids.
+template <typename T>
+void RenderAll(const AccountPtr& account, absl::Time deadline, std::vector<WireObject> objects,
+               const std::string& other_collection,
+               absl::AnyInvocable<absl::StatusOr<T>(const std::string&, const IdMap&)> render,
+               Callback<std::vector<T>> done) {
+  bool refs = false;
+  for (const auto& o : objects) refs = refs || !o.referenced_uuids.empty();
+  auto finish = [objects = std::move(objects), render = std::move(render),
+                 done = std::move(done)](const IdMap& ids) mutable {
+    std::vector<T> out;
+    for (const WireObject& o : objects) {
+      absl::StatusOr<T> t = render(o.json, ids);
+      if (!t.ok()) return std::move(done)(t.status());
+      out.push_back(*std::move(t));
+    }
+    std::move(done)(std::move(out));
+  };
+  if (!refs) return finish({});
+  LoadIds(account, deadline, other_collection,
+          [finish = std::move(finish)](absl::StatusOr<IdMap> ids) mutable {
+            finish(ids.ok() ? *ids : IdMap());
+          });
+}
+
+}  // namespace cloudplane::adapters::cloudsigma
+
+#endif  // CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_CALLS_H_
