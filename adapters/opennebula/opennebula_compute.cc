@@ -285,13 +285,13 @@ void OpenNebulaProvider::UpdateInstance(const CallContext& ctx,
            // a hotplug resize (6.0+) that not every hypervisor does.
            if (!resize_text.empty() && vm->summary.state != VmState::kPoweroff &&
                vm->summary.state != VmState::kUndeployed) {
-             return done(WithErrorInfo(
-                 absl::FailedPreconditionError(absl::StrCat(
-                     "instance ", resource,
-                     " must be powered off (POWEROFF or UNDEPLOYED) to change cpu_count or "
-                     "memory_bytes; it is ",
-                     ProviderState(vm->summary.state, vm->summary.lcm_state))),
-                 "FAILED_PRECONDITION"));
+             const std::string now = ProviderState(vm->summary.state, vm->summary.lcm_state);
+             return done(kit::WrongState(
+                 absl::StrCat("instance ", resource,
+                              " must be powered off (POWEROFF or UNDEPLOYED) to change "
+                              "cpu_count or memory_bytes; it is ",
+                              now),
+                 resource, now));
            }
            auto steps = std::make_shared<std::vector<Step>>();
            if (!resize_text.empty()) {
