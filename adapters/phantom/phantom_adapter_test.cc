@@ -1,6 +1,7 @@
 // The phantom Provider on the fake HTTP transport: what it sends (signed
 // query requests, the REST token flow), how it reads the answers, and what
 // it refuses to send (an expired deadline, validate_only).
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,14 +16,13 @@
 #include "adapters/common/aws/sigv4.h"
 #include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/kit/poll_token.h"
-#include "adapters/common/scratch/store_scratch.h"
+#include "adapters/common/scratch/in_memory_scratch.h"
 #include "adapters/phantom/phantom_adapter.h"
 #include "adapters/phantom/phantom_tokens.pb.h"
 #include "adapters/scratch_store.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "gtest/gtest.h"
-#include "store/store.h"
 
 namespace cloudplane::adapters::phantom {
 namespace {
@@ -113,10 +113,9 @@ v1::ScalingGroup GroupOf(const std::string& account, int size) {
 class PhantomAdapterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto opened = store::Store::OpenInMemory();
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = *std::move(opened);
-    scratch_ = NewStoreScratch(store_.get(), &loop_, "lab");
+    absl::StatusOr<std::unique_ptr<ScratchStore>> scratch = NewInMemoryScratch(&loop_, "lab");
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    scratch_ = *std::move(scratch);
     provider_ = Make(scratch_.get());
   }
 
@@ -162,11 +161,9 @@ class PhantomAdapterTest : public ::testing::Test {
   }
 
   std::shared_ptr<FakeHttpTransport> fake_ = FakeHttpTransport::Create();
-  // Outlives the loop, which runs the scratch writes still queued when it
-  // shuts down.
-  std::unique_ptr<store::Store> store_;
-  EventLoop loop_;
+  // Outlives the loop, which runs the writes still queued when it shuts down.
   std::unique_ptr<ScratchStore> scratch_;
+  EventLoop loop_;
   std::unique_ptr<Provider> provider_;
 };
 
@@ -447,29 +444,66 @@ TEST_F(PhantomAdapterTest, ValidateOnlyChecksLocallyAndSendsNothing) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(PhantomAdapterTest, ACreateIsMarkedInTheScratchStoreAndReDrivable) {
+// Forwards to a real ScratchStore and notes when a mark's durable write has
+// finished.
+class WatchedScratch : public ScratchStore {
+ public:
+  explicit WatchedScratch(ScratchStore* inner) : inner_(inner) {}
+  absl::Status Load(absl::string_view collection) override { return inner_->Load(collection); }
+  absl::StatusOr<std::string> Get(absl::string_view collection,
+                                  absl::string_view id) const override {
+    return inner_->Get(collection, id);
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(
+      absl::string_view collection) const override {
+    return inner_->List(collection);
+  }
+  absl::Status Put(absl::string_view collection, absl::string_view id, std::string bytes,
+                   WriteDone done) override {
+    return inner_->Put(collection, id, std::move(bytes),
+                       [this, done = std::move(done)](absl::Status s) mutable {
+                         durable_ = s.ok();
+                         if (done) std::move(done)(std::move(s));
+                       });
+  }
+  absl::Status Delete(absl::string_view collection, absl::string_view id,
+                      WriteDone done) override {
+    return inner_->Delete(collection, id, std::move(done));
+  }
+  bool durable() const { return durable_; }
+
+ private:
+  ScratchStore* const inner_;
+  std::atomic<bool> durable_{false};
+};
+
+TEST_F(PhantomAdapterTest, ACreateIsMarkedDurablyBeforeItIsSentAndCanBeReDriven) {
+  WatchedScratch watched(scratch_.get());
+  std::unique_ptr<Provider> provider = Make(&watched);
   fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
   fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
                 Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
-  std::string mark_when_created;
+  std::string mark_when_sent;
+  bool durable_when_sent = false;
   fake_->On("POST", "/", [&](const http::HttpRequest& r) -> absl::StatusOr<HttpResponse> {
     // Runs on the fake's "http" thread: the mark is read from memory.
-    mark_when_created = scratch_->Get("phantom.creates", "sg/grp").value_or("");
+    mark_when_sent = watched.Get("phantom.creates", "sg/grp").value_or("");
+    durable_when_sent = watched.durable();
     EXPECT_TRUE(absl::StartsWith(r.body, "Action=CreateAutoScalingGroup&")) << r.body;
     return Ok(Answer("CreateAutoScalingGroup", ""));
   });
   fake_->Expect("GET", DescribeGroupsPath("grp"),
                 Ok(GroupsAnswer("grp", 1, Instance("i-1", "600-RUNNING"))));
-  absl::StatusOr<MutationProgress> created = CreateGroup(*provider_, Context("operations/op-1"), 1);
+  absl::StatusOr<MutationProgress> created = CreateGroup(*provider, Context("operations/op-1"), 1);
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_TRUE(created->done);
-  EXPECT_EQ(mark_when_created, "operations/op-1");
-  DrainLoop();
-  EXPECT_EQ(*store_->GetResource("lab", "scratch/phantom.creates", "sg/grp"), "operations/op-1");
+  EXPECT_EQ(mark_when_sent, "operations/op-1");
+  EXPECT_TRUE(durable_when_sent);
 
-  // After a restart the same operation continues; another one is refused.
-  auto reloaded = NewStoreScratch(store_.get(), &loop_, "lab");
-  std::unique_ptr<Provider> restarted = Make(reloaded.get());
+  // Re-driven by the same operation (a new Provider, as after a restart), the
+  // create continues; another operation is refused.
+  DrainLoop();
+  std::unique_ptr<Provider> restarted = Make(scratch_.get());
   fake_->On("GET", DescribeGroupsPath("grp"),
             [](const http::HttpRequest&) -> absl::StatusOr<HttpResponse> {
               return Ok(GroupsAnswer("grp", 1, Instance("i-1", "600-RUNNING")));
