@@ -130,7 +130,7 @@ std::string KindOf(absl::string_view collection);
 absl::Status NotFound(absl::string_view collection, absl::string_view name);
 // ALREADY_EXISTS likewise.
 absl::Status AlreadyExists(absl::string_view collection, absl::string_view name);
-// FAILED_PRECONDITION with reason WRONG_STATE and the resource named.
+// FAILED_PRECONDITION with reason FAILED_PRECONDITION and the resource named.
 absl::Status WrongState(absl::string_view name, absl::string_view message);
 
 // absl::Time -> google.protobuf.Timestamp.
