@@ -154,6 +154,7 @@ class FleetEmulator:
         self.converge_delay = converge_delay
         self.machines = machines
         self.process = None
+        self.log_path = self.workdir / "fleet.log"
 
     def start(self):
         self.socket_path = str(self.workdir / "fleet.sock")
@@ -161,13 +162,22 @@ class FleetEmulator:
         args = [sys.executable, str(FLEET_EMULATOR), "--tcp", "127.0.0.1:0", "--unix",
                 self.socket_path, "--page-limit", str(self.page_limit), "--converge-delay",
                 str(self.converge_delay), "--machines", str(self.machines),
-                "--ready-file", str(ready), "--max-lifetime", "900"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+                "--ready-file", str(ready), "--max-lifetime", "900", "--verbose"]
+        # --verbose logs method, path and status of every request (never
+        # bodies): what tests count requests with.
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                        stderr=open(self.log_path, "ab"))
         line = _wait_for_file(ready, self.process, "fleet emulator")
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.tcp_endpoint = "http://" + fields["tcp"]
         self.unix_endpoint = "unix://" + fields["unix"]
         return self
+
+    def requests(self):
+        """Every request the emulator answered so far, as "METHOD /path -> status"."""
+        prefix = "fleet-emulator: "
+        return [line[len(prefix):] for line in self.log_path.read_text().splitlines()
+                if line.startswith(prefix) and " -> " in line]
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:

@@ -117,3 +117,29 @@ def test_unsupported_rpc_is_unimplemented_with_reason(server):
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     info, _ = error_details(err.value)
     assert info.reason == "CAPABILITY_UNSUPPORTED"
+
+
+def test_validate_only_runs_fleets_own_checks_and_sends_nothing(server, fleet):
+    """validate_only reaches the adapter: fleet's unit-name rules (not in the
+    proto) refuse a bad name exactly as the real call does, and a good request
+    is answered without one request reaching fleet (counted at the emulator)."""
+    units = server.units()
+    before = len(fleet.requests())
+    for validate_only in (True, False):
+        with pytest.raises(grpc.RpcError) as err:
+            units.CreateUnit(units_pb2.CreateUnitRequest(
+                parent="accounts/fleet-tcp", unit_id="no-suffix", validate_only=validate_only,
+                unit=units_pb2.Unit(desired_state=units_pb2.Unit.LOADED)))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        _, bad = error_details(err.value)
+        assert [v.field for v in bad.field_violations] == ["unit_id"]
+        assert "unit name must contain" in bad.field_violations[0].description
+    request = unit_request("accounts/fleet-tcp", "vo-check.service")
+    request.validate_only = True
+    op = units.CreateUnit(request)
+    assert op.done and not op.HasField("error")
+    assert len(fleet.requests()) == before, fleet.requests()[before:]
+    with pytest.raises(grpc.RpcError) as err:
+        units.GetUnit(units_pb2.GetUnitRequest(name="accounts/fleet-tcp/units/vo-check.service"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(fleet.requests()) == before + 1  # the GetUnit itself
