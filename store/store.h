@@ -52,7 +52,7 @@
 namespace cloudplane::store {
 
 namespace internal {
-class Conn;  // The SQLite connection and its statement cache (store.cc).
+class Conn;  // The SQLite connection and its statement cache (store_internal.h).
 }  // namespace internal
 
 // One long-running operation as cloudplaned tracks it.
