@@ -1,5 +1,9 @@
 #include "base/errors.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -48,6 +52,16 @@ void AddFieldViolation(absl::Status& status, absl::string_view field,
 absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
                            const std::map<std::string, std::string>& metadata) {
   if (status.ok()) return status;
+#ifndef NDEBUG
+  // Clients code against the catalogue: a reason outside it is a bug that
+  // every test build turns into a failure of the test that reaches it.
+  if (std::find(std::begin(reasons::kAll), std::end(reasons::kAll), reason) ==
+      std::end(reasons::kAll)) {
+    std::fprintf(stderr, "cloudplane: ErrorInfo reason \"%.*s\" is not in base/reasons.h\n",
+                 static_cast<int>(reason.size()), reason.data());
+    std::abort();
+  }
+#endif
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
   info.set_domain(std::string(kErrorDomain));

@@ -30,8 +30,8 @@ absl::Status InvalidField(absl::string_view field, absl::string_view description
 void AddFieldViolation(absl::Status& status, absl::string_view field,
                        absl::string_view description);
 
-// Returns `status` with an ErrorInfo payload: `reason` in UPPER_SNAKE_CASE,
-// domain kErrorDomain, and `metadata` (e.g. {"providerCode": "404"}). An
+// Returns `status` with an ErrorInfo payload: `reason` from the catalogue
+// base/reasons.h (a test build aborts on any other), domain kErrorDomain, and `metadata` (e.g. {"providerCode": "404"}). An
 // existing ErrorInfo is replaced. OK stays OK.
 absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
                            const std::map<std::string, std::string>& metadata = {});

@@ -34,5 +34,13 @@ TEST(ReasonsTest, EveryDefaultReasonIsInTheCatalogue) {
   }
 }
 
+#ifndef NDEBUG
+TEST(ReasonsDeathTest, AReasonOutsideTheCatalogueAbortsATestBuild) {
+  EXPECT_DEATH(WithErrorInfo(absl::InternalError("x"), "MADE_UP_REASON"),
+               "ErrorInfo reason \"MADE_UP_REASON\" is not in base/reasons.h");
+  EXPECT_FALSE(WithErrorInfo(absl::InternalError("x"), reasons::kInternal).ok());
+}
+#endif
+
 }  // namespace
 }  // namespace cloudplane

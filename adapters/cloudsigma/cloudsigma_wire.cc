@@ -482,7 +482,7 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   } else if (type == "concurrency") {
     code = absl::StatusCode::kUnavailable;
   }
-  if (http_status == 401) reason = "PROVIDER_AUTHENTICATION_FAILED";
+  if (http_status == 401) reason = std::string(reasons::kProviderUnauthenticated);
   absl::Status status(code, absl::StrCat(context, ": CloudSigma answered HTTP ", http_status,
                                          message.empty() ? "" : ": ", message));
   if (code == absl::StatusCode::kInvalidArgument && !point.empty() && !field_prefix.empty()) {

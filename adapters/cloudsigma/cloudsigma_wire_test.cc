@@ -255,7 +255,7 @@ TEST(Wire, ErrorListTable) {
        absl::StatusCode::kFailedPrecondition, "WRONG_STATE"},
       {403, R"([{"error_point":null,"error_type":"permission","error_message":"not yours"}])",
        absl::StatusCode::kPermissionDenied, "PROVIDER_PERMISSION_DENIED"},
-      {401, "", absl::StatusCode::kUnauthenticated, "PROVIDER_AUTHENTICATION_FAILED"},
+      {401, "", absl::StatusCode::kUnauthenticated, "PROVIDER_UNAUTHENTICATED"},
       {402, R"([{"error_point":null,"error_type":"billing","error_message":"funds"}])",
        absl::StatusCode::kFailedPrecondition, "INSUFFICIENT_FUNDS"},
       {503, R"([{"error_point":null,"error_type":"concurrency","error_message":"retry"}])",

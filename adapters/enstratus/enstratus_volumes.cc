@@ -109,7 +109,7 @@ absl::StatusOr<std::optional<MutationProgress>> CheckVolumeChange(
   auto wrong_state = [&](absl::string_view message) {
     return WithErrorInfo(
         absl::FailedPreconditionError(absl::StrCat(volume_name, ": ", message)),
-        "FAILED_PRECONDITION", {{"resource", volume_name}});
+        reasons::kWrongState, {{"resource", volume_name}});
   };
   if (attach && info->server_id == server_id) {
     absl::StatusOr<std::vector<v1::Volume>> volumes = ParseVolumes(r.body, a.id, aliases);

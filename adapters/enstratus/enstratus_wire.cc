@@ -599,7 +599,7 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
     case 401:
     case 403:
       code = absl::StatusCode::kUnauthenticated;
-      reason = "PROVIDER_AUTHENTICATION_FAILED";
+      reason = std::string(reasons::kProviderUnauthenticated);
       break;
     case 409:
       code = absl::StatusCode::kFailedPrecondition;

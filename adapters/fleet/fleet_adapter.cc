@@ -272,7 +272,7 @@ class FleetProvider final : public Provider {
       return std::move(done)(WithErrorInfo(
           absl::FailedPreconditionError(
               absl::StrCat("cannot activate template \"", *name, "\"")),
-          "FAILED_PRECONDITION", {{"unit", *name}}));
+          reasons::kWrongState, {{"unit", *name}}));
     }
     if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Unit()));
     // Options left out: fleet then only sets the target (204); a missing

@@ -35,19 +35,20 @@ void RunSteps(std::shared_ptr<std::vector<Step>> steps, size_t i, Done<bool> don
 // A create's failure from oned, as the caller's error where it is one.
 absl::Status CreateError(const absl::Status& s, bool raw_template) {
   auto info = GetErrorInfo(s);
-  const std::string reason = info.has_value() ? info->reason() : "";
   std::map<std::string, std::string> metadata;
   if (info.has_value()) metadata.insert(info->metadata().begin(), info->metadata().end());
   if (!raw_template && s.code() == absl::StatusCode::kNotFound) {
-    return WithErrorInfo(InvalidField("instance.image", s.message()), "INVALID_ARGUMENT",
+    return WithErrorInfo(InvalidField("instance.image", s.message()), reasons::kFieldInvalid,
                          metadata);
   }
   // one.vm.allocate reports every template problem (syntax, CPU/MEMORY
   // values, names) as INTERNAL ([oned] RequestManagerAllocate.cc); they are
-  // the caller's template.
-  if (raw_template && (reason == "PROVIDER_INTERNAL" || reason == "PROVIDER_ALLOCATE")) {
+  // the caller's template. (0x2000 INTERNAL and 0x4000 ALLOCATE, as
+  // StatusFromOneError records them in providerCode.)
+  const std::string code = metadata.contains("providerCode") ? metadata["providerCode"] : "";
+  if (raw_template && (code == "8192" || code == "16384")) {
     return WithErrorInfo(InvalidField("instance.provider_options.template", s.message()),
-                         "INVALID_ARGUMENT", metadata);
+                         reasons::kFieldInvalid, metadata);
   }
   return s;
 }

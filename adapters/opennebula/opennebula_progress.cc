@@ -110,7 +110,7 @@ void PollDisk(const AccountPtr& a, absl::Time deadline, DiskToken d,
                    absl::AbortedError(absl::StrCat(
                        "OpenNebula did not ", op, " the disk of volume ", d.volume_id(),
                        " on instance ", resource, "; see the VM's log in OpenNebula")),
-                   "PROVIDER_HOTPLUG_FAILED"));
+                   reasons::kProviderFailureState));
              }
            }
            done(DiskProgress(d, absl::StrCat("waiting for the disk ", op, " (now ",

@@ -12,6 +12,7 @@
 #include "adapters/common/kit/send.h"
 #include "adapters/opennebula/opennebula_internal.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 
 namespace cloudplane::adapters::opennebula {
 namespace {
@@ -50,7 +51,7 @@ void Call(const AccountPtr& a, absl::Time deadline, const std::string& method,
     // message names no value.
     return done(WithErrorInfo(
         absl::InvalidArgumentError(absl::StrCat(method, ": ", body.status().message())),
-        "INVALID_ARGUMENT"));
+        reasons::kFieldInvalid));
   }
   http::HttpRequest request;
   request.method = "POST";

@@ -111,18 +111,18 @@ absl::Status StatusFromOneError(int64_t code, absl::string_view message,
     absl::string_view reason;
   };
   static constexpr Row kTable[] = {
-      {0x100, absl::StatusCode::kUnauthenticated, "PROVIDER_AUTHENTICATION"},
-      {0x200, absl::StatusCode::kPermissionDenied, "PROVIDER_AUTHORIZATION"},
+      {0x100, absl::StatusCode::kUnauthenticated, reasons::kProviderUnauthenticated},
+      {0x200, absl::StatusCode::kPermissionDenied, reasons::kProviderPermissionDenied},
       {0x400, absl::StatusCode::kNotFound, reasons::kResourceNotFound},  // NO_EXISTS
-      {0x800, absl::StatusCode::kFailedPrecondition, "PROVIDER_ACTION"},
-      {0x1000, absl::StatusCode::kInvalidArgument, "PROVIDER_API"},
-      {0x2000, absl::StatusCode::kInternal, "PROVIDER_INTERNAL"},
-      {0x4000, absl::StatusCode::kInternal, "PROVIDER_ALLOCATE"},
+      {0x800, absl::StatusCode::kFailedPrecondition, reasons::kWrongState},
+      {0x1000, absl::StatusCode::kInvalidArgument, reasons::kProviderError},
+      {0x2000, absl::StatusCode::kInternal, reasons::kProviderError},
+      {0x4000, absl::StatusCode::kInternal, reasons::kProviderError},
       // Defined but never emitted by 5.6-6.10 ([oned] Request.cc); a lock is
       // a conflict.
-      {0x8000, absl::StatusCode::kAborted, "PROVIDER_LOCKED"},
+      {0x8000, absl::StatusCode::kAborted, reasons::kConcurrentModification},
       // A Raft replication failure: the cluster may recover; retry.
-      {0x10000, absl::StatusCode::kUnavailable, "PROVIDER_REPLICATION"},
+      {0x10000, absl::StatusCode::kUnavailable, reasons::kProviderUnavailable},
   };
   absl::StatusCode status_code = absl::StatusCode::kUnknown;
   absl::string_view reason = reasons::kProviderError;
@@ -153,7 +153,7 @@ absl::StatusOr<xmlrpc::Value> ResultFromResponse(int http_status, absl::string_v
         absl::InternalError(absl::StrCat("OpenNebula refused the call ", method,
                                          " (XML-RPC fault ", r->fault_code, "): ",
                                          r->fault_string)),
-        "PROVIDER_XMLRPC_FAULT",
+        reasons::kProviderError,
         {{"faultCode", absl::StrCat(r->fault_code)}, {"method", std::string(method)}});
   }
   const xmlrpc::Value& v = r->value;

@@ -21,6 +21,7 @@
 #include "adapters/phantom/phantom_tokens.pb.h"
 #include "adapters/scratch_store.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "base/event_loop.h"
 #include "gtest/gtest.h"
 
@@ -309,7 +310,7 @@ TEST_F(PhantomAdapterTest, AwsErrorAnswersMapToStatuses) {
                              "Name already in use"});
   absl::StatusOr<MutationProgress> created = CreateGroup(*provider_, Context(), 1);
   EXPECT_EQ(created.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(GetErrorInfo(created.status())->reason(), "ALREADY_EXISTS");
+  EXPECT_EQ(GetErrorInfo(created.status())->reason(), "RESOURCE_ALREADY_EXISTS");
 }
 
 TEST_F(PhantomAdapterTest, SitesNeedATokenFirstAndAskForANewOneOnce) {

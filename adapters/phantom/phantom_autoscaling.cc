@@ -41,7 +41,7 @@ std::vector<WireLaunchConfig> OfTemplate(Dialect dialect, const std::vector<Wire
 absl::Status AlreadyExists(absl::string_view what, absl::string_view id,
                            absl::string_view resource) {
   return WithErrorInfo(absl::AlreadyExistsError(absl::StrCat(what, " ", id, " already exists")),
-                       "ALREADY_EXISTS", {{"resource", std::string(resource)}});
+                       reasons::kResourceAlreadyExists, {{"resource", std::string(resource)}});
 }
 
 void GetTemplate(const AccountPtr& account, absl::Time deadline, const std::string& id,
@@ -368,7 +368,7 @@ void PhantomProvider::DeleteLaunchTemplate(const CallContext& ctx,
                   return std::move(done)(WithErrorInfo(
                       absl::FailedPreconditionError(absl::StrCat(
                           "launch template ", id, " is used by scaling group ", g.name)),
-                      "FAILED_PRECONDITION", {{"scalingGroup", g.name}}));
+                      reasons::kWrongState, {{"scalingGroup", g.name}}));
                 }
               }
               DeleteLcs(account, deadline, std::move(names),

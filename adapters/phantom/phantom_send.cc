@@ -15,6 +15,7 @@
 #include "adapters/common/kit/send.h"
 #include "adapters/phantom/phantom_provider.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 
 namespace cloudplane::adapters::phantom {
 namespace {
@@ -32,7 +33,7 @@ absl::Status QueryStatus(int http_status, absl::string_view body, absl::string_v
     if (auto info = GetErrorInfo(s); info.has_value()) {
       for (const auto& [k, v] : info->metadata()) meta[k] = v;
     }
-    return WithErrorInfo(absl::AlreadyExistsError(s.message()), "ALREADY_EXISTS", meta);
+    return WithErrorInfo(absl::AlreadyExistsError(s.message()), reasons::kResourceAlreadyExists, meta);
   }
   return s;
 }
@@ -212,7 +213,7 @@ void FetchSites(const AccountPtr& account, absl::Time deadline,
         absl::FailedPreconditionError(
             "locations need Phantom's REST API: set the option rest_endpoint and a second "
             "secret line USERNAME:PASSWORD (dialect phantom)"),
-        "FAILED_PRECONDITION"));
+        reasons::kWrongState));
   }
   RestGet(account, deadline, "/sites", false,
           [account, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {

@@ -472,7 +472,7 @@ absl::StatusOr<Token> ParseTokenResponse(int http_status, absl::string_view body
   auto unauthenticated = [&](absl::string_view why) {
     return WithErrorInfo(
         absl::UnauthenticatedError(absl::StrCat("Phantom refused the username or password: ", why)),
-        "PROVIDER_AUTH_FAILED", {{"httpStatus", absl::StrCat(http_status)}});
+        reasons::kProviderUnauthenticated, {{"httpStatus", absl::StrCat(http_status)}});
   };
   // Later django-tokenapi versions answer 401/403.
   if (http_status == 401 || http_status == 403) return unauthenticated("HTTP error");

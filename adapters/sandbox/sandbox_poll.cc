@@ -45,7 +45,7 @@ MutationProgress Done(const google::protobuf::Message& result, const std::string
 
 absl::Status Conflict(absl::string_view name, absl::string_view message) {
   return WithErrorInfo(absl::AbortedError(absl::StrCat(name, ": ", message)),
-                       "CONFLICT", {{"resource", std::string(name)}});
+                       reasons::kConcurrentModification, {{"resource", std::string(name)}});
 }
 
 }  // namespace

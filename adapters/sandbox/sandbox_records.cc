@@ -254,7 +254,7 @@ absl::Status AlreadyExists(absl::string_view collection, absl::string_view name)
 
 absl::Status WrongState(absl::string_view name, absl::string_view message) {
   return WithErrorInfo(absl::FailedPreconditionError(absl::StrCat(name, ": ", message)),
-                       "FAILED_PRECONDITION", {{"resource", std::string(name)}});
+                       reasons::kWrongState, {{"resource", std::string(name)}});
 }
 
 // ---- Txn ---------------------------------------------------------------------

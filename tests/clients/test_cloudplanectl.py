@@ -177,7 +177,7 @@ def test_volumes(server):
     assert out.stderr.splitlines() == [
         "error: FAILED_PRECONDITION: accounts/sandbox/volumes/data-1: is attached to "
         "accounts/sandbox/instances/ctl-5; detach it first",
-        "  reason: FAILED_PRECONDITION (cloudplane.dev) resource=accounts/sandbox/volumes/data-1",
+        "  reason: WRONG_STATE (cloudplane.dev) resource=accounts/sandbox/volumes/data-1",
     ]
     volume = json.loads(ctl("volumes", "get", "data-1", "-o", "json", server=server).stdout)
     assert volume["size_bytes"] == str(10 << 30)

@@ -119,7 +119,7 @@ def test_launch_template_and_scaling_group_flow(server, account):
                      parent=account, launch_template_id=lt_id,
                      launch_template=template(account, 2)))
     info, _ = error_details(err)
-    assert info.reason == "ALREADY_EXISTS"
+    assert info.reason == "RESOURCE_ALREADY_EXISTS"
     assert a.GetLaunchTemplate(autoscaling_pb2.GetLaunchTemplateRequest(name=lt.name)) == lt
 
     # A group of 2: the Operation ends with 2 healthy, running instances.

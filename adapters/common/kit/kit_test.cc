@@ -132,8 +132,8 @@ TEST(SendTest, TransportErrorKeepsReasonAndAddsContext) {
   EXPECT_EQ(plain.message(), "GET unit x: refused");
   EXPECT_EQ(GetErrorInfo(plain)->reason(), "PROVIDER_UNAVAILABLE");
   absl::Status tagged = TransportError(
-      "GET unit x", WithErrorInfo(absl::UnavailableError("reset"), "SOMETHING", {{"k", "v"}}));
-  EXPECT_EQ(GetErrorInfo(tagged)->reason(), "SOMETHING");
+      "GET unit x", WithErrorInfo(absl::UnavailableError("reset"), "CONCURRENT_MODIFICATION", {{"k", "v"}}));
+  EXPECT_EQ(GetErrorInfo(tagged)->reason(), "CONCURRENT_MODIFICATION");
   EXPECT_EQ(GetErrorInfo(tagged)->metadata().at("k"), "v");
 }
 
