@@ -46,9 +46,7 @@ absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes) {
     wrong = "a drive's mount goal names no server uuid";
   }
   if (wrong != nullptr) {
-    return WithErrorInfo(absl::DataLossError(absl::StrCat(
-                             "the operation's CloudSigma poll token is unreadable: ", wrong)),
-                         reasons::kOperationStateUnreadable);
+    return kit::UnreadableToken(absl::StrCat("a CloudSigma token, but ", wrong));
   }
   return token;
 }

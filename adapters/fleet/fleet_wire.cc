@@ -666,9 +666,7 @@ absl::StatusOr<PollTarget> ParsePollToken(absl::string_view token) {
   // made by this adapter.
   if (UnitNameError(unit->unit_name()).has_value() ||
       StateFromWire(unit->desired_state()) == v1::Unit::STATE_UNSPECIFIED) {
-    return WithErrorInfo(
-        absl::DataLossError("the operation's poll token is unreadable: not a fleet unit token"),
-        reasons::kOperationStateUnreadable);
+    return kit::UnreadableToken("not a fleet unit token");
   }
   return PollTarget{unit->unit_name(), unit->desired_state()};
 }

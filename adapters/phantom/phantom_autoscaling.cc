@@ -188,10 +188,7 @@ absl::StatusOr<GroupWaitToken> ReadToken(absl::string_view bytes) {
   if (!token.ok()) return token.status();
   if (token->goal() == GroupWaitToken::GOAL_UNSPECIFIED || token->size() < 0 ||
       !ValidateId("", token->group()).ok()) {
-    return WithErrorInfo(absl::DataLossError("the operation's poll token is unreadable: a "
-                                             "phantom GroupWaitToken without goal, group or "
-                                             "size"),
-                         reasons::kOperationStateUnreadable);
+    return kit::UnreadableToken("a phantom GroupWaitToken without goal, group or size");
   }
   return token;
 }

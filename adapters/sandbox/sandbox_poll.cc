@@ -19,13 +19,8 @@ namespace cloudplane::adapters::sandbox {
 
 namespace {
 
-// Not a token of this adapter's making (the kit's error for what it cannot
-// unpack).
-absl::Status Unreadable(absl::string_view why) {
-  return WithErrorInfo(
-      absl::DataLossError(absl::StrCat("the operation's poll token is unreadable: ", why)),
-      reasons::kOperationStateUnreadable);
-}
+// Not a token of this adapter's making.
+absl::Status Unreadable(absl::string_view why) { return kit::UnreadableToken(why); }
 
 PollToken NewToken(absl::string_view collection, absl::string_view id) {
   PollToken token;

@@ -35,6 +35,11 @@ absl::StatusOr<T> UnpackToken(absl::string_view bytes, uint32_t current_version)
   return token;
 }
 
+// DATA_LOSS with reason OPERATION_STATE_UNREADABLE: "the operation's poll
+// token is unreadable: <why>". For an adapter's own checks of a token that
+// unpacked but cannot be one it made.
+absl::Status UnreadableToken(absl::string_view why);
+
 // True when `bytes` hold a token of type T (an adapter with several token
 // types tries them in turn).
 template <typename T>
