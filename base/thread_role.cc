@@ -7,7 +7,9 @@ namespace cloudplane {
 namespace {
 
 thread_local const char* transport_name = nullptr;
+#ifdef NDEBUG
 thread_local bool reported = false;
+#endif
 
 }  // namespace
 
