@@ -1,6 +1,7 @@
 #include "base/errors.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
@@ -70,12 +71,29 @@ absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
   return status;
 }
 
+absl::Status WithRetryInfo(absl::Status status, absl::Duration delay) {
+  if (status.ok()) return status;
+  if (delay < absl::ZeroDuration()) delay = absl::ZeroDuration();
+  google::rpc::RetryInfo info;
+  // google.protobuf.Duration: whole seconds plus nanos of the same sign.
+  const int64_t seconds = absl::IDivDuration(delay, absl::Seconds(1), &delay);
+  info.mutable_retry_delay()->set_seconds(seconds);
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(delay)));
+  status.SetPayload(kRetryInfoTypeUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status) {
   return GetPayload<google::rpc::ErrorInfo>(status, kErrorInfoUrl);
 }
 
 std::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status) {
   return GetPayload<google::rpc::BadRequest>(status, kBadRequestUrl);
+}
+
+std::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status) {
+  return GetPayload<google::rpc::RetryInfo>(status, kRetryInfoTypeUrl);
 }
 
 std::string DefaultReason(absl::StatusCode code) {

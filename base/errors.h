@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace cloudplane {
@@ -36,9 +37,21 @@ void AddFieldViolation(absl::Status& status, absl::string_view field,
 absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
                            const std::map<std::string, std::string>& metadata = {});
 
+// Returns `status` with a google.rpc.RetryInfo payload (type URL
+// "type.googleapis.com/google.rpc.RetryInfo") whose retry_delay is `delay`
+// (negative counts as zero): how long the client should wait before it tries
+// again. For retryable errors (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED); an
+// existing RetryInfo is replaced. OK stays OK. The gRPC boundary copies it
+// into the google.rpc.Status details next to the ErrorInfo.
+absl::Status WithRetryInfo(absl::Status status, absl::Duration delay);
+
 // The payloads of `status`, when present.
 std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);
 std::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status);
+std::optional<google::rpc::RetryInfo> GetRetryInfo(const absl::Status& status);
+
+// The type URL under which WithRetryInfo stores the payload.
+inline constexpr absl::string_view kRetryInfoTypeUrl = "type.googleapis.com/google.rpc.RetryInfo";
 
 // The ErrorInfo reason used when a status carries none: the catalogue entry
 // (base/reasons.h) for the code, e.g. NOT_FOUND → RESOURCE_NOT_FOUND.
