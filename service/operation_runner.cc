@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -68,11 +69,27 @@ void SetMetadata(Operation& op, const v1::OperationMetadata& metadata) {
   op.mutable_metadata()->PackFrom(metadata);
 }
 
-// UNAVAILABLE and DEADLINE_EXCEEDED of a single poll are passing troubles:
-// the operation keeps polling until its own deadline.
-bool IsTransient(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kDeadlineExceeded;
+// What a provider's error says about the work it was asked for.
+//
+// A refusal (bad input, a missing or existing resource, a wrong state, no
+// right, no such capability) is the provider saying no: nothing was done.
+// Anything else is ambiguous: a timeout, a reset or lost answer, a 5xx, an
+// answer that could not be parsed. The request may have been applied, so the
+// work is neither dropped nor sent blind again: the operation is kept and
+// re-driven, and the adapter looks for its own work (by the operation's tag)
+// before it would send a create again. A poll that fails ambiguously is
+// likewise only a passing trouble until the operation's deadline.
+bool IsAmbiguous(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kCancelled:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -130,7 +147,7 @@ void OperationRunner::Start(const std::string& method, const std::string& accoun
       return;
     }
   }
-  Drive(std::move(inserted->record), std::move(done));
+  Drive(std::move(inserted->record), std::move(done), 0);
 }
 
 void OperationRunner::ResumeUnfinished() {
@@ -144,7 +161,7 @@ void OperationRunner::ResumeUnfinished() {
       SchedulePoll(record.op.name(), 0);
     } else {
       loop_->Post([this, record = std::move(record)]() mutable {
-        Drive(std::move(record), nullptr);
+        Drive(std::move(record), nullptr, 0);
       });
     }
   }
@@ -164,11 +181,11 @@ adapters::CallContext OperationRunner::ContextFor(const store::OperationRecord& 
   return ctx;
 }
 
-void OperationRunner::Drive(store::OperationRecord record, Accepted accepted) {
+void OperationRunner::Drive(store::OperationRecord record, Accepted accepted, int attempt) {
   const std::string name = record.op.name();
   auto fail = [&](const absl::Status& status) {
     if (accepted) {
-      OnProgress(name, 0, status, std::move(accepted));
+      OnProgress(name, attempt, status, std::move(accepted));
     } else {
       Finish(name, status);
     }
@@ -178,7 +195,7 @@ void OperationRunner::Drive(store::OperationRecord record, Accepted accepted) {
     if (shutting_down_ || cancelled_.contains(name)) return;
   }
   if (absl::Now() > DeadlineOf(record)) {
-    fail(absl::DeadlineExceededError("the operation timed out before it started"));
+    fail(TimedOut(name, "the operation did not start"));
     return;
   }
   absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record.account, "account");
@@ -198,8 +215,8 @@ void OperationRunner::Drive(store::OperationRecord record, Accepted accepted) {
   auto shared_accepted = std::make_shared<Accepted>(std::move(accepted));
   absl::Status dispatched = adapters::DispatchMutation(
       record.method, **provider, ctx, request,
-      [this, name, shared_accepted](absl::StatusOr<adapters::MutationProgress> progress) {
-        PostProgress(name, 0, std::move(progress), std::move(*shared_accepted));
+      [this, name, attempt, shared_accepted](absl::StatusOr<adapters::MutationProgress> progress) {
+        PostProgress(name, attempt, std::move(progress), std::move(*shared_accepted));
       });
   if (!dispatched.ok()) {
     accepted = std::move(*shared_accepted);
@@ -230,7 +247,7 @@ void OperationRunner::PostProgress(const std::string& name, int attempt,
 void OperationRunner::OnProgress(const std::string& name, int attempt,
                                  absl::StatusOr<adapters::MutationProgress> progress,
                                  Accepted accepted) {
-  if (accepted && !progress.ok()) {
+  if (accepted && !progress.ok() && !IsAmbiguous(progress.status())) {
     // Refused at once: nothing was done, so nothing is kept; the caller gets
     // the provider's status and may retry with the same request_id.
     if (absl::Status status = store_->DeleteOperation(name); !status.ok()) {
@@ -243,7 +260,8 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
   if (accepted) {
     absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
     if (record.ok()) {
-      hub_->Publish(record->account, v1::WatchResponse::CREATED, name, record->op, adapters::WatchSource::kLocal);
+      hub_->Publish(record->account, v1::WatchResponse::CREATED, name, record->op,
+                    adapters::WatchSource::kLocal);
     }
   }
   // Answers the caller with the operation as stored after this progress.
@@ -251,13 +269,32 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
     if (accepted) std::move(accepted)(Get(name));
   };
   if (!progress.ok()) {
-    if (attempt > 0 && IsTransient(progress.status())) {
-      SchedulePoll(name, attempt);
+    if (!IsAmbiguous(progress.status())) {
+      Finish(name, progress.status());
       return;
     }
-    Finish(name, progress.status());
+    // The provider may or may not have done it: keep the operation (the
+    // caller gets it, and the same request_id finds it), note why it waits,
+    // and try the same step again until the operation's deadline.
+    Remember(name, progress.status());
+    absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+    if (!record.ok() || record->op.done()) {
+      answer();
+      return;
+    }
+    const bool submitted = record->phase == kSubmitted;
+    NoteWaiting(*record, absl::StrCat(submitted ? "polling again after: "
+                                                : "checking whether the provider did it after: ",
+                                      progress.status().message()));
+    answer();
+    if (submitted) {
+      SchedulePoll(name, attempt + 1);
+    } else {
+      ScheduleRedrive(name, attempt + 1);
+    }
     return;
   }
+  Forget(name);
   if (progress->done) {
     Finish(name, progress->result);
     answer();
@@ -304,10 +341,7 @@ void OperationRunner::Poll(const std::string& name, int attempt) {
   if (!record.ok() || record->op.done()) return;
   absl::Time deadline = DeadlineOf(*record);
   if (absl::Now() > deadline) {
-    Finish(name, WithErrorInfo(absl::DeadlineExceededError(absl::StrCat(
-                                   "the operation did not finish within ",
-                                   absl::FormatDuration(options_.operation_timeout))),
-                               "OPERATION_TIMEOUT"));
+    Finish(name, TimedOut(name, "the operation did not finish"));
     return;
   }
   absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record->account, "account");
@@ -322,6 +356,59 @@ void OperationRunner::Poll(const std::string& name, int attempt) {
                              });
 }
 
+void OperationRunner::ScheduleRedrive(const std::string& name, int attempt) {
+  double factor = std::pow(options_.poll_growth, std::min(attempt, 30));
+  absl::Duration delay = std::min(options_.first_poll * factor, options_.max_poll);
+  loop_->RunAfter(delay, [this, name, attempt] {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutting_down_ || cancelled_.contains(name)) return;
+    }
+    absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+    if (!record.ok() || record->op.done()) return;
+    Drive(*std::move(record), nullptr, attempt);
+  });
+}
+
+void OperationRunner::NoteWaiting(store::OperationRecord& record, std::string detail) {
+  v1::OperationMetadata metadata = MetadataOf(record.op);
+  if (metadata.status_detail() == detail) return;
+  metadata.set_status_detail(std::move(detail));
+  *metadata.mutable_update_time() = TimeUtil::GetCurrentTime();
+  SetMetadata(record.op, metadata);
+  if (absl::Status status = store_->UpdateOperation(record); !status.ok()) {
+    std::cerr << "cloudplaned: cannot record progress of " << record.op.name() << ": " << status
+              << "\n";
+  }
+}
+
+void OperationRunner::Remember(const std::string& name, const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  last_error_[name] = status;
+}
+
+void OperationRunner::Forget(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  last_error_.erase(name);
+}
+
+absl::Status OperationRunner::TimedOut(const std::string& name, absl::string_view what) {
+  absl::Status last;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = last_error_.find(name); it != last_error_.end()) last = it->second;
+  }
+  std::map<std::string, std::string> metadata;
+  std::string message = absl::StrCat(what, " within ",
+                                     absl::FormatDuration(options_.operation_timeout));
+  if (!last.ok()) {
+    absl::StrAppend(&message, "; the provider's last answer: ", last.message());
+    if (auto info = GetErrorInfo(last)) metadata["lastReason"] = info->reason();
+  }
+  return WithErrorInfo(absl::DeadlineExceededError(message), reasons::kOperationTimeout,
+                       metadata);
+}
+
 void OperationRunner::Finish(const std::string& name,
                              const absl::StatusOr<google::protobuf::Any>& result) {
   absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
@@ -329,6 +416,7 @@ void OperationRunner::Finish(const std::string& name,
     std::cerr << "cloudplaned: operation " << name << " vanished: " << record.status() << "\n";
     return;
   }
+  Forget(name);
   if (record->op.done()) return;
   Operation& op = record->op;
   op.set_done(true);

@@ -9,7 +9,11 @@
 //
 // Both phases are persisted, so after a crash ResumeUnfinished() re-drives
 // accepted operations (adapters make mutations idempotent per operation
-// name) and resumes polling submitted ones. A repeated request_id returns
+// name) and resumes polling submitted ones. An ambiguous provider answer
+// (see Start) never ends an operation: the step (call or poll) is tried
+// again with backoff until the deadline, whose error then quotes the last
+// answer. Provider answers are recorded on the event loop, never on the
+// transport thread that delivered them. A repeated request_id returns
 // the first Operation instead of starting another one, also after a restart.
 //
 // Thread-safety: all methods may be called from any thread.
@@ -54,8 +58,12 @@ class OperationRunner {
   // request (it may already be finished), or the provider's refusal (e.g.
   // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS): a refused request leaves no
   // operation behind, so it can be corrected and retried with the same
-  // request_id. ALREADY_EXISTS when the request_id was used for a different
-  // request.
+  // request_id. When the provider's answer is ambiguous (UNAVAILABLE,
+  // DEADLINE_EXCEEDED, INTERNAL, …: the request may have been applied),
+  // `done` gets the Operation, not done, and the runner calls the mutation
+  // again for the same operation until it is accepted, refused, or the
+  // operation's deadline passes. ALREADY_EXISTS when the request_id was used
+  // for a different request.
   void Start(const std::string& method, const std::string& account, const std::string& target,
              const google::protobuf::Message& request, const std::string& request_id,
              adapters::Callback<google::longrunning::Operation> done);
@@ -90,7 +98,18 @@ class OperationRunner {
 
   using Accepted = adapters::Callback<google::longrunning::Operation>;
   // `accepted`, when set, is answered with the first provider response.
-  void Drive(store::OperationRecord record, Accepted accepted);
+  // `attempt` counts the calls of this step so far (backoff after the next
+  // ambiguous answer).
+  void Drive(store::OperationRecord record, Accepted accepted, int attempt);
+  // Calls the mutation again (same operation name) after an ambiguous answer.
+  void ScheduleRedrive(const std::string& name, int attempt);
+  // Records why the operation waits, in its status_detail.
+  void NoteWaiting(store::OperationRecord& record, std::string detail);
+  // The last ambiguous answer of each waiting operation, for the timeout's
+  // message.
+  void Remember(const std::string& name, const absl::Status& status);
+  void Forget(const std::string& name);
+  absl::Status TimedOut(const std::string& name, absl::string_view what);
   // Hands a provider's answer to OnProgress on the event loop.
   void PostProgress(const std::string& name, int attempt,
                     absl::StatusOr<adapters::MutationProgress> progress, Accepted accepted);
@@ -119,6 +138,7 @@ class OperationRunner {
   absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::Status> last_error_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<uint64_t>> waiter_ids_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;

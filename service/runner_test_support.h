@@ -35,8 +35,13 @@ class ScriptedProvider : public adapters::Provider {
 
   const adapters::ProviderInfo& Info() const override { return info_; }
 
-  // What CreateInstance answers (default: pending with token "t").
+  // What CreateInstance answers: the queued answers first, then
+  // `create_answer` (default: pending with token "t").
   absl::StatusOr<adapters::MutationProgress> create_answer = Pending();
+  void QueueCreate(absl::StatusOr<adapters::MutationProgress> answer) {
+    absl::MutexLock lock(&mu_);
+    creates_.push_back(std::move(answer));
+  }
   // What the polls answer, in order; when empty, a finished Instance.
   void QueuePoll(absl::StatusOr<adapters::MutationProgress> answer) {
     absl::MutexLock lock(&mu_);
@@ -47,7 +52,16 @@ class ScriptedProvider : public adapters::Provider {
                       adapters::Callback<adapters::MutationProgress> done) override {
     creates.fetch_add(1);
     if (ctx.validate_only) ++validate_only_calls;
-    Answer(create_answer, std::move(done));
+    absl::StatusOr<adapters::MutationProgress> answer = create_answer;
+    {
+      absl::MutexLock lock(&mu_);
+      last_operation_ = ctx.operation;
+      if (!creates_.empty()) {
+        answer = std::move(creates_.front());
+        creates_.pop_front();
+      }
+    }
+    Answer(std::move(answer), std::move(done));
   }
 
   void PollOperation(const adapters::CallContext& ctx, const std::string& poll_token,
@@ -68,6 +82,11 @@ class ScriptedProvider : public adapters::Provider {
   std::string last_token() {
     absl::MutexLock lock(&mu_);
     return last_token_;
+  }
+  // The CallContext::operation of the last CreateInstance call.
+  std::string last_operation() {
+    absl::MutexLock lock(&mu_);
+    return last_operation_;
   }
 
   static adapters::MutationProgress Pending(std::string token = "t") {
@@ -122,6 +141,8 @@ class ScriptedProvider : public adapters::Provider {
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<absl::StatusOr<adapters::MutationProgress>> polls_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::StatusOr<adapters::MutationProgress>> creates_ ABSL_GUARDED_BY(mu_);
+  std::string last_operation_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<absl::StatusOr<adapters::MutationProgress>,
                        adapters::Callback<adapters::MutationProgress>>>
       work_ ABSL_GUARDED_BY(mu_);
