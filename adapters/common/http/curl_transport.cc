@@ -145,6 +145,16 @@ absl::Status Prepare(const Endpoint& endpoint, const TransferSettings& settings,
   curl_easy_setopt(e, CURLOPT_PROXY, "");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (!IsIdempotent(request)) {
+    // libcurl sends a request again, on a new connection, when a reused
+    // keep-alive connection turns out dead before any answer byte arrived
+    // (Curl_retry_request in lib/transfer.c). The server may have received
+    // and applied the first copy (it closed after reading it), so a POST
+    // would be applied twice. A fresh connection is never "reused", so
+    // libcurl never resends it; the cost is one connection set-up per
+    // mutation. The connection is kept for later idempotent requests.
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  }
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer);
   curl_easy_setopt(e, CURLOPT_USERAGENT, settings.user_agent.c_str());
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,

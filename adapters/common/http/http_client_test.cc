@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -241,6 +242,121 @@ TEST_F(HttpClientTest, ReusesConnectionForSequentialRequests) {
   auto seen = server_->requests();
   ASSERT_EQ(seen.size(), 4u);
   for (const auto& r : seen) EXPECT_EQ(r.connection, 1);
+}
+
+// A server whose kept-alive connections die under the next request: it
+// answers the first request on each connection and closes the connection,
+// unanswered, on the second (a server's idle timeout racing a client that
+// reuses the connection, or a server that applied the request and crashed).
+// "/drop..." is never answered on any connection.
+std::unique_ptr<TestHttpServer> StartStaleConnectionServer() {
+  auto per_connection = std::make_shared<std::map<int, int>>();  // server thread only
+  auto server = TestHttpServer::StartTcp(
+      [per_connection](const ReceivedRequest& req) -> std::optional<CannedResponse> {
+        CannedResponse r;
+        if (++(*per_connection)[req.connection] > 1 || absl::StartsWith(req.target, "/drop")) {
+          r.drop = true;
+          return r;
+        }
+        r.body = absl::StrCat("hello ", req.method);
+        return r;
+      });
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+int CountReceived(const TestHttpServer& server, absl::string_view method,
+                  absl::string_view target) {
+  int n = 0;
+  for (const ReceivedRequest& r : server.requests()) {
+    if (r.method == method && r.target == target) ++n;
+  }
+  return n;
+}
+
+TEST_F(HttpClientTest, IdempotentRequestMayBeResentOnADeadKeptConnection) {
+  // The control for the test below: libcurl does resend on a reused
+  // connection that dies, so the server really produces that situation.
+  auto server = StartStaleConnectionServer();
+  auto client = MakeClient(server->url());
+  HttpRequest warm;
+  warm.path_and_query = "/warm";
+  ASSERT_TRUE(SendAndWait(*client, warm).ok());
+  HttpRequest get;
+  get.path_and_query = "/again";
+  auto resp = SendAndWait(*client, get);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(CountReceived(*server, "GET", "/again"), 2);  // sent on connection 1, then 2
+
+  // A POST marked idempotent (an XML-RPC read) may be resent the same way.
+  HttpRequest read;
+  read.method = "POST";
+  read.path_and_query = "/rpc-read";
+  read.body = "<methodCall/>";
+  read.idempotent = true;
+  resp = SendAndWait(*client, read);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(CountReceived(*server, "POST", "/rpc-read"), 2);
+}
+
+TEST_F(HttpClientTest, PostIsNeverResentByTheTransport) {
+  auto server = StartStaleConnectionServer();
+  auto client = MakeClient(server->url());
+  HttpRequest warm;
+  warm.path_and_query = "/warm";
+  ASSERT_TRUE(SendAndWait(*client, warm).ok());  // leaves connection 1 kept alive
+
+  // On the kept connection the server would drop it, and libcurl would send
+  // it again: a POST goes out on a fresh connection instead, once.
+  HttpRequest create;
+  create.method = "POST";
+  create.path_and_query = "/create";
+  create.body = "{}";
+  auto resp = SendAndWait(*client, create);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(CountReceived(*server, "POST", "/create"), 1);
+
+  // A POST the server receives and never answers fails, and was sent once.
+  HttpRequest dropped;
+  dropped.method = "POST";
+  dropped.path_and_query = "/drop";
+  dropped.body = "{}";
+  resp = SendAndWait(*client, dropped);
+  EXPECT_EQ(resp.status().code(), absl::StatusCode::kUnavailable) << resp.status();
+  EXPECT_EQ(CountReceived(*server, "POST", "/drop"), 1);
+  // PATCH likewise; an explicit idempotent = false on a DELETE too.
+  HttpRequest patch;
+  patch.method = "PATCH";
+  patch.path_and_query = "/drop-patch";
+  patch.body = "{}";
+  EXPECT_EQ(SendAndWait(*client, patch).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CountReceived(*server, "PATCH", "/drop-patch"), 1);
+  HttpRequest del;
+  del.method = "DELETE";
+  del.path_and_query = "/drop-delete";
+  del.idempotent = false;
+  EXPECT_EQ(SendAndWait(*client, del).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CountReceived(*server, "DELETE", "/drop-delete"), 1);
+}
+
+TEST(IsIdempotentTest, ByMethodUnlessSet) {
+  HttpRequest r;
+  for (const char* m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
+    r.method = m;
+    EXPECT_TRUE(IsIdempotent(r)) << m;
+  }
+  for (const char* m : {"POST", "PATCH"}) {
+    r.method = m;
+    EXPECT_FALSE(IsIdempotent(r)) << m;
+  }
+  r.method = "POST";
+  r.idempotent = true;
+  EXPECT_TRUE(IsIdempotent(r));
+  r.method = "PUT";
+  r.idempotent = false;
+  EXPECT_FALSE(IsIdempotent(r));
 }
 
 TEST_F(HttpClientTest, UnixSocket) {

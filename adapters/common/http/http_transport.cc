@@ -15,6 +15,13 @@ const std::string* HttpResponse::FindHeader(absl::string_view name) const {
   return nullptr;
 }
 
+bool IsIdempotent(const HttpRequest& request) {
+  if (request.idempotent.has_value()) return *request.idempotent;
+  const std::string& m = request.method;
+  return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" ||
+         m == "TRACE";
+}
+
 std::string HttpTransport::Describe(absl::string_view base_url,
                                     const HttpRequest& request) {
   absl::string_view path = request.path_and_query;

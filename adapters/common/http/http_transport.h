@@ -28,13 +28,16 @@
 //     transfers queued later complete with CANCELLED at once, on the calling
 //     thread. Message: "<METHOD> <base_url><path>: HTTP transport shut down".
 //  4. Never: following redirects, using proxies from the environment,
-//     sending "Expect: 100-continue", or putting request headers, bodies or
-//     query strings in error messages.
+//     sending "Expect: 100-continue", putting request headers, bodies or
+//     query strings in error messages, or sending a request that is not
+//     idempotent (IsIdempotent) more than once.
 #ifndef CLOUDPLANE_ADAPTERS_COMMON_HTTP_HTTP_TRANSPORT_H_
 #define CLOUDPLANE_ADAPTERS_COMMON_HTTP_HTTP_TRANSPORT_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +53,18 @@ namespace cloudplane::http {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+struct HttpResponse {
+  int status = 0;
+  // In the order received, names lower-cased, values trimmed. Only the final
+  // response's headers (not those of a 100 Continue).
+  Headers headers;
+  std::string body;
+
+  // The first value of header `name` (compared case-insensitively), or
+  // nullptr when absent.
+  const std::string* FindHeader(absl::string_view name) const;
+};
+
 struct HttpRequest {
   // An HTTP token in upper case: GET, HEAD, PUT, POST, DELETE, PATCH, ...
   std::string method = "GET";
@@ -63,19 +78,26 @@ struct HttpRequest {
   std::string body;
   // absl::InfiniteFuture(): no deadline (only the connect timeout applies).
   absl::Time deadline = absl::InfiniteFuture();
+  // May the request be sent twice with the same effect as once? Unset: by
+  // the method (IsIdempotent below). A POST that only reads (an XML-RPC
+  // `one.vm.info`, an AWS query Describe*) sets true. A request that is not
+  // idempotent is never sent twice by accident: the libcurl transport gives
+  // it a fresh connection (so libcurl's silent resend on a dead keep-alive
+  // connection cannot happen) and the adapter kit never retries it.
+  std::optional<bool> idempotent;
+  // Optional check of a read's answer, for transports that retry
+  // (kit::GuardedTransport): called with each 2xx answer of an idempotent
+  // request, on the transport thread; non-OK means the body is malformed
+  // (truncated, not the protocol's format) and the request is worth sending
+  // again. Must be cheap, thread-safe and free of side effects. Transports
+  // that do not retry ignore it; the answer that reaches the caller is
+  // checked by the adapter as before.
+  std::function<absl::Status(const HttpResponse&)> validate;
 };
 
-struct HttpResponse {
-  int status = 0;
-  // In the order received, names lower-cased, values trimmed. Only the final
-  // response's headers (not those of a 100 Continue).
-  Headers headers;
-  std::string body;
-
-  // The first value of header `name` (compared case-insensitively), or
-  // nullptr when absent.
-  const std::string* FindHeader(absl::string_view name) const;
-};
+// request.idempotent when set, else true for GET, HEAD, PUT, DELETE, OPTIONS
+// and TRACE (RFC 9110 9.2.2) and false for every other method (POST, PATCH).
+bool IsIdempotent(const HttpRequest& request);
 
 struct HttpTransportOptions {
   // Idle connections kept open for reuse, over all hosts.
@@ -128,6 +150,19 @@ class HttpTransport {
 
  protected:
   HttpTransport() = default;
+
+  // For transports that wrap another one (kit::GuardedTransport): hand a
+  // transfer to `inner` exactly as HttpClient would, under the same
+  // contract (see Start() and Fail() below).
+  static void StartOn(HttpTransport& inner, const Endpoint& endpoint,
+                      const TransferSettings& settings, HttpRequest request,
+                      DoneCallback done) {
+    inner.Start(endpoint, settings, std::move(request), std::move(done));
+  }
+  static void FailOn(HttpTransport& inner, std::string context, absl::Status failure,
+                     DoneCallback done) {
+    inner.Fail(std::move(context), std::move(failure), std::move(done));
+  }
 
   // "GET http://host/base/path": names a transfer in error messages, without
   // the query string (which may carry pre-signed credentials).

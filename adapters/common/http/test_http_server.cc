@@ -142,6 +142,11 @@ void TestHttpServer::State::ServeInput(Connection& c) {
       ++held;
       return;
     }
+    if (response->drop) {
+      c.in.clear();
+      c.close_after_write = true;
+      return;
+    }
     c.out += Serialize(*response, req.method == "HEAD");
     if (response->close_delimited) c.close_after_write = true;
     const std::string* conn = req.FindHeader("connection");

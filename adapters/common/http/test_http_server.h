@@ -41,6 +41,10 @@ struct CannedResponse {
   // Send no Content-Length: the body ends when the server closes the
   // connection.
   bool close_delimited = false;
+  // Close the connection without answering (the request has been received
+  // and recorded): what a server does when its keep-alive timeout races a
+  // request, or when it crashes after applying it.
+  bool drop = false;
 };
 
 // Runs on the server thread. std::nullopt holds the request unanswered until
