@@ -6,6 +6,9 @@
 // state in ./state. SIGTERM or SIGINT: health turns NOT_SERVING, Watch
 // streams end, in-flight RPCs get the configured grace period, then the
 // process exits 0. Unfinished operations resume at the next start.
+//
+// One server per state directory: a second cloudplaned on a directory in use
+// exits 1 naming the holder's pid (service/state_lock.h).
 #include <signal.h>
 
 #include <fstream>
@@ -26,6 +29,7 @@
 #include "service/config.h"
 #include "service/handlers.h"
 #include "service/operation_runner.h"
+#include "service/state_lock.h"
 #include "service/watch_hub.h"
 #include "store/store.h"
 
@@ -84,6 +88,12 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Held until the process exits; the kernel releases it on any exit.
+  absl::StatusOr<service::StateLock> state_lock = service::StateLock::Acquire(config->state_dir());
+  if (!state_lock.ok()) {
+    std::cerr << "cloudplaned: " << state_lock.status().message() << std::endl;
+    return 1;
+  }
   std::string db_path = absl::StrCat(config->state_dir(), "/cloudplane.db");
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::Open(db_path);
   if (!store.ok()) {
