@@ -107,6 +107,22 @@ TEST(ProgressTest, Vocabulary) {
   EXPECT_EQ(GetErrorInfo(nf)->metadata().at("resource"), "accounts/a/instances/x");
 }
 
+TEST(ProgressTest, AmbiguousAnswersAreThoseThatMayHaveBeenApplied) {
+  for (const absl::Status& s :
+       {absl::UnavailableError("reset"), absl::DeadlineExceededError("late"),
+        absl::InternalError("truncated"), absl::UnknownError("?"),
+        absl::CancelledError("shut down")}) {
+    EXPECT_TRUE(IsAmbiguous(s)) << s;
+  }
+  for (const absl::Status& s :
+       {absl::OkStatus(), absl::InvalidArgumentError("bad"), absl::NotFoundError("gone"),
+        absl::AlreadyExistsError("taken"), absl::FailedPreconditionError("state"),
+        absl::PermissionDeniedError("no"), absl::UnauthenticatedError("who"),
+        absl::ResourceExhaustedError("quota"), absl::UnimplementedError("no such")}) {
+    EXPECT_FALSE(IsAmbiguous(s)) << s;
+  }
+}
+
 TEST(AccountTest, OptionsAndEndpoint) {
   AccountSetup setup;
   setup.options = {{"zeta", "1"}, {"alpha", "2"}, {"known", "3"}};

@@ -36,4 +36,17 @@ absl::Status WrongState(absl::string_view message, absl::string_view resource,
                         {"providerState", std::string(provider_state)}});
 }
 
+bool IsAmbiguous(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kCancelled:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace cloudplane::adapters::kit

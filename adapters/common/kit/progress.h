@@ -30,6 +30,17 @@ absl::Status NotFound(absl::string_view what, absl::string_view resource);
 absl::Status WrongState(absl::string_view message, absl::string_view resource,
                         absl::string_view provider_state);
 
+// True when `status`, the answer to a request that changes something, leaves
+// open whether the provider applied it: a transport failure or timeout
+// (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), a 5xx (UNAVAILABLE), an answer
+// that could not be read (INTERNAL, UNKNOWN). The runner keeps such an
+// operation and calls the mutation again with the same
+// CallContext::operation (the same table as its IsAmbiguous); the adapter
+// therefore keeps what the request reserved or marked and undoes nothing, and
+// the next call looks for the work first. False for a refusal (the provider
+// said no, nothing was done) and for OK.
+bool IsAmbiguous(const absl::Status& status);
+
 }  // namespace cloudplane::adapters::kit
 
 #endif  // CLOUDPLANE_ADAPTERS_COMMON_KIT_PROGRESS_H_
