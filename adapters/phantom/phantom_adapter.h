@@ -62,10 +62,24 @@
 // sizes, sites) and finish without any request. The call's deadline goes
 // on every request; the transport refuses one already past
 // (DEADLINE_EXCEEDED naming the action, nothing sent).
-// Re-driven creates (same CallContext::operation after a crash) continue
-// instead of failing with ALREADY_EXISTS: before it asks the provider, the
-// adapter marks what an operation creates in the account's ScratchStore
-// (collection "phantom.creates"), and waits until the mark is durable.
+// Re-drive (how it finds its own work): the runner calls a create again with
+// the same CallContext::operation after a crash or an ambiguous answer (a
+// reset, a timeout, a 5xx, an unreadable answer: kit::IsAmbiguous). Before it
+// asks the provider, a create marks its id as the operation's in the
+// account's ScratchStore (collection "phantom.creates", `lt/<id>` or
+// `sg/<id>` -> operation name) and waits until the mark is durable; a create
+// is then found by its name, and the mark tells whose it is.
+//   CreateLaunchTemplate  launch configurations `<id>@<site>` that exist and
+//       are marked by this operation are kept; only the missing ones are
+//       created (the same name marked by another operation, or unmarked, is
+//       ALREADY_EXISTS). After an ambiguous failure nothing is rolled back
+//       and the mark stays; only a refusal rolls back what the call made.
+//   CreateScalingGroup    a group of that name marked by this operation is
+//       adopted and polled; CreateAutoScalingGroup is not sent again. The mark
+//       is removed only when the provider refused the create.
+//   ResizeScalingGroup sets an absolute size: sending it again is harmless.
+//   A re-driven delete whose first request went through finds nothing left:
+//   NOT_FOUND unless allow_missing (nothing is duplicated).
 //
 // Thread-safety: a Provider made here is thread-safe; requests in flight
 // keep what they need alive.

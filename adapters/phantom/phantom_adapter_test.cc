@@ -517,6 +517,84 @@ TEST_F(PhantomAdapterTest, ACreateIsMarkedDurablyBeforeItIsSentAndCanBeReDriven)
             absl::StatusCode::kAlreadyExists);
 }
 
+// The create's answer is lost (the provider applied it, the connection reset
+// before the answer came back): the runner calls the create again with the
+// same operation. The mark stays, so the second call adopts the group and
+// sends no second CreateAutoScalingGroup.
+TEST_F(PhantomAdapterTest, AGroupCreateWhoseAnswerIsLostIsAdoptedNotSentAgain) {
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("", 0, "")));
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
+  fake_->Expect("POST", "/", absl::UnavailableError("connection reset by peer"));
+  absl::StatusOr<MutationProgress> lost = CreateGroup(*provider_, Context("operations/op-1"), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(*scratch_->Get("phantom.creates", "sg/grp"), "operations/op-1");
+
+  // At the provider the group exists now.
+  fake_->On("GET", DescribeGroupsPath("grp"),
+            [](const http::HttpRequest&) -> absl::StatusOr<HttpResponse> {
+              return Ok(GroupsAnswer("grp", 1, Instance("i-1", "600-RUNNING")));
+            });
+  absl::StatusOr<MutationProgress> again = CreateGroup(*provider_, Context("operations/op-1"), 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->done);
+  int creates = 0;
+  for (const FakeHttpTransport::SentRequest& r : fake_->Sent()) {
+    if (r.request.method == "POST") {
+      ++creates;
+      EXPECT_TRUE(absl::StartsWith(r.request.body, "Action=CreateAutoScalingGroup&"));
+    }
+  }
+  EXPECT_EQ(creates, 1);
+}
+
+// A two-site template whose second launch configuration was made but whose
+// answer was lost: nothing is rolled back, and the re-driven create finds
+// both configurations and sends no create at all.
+TEST_F(PhantomAdapterTest, ATemplateCreateWhoseAnswerIsLostIsNotRolledBackNorSentAgain) {
+  v1::CreateLaunchTemplateRequest lt;
+  lt.set_launch_template_id("web");
+  lt.mutable_launch_template()->set_image("accounts/lab/images/hello-phantom.gz");
+  lt.mutable_launch_template()->set_machine_type("accounts/lab/machineTypes/m1.small");
+  lt.mutable_launch_template()->add_locations()->set_location("accounts/lab/locations/hotel");
+  lt.mutable_launch_template()->add_locations()->set_location("accounts/lab/locations/sierra");
+  auto configs = [](bool made) {
+    std::string members;
+    if (made) {
+      for (absl::string_view site : {"hotel", "sierra"}) {
+        absl::StrAppend(&members, "<member><LaunchConfigurationName>web@", site,
+                        "</LaunchConfigurationName><ImageId>hello-phantom.gz</ImageId>"
+                        "<InstanceType>m1.small</InstanceType></member>");
+      }
+    }
+    return Ok(Answer("DescribeLaunchConfigurations",
+                     absl::StrCat("<LaunchConfigurations>", members, "</LaunchConfigurations>")));
+  };
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*", configs(false));
+  fake_->Expect("POST", "/", Ok(Answer("CreateLaunchConfiguration", "")));
+  fake_->Expect("POST", "/", absl::UnavailableError("connection reset by peer"));
+  Outcome<MutationProgress> first;
+  provider_->CreateLaunchTemplate(Context("operations/lt-1"), lt, first.Receiver());
+  EXPECT_EQ(first.Take().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(*scratch_->Get("phantom.creates", "lt/web"), "operations/lt-1");
+
+  fake_->On("GET", "/?Action=DescribeLaunchConfigurations*",
+            [&](const http::HttpRequest&) -> absl::StatusOr<HttpResponse> {
+              return configs(true);
+            });
+  Outcome<MutationProgress> again;
+  provider_->CreateLaunchTemplate(Context("operations/lt-1"), lt, again.Receiver());
+  absl::StatusOr<MutationProgress> created = again.Take();
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->done);
+  std::vector<std::string> posted;
+  for (const FakeHttpTransport::SentRequest& r : fake_->Sent()) {
+    if (r.request.method != "POST") continue;
+    posted.push_back(r.request.body.substr(0, r.request.body.find('&')));
+  }
+  EXPECT_EQ(posted, std::vector<std::string>(2, "Action=CreateLaunchConfiguration"));
+}
+
 // A ScratchStore whose writes fail.
 class BrokenScratch : public ScratchStore {
  public:

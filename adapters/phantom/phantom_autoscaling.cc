@@ -13,6 +13,7 @@
 #include "adapters/common/kit/lists.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/common/kit/progress.h"
+#include "adapters/common/scratch/durable_put.h"
 #include "adapters/phantom/phantom_provider.h"
 #include "adapters/phantom/phantom_tokens.pb.h"
 #include "base/errors.h"
@@ -75,55 +76,16 @@ bool MarkedBy(const AccountPtr& account, absl::string_view kind, absl::string_vi
   return op.ok() && *op == operation;
 }
 
-// Runs a continuation exactly once: with the status of the mark's durable
-// write, or, when the last owner lets go without one (the EventLoop dropped
-// the write at shutdown), with UNAVAILABLE. Owners never call Finish
-// concurrently: it runs either in the write's callback or after a refused
-// Put, never both.
-class MarkWritten {
- public:
-  MarkWritten(std::string what, absl::AnyInvocable<void(absl::Status)> then)
-      : what_(std::move(what)), then_(std::move(then)) {}
-  ~MarkWritten() {
-    Run(WithErrorInfo(absl::UnavailableError(absl::StrCat(
-                          "the mark of ", what_, " was not written: the server is shutting down")),
-                      reasons::kStateStoreFailed));
-  }
-
-  void Finish(absl::Status status) {
-    if (!status.ok()) {
-      status = WithErrorInfo(
-          absl::Status(status.code(), absl::StrCat("could not mark ", what_, ": ", status.message())),
-          reasons::kStateStoreFailed);
-    }
-    Run(std::move(status));
-  }
-
- private:
-  void Run(absl::Status status) {
-    if (!then_) return;
-    absl::AnyInvocable<void(absl::Status)> then = std::move(then_);
-    then_ = nullptr;
-    then(std::move(status));
-  }
-
-  const std::string what_;
-  absl::AnyInvocable<void(absl::Status)> then_;
-};
-
 // Marks `kind/id` as created by `operation`, then runs `then`. The mark is
-// durable before `then` runs, so the provider is asked only once it is: a
-// crash in between would otherwise make the re-driven create refuse its own
-// resource with ALREADY_EXISTS. A failed write reaches `then` (nothing was
-// created yet). `then` runs on the EventLoop, or inline.
+// durable before `then` runs (PutDurably), so the provider is asked only once
+// it is: a crash in between would otherwise make the re-driven create refuse
+// its own resource with ALREADY_EXISTS. A failed write reaches `then`
+// (nothing was created yet). `then` runs on the EventLoop, or inline.
 void Mark(const AccountPtr& account, absl::string_view kind, absl::string_view id,
           absl::string_view operation, absl::AnyInvocable<void(absl::Status)> then) {
   if (account->scratch == nullptr || operation.empty()) return then(absl::OkStatus());
-  auto written = std::make_shared<MarkWritten>(MarkId(kind, id), std::move(then));
-  absl::Status queued = account->scratch->Put(
-      kCreatesCollection, MarkId(kind, id), std::string(operation),
-      [written](absl::Status s) mutable { written->Finish(std::move(s)); });
-  if (!queued.ok()) written->Finish(std::move(queued));
+  PutDurably(*account->scratch, kCreatesCollection, MarkId(kind, id), std::string(operation),
+             MarkId(kind, id), std::move(then));
 }
 
 // Removes the mark once the resource is gone or was never made. Its failure
@@ -307,10 +269,16 @@ void PhantomProvider::CreateLaunchTemplate(const CallContext& ctx,
         st->specs = std::move(todo);
         st->done = [account, deadline, id, done = std::move(done)](
                        absl::Status s, std::vector<std::string> created) mutable {
+          if (!s.ok() && kit::IsAmbiguous(s)) {
+            // The last launch configuration may exist: keep the mark and what
+            // was made. The runner calls again with this operation, and the
+            // marked template then gets only the configurations it lacks.
+            return std::move(done)(s);
+          }
           if (!s.ok()) {
-            // Nothing half-created: remove what this call made, then fail.
-            // The rollback gets time of its own: the deadline may be what
-            // failed.
+            // Refused: nothing half-created. Remove what this call made, then
+            // fail. The rollback gets time of its own: the deadline may be
+            // what failed.
             Unmark(account, "lt", id);
             DeleteLcs(account, absl::Now() + absl::Seconds(30), std::move(created),
                       [s, done = std::move(done)](absl::Status) mutable {
@@ -466,7 +434,10 @@ void PhantomProvider::CreateScalingGroup(const CallContext& ctx,
                            [account, deadline, id, target, done = std::move(done)](
                                absl::StatusOr<aws::QueryResponse> r) mutable {
                              if (!r.ok()) {
-                               Unmark(account, "sg", id);
+                               // A refusal made nothing; after an ambiguous
+                               // answer the group may exist, and the mark
+                               // lets the re-driven create adopt it.
+                               if (!kit::IsAmbiguous(r.status())) Unmark(account, "sg", id);
                                return std::move(done)(r.status());
                              }
                              ReadGroupProgress(account, deadline, target, std::move(done));
