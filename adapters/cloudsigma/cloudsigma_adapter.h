@@ -60,9 +60,27 @@
 //   Names: see cloudsigma_wire.h; a chosen id is resolved by listing
 //   `uuid,meta` of the collection (one extra request).
 //
-// Idempotency: creates and clones store the Operation name in the object's
-// meta; a re-driven create first looks for an object of its own operation
-// (or with its chosen id: ALREADY_EXISTS when another operation made it).
+// Re-drive (how it finds its own work): after a crash or an ambiguous answer
+// (a reset, a timeout, a 5xx, an unreadable answer: kit::IsAmbiguous) the
+// runner calls a mutation again with the same CallContext::operation. Every
+// create writes that operation into the new object's meta
+// (`cloudplane_operation`, next to `cloudplane_id`), and CloudSigma keeps
+// and lists meta, so:
+//   CreateVolume, CloneVolume  list `/drives/detail/?fields=uuid,meta` before
+//       the POST (FindExisting); a drive of this operation is adopted and
+//       polled until settled, a drive with the chosen id but another
+//       operation is ALREADY_EXISTS, and only when there is neither is the
+//       create (or clone) POSTed.
+//   CreateInstance  the same over `/servers/`; an adopted server converges:
+//       started when it is stopped and `start` asks for it, else polled. A
+//       start refused by CloudSigma deletes the new server; a start whose
+//       answer is ambiguous leaves it for the re-drive to find.
+//   Attach/Detach read the server's drive list first and converge when the
+//   drive is already (not) there; Update PUTs the whole edited object;
+//   Start/Stop do nothing when the server is already in (or on the way to)
+//   the state; so sending any of them again creates nothing. Restart and a
+//   re-driven delete whose first request went through are the exceptions: a
+//   second restart, and NOT_FOUND (unless allow_missing) for the delete.
 //
 // validate_only (CallContext): every mutation runs the checks above that
 // need no request (names, ids, sizes, labels, update masks, attach devices

@@ -10,11 +10,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/cloudsigma/cloudsigma_tokens.h"
+#include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
@@ -259,6 +261,124 @@ TEST_F(CloudSigmaAdapterTest, ErrorsMapToTheDocumentedCodes) {
     p->ListInstances(past, r, std::move(cb));
   });
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+// Re-drives after a lost answer, on the fake transport: CloudSigma applied
+// the request, the connection reset before its answer came back, and the
+// runner calls the mutation again with the same operation.
+class CloudSigmaRedriveTest : public testing::Test {
+ protected:
+  static constexpr char kDrives[] = "/drives/detail/?fields=uuid,meta&limit=100&offset=0";
+  static constexpr char kServers[] = "/servers/detail/?fields=uuid,meta&limit=100&offset=0";
+  static constexpr char kUuid[] = "3b8b3d0a-6a1f-4d3c-9a8e-2f4c1e0d9b7a";
+
+  void SetUp() override {
+    AccountSetup setup;
+    setup.account = "cs";
+    setup.endpoint = "https://zrh.example.org/api/2.0";
+    setup.secret = "user@example.com:pw";
+    auto p = CreateCloudSigmaProvider(setup, fake_);
+    ASSERT_TRUE(p.ok()) << p.status();
+    provider_ = *std::move(p);
+  }
+
+  static http::HttpResponse Json(std::string body) {
+    return http::HttpResponse{200, {{"content-type", "application/json"}}, std::move(body)};
+  }
+  // A `uuid,meta` list holding one object of `operation`, or nothing.
+  static http::HttpResponse Listed(absl::string_view operation, absl::string_view chosen_id) {
+    if (operation.empty()) return Json(R"({"meta":{"total_count":0},"objects":[]})");
+    return Json(absl::StrCat(R"({"meta":{"total_count":1},"objects":[{"uuid":")", kUuid,
+                             R"(","meta":{"cloudplane_id":")", chosen_id,
+                             R"(","cloudplane_operation":")", operation, R"("}}]})"));
+  }
+  int Count(absl::string_view method, absl::string_view path_prefix) const {
+    int n = 0;
+    for (const auto& sent : fake_->Sent()) {
+      n += sent.request.method == method &&
+           absl::StartsWith(sent.request.path_and_query, path_prefix);
+    }
+    return n;
+  }
+
+  std::shared_ptr<http::FakeHttpTransport> fake_ = http::FakeHttpTransport::Create();
+  std::unique_ptr<Provider> provider_;
+};
+
+TEST_F(CloudSigmaRedriveTest, ADriveWhoseCreateAnswerWasLostIsFoundByItsMeta) {
+  v1::CreateVolumeRequest create;
+  create.set_parent("accounts/cs");
+  create.set_volume_id("data-1");
+  create.mutable_volume()->set_size_bytes(1 << 30);
+  fake_->Expect("GET", kDrives, Listed("", ""));
+  fake_->Expect("POST", "/drives/", absl::UnavailableError("connection reset by peer"));
+  auto lost = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    provider_->CreateVolume(Ctx("operations/a"), create, std::move(cb));
+  });
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  ASSERT_EQ(Count("POST", "/drives/"), 1);
+  // The POST carried the operation in the drive's meta.
+  EXPECT_TRUE(absl::StrContains(fake_->Sent().back().request.body,
+                                R"("cloudplane_operation":"operations/a")"))
+      << fake_->Sent().back().request.body;
+
+  // CloudSigma made the drive: the list shows it with the operation's meta.
+  fake_->Expect("GET", kDrives, Listed("operations/a", "data-1"));
+  fake_->Expect("GET", absl::StrCat("/drives/", kUuid, "/"),
+                Json(absl::StrCat(R"({"uuid":")", kUuid,
+                                  R"(","name":"data-1","size":1073741824,"media":"disk",)"
+                                  R"("status":"unmounted","mounted_on":[],)"
+                                  R"("meta":{"cloudplane_id":"data-1",)"
+                                  R"("cloudplane_operation":"operations/a"}})")));
+  auto again = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    provider_->CreateVolume(Ctx("operations/a"), create, std::move(cb));
+  });
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->done);
+  v1::Volume volume;
+  ASSERT_TRUE(again->result.UnpackTo(&volume));
+  EXPECT_EQ(volume.name(), "accounts/cs/volumes/data-1");
+  EXPECT_EQ(volume.state(), v1::Volume::AVAILABLE);
+  EXPECT_EQ(Count("POST", "/drives/"), 1);  // no second create
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+TEST_F(CloudSigmaRedriveTest, AServerWhoseStartAnswerWasLostIsKeptAndConverges) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/cs");
+  create.set_instance_id("web-1");
+  create.mutable_instance()->set_cpu_mhz(1000);
+  create.mutable_instance()->set_memory_bytes(int64_t{1} << 30);
+  const std::string server = absl::StrCat(
+      R"({"uuid":")", kUuid, R"(","name":"web-1","cpu":1000,"mem":1073741824,"smp":1,)"
+      R"("status":"%s","drives":[],"nics":[],)"
+      R"("meta":{"cloudplane_id":"web-1","cloudplane_operation":"operations/s"}})");
+  fake_->Expect("GET", kServers, Listed("", ""));
+  fake_->Expect("POST", "/servers/", Json(absl::StrReplaceAll(server, {{"%s", "stopped"}})));
+  fake_->Expect("POST", absl::StrCat("/servers/", kUuid, "/action/?do=start"),
+                absl::UnavailableError("connection reset by peer"));
+  auto lost = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    provider_->CreateInstance(Ctx("operations/s"), create, std::move(cb));
+  });
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  // The start may be under way: the server is not deleted.
+  EXPECT_EQ(Count("DELETE", "/servers/"), 0);
+
+  // Re-driven: the server is found by its meta; it is starting, so the
+  // create polls it instead of creating or starting again.
+  fake_->Expect("GET", kServers, Listed("operations/s", "web-1"));
+  fake_->Expect("GET", absl::StrCat("/servers/", kUuid, "/"),
+                Json(absl::StrReplaceAll(server, {{"%s", "starting"}})));
+  fake_->Expect("GET", absl::StrCat("/servers/", kUuid, "/"),
+                Json(absl::StrReplaceAll(server, {{"%s", "starting"}})));
+  auto again = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    provider_->CreateInstance(Ctx("operations/s"), create, std::move(cb));
+  });
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->done);
+  EXPECT_EQ(Count("POST", "/servers/"), 2);  // one create and one start, no more
+  EXPECT_EQ(Count("DELETE", "/servers/"), 0);
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
 }
 
 }  // namespace

@@ -66,7 +66,9 @@ absl::Status CheckCreate(const v1::CreateInstanceRequest& request, std::string& 
 }
 
 // Sends `start`, then polls for running. With undo_on_error, a refused start
-// deletes the server (a create must not leave a half-made one).
+// deletes the server (a create must not leave a half-made one). A start whose
+// answer is ambiguous (kit::IsAmbiguous) may be under way: the server stays,
+// and the re-driven create finds it by its meta and converges.
 void StartThenPoll(const AccountPtr& account, absl::Time deadline, const std::string& uuid,
                    bool undo_on_error, Callback<MutationProgress> done) {
   Call(account, deadline, "POST", absl::StrCat("/servers/", uuid, "/action/?do=start"), "{}",
@@ -74,7 +76,7 @@ void StartThenPoll(const AccountPtr& account, absl::Time deadline, const std::st
        [account, uuid, undo_on_error,
         done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
          if (!r.ok()) {
-           if (undo_on_error) {
+           if (undo_on_error && !kit::IsAmbiguous(r.status())) {
              Send(account, absl::Now() + absl::Seconds(30), "DELETE",
                   ObjectPath("servers", uuid), "", "DELETE server (undo)",
                   [](absl::StatusOr<HttpResponse>) {});
