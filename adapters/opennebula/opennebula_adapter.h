@@ -23,6 +23,30 @@
 // ALREADY_EXISTS when a live object has it, unless that object carries this
 // operation's CLOUDPLANE_OPERATION tag (a re-driven create resumes it).
 //
+// Re-drive (how it finds its own work): after a crash or an ambiguous answer
+// (a reset, a timeout, a 5xx, an unreadable answer: kit::IsAmbiguous) the
+// runner calls a mutation again with the same CallContext::operation. Every
+// create writes that operation into the new object's template as
+// CLOUDPLANE_OPERATION="<operation>" (oned keeps it: a VM in its
+// USER_TEMPLATE, a security group in its TEMPLATE), and looks for it before
+// it sends anything:
+//   CreateInstance  reads one.vmpool.infoextended (the short pool bodies lack
+//       the user template) and resumes, polling, the live VM that carries the
+//       tag; with `instance_id`, a VM of that NAME without the tag is
+//       ALREADY_EXISTS; only then is the VM instantiated / allocated. (A VM
+//       of the operation that is DONE already is not found.)
+//   CreateFirewall  reads one.secgrouppool.info and answers the group that
+//       carries the tag; a group of that NAME without it is ALREADY_EXISTS;
+//       only then one.secgroup.allocate (whose "NAME is already taken" is
+//       checked the same way, for a race).
+//   CreateFirewallRule  rules are named by a hash of their content: the rule
+//       already in the group is answered, nothing is written.
+//   Attach/DetachVolume  a disk of the image already on (off) the VM is
+//       answered as it is; Start/Stop/Reboot/Delete send one.vm.action after
+//       reading the VM, so a re-drive after the action went through is
+//       refused by oned (ACTION, FAILED_PRECONDITION) or, for a delete,
+//       NOT_FOUND unless allow_missing; updates write absolute values.
+//
 // Instances:
 //   Create = one.template.instantiate of `instance.image`
 //     (accounts/x/images/<template id>), or, with `instance.image` empty,

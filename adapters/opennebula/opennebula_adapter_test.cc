@@ -326,6 +326,101 @@ TEST_F(OpenNebulaAdapterTest, StartAnswersATypedTokenThatPollingFollows) {
   EXPECT_THAT(calls[3].params, ElementsAre(Value::String(kSession), Value::Int(6)));
 }
 
+// A create whose answer was lost (oned made the VM, the connection reset
+// before the answer came back) is called again by the runner with the same
+// operation: it finds the VM by the CLOUDPLANE_OPERATION attribute the first
+// call wrote and resumes it; nothing is instantiated twice.
+TEST_F(OpenNebulaAdapterTest, ACreateWhoseAnswerWasLostIsFoundByItsOperationTag) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  create.mutable_instance()->set_image("accounts/one/images/0");
+  fake_->Expect("POST", "/RPC2", Success(Value::String("<VM_POOL></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", absl::UnavailableError("connection reset by peer"));
+  absl::StatusOr<MutationProgress> lost = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[0].method, "one.vmpool.infoextended");
+  EXPECT_EQ(calls[1].method, "one.template.instantiate");
+  ASSERT_THAT(calls[1].params, SizeIs(6));
+  EXPECT_THAT(calls[1].params[4].AsString(), HasSubstr("CLOUDPLANE_OPERATION=\"operations/op-1\""));
+
+  // oned made VM 7 from it; its USER_TEMPLATE carries the tag.
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(
+                    "<VM_POOL><VM><ID>7</ID><NAME>web-7</NAME><STATE>3</STATE>"
+                    "<LCM_STATE>2</LCM_STATE><TEMPLATE/><USER_TEMPLATE><CLOUDPLANE_OPERATION>"
+                    "<![CDATA[operations/op-1]]></CLOUDPLANE_OPERATION></USER_TEMPLATE></VM>"
+                    "</VM_POOL>")));
+  absl::StatusOr<MutationProgress> again = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->done);
+  EXPECT_EQ(again->provider_operation, "7");
+  absl::StatusOr<VmToken> token = kit::UnpackToken<VmToken>(again->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->vm_id(), 7);
+  EXPECT_EQ(token->target(), VM_TARGET_RUNNING);
+  calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(3));  // one pool read more, no second instantiate
+  EXPECT_EQ(calls[2].method, "one.vmpool.infoextended");
+
+  // Another operation with that VM's tag elsewhere launches its own.
+  CallContext other = ctx_;
+  other.operation = "operations/op-2";
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(
+                    "<VM_POOL><VM><ID>7</ID><NAME>web-7</NAME><STATE>3</STATE>"
+                    "<LCM_STATE>3</LCM_STATE><USER_TEMPLATE><CLOUDPLANE_OPERATION>"
+                    "operations/op-1</CLOUDPLANE_OPERATION></USER_TEMPLATE></VM></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(8)));
+  absl::StatusOr<MutationProgress> second = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(other, create, std::move(cb)); });
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->provider_operation, "8");
+  EXPECT_EQ(SentCalls().back().method, "one.template.instantiate");
+}
+
+// The same for a security group: the re-driven create finds the group by its
+// tag and sends no second one.secgroup.allocate.
+TEST_F(OpenNebulaAdapterTest, AFirewallCreateWhoseAnswerWasLostIsFoundByItsOperationTag) {
+  v1::CreateFirewallRequest create;
+  create.set_parent("accounts/one");
+  create.set_firewall_id("web");
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String("<SECURITY_GROUP_POOL></SECURITY_GROUP_POOL>")));
+  fake_->Expect("POST", "/RPC2", absl::UnavailableError("connection reset by peer"));
+  absl::StatusOr<MutationProgress> lost = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewall(ctx_, create, std::move(cb)); });
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+
+  const std::string made =
+      "<SECURITY_GROUP_POOL><SECURITY_GROUP><ID>100</ID><NAME>web</NAME><TEMPLATE>"
+      "<CLOUDPLANE_OPERATION>operations/op-1</CLOUDPLANE_OPERATION></TEMPLATE>"
+      "</SECURITY_GROUP></SECURITY_GROUP_POOL>";
+  fake_->Expect("POST", "/RPC2", Success(Value::String(made)));
+  absl::StatusOr<MutationProgress> again = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewall(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->done);
+  v1::Firewall firewall;
+  ASSERT_TRUE(again->result.UnpackTo(&firewall));
+  EXPECT_EQ(firewall.name(), "accounts/one/firewalls/web");
+  int allocates = 0;
+  for (const SentCall& call : SentCalls()) allocates += call.method == "one.secgroup.allocate";
+  EXPECT_EQ(allocates, 1);
+
+  // Another operation finds the NAME taken before it sends anything.
+  CallContext other = ctx_;
+  other.operation = "operations/op-2";
+  fake_->Expect("POST", "/RPC2", Success(Value::String(made)));
+  absl::StatusOr<MutationProgress> clash = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewall(other, create, std::move(cb)); });
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(SentCalls().back().method, "one.secgrouppool.info");
+}
+
 TEST_F(OpenNebulaAdapterTest, APollTokenOfAnotherKindIsUnreadable) {
   EXPECT_EQ(Poll("vm:6:web:running").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Poll(kit::PackToken(google::protobuf::Empty())).status().code(),

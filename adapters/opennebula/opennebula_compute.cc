@@ -59,6 +59,17 @@ absl::Status AlreadyExists(const std::string& resource) {
                        reasons::kResourceAlreadyExists, {{"resource", resource}});
 }
 
+// The CLOUDPLANE_OPERATION tag of a VM document: oned keeps an attribute it
+// does not know in USER_TEMPLATE ([template]); TEMPLATE is read too, in case
+// a version files it there.
+std::string OperationOf(const xml::Node& vm) {
+  for (const char* section : {"USER_TEMPLATE", "TEMPLATE"}) {
+    std::string op = SingleAttributes(vm.Child(section))[kOperationTag];
+    if (!op.empty()) return op;
+  }
+  return "";
+}
+
 v1::InstanceMetadata Metadata(const FoundVm& vm) {
   v1::InstanceMetadata m;
   for (auto& [k, v] : SingleAttributes(vm.doc->Root().Child("USER_TEMPLATE"))) {
@@ -193,30 +204,35 @@ void OpenNebulaProvider::CreateInstance(const CallContext& ctx,
            done(VmProgress(*oid, name, target, raw_template ? "allocated" : "instantiated"));
          });
   };
-  if (req.instance_id().empty()) return launch(Wrap(std::move(done)));
-  // The NAME must be free, unless this very operation took it before.
-  FetchVmPool(a_, ctx.deadline,
-              [a = a_, deadline = ctx.deadline, rid = req.instance_id(), op = ctx.operation,
-               target, launch = std::move(launch),
-               done = Wrap(std::move(done))](absl::StatusOr<std::vector<PoolVm>> vms) mutable {
-                if (!vms.ok()) return done(vms.status());
-                auto same = std::find_if(vms->begin(), vms->end(), [&rid](const PoolVm& vm) {
-                  return vm.summary.name == rid;
-                });
-                if (same == vms->end()) return launch(std::move(done));
-                const std::string resource = ResourceName(*a, "instances", rid);
-                ReadVm(a, deadline, same->summary.oid, rid, resource,
-                       [resource, rid, op, target,
-                        done = std::move(done)](absl::StatusOr<FoundVm> vm) mutable {
-                         if (!vm.ok()) return done(vm.status());
-                         auto user = SingleAttributes(vm->doc->Root().Child("USER_TEMPLATE"));
-                         if (!op.empty() && user[kOperationTag] == op) {
-                           return done(
-                               kit::Pending(PackVmToken(vm->summary.oid, rid, target), "resumed"));
-                         }
-                         done(AlreadyExists(resource));
-                       });
-              });
+  if (req.instance_id().empty() && ctx.operation.empty()) return launch(Wrap(std::move(done)));
+  // Before anything is created: a VM this operation made already (a re-drive
+  // after a crash or a lost answer) is resumed, found by the
+  // CLOUDPLANE_OPERATION attribute the launch wrote into its template; then
+  // the NAME must be free. The extended pool, because the short bodies carry
+  // only a few USER_TEMPLATE keys ([api] one.vmpool.info).
+  FetchVmPool(
+      a_, ctx.deadline,
+      [a = a_, rid = req.instance_id(), op = ctx.operation, target, launch = std::move(launch),
+       done = Wrap(std::move(done))](absl::StatusOr<std::vector<PoolVm>> vms) mutable {
+        if (!vms.ok()) return done(vms.status());
+        if (!op.empty()) {
+          for (const PoolVm& vm : *vms) {
+            if (OperationOf(*vm.node) != op) continue;
+            return done(VmProgress(vm.summary.oid, rid, target,
+                                   absl::StrCat("resumed VM ", vm.summary.oid,
+                                                " that this operation created")));
+          }
+        }
+        if (!rid.empty()) {
+          for (const PoolVm& vm : *vms) {
+            if (vm.summary.name == rid) {
+              return done(AlreadyExists(ResourceName(*a, "instances", rid)));
+            }
+          }
+        }
+        launch(std::move(done));
+      },
+      /*extended=*/true);
 }
 
 void OpenNebulaProvider::UpdateInstance(const CallContext& ctx,

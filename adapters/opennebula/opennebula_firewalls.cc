@@ -41,6 +41,40 @@ void WriteRules(const AccountPtr& a, absl::Time deadline, int64_t oid, const Rul
        std::move(done));
 }
 
+absl::Status FirewallExists(const std::string& resource) {
+  return WithErrorInfo(
+      absl::AlreadyExistsError(absl::StrCat("firewall ", resource, " already exists")),
+      reasons::kResourceAlreadyExists, {{"resource", resource}});
+}
+
+// one.secgroup.allocate of `text`, then the new group as the result.
+void AllocateGroup(const AccountPtr& a, absl::Time deadline, const std::string& op,
+                   const std::string& resource, const std::string& text,
+                   Done<MutationProgress> done) {
+  Call(a, deadline, "one.secgroup.allocate", {Value::String(text)},
+       [a, deadline, op, resource, done = std::move(done)](absl::StatusOr<Value> v) mutable {
+         if (!v.ok()) {
+           // A duplicate NAME: ours (a re-driven create) or someone else's.
+           if (absl::StrContains(v.status().message(), "NAME is already taken")) {
+             return FindGroup(
+                 a, deadline, resource,
+                 [op, resource, done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                   if (g.ok() && !op.empty() && g->operation == op) {
+                     return done(kit::Finished(g->firewall));
+                   }
+                   done(FirewallExists(resource));
+                 });
+           }
+           return done(v.status());
+         }
+         FindGroup(a, deadline, resource,
+                   [done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                     if (!g.ok()) return done(g.status());
+                     done(kit::Finished(g->firewall));
+                   });
+       });
+}
+
 }  // namespace
 
 absl::StatusOr<std::pair<std::string, std::string>> OpenNebulaProvider::SplitRuleName(
@@ -146,31 +180,23 @@ void OpenNebulaProvider::CreateFirewall(const CallContext& ctx,
   }
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Firewall()));
   const std::string resource = ResourceName(*a_, "firewalls", req.firewall_id());
-  Call(a_, ctx.deadline, "one.secgroup.allocate", {Value::String(text)},
-       [a = a_, deadline = ctx.deadline, op = ctx.operation, resource,
-        done = Wrap(std::move(done))](absl::StatusOr<Value> v) mutable {
-         if (!v.ok()) {
-           // A duplicate NAME: ours (a re-driven create) or someone else's.
-           if (absl::StrContains(v.status().message(), "NAME is already taken")) {
-             return FindGroup(
-                 a, deadline, resource,
-                 [op, resource, done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
-                   if (g.ok() && !op.empty() && g->operation == op) {
-                     return done(kit::Finished(g->firewall));
-                   }
-                   done(WithErrorInfo(absl::AlreadyExistsError(
-                                          absl::StrCat("firewall ", resource, " already exists")),
-                                      reasons::kResourceAlreadyExists, {{"resource", resource}}));
-                 });
-           }
-           return done(v.status());
-         }
-         FindGroup(a, deadline, resource,
-                   [done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
-                     if (!g.ok()) return done(g.status());
-                     done(kit::Finished(g->firewall));
-                   });
-       });
+  // Before the allocate: a group this operation made already (a re-drive
+  // after a crash or a lost answer) carries its CLOUDPLANE_OPERATION tag and
+  // is the result; a group of that NAME made by anyone else is
+  // ALREADY_EXISTS.
+  FetchGroups(a_, ctx.deadline,
+              [a = a_, deadline = ctx.deadline, op = ctx.operation, resource,
+               text = std::move(text),
+               done = Wrap(std::move(done))](absl::StatusOr<std::vector<FoundGroup>> all) mutable {
+                if (!all.ok()) return done(all.status());
+                for (const FoundGroup& g : *all) {
+                  if (!op.empty() && g.operation == op) return done(kit::Finished(g.firewall));
+                }
+                for (const FoundGroup& g : *all) {
+                  if (g.firewall.name() == resource) return done(FirewallExists(resource));
+                }
+                AllocateGroup(a, deadline, op, resource, text, std::move(done));
+              });
 }
 
 void OpenNebulaProvider::DeleteFirewall(const CallContext& ctx,
