@@ -27,7 +27,16 @@
 //       (or the unit is global: fleet reports no current state for those),
 //       otherwise done=false with a poll token naming the unit and the
 //       desired state (UnitToken, fleet_tokens.proto).
-//       Re-driving the same create is harmless (fleet answers 201 or 204).
+//       Re-drive (how it finds its own work): fleet's PUT is idempotent by
+//       itself, keyed by the unit name the caller chose. After a crash or an
+//       ambiguous answer (a reset, a timeout, a 5xx: kit::IsAmbiguous) the
+//       runner calls CreateUnit again and the same PUT goes out: fleet
+//       answers 201 when the first never arrived, else 204 (the unit exists;
+//       its desired state is set again, its options are left as they are),
+//       and the unit is read and polled as after a first drive. No second
+//       unit can come of it. SetUnitDesiredState is the same PUT without
+//       options; DeleteUnit re-driven after the first went through is
+//       NOT_FOUND unless allow_missing.
 //   SetUnitDesiredState     same flow with PUT {"desiredState":…};
 //       STATE_UNSPECIFIED is INVALID_ARGUMENT, and a template unit
 //       (`foo@.service`) asked for anything but INACTIVE is

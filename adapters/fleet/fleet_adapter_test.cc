@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "adapters/common/testing/fixtures.h"
@@ -618,6 +619,44 @@ TEST(FleetAdapterNoServer, UnreachableEndpointIsUnavailable) {
               absl::StatusCode::kUnavailable)
         << endpoint;
   }
+}
+
+// fleet's PUT is idempotent: a create whose answer was lost (fleet made the
+// unit, the connection reset before the 201 came back) is re-driven by
+// sending the same PUT again, which fleet answers 204 (same unit file,
+// desired state set); no other kind of request, no second unit.
+TEST(FleetAdapterNoServer, ACreateWhoseAnswerWasLostIsTheSamePutAgain) {
+  auto fake = http::FakeHttpTransport::Create();
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = "http://fleet.test:49153";
+  absl::StatusOr<std::unique_ptr<Provider>> provider = CreateFleetProvider(setup, fake);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  Client client(provider->get());
+  fake->Expect("PUT", "/fleet/v1/units/web.service",
+               absl::UnavailableError("connection reset by peer"));
+  absl::StatusOr<MutationProgress> lost =
+      client.CreateUnit("web.service", SleepUnit(v1::Unit::LAUNCHED));
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+
+  fake->Expect("PUT", "/fleet/v1/units/web.service", http::HttpResponse{204});
+  fake->Expect("GET", "/fleet/v1/units/web.service",
+               http::HttpResponse{200,
+                                  {{"content-type", "application/json"}},
+                                  R"({"name":"web.service","desiredState":"launched",)"
+                                  R"("currentState":"launched","options":[{"section":"Service",)"
+                                  R"("name":"ExecStart","value":"/usr/bin/sleep 1d"}]})"});
+  absl::StatusOr<MutationProgress> again =
+      client.CreateUnit("web.service", SleepUnit(v1::Unit::LAUNCHED));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->done);
+  EXPECT_EQ(Unpack<v1::Unit>(*again).current_state(), v1::Unit::LAUNCHED);
+  const std::vector<http::FakeHttpTransport::SentRequest> sent = fake->Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].request.method, "PUT");
+  EXPECT_EQ(sent[1].request.method, "PUT");
+  EXPECT_EQ(sent[1].request.body, sent[0].request.body);
+  EXPECT_EQ(sent[2].request.method, "GET");
 }
 
 TEST(FleetAdapterNoServer, Registration) {
