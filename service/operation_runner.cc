@@ -80,11 +80,18 @@ void SetMetadata(Operation& op, const v1::OperationMetadata& metadata) {
 // before it would send a create again. A poll that fails ambiguously is
 // likewise only a passing trouble until the operation's deadline.
 bool IsAmbiguous(const absl::Status& status) {
+  // The provider's own word that the work failed (a DCM job in ERROR, an
+  // OpenNebula *_FAILURE state) is final, whatever its code.
+  if (std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status)) {
+    if (info->reason() == reasons::kProviderJobFailed ||
+        info->reason() == reasons::kProviderFailureState) {
+      return false;
+    }
+  }
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnknown:
     case absl::StatusCode::kCancelled:
       return true;
     default:

@@ -169,6 +169,18 @@ TEST_F(OperationRunnerTest, TransientPollErrorsKeepPollingAFailureEndsIt) {
   EXPECT_EQ(failed.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST_F(OperationRunnerTest, TheProvidersOwnWordThatTheWorkFailedIsFinal) {
+  OperationRunner& runner = Runner();
+  provider_->QueuePoll(WithErrorInfo(absl::InternalError("job 42 ended in ERROR: no capacity"),
+                                     "PROVIDER_JOB_FAILED"));
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  Operation done = WaitDone(runner, op->name());
+  ASSERT_TRUE(done.has_error());
+  EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kInternal));
+  EXPECT_EQ(provider_->polls.load(), 1);
+}
+
 TEST_F(OperationRunnerTest, TimeoutFailsWithOperationTimeout) {
   OperationRunner& runner = Runner(absl::Milliseconds(200));
   for (int i = 0; i < 1000; ++i) provider_->QueuePoll(ScriptedProvider::Pending());
