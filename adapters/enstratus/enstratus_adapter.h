@@ -44,10 +44,38 @@
 // whose Instance is the response; a volume create likewise takes the
 // volumeId and waits for AVAILABLE (enstratus_jobs.h).
 //
-// Restarts: a create re-driven by the same Operation finds the record of
-// its alias and resumes the job (or the wait) it names. When no job was
-// recorded, the POST may or may not have reached DCM, which has no
-// idempotency key; it is sent again.
+// Re-drive (how it finds its own work): after a crash or an ambiguous answer
+// (a reset, a timeout, a 5xx, a 202 whose body was lost: kit::IsAmbiguous)
+// the runner calls a mutation again with the same CallContext::operation.
+// DCM has no idempotency key, so (enstratus_jobs.h, StartCreate):
+//   CreateInstance, CreateVolume, CreateFirewall  end the description they
+//       send with " [cloudplane <operation>]" (DCM keeps and lists it;
+//       Firewall.description is read without it) and write a create mark for
+//       the operation in the ScratchStore (collection "enstratus-creates"),
+//       durable before the POST. A re-drive resumes the job or DCM id that
+//       the alias record or the mark holds; when neither holds one (the
+//       crash or the lost answer fell between the POST and the job id being
+//       saved) it reads DCM's jobs, then the servers / volumes / firewalls:
+//       the one whose description carries the operation is adopted (the
+//       alias gets its id, the create converges on it); while a job that is
+//       not finished names the resource's name ("Launch Server <name>") it
+//       answers UNAVAILABLE (RESOURCE_NOT_READY) and is called again; only
+//       when there is neither is the POST sent again. A refusal (4xx) drops
+//       the mark and frees the alias, an ambiguous answer keeps both; the
+//       mark goes at the operation's first poll. Without an operation (no
+//       runner) nothing is marked or looked for.
+//   CreateFirewallRule  DCM keeps no tag on a rule: the firewall's rules are
+//       read first, and a rule equal to the one asked for (direction,
+//       permission, protocol, ports, CIDR) is answered instead of a second
+//       one. (A rule DCM creates as a job that is still running is not
+//       seen; the emulator, like mixcoatl's examples, creates rules at once.)
+//   Attach/DetachVolume read the volume first: attached to that server
+//   already is done at once. A re-driven attach whose first PUT still runs
+//   as a job sends the PUT again (DCM's volume shows no server until the
+//   job ends); both jobs attach the same way. Start/Stop and deletes
+//   re-driven after the first request went through get DCM's refusal (409
+//   while the first job runs: FAILED_PRECONDITION) or, for a delete whose
+//   resource is gone, NOT_FOUND unless allow_missing; nothing is duplicated.
 //
 // Provider operations: every DCM job of the account, whoever started it, is
 // a read-only Operation `accounts/{account}/providerOperations/{jobId}`

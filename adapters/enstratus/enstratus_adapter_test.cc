@@ -14,10 +14,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/common/scratch/in_memory_scratch.h"
 #include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
+#include "adapters/enstratus/enstratus_aliases.pb.h"
 #include "adapters/enstratus/enstratus_tokens.pb.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
@@ -99,13 +101,15 @@ class EnstratusAdapterTest : public ::testing::Test {
     return ctx;
   }
 
-  // Polls like the server's runner until done or an error.
-  absl::StatusOr<MutationProgress> Drive(absl::StatusOr<MutationProgress> p) {
+  // Polls like the server's runner until done or an error (the runner names
+  // the operation in every poll; most tests leave it out).
+  absl::StatusOr<MutationProgress> Drive(absl::StatusOr<MutationProgress> p,
+                                         const std::string& operation = "") {
     for (int i = 0; i < 200 && p.ok() && !p->done; ++i) {
       absl::SleepFor(absl::Milliseconds(50));
       const std::string token = p->poll_token;
       p = Await<MutationProgress>(
-          [&](auto cb) { provider_->PollOperation(Ctx(), token, std::move(cb)); });
+          [&](auto cb) { provider_->PollOperation(Ctx(operation), token, std::move(cb)); });
     }
     return p;
   }
@@ -479,6 +483,211 @@ TEST_F(EnstratusAdapterTest, ARedrivenCreateResumesItsJob) {
   v1::Instance inst;
   ASSERT_TRUE(done->result.UnpackTo(&inst));
   EXPECT_EQ(inst.name(), "accounts/dcm/instances/again-1");
+}
+
+// The launch's 202 was lost (the job runs at DCM; the adapter never learnt its
+// id), as if the answer had been cut off: only the create mark, written
+// before the request, remains. The runner calls the create again with the
+// same operation. Against the emulator: while the launch job runs the
+// create waits (UNAVAILABLE), then it finds the server by the tag in its
+// description and adopts it; DCM ran one launch, and there is one server.
+TEST_F(EnstratusAdapterTest, ALaunchWhoseAnswerWasLostIsFoundNotLaunchedAgain) {
+  const std::string op = "operations/lost-e1";
+  auto first = Await<MutationProgress>([&](auto cb) {
+    provider_->CreateInstance(Ctx(op), Launch("", "lost answer one"), std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string job = first->provider_operation;
+  // Forget the job, as a lost answer would have: a mark without a job.
+  ASSERT_TRUE(scratch_->Put("enstratus-creates", op, CreateMark().SerializeAsString()).ok());
+  provider_ = Make(kKeys);
+
+  absl::StatusOr<MutationProgress> again = absl::UnknownError("not called");
+  for (int i = 0; i < 100; ++i) {
+    again = Await<MutationProgress>([&](auto cb) {
+      provider_->CreateInstance(Ctx(op), Launch("", "lost answer one"), std::move(cb));
+    });
+    if (again.ok() || again.status().code() != absl::StatusCode::kUnavailable) break;
+    // The launch job still runs: nothing was sent, the runner calls again.
+    EXPECT_EQ(GetErrorInfo(again.status())->reason(), "RESOURCE_NOT_READY");
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto token = kit::UnpackToken<JobToken>(again->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->phase(), JobToken::CONVERGE);
+  auto done = Drive(again, op);
+  ASSERT_TRUE(done.ok()) << done.status();
+  v1::Instance inst;
+  ASSERT_TRUE(done->result.UnpackTo(&inst));
+  EXPECT_EQ(inst.display_name(), "lost answer one");
+  // The job's message names the adopted server.
+  auto finished = Await<google::longrunning::Operation>(
+      [&](auto cb) { provider_->GetProviderOperation(Ctx(), job, std::move(cb)); });
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  v1::OperationMetadata md;
+  ASSERT_TRUE(finished->metadata().UnpackTo(&md));
+  EXPECT_THAT(md.status_detail(),
+              HasSubstr("message: " + inst.name().substr(inst.name().rfind('/') + 1)));
+
+  // Counted at the emulator: one launch job and one server of that name.
+  int launches = 0;
+  std::string page_token;
+  do {
+    auto page = Await<google::longrunning::ListOperationsResponse>([&](auto cb) {
+      provider_->ListProviderOperations(Ctx(), 100, page_token, std::move(cb));
+    });
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& op : page->operations()) {
+      v1::OperationMetadata m;
+      ASSERT_TRUE(op.metadata().UnpackTo(&m));
+      launches += absl::StrContains(m.status_detail(), "Launch Server lost answer one");
+    }
+    page_token = page->next_page_token();
+  } while (!page_token.empty());
+  EXPECT_EQ(launches, 1);
+  v1::ListInstancesRequest list;
+  list.set_parent("accounts/dcm");
+  auto servers = Await<v1::ListInstancesResponse>(
+      [&](auto cb) { provider_->ListInstances(Ctx(), list, std::move(cb)); });
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  int named = 0;
+  for (const v1::Instance& i : servers->instances()) named += i.display_name() == "lost answer one";
+  EXPECT_EQ(named, 1);
+  // Polled: the mark is gone.
+  EXPECT_EQ(scratch_->Get("enstratus-creates", op).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The same window on the fake transport, step by step: the launch POST is
+// applied but its answer is a connection reset. The re-drive sends no
+// second POST: while DCM's job "Launch Server <name>" runs it answers
+// UNAVAILABLE; once the server exists it adopts the one whose description
+// carries the operation, and the alias names it.
+class EnstratusRedriveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto scratch = NewInMemoryScratch(&loop_, "dcm");
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    scratch_ = *std::move(scratch);
+    AccountSetup setup;
+    setup.account = "dcm";
+    setup.endpoint = "https://dcm.example.org/api/enstratus/2015-05-25";
+    setup.secret = kKeys;
+    setup.options["budget"] = "10287";
+    setup.scratch = scratch_.get();
+    setup.loop = &loop_;
+    auto p = CreateEnstratusProvider(setup, fake_);
+    ASSERT_TRUE(p.ok()) << p.status();
+    provider_ = *std::move(p);
+  }
+
+  CallContext Ctx() {
+    CallContext ctx;
+    ctx.account = "dcm";
+    ctx.deadline = absl::Now() + absl::Seconds(10);
+    ctx.operation = "operations/fake-1";
+    return ctx;
+  }
+  static http::HttpResponse Json(int status, std::string body) {
+    return http::HttpResponse{status, {{"content-type", "application/json"}}, std::move(body)};
+  }
+  int Posts() const {
+    int n = 0;
+    for (const auto& sent : fake_->Sent()) n += sent.request.method == "POST";
+    return n;
+  }
+  absl::StatusOr<MutationProgress> Create(const v1::CreateInstanceRequest& req) {
+    return Await<MutationProgress>(
+        [&](auto cb) { provider_->CreateInstance(Ctx(), req, std::move(cb)); });
+  }
+
+  std::shared_ptr<http::FakeHttpTransport> fake_ = http::FakeHttpTransport::Create();
+  std::unique_ptr<ScratchStore> scratch_;
+  EventLoop loop_;
+  std::unique_ptr<Provider> provider_;
+};
+
+TEST_F(EnstratusRedriveTest, ALostLaunchAnswerIsNeverFollowedByASecondLaunch) {
+  v1::CreateInstanceRequest req;
+  req.set_parent("accounts/dcm");
+  req.set_instance_id("web-9");
+  req.mutable_instance()->set_display_name("web nine");
+  req.mutable_instance()->set_image("accounts/dcm/images/284542");
+  req.mutable_instance()->set_machine_type("accounts/dcm/machineTypes/652");
+  req.mutable_instance()->set_location("accounts/dcm/locations/dc-64351");
+  fake_->Expect("GET", "/infrastructure/ServerProduct/652",
+                Json(200, R"({"serverProducts":[{"productId":652,"providerProductId":"m1.large"}]})"));
+  fake_->Expect("POST", "/infrastructure/Server",
+                absl::UnavailableError("connection reset by peer"));
+  auto lost = Create(req);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  ASSERT_EQ(Posts(), 1);
+  EXPECT_THAT(fake_->Sent().back().request.body,
+              HasSubstr(R"("description":"web nine [cloudplane operations/fake-1]")"));
+
+  // DCM's launch job runs; no server yet: wait, send nothing.
+  fake_->Expect("GET", "/admin/Job",
+                Json(200, R"({"jobs":[{"jobId":84322,"status":"RUNNING",)"
+                          R"("description":"Launch Server web nine"}]})"));
+  fake_->Expect("GET", "/infrastructure/Server", Json(200, R"({"servers":[]})"));
+  auto waiting = Create(req);
+  EXPECT_EQ(waiting.status().code(), absl::StatusCode::kUnavailable) << waiting.status();
+  EXPECT_EQ(GetErrorInfo(waiting.status())->reason(), "RESOURCE_NOT_READY");
+  EXPECT_EQ(Posts(), 1);
+
+  // The job completed: the server carries the operation's tag.
+  fake_->Expect("GET", "/admin/Job",
+                Json(200, R"({"jobs":[{"jobId":84322,"status":"COMPLETE","message":"339452",)"
+                          R"("description":"Launch Server web nine"}]})"));
+  fake_->Expect("GET", "/infrastructure/Server",
+                Json(200, R"({"servers":[{"serverId":339400,"name":"web nine",)"
+                          R"("description":"web nine","status":"RUNNING"},)"
+                          R"({"serverId":339452,"name":"web nine","status":"PENDING",)"
+                          R"("description":"web nine [cloudplane operations/fake-1]"}]})"));
+  auto adopted = Create(req);
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  auto token = kit::UnpackToken<JobToken>(adopted->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->phase(), JobToken::CONVERGE);
+  EXPECT_EQ(token->dcm_id(), 339452);
+  EXPECT_EQ(token->alias(), "web-9");
+  EXPECT_EQ(Posts(), 1);
+
+  // Polling converges on it, under the caller's alias.
+  fake_->Expect("GET", "/infrastructure/Server/339452",
+                Json(200, R"({"servers":[{"serverId":339452,"name":"web nine",)"
+                          R"("status":"RUNNING"}]})"));
+  auto done = Await<MutationProgress>([&](auto cb) {
+    provider_->PollOperation(Ctx(), adopted->poll_token, std::move(cb));
+  });
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_TRUE(done->done);
+  v1::Instance inst;
+  ASSERT_TRUE(done->result.UnpackTo(&inst));
+  EXPECT_EQ(inst.name(), "accounts/dcm/instances/web-9");
+  EXPECT_EQ(Posts(), 1);
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+// A refused launch (DCM's 400) frees the alias and drops the mark: the next
+// create of that alias is a first drive again.
+TEST_F(EnstratusRedriveTest, ARefusedLaunchLeavesNothingBehind) {
+  v1::CreateInstanceRequest req;
+  req.set_parent("accounts/dcm");
+  req.set_instance_id("web-10");
+  req.mutable_instance()->set_image("accounts/dcm/images/284542");
+  req.mutable_instance()->set_machine_type("accounts/dcm/machineTypes/652");
+  req.mutable_instance()->set_location("accounts/dcm/locations/dc-64351");
+  fake_->Expect("GET", "/infrastructure/ServerProduct/652",
+                Json(200, R"({"serverProducts":[{"productId":652,"providerProductId":"m1.large"}]})"));
+  fake_->Expect("POST", "/infrastructure/Server",
+                Json(400, R"({"error":{"message":"No such machine image: 284542"}})"));
+  auto refused = Create(req);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_EQ(scratch_->Get("enstratus-creates", "operations/fake-1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(scratch_->Get("enstratus-instances", "web-10").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

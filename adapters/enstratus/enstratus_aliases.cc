@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "adapters/common/kit/progress.h"
+#include "adapters/common/scratch/durable_put.h"
 #include "base/errors.h"
 #include "base/reasons.h"
 
@@ -13,6 +14,9 @@ namespace cloudplane::adapters::enstratus {
 namespace {
 
 constexpr AliasKind kAllKinds[] = {AliasKind::kInstance, AliasKind::kFirewall, AliasKind::kVolume};
+
+// The collection of the create marks, keyed by Operation name.
+constexpr absl::string_view kMarks = "enstratus-creates";
 
 std::optional<AliasRecord> Decode(const std::string& bytes) {
   AliasRecord record;
@@ -39,6 +43,7 @@ absl::StatusOr<std::unique_ptr<AliasBook>> AliasBook::Open(ScratchStore* scratch
   for (AliasKind kind : kAllKinds) {
     if (absl::Status s = scratch->Load(AliasCollection(kind)); !s.ok()) return s;
   }
+  if (absl::Status s = scratch->Load(kMarks); !s.ok()) return s;
   return std::unique_ptr<AliasBook>(new AliasBook(scratch, std::move(account)));
 }
 
@@ -116,6 +121,49 @@ absl::Status AliasBook::Release(AliasKind kind, absl::string_view alias,
                                 absl::string_view operation) const {
   if (alias.empty()) return absl::OkStatus();
   return scratch_->Delete(AliasCollection(kind), alias, LogFailure(kind, alias, operation));
+}
+
+absl::StatusOr<std::optional<CreateMark>> AliasBook::FindMark(
+    absl::string_view operation) const {
+  if (operation.empty()) return std::nullopt;
+  absl::StatusOr<std::string> bytes = scratch_->Get(kMarks, operation);
+  if (bytes.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
+  if (!bytes.ok()) return bytes.status();
+  CreateMark mark;
+  if (!mark.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat("the stored create mark of ", operation,
+                                            " is unreadable"));
+  }
+  return mark;
+}
+
+void AliasBook::PutMarkDurably(absl::string_view operation, const CreateMark& mark,
+                               absl::AnyInvocable<void(absl::Status)> written) const {
+  PutDurably(*scratch_, kMarks, operation, mark.SerializeAsString(),
+             absl::StrCat("the create of ", operation), std::move(written));
+}
+
+void AliasBook::UpdateMark(absl::string_view operation, const CreateMark& mark) const {
+  absl::StatusOr<std::optional<CreateMark>> found = FindMark(operation);
+  if (!found.ok() || !found->has_value()) return;
+  absl::Status s = scratch_->Put(kMarks, operation, mark.SerializeAsString(),
+                                 LogMarkFailure(operation));
+  if (!s.ok()) LogMarkFailure(operation)(s);
+}
+
+void AliasBook::DropMark(absl::string_view operation) const {
+  absl::StatusOr<std::optional<CreateMark>> found = FindMark(operation);
+  if (found.ok() && !found->has_value()) return;
+  absl::Status s = scratch_->Delete(kMarks, operation, LogMarkFailure(operation));
+  if (!s.ok()) LogMarkFailure(operation)(s);
+}
+
+ScratchStore::WriteDone AliasBook::LogMarkFailure(absl::string_view operation) const {
+  return [account = account_, operation = std::string(operation)](absl::Status status) {
+    if (status.ok()) return;
+    std::cerr << "enstratus " << account << ": create mark of " << operation
+              << " not saved: " << status << "\n";
+  };
 }
 
 ScratchStore::WriteDone AliasBook::LogFailure(AliasKind kind, absl::string_view alias,

@@ -11,6 +11,10 @@
 // DCM id once the job names it ({operation, job, dcm_id}); a failed create
 // or a delete releases it.
 //
+// The book also keeps the create marks: one CreateMark per Operation whose
+// create may have been sent (collection "enstratus-creates"), so that a
+// re-drive knows to look for the work at DCM first (enstratus_jobs.h).
+//
 // Reads come from memory and writes change memory at once, so every method
 // may run on any thread, an HTTP completion included; the durable write runs
 // on the EventLoop and a failure of it is logged (stderr) with the operation
@@ -23,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -75,12 +80,27 @@ class AliasBook {
   absl::Status Release(AliasKind kind, absl::string_view alias,
                        absl::string_view operation) const;
 
+  // The create mark of `operation`; nullopt when there is none. DATA_LOSS
+  // when the stored mark is unreadable.
+  absl::StatusOr<std::optional<CreateMark>> FindMark(absl::string_view operation) const;
+  // Writes the mark of `operation` and runs `written` once it is durable, with
+  // the write's status (PutDurably: on the EventLoop, or inline when the
+  // ScratchStore refused it).
+  void PutMarkDurably(absl::string_view operation, const CreateMark& mark,
+                      absl::AnyInvocable<void(absl::Status)> written) const;
+  // Replaces the mark of `operation` without waiting for the disk (a failed
+  // durable write is logged). Nothing when there is no mark.
+  void UpdateMark(absl::string_view operation, const CreateMark& mark) const;
+  // Removes the mark of `operation`, if any (a failure is logged).
+  void DropMark(absl::string_view operation) const;
+
  private:
   AliasBook(ScratchStore* scratch, std::string account)
       : scratch_(scratch), account_(std::move(account)) {}
 
   ScratchStore::WriteDone LogFailure(AliasKind kind, absl::string_view alias,
                                      absl::string_view operation) const;
+  ScratchStore::WriteDone LogMarkFailure(absl::string_view operation) const;
 
   ScratchStore* const scratch_;
   const std::string account_;

@@ -166,6 +166,28 @@ absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallR
   });
 }
 
+bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted) {
+  const bool egress = wanted.direction() == v1::FirewallRule::EGRESS;
+  const std::string protocol = absl::AsciiStrToLower(wanted.protocol());
+  int32_t start = wanted.port_range_start(), end = wanted.port_range_end();
+  if (end == 0) end = start;
+  if (protocol == "icmp") start = end = 0;  // AddRuleBody sends no ports for ICMP
+  std::string cidr = "0.0.0.0/0";
+  if (!egress && wanted.source_ranges_size() == 1) cidr = wanted.source_ranges(0);
+  if (egress && wanted.destination_ranges_size() == 1) cidr = wanted.destination_ranges(0);
+  const auto& ranges = egress ? existing.destination_ranges() : existing.source_ranges();
+  return existing.direction() ==
+             (egress ? v1::FirewallRule::EGRESS : v1::FirewallRule::INGRESS) &&
+         existing.action() ==
+             (wanted.action() == v1::FirewallRule::DENY ? v1::FirewallRule::DENY
+                                                        : v1::FirewallRule::ALLOW) &&
+         absl::AsciiStrToLower(existing.protocol()) == protocol &&
+         existing.port_range_start() == start &&
+         (existing.port_range_end() == 0 ? existing.port_range_start() : existing.port_range_end()) ==
+             end &&
+         ranges.size() == 1 && ranges[0] == cidr;
+}
+
 std::string ServerActionBody(absl::string_view action, absl::string_view reason) {
   return OperationBody(action, [&](Writer& w) {
     if (!reason.empty()) {

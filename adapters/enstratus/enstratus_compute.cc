@@ -162,26 +162,27 @@ void EnstratusProvider::CreateInstance(const CallContext& ctx,
   }
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Instance()));
 
+  // The tag lets a re-drive find the server by its description.
+  spec.description = TaggedDescription(spec.description, ctx.operation);
   const JobCall call = CallOf(a_, ctx);
-  const JobToken token = NewJobToken(JobToken::LAUNCH, 0, request.instance_id());
-  absl::StatusOr<std::optional<MutationProgress>> resumed = ClaimAlias(call, token, "instance");
-  if (!resumed.ok()) return std::move(done)(resumed.status());
-  if (resumed->has_value()) return std::move(done)(**std::move(resumed));
-  // The launch names the provider's product id (§7), so look it up first.
-  const std::string product_context = absl::StrCat("GET server product ", product_id);
-  Send(*a_, ctx.deadline, "GET", absl::StrCat("infrastructure/ServerProduct/", product_id), "",
-       "", product_context,
-       [call, spec, token, product_context,
-        done = std::move(done)](absl::StatusOr<http::HttpResponse> r) mutable {
-         absl::StatusOr<ProductInfo> product = ParseProductAnswer(r, product_context);
-         if (!product.ok()) {
-           AbandonClaim(call, token);
-           return std::move(done)(product.status());
-         }
-         spec.provider_product_id = product->provider_product_id;
-         StartJob(call, {"POST", "infrastructure/Server", "", LaunchBody(spec), "POST launch"},
-                  token, Unexpected("POST launch"), std::move(done));
-       });
+  StartCreate(
+      call, NewJobToken(JobToken::LAUNCH, 0, request.instance_id()), "instance",
+      {"infrastructure/Server", "servers", "serverId", spec.name},
+      [a = a_, deadline = ctx.deadline, spec, product_id](Callback<JobRequest> ready) mutable {
+        // The launch names the provider's product id (§7), so look it up first.
+        const std::string context = absl::StrCat("GET server product ", product_id);
+        Send(*a, deadline, "GET", absl::StrCat("infrastructure/ServerProduct/", product_id), "",
+             "", context,
+             [spec, context, ready = std::move(ready)](
+                 absl::StatusOr<http::HttpResponse> r) mutable {
+               absl::StatusOr<ProductInfo> product = ParseProductAnswer(r, context);
+               if (!product.ok()) return std::move(ready)(product.status());
+               spec.provider_product_id = product->provider_product_id;
+               std::move(ready)(
+                   JobRequest{"POST", "infrastructure/Server", "", LaunchBody(spec), "POST launch"});
+             });
+      },
+      std::move(done));
 }
 
 void EnstratusProvider::DeleteInstance(const CallContext& ctx,

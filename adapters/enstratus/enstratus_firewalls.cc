@@ -130,13 +130,16 @@ void EnstratusProvider::CreateFirewall(const CallContext& ctx,
   FirewallSpec spec;
   if (absl::Status s = CheckAddFirewall(*a_, request, spec); !s.ok()) return std::move(done)(s);
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Firewall()));
-  const JobCall call = CallOf(a_, ctx);
-  const JobToken token = NewJobToken(JobToken::FIREWALL_CREATE, 0, request.firewall_id());
-  absl::StatusOr<std::optional<MutationProgress>> resumed = ClaimAlias(call, token, "firewall");
-  if (!resumed.ok()) return std::move(done)(resumed.status());
-  if (resumed->has_value()) return std::move(done)(**std::move(resumed));
-  StartJob(call, {"POST", "network/Firewall", "", AddFirewallBody(spec), "POST addFirewall"},
-           token, Unexpected("POST addFirewall"), std::move(done));
+  // The tag lets a re-drive find the firewall by its description (reads
+  // strip it again).
+  spec.description = TaggedDescription(spec.description, ctx.operation);
+  StartCreate(CallOf(a_, ctx), NewJobToken(JobToken::FIREWALL_CREATE, 0, request.firewall_id()),
+              "firewall", {"network/Firewall", "firewalls", "firewallId", spec.name},
+              [body = AddFirewallBody(spec)](Callback<JobRequest> ready) mutable {
+                std::move(ready)(JobRequest{"POST", "network/Firewall", "", std::move(body),
+                                            "POST addFirewall"});
+              },
+              std::move(done));
 }
 
 void EnstratusProvider::DeleteFirewall(const CallContext& ctx,
@@ -201,9 +204,28 @@ void EnstratusProvider::CreateFirewallRule(const CallContext& ctx,
   if (!body.ok()) return std::move(done)(body.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::FirewallRule()));
   const std::string alias = IsValidAlias(*seg) ? *seg : "";
-  StartJob(CallOf(a_, ctx), {"POST", "network/FirewallRule", "", *std::move(body), "POST addRule"},
-           NewJobToken(JobToken::RULE_CREATE, *fw, alias), RuleCreated(a_->id, alias, *fw),
-           std::move(done));
+  Aliases aliases;
+  if (!alias.empty()) aliases.firewalls[*fw] = alias;
+  // DCM keeps no tag on a rule: the rule is looked for by its content first,
+  // so a re-driven create (or the same rule asked for again) answers the
+  // rule that exists instead of adding a second one.
+  const std::string context = absl::StrCat("GET rules of firewall ", *fw);
+  GetAll<v1::FirewallRule>(
+      *a_, ctx.deadline, "network/FirewallRule", absl::StrCat("?firewallId=", *fw), context,
+      [id = a_->id, aliases](absl::string_view body) {
+        return ParseFirewallRules(body, id, aliases);
+      },
+      [call = CallOf(a_, ctx), body = *std::move(body), alias, fw = *fw, wanted = request.rule(),
+       done = std::move(done)](absl::StatusOr<std::vector<v1::FirewallRule>> rules) mutable {
+        if (!rules.ok()) return std::move(done)(rules.status());
+        for (const v1::FirewallRule& rule : *rules) {
+          if (SameRule(rule, wanted)) return std::move(done)(kit::Finished(rule));
+        }
+        const std::string account_id = call.account->id;
+        StartJob(call, {"POST", "network/FirewallRule", "", std::move(body), "POST addRule"},
+                 NewJobToken(JobToken::RULE_CREATE, fw, alias),
+                 RuleCreated(account_id, alias, fw), std::move(done));
+      });
 }
 
 void EnstratusProvider::DeleteFirewallRule(const CallContext& ctx,

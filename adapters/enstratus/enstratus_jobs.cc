@@ -4,6 +4,7 @@
 #include <iostream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "adapters/common/kit/poll_token.h"
@@ -321,8 +322,129 @@ absl::StatusOr<std::optional<MutationProgress>> ClaimAlias(const JobCall& call,
   }
   if (record.job_id() > 0) return PendingJob(resumed, "resuming after a restart");
   // No job was recorded: the POST may or may not have reached DCM, which has
-  // no idempotency key. It is sent again (see enstratus_adapter.h).
+  // no idempotency key. StartCreate's mark tells, and it looks first.
   return std::nullopt;
+}
+
+namespace {
+
+// What FindOwnWork saw at DCM.
+struct OwnWorkSeen {
+  // The resource whose description carries the Operation's tag.
+  std::optional<int64_t> dcm_id;
+  // A job that is not finished and names the resource's name.
+  std::optional<Job> running;
+};
+
+// A job whose description ends with `name` and that has not finished.
+bool RunsFor(const Job& job, absl::string_view name) {
+  if (job.status == "COMPLETE" || job.status == "ERROR") return false;
+  return job.description == name || absl::EndsWith(job.description, absl::StrCat(" ", name));
+}
+
+// The jobs first, then the resources: a job that completes in between has
+// made its resource before it says COMPLETE (§5), so the second read shows it.
+void FindOwnWork(const JobCall& call, const OwnWork& own, Callback<OwnWorkSeen> done) {
+  const Account& a = *call.account;
+  Send(a, call.deadline, "GET", "admin/Job", "", "", "GET jobs",
+       [call, own, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (absl::Status s = AnswerStatus(r, "GET jobs"); !s.ok()) return std::move(done)(s);
+         absl::StatusOr<std::vector<Job>> jobs = ParseJobs(r->body);
+         if (!jobs.ok()) return std::move(done)(jobs.status());
+         OwnWorkSeen seen;
+         for (Job& job : *jobs) {
+           if (RunsFor(job, own.name)) seen.running = std::move(job);
+         }
+         const std::string context = absl::StrCat("GET ", own.list_key);
+         Send(*call.account, call.deadline, "GET", own.list_path, "", "", context,
+              [call, own, context, seen = std::move(seen),
+               done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+                if (absl::Status s = AnswerStatus(r, context); !s.ok()) {
+                  return std::move(done)(s);
+                }
+                absl::StatusOr<std::vector<TaggedItem>> items =
+                    ParseTaggedItems(r->body, own.list_key, own.id_key);
+                if (!items.ok()) return std::move(done)(items.status());
+                for (const TaggedItem& item : *items) {
+                  if (item.operation == call.operation) seen.dcm_id = item.id;
+                }
+                std::move(done)(std::move(seen));
+              });
+       });
+}
+
+// Step 3 of StartCreate: the mark, durably, then the request.
+void SendCreate(JobCall call, JobToken token, PrepareCreate prepare,
+                Callback<MutationProgress> done) {
+  prepare([call, token, done = std::move(done)](absl::StatusOr<JobRequest> request) mutable {
+    if (!request.ok()) {
+      AbandonClaim(call, token);
+      return std::move(done)(request.status());
+    }
+    auto send = [call, token, request = *std::move(request),
+                 done = std::move(done)](absl::Status marked) mutable {
+      if (!marked.ok()) {
+        // Nothing was sent: the create fails before DCM hears of it.
+        AbandonClaim(call, token);
+        return std::move(done)(marked);
+      }
+      const std::string context = request.context;
+      StartJob(call, std::move(request), token, Unexpected(context), std::move(done));
+    };
+    if (call.operation.empty()) return send(absl::OkStatus());
+    call.account->aliases->PutMarkDurably(call.operation, CreateMark(), std::move(send));
+  });
+}
+
+}  // namespace
+
+void StartCreate(JobCall call, JobToken token, absl::string_view what, OwnWork own,
+                 PrepareCreate prepare, Callback<MutationProgress> done) {
+  absl::StatusOr<std::optional<MutationProgress>> resumed = ClaimAlias(call, token, what);
+  if (!resumed.ok()) return std::move(done)(resumed.status());
+  if (resumed->has_value()) return std::move(done)(**std::move(resumed));
+  absl::StatusOr<std::optional<CreateMark>> mark = call.account->aliases->FindMark(call.operation);
+  if (!mark.ok()) return std::move(done)(mark.status());
+  if (!mark->has_value()) {
+    return SendCreate(std::move(call), std::move(token), std::move(prepare), std::move(done));
+  }
+  if ((*mark)->job_id() > 0) {
+    token.set_job_id((*mark)->job_id());
+    return std::move(done)(PendingJob(token, "resuming the job this operation started"));
+  }
+  // The earlier request may have reached DCM, its answer lost.
+  FindOwnWork(
+      call, own,
+      [call, token, what = std::string(what), name = own.name, prepare = std::move(prepare),
+       done = std::move(done)](absl::StatusOr<OwnWorkSeen> seen) mutable {
+        if (!seen.ok()) return std::move(done)(seen.status());
+        const KindTraits* traits = TraitsOf(token.kind());
+        if (seen->dcm_id.has_value()) {
+          token.set_phase(JobToken::CONVERGE);
+          token.set_dcm_id(*seen->dcm_id);
+          token.set_job_id(0);
+          if (traits != nullptr && traits->alias_kind.has_value()) {
+            if (absl::Status s = call.account->aliases->Update(
+                    *traits->alias_kind, token.alias(), 0, *seen->dcm_id, call.operation);
+                !s.ok()) {
+              return std::move(done)(s);
+            }
+          }
+          return std::move(done)(PendingJob(
+              token, absl::StrCat("found ", what, " ", *seen->dcm_id,
+                                  " that an earlier request of this operation made")));
+        }
+        if (seen->running.has_value()) {
+          return std::move(done)(WithErrorInfo(
+              absl::UnavailableError(absl::StrCat(
+                  "enStratus job ", seen->running->id, " (", seen->running->description,
+                  ") may be this operation's earlier request and has not finished; the ", what,
+                  " is looked for again before anything is sent")),
+              reasons::kResourceNotReady,
+              {{"jobId", absl::StrCat(seen->running->id)}, {"resource", name}}));
+        }
+        SendCreate(std::move(call), std::move(token), std::move(prepare), std::move(done));
+      });
 }
 
 void AbandonClaim(const JobCall& call, const JobToken& token) {
@@ -375,11 +497,17 @@ void StartJob(JobCall call, JobRequest request, JobToken token, OtherAnswer othe
        [call, token = std::move(token), other = std::move(other),
         done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
          const KindTraits* traits = TraitsOf(token.kind());
+         const bool creates = traits != nullptr && traits->creates;
          if (r.ok() && r->status == 202) {
+           // A 202 whose job cannot be read was still accepted: the claim
+           // and the mark stay for the re-drive to find the work.
            absl::StatusOr<Job> job = ParseFirstJob(r->body);
            if (!job.ok()) return std::move(done)(job.status());
            token.set_job_id(job->id);
-           if (traits != nullptr && traits->creates) {
+           if (creates) {
+             CreateMark mark;
+             mark.set_job_id(job->id);
+             call.account->aliases->UpdateMark(call.operation, mark);
              if (absl::Status s = call.account->aliases->Update(
                      *traits->alias_kind, token.alias(), job->id, 0, call.operation);
                  !s.ok()) {
@@ -388,7 +516,12 @@ void StartJob(JobCall call, JobRequest request, JobToken token, OtherAnswer othe
            }
            return std::move(done)(PendingJob(token, JobDetail(*job)));
          }
-         AbandonClaim(call, token);
+         // DCM said no (4xx): nothing was made. Any other answer (none, a
+         // 5xx, a 2xx that is not a job) may hide a create that happened.
+         if (r.ok() && r->status >= 400 && r->status < 500) {
+           AbandonClaim(call, token);
+           if (creates) call.account->aliases->DropMark(call.operation);
+         }
          other(std::move(r), std::move(done));
        });
 }
@@ -401,6 +534,9 @@ void Advance(JobCall call, JobToken token, Callback<MutationProgress> done) {
         WithErrorInfo(absl::DataLossError("the enstratus poll token names no known job step"),
                       reasons::kOperationStateUnreadable));
   }
+  // Polled: the runner has stored a progress of this Operation and will not
+  // call the create again, so its mark has done its work.
+  if (traits->creates) call.account->aliases->DropMark(call.operation);
   if (token.phase() == JobToken::JOB) {
     return FollowJob(std::move(call), *traits, std::move(token), std::move(done));
   }

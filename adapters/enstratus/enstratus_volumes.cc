@@ -168,14 +168,16 @@ void EnstratusProvider::CreateVolume(const CallContext& ctx,
   VolumeSpec spec;
   if (absl::Status s = CheckAddVolume(*a_, request, spec); !s.ok()) return std::move(done)(s);
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Volume()));
-  const JobCall call = CallOf(a_, ctx);
-  const JobToken token = NewJobToken(JobToken::VOLUME_CREATE, 0, request.volume_id());
-  absl::StatusOr<std::optional<MutationProgress>> resumed = ClaimAlias(call, token, "volume");
-  if (!resumed.ok()) return std::move(done)(resumed.status());
-  if (resumed->has_value()) return std::move(done)(**std::move(resumed));
+  // The tag lets a re-drive find the volume by its description.
+  spec.description = TaggedDescription(spec.description, ctx.operation);
   // mixcoatl reads a job from addVolume's answer (202, §4).
-  StartJob(call, {"POST", "infrastructure/Volume", "", AddVolumeBody(spec), "POST addVolume"},
-           token, Unexpected("POST addVolume"), std::move(done));
+  StartCreate(CallOf(a_, ctx), NewJobToken(JobToken::VOLUME_CREATE, 0, request.volume_id()),
+              "volume", {"infrastructure/Volume", "volumes", "volumeId", spec.name},
+              [body = AddVolumeBody(spec)](Callback<JobRequest> ready) mutable {
+                std::move(ready)(JobRequest{"POST", "infrastructure/Volume", "", std::move(body),
+                                            "POST addVolume"});
+              },
+              std::move(done));
 }
 
 void EnstratusProvider::DeleteVolume(const CallContext& ctx,

@@ -191,6 +191,41 @@ absl::StatusOr<std::vector<Job>> ParseJobs(absl::string_view json) {
   });
 }
 
+namespace {
+constexpr absl::string_view kTagOpen = " [cloudplane ";
+}  // namespace
+
+std::string TaggedDescription(absl::string_view description, absl::string_view operation) {
+  if (operation.empty()) return std::string(description);
+  return absl::StrCat(description, kTagOpen, operation, "]");
+}
+
+std::string OperationOfDescription(absl::string_view description) {
+  if (!absl::EndsWith(description, "]")) return "";
+  const size_t open = description.rfind(kTagOpen);
+  if (open == absl::string_view::npos) return "";
+  absl::string_view op = description.substr(open + kTagOpen.size());
+  op.remove_suffix(1);
+  if (op.empty() || absl::StrContains(op, ' ') || absl::StrContains(op, ']')) return "";
+  return std::string(op);
+}
+
+std::string UntaggedDescription(absl::string_view description) {
+  if (OperationOfDescription(description).empty()) return std::string(description);
+  return std::string(description.substr(0, description.rfind(kTagOpen)));
+}
+
+absl::StatusOr<std::vector<TaggedItem>> ParseTaggedItems(absl::string_view json,
+                                                         const char* list_key,
+                                                         const char* id_key) {
+  return ParseEach<TaggedItem>(
+      json, list_key, [&](const rj::Value& item) -> absl::StatusOr<TaggedItem> {
+        std::optional<int64_t> id = Int(item, id_key);
+        if (!id.has_value()) return MissingId("listed item", id_key);
+        return TaggedItem{*id, OperationOfDescription(Str(item, "description"))};
+      });
+}
+
 absl::StatusOr<Job> ParseFirstJob(absl::string_view json) {
   absl::StatusOr<std::vector<Job>> jobs = ParseJobs(json);
   if (!jobs.ok()) return jobs.status();
@@ -335,7 +370,7 @@ absl::StatusOr<std::vector<v1::Firewall>> ParseFirewalls(absl::string_view json,
         if (!id.has_value()) return MissingId("firewall", "firewallId");
         out.set_name(Name(account, "firewalls", AliasOr(aliases.firewalls, *id)));
         out.set_display_name(Str(f, "name"));
-        out.set_description(Str(f, "description"));
+        out.set_description(UntaggedDescription(Str(f, "description")));
         if (auto region = RefId(f, "region", "regionId")) {
           out.set_location(Name(account, "locations", absl::StrCat("region-", *region)));
         }

@@ -198,6 +198,31 @@ struct ProductInfo {
 };
 absl::StatusOr<ProductInfo> ParseFirstProduct(absl::string_view json);
 
+// ---------------------------------------------------------------------------
+// Operation tags. A create sent for an Operation ends the description it
+// gives DCM with " [cloudplane <operation>]". DCM keeps a server's, a
+// volume's and a firewall's description and lists it (§7, §8), so a create
+// re-driven by the same Operation finds what its first request made.
+// Firewall.description is read without the tag.
+
+// `description` with the tag of `operation`; unchanged when `operation` is
+// empty.
+std::string TaggedDescription(absl::string_view description, absl::string_view operation);
+// The operation of the tag that ends `description`, or "".
+std::string OperationOfDescription(absl::string_view description);
+// `description` without its tag.
+std::string UntaggedDescription(absl::string_view description);
+
+// Of every item of a list answer `{"<list_key>":[...]}`: its DCM id
+// (`<id_key>`) and the operation its description's tag names ("" for none).
+struct TaggedItem {
+  int64_t id = 0;
+  std::string operation;
+};
+absl::StatusOr<std::vector<TaggedItem>> ParseTaggedItems(absl::string_view json,
+                                                         const char* list_key,
+                                                         const char* id_key);
+
 // normalised state of a DCM server status (§8; unknown → STATE_UNSPECIFIED).
 v1::Instance::State ServerStateFromWire(absl::string_view status);
 
@@ -232,6 +257,13 @@ std::string AddFirewallBody(const FirewallSpec& spec);
 // naming `rule.<field>` for what DCM cannot express (several ranges, both
 // ends, a protocol other than tcp/udp/icmp, a bad port range).
 absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule);
+
+// Whether `existing` (a rule as ParseFirewallRules reads it) is the rule that
+// AddRuleBody(…, `wanted`) makes: same direction, permission, protocol, port
+// range and CIDR (the defaults AddRuleBody fills in counted). DCM keeps no
+// tag on a rule, so a re-driven CreateFirewallRule recognises its rule by
+// content.
+bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted);
 
 // `{"<action>":[{...}]}` for server actions: start, stop, pause (§7).
 std::string ServerActionBody(absl::string_view action, absl::string_view reason);

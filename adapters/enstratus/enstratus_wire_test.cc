@@ -438,5 +438,77 @@ TEST(NamesTest, AliasesAndIds) {
   EXPECT_EQ(rule->second, "17");
 }
 
+TEST(TagsTest, DescriptionsCarryTheOperationAndListsShowIt) {
+  const std::string tagged = TaggedDescription("web one", "operations/00ab");
+  EXPECT_EQ(tagged, "web one [cloudplane operations/00ab]");
+  EXPECT_EQ(OperationOfDescription(tagged), "operations/00ab");
+  EXPECT_EQ(UntaggedDescription(tagged), "web one");
+  EXPECT_EQ(TaggedDescription("web one", ""), "web one");
+  for (const char* plain : {"web one", "", "[cloudplane ]", "a [cloudplane x y]", "x [y]"}) {
+    EXPECT_EQ(OperationOfDescription(plain), "") << plain;
+    EXPECT_EQ(UntaggedDescription(plain), plain);
+  }
+  // The recorded servers carry no tag; a listed server with one is found.
+  auto recorded = ParseTaggedItems(Fixture("unit/infrastructure/server.json"), "servers",
+                                   "serverId");
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  ASSERT_FALSE(recorded->empty());
+  EXPECT_EQ(recorded->front().id, 322765);
+  for (const TaggedItem& item : *recorded) EXPECT_EQ(item.operation, "");
+  auto listed = ParseTaggedItems(
+      R"({"volumes":[{"volumeId":7,"description":"d [cloudplane operations/1]"},)"
+      R"({"volumeId":8}]})",
+      "volumes", "volumeId");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].operation, "operations/1");
+  EXPECT_EQ((*listed)[1].operation, "");
+  EXPECT_EQ(ParseTaggedItems(R"({"volumes":[{"description":"x"}]})", "volumes", "volumeId")
+                .status()
+                .code(),
+            absl::StatusCode::kInternal);
+  // A firewall reads back with the description it was given.
+  auto firewalls = ParseFirewalls(
+      R"({"firewalls":[{"firewallId":5,"name":"web","description":"web tier )"
+      R"([cloudplane operations/2]"}]})",
+      "dcm", {});
+  ASSERT_TRUE(firewalls.ok()) << firewalls.status();
+  EXPECT_EQ(firewalls->front().description(), "web tier");
+}
+
+TEST(TagsTest, ARuleIsRecognisedByWhatAddRuleSends) {
+  v1::FirewallRule wanted;
+  wanted.set_protocol("TCP");
+  wanted.set_port_range_start(443);
+  // As DCM lists the rule AddRuleBody made (INGRESS from anywhere, ALLOW).
+  auto listed = ParseFirewallRules(
+      R"({"rules":[{"firewallRuleId":9,"firewall":{"firewallId":5},"direction":"INGRESS",)"
+      R"("permission":"ALLOW","protocol":"TCP","startPort":443,"endPort":443,)"
+      R"("sourceType":"CIDR","source":"0.0.0.0/0","destinationType":"GLOBAL",)"
+      R"("destination":"5"}]})",
+      "dcm", {});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  const v1::FirewallRule& rule = listed->front();
+  EXPECT_TRUE(SameRule(rule, wanted));
+  v1::FirewallRule other = wanted;
+  other.set_port_range_end(444);
+  EXPECT_FALSE(SameRule(rule, other));
+  other = wanted;
+  other.add_source_ranges("10.0.0.0/8");
+  EXPECT_FALSE(SameRule(rule, other));
+  other = wanted;
+  other.set_direction(v1::FirewallRule::EGRESS);
+  EXPECT_FALSE(SameRule(rule, other));
+  other = wanted;
+  other.set_action(v1::FirewallRule::DENY);
+  EXPECT_FALSE(SameRule(rule, other));
+  other = wanted;
+  other.set_protocol("udp");
+  EXPECT_FALSE(SameRule(rule, other));
+  other = wanted;
+  other.set_description("another reason");  // not kept by DCM: the same rule
+  EXPECT_TRUE(SameRule(rule, other));
+}
+
 }  // namespace
 }  // namespace cloudplane::adapters::enstratus
