@@ -196,6 +196,36 @@ class Provider {
 #undef CP_MUTATION
 };
 
+// How the adapter kit treats one account's provider endpoint
+// (kit::GuardedTransport, which kit::MakeHttpClient puts under every remote
+// adapter's HttpClient); configured per account (config.proto
+// ProviderLimits). The values here are the defaults of unset fields.
+struct ProviderLimits {
+  // Requests in flight to the endpoint at once; more wait, in order, until
+  // their deadline. 0: no limit.
+  int max_in_flight = 64;
+  // Token bucket: sustained requests per second, and how many may go at once
+  // after a quiet spell. 0: no rate limit. burst 0: max(1, ceil(rate)).
+  double requests_per_second = 0;
+  int burst = 0;
+  // Attempts of one idempotent request, the first included; 1: no retries.
+  // Non-idempotent requests always get exactly one.
+  int max_attempts = 5;
+  // Backoff before retry n (full jitter): uniformly random in
+  // [0, min(max_backoff, initial_backoff * 2^(n-1))].
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  // Longest wait for one attempt of an idempotent request before it is
+  // abandoned and retried (within the request's deadline). Zero: none.
+  absl::Duration attempt_timeout = absl::Seconds(5);
+  // Consecutive failed attempts (connection errors, attempt timeouts, 5xx)
+  // that open the circuit breaker; 0: no breaker. While open, requests fail
+  // at once with UNAVAILABLE; after `breaker_cooldown` one probe is let
+  // through, and its success closes the breaker.
+  int breaker_failures = 10;
+  absl::Duration breaker_cooldown = absl::Seconds(5);
+};
+
 // What an adapter factory gets to build the Provider of one account.
 struct AccountSetup {
   std::string account;   // account id
@@ -212,6 +242,9 @@ struct AccountSetup {
   // The whole server store, for the embedded sandbox only: its cloud lives in
   // the server's database. Remote adapters use `scratch`.
   store::Store* store = nullptr;
+  // Limits, retries and the circuit breaker for the account's provider
+  // requests. Retries and the rate limit need `loop` (for their timers).
+  ProviderLimits limits;
 };
 
 using ProviderFactory = absl::AnyInvocable<absl::StatusOr<std::unique_ptr<Provider>>(

@@ -355,7 +355,10 @@ TEST_F(PhantomAdapterTest, SitesNeedATokenFirstAndAskForANewOneOnce) {
 }
 
 TEST_F(PhantomAdapterTest, TransportErrorsNameWhatWasAsked) {
-  fake_->Expect("GET", DescribeGroupsPath("grp"), absl::UnavailableError("connection refused"));
+  // Every attempt is refused: the describe is a read, and the kit retries it.
+  fake_->On("GET", DescribeGroupsPath("grp"), [](const http::HttpRequest&) {
+    return absl::StatusOr<http::HttpResponse>(absl::UnavailableError("connection refused"));
+  });
   v1::GetScalingGroupRequest request;
   request.set_name("accounts/lab/scalingGroups/grp");
   Outcome<v1::ScalingGroup> out;

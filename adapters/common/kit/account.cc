@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/common/kit/guard.h"
 #include "base/errors.h"
 
 namespace cloudplane::adapters::kit {
@@ -40,7 +41,8 @@ absl::StatusOr<std::unique_ptr<http::HttpClient>> MakeHttpClient(
   http::HttpClientOptions options;
   options.verify_tls = setup.verify_tls;
   options.ca_file = setup.ca_file;
-  options.transport = std::move(transport);
+  if (transport == nullptr) transport = http::HttpTransport::Default();
+  options.transport = GuardedTransport::Create(std::move(transport), setup.limits, setup.loop);
   absl::StatusOr<std::unique_ptr<http::HttpClient>> client =
       http::HttpClient::Create(std::move(endpoint), std::move(options));
   if (!client.ok() && client.status().code() == absl::StatusCode::kInvalidArgument) {

@@ -27,7 +27,10 @@ absl::Status CheckOptions(const AccountSetup& setup,
 absl::StatusOr<http::Endpoint> ParseAccountEndpoint(const AccountSetup& setup);
 
 // The HttpClient of an account: `endpoint` with setup.verify_tls and
-// setup.ca_file, on `transport` (nullptr: the process-wide one).
+// setup.ca_file, on a GuardedTransport (guard.h: retries of idempotent
+// requests, the in-flight and rate limits, the circuit breaker) built from
+// setup.limits and setup.loop over `transport` (nullptr: the process-wide
+// one). Each call makes a new guard: one per endpoint of the account.
 // INVALID_ARGUMENT naming `endpoint` when the client refuses it; the client's
 // other errors (an unreadable ca_file) as they are.
 absl::StatusOr<std::unique_ptr<http::HttpClient>> MakeHttpClient(

@@ -20,8 +20,16 @@ namespace cloudplane::adapters::kit {
 using ResponseCallback = absl::AnyInvocable<void(absl::StatusOr<http::HttpResponse>)>;
 
 // `status` (a transport failure) with "<context>: " before its message and an
-// ErrorInfo: the one it carries, else the default reason of its code.
+// ErrorInfo: the one it carries, else the default reason of its code. Its
+// other payloads (a RetryInfo) are kept.
 absl::Status TransportError(absl::string_view context, const absl::Status& status);
+
+// For HttpRequest::validate on the reads of a JSON API (one line in each
+// adapter's send helper): a 2xx answer is well-formed when its body is JSON
+// (trailing commas allowed), or empty with 204 No Content. The guard
+// (guard.h) sends a read again when its answer is not; the adapter still
+// parses the answer it finally gets and reports what it cannot read.
+absl::Status CheckJsonAnswer(const http::HttpResponse& response);
 
 // Sends `request` on `client`. `done` gets every HTTP response (any status:
 // mapping 4xx/5xx is the adapter's), or TransportError(context, …) when the
