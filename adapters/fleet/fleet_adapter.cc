@@ -48,6 +48,8 @@ void Send(const AccountPtr& account, absl::Time deadline, absl::string_view meth
     request.headers.emplace_back("Content-Type", "application/json");
     request.body = std::move(body);
   }
+  // A read whose answer is cut short or garbled is sent again (kit/guard.h).
+  if (request.method == "GET") request.validate = kit::CheckJsonAnswer;
   kit::Send(*account->client, std::move(request), context, std::move(done));
 }
 

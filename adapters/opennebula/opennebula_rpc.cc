@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/kit/lists.h"
@@ -59,6 +60,16 @@ void Call(const AccountPtr& a, absl::Time deadline, const std::string& method,
   request.deadline = deadline;
   request.headers.emplace_back("Content-Type", "text/xml");
   request.body = *std::move(body);
+  // Every XML-RPC call is a POST; the `info` calls (one.vm.info,
+  // one.vmpool.infoextended, every pool) only read, so the kit may send them
+  // again when they fail or their answer is garbled (kit/guard.h). Mutations
+  // are sent once.
+  if (absl::EndsWith(method, ".info") || absl::EndsWith(method, ".infoextended")) {
+    request.idempotent = true;
+    request.validate = [](const http::HttpResponse& r) {
+      return xmlrpc::ParseResponse(r.body).status();
+    };
+  }
   kit::Send(*a->client, std::move(request), method,
             [method, done = std::move(done)](absl::StatusOr<http::HttpResponse> r) mutable {
               if (!r.ok()) return done(r.status());

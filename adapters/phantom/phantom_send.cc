@@ -109,6 +109,14 @@ void Query(const AccountPtr& account, absl::Time deadline, const std::string& ac
                                  "application/x-www-form-urlencoded; charset=UTF-8");
     request.body = encoded;
   }
+  if (absl::StartsWith(action, "Describe")) {
+    // A read, in either verb: sent again when the answer fails or is garbled
+    // (kit/guard.h); the AWS dialect's POST is a read too.
+    request.idempotent = true;
+    request.validate = [action](const HttpResponse& r) {
+      return aws::ParseQueryResponse(action, r.body).status();
+    };
+  }
   kit::Send(*account->query, std::move(request), action,
             [action, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
               if (!r.ok()) return done(r.status());
@@ -187,6 +195,7 @@ void RestGet(const AccountPtr& account, absl::Time deadline, std::string path, b
         "Authorization",
         absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(token->user_id, ":", token->token))));
     request.headers.emplace_back("Accept", "application/json");
+    request.validate = kit::CheckJsonAnswer;  // a read: garbled answers are sent again
     kit::Send(*account->rest, std::move(request), absl::StrCat("GET ", path),
               [account, deadline, path, retried, used = token->token,
                done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
