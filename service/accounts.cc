@@ -22,6 +22,26 @@ std::string RedactEndpoint(absl::string_view endpoint) {
   return out;
 }
 
+adapters::ProviderLimits ProviderLimitsFromConfig(const config::v1::ProviderLimits& config) {
+  adapters::ProviderLimits limits;
+  if (config.has_max_in_flight()) limits.max_in_flight = config.max_in_flight();
+  if (config.has_requests_per_second()) limits.requests_per_second = config.requests_per_second();
+  if (config.has_burst()) limits.burst = config.burst();
+  if (config.has_max_attempts()) limits.max_attempts = config.max_attempts();
+  if (config.has_initial_backoff_ms()) {
+    limits.initial_backoff = absl::Milliseconds(config.initial_backoff_ms());
+  }
+  if (config.has_max_backoff_ms()) limits.max_backoff = absl::Milliseconds(config.max_backoff_ms());
+  if (config.has_attempt_timeout_ms()) {
+    limits.attempt_timeout = absl::Milliseconds(config.attempt_timeout_ms());
+  }
+  if (config.has_breaker_failures()) limits.breaker_failures = config.breaker_failures();
+  if (config.has_breaker_cooldown_ms()) {
+    limits.breaker_cooldown = absl::Milliseconds(config.breaker_cooldown_ms());
+  }
+  return limits;
+}
+
 std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfig& config,
                                                    const adapters::AdapterRegistry& registry,
                                                    const adapters::AccountSetup& shared) {
@@ -58,6 +78,7 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
             .loop = shared.loop,
             .changes = shared.changes,
             .store = shared.store,
+            .limits = ProviderLimitsFromConfig(account_config.limits()),
         };
         for (const auto& [key, value] : account_config.options()) setup.options[key] = value;
         if (!setup.verify_tls) {

@@ -49,6 +49,11 @@ class AccountTable {
   std::map<std::string, Entry, std::less<>> entries_;
 };
 
+// The adapter kit's limits for an account (adapters/provider.h) from its
+// configuration (already checked by FinishConfig): set fields as given,
+// unset ones the defaults of adapters::ProviderLimits.
+adapters::ProviderLimits ProviderLimitsFromConfig(const config::v1::ProviderLimits& config);
+
 // Removes user information (`user:password@`) and query strings from an
 // endpoint before it is shown anywhere.
 std::string RedactEndpoint(absl::string_view endpoint);

@@ -33,6 +33,49 @@ bool IsValidId(const std::string& id) {
   return id.back() != '-';
 }
 
+// INVALID_ARGUMENT naming `<field>.<name>` when a set field of ProviderLimits
+// is out of its documented range (config.proto); unset fields take defaults.
+absl::Status CheckLimits(const config::v1::ProviderLimits& limits, const std::string& field) {
+  struct Range {
+    bool present;
+    double value;
+    double low;
+    double high;
+    absl::string_view name;
+  };
+  const Range ranges[] = {
+      {limits.has_max_in_flight(), 1.0 * limits.max_in_flight(), 0, 10000, "max_in_flight"},
+      {limits.has_requests_per_second(), limits.requests_per_second(), 0, 100000,
+       "requests_per_second"},
+      {limits.has_burst(), 1.0 * limits.burst(), 1, 100000, "burst"},
+      {limits.has_max_attempts(), 1.0 * limits.max_attempts(), 1, 20, "max_attempts"},
+      {limits.has_initial_backoff_ms(), 1.0 * limits.initial_backoff_ms(), 1, 60000,
+       "initial_backoff_ms"},
+      {limits.has_max_backoff_ms(), 1.0 * limits.max_backoff_ms(), 1, 600000, "max_backoff_ms"},
+      {limits.has_attempt_timeout_ms(), 1.0 * limits.attempt_timeout_ms(), 0, 3600000,
+       "attempt_timeout_ms"},
+      {limits.has_breaker_failures(), 1.0 * limits.breaker_failures(), 0, 10000,
+       "breaker_failures"},
+      {limits.has_breaker_cooldown_ms(), 1.0 * limits.breaker_cooldown_ms(), 1, 3600000,
+       "breaker_cooldown_ms"},
+  };
+  for (const Range& r : ranges) {
+    // `!(a && b)` refuses NaN too.
+    if (r.present && !(r.value >= r.low && r.value <= r.high)) {
+      return InvalidField(absl::StrCat(field, ".", r.name),
+                          absl::StrCat("must be between ", r.low, " and ", r.high));
+    }
+  }
+  // Only when both are given: an initial backoff above the default maximum
+  // raises the maximum to it.
+  if (limits.has_initial_backoff_ms() && limits.has_max_backoff_ms() &&
+      limits.max_backoff_ms() < limits.initial_backoff_ms()) {
+    return InvalidField(absl::StrCat(field, ".max_backoff_ms"),
+                        "must not be below initial_backoff_ms");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status FinishConfig(config::v1::ServerConfig& config) {
@@ -66,6 +109,9 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
     }
     if (account.provider().empty()) {
       return InvalidField(absl::StrCat(field, ".provider"), "is required");
+    }
+    if (absl::Status s = CheckLimits(account.limits(), absl::StrCat(field, ".limits")); !s.ok()) {
+      return s;
     }
   }
   return absl::OkStatus();

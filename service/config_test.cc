@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/errors.h"
 #include "gtest/gtest.h"
 #include "service/accounts.h"
@@ -56,6 +58,74 @@ TEST(Config, ErrorsNameTheField) {
 
   EXPECT_EQ(LoadConfig("/nonexistent/cloudplane.textproto").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(Config, ProviderLimitsDefaultWhenUnset) {
+  auto config = LoadConfig(WriteTemp("limits.textproto", R"(
+    accounts { id: "lab" provider: "fleet" }
+    accounts {
+      id: "cs" provider: "cloudsigma"
+      limits {
+        max_in_flight: 0 requests_per_second: 2.5 burst: 4 max_attempts: 1
+        initial_backoff_ms: 50 max_backoff_ms: 800 attempt_timeout_ms: 0
+        breaker_failures: 0 breaker_cooldown_ms: 1500
+      }
+    }
+  )"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  const adapters::ProviderLimits defaults = ProviderLimitsFromConfig(config->accounts(0).limits());
+  EXPECT_EQ(defaults.max_in_flight, 64);
+  EXPECT_EQ(defaults.requests_per_second, 0);
+  EXPECT_EQ(defaults.burst, 0);
+  EXPECT_EQ(defaults.max_attempts, 5);
+  EXPECT_EQ(defaults.initial_backoff, absl::Milliseconds(100));
+  EXPECT_EQ(defaults.max_backoff, absl::Seconds(5));
+  EXPECT_EQ(defaults.attempt_timeout, absl::Seconds(5));
+  EXPECT_EQ(defaults.breaker_failures, 10);
+  EXPECT_EQ(defaults.breaker_cooldown, absl::Seconds(5));
+
+  // Set fields are taken as given, 0 included (no limit, no breaker ...).
+  const adapters::ProviderLimits set = ProviderLimitsFromConfig(config->accounts(1).limits());
+  EXPECT_EQ(set.max_in_flight, 0);
+  EXPECT_EQ(set.requests_per_second, 2.5);
+  EXPECT_EQ(set.burst, 4);
+  EXPECT_EQ(set.max_attempts, 1);
+  EXPECT_EQ(set.initial_backoff, absl::Milliseconds(50));
+  EXPECT_EQ(set.max_backoff, absl::Milliseconds(800));
+  EXPECT_EQ(set.attempt_timeout, absl::ZeroDuration());
+  EXPECT_EQ(set.breaker_failures, 0);
+  EXPECT_EQ(set.breaker_cooldown, absl::Milliseconds(1500));
+}
+
+TEST(Config, ProviderLimitsOutOfRangeNameTheField) {
+  struct Case {
+    const char* limits;
+    const char* field;
+  } cases[] = {
+      {"max_in_flight: -1", "max_in_flight"},
+      {"max_in_flight: 10001", "max_in_flight"},
+      {"requests_per_second: -0.5", "requests_per_second"},
+      {"requests_per_second: nan", "requests_per_second"},
+      {"burst: 0", "burst"},
+      {"max_attempts: 0", "max_attempts"},
+      {"max_attempts: 21", "max_attempts"},
+      {"initial_backoff_ms: 0", "initial_backoff_ms"},
+      {"max_backoff_ms: 700000", "max_backoff_ms"},
+      {"initial_backoff_ms: 500 max_backoff_ms: 200", "max_backoff_ms"},
+      {"attempt_timeout_ms: -1", "attempt_timeout_ms"},
+      {"breaker_failures: -2", "breaker_failures"},
+      {"breaker_cooldown_ms: 0", "breaker_cooldown_ms"},
+  };
+  for (const Case& c : cases) {
+    auto config = LoadConfig(WriteTemp(
+        "bad_limits.textproto",
+        absl::StrCat("accounts { id: \"ok\" provider: \"sandbox\" }\n",
+                     "accounts { id: \"x\" provider: \"fleet\" limits { ", c.limits, " } }")));
+    ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << c.limits;
+    EXPECT_EQ(GetBadRequest(config.status())->field_violations(0).field(),
+              absl::StrCat("accounts[1].limits.", c.field))
+        << c.limits;
+  }
 }
 
 TEST(Config, SecretsFromFileAndEnvironment) {
