@@ -616,7 +616,8 @@ TEST_F(EnstratusRedriveTest, ALostLaunchAnswerIsNeverFollowedByASecondLaunch) {
   req.mutable_instance()->set_machine_type("accounts/dcm/machineTypes/652");
   req.mutable_instance()->set_location("accounts/dcm/locations/dc-64351");
   fake_->Expect("GET", "/infrastructure/ServerProduct/652",
-                Json(200, R"({"serverProducts":[{"productId":652,"providerProductId":"m1.large"}]})"));
+                Json(200, R"({"serverProducts":[{"productId":652,)"
+                          R"("providerProductId":"m1.large"}]})"));
   fake_->Expect("POST", "/infrastructure/Server",
                 absl::UnavailableError("connection reset by peer"));
   auto lost = Create(req);
@@ -679,7 +680,8 @@ TEST_F(EnstratusRedriveTest, ARefusedLaunchLeavesNothingBehind) {
   req.mutable_instance()->set_machine_type("accounts/dcm/machineTypes/652");
   req.mutable_instance()->set_location("accounts/dcm/locations/dc-64351");
   fake_->Expect("GET", "/infrastructure/ServerProduct/652",
-                Json(200, R"({"serverProducts":[{"productId":652,"providerProductId":"m1.large"}]})"));
+                Json(200, R"({"serverProducts":[{"productId":652,)"
+                          R"("providerProductId":"m1.large"}]})"));
   fake_->Expect("POST", "/infrastructure/Server",
                 Json(400, R"({"error":{"message":"No such machine image: 284542"}})"));
   auto refused = Create(req);

@@ -176,16 +176,16 @@ bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted) 
   if (!egress && wanted.source_ranges_size() == 1) cidr = wanted.source_ranges(0);
   if (egress && wanted.destination_ranges_size() == 1) cidr = wanted.destination_ranges(0);
   const auto& ranges = egress ? existing.destination_ranges() : existing.source_ranges();
+  const int32_t existing_end =
+      existing.port_range_end() == 0 ? existing.port_range_start() : existing.port_range_end();
   return existing.direction() ==
              (egress ? v1::FirewallRule::EGRESS : v1::FirewallRule::INGRESS) &&
          existing.action() ==
              (wanted.action() == v1::FirewallRule::DENY ? v1::FirewallRule::DENY
                                                         : v1::FirewallRule::ALLOW) &&
          absl::AsciiStrToLower(existing.protocol()) == protocol &&
-         existing.port_range_start() == start &&
-         (existing.port_range_end() == 0 ? existing.port_range_start() : existing.port_range_end()) ==
-             end &&
-         ranges.size() == 1 && ranges[0] == cidr;
+         existing.port_range_start() == start && existing_end == end && ranges.size() == 1 &&
+         ranges[0] == cidr;
 }
 
 std::string ServerActionBody(absl::string_view action, absl::string_view reason) {

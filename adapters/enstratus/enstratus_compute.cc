@@ -178,8 +178,8 @@ void EnstratusProvider::CreateInstance(const CallContext& ctx,
                absl::StatusOr<ProductInfo> product = ParseProductAnswer(r, context);
                if (!product.ok()) return std::move(ready)(product.status());
                spec.provider_product_id = product->provider_product_id;
-               std::move(ready)(
-                   JobRequest{"POST", "infrastructure/Server", "", LaunchBody(spec), "POST launch"});
+               std::move(ready)(JobRequest{"POST", "infrastructure/Server", "",
+                                           LaunchBody(spec), "POST launch"});
              });
       },
       std::move(done));
