@@ -8,6 +8,7 @@
 #include "adapters/common/kit/progress.h"
 #include "adapters/common/kit/send.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "gtest/gtest.h"
 
@@ -110,12 +111,14 @@ TEST(ProgressTest, Vocabulary) {
 TEST(ProgressTest, AmbiguousAnswersAreThoseThatMayHaveBeenApplied) {
   for (const absl::Status& s :
        {absl::UnavailableError("reset"), absl::DeadlineExceededError("late"),
-        absl::InternalError("truncated"), absl::UnknownError("?"),
-        absl::CancelledError("shut down")}) {
+        absl::InternalError("truncated"), absl::CancelledError("shut down")}) {
     EXPECT_TRUE(IsAmbiguous(s)) << s;
   }
   for (const absl::Status& s :
-       {absl::OkStatus(), absl::InvalidArgumentError("bad"), absl::NotFoundError("gone"),
+       {absl::OkStatus(), absl::UnknownError("?"),
+        WithErrorInfo(absl::UnavailableError("job 3 failed"), reasons::kProviderJobFailed),
+        WithErrorInfo(absl::InternalError("VM in BOOT_FAILURE"), reasons::kProviderFailureState),
+        absl::InvalidArgumentError("bad"), absl::NotFoundError("gone"),
         absl::AlreadyExistsError("taken"), absl::FailedPreconditionError("state"),
         absl::PermissionDeniedError("no"), absl::UnauthenticatedError("who"),
         absl::ResourceExhaustedError("quota"), absl::UnimplementedError("no such")}) {

@@ -1,5 +1,6 @@
 #include "adapters/common/kit/progress.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -37,11 +38,17 @@ absl::Status WrongState(absl::string_view message, absl::string_view resource,
 }
 
 bool IsAmbiguous(const absl::Status& status) {
+  // The provider's own word that the work failed is final, whatever its code.
+  if (std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status)) {
+    if (info->reason() == reasons::kProviderJobFailed ||
+        info->reason() == reasons::kProviderFailureState) {
+      return false;
+    }
+  }
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnknown:
     case absl::StatusCode::kCancelled:
       return true;
     default:
