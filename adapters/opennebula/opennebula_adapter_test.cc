@@ -19,6 +19,7 @@
 #include "adapters/opennebula/opennebula_adapter.h"
 #include "adapters/opennebula/opennebula_tokens.pb.h"
 #include "base/errors.h"
+#include "base/event_loop.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/empty.pb.h"
 #include "gtest/gtest.h"
@@ -324,6 +325,51 @@ TEST_F(OpenNebulaAdapterTest, StartAnswersATypedTokenThatPollingFollows) {
   ASSERT_THAT(calls, SizeIs(4));
   EXPECT_EQ(calls[3].method, "one.vm.info");
   EXPECT_THAT(calls[3].params, ElementsAre(Value::String(kSession), Value::Int(6)));
+}
+
+// Every XML-RPC call is a POST: the `info` calls are marked as reads, which
+// the kit may send again (kit/guard.h), and their answer must parse; the
+// actions are sent once.
+TEST_F(OpenNebulaAdapterTest, InfoCallsAreReadsTheKitMayRepeatActionsAreNot) {
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 8, 0))));  // POWEROFF
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(6)));
+  v1::StartInstanceRequest start;
+  start.set_name("accounts/one/instances/6");
+  ASSERT_TRUE(Await<MutationProgress>([&](auto cb) {
+                provider_->StartInstance(ctx_, start, std::move(cb));
+              }).ok());
+  const auto sent = fake_->Sent();
+  ASSERT_THAT(sent, SizeIs(2));
+  EXPECT_EQ(Decode(sent[0]).method, "one.vm.info");
+  EXPECT_TRUE(http::IsIdempotent(sent[0].request));
+  ASSERT_TRUE(sent[0].request.validate != nullptr);
+  EXPECT_TRUE(sent[0].request.validate(Success(Value::Int(1))).ok());
+  EXPECT_TRUE(sent[0].request.validate(Failure(0x400, "[one.vm.info] Error")).ok());
+  EXPECT_FALSE(sent[0].request.validate(http::HttpResponse{200, {}, "<methodResponse><par"}).ok());
+  EXPECT_EQ(Decode(sent[1]).method, "one.vm.action");
+  EXPECT_FALSE(http::IsIdempotent(sent[1].request));
+}
+
+// With the account's event loop, the kit sends a garbled read again.
+TEST_F(OpenNebulaAdapterTest, AGarbledReadIsSentAgain) {
+  EventLoop loop;
+  AccountSetup setup;
+  setup.account = "one";
+  setup.endpoint = "http://one.test:2633";
+  setup.secret = kSession;
+  setup.loop = &loop;
+  setup.limits.initial_backoff = absl::Milliseconds(1);
+  auto provider = CreateOpenNebulaProvider(setup, fake_);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  fake_->Expect("POST", "/RPC2", http::HttpResponse{200, {}, "<methodResponse><params><par"});
+  fake_->Expect("POST", "/RPC2", Success(Value::String(VmXml(6, "web", 3, 3))));
+  v1::GetInstanceRequest request;
+  request.set_name("accounts/one/instances/6");
+  absl::StatusOr<v1::Instance> instance = Await<v1::Instance>(
+      [&](auto cb) { (*provider)->GetInstance(ctx_, request, std::move(cb)); });
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_EQ(instance->state(), v1::Instance::RUNNING);
+  EXPECT_THAT(fake_->Sent(), SizeIs(2));
 }
 
 // A create whose answer was lost (oned made the VM, the connection reset

@@ -254,6 +254,54 @@ TEST_F(PhantomAdapterTest, AwsDialectPostsEverythingAndSignsTheHostWithItsPort) 
       << authorization;
 }
 
+TEST_F(PhantomAdapterTest, DescribesAreReadsTheKitMayRepeatMutationsAreNot) {
+  // A garbled describe answer is sent again (the kit's guard, kit/guard.h).
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok("<DescribeAutoScalingGroupsResponse><Desc"));
+  fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("grp", 1, "")));
+  v1::GetScalingGroupRequest request;
+  request.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<v1::ScalingGroup> out;
+  provider_->GetScalingGroup(Context(), request, out.Receiver());
+  absl::StatusOr<v1::ScalingGroup> group = out.Take();
+  ASSERT_TRUE(group.ok()) << group.status();
+  EXPECT_EQ(group->target_size(), 1);
+  EXPECT_EQ(fake_->Sent().size(), 2u);
+
+  // In the AWS dialect a describe is a POST, and still a read; an action is
+  // a POST that goes once, whatever comes back.
+  std::unique_ptr<Provider> aws = Make(nullptr, {{"dialect", "aws"}});
+  fake_->ClearSent();
+  fake_->Expect("POST", "/", HttpResponse{503, {}, ""});
+  fake_->Expect("POST", "/", Ok(GroupsAnswer("grp", 1, "")));
+  Outcome<v1::ScalingGroup> aws_out;
+  aws->GetScalingGroup(Context(), request, aws_out.Receiver());
+  ASSERT_TRUE(aws_out.Take().ok());
+  std::vector<FakeHttpTransport::SentRequest> sent = fake_->Sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_TRUE(http::IsIdempotent(sent[0].request));
+  ASSERT_TRUE(sent[0].request.validate != nullptr);
+  EXPECT_FALSE(sent[0].request.validate(Ok("<html>")).ok());
+
+  fake_->ClearSent();
+  fake_->On("POST", "/", [](const http::HttpRequest& r) -> absl::StatusOr<HttpResponse> {
+    if (absl::StrContains(r.body, "Action=Describe")) return Ok(GroupsAnswer("grp", 1, ""));
+    return HttpResponse{503, {}, ""};
+  });
+  v1::DeleteScalingGroupRequest remove;
+  remove.set_name("accounts/lab/scalingGroups/grp");
+  Outcome<MutationProgress> removed;
+  aws->DeleteScalingGroup(Context("operations/op-1"), remove, removed.Receiver());
+  EXPECT_EQ(removed.Take().status().code(), absl::StatusCode::kUnavailable);
+  int deletes = 0;
+  for (const auto& s : fake_->Sent()) {
+    if (absl::StrContains(s.request.body, "Action=DeleteAutoScalingGroup")) {
+      ++deletes;
+      EXPECT_FALSE(http::IsIdempotent(s.request));
+    }
+  }
+  EXPECT_EQ(deletes, 1);
+}
+
 TEST_F(PhantomAdapterTest, GroupsAreReadFromEveryDescribePage) {
   fake_->Expect("GET",
                 "/?Action=DescribeAutoScalingGroups&MaxRecords=50&Version=2011-01-01",

@@ -370,7 +370,6 @@ void GuardedTransport::State::StartAttempt(const CallPtr& call) {
     const bool may_retry = call->idempotent && retries && call->attempts < limits.max_attempts;
     // The last attempt takes the request itself; earlier ones a copy.
     attempt = may_retry ? call->request : std::move(call->request);
-    attempt.validate = nullptr;
     if (call->idempotent && retries && limits.attempt_timeout > absl::ZeroDuration()) {
       attempt.deadline = std::min(attempt.deadline, absl::Now() + limits.attempt_timeout);
     }
