@@ -7,7 +7,9 @@
 
 namespace cloudplane::service {
 
-google::rpc::Status ToRpcStatus(const absl::Status& status) {
+namespace {
+
+google::rpc::Status Convert(const absl::Status& status, bool default_retry_info) {
   google::rpc::Status out;
   out.set_code(static_cast<int>(status.code()));
   out.set_message(std::string(status.message()));
@@ -22,13 +24,25 @@ google::rpc::Status ToRpcStatus(const absl::Status& status) {
   if (auto bad_request = GetBadRequest(status); bad_request.has_value()) {
     out.add_details()->PackFrom(*bad_request);
   }
+  if (auto retry_info = GetRetryInfo(status); retry_info.has_value()) {
+    out.add_details()->PackFrom(*retry_info);
+  } else if (default_retry_info && status.code() == absl::StatusCode::kUnavailable) {
+    out.add_details()->PackFrom(*GetRetryInfo(WithRetryInfo(status, kDefaultRetryDelay)));
+  }
   return out;
+}
+
+}  // namespace
+
+google::rpc::Status ToRpcStatus(const absl::Status& status) {
+  return Convert(status, /*default_retry_info=*/false);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()), ToRpcStatus(status).SerializeAsString());
+                      std::string(status.message()),
+                      Convert(status, /*default_retry_info=*/true).SerializeAsString());
 }
 
 }  // namespace cloudplane::service
