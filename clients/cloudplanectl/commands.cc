@@ -8,6 +8,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -57,7 +58,8 @@ ABSL_FLAG(std::string, tls_server_name, "",
 
 // Mutations.
 ABSL_FLAG(std::string, request_id, "",
-          "idempotency key: repeating a command with the same id returns the first Operation");
+          "idempotency key: repeating a command with the same id returns the first Operation "
+          "(default: a new random id, kept by gRPC's retries of the call)");
 ABSL_FLAG(bool, validate_only, false, "only check the request; change nothing");
 ABSL_FLAG(bool, async, false, "print the Operation and return instead of waiting for it");
 ABSL_FLAG(absl::Duration, wait_timeout, absl::Minutes(10),
@@ -328,10 +330,20 @@ grpc::Status ListAll(Session& s, Request request, Call call, Response& all) {
   }
 }
 
-// The request_id / validate_only flags onto a mutation request.
+// A fresh idempotency key (32 hex digits, 128 random bits).
+std::string NewRequestId() {
+  absl::BitGen gen;
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
+}
+
+// The request_id / validate_only flags onto a mutation request. Without
+// --request_id the request gets a random one: gRPC retries UNAVAILABLE with
+// the same bytes (RetryServiceConfig), and only a request_id lets the server
+// tell a retry of a request it already took from a new one.
 template <typename Request>
 void SetMutationFlags(Request& request) {
-  request.set_request_id(absl::GetFlag(FLAGS_request_id));
+  std::string request_id = absl::GetFlag(FLAGS_request_id);
+  request.set_request_id(request_id.empty() ? NewRequestId() : request_id);
   request.set_validate_only(absl::GetFlag(FLAGS_validate_only));
 }
 

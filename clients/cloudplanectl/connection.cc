@@ -22,11 +22,39 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
+// Every service the API has (proto/cloudplane/v1) and the Operations service;
+// connection_test checks the list against the protos. The numbers are the
+// gRPC retry design's (gRFC A6); maxAttempts above 5 is capped to 5 anyway.
+constexpr absl::string_view kRetryServiceConfig = R"json({
+  "methodConfig": [{
+    "name": [
+      {"service": "cloudplane.v1.AccountsService"},
+      {"service": "cloudplane.v1.AutoscalingService"},
+      {"service": "cloudplane.v1.BillingService"},
+      {"service": "cloudplane.v1.ComputeService"},
+      {"service": "cloudplane.v1.FirewallsService"},
+      {"service": "cloudplane.v1.UnitsService"},
+      {"service": "cloudplane.v1.VolumesService"},
+      {"service": "cloudplane.v1.WatchService"},
+      {"service": "google.longrunning.Operations"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.2s",
+      "maxBackoff": "5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})json";
+
 std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
 
 }  // namespace
+
+absl::string_view RetryServiceConfig() { return kRetryServiceConfig; }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& options) {
   if (options.server.empty()) return absl::InvalidArgumentError("--server is empty");
@@ -34,6 +62,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptio
     return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
   }
   grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(std::string(kRetryServiceConfig));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   const bool tls = options.tls || !options.tls_ca_file.empty() || !options.tls_cert_file.empty();
   if (!tls) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/longrunning/operations.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -24,7 +25,18 @@ struct ConnectionOptions {
   std::string tls_server_name;  // name to verify in the server's certificate
 };
 
-// A channel for `options`. Nothing is sent until the first call. Errors:
+// The gRPC service config of every channel MakeChannel makes: a call to any
+// cloudplane.v1 service or google.longrunning.Operations that fails with
+// UNAVAILABLE is retried by gRPC itself, at most 5 attempts in all, with
+// exponential backoff (0.2 s doubling up to 5 s, full jitter), within the
+// call's own deadline. A retry sends the same request bytes, so a mutation
+// keeps its request_id and the server answers it with the first Operation
+// instead of doing the work twice. clients/README.md gives the same config
+// to every language.
+absl::string_view RetryServiceConfig();
+
+// A channel for `options`, with RetryServiceConfig() as its default service
+// config. Nothing is sent until the first call. Errors:
 // INVALID_ARGUMENT when tls_cert_file and tls_key_file are not given together
 // or server is empty, NOT_FOUND when a PEM file cannot be read.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& options);

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "google/rpc/error_details.pb.h"
@@ -120,6 +121,7 @@ std::string FormatError(const google::rpc::Status& status) {
   for (const google::protobuf::Any& detail : status.details()) {
     google::rpc::ErrorInfo info;
     google::rpc::BadRequest bad_request;
+    google::rpc::RetryInfo retry;
     if (detail.UnpackTo(&info)) {
       std::vector<std::pair<std::string, std::string>> metadata(info.metadata().begin(),
                                                                 info.metadata().end());
@@ -131,6 +133,11 @@ std::string FormatError(const google::rpc::Status& status) {
       for (const auto& v : bad_request.field_violations()) {
         absl::StrAppend(&out, "  field ", v.field(), ": ", v.description(), "\n");
       }
+    } else if (detail.UnpackTo(&retry)) {
+      // The server's suggested wait; gRPC's own retries of UNAVAILABLE are over by now.
+      absl::Duration delay = absl::Seconds(retry.retry_delay().seconds()) +
+                             absl::Nanoseconds(retry.retry_delay().nanos());
+      absl::StrAppend(&out, "  retry after ", absl::FormatDuration(delay), "\n");
     } else {
       absl::StrAppend(&out, "  detail: ", detail.type_url(), "\n");
     }

@@ -90,12 +90,17 @@ TEST(Output, FormatErrorShowsReasonMetadataAndFields) {
   v->set_description("must match [a-z]…");
   status.add_details()->PackFrom(bad_request);
   google::rpc::RetryInfo retry;
+  retry.mutable_retry_delay()->set_seconds(2);
+  retry.mutable_retry_delay()->set_nanos(500000000);
   status.add_details()->PackFrom(retry);
+  google::rpc::Help help;
+  status.add_details()->PackFrom(help);
   EXPECT_EQ(FormatError(status),
             "error: INVALID_ARGUMENT: instance_id: must match [a-z]…\n"
             "  reason: INVALID_ARGUMENT (cloudplane.dev) a=1 field=instance_id\n"
             "  field instance_id: must match [a-z]…\n"
-            "  detail: type.googleapis.com/google.rpc.RetryInfo\n");
+            "  retry after 2.5s\n"
+            "  detail: type.googleapis.com/google.rpc.Help\n");
 }
 
 }  // namespace

@@ -26,6 +26,32 @@ using google::longrunning::Operation;
 
 constexpr char kAccount[] = "accounts/sandbox";
 
+// gRPC retries a call that fails with UNAVAILABLE (up to 5 attempts, backoff
+// 0.2 s doubling to 5 s) and sends the same request again, request_id and all
+// (clients/README.md, "Retries").
+constexpr char kServiceConfig[] = R"json({
+  "methodConfig": [{
+    "name": [
+      {"service": "cloudplane.v1.AccountsService"},
+      {"service": "cloudplane.v1.AutoscalingService"},
+      {"service": "cloudplane.v1.BillingService"},
+      {"service": "cloudplane.v1.ComputeService"},
+      {"service": "cloudplane.v1.FirewallsService"},
+      {"service": "cloudplane.v1.UnitsService"},
+      {"service": "cloudplane.v1.VolumesService"},
+      {"service": "cloudplane.v1.WatchService"},
+      {"service": "google.longrunning.Operations"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.2s",
+      "maxBackoff": "5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})json";
+
 [[noreturn]] void Fail(const std::string& what, const grpc::Status& status) {
   std::cerr << what << ": " << status.error_message() << "\n";
   std::exit(1);
@@ -102,7 +128,9 @@ void PrintError(const grpc::Status& status) {
 int main(int argc, char** argv) {
   const std::string address = argc > 1 ? argv[1] : "127.0.0.1:7070";
   // A plaintext connection to a local server; use grpc::SslCredentials for TLS.
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(kServiceConfig);
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   auto accounts = cloudplane::v1::AccountsService::NewStub(channel);
   auto compute = cloudplane::v1::ComputeService::NewStub(channel);
   auto operations = google::longrunning::Operations::NewStub(channel);

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cloudplane_testing import SERVER_BINARY, Server, compute_pb2, compute_pb2_grpc
-from clients_testing import CLOUDPLANECTL, require_tool
+from clients_testing import CLOUDPLANECTL, FirstAttemptFails, require_tool
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2, 3
 COMMANDS = [
@@ -151,6 +151,26 @@ def test_request_id_async_and_operations(server):
     assert valid.stdout == "CreateInstance accounts/sandbox/instances/ctl-3: valid\n"
     ctl("instances", "get", "ctl-3", server=server, expect=EXIT_FAILED)
     ctl("instances", "delete", "ctl-2", "--quiet", server=server)
+
+
+def test_unavailable_is_retried_with_the_same_request_id(server):
+    # Every first attempt fails UNAVAILABLE at the proxy; gRPC retries it (the
+    # service config of MakeChannel) with the same bytes. Without --request_id
+    # cloudplanectl makes one up, so the retry is recognisably the same request.
+    with FirstAttemptFails(server.address) as proxy:
+        via_proxy = f"--server={proxy.address}"
+        out = ctl(via_proxy, *create_args("ctl-retry", "--quiet", "-o", "json"))
+        assert json.loads(out.stdout)["state"] == "RUNNING"
+        ctl(via_proxy, "instances", "delete", "ctl-retry", "--quiet")
+    proxy.check_every_call_retried()
+    creates = proxy.attempts("CreateInstance")
+    assert [outcome for _, outcome in creates] == ["injected", "OK"], creates
+    first, retried = (compute_pb2.CreateInstanceRequest.FromString(r) for r, _ in creates)
+    assert re.fullmatch(r"[0-9a-f]{32}", first.request_id) and retried == first
+    deletes = proxy.attempts("DeleteInstance")
+    assert [outcome for _, outcome in deletes] == ["injected", "OK"], deletes
+    assert compute_pb2.DeleteInstanceRequest.FromString(deletes[0][0]).request_id not in (
+        "", first.request_id)
 
 
 def test_wait_timeout_exits_3_and_the_operation_goes_on(server):

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from cloudplane_testing import BAZEL_BIN, REPO, common_pb2, compute_pb2, operations_pb2
-from clients_testing import require_tool
+from clients_testing import FirstAttemptFails, require_tool
 
 VENV_PYTHON = REPO / ".deps" / "venv" / "bin" / "python"
 JAVA_LIB = REPO / ".deps" / "clients" / "java" / "lib"
@@ -90,6 +90,24 @@ BUILDERS = {"cpp": build_cpp, "python": build_python, "go": build_go, "java": bu
 def test_example(language, server, tmp_path):
     command, env = BUILDERS[language](tmp_path)
     out = run(command + [server.address], timeout=120, env=env).stdout
+    check_walk_through(language, out, server)
+
+    # The same walk through a proxy that answers the first attempt of every
+    # call UNAVAILABLE: the example's service config makes gRPC retry, with the
+    # same request bytes, so the create keeps its request_id.
+    with FirstAttemptFails(server.address) as proxy:
+        out = run(command + [proxy.address], timeout=120, env=env).stdout
+    check_walk_through(language, out, server)
+    proxy.check_every_call_retried()
+    creates = proxy.attempts("CreateInstance")
+    assert [outcome for _, outcome in creates] == [
+        "injected", "OK", "injected", "INVALID_ARGUMENT"], creates
+    first, retried = (compute_pb2.CreateInstanceRequest.FromString(request)
+                      for request, _ in creates[:2])
+    assert first.request_id and retried == first
+
+
+def check_walk_through(language, out, server):
     lines = out.splitlines()
     instance = f"accounts/sandbox/instances/{language}-example"
     assert lines[0] == "account: accounts/sandbox (providers/sandbox, READY)", out

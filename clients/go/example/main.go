@@ -26,6 +26,32 @@ import (
 
 const account = "accounts/sandbox"
 
+// serviceConfig makes gRPC retry a call that fails with UNAVAILABLE (up to 5
+// attempts, backoff 0.2 s doubling to 5 s); a retry sends the same request
+// again, request_id and all (clients/README.md, "Retries").
+const serviceConfig = `{
+  "methodConfig": [{
+    "name": [
+      {"service": "cloudplane.v1.AccountsService"},
+      {"service": "cloudplane.v1.AutoscalingService"},
+      {"service": "cloudplane.v1.BillingService"},
+      {"service": "cloudplane.v1.ComputeService"},
+      {"service": "cloudplane.v1.FirewallsService"},
+      {"service": "cloudplane.v1.UnitsService"},
+      {"service": "cloudplane.v1.VolumesService"},
+      {"service": "cloudplane.v1.WatchService"},
+      {"service": "google.longrunning.Operations"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.2s",
+      "maxBackoff": "5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
 func main() {
 	log.SetFlags(0)
 	address := "127.0.0.1:7070"
@@ -33,7 +59,8 @@ func main() {
 		address = os.Args[1]
 	}
 	// A plaintext connection to a local server; use credentials.NewTLS for TLS.
-	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig))
 	if err != nil {
 		log.Fatalf("connect: %v", err)
 	}

@@ -29,6 +29,35 @@ import { Status } from "./gen/google/rpc/status";
 
 const ACCOUNT = "accounts/sandbox";
 
+// gRPC retries a call that fails with UNAVAILABLE (up to 5 attempts, backoff
+// 0.2 s doubling to 5 s) and sends the same request again, request_id and all
+// (clients/README.md, "Retries").
+const SERVICES = [
+  "cloudplane.v1.AccountsService",
+  "cloudplane.v1.AutoscalingService",
+  "cloudplane.v1.BillingService",
+  "cloudplane.v1.ComputeService",
+  "cloudplane.v1.FirewallsService",
+  "cloudplane.v1.UnitsService",
+  "cloudplane.v1.VolumesService",
+  "cloudplane.v1.WatchService",
+  "google.longrunning.Operations",
+];
+const SERVICE_CONFIG = {
+  methodConfig: [
+    {
+      name: SERVICES.map((service) => ({ service })),
+      retryPolicy: {
+        maxAttempts: 5,
+        initialBackoff: "0.2s",
+        maxBackoff: "5s",
+        backoffMultiplier: 2,
+        retryableStatusCodes: ["UNAVAILABLE"],
+      },
+    },
+  ],
+};
+
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
 
 // grpc-js clients take a callback; this turns one call into a promise.
@@ -73,9 +102,10 @@ async function main(): Promise<void> {
   const address = process.argv[2] ?? "127.0.0.1:7070";
   // A plaintext connection to a local server; use credentials.createSsl() for TLS.
   const creds = credentials.createInsecure();
-  const accounts = new AccountsServiceClient(address, creds);
-  const compute = new ComputeServiceClient(address, creds);
-  const operations = new OperationsClient(address, creds);
+  const options = { "grpc.service_config": JSON.stringify(SERVICE_CONFIG) };
+  const accounts = new AccountsServiceClient(address, creds, options);
+  const compute = new ComputeServiceClient(address, creds, options);
+  const operations = new OperationsClient(address, creds, options);
   try {
     const list = await call<ListAccountsResponse>((done) =>
       accounts.listAccounts(ListAccountsRequest.fromPartial({}), done),

@@ -20,6 +20,8 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
+import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
@@ -33,10 +35,43 @@ import java.util.concurrent.TimeUnit;
 public final class Example {
   private static final String ACCOUNT = "accounts/sandbox";
 
+  // gRPC retries a call that fails with UNAVAILABLE (up to 5 attempts, backoff 0.2 s doubling to
+  // 5 s) and sends the same request again, request_id and all (clients/README.md, "Retries").
+  // grpc-java takes the service config as a map of JSON values (numbers are doubles).
+  private static final List<String> SERVICES =
+      List.of(
+          "cloudplane.v1.AccountsService",
+          "cloudplane.v1.AutoscalingService",
+          "cloudplane.v1.BillingService",
+          "cloudplane.v1.ComputeService",
+          "cloudplane.v1.FirewallsService",
+          "cloudplane.v1.UnitsService",
+          "cloudplane.v1.VolumesService",
+          "cloudplane.v1.WatchService",
+          "google.longrunning.Operations");
+  private static final Map<String, ?> SERVICE_CONFIG =
+      Map.of(
+          "methodConfig",
+          List.of(
+              Map.of(
+                  "name", SERVICES.stream().map(s -> Map.of("service", s)).toList(),
+                  "retryPolicy",
+                      Map.of(
+                          "maxAttempts", 5.0,
+                          "initialBackoff", "0.2s",
+                          "maxBackoff", "5s",
+                          "backoffMultiplier", 2.0,
+                          "retryableStatusCodes", List.of("UNAVAILABLE")))));
+
   public static void main(String[] args) throws Exception {
     String address = args.length > 0 ? args[0] : "127.0.0.1:7070";
     // A plaintext connection to a local server; drop usePlaintext() for TLS.
-    ManagedChannel channel = ManagedChannelBuilder.forTarget(address).usePlaintext().build();
+    ManagedChannel channel =
+        ManagedChannelBuilder.forTarget(address)
+            .usePlaintext()
+            .defaultServiceConfig(SERVICE_CONFIG)
+            .enableRetry()
+            .build();
     try {
       run(channel);
     } finally {
