@@ -91,7 +91,10 @@ class HttpClient {
   //     TLS fails, or the connect timeout expires before the deadline;
   //   - RESOURCE_EXHAUSTED when the response exceeds max_response_bytes;
   //   - CANCELLED when the transport shuts down first.
-  // (Through a FakeHttpTransport: the scripted answer, or UNIMPLEMENTED.)
+  // (Through a FakeHttpTransport: the scripted answer, or UNIMPLEMENTED.
+  // Through the adapter kit's GuardedTransport: after its retries, or its
+  // UNAVAILABLE / DEADLINE_EXCEEDED refusals; see kit/guard.h, also for the
+  // two cases where `done` runs on the account's event loop.)
   // Thread-safe; may be called from inside a `done` callback.
   void Send(HttpRequest request, DoneCallback done);
 

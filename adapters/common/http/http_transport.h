@@ -11,6 +11,9 @@
 //  - FakeHttpTransport (fake_http_transport.h, testonly), which answers
 //    scripted request -> response pairs and records what was sent, so adapter
 //    tests need no server.
+// and one that wraps another: kit::GuardedTransport (adapters/common/kit/
+// guard.h), one per account, which retries idempotent requests and applies
+// the account's limits and circuit breaker before handing each attempt on.
 //
 // The contract every transport keeps (HttpClient::Send documents it to
 // callers):
