@@ -5,7 +5,7 @@
 // Where things are:
 //   enstratus_adapter.cc     ProviderInfo, the factory, registration
 //   enstratus_send.{h,cc}    one signed request; GET of a list or of one item
-//   enstratus_aliases.{h,cc} caller-chosen ids kept in the ScratchStore
+//   enstratus_aliases.{h,cc} caller-chosen ids and create marks (ScratchStore)
 //   enstratus_jobs.{h,cc}    mutations that DCM runs as jobs (JobToken)
 //   enstratus_compute.cc     instances (servers)
 //   enstratus_catalog.cc     images, machine types, locations, billing codes
