@@ -47,7 +47,9 @@ enum class Health {
 
 ProviderLimits Clamp(ProviderLimits l) {
   l.max_in_flight = std::max(0, l.max_in_flight);
+  // NaN and negative: no limit; more than a million per second is no limit either.
   if (!(l.requests_per_second > 0)) l.requests_per_second = 0;
+  l.requests_per_second = std::min(l.requests_per_second, 1e6);
   if (l.burst <= 0) l.burst = std::max(1, static_cast<int>(std::ceil(l.requests_per_second)));
   l.max_attempts = std::max(1, l.max_attempts);
   l.initial_backoff = std::max(l.initial_backoff, absl::Milliseconds(1));
@@ -308,7 +310,8 @@ void GuardedTransport::State::Admit(CallPtr call) {
   {
     absl::MutexLock lock(&mu);
     if (stopping) {
-      Result last = call->last.has_value() ? *std::move(call->last) : Result(Cancelled(call->context));
+      Result last =
+          call->last.has_value() ? *std::move(call->last) : Result(Cancelled(call->context));
       actions.finish.emplace_back(std::move(call), std::move(last));
     } else {
       call->queued = true;
