@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "adapters/common/kit/progress.h"
 #include "adapters/dispatch.h"
 #include "base/errors.h"
 #include "base/reasons.h"
@@ -69,35 +70,13 @@ void SetMetadata(Operation& op, const v1::OperationMetadata& metadata) {
   op.mutable_metadata()->PackFrom(metadata);
 }
 
-// What a provider's error says about the work it was asked for.
-//
-// A refusal (bad input, a missing or existing resource, a wrong state, no
-// right, no such capability) is the provider saying no: nothing was done.
-// Anything else is ambiguous: a timeout, a reset or lost answer, a 5xx, an
-// answer that could not be parsed. The request may have been applied, so the
-// work is neither dropped nor sent blind again: the operation is kept and
-// re-driven, and the adapter looks for its own work (by the operation's tag)
-// before it would send a create again. A poll that fails ambiguously is
-// likewise only a passing trouble until the operation's deadline.
-bool IsAmbiguous(const absl::Status& status) {
-  // The provider's own word that the work failed (a DCM job in ERROR, an
-  // OpenNebula *_FAILURE state) is final, whatever its code.
-  if (std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(status)) {
-    if (info->reason() == reasons::kProviderJobFailed ||
-        info->reason() == reasons::kProviderFailureState) {
-      return false;
-    }
-  }
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kCancelled:
-      return true;
-    default:
-      return false;
-  }
-}
+// A refusal (the provider said no: nothing was done) drops a just-accepted
+// operation or ends a running one. An ambiguous answer (kit::IsAmbiguous: a
+// timeout, a reset or lost answer, a 5xx, an unparsable answer — the request
+// may have been applied) never does: the operation is kept and the step is
+// tried again, and an adapter's re-drive looks for its own work (by the
+// operation's tag) before it would send a create again.
+using adapters::kit::IsAmbiguous;
 
 }  // namespace
 

@@ -33,9 +33,9 @@ absl::Status WrongState(absl::string_view message, absl::string_view resource,
 // True when `status`, the answer to a request that changes something, leaves
 // open whether the provider applied it: a transport failure or timeout
 // (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), a 5xx (UNAVAILABLE), an answer
-// that could not be read (INTERNAL). The runner keeps such an operation and
-// calls the mutation again with the same CallContext::operation (the same
-// table as its IsAmbiguous in service/operation_runner.cc); the adapter
+// that could not be read (INTERNAL). The runner (service/operation_runner.cc)
+// uses this same function: it keeps such an operation and calls the mutation
+// again with the same CallContext::operation, or polls again; the adapter
 // therefore keeps what the request reserved or marked and undoes nothing, and
 // the next call looks for the work first. False for OK, for a refusal (the
 // provider said no, nothing was done), for UNKNOWN, and for the provider's
