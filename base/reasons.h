@@ -3,7 +3,7 @@
 // Every error that leaves the server carries a google.rpc.ErrorInfo whose
 // `reason` is one of these (domain "cloudplane.dev"); clients may branch on
 // them, so a reason is never renamed once released. The same list is the
-// enum cloudplane.v1.ErrorReason (proto/cloudplane/v1/errors.proto) for
+// enum cloudplane.v1.ErrorReason (proto/cloudplane/v1/common.proto) for
 // clients in other languages; reasons_test.cc keeps the two equal.
 //
 // A reason says what went wrong more precisely than the status code; where
@@ -82,6 +82,14 @@ inline constexpr absl::string_view kLimitExceeded = "LIMIT_EXCEEDED";
 // A value lies outside what the API or the provider accepts (OUT_OF_RANGE).
 inline constexpr absl::string_view kValueOutOfRange = "VALUE_OUT_OF_RANGE";
 
+// ---- The caller ------------------------------------------------------------
+// The call carries no credential, and the server requires one (UNAUTHENTICATED).
+inline constexpr absl::string_view kCredentialsMissing = "CREDENTIALS_MISSING";
+// The call's credential was refused: a bearer token that is malformed, badly
+// signed, expired, not yet valid, or for another issuer or audience
+// (UNAUTHENTICATED). The message says which check failed, never the token.
+inline constexpr absl::string_view kCredentialsInvalid = "CREDENTIALS_INVALID";
+
 // ---- The server itself -----------------------------------------------------
 // The state database failed (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS).
 inline constexpr absl::string_view kStateStoreFailed = "STATE_STORE_FAILED";
@@ -121,6 +129,8 @@ inline constexpr absl::string_view kAll[] = {
     kInsufficientFunds,
     kLimitExceeded,
     kValueOutOfRange,
+    kCredentialsMissing,
+    kCredentialsInvalid,
     kStateStoreFailed,
     kServerShuttingDown,
     kInternal,
