@@ -1,10 +1,15 @@
 #include "service/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -164,6 +169,53 @@ absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credential
   }
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   return secret;
+}
+
+bool AuthenticationConfigured(const config::v1::ServerConfig& config) {
+  // No authentication section exists yet; when it lands, this answers
+  // whether it is switched on (JWT, API keys or client certificates).
+  (void)config;
+  return false;
+}
+
+bool IsLoopbackListenAddress(absl::string_view address) {
+  // gRPC's server address syntax: `unix:PATH`, `unix-abstract:NAME`, or
+  // `HOST:PORT` with an IPv6 host in brackets.
+  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) {
+    return true;
+  }
+  std::string host;
+  if (absl::StartsWith(address, "[")) {
+    size_t close = address.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = std::string(address.substr(1, close - 1));
+  } else {
+    size_t colon = address.rfind(':');
+    host = std::string(colon == absl::string_view::npos ? address : address.substr(0, colon));
+  }
+  if (absl::AsciiStrToLower(host) == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+absl::Status CheckListenAddress(const config::v1::ServerConfig& config, bool allow_remote) {
+  if (allow_remote || AuthenticationConfigured(config) ||
+      IsLoopbackListenAddress(config.listen_address())) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing to listen on ", config.listen_address(),
+      ": no authentication is configured, so anyone who can reach this address could act on "
+      "every account; listen on a loopback address (127.0.0.1, [::1], localhost) or a unix: "
+      "socket, or pass --insecure_allow_remote to serve it anyway"));
 }
 
 }  // namespace cloudplane::service

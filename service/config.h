@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "cloudplane/config/v1/config.pb.h"
 
 namespace cloudplane::service {
@@ -23,6 +24,26 @@ absl::Status FinishConfig(config::v1::ServerConfig& config);
 // is set. FAILED_PRECONDITION naming the file or variable (never its
 // contents) when it cannot be read.
 absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credentials);
+
+// Whether the config sets up a way to authenticate callers. No such section
+// exists yet (issue 12's `auth` config will add one), so this is false for
+// every config: until then every caller may act on every account, and
+// CheckListenAddress keeps the server on this host by default. TLS alone
+// does not count: it never asks who the client is.
+bool AuthenticationConfigured(const config::v1::ServerConfig& config);
+
+// Whether a gRPC listen address can only be reached from this host: a unix
+// socket (`unix:` or `unix-abstract:`), `localhost`, an IPv4 address in
+// 127.0.0.0/8, or `[::1]` (also `[::ffff:127.x.y.z]`). Everything else is
+// remote, including an empty host (`:7070`, every interface), the wildcards
+// `0.0.0.0` and `[::]`, and any other host name (it may resolve anywhere).
+bool IsLoopbackListenAddress(absl::string_view address);
+
+// OK when cloudplaned may listen on `config.listen_address()`: the address
+// is loopback (IsLoopbackListenAddress), authentication is configured, or
+// `allow_remote` (the `--insecure_allow_remote` flag) is set.
+// FAILED_PRECONDITION naming the address and the flag otherwise.
+absl::Status CheckListenAddress(const config::v1::ServerConfig& config, bool allow_remote);
 
 }  // namespace cloudplane::service
 

@@ -151,5 +151,29 @@ TEST(Config, EndpointsAreShownWithoutCredentials) {
   EXPECT_EQ(RedactEndpoint("http://127.0.0.1:49153"), "http://127.0.0.1:49153");
 }
 
+TEST(Config, OnlyLoopbackListenAddressesWithoutAuthentication) {
+  for (const char* local : {"127.0.0.1:7070", "127.3.2.1:0", "localhost:7070", "LocalHost:1",
+                            "[::1]:7070", "[::ffff:127.0.0.1]:0", "unix:/run/cloudplane.sock",
+                            "unix-abstract:cloudplane"}) {
+    EXPECT_TRUE(IsLoopbackListenAddress(local)) << local;
+  }
+  for (const char* remote : {"0.0.0.0:7070", "[::]:7070", ":7070", "10.0.0.1:7070",
+                             "128.0.0.1:7070", "example.com:7070", "localhost.example.com:1",
+                             "[::2]:7070", "[::1:7070", "127.1:7070", ""}) {
+    EXPECT_FALSE(IsLoopbackListenAddress(remote)) << remote;
+  }
+
+  config::v1::ServerConfig config;
+  ASSERT_TRUE(FinishConfig(config).ok());
+  EXPECT_FALSE(AuthenticationConfigured(config));
+  EXPECT_TRUE(CheckListenAddress(config, /*allow_remote=*/false).ok());  // 127.0.0.1:7070
+  config.set_listen_address("0.0.0.0:7070");
+  absl::Status refused = CheckListenAddress(config, /*allow_remote=*/false);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("0.0.0.0:7070"), absl::string_view::npos);
+  EXPECT_NE(refused.message().find("--insecure_allow_remote"), absl::string_view::npos);
+  EXPECT_TRUE(CheckListenAddress(config, /*allow_remote=*/true).ok());
+}
+
 }  // namespace
 }  // namespace cloudplane::service

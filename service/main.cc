@@ -1,6 +1,7 @@
 // cloudplaned: the cloudplane gRPC server.
 //
 //   cloudplaned [--config=FILE] [--listen=ADDR] [--state_dir=DIR]
+//               [--insecure_allow_remote]
 //
 // With no config it serves one `sandbox` account on 127.0.0.1:7070 with its
 // state in ./state. SIGTERM or SIGINT: health turns NOT_SERVING, Watch
@@ -9,8 +10,17 @@
 //
 // One server per state directory: a second cloudplaned on a directory in use
 // exits 1 naming the holder's pid (service/state_lock.h).
+//
+// Safe defaults: with no authentication configured, an address that is not
+// loopback or a unix socket is refused (exit 2) unless --insecure_allow_remote
+// is given, which is then announced by a WARNING line. A state directory this
+// process creates is made 0700, and a new database file 0600 (store/store.h).
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -39,6 +49,9 @@ ABSL_FLAG(std::string, state_dir, "", "directory of the state database; override
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain; with --tls_key serves TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(bool, insecure_allow_remote, false,
+          "listen on a non-loopback address although no authentication is configured: "
+          "anyone who can reach it may act on every account");
 
 namespace cloudplane {
 namespace {
@@ -47,6 +60,27 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Creates the state directory 0700 (whatever the umask) when it does not
+// exist yet; an existing directory keeps the mode its owner gave it.
+absl::Status CreateStateDir(const std::string& state_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(state_dir, ec)) return absl::OkStatus();
+  fs::path dir(state_dir);
+  if (fs::path parent = dir.parent_path(); !parent.empty()) fs::create_directories(parent, ec);
+  // mkdir's mode is narrowed by the umask, never widened, so the directory
+  // is never more open than 0700, even before the chmod.
+  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create state directory ", state_dir, ": ", std::strerror(errno)));
+  }
+  if (::chmod(state_dir.c_str(), 0700) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot set the mode of ", state_dir, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
@@ -78,6 +112,22 @@ int Run() {
   if (!credentials.ok()) {
     std::cerr << "cloudplaned: " << credentials.status().message() << "\n";
     return 2;
+  }
+  const bool allow_remote = absl::GetFlag(FLAGS_insecure_allow_remote);
+  if (absl::Status listen = service::CheckListenAddress(*config, false); !listen.ok()) {
+    if (!allow_remote) {
+      std::cerr << "cloudplaned: " << listen.message() << std::endl;
+      return 2;
+    }
+    std::cerr << "cloudplaned: WARNING: --insecure_allow_remote: listening on "
+              << config->listen_address()
+              << " with no authentication; anyone who can reach it may create, change and "
+                 "delete resources in every account"
+              << std::endl;
+  }
+  if (absl::Status status = CreateStateDir(config->state_dir()); !status.ok()) {
+    std::cerr << "cloudplaned: " << status.message() << std::endl;
+    return 1;
   }
 
   // Signals are taken by sigwait() below; block them before any thread starts

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/time_util.h"
+#include "openssl/evp.h"
 #include "service/status_conversion.h"
 
 namespace cloudplane::service {
@@ -40,8 +42,12 @@ std::string NewOperationName() {
                          absl::Uniform<uint64_t>(gen));
 }
 
-// The request without the fields that do not change its meaning, serialized
-// deterministically: two requests are "the same" when these bytes are equal.
+// The SHA-256 (32 raw bytes) of the request without the fields that do not
+// change its meaning, serialized deterministically: two requests are "the
+// same" when these hashes are equal. A hash, not the bytes, because the
+// fingerprint is kept as long as the operation, and the request may carry
+// input-only secrets (user_data, passwords in provider options). The store
+// rewrote fingerprints of older files to the same hash (store/store.cc).
 std::string Fingerprint(const google::protobuf::Message& request) {
   std::unique_ptr<google::protobuf::Message> copy(request.New());
   copy->CopyFrom(request);
@@ -57,7 +63,14 @@ std::string Fingerprint(const google::protobuf::Message& request) {
   coded.SetSerializationDeterministic(true);
   copy->SerializeToCodedStream(&coded);
   coded.Trim();
-  return bytes;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) != 1) {
+    // Only without memory or a usable libcrypto: a true invariant.
+    std::cerr << "cloudplaned: SHA-256 of a request failed" << std::endl;
+    std::abort();
+  }
+  return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
 v1::OperationMetadata MetadataOf(const Operation& op) {

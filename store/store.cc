@@ -27,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status.h"
 #include "base/thread_role.h"
+#include "openssl/evp.h"
 #include "store/store_internal.h"
 
 namespace cloudplane::store {
@@ -142,6 +143,64 @@ absl::Status MigrateSchema(Conn& conn) {
   return s;
 }
 
+// cp_sha256(blob): the SHA-256 of its argument as a 32-byte blob.
+void Sha256Function(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const void* data = sqlite3_value_blob(argv[0]);
+  int size = sqlite3_value_bytes(argv[0]);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_size = 0;
+  if (EVP_Digest(data, static_cast<size_t>(size), digest, &digest_size,
+                 EVP_sha256(), nullptr) != 1) {
+    sqlite3_result_error(ctx, "SHA-256 failed", -1);
+    return;
+  }
+  sqlite3_result_blob(ctx, digest, static_cast<int>(digest_size),
+                      SQLITE_TRANSIENT);
+}
+
+// Files written before request fingerprints were hashed hold each request's
+// deterministic serialization, input-only secrets (user_data, provider
+// passwords) included. This rewrites them once to their SHA-256 — exactly
+// what the runner now computes for the same request, so a retry with a
+// request_id from before the upgrade still matches — and records that in
+// meta('fingerprints_hashed'), so it runs once per file and never on a new
+// one's hashes. secure_delete (set by OpenConn) zeroes the freed bytes, and
+// the WAL, which may still hold old pages, is truncated.
+absl::Status HashOldFingerprints(Conn& conn) {
+  if (sqlite3_create_function_v2(conn.db(), "cp_sha256", 1,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                 Sha256Function, nullptr, nullptr,
+                                 nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat(
+        "store: cannot register cp_sha256: ", sqlite3_errmsg(conn.db())));
+  }
+  RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
+  bool rewrote = false;
+  absl::Status s;
+  {
+    absl::StatusOr<Stmt> get = conn.Prepare(
+        "SELECT value FROM meta WHERE key = 'fingerprints_hashed'");
+    absl::StatusOr<bool> row = get.ok() ? get->Step() : get.status();
+    s = row.status();
+    if (s.ok() && !*row) {
+      rewrote = true;
+      s = conn.Exec(
+          "UPDATE operations SET request_fingerprint = "
+          "cp_sha256(request_fingerprint)");
+      if (s.ok()) {
+        s = conn.Exec(
+            "INSERT INTO meta (key, value) VALUES ('fingerprints_hashed', 1)");
+      }
+    }
+  }  // Resets the statement before COMMIT.
+  if (s.ok()) s = conn.Exec("COMMIT");
+  if (!s.ok() && !sqlite3_get_autocommit(conn.db())) {
+    conn.Exec("ROLLBACK").IgnoreError();
+  }
+  if (rewrote && s.ok()) s = conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return s;
+}
+
 }  // namespace
 
 // ---- Store ------------------------------------------------------------------
@@ -202,7 +261,12 @@ absl::StatusOr<std::unique_ptr<Conn>> OpenConn(const std::string& path,
         "'); is it on a filesystem without shared memory support?"));
   }
   RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = FULL"));
+  // Freed space is zeroed, so a request that an operation kept only while
+  // it mattered (the accepted phase's poll token) or a deleted resource does
+  // not linger in free pages. Debian builds SQLite with this on already.
+  RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
   RETURN_IF_ERROR(MigrateSchema(*conn));
+  RETURN_IF_ERROR(HashOldFingerprints(*conn));
   return conn;
 }
 
@@ -254,6 +318,31 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(std::string path,
   } else if (!fs::is_directory(dir, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "store path ", path, ": ", dir.string(), " is not a directory"));
+  }
+
+  // The database holds operations and their requests' results: the
+  // directory this call creates is the owner's only (0700), and a new file
+  // is created 0600 before SQLite opens it. SQLite gives the -wal and -shm
+  // files the mode of the database file. chmod/fchmod make both exact
+  // whatever the umask; existing directories and files keep their modes.
+  if (!new_dirs.empty() && ::chmod(dir.c_str(), 0700) != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "store: cannot set the mode of ", dir.string(), ": ", std::strerror(errno)));
+  }
+  if (new_file) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      int rc = ::fchmod(fd, 0600);
+      int err = errno;
+      ::close(fd);
+      if (rc != 0) {
+        return absl::UnavailableError(absl::StrCat(
+            "store: cannot set the mode of ", path, ": ", std::strerror(err)));
+      }
+    } else if (errno != EEXIST) {  // EEXIST: another process just made it.
+      return absl::UnavailableError(absl::StrCat(
+          "store: cannot create ", path, ": ", std::strerror(errno)));
+    }
   }
 
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn,

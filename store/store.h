@@ -162,7 +162,10 @@ class Store {
   };
 
   // Opens (creating if needed, with its parent directories) the database at
-  // `path` and migrates its schema to kSchemaVersion.
+  // `path` and migrates its schema to kSchemaVersion. A database file this
+  // call creates is mode 0600 (its -wal and -shm files follow it), and the
+  // file's directory, when this call creates it, 0700, whatever the umask;
+  // an existing file or directory keeps its mode.
   //   INVALID_ARGUMENT    empty path, ":memory:", a directory, or a file that
   //                       is not a SQLite database.
   //   FAILED_PRECONDITION the file's schema is newer than kSchemaVersion.
