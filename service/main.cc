@@ -29,6 +29,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/builtin_adapters.h"
 #include "base/event_loop.h"
@@ -187,8 +188,12 @@ int Run() {
   health->SetServingStatus(true);
   runner.ResumeUnfinished();
 
-  std::string host = config->listen_address().substr(0, config->listen_address().rfind(':'));
-  std::cout << "cloudplaned listening on " << host << ":" << port << " (state "
+  // A unix socket has no port (gRPC reports 1 for it): name its path.
+  std::string where = config->listen_address();
+  if (!absl::StartsWith(where, "unix:") && !absl::StartsWith(where, "unix-abstract:")) {
+    where = absl::StrCat(where.substr(0, where.rfind(':')), ":", port);
+  }
+  std::cout << "cloudplaned listening on " << where << " (state "
             << db_path << ", " << accounts->List().size() << " account(s))" << std::endl;
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     std::string tmp = port_file + ".tmp";
