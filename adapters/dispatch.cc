@@ -8,7 +8,6 @@
 namespace cloudplane::adapters {
 namespace {
 
-using google::protobuf::Empty;
 
 using Dispatch = absl::Status (*)(Provider&, const CallContext&, const google::protobuf::Any&,
                                   Callback<MutationProgress>&);
@@ -45,7 +44,5 @@ absl::Status DispatchMutation(const std::string& method, Provider& provider,
   }
   return it->second(provider, ctx, request, done);
 }
-
-bool IsMutation(const std::string& method) { return Table().contains(method); }
 
 }  // namespace cloudplane::adapters

@@ -20,9 +20,6 @@ absl::Status DispatchMutation(const std::string& method, Provider& provider,
                               const CallContext& ctx, const google::protobuf::Any& request,
                               Callback<MutationProgress> done);
 
-// True when `method` names a CP_MUTATION of api_methods.inc.
-bool IsMutation(const std::string& method);
-
 }  // namespace cloudplane::adapters
 
 #endif  // CLOUDPLANE_ADAPTERS_DISPATCH_H_

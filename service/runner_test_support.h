@@ -51,7 +51,6 @@ class ScriptedProvider : public adapters::Provider {
   void CreateInstance(const adapters::CallContext& ctx, const v1::CreateInstanceRequest& request,
                       adapters::Callback<adapters::MutationProgress> done) override {
     creates.fetch_add(1);
-    if (ctx.validate_only) ++validate_only_calls;
     absl::StatusOr<adapters::MutationProgress> answer = create_answer;
     {
       absl::MutexLock lock(&mu_);
@@ -107,7 +106,6 @@ class ScriptedProvider : public adapters::Provider {
 
   std::atomic<int> creates{0};
   std::atomic<int> polls{0};
-  std::atomic<int> validate_only_calls{0};
 
  private:
   void Answer(absl::StatusOr<adapters::MutationProgress> answer,
