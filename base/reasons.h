@@ -89,6 +89,9 @@ inline constexpr absl::string_view kCredentialsMissing = "CREDENTIALS_MISSING";
 // signed, expired, not yet valid, or for another issuer or audience
 // (UNAUTHENTICATED). The message says which check failed, never the token.
 inline constexpr absl::string_view kCredentialsInvalid = "CREDENTIALS_INVALID";
+// The caller is known but no role binding grants the permission the call
+// needs (PERMISSION_DENIED); metadata names `permission` and `resource`.
+inline constexpr absl::string_view kPermissionMissing = "PERMISSION_MISSING";
 
 // ---- The server itself -----------------------------------------------------
 // The state database failed (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS).
@@ -131,6 +134,7 @@ inline constexpr absl::string_view kAll[] = {
     kValueOutOfRange,
     kCredentialsMissing,
     kCredentialsInvalid,
+    kPermissionMissing,
     kStateStoreFailed,
     kServerShuttingDown,
     kInternal,
