@@ -53,14 +53,23 @@ def _wait_for_file(path, process, what, timeout=30.0):
 class Server:
     """cloudplaned on 127.0.0.1 with a port of its own and a state dir."""
 
-    def __init__(self, state_dir, config_text=None, extra_args=()):
+    def __init__(self, state_dir, config_text=None, extra_args=(), tls_root=None,
+                 client_cert=None, client_key=None, token=None):
+        """tls_root: a CA PEM file; the stubs then connect with TLS (and the
+        client certificate client_cert/client_key when given). token: sent
+        as `authorization: Bearer <token>` on every call of the stubs."""
         self.state_dir = pathlib.Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_text = config_text
         self.extra_args = list(extra_args)
+        self.tls_root = tls_root
+        self.client_cert = client_cert
+        self.client_key = client_key
+        self.token = token
         self.process = None
         self.port = None
         self.channel = None
+        self._raw_channel = None
         self.output = None
 
     def start(self):
@@ -70,15 +79,39 @@ class Server:
         args = [str(SERVER_BINARY), "--listen=127.0.0.1:0", f"--state_dir={self.state_dir}",
                 f"--port_file={port_file}"] + self.extra_args
         if self.config_text is not None:
-            config = self.state_dir / "config.textproto"
-            config.write_text(self.config_text)
-            args.append(f"--config={config}")
+            args.append(f"--config={self.write_config()}")
         self.output = open(self.state_dir / "server.log", "ab")
         self.process = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT)
         self.port = int(_wait_for_file(port_file, self.process, "cloudplaned"))
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        grpc.channel_ready_future(self.channel).result(timeout=10)
+        self.channel = self._raw_channel = self.new_channel()
+        # Connection-level readiness: works with authentication on, too.
+        grpc.channel_ready_future(self._raw_channel).result(timeout=10)
+        if self.token is not None:
+            import auth_testing  # noqa: PLC0415  (only the auth suites need it)
+            self.channel = auth_testing.with_token(self._raw_channel, self.token)
         return self
+
+    def new_channel(self, client_cert=None, client_key=None):
+        """A new channel to the server (TLS when tls_root is set, with the
+        given client certificate, else the server's own), without a token."""
+        if self.tls_root is None:
+            return grpc.insecure_channel(self.address)
+        import auth_testing  # noqa: PLC0415
+        cert = client_cert if client_cert is not None else self.client_cert
+        key = client_key if client_key is not None else self.client_key
+        return auth_testing.secure_channel(self.address, self.tls_root, cert, key)
+
+    def write_config(self):
+        config = self.state_dir / "config.textproto"
+        config.write_text(self.config_text)
+        return config
+
+    def reload(self, config_text=None):
+        """Rewrites the config file (when config_text is given) and sends SIGHUP."""
+        if config_text is not None:
+            self.config_text = config_text
+            self.write_config()
+        self.process.send_signal(signal.SIGHUP)
 
     @property
     def address(self):
@@ -91,6 +124,9 @@ class Server:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
+        if self._raw_channel is not None:
+            self._raw_channel.close()
+            self._raw_channel = None
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
