@@ -387,3 +387,14 @@ class TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientI
 def with_token(channel, token):
     """`channel` with `authorization: Bearer <token>` on every call."""
     return grpc.intercept_channel(channel, TokenInterceptor(token))
+
+
+def refusal(call, *args, **kwargs):
+    """Runs call(*args, **kwargs), which must fail; returns (grpc.StatusCode,
+    ErrorInfo or None, the error's details text)."""
+    from cloudplane_testing import error_details  # noqa: PLC0415
+    try:
+        call(*args, **kwargs)
+    except grpc.RpcError as error:
+        return error.code(), error_details(error)[0], error.details()
+    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded; a refusal was expected")
