@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 
+import auth_testing as at
 from cloudplane_testing import SERVER_BINARY, Server, compute_pb2
 
 ACCOUNT = "accounts/sandbox"
@@ -50,6 +51,20 @@ def test_insecure_allow_remote_starts_with_a_warning(tmp_path):
         assert server.wait(create(server, "remote", "req-remote")).done
         warnings = [line for line in server.log().splitlines() if "WARNING" in line]
         assert warnings and "0.0.0.0:0" in warnings[0], server.log()
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_remote_address_with_authentication_needs_no_flag(tmp_path):
+    key, digest = at.api_key()
+    config = at.auth_section(at.api_key_entry("ci", digest),
+                             at.binding("OPERATOR", principals=["ci"], accounts=["sandbox"]))
+    server = Server(tmp_path, config_text=config, token=key,
+                    extra_args=["--listen=0.0.0.0:0"]).start()
+    try:
+        assert "0.0.0.0" in server.log(), server.log()
+        assert "WARNING" not in server.log(), server.log()
+        assert server.wait(create(server, "remote-auth", "req-remote-auth")).done
     finally:
         assert server.stop() == 0, server.log()
 
