@@ -94,6 +94,22 @@ constexpr const char* kMigrations[] = {
       value INTEGER NOT NULL
     ) WITHOUT ROWID;
     )sql",
+    // 1 -> 2: the audit log. AUTOINCREMENT for the same reason as changes:
+    // `auditEvents/{seq}` names must never be reused. account and principal
+    // are indexed with seq so a filtered listing walks the index newest
+    // first; time_us serves the time-window filters.
+    R"sql(
+    CREATE TABLE audit_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      time_us INTEGER NOT NULL,
+      principal TEXT NOT NULL,
+      account TEXT NOT NULL,
+      bytes BLOB NOT NULL
+    );
+    CREATE INDEX audit_events_by_account ON audit_events (account, seq);
+    CREATE INDEX audit_events_by_principal ON audit_events (principal, seq);
+    CREATE INDEX audit_events_by_time ON audit_events (time_us);
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion,
               "one migration per schema version");

@@ -84,6 +84,10 @@ struct InsertResult {
 
 struct ListOperationsQuery {
   std::string account;          // Only this account's operations; empty = all.
+  // Non-empty: only operations of these accounts (AND-ed with `account`, so
+  // an `account` outside the set gives empty pages). Empty means no
+  // restriction: a caller that may see no account must not list at all.
+  std::vector<std::string> accounts;
   bool only_unfinished = false;  // Only operations with op.done() == false.
   int page_size = 0;             // 0 = 50; values above 1000 mean 1000.
   std::string page_token;        // From a previous page of the same query.
@@ -112,6 +116,36 @@ struct Change {
   int change_type = 0;
   std::string bytes;
   absl::Time time;  // When it was appended.
+};
+
+// One audited call (service/audit_log.h). The store keeps the serialized
+// cloudplane.v1.AuditEvent as opaque bytes, like resources, plus the columns
+// the queries filter on; the event's name `auditEvents/{seq}` is derived
+// from `seq` by the reader, so the bytes are stored without it.
+struct AuditRecord {
+  int64_t seq = 0;        // Set by the store; ignored on append.
+  absl::Time time;        // When the call happened (set by the caller).
+  std::string principal;  // Empty for an unauthenticated caller.
+  std::string account;    // Account id without `accounts/`; empty = none.
+  std::string bytes;      // The serialized event.
+};
+
+struct AuditQuery {
+  std::string account;    // Only this account's events (id); empty = all.
+  // Non-empty: only events of these account ids, AND-ed with `account`. An
+  // element "" admits the events that name no account. Empty means no
+  // restriction.
+  std::vector<std::string> accounts;
+  std::string principal;  // Only this principal's events; empty = all.
+  absl::Time start = absl::InfinitePast();   // Events at or after.
+  absl::Time end = absl::InfiniteFuture();   // Events before.
+  int page_size = 0;      // 0 = 50; values above 1000 mean 1000.
+  std::string page_token;  // From a previous page of the same query.
+};
+
+struct AuditPage {
+  std::vector<AuditRecord> records;  // Newest (highest seq) first.
+  std::string next_page_token;       // Empty on the last page.
 };
 
 // The operations available inside `Store::RunInTransaction`. Each one has the
@@ -151,7 +185,7 @@ class Store {
  public:
   // The schema version this binary writes (PRAGMA user_version). Older files
   // are migrated forward on Open; newer ones are refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   struct Options {
     // Source of create/update/change times; absl::Now when empty. Times are
@@ -269,6 +303,22 @@ class Store {
   // Deletes changes with seq < `seq`; later ListChangesSince(s) with
   // s + 1 < seq return OUT_OF_RANGE.
   absl::Status TrimChangesBefore(int64_t seq);
+
+  // ---- Audit log ----------------------------------------------------------
+
+  // Appends `records` in order, in one transaction (all or none), giving each
+  // a sequence number above every earlier one (never reused). Their `seq`
+  // fields are ignored; `time` is kept as given.
+  absl::Status AppendAuditEvents(const std::vector<AuditRecord>& records);
+
+  // One page of the events matching `query`, newest (highest seq) first.
+  // Keyset paging on seq: events appended between pages never make another
+  // appear twice or be skipped (they are newer than the first page, so they
+  // do not appear). Tokens stay valid across restarts.
+  //   INVALID_ARGUMENT  negative page_size; start after end; a malformed
+  //                     page_token, or one issued for a different query
+  //                     (any filter, the `accounts` set included).
+  absl::StatusOr<AuditPage> ListAuditEvents(const AuditQuery& query);
 
  private:
   friend class TxnView;

@@ -14,7 +14,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/status.h"
+#include "openssl/evp.h"
 
 namespace cloudplane::store::internal {
 namespace {
@@ -110,6 +112,46 @@ absl::StatusOr<std::vector<std::string>> DecodeToken(absl::string_view token,
   }
   if (fields.size() != num_fields || fields[0] != kind) return InvalidToken();
   return fields;
+}
+
+std::string AccountSetKey(const std::vector<std::string>& accounts) {
+  if (accounts.empty()) return "";
+  std::vector<std::string> sorted = accounts;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::string canonical;
+  for (const std::string& a : sorted) absl::StrAppend(&canonical, a.size(), ":", a);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_size = 0;
+  if (EVP_Digest(canonical.data(), canonical.size(), digest, &digest_size,
+                 EVP_sha256(), nullptr) != 1) {
+    // Never expected; the canonical form itself still binds the token.
+    return canonical;
+  }
+  // 128 bits are plenty to tell two sets apart; tokens stay short.
+  return absl::BytesToHexString(absl::string_view(
+      reinterpret_cast<const char*>(digest), std::min(digest_size, 16u)));
+}
+
+std::string JsonStringArray(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (unsigned char c : values[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        out += absl::StrFormat("\\u%04x", c);
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    out += '"';
+  }
+  out += ']';
+  return out;
 }
 
 // ---- Connection -------------------------------------------------------------

@@ -55,6 +55,15 @@ absl::StatusOr<std::vector<std::string>> DecodeToken(absl::string_view token,
                                                      absl::string_view kind,
                                                      size_t num_fields);
 
+// A short digest of a set of account ids (order and duplicates do not
+// matter), for binding page tokens to a restricted query; "" for the empty
+// set (no restriction).
+std::string AccountSetKey(const std::vector<std::string>& accounts);
+
+// `values` as a JSON array of strings, for `IN (SELECT value FROM
+// json_each(?))`: one cached statement whatever the number of values.
+std::string JsonStringArray(const std::vector<std::string>& values);
+
 inline int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 inline absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
 
@@ -194,6 +203,11 @@ class Conn {
   absl::StatusOr<std::vector<Change>> ListChangesSince(int64_t after_seq,
                                                        int limit);
   absl::Status TrimChangesBefore(int64_t seq);
+
+  // ---- Audit log (store_audit.cc) ----
+
+  absl::Status AppendAuditEvents(const std::vector<AuditRecord>& records);
+  absl::StatusOr<AuditPage> ListAuditEvents(const AuditQuery& q);
 
  private:
   sqlite3* db_;

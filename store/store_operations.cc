@@ -137,26 +137,44 @@ absl::StatusOr<OperationRecord> Conn::GetOperation(absl::string_view name) {
 absl::StatusOr<OperationPage> Conn::ListOperations(const ListOperationsQuery& q) {
   ASSIGN_OR_RETURN(int page_size, EffectivePageSize(q.page_size));
   const char* unfinished = q.only_unfinished ? "1" : "0";
+  const std::string set_key = AccountSetKey(q.accounts);
   bool has_cursor = !q.page_token.empty();
   int64_t cursor_us = 0;
   std::string cursor_name;
   if (has_cursor) {
-    ASSIGN_OR_RETURN(std::vector<std::string> f,
-                     DecodeToken(q.page_token, "op1", 5));
-    if (!absl::SimpleAtoi(f[3], &cursor_us)) return InvalidToken();
-    if (f[1] != q.account || f[2] != unfinished) return ForeignToken();
-    cursor_name = std::move(f[4]);
+    // "op2" tokens carry the accounts set; "op1" tokens (from before the set
+    // existed) stand for the unrestricted set.
+    absl::StatusOr<std::vector<std::string>> f =
+        DecodeToken(q.page_token, "op2", 6);
+    if (!f.ok()) {
+      f = DecodeToken(q.page_token, "op1", 5);
+      if (f.ok()) f->insert(f->begin() + 3, "");
+    }
+    RETURN_IF_ERROR(f.status());
+    if (!absl::SimpleAtoi((*f)[4], &cursor_us)) return InvalidToken();
+    if ((*f)[1] != q.account || (*f)[2] != unfinished || (*f)[3] != set_key) {
+      return ForeignToken();
+    }
+    cursor_name = std::move((*f)[5]);
   }
   // Each filter combination is its own (cached) statement so SQLite can
   // pick the matching index instead of a generic "?1 = '' OR ..." plan.
   std::string sql = absl::StrCat("SELECT ", kOpColumns,
                                  " FROM operations WHERE 1");
   if (!q.account.empty()) absl::StrAppend(&sql, " AND account = ?");
+  if (!q.accounts.empty()) {
+    absl::StrAppend(&sql,
+                    " AND account IN (SELECT value FROM json_each(?))");
+  }
   if (q.only_unfinished) absl::StrAppend(&sql, " AND done = 0");
   if (has_cursor) absl::StrAppend(&sql, " AND (create_us, name) > (?, ?)");
   absl::StrAppend(&sql, " ORDER BY create_us, name LIMIT ?");
   ASSIGN_OR_RETURN(Stmt list, Prepare(sql));
+  // Bound with SQLITE_STATIC: must outlive the statement's steps below.
+  const std::string accounts_json =
+      q.accounts.empty() ? "" : JsonStringArray(q.accounts);
   if (!q.account.empty()) list.Text(q.account);
+  if (!q.accounts.empty()) list.Text(accounts_json);
   if (has_cursor) list.Int(cursor_us).Text(cursor_name);
   // One extra row tells whether another page exists.
   list.Int(page_size + 1);
@@ -168,7 +186,7 @@ absl::StatusOr<OperationPage> Conn::ListOperations(const ListOperationsQuery& q)
     if (static_cast<int>(page.records.size()) == page_size) {
       const OperationRecord& last = page.records.back();
       page.next_page_token =
-          EncodeToken({"op1", q.account, unfinished,
+          EncodeToken({"op2", q.account, unfinished, set_key,
                        absl::StrCat(ToMicros(last.create_time)),
                        last.op.name()});
       break;

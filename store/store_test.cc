@@ -727,6 +727,308 @@ TEST_F(MemStoreTest, ChangeLog) {
             absl::StatusCode::kOutOfRange);
 }
 
+// ---- Operations restricted to a set of accounts ------------------------------
+
+TEST_F(MemStoreTest, ListOperationsRestrictedToAccountsPages) {
+  // a, b, c interleaved; only a and c are visible.
+  std::vector<std::string> want;
+  for (int i = 0; i < 9; ++i) {
+    std::string account = std::string(1, "abc"[i % 3]);
+    std::string name = absl::StrCat("operations/", i);
+    ASSERT_OK(store_->InsertOperation(MakeRecord(name, account)).status());
+    if (account != "b") want.push_back(name);
+  }
+  ListOperationsQuery q;
+  q.accounts = {"c", "a", "a"};  // order and duplicates do not matter
+  q.page_size = 2;
+  std::vector<std::string> got;
+  int pages = 0;
+  do {
+    ASSERT_OK_AND_ASSIGN(OperationPage page, store_->ListOperations(q));
+    for (const auto& r : page.records) {
+      EXPECT_NE(r.account, "b") << r.op.name();
+      got.push_back(r.op.name());
+    }
+    q.page_token = page.next_page_token;
+    ++pages;
+  } while (!q.page_token.empty() && pages < 10);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(pages, 3);
+
+  // The same set in another order accepts the token; another set does not,
+  // and neither does the unrestricted query.
+  q = ListOperationsQuery();
+  q.accounts = {"a", "c"};
+  q.page_size = 2;
+  ASSERT_OK_AND_ASSIGN(OperationPage first, store_->ListOperations(q));
+  ASSERT_FALSE(first.next_page_token.empty());
+  q.accounts = {"c", "a"};
+  q.page_token = first.next_page_token;
+  ASSERT_OK_AND_ASSIGN(OperationPage second, store_->ListOperations(q));
+  EXPECT_EQ(Names(second.records),
+            (std::vector<std::string>{"operations/3", "operations/5"}));
+  for (std::vector<std::string> other :
+       {std::vector<std::string>{"a"}, std::vector<std::string>{"a", "b", "c"},
+        std::vector<std::string>{}}) {
+    q.accounts = other;
+    absl::Status s = store_->ListOperations(q).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(s.message(), HasSubstr("different query"));
+  }
+
+  // account AND accounts: inside the set narrows, outside gives nothing.
+  q = ListOperationsQuery();
+  q.accounts = {"a", "c"};
+  q.account = "c";
+  ASSERT_OK_AND_ASSIGN(OperationPage only_c, store_->ListOperations(q));
+  EXPECT_EQ(Names(only_c.records),
+            (std::vector<std::string>{"operations/2", "operations/5",
+                                      "operations/8"}));
+  q.account = "b";
+  ASSERT_OK_AND_ASSIGN(OperationPage none, store_->ListOperations(q));
+  EXPECT_TRUE(none.records.empty());
+  EXPECT_TRUE(none.next_page_token.empty());
+
+  // Account ids that need escaping in the set still match exactly.
+  ASSERT_OK(store_->InsertOperation(MakeRecord("operations/q", "x\"y\\z\n"))
+                .status());
+  q = ListOperationsQuery();
+  q.accounts = {"x\"y\\z\n"};
+  ASSERT_OK_AND_ASSIGN(OperationPage odd, store_->ListOperations(q));
+  EXPECT_EQ(Names(odd.records), std::vector<std::string>{"operations/q"});
+}
+
+TEST_F(MemStoreTest, UnrestrictedOperationTokensStillWork) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(store_->InsertOperation(MakeRecord(absl::StrCat("op/", i), "a"))
+                  .status());
+  }
+  ListOperationsQuery q;
+  q.page_size = 1;
+  ASSERT_OK_AND_ASSIGN(OperationPage first, store_->ListOperations(q));
+  ASSERT_OK_AND_ASSIGN(OperationRecord r0, store_->GetOperation("op/0"));
+  // A token as the previous version wrote it ("op1", no accounts field).
+  q.page_token = absl::WebSafeBase64Escape(absl::StrCat(
+      "3:op10:1:0", absl::StrCat(absl::ToUnixMicros(r0.create_time)).size(),
+      ":", absl::ToUnixMicros(r0.create_time), "4:op/0"));
+  ASSERT_OK_AND_ASSIGN(OperationPage second, store_->ListOperations(q));
+  EXPECT_EQ(Names(second.records), std::vector<std::string>{"op/1"});
+  // The same old token is foreign to a restricted query.
+  q.accounts = {"a"};
+  EXPECT_EQ(store_->ListOperations(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---- Audit log --------------------------------------------------------------
+
+AuditRecord Audit(int64_t time_s, std::string principal, std::string account,
+                  std::string bytes) {
+  AuditRecord r;
+  r.time = absl::FromUnixSeconds(time_s);
+  r.principal = std::move(principal);
+  r.account = std::move(account);
+  r.bytes = std::move(bytes);
+  return r;
+}
+
+std::vector<std::string> Bytes(const std::vector<AuditRecord>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) out.push_back(r.bytes);
+  return out;
+}
+
+// Pages through `q` (page size as set) and returns every record's bytes.
+std::vector<std::string> ListAllAudit(Store& store, AuditQuery q,
+                                      int* pages = nullptr) {
+  std::vector<std::string> out;
+  int n = 0;
+  do {
+    absl::StatusOr<AuditPage> page = store.ListAuditEvents(q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) break;
+    for (const auto& r : page->records) out.push_back(r.bytes);
+    q.page_token = page->next_page_token;
+    ++n;
+  } while (!q.page_token.empty() && n < 100);
+  if (pages != nullptr) *pages = n;
+  return out;
+}
+
+TEST_F(MemStoreTest, AuditEventsAppendInOneBatchAndListNewestFirst) {
+  ASSERT_OK(store_->AppendAuditEvents({}));
+  AuditPage empty;
+  ASSERT_OK_AND_ASSIGN(empty, store_->ListAuditEvents(AuditQuery()));
+  EXPECT_TRUE(empty.records.empty());
+  EXPECT_TRUE(empty.next_page_token.empty());
+
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 7; ++i) {
+    batch.push_back(Audit(1000 + i, "alice", "lab", absl::StrCat("e", i)));
+  }
+  batch[3].bytes = std::string("bin\0ary", 7);
+  ASSERT_OK(store_->AppendAuditEvents(batch));
+
+  AuditQuery q;
+  ASSERT_OK_AND_ASSIGN(AuditPage all, store_->ListAuditEvents(q));
+  ASSERT_EQ(all.records.size(), 7u);
+  EXPECT_TRUE(all.next_page_token.empty());
+  for (size_t i = 0; i < all.records.size(); ++i) {
+    const AuditRecord& r = all.records[i];
+    const AuditRecord& in = batch[6 - i];
+    EXPECT_EQ(r.bytes, in.bytes);
+    EXPECT_EQ(r.time, in.time);  // the caller's time, not the store clock
+    EXPECT_EQ(r.principal, "alice");
+    EXPECT_EQ(r.account, "lab");
+    if (i > 0) {
+      EXPECT_EQ(r.seq + 1, all.records[i - 1].seq);
+    }
+  }
+  EXPECT_GT(all.records.back().seq, 0);
+
+  // Paging: 3 + 3 + 1, no duplicates, and events appended between pages
+  // (newer than the first page) do not show up in later pages.
+  q.page_size = 3;
+  ASSERT_OK_AND_ASSIGN(AuditPage p1, store_->ListAuditEvents(q));
+  EXPECT_EQ(Bytes(p1.records), (std::vector<std::string>{"e6", "e5", "e4"}));
+  ASSERT_OK(store_->AppendAuditEvents({Audit(2000, "bob", "lab", "late")}));
+  q.page_token = p1.next_page_token;
+  ASSERT_OK_AND_ASSIGN(AuditPage p2, store_->ListAuditEvents(q));
+  EXPECT_EQ(Bytes(p2.records),
+            (std::vector<std::string>{std::string("bin\0ary", 7), "e2", "e1"}));
+  q.page_token = p2.next_page_token;
+  ASSERT_OK_AND_ASSIGN(AuditPage p3, store_->ListAuditEvents(q));
+  EXPECT_EQ(Bytes(p3.records), std::vector<std::string>{"e0"});
+  EXPECT_TRUE(p3.next_page_token.empty());
+
+  // Page size limits.
+  q = AuditQuery();
+  q.page_size = -1;
+  EXPECT_EQ(store_->ListAuditEvents(q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<AuditRecord> many;
+  for (int i = 0; i < 1100; ++i) many.push_back(Audit(3000, "", "", "x"));
+  ASSERT_OK(store_->AppendAuditEvents(many));
+  q.page_size = 0;
+  ASSERT_OK_AND_ASSIGN(AuditPage def, store_->ListAuditEvents(q));
+  EXPECT_EQ(def.records.size(), 50u);
+  q.page_size = 5000;
+  ASSERT_OK_AND_ASSIGN(AuditPage max, store_->ListAuditEvents(q));
+  EXPECT_EQ(max.records.size(), 1000u);
+}
+
+TEST_F(MemStoreTest, AuditEventFilters) {
+  ASSERT_OK(store_->AppendAuditEvents({
+      Audit(100, "alice", "lab", "1"),
+      Audit(200, "bob", "lab", "2"),
+      Audit(300, "alice", "prod", "3"),
+      Audit(400, "", "", "4"),  // refused before authentication
+      Audit(500, "bob", "prod", "5"),
+      Audit(600, "alice", "lab", "6"),
+  }));
+  AuditQuery q;
+  q.page_size = 2;  // every filter is checked across pages too
+  q.account = "lab";
+  EXPECT_EQ(ListAllAudit(*store_, q),
+            (std::vector<std::string>{"6", "2", "1"}));
+  q = AuditQuery();
+  q.page_size = 2;
+  q.principal = "alice";
+  EXPECT_EQ(ListAllAudit(*store_, q),
+            (std::vector<std::string>{"6", "3", "1"}));
+  q.account = "lab";
+  EXPECT_EQ(ListAllAudit(*store_, q), (std::vector<std::string>{"6", "1"}));
+
+  // [start, end)
+  q = AuditQuery();
+  q.page_size = 2;
+  q.start = absl::FromUnixSeconds(200);
+  q.end = absl::FromUnixSeconds(500);
+  EXPECT_EQ(ListAllAudit(*store_, q),
+            (std::vector<std::string>{"4", "3", "2"}));
+  q.end = absl::InfiniteFuture();
+  EXPECT_EQ(ListAllAudit(*store_, q),
+            (std::vector<std::string>{"6", "5", "4", "3", "2"}));
+  q.start = absl::InfinitePast();
+  q.end = absl::FromUnixSeconds(200);
+  EXPECT_EQ(ListAllAudit(*store_, q), std::vector<std::string>{"1"});
+  q.start = absl::FromUnixSeconds(300);
+  EXPECT_EQ(store_->ListAuditEvents(q).status().code(),
+            absl::StatusCode::kInvalidArgument);  // start after end
+
+  // The accounts restriction: "" admits the events that name no account.
+  q = AuditQuery();
+  q.page_size = 2;
+  q.accounts = {"prod"};
+  int pages = 0;
+  EXPECT_EQ(ListAllAudit(*store_, q, &pages),
+            (std::vector<std::string>{"5", "3"}));
+  EXPECT_EQ(pages, 1);
+  q.accounts = {"prod", ""};
+  EXPECT_EQ(ListAllAudit(*store_, q, &pages),
+            (std::vector<std::string>{"5", "4", "3"}));
+  EXPECT_EQ(pages, 2);
+  q.accounts = {"prod"};
+  q.account = "lab";  // AND-ed: nothing
+  EXPECT_TRUE(ListAllAudit(*store_, q).empty());
+  q.account = "prod";
+  q.principal = "bob";
+  EXPECT_EQ(ListAllAudit(*store_, q), std::vector<std::string>{"5"});
+  q = AuditQuery();
+  q.principal = "nobody";
+  EXPECT_TRUE(ListAllAudit(*store_, q).empty());
+}
+
+TEST_F(MemStoreTest, AuditPageTokensAreBoundToTheQuery) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(Audit(100 + i, "p", "a", "x"));
+  ASSERT_OK(store_->AppendAuditEvents(batch));
+  AuditQuery q;
+  q.page_size = 1;
+  q.accounts = {"a", "b"};
+  q.principal = "p";
+  q.start = absl::FromUnixSeconds(50);
+  ASSERT_OK_AND_ASSIGN(AuditPage first, store_->ListAuditEvents(q));
+  ASSERT_FALSE(first.next_page_token.empty());
+  q.page_token = first.next_page_token;
+  ASSERT_OK(store_->ListAuditEvents(q).status());
+  q.accounts = {"b", "a"};  // the same set
+  ASSERT_OK(store_->ListAuditEvents(q).status());
+
+  std::vector<std::function<void(AuditQuery&)>> changes = {
+      [](AuditQuery& c) { c.accounts = {"a"}; },
+      [](AuditQuery& c) { c.accounts.clear(); },
+      [](AuditQuery& c) { c.account = "a"; },
+      [](AuditQuery& c) { c.principal = "q"; },
+      [](AuditQuery& c) { c.start = absl::FromUnixSeconds(51); },
+      [](AuditQuery& c) { c.end = absl::FromUnixSeconds(1000); },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    AuditQuery other = q;
+    changes[i](other);
+    absl::Status s = store_->ListAuditEvents(other).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << i << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr("different query")) << i;
+  }
+  // An operations token is not an audit token, and garbage is refused.
+  for (const std::string& bad :
+       {std::string("!!!"), absl::WebSafeBase64Escape("3:au11:a"),
+        absl::WebSafeBase64Escape("3:au10:1:p0:0:0:1:x")}) {
+    AuditQuery other = q;
+    other.page_token = bad;
+    absl::Status s = store_->ListAuditEvents(other).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(MemStoreTest, AuditAppendInsideTransactionIsRefused) {
+  absl::Status inner;
+  ASSERT_OK(store_->RunInTransaction([&](TxnView&) {
+    inner = store_->AppendAuditEvents({Audit(1, "p", "a", "x")});
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
+}
+
 // ---- Files ------------------------------------------------------------------
 
 TEST(FileStoreTest, OpenCreatesDirectoriesAndConfiguresSqlite) {
@@ -803,6 +1105,50 @@ TEST(FileStoreTest, NewerSchemaIsRefused) {
   absl::Status s = Store::Open(path).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("newer"));
+}
+
+TEST(FileStoreTest, MigratesVersion1FileKeepingData) {
+  const std::string path = MakeTempDir() + "/store.db";
+  InsertResult inserted;
+  int64_t seq = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+    ASSERT_OK_AND_ASSIGN(inserted, store->InsertOperation(MakeRecord(
+                                       "operations/1", "a", "req-1")));
+    ASSERT_OK(store->PutResource("a", "vms", "1", "payload"));
+    ASSERT_OK_AND_ASSIGN(seq, store->AppendChange("a", "vm", "vms/1", 1, "p"));
+  }
+  // Turn the file back into what version 1 wrote: no audit table.
+  QueryOne(path, "DROP TABLE audit_events");
+  QueryOne(path, "PRAGMA user_version = 1");
+  ASSERT_EQ(QueryOne(path, "PRAGMA user_version"), "1");
+  ASSERT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = "
+                           "'audit_events'"),
+            "0");
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "2");
+  ASSERT_OK_AND_ASSIGN(OperationRecord op, store->GetOperation("operations/1"));
+  EXPECT_EQ(Describe(op), Describe(inserted.record));
+  ASSERT_OK_AND_ASSIGN(std::string bytes, store->GetResource("a", "vms", "1"));
+  EXPECT_EQ(bytes, "payload");
+  ASSERT_OK_AND_ASSIGN(auto changes, store->ListChangesSince(0, 10));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].seq, seq);
+
+  AuditRecord event;
+  event.time = absl::FromUnixSeconds(42);
+  event.principal = "alice";
+  event.account = "a";
+  event.bytes = "event";
+  ASSERT_OK(store->AppendAuditEvents({event}));
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, Store::Open(path));
+  ASSERT_OK_AND_ASSIGN(AuditPage page, store->ListAuditEvents(AuditQuery()));
+  ASSERT_EQ(page.records.size(), 1u);
+  EXPECT_EQ(page.records[0].bytes, "event");
+  EXPECT_EQ(page.records[0].time, absl::FromUnixSeconds(42));
+  EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
 }
 
 TEST(FileStoreTest, ConcurrentWritersFromEightThreads) {
