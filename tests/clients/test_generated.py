@@ -28,8 +28,9 @@ def test_stubs_are_generated(language):
 
 
 def test_stubs_carry_every_service():
-    services = ["AccountsService", "AutoscalingService", "BillingService", "ComputeService",
-                "FirewallsService", "UnitsService", "VolumesService", "WatchService"]
+    services = ["AccountsService", "AuditService", "AutoscalingService", "BillingService",
+                "ComputeService", "FirewallsService", "UnitsService", "VolumesService",
+                "WatchService"]
     go = "".join(p.read_text() for p in (BAZEL_BIN / "clients/go/api/cloudplane/v1").glob("*_grpc.pb.go"))
     java = {p.stem for p in (BAZEL_BIN / "clients/java/gen/dev/cloudplane/v1").glob("*Grpc.java")}
     node = "".join(p.read_text() for p in (BAZEL_BIN / "clients/node/gen/cloudplane/v1").glob("*.ts"))
