@@ -67,12 +67,12 @@ class Principal:
         return {a for a in ACCOUNTS if self.role_on(a)}
 
 
-def server_config(principals, bindings, transition_ms=50):
-    """The ServerConfig textproto: sandbox accounts alpha and beta, one API
-    key per configured principal, and `bindings` as (role, principals,
-    groups, accounts) tuples."""
+def server_config(principals, bindings, transition_ms=50, accounts=ACCOUNTS):
+    """The ServerConfig textproto: sandbox `accounts` (default alpha and
+    beta), one API key per configured principal, and `bindings` as (role,
+    principals, groups, accounts) tuples."""
     lines = []
-    for account in ACCOUNTS:
+    for account in accounts:
         lines.append(f'accounts {{ id: "{account}" provider: "sandbox" '
                      f'options {{ key: "transition_ms" value: "{transition_ms}" }} }}')
     lines.append("auth {")
@@ -276,6 +276,7 @@ class Refusal:
     reason: str
     metadata: dict
     domain: str = ""
+    raw: bytes = b""  # grpc-status-details-bin, as sent
 
     def __str__(self):
         return f"{self.code.name} {self.reason} {self.metadata} {self.message!r}"
@@ -283,8 +284,10 @@ class Refusal:
 
 def refusal(error):
     info, _ = error_details(error)
+    raw = b"".join(value for key, value in error.trailing_metadata() or ()
+                   if key == "grpc-status-details-bin")
     return Refusal(error.code(), error.details() or "", info.reason if info else "",
-                   dict(info.metadata) if info else {}, info.domain if info else "")
+                   dict(info.metadata) if info else {}, info.domain if info else "", raw)
 
 
 def invoke(channel, method, request, metadata=(), timeout=15.0):
