@@ -398,3 +398,33 @@ def test_watch_reads_nothing_before_the_refusal(world):
     with pytest.raises(grpc.RpcError) as err:
         next(call)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_every_refused_method_is_audited_with_its_permission(world):
+    """Each method's permission, also for the methods no principal here is
+    too low for (every VIEWER method): a caller with no role on alpha is
+    refused, and the audit event of that refusal names the permission."""
+    _, cases = build_cases(world)
+    nobody, root = world.by_label["nobody"], world.root
+    refused = [c for c in cases if c.kind not in ("accounts", "operations")]
+    for case in refused:
+        got = invoke(world.server.channel, case.method, case.build("alpha"), nobody.metadata())
+        assert isinstance(got, Refusal), (case.label, got)
+    events, token = [], ""
+    audit = all_methods()["cloudplane.v1.AuditService.ListAuditEvents"]
+    request_class = message_class(audit.input_type)
+    while True:
+        page = invoke(world.server.channel, audit,
+                      request_class(principal="nobody", page_size=1000, page_token=token),
+                      root.metadata())
+        assert not isinstance(page, Refusal), page
+        events.extend(page.audit_events)
+        token = page.next_page_token
+        if not token:
+            break
+    seen = {}
+    for event in events:
+        seen.setdefault(event.method, set()).add(event.permission)
+    missing = [f"{c.label}: want {c.perm}, audited {sorted(seen.get(c.method.full_name, []))}"
+               for c in refused if c.perm not in seen.get(c.method.full_name, set())]
+    assert not missing, "\n".join(missing)
