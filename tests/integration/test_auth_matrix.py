@@ -16,6 +16,7 @@ cannot be left out. Outcomes (checked in this order by the server):
   - otherwise allowed: any other code (mutations are validate_only, so
     nothing changes).
 """
+import time
 import uuid
 
 import grpc
@@ -410,21 +411,26 @@ def test_every_refused_method_is_audited_with_its_permission(world):
     for case in refused:
         got = invoke(world.server.channel, case.method, case.build("alpha"), nobody.metadata())
         assert isinstance(got, Refusal), (case.label, got)
-    events, token = [], ""
     audit = all_methods()["cloudplane.v1.AuditService.ListAuditEvents"]
     request_class = message_class(audit.input_type)
+    deadline = time.monotonic() + 10  # The store is written in batches.
     while True:
-        page = invoke(world.server.channel, audit,
-                      request_class(principal="nobody", page_size=1000, page_token=token),
-                      root.metadata())
-        assert not isinstance(page, Refusal), page
-        events.extend(page.audit_events)
-        token = page.next_page_token
-        if not token:
+        events, token = [], ""
+        while True:
+            page = invoke(world.server.channel, audit,
+                          request_class(principal="nobody", page_size=1000, page_token=token),
+                          root.metadata())
+            assert not isinstance(page, Refusal), page
+            events.extend(page.audit_events)
+            token = page.next_page_token
+            if not token:
+                break
+        seen = {}
+        for event in events:
+            seen.setdefault(event.method, set()).add(event.permission)
+        missing = [f"{c.label}: want {c.perm}, audited {sorted(seen.get(c.method.full_name, []))}"
+                   for c in refused if c.perm not in seen.get(c.method.full_name, set())]
+        if not missing or time.monotonic() > deadline:
             break
-    seen = {}
-    for event in events:
-        seen.setdefault(event.method, set()).add(event.permission)
-    missing = [f"{c.label}: want {c.perm}, audited {sorted(seen.get(c.method.full_name, []))}"
-               for c in refused if c.perm not in seen.get(c.method.full_name, set())]
+        time.sleep(0.2)
     assert not missing, "\n".join(missing)
