@@ -18,8 +18,9 @@ namespace cloudplane::auth {
 namespace {
 
 absl::Status Refused(absl::string_view why) {
-  return WithErrorInfo(absl::UnauthenticatedError(absl::StrCat("client certificate refused: ", why)),
-                       reasons::kCredentialsInvalid);
+  return WithErrorInfo(
+      absl::UnauthenticatedError(absl::StrCat("client certificate refused: ", why)),
+      reasons::kCredentialsInvalid);
 }
 
 // The bytes of an IA5String/UTF8String as a name, or nullopt when empty or

@@ -10,6 +10,7 @@
 
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>

@@ -16,6 +16,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -126,7 +127,7 @@ class ServerTlsTest : public ::testing::Test {
     return tls;
   }
 
-  // Starts a server with `tls`'s credentials; returns false on failure.
+  // Starts a server on 127.0.0.1:0 with `tls`'s credentials.
   void Start(const TlsConfig& tls) {
     auto created = ServerTls::Create(tls, stage_);
     ASSERT_TRUE(created.ok()) << created.status();
