@@ -114,14 +114,18 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
   return table;
 }
 
+absl::Status AccountTable::NotConfigured(absl::string_view account_id, absl::string_view field) {
+  return WithErrorInfo(
+      absl::NotFoundError(
+          absl::StrCat("account \"", account_id, "\" is not configured (", field, ")")),
+      "ACCOUNT_NOT_FOUND", {{"account", std::string(account_id)}});
+}
+
 absl::StatusOr<adapters::Provider*> AccountTable::Provider(absl::string_view account_id,
                                                            absl::string_view field) const {
   auto it = entries_.find(account_id);
   if (it == entries_.end()) {
-    return WithErrorInfo(
-        absl::NotFoundError(absl::StrCat("account \"", account_id, "\" is not configured (",
-                                         field, ")")),
-        "ACCOUNT_NOT_FOUND", {{"account", std::string(account_id)}});
+    return NotConfigured(account_id, field);
   }
   if (it->second.provider == nullptr) {
     return WithErrorInfo(

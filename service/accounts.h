@@ -32,6 +32,11 @@ class AccountTable {
   absl::StatusOr<adapters::Provider*> Provider(absl::string_view account_id,
                                                absl::string_view field) const;
 
+  // What a call naming an account that is not configured answers: NOT_FOUND
+  // naming `field`, ErrorInfo ACCOUNT_NOT_FOUND. The gate answers the same
+  // for an account the caller has no role on, so names cannot be probed.
+  static absl::Status NotConfigured(absl::string_view account_id, absl::string_view field);
+
   // The Account resource, or nullptr.
   const v1::Account* Find(absl::string_view account_id) const;
 

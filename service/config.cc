@@ -172,10 +172,8 @@ absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credential
 }
 
 bool AuthenticationConfigured(const config::v1::ServerConfig& config) {
-  // No authentication section exists yet; when it lands, this answers
-  // whether it is switched on (JWT, API keys or client certificates).
-  (void)config;
-  return false;
+  return config.auth().has_jwt() || config.auth().api_keys_size() > 0 ||
+         !config.tls().client_ca_file().empty();
 }
 
 bool IsLoopbackListenAddress(absl::string_view address) {

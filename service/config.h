@@ -25,11 +25,11 @@ absl::Status FinishConfig(config::v1::ServerConfig& config);
 // contents) when it cannot be read.
 absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credentials);
 
-// Whether the config sets up a way to authenticate callers. No such section
-// exists yet (issue 12's `auth` config will add one), so this is false for
-// every config: until then every caller may act on every account, and
-// CheckListenAddress keeps the server on this host by default. TLS alone
-// does not count: it never asks who the client is.
+// Whether the config sets up a way to authenticate callers: `auth.jwt`,
+// `auth.api_keys`, or `tls.client_ca_file` (client certificates). Without
+// one every caller may act on every account, and CheckListenAddress keeps
+// the server on this host by default. TLS alone does not count: it never
+// asks who the client is.
 bool AuthenticationConfigured(const config::v1::ServerConfig& config);
 
 // Whether a gRPC listen address can only be reached from this host: a unix

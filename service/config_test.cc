@@ -175,5 +175,27 @@ TEST(Config, OnlyLoopbackListenAddressesWithoutAuthentication) {
   EXPECT_TRUE(CheckListenAddress(config, /*allow_remote=*/true).ok());
 }
 
+TEST(Config, AuthenticationIsJwtApiKeysOrClientCertificates) {
+  config::v1::ServerConfig config;
+  config.set_listen_address("0.0.0.0:7070");
+  config.mutable_tls()->set_cert_file("server.pem");  // TLS alone names no caller
+  EXPECT_FALSE(AuthenticationConfigured(config));
+  EXPECT_FALSE(CheckListenAddress(config, false).ok());
+  config::v1::ServerConfig with_key = config;
+  with_key.mutable_auth()->add_api_keys()->set_principal("ci");
+  EXPECT_TRUE(AuthenticationConfigured(with_key));
+  EXPECT_TRUE(CheckListenAddress(with_key, false).ok());
+  config::v1::ServerConfig with_jwt = config;
+  with_jwt.mutable_auth()->mutable_jwt()->set_issuer("https://id.example");
+  EXPECT_TRUE(AuthenticationConfigured(with_jwt));
+  config::v1::ServerConfig with_ca = config;
+  with_ca.mutable_tls()->set_client_ca_file("ca.pem");
+  EXPECT_TRUE(AuthenticationConfigured(with_ca));
+  // Bindings alone authenticate nobody.
+  config::v1::ServerConfig bindings_only = config;
+  bindings_only.mutable_auth()->add_bindings()->add_principals("ci");
+  EXPECT_FALSE(AuthenticationConfigured(bindings_only));
+}
+
 }  // namespace
 }  // namespace cloudplane::service

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "adapters/dispatch.h"
 #include "adapters/common/paging/paging.h"
@@ -17,6 +18,7 @@
 #include "base/status.h"
 #include "google/protobuf/struct.pb.h"
 #include "cloudplane/v1/accounts.grpc.pb.h"
+#include "cloudplane/v1/audit.grpc.pb.h"
 #include "cloudplane/v1/autoscaling.grpc.pb.h"
 #include "cloudplane/v1/billing.grpc.pb.h"
 #include "cloudplane/v1/common.pb.h"
@@ -27,6 +29,8 @@
 #include "google/longrunning/operations.grpc.pb.h"
 #include "google/protobuf/empty.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/audit_log.h"
+#include "service/auth/policy.h"
 #include "service/request_validation.h"
 #include "service/status_conversion.h"
 #include "service/watch_service.h"
@@ -46,6 +50,22 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
 bool Supports(const adapters::Provider& provider, absl::string_view method) {
   const auto& methods = provider.Info().supported_methods;
   return std::find(methods.begin(), methods.end(), method) != methods.end();
+}
+
+// The permission of a method the server serves. Every served method has one
+// (service/auth/policy_test.cc walks them all); a method without one would
+// be a bug, and it is then refused rather than let through.
+const auth::Permission& PermissionOf(absl::string_view full_method) {
+  static const auto* const kUnknown =
+      new auth::Permission{"cloudplane.unknownMethod", static_cast<auth::Role>(4)};
+  const auth::Permission* permission = auth::PermissionFor(full_method);
+  return permission != nullptr ? *permission : *kUnknown;
+}
+
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 // Request-level `provider_options` reach only adapters that say they read
@@ -70,18 +90,28 @@ absl::Status CheckProviderOptions(const adapters::Provider& provider,
                                    full_method));
 }
 
-// The checks every adapter-facing RPC shares, in order: request shape, the
-// account, the capability, the caller's deadline. Returns the provider and
-// fills `cc`.
+// The checks every adapter-facing RPC shares, in order: the caller, the
+// request's shape, the caller's permission on the account, the account, the
+// capability, the caller's deadline. Returns the provider and fills `cc`,
+// `routed`, `caller` and `facts`.
 absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
                                           grpc::CallbackServerContext* ctx,
                                           absl::string_view method_name,
                                           const std::string& full_method,
                                           const google::protobuf::Message& request,
-                                          adapters::CallContext& cc, RoutedRequest& routed) {
+                                          adapters::CallContext& cc, RoutedRequest& routed,
+                                          auth::Caller& caller, CallFacts& facts) {
+  absl::StatusOr<auth::Caller> who = context.gate->Authenticate(*ctx, full_method);
+  if (!who.ok()) return who.status();
+  caller = *std::move(who);
   absl::StatusOr<RoutedRequest> valid = ValidateRequest(method_name, request);
   if (!valid.ok()) return valid.status();
   routed = *std::move(valid);
+  facts.method = full_method;
+  facts.resource = routed.target;
+  facts.account = routed.account;
+  RETURN_IF_ERROR(context.gate->Authorize(caller, PermissionOf(full_method), facts,
+                                          AccountTable::NotConfigured(routed.account, "name")));
   absl::StatusOr<adapters::Provider*> provider =
       context.accounts->Provider(routed.account, "name");
   if (!provider.ok()) return provider.status();
@@ -104,8 +134,11 @@ grpc::ServerUnaryReactor* HandleRead(
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   adapters::CallContext cc;
   RoutedRequest routed;
-  absl::StatusOr<adapters::Provider*> provider = Admit(
-      context, ctx, method, adapters::FullMethodName(service, method), *request, cc, routed);
+  auth::Caller caller;
+  CallFacts facts;
+  absl::StatusOr<adapters::Provider*> provider =
+      Admit(context, ctx, method, adapters::FullMethodName(service, method), *request, cc, routed,
+            caller, facts);
   if (!provider.ok()) {
     reactor->Finish(ToGrpcStatus(provider.status()));
     return reactor;
@@ -146,8 +179,10 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
   const std::string full_method = adapters::FullMethodName(service, method);
   adapters::CallContext cc;
   RoutedRequest routed;
+  auth::Caller caller;
+  CallFacts facts;
   absl::StatusOr<adapters::Provider*> provider =
-      Admit(context, ctx, method, full_method, *request, cc, routed);
+      Admit(context, ctx, method, full_method, *request, cc, routed, caller, facts);
   if (!provider.ok()) {
     reactor->Finish(ToGrpcStatus(provider.status()));
     return reactor;
@@ -155,6 +190,7 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
   if (request->validate_only()) {
     // Checked, not done: the adapter runs its local checks (no provider I/O)
     // and a pass is an Operation that is already finished and not stored.
+    // Nothing changes, so nothing is audited.
     cc.validate_only = true;
     google::protobuf::Any packed;
     packed.PackFrom(*request);
@@ -176,12 +212,16 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
     if (!dispatched.ok()) std::move(*answer)(dispatched);
     return reactor;
   }
-  context.runner->Start(full_method, routed.account, routed.target, *request,
-                        request->request_id(),
-                        [reactor, response](absl::StatusOr<Operation> op) {
-                          if (op.ok()) *response = *std::move(op);
-                          reactor->Finish(ToGrpcStatus(op.status()));
-                        });
+  facts.request_id = request->request_id();
+  context.runner->Start(
+      full_method, routed.account, routed.target, *request, request->request_id(),
+      caller.principal,
+      [reactor, response, gate = context.gate, caller, facts](absl::StatusOr<Operation> op) {
+        gate->Audit(&caller, facts, PermissionOf(facts.method).name, op.status(),
+                    op.ok() ? op->name() : "");
+        if (op.ok()) *response = *std::move(op);
+        reactor->Finish(ToGrpcStatus(op.status()));
+      });
   return reactor;
 }
 
@@ -242,6 +282,9 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* request,
                                           v1::ListProvidersResponse* response) override {
+    if (absl::Status refused = AdmitCatalogue(ctx, "ListProviders"); !refused.ok()) {
+      return Refuse(ctx, refused);
+    }
     std::vector<v1::Provider> all;
     for (const adapters::ProviderInfo* info : context_.registry->List()) all.push_back(ToProto(*info));
     return FinishPage(ctx, std::move(all), request->page_size(), request->page_token(),
@@ -251,6 +294,9 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
   grpc::ServerUnaryReactor* GetProvider(grpc::CallbackServerContext* ctx,
                                         const v1::GetProviderRequest* request,
                                         v1::Provider* response) override {
+    if (absl::Status refused = AdmitCatalogue(ctx, "GetProvider"); !refused.ok()) {
+      return Refuse(ctx, refused);
+    }
     auto* reactor = ctx->DefaultReactor();
     std::vector<absl::string_view> parts = absl::StrSplit(request->name(), '/');
     if (parts.size() != 2 || parts[0] != "providers" || parts[1].empty()) {
@@ -268,11 +314,20 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
     return reactor;
   }
 
+  // Only the accounts the caller has a role on.
   grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* ctx,
                                          const v1::ListAccountsRequest* request,
                                          v1::ListAccountsResponse* response) override {
+    const std::string method = Full("ListAccounts");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
+    auth::AccountSet visible = context_.gate->Accounts(*caller, auth::Role::kViewer);
     std::vector<v1::Account> all;
-    for (const v1::Account* account : context_.accounts->List()) all.push_back(*account);
+    for (const v1::Account* account : context_.accounts->List()) {
+      if (visible.Contains(absl::StripPrefix(account->name(), "accounts/"))) {
+        all.push_back(*account);
+      }
+    }
     return FinishPage(ctx, std::move(all), request->page_size(), request->page_token(),
                       response->mutable_accounts(), response->mutable_next_page_token());
   }
@@ -280,22 +335,38 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
   grpc::ServerUnaryReactor* GetAccount(grpc::CallbackServerContext* ctx,
                                        const v1::GetAccountRequest* request,
                                        v1::Account* response) override {
-    auto* reactor = ctx->DefaultReactor();
+    const std::string method = Full("GetAccount");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
     absl::StatusOr<RoutedRequest> routed = ValidateRequest("GetAccount", *request);
-    if (!routed.ok()) {
-      reactor->Finish(ToGrpcStatus(routed.status()));
-      return reactor;
+    if (!routed.ok()) return Refuse(ctx, routed.status());
+    CallFacts facts{method, routed->target, routed->account, ""};
+    absl::Status not_found = AccountTable::NotConfigured(routed->account, "name");
+    if (absl::Status refused =
+            context_.gate->Authorize(*caller, PermissionOf(method), facts, not_found);
+        !refused.ok()) {
+      return Refuse(ctx, refused);
     }
     const v1::Account* account = context_.accounts->Find(routed->account);
-    if (account == nullptr) {
-      reactor->Finish(ToGrpcStatus(WithErrorInfo(
-          absl::NotFoundError(absl::StrCat("account \"", routed->account, "\" is not configured")),
-          "ACCOUNT_NOT_FOUND", {{"account", routed->account}})));
-      return reactor;
-    }
+    if (account == nullptr) return Refuse(ctx, not_found);
     *response = *account;
+    auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
+  }
+
+  static std::string Full(absl::string_view method) {
+    return absl::StrCat("cloudplane.v1.AccountsService.", method);
+  }
+
+  // The provider catalogue is no account's, but it is shown only to callers
+  // with a role somewhere.
+  absl::Status AdmitCatalogue(grpc::CallbackServerContext* ctx, absl::string_view name) {
+    const std::string method = Full(name);
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return caller.status();
+    CallFacts facts{method, "providers", "", ""};
+    return context_.gate->AuthorizeAnywhere(*caller, PermissionOf(method), facts);
   }
 
   static v1::Provider ToProto(const adapters::ProviderInfo& info) {
@@ -327,7 +398,9 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
   const ServiceContext context_;
 };
 
-// google.longrunning.Operations over the OperationRunner's store.
+// google.longrunning.Operations over the OperationRunner's store. An
+// operation is shown only to callers with a role on its account; for anyone
+// else it does not exist.
 class OperationsImpl final : public google::longrunning::Operations::CallbackService {
  public:
   explicit OperationsImpl(const ServiceContext& context) : context_(context) {}
@@ -336,6 +409,9 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
   grpc::ServerUnaryReactor* ListOperations(
       grpc::CallbackServerContext* ctx, const google::longrunning::ListOperationsRequest* request,
       google::longrunning::ListOperationsResponse* response) override {
+    const std::string method = Full("ListOperations");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
     auto* reactor = ctx->DefaultReactor();
     if (absl::StartsWith(request->name(), "accounts/")) {
       // The provider's own jobs: `accounts/{account}/providerOperations`.
@@ -351,7 +427,9 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
       }
       adapters::CallContext cc;
       absl::StatusOr<adapters::Provider*> provider =
-          status.ok() ? ProviderFor(ctx, parts[1], cc) : status;
+          status.ok() ? ProviderFor(ctx, *caller, auth::ListProviderOperationsPermission(),
+                                    request->name(), parts[1], cc)
+                      : status;
       if (!provider.ok()) {
         reactor->Finish(ToGrpcStatus(provider.status()));
         return reactor;
@@ -372,7 +450,15 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
     if (status.ok() && request->page_size() < 0) {
       status = InvalidField("page_size", "must not be negative");
     }
-    if (status.ok()) {
+    // Only the accounts the caller has a role on; an account filter naming
+    // any other gives an empty page, as for an account without operations.
+    auth::AccountSet visible = context_.gate->Accounts(*caller, auth::Role::kViewer);
+    bool nothing_visible = visible.empty() || (!query.account.empty() && !visible.Contains(query.account));
+    if (status.ok() && !visible.all) {
+      query.accounts.assign(visible.ids.begin(), visible.ids.end());
+      std::sort(query.accounts.begin(), query.accounts.end());
+    }
+    if (status.ok() && !nothing_visible) {
       query.page_size = request->page_size();
       query.page_token = request->page_token();
       absl::StatusOr<store::OperationPage> page = context_.runner->List(query);
@@ -392,6 +478,9 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
   grpc::ServerUnaryReactor* GetOperation(grpc::CallbackServerContext* ctx,
                                          const google::longrunning::GetOperationRequest* request,
                                          Operation* response) override {
+    const std::string method = Full("GetOperation");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
     auto* reactor = ctx->DefaultReactor();
     if (absl::StartsWith(request->name(), "accounts/")) {
       // `accounts/{account}/providerOperations/{id}`: ask the provider.
@@ -400,7 +489,8 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
       absl::StatusOr<adapters::Provider*> provider =
           parts.size() == 4 && !parts[1].empty() && parts[2] == kProviderOperations &&
                   !parts[3].empty()
-              ? ProviderFor(ctx, parts[1], cc)
+              ? ProviderFor(ctx, *caller, auth::GetProviderOperationPermission(),
+                            request->name(), parts[1], cc)
               : InvalidField("name", "must look like operations/{operation} or "
                                      "accounts/{account}/providerOperations/{id}");
       if (!provider.ok()) {
@@ -414,48 +504,57 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
                                         });
       return reactor;
     }
-    absl::Status status = CheckName(request->name());
-    if (status.ok()) {
-      absl::StatusOr<Operation> op = context_.runner->Get(request->name());
-      if (op.ok()) *response = *std::move(op);
-      status = op.status();
-    }
-    reactor->Finish(ToGrpcStatus(status));
+    CallFacts facts;
+    absl::StatusOr<Operation> op = Visible(*caller, method, request->name(), facts);
+    if (op.ok()) *response = *std::move(op);
+    reactor->Finish(ToGrpcStatus(op.status()));
     return reactor;
   }
 
   grpc::ServerUnaryReactor* DeleteOperation(
       grpc::CallbackServerContext* ctx, const google::longrunning::DeleteOperationRequest* request,
       Empty*) override {
-    auto* reactor = ctx->DefaultReactor();
-    absl::Status status = CheckName(request->name());
-    if (status.ok()) status = context_.runner->Delete(request->name());
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
+    const std::string method = Full("DeleteOperation");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
+    CallFacts facts;
+    absl::Status status = Visible(*caller, method, request->name(), facts).status();
+    if (status.ok()) {
+      status = context_.runner->Delete(request->name());
+      context_.gate->Audit(&*caller, facts, PermissionOf(method).name, status);
+    }
+    return Refuse(ctx, status);
   }
 
   grpc::ServerUnaryReactor* CancelOperation(
       grpc::CallbackServerContext* ctx, const google::longrunning::CancelOperationRequest* request,
       Empty*) override {
-    auto* reactor = ctx->DefaultReactor();
-    absl::Status status = CheckName(request->name());
-    if (status.ok()) status = context_.runner->Cancel(request->name());
-    reactor->Finish(ToGrpcStatus(status));
-    return reactor;
+    const std::string method = Full("CancelOperation");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
+    CallFacts facts;
+    absl::Status status = Visible(*caller, method, request->name(), facts).status();
+    if (status.ok()) {
+      status = context_.runner->Cancel(request->name());
+      context_.gate->Audit(&*caller, facts, PermissionOf(method).name, status, request->name());
+    }
+    return Refuse(ctx, status);
   }
 
   grpc::ServerUnaryReactor* WaitOperation(grpc::CallbackServerContext* ctx,
                                           const google::longrunning::WaitOperationRequest* request,
                                           Operation* response) override {
-    auto* reactor = ctx->DefaultReactor();
+    const std::string method = Full("WaitOperation");
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
     absl::Status status = CheckName(request->name());
     if (status.ok() && request->timeout().seconds() < 0) {
       status = InvalidField("timeout", "must not be negative");
     }
-    if (!status.ok()) {
-      reactor->Finish(ToGrpcStatus(status));
-      return reactor;
-    }
+    CallFacts facts;
+    if (status.ok()) status = Visible(*caller, method, request->name(), facts).status();
+    if (!status.ok()) return Refuse(ctx, status);
+    auto* reactor = ctx->DefaultReactor();
     // Wait until the operation is done, the requested timeout passes, or the
     // call's own deadline is near: whichever comes first (AIP-151).
     absl::Time until = absl::Now() + kDefaultWait;
@@ -477,9 +576,41 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
 
   static constexpr absl::string_view kProviderOperations = "providerOperations";
 
+  static std::string Full(absl::string_view method) {
+    return absl::StrCat("google.longrunning.Operations.", method);
+  }
+
+  // The operation `name` when the caller may use `method` on it. An
+  // operation in an account the caller has no role on answers exactly as a
+  // missing one. Fills `facts` for the audit log.
+  absl::StatusOr<Operation> Visible(const auth::Caller& caller, const std::string& method,
+                                    const std::string& name, CallFacts& facts) const {
+    RETURN_IF_ERROR(CheckName(name));
+    absl::StatusOr<Operation> op = context_.runner->Get(name);
+    if (!op.ok()) return op.status();
+    v1::OperationMetadata metadata;
+    op->metadata().UnpackTo(&metadata);
+    facts.method = method;
+    facts.resource = name;
+    facts.account = std::string(absl::StripPrefix(metadata.account(), "accounts/"));
+    facts.request_id = metadata.request_id();
+    RETURN_IF_ERROR(context_.gate->Authorize(caller, PermissionOf(method), facts,
+                                             OperationRunner::NotFound(name)));
+    return op;
+  }
+
   absl::StatusOr<adapters::Provider*> ProviderFor(grpc::CallbackServerContext* ctx,
+                                                  const auth::Caller& caller,
+                                                  const auth::Permission& permission,
+                                                  const std::string& name,
                                                   absl::string_view account,
                                                   adapters::CallContext& cc) const {
+    CallFacts facts{permission.name == auth::ListProviderOperationsPermission().name
+                        ? Full("ListOperations")
+                        : Full("GetOperation"),
+                    name, std::string(account), ""};
+    RETURN_IF_ERROR(context_.gate->Authorize(caller, permission, facts,
+                                             AccountTable::NotConfigured(account, "name")));
     absl::StatusOr<adapters::Provider*> provider = context_.accounts->Provider(account, "name");
     cc.account = std::string(account);
     cc.deadline = DeadlineOf(ctx);
@@ -516,6 +647,57 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
   const ServiceContext context_;
 };
 
+// The audit log, for admins: events of the accounts the caller is ADMIN on,
+// and those naming no account (refused unauthenticated calls) only for an
+// ADMIN of every account.
+class AuditServiceImpl final : public v1::AuditService::CallbackService {
+ public:
+  explicit AuditServiceImpl(const ServiceContext& context) : context_(context) {}
+
+ private:
+  grpc::ServerUnaryReactor* ListAuditEvents(grpc::CallbackServerContext* ctx,
+                                            const v1::ListAuditEventsRequest* request,
+                                            v1::ListAuditEventsResponse* response) override {
+    const std::string method = "cloudplane.v1.AuditService.ListAuditEvents";
+    absl::StatusOr<auth::Caller> caller = context_.gate->Authenticate(*ctx, method);
+    if (!caller.ok()) return Refuse(ctx, caller.status());
+    absl::StatusOr<store::AuditQuery> query = ToAuditQuery(*request);
+    if (!query.ok()) return Refuse(ctx, query.status());
+    if (request->page_size() < 0) {
+      return Refuse(ctx, InvalidField("page_size", "must not be negative"));
+    }
+    const auth::Permission& permission = PermissionOf(method);
+    absl::Status allowed;
+    if (!query->account.empty()) {
+      CallFacts facts{method, request->account(), query->account, ""};
+      allowed = context_.gate->Authorize(*caller, permission, facts,
+                                         AccountTable::NotConfigured(query->account, "account"));
+    } else {
+      allowed = context_.gate->AuthorizeAnywhere(*caller, permission,
+                                                 CallFacts{method, "auditEvents", "", ""});
+    }
+    if (!allowed.ok()) return Refuse(ctx, allowed);
+    auth::AccountSet readable = context_.gate->Accounts(*caller, auth::Role::kAdmin);
+    if (!readable.all) {
+      query->accounts.assign(readable.ids.begin(), readable.ids.end());
+      std::sort(query->accounts.begin(), query->accounts.end());
+    }
+    query->page_size = request->page_size();
+    query->page_token = request->page_token();
+    absl::StatusOr<v1::ListAuditEventsResponse> page =
+        service::ListAuditEvents(*context_.store, *query);
+    absl::Status status = page.status();
+    if (page.ok()) {
+      *response = *std::move(page);
+    } else if (status.code() == absl::StatusCode::kInvalidArgument) {
+      status = InvalidField("page_token", status.message());
+    }
+    return Refuse(ctx, status);
+  }
+
+  const ServiceContext context_;
+};
+
 }  // namespace
 
 std::vector<std::unique_ptr<grpc::Service>> MakeServices(const ServiceContext& context) {
@@ -528,7 +710,8 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(const ServiceContext& c
   services.push_back(std::make_unique<UnitsServiceImpl>(context));
   services.push_back(std::make_unique<BillingServiceImpl>(context));
   services.push_back(std::make_unique<OperationsImpl>(context));
-  services.push_back(MakeWatchService(context.hub, context.loop, context.accounts));
+  services.push_back(std::make_unique<AuditServiceImpl>(context));
+  services.push_back(MakeWatchService(context.hub, context.loop, context.accounts, context.gate));
   return services;
 }
 
@@ -537,7 +720,7 @@ std::vector<std::string> ServiceNames() {
           "cloudplane.v1.VolumesService",     "cloudplane.v1.FirewallsService",
           "cloudplane.v1.AutoscalingService", "cloudplane.v1.UnitsService",
           "cloudplane.v1.BillingService",     "google.longrunning.Operations",
-          "cloudplane.v1.WatchService"};
+          "cloudplane.v1.WatchService",       "cloudplane.v1.AuditService"};
 }
 
 }  // namespace cloudplane::service

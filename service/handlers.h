@@ -17,8 +17,10 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "service/accounts.h"
+#include "service/gate.h"
 #include "service/operation_runner.h"
 #include "service/watch_hub.h"
+#include "store/store.h"
 
 namespace cloudplane::service {
 
@@ -29,6 +31,10 @@ struct ServiceContext {
   OperationRunner* runner = nullptr;
   WatchHub* hub = nullptr;
   EventLoop* loop = nullptr;
+  // Authentication, authorization and the audit log of every call.
+  const Gate* gate = nullptr;
+  // The state database, for reading the audit log.
+  store::Store* store = nullptr;
 };
 
 // Every service of the API plus google.longrunning.Operations, ready to be

@@ -15,6 +15,11 @@
 // loopback or a unix socket is refused (exit 2) unless --insecure_allow_remote
 // is given, which is then announced by a WARNING line. A state directory this
 // process creates is made 0700, and a new database file 0600 (store/store.h).
+//
+// Authentication and authorization (ServerConfig.tls and .auth, see
+// service/gate.h): SIGHUP re-reads the config's `auth` section and the TLS
+// files without dropping connections; a reload that does not load is refused
+// with a log line and the running state stays.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -37,7 +42,12 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "service/accounts.h"
+#include "service/audit_log.h"
+#include "service/auth/authenticator.h"
+#include "service/auth/policy.h"
+#include "service/auth/server_tls.h"
 #include "service/config.h"
+#include "service/gate.h"
 #include "service/handlers.h"
 #include "service/operation_runner.h"
 #include "service/state_lock.h"
@@ -48,8 +58,9 @@ ABSL_FLAG(std::string, config, "", "ServerConfig text-format file; empty serves 
 ABSL_FLAG(std::string, listen, "", "address to listen on; overrides the config (port 0 picks one)");
 ABSL_FLAG(std::string, state_dir, "", "directory of the state database; overrides the config");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain; with --tls_key serves TLS");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain; with --tls_key serves TLS; overrides tls.cert_file");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert; overrides tls.key_file");
 ABSL_FLAG(bool, insecure_allow_remote, false,
           "listen on a non-loopback address although no authentication is configured: "
           "anyone who can reach it may act on every account");
@@ -84,34 +95,68 @@ absl::Status CreateStateDir(const std::string& state_dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+// The config file with the flags applied over it: what the server starts
+// with, and what SIGHUP re-reads.
+absl::StatusOr<config::v1::ServerConfig> LoadWithFlags() {
+  absl::StatusOr<config::v1::ServerConfig> config =
+      service::LoadConfig(absl::GetFlag(FLAGS_config));
+  if (!config.ok()) return config.status();
+  if (!absl::GetFlag(FLAGS_listen).empty()) config->set_listen_address(absl::GetFlag(FLAGS_listen));
+  if (!absl::GetFlag(FLAGS_state_dir).empty()) config->set_state_dir(absl::GetFlag(FLAGS_state_dir));
   std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key);
   if (cert.empty() != key.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   }
-  if (cert.empty()) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  absl::StatusOr<std::string> cert_pem = ReadFile(cert), key_pem = ReadFile(key);
-  if (!cert_pem.ok()) return cert_pem.status();
-  if (!key_pem.ok()) return key_pem.status();
-  pair.cert_chain = *cert_pem;
-  pair.private_key = *key_pem;
-  options.pem_key_cert_pairs.push_back(pair);
-  return grpc::SslServerCredentials(options);
+  if (!cert.empty()) {
+    config->mutable_tls()->set_cert_file(cert);
+    config->mutable_tls()->set_key_file(key);
+  }
+  return config;
+}
+
+// SIGHUP: re-reads the config file's `auth` section (bindings, API keys, the
+// JWT settings and the JWKS file) and the TLS files. Anything that does not
+// load is refused as a whole and the running state stays; so is a config
+// that would leave a remote listen address without authentication. Other
+// sections (accounts, listen address, state directory) need a restart.
+void Reload(const config::v1::ServerConfig& running, service::Gate& gate,
+            auth::ServerTls* tls) {
+  absl::StatusOr<config::v1::ServerConfig> config = LoadWithFlags();
+  absl::StatusOr<std::shared_ptr<const auth::Authenticator>> authenticator =
+      config.ok() ? auth::Authenticator::Create(*config)
+                  : absl::StatusOr<std::shared_ptr<const auth::Authenticator>>(config.status());
+  absl::Status status = authenticator.status();
+  if (status.ok()) {
+    config->set_listen_address(running.listen_address());
+    status = service::CheckListenAddress(*config, absl::GetFlag(FLAGS_insecure_allow_remote));
+  }
+  if (status.ok() && tls != nullptr) status = tls->Reload(config->tls());
+  if (status.ok() && tls == nullptr && !config->tls().cert_file().empty()) {
+    status = absl::FailedPreconditionError(
+        "the server started without TLS; turning it on needs a restart");
+  }
+  if (!status.ok()) {
+    std::cerr << "cloudplaned: SIGHUP: reload refused, keeping the running configuration: "
+              << status.message() << std::endl;
+    return;
+  }
+  gate.Replace(*std::move(authenticator), auth::Bindings(config->auth()));
+  std::cout << "cloudplaned: SIGHUP: reloaded authentication (" << config->auth().bindings_size()
+            << " binding(s), " << config->auth().api_keys_size() << " API key(s)"
+            << (config->auth().has_jwt() ? ", JWT" : "") << ")"
+            << (tls != nullptr ? " and the TLS files" : "") << std::endl;
 }
 
 int Run() {
-  absl::StatusOr<config::v1::ServerConfig> config = service::LoadConfig(absl::GetFlag(FLAGS_config));
+  absl::StatusOr<config::v1::ServerConfig> config = LoadWithFlags();
   if (!config.ok()) {
     std::cerr << "cloudplaned: " << config.status().message() << "\n";
     return 2;
   }
-  if (!absl::GetFlag(FLAGS_listen).empty()) config->set_listen_address(absl::GetFlag(FLAGS_listen));
-  if (!absl::GetFlag(FLAGS_state_dir).empty()) config->set_state_dir(absl::GetFlag(FLAGS_state_dir));
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials();
-  if (!credentials.ok()) {
-    std::cerr << "cloudplaned: " << credentials.status().message() << "\n";
+  absl::StatusOr<std::shared_ptr<const auth::Authenticator>> authenticator =
+      auth::Authenticator::Create(*config);
+  if (!authenticator.ok()) {
+    std::cerr << "cloudplaned: " << authenticator.status().message() << "\n";
     return 2;
   }
   const bool allow_remote = absl::GetFlag(FLAGS_insecure_allow_remote);
@@ -130,6 +175,31 @@ int Run() {
     std::cerr << "cloudplaned: " << status.message() << std::endl;
     return 1;
   }
+  // TLS files are validated, then staged under the state directory where
+  // gRPC's file watcher reads them; SIGHUP stages new ones.
+  std::unique_ptr<auth::ServerTls> tls;
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!config->tls().cert_file().empty() || !config->tls().client_ca_file().empty()) {
+    absl::StatusOr<std::unique_ptr<auth::ServerTls>> created =
+        auth::ServerTls::Create(config->tls(), absl::StrCat(config->state_dir(), "/tls"));
+    if (!created.ok()) {
+      std::cerr << "cloudplaned: " << created.status().message() << std::endl;
+      return 2;
+    }
+    tls = *std::move(created);
+    credentials = tls->Credentials();
+  }
+  if ((*authenticator)->enabled() && config->auth().bindings_size() == 0) {
+    std::cerr << "cloudplaned: WARNING: authentication is on but auth.bindings is empty: "
+                 "every call will be denied"
+              << std::endl;
+  }
+  if ((*authenticator)->enabled() && tls == nullptr &&
+      !service::IsLoopbackListenAddress(config->listen_address())) {
+    std::cerr << "cloudplaned: WARNING: listening on " << config->listen_address()
+              << " without TLS: bearer tokens and API keys cross the network in clear text"
+              << std::endl;
+  }
 
   // Signals are taken by sigwait() below; block them before any thread starts
   // so that no other thread receives them.
@@ -137,6 +207,7 @@ int Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Held until the process exits; the kernel releases it on any exit.
@@ -168,14 +239,19 @@ int Run() {
   runner_options.operation_timeout = absl::Seconds(config->operation_timeout_seconds());
   service::OperationRunner runner(store->get(), &loop, &hub, accounts.get(), runner_options);
 
-  service::ServiceContext context{&registry, accounts.get(), &runner, &hub, &loop};
+  service::AuditLog audit(store->get(), &loop, &std::cerr);
+  service::Gate gate(*std::move(authenticator), auth::Bindings(config->auth()), &audit);
+  service::ServiceContext context{&registry, accounts.get(), &runner, &hub,
+                                  &loop,      &gate,          store->get()};
   std::vector<std::unique_ptr<grpc::Service>> services = service::MakeServices(context);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (!config->has_reflection() || config->reflection()) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  }
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config->listen_address(), *credentials, &port);
+  builder.AddListeningPort(config->listen_address(), credentials, &port);
   builder.SetMaxReceiveMessageSize(16 << 20);
   for (auto& service : services) builder.RegisterService(service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -202,7 +278,9 @@ int Run() {
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    Reload(*config, gate, tls.get());
+  }
   std::cout << "cloudplaned: signal " << signal_number << ", shutting down" << std::endl;
   for (const std::string& name : service::ServiceNames()) health->SetServingStatus(name, false);
   health->SetServingStatus(false);
@@ -211,6 +289,9 @@ int Run() {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(config->shutdown_grace_seconds()));
   server->Wait();
+  if (absl::Status flushed = audit.Flush(); !flushed.ok()) {
+    std::cerr << "cloudplaned: audit log: " << flushed.message() << std::endl;
+  }
   loop.Shutdown();
   std::cout << "cloudplaned: stopped" << std::endl;
   return 0;

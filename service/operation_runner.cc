@@ -99,7 +99,8 @@ OperationRunner::OperationRunner(store::Store* store, EventLoop* loop, WatchHub*
 
 void OperationRunner::Start(const std::string& method, const std::string& account,
                             const std::string& target, const google::protobuf::Message& request,
-                            const std::string& request_id, Accepted done) {
+                            const std::string& request_id, const std::string& principal,
+                            Accepted done) {
   store::OperationRecord record;
   record.op.set_name(NewOperationName());
   v1::OperationMetadata metadata;
@@ -107,6 +108,7 @@ void OperationRunner::Start(const std::string& method, const std::string& accoun
   metadata.set_method(method);
   metadata.set_account(absl::StrCat("accounts/", account));
   metadata.set_request_id(request_id);
+  metadata.set_principal(principal);
   *metadata.mutable_create_time() = TimeUtil::GetCurrentTime();
   *metadata.mutable_update_time() = metadata.create_time();
   metadata.set_status_detail("accepted");
@@ -473,6 +475,11 @@ void OperationRunner::PublishResult(const store::OperationRecord& record,
                 absl::StartsWith(method, "Create") ? v1::WatchResponse::CREATED
                                                    : v1::WatchResponse::UPDATED,
                 resource_name, *resource, adapters::WatchSource::kLocal);
+}
+
+absl::Status OperationRunner::NotFound(absl::string_view name) {
+  // The store's wording (store_operations.cc), so both read the same.
+  return absl::NotFoundError(absl::StrCat("operation ", name, " not found"));
 }
 
 absl::StatusOr<Operation> OperationRunner::Get(const std::string& name) {

@@ -63,14 +63,21 @@ class OperationRunner {
   // `done` gets the Operation, not done, and the runner calls the mutation
   // again for the same operation until it is accepted, refused, or the
   // operation's deadline passes. ALREADY_EXISTS when the request_id was used
-  // for a different request.
+  // for a different request. `principal` (the authenticated caller, empty
+  // without authentication) is recorded in the operation's metadata.
   void Start(const std::string& method, const std::string& account, const std::string& target,
              const google::protobuf::Message& request, const std::string& request_id,
+             const std::string& principal,
              adapters::Callback<google::longrunning::Operation> done);
 
   // Picks up every unfinished operation in the store (call once at start-up,
   // after the accounts exist).
   void ResumeUnfinished();
+
+  // What a name that matches no operation answers (NOT_FOUND). The gate
+  // answers the same for an operation in an account the caller has no role
+  // on, so operation names cannot be probed.
+  static absl::Status NotFound(absl::string_view name);
 
   // google.longrunning.Operations semantics over the store.
   absl::StatusOr<google::longrunning::Operation> Get(const std::string& name);

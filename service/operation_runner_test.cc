@@ -74,7 +74,7 @@ class OperationRunnerTest : public ::testing::Test {
   absl::StatusOr<Operation> Start(OperationRunner& runner, const v1::CreateInstanceRequest& r) {
     absl::Notification answered;
     absl::StatusOr<Operation> result = absl::UnknownError("not answered");
-    runner.Start(kCreate, "a", "accounts/a/instances/" + r.instance_id(), r, r.request_id(),
+    runner.Start(kCreate, "a", "accounts/a/instances/" + r.instance_id(), r, r.request_id(), "alice",
                  [&](absl::StatusOr<Operation> op) {
                    result = std::move(op);
                    answered.Notify();
@@ -116,12 +116,21 @@ TEST_F(OperationRunnerTest, AcceptedThenPolledToDoneFromATransportThread) {
   v1::Instance instance;
   ASSERT_TRUE(done.response().UnpackTo(&instance));
   EXPECT_EQ(instance.state(), v1::Instance::RUNNING);
+  v1::OperationMetadata metadata;
+  ASSERT_TRUE(done.metadata().UnpackTo(&metadata));
+  EXPECT_EQ(metadata.principal(), "alice");  // kept through every update
   EXPECT_EQ(provider_->polls.load(), 2);
   EXPECT_EQ(provider_->last_token(), "t2");  // the newest token is what is polled
   absl::StatusOr<store::OperationRecord> stored = store_->GetOperation(op->name());
   ASSERT_TRUE(stored.ok());
   EXPECT_TRUE(stored->op.done());
   EXPECT_TRUE(stored->poll_token.empty());
+}
+
+TEST_F(OperationRunnerTest, NotFoundReadsLikeAMissingOperation) {
+  OperationRunner& runner = Runner();
+  absl::StatusOr<Operation> missing = runner.Get("operations/none-such");
+  EXPECT_EQ(missing.status(), OperationRunner::NotFound("operations/none-such"));
 }
 
 TEST_F(OperationRunnerTest, RefusalLeavesNoOperationAndFreesTheRequestId) {

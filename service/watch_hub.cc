@@ -17,6 +17,7 @@ constexpr int64_t kTrimEvery = 1000;
 
 bool WatchFilter::Matches(absl::string_view change_account, absl::string_view kind) const {
   if (account != "-" && account != change_account) return false;
+  if (visible && !visible(change_account)) return false;
   return kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
 }
 

@@ -19,6 +19,7 @@
 #define CLOUDPLANE_SERVICE_WATCH_HUB_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ namespace cloudplane::service {
 struct WatchFilter {
   std::string account;             // account id; "-" for all
   std::vector<std::string> kinds;  // empty for all
+  // When set, a change is delivered only if this says its account is
+  // visible (the caller's role bindings, asked at each change so that a
+  // binding removed by a reload stops the flow at once).
+  std::function<bool(absl::string_view account)> visible;
   bool Matches(absl::string_view account, absl::string_view kind) const;
 };
 

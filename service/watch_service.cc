@@ -8,7 +8,10 @@
 #include "base/errors.h"
 #include "cloudplane/v1/watch.grpc.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "base/status.h"
 #include "service/accounts.h"
+#include "service/auth/policy.h"
+#include "service/gate.h"
 #include "service/request_validation.h"
 #include "service/status_conversion.h"
 
@@ -70,14 +73,14 @@ v1::WatchResponse Heartbeat() {
 
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
  public:
-  WatchReactor(WatchHub* hub, EventLoop* loop, const AccountTable* accounts,
-               const v1::WatchRequest& request)
+  WatchReactor(WatchHub* hub, EventLoop* loop, const AccountTable* accounts, const Gate* gate,
+               const grpc::CallbackServerContext& ctx, const v1::WatchRequest& request)
       : hub_(hub), loop_(loop), state_(std::make_shared<StreamState>()) {
     {
       absl::MutexLock lock(&state_->mu);
       state_->reactor = this;
     }
-    absl::Status status = Open(accounts, request);
+    absl::Status status = Open(accounts, gate, ctx, request);
     if (!status.ok()) state_->Finish(ToGrpcStatus(status));
   }
 
@@ -107,18 +110,29 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   }
 
  private:
-  absl::Status Open(const AccountTable* accounts, const v1::WatchRequest& request) {
+  absl::Status Open(const AccountTable* accounts, const Gate* gate,
+                    const grpc::CallbackServerContext& ctx, const v1::WatchRequest& request) {
+    constexpr absl::string_view kMethod = "cloudplane.v1.WatchService.Watch";
+    absl::StatusOr<auth::Caller> caller = gate->Authenticate(ctx, kMethod);
+    if (!caller.ok()) return caller.status();
     absl::StatusOr<RoutedRequest> routed = ValidateRequest("Watch", request);
     WatchFilter filter;
     if (request.parent() == "accounts/-") {
       filter.account = "-";
     } else if (!routed.ok()) {
       return routed.status();
-    } else if (accounts->Find(routed->account) == nullptr) {
-      return absl::NotFoundError(absl::StrCat("account \"", routed->account,
-                                              "\" is not configured (parent)"));
     } else {
+      absl::Status not_found = AccountTable::NotConfigured(routed->account, "parent");
+      CallFacts facts{std::string(kMethod), request.parent(), routed->account, ""};
+      RETURN_IF_ERROR(
+          gate->Authorize(*caller, *auth::PermissionFor(kMethod), facts, not_found));
+      if (accounts->Find(routed->account) == nullptr) return not_found;
       filter.account = routed->account;
+    }
+    if (!caller->unrestricted) {
+      filter.visible = [gate, who = *caller](absl::string_view account) {
+        return gate->RoleOn(who, account) >= auth::Role::kViewer;
+      };
     }
     if (request.heartbeat_interval_seconds() < 0) {
       return InvalidField("heartbeat_interval_seconds", "must not be negative");
@@ -218,25 +232,26 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
 
 class WatchServiceImpl final : public v1::WatchService::CallbackService {
  public:
-  WatchServiceImpl(WatchHub* hub, EventLoop* loop, const AccountTable* accounts)
-      : hub_(hub), loop_(loop), accounts_(accounts) {}
+  WatchServiceImpl(WatchHub* hub, EventLoop* loop, const AccountTable* accounts, const Gate* gate)
+      : hub_(hub), loop_(loop), accounts_(accounts), gate_(gate) {}
 
  private:
-  grpc::ServerWriteReactor<v1::WatchResponse>* Watch(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::WatchResponse>* Watch(grpc::CallbackServerContext* ctx,
                                                       const v1::WatchRequest* request) override {
-    return new WatchReactor(hub_, loop_, accounts_, *request);
+    return new WatchReactor(hub_, loop_, accounts_, gate_, *ctx, *request);
   }
 
   WatchHub* const hub_;
   EventLoop* const loop_;
   const AccountTable* const accounts_;
+  const Gate* const gate_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeWatchService(WatchHub* hub, EventLoop* loop,
-                                                const AccountTable* accounts) {
-  return std::make_unique<WatchServiceImpl>(hub, loop, accounts);
+                                                const AccountTable* accounts, const Gate* gate) {
+  return std::make_unique<WatchServiceImpl>(hub, loop, accounts, gate);
 }
 
 }  // namespace cloudplane::service

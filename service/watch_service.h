@@ -11,14 +11,20 @@
 namespace cloudplane::service {
 
 class AccountTable;
+class Gate;
 
 // The stream opens with one HEARTBEAT (so a client knows it is subscribed),
 // replays the change log after `start_after_sequence` when that is set, then
 // sends live changes, and a HEARTBEAT whenever nothing was sent for the
 // heartbeat interval. It ends with CANCELLED when the client cancels and with
 // UNAVAILABLE when the server shuts down.
+//
+// Callers pass the gate (service/gate.h): a parent account needs VIEWER
+// (none at all reads as an account that does not exist), and `accounts/-`
+// delivers only changes of accounts the caller has a role on, checked for
+// each change against the bindings in force at that moment.
 std::unique_ptr<grpc::Service> MakeWatchService(WatchHub* hub, EventLoop* loop,
-                                                const AccountTable* accounts);
+                                                const AccountTable* accounts, const Gate* gate);
 
 }  // namespace cloudplane::service
 
