@@ -80,7 +80,7 @@ def test_good_rs256_and_es256_tokens_act_as_their_principal(setup):
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert info.reason == "PERMISSION_MISSING"
     assert info.metadata["permission"] == "compute.CreateInstance"
-    assert info.metadata["resource"] == ACCOUNT
+    assert info.metadata["resource"] == ACCOUNT + "/instances/denied"  # the request's target
 
 
 @pytest.mark.parametrize("case", [

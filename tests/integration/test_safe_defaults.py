@@ -55,16 +55,38 @@ def test_insecure_allow_remote_starts_with_a_warning(tmp_path):
         assert server.stop() == 0, server.log()
 
 
-def test_remote_address_with_authentication_needs_no_flag(tmp_path):
+def _authenticated_config(digest):
+    return at.auth_section(at.api_key_entry("ci", digest),
+                           at.binding("OPERATOR", principals=["ci"], accounts=["sandbox"]))
+
+
+def test_remote_address_with_authentication_and_tls_needs_no_flag(tmp_path):
+    pki = at.Pki(tmp_path / "pki")
     key, digest = at.api_key()
-    config = at.auth_section(at.api_key_entry("ci", digest),
-                             at.binding("OPERATOR", principals=["ci"], accounts=["sandbox"]))
-    server = Server(tmp_path, config_text=config, token=key,
+    server = Server(tmp_path, config_text=at.tls_section(pki.server_cert, pki.server_key)
+                    + _authenticated_config(digest), tls_root=pki.ca, token=key,
                     extra_args=["--listen=0.0.0.0:0"]).start()
     try:
-        assert "0.0.0.0" in server.log(), server.log()
+        assert "listening on 0.0.0.0:" in server.log(), server.log()
         assert "WARNING" not in server.log(), server.log()
         assert server.wait(create(server, "remote-auth", "req-remote-auth")).done
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_remote_address_with_authentication_but_no_tls_warns_of_clear_text(tmp_path):
+    """Accepted without --insecure_allow_remote, but the tokens would cross
+    the network unencrypted: one WARNING says so, and names no flag."""
+    key, digest = at.api_key()
+    server = Server(tmp_path, config_text=_authenticated_config(digest), token=key,
+                    extra_args=["--listen=0.0.0.0:0"]).start()
+    try:
+        warnings = [line for line in server.log().splitlines() if "WARNING" in line]
+        assert len(warnings) == 1, server.log()
+        assert "0.0.0.0:0" in warnings[0] and "TLS" in warnings[0], warnings
+        assert "--insecure_allow_remote" not in server.log()
+        assert server.wait(create(server, "remote-auth", "req-remote-auth")).done
+        assert key not in server.log()
     finally:
         assert server.stop() == 0, server.log()
 
