@@ -55,6 +55,14 @@ ABSL_FLAG(std::string, tls_cert_file, "",
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, tls_server_name, "",
           "name to expect in the server's certificate, when it differs from --server's host");
+// No default from the environment here: --help prints defaults. Run() reads
+// $CLOUDPLANE_TOKEN itself.
+ABSL_FLAG(std::string, token, "",
+          "bearer token (API key or JWT) sent as `authorization: Bearer` on every call; "
+          "$CLOUDPLANE_TOKEN sets it when the flag is absent (prefer that: flags show in ps)");
+ABSL_FLAG(bool, allow_plaintext_token, false,
+          "send the token without TLS to a server that is not on loopback (only when something "
+          "else protects the path)");
 
 // Mutations.
 ABSL_FLAG(std::string, request_id, "",
@@ -99,7 +107,7 @@ using google::protobuf::Message;
 class Session {
  public:
   Session(std::shared_ptr<grpc::Channel> channel, OutputFormat format, std::ostream& out,
-          std::ostream& err, bool err_is_terminal)
+          std::ostream& err, bool err_is_terminal, bool has_credentials)
       : accounts(v1::AccountsService::NewStub(channel)),
         compute(v1::ComputeService::NewStub(channel)),
         volumes(v1::VolumesService::NewStub(channel)),
@@ -109,6 +117,7 @@ class Session {
         out(out),
         err(err),
         err_is_terminal_(err_is_terminal),
+        has_credentials_(has_credentials),
         account_(absl::GetFlag(FLAGS_account)),
         timeout_(absl::GetFlag(FLAGS_timeout)) {}
 
@@ -128,6 +137,13 @@ class Session {
   int Fail(const grpc::Status& status) {
     Print(RichStatus(status));
     const grpc::StatusCode code = status.error_code();
+    if (code == grpc::StatusCode::UNAUTHENTICATED && format == OutputFormat::kTable) {
+      err << (has_credentials_
+                  ? "  hint: the server did not accept the token or client certificate given\n"
+                  : "  hint: the server wants credentials: a token (--token or "
+                    "$CLOUDPLANE_TOKEN) or a client certificate (--tls_cert_file, "
+                    "--tls_key_file)\n");
+    }
     return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED
                ? kExitUnavailable
                : kExitFailed;
@@ -168,6 +184,7 @@ class Session {
   void Progress(const Operation& op, absl::Time started, std::string& last);
 
   const bool err_is_terminal_;
+  const bool has_credentials_;  // a token or a client certificate was given
   const std::string account_;
   const absl::Duration timeout_;
 };
@@ -733,9 +750,20 @@ const std::vector<Command>& Commands() {
   return *commands;
 }
 
-const std::vector<const char*> kGlobalFlags = {"server",        "account",      "output",
-                                               "timeout",       "tls",          "tls_ca_file",
-                                               "tls_cert_file", "tls_key_file", "tls_server_name"};
+const std::vector<const char*> kGlobalFlags = {
+    "server",       "account",         "output", "timeout", "tls", "tls_ca_file", "tls_cert_file",
+    "tls_key_file", "tls_server_name", "token",  "allow_plaintext_token"};
+
+// --token, else $CLOUDPLANE_TOKEN; surrounding whitespace (a newline from
+// `$(cat token-file)`) is not part of it.
+std::string Token() {
+  std::string token = absl::GetFlag(FLAGS_token);
+  if (token.empty()) {
+    const char* env = std::getenv("CLOUDPLANE_TOKEN");
+    if (env != nullptr) token = env;
+  }
+  return std::string(absl::StripAsciiWhitespace(token));
+}
 
 std::string Usage(const Command& c) {
   std::string usage = absl::StrCat("cloudplanectl ", c.group);
@@ -888,12 +916,16 @@ int Run(const std::vector<std::string>& words, std::ostream& out, std::ostream& 
   connection.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   connection.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   connection.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  connection.token = Token();
+  connection.allow_plaintext_token = absl::GetFlag(FLAGS_allow_plaintext_token);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(connection);
   if (!channel.ok()) {
     err << "cloudplanectl: " << channel.status().message() << "\n";
     return kExitUsage;
   }
-  Session session(*channel, *format, out, err, err_is_terminal);
+
+  Session session(*channel, *format, out, err, err_is_terminal,
+                  !connection.token.empty() || !connection.tls_cert_file.empty());
   return command->run(session, args);
 }
 

@@ -1,5 +1,7 @@
 #include "clients/cloudplanectl/commands.h"
 
+#include <stdlib.h>
+
 #include <sstream>
 
 #include "absl/flags/declare.h"
@@ -12,11 +14,14 @@ ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::string, image);
 ABSL_DECLARE_FLAG(std::string, output);
 ABSL_DECLARE_FLAG(absl::Duration, timeout);
+ABSL_DECLARE_FLAG(std::string, token);
+ABSL_DECLARE_FLAG(bool, allow_plaintext_token);
 
 namespace cloudplane::ctl {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // Nothing listens on port 1: a command that got as far as calling would fail
@@ -30,6 +35,9 @@ class CommandsTest : public ::testing::Test {
   void TearDown() override {
     absl::SetFlag(&FLAGS_image, "");
     absl::SetFlag(&FLAGS_output, "table");
+    absl::SetFlag(&FLAGS_token, "");
+    absl::SetFlag(&FLAGS_allow_plaintext_token, false);
+    unsetenv("CLOUDPLANE_TOKEN");
   }
 
   int RunCommand(std::vector<std::string> words) {
@@ -86,6 +94,50 @@ TEST_F(CommandsTest, UnreachableServerIsExit3) {
   EXPECT_EQ(RunCommand({"accounts", "list"}), kExitUnavailable);
   EXPECT_THAT(err_.str(), StartsWith("error: UNAVAILABLE: "));
   EXPECT_EQ(out_.str(), "");
+}
+
+constexpr char kToken[] = "cpk_commands-test-token";
+
+TEST_F(CommandsTest, HelpNamesTheTokenFlagsButNeverTheToken) {
+  setenv("CLOUDPLANE_TOKEN", kToken, 1);
+  std::string help = Help({});
+  EXPECT_THAT(help, HasSubstr("--token"));
+  EXPECT_THAT(help, HasSubstr("$CLOUDPLANE_TOKEN"));
+  EXPECT_THAT(help, HasSubstr("--allow_plaintext_token"));
+  EXPECT_THAT(help, Not(HasSubstr(kToken)));
+  EXPECT_THAT(Help({"instances", "create"}), Not(HasSubstr(kToken)));
+}
+
+// The token from the flag or the environment is refused for a plaintext
+// remote server before any call, and the message does not show it.
+TEST_F(CommandsTest, TokenInPlaintextToARemoteServerIsAUsageError) {
+  absl::SetFlag(&FLAGS_server, "192.0.2.1:7070");
+  absl::SetFlag(&FLAGS_token, kToken);
+  EXPECT_EQ(RunCommand({"accounts", "list"}), kExitUsage);
+  EXPECT_THAT(err_.str(), StartsWith("cloudplanectl: refusing to send the token in plaintext to "
+                                     "192.0.2.1:7070"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr(kToken)));
+
+  absl::SetFlag(&FLAGS_token, "");
+  setenv("CLOUDPLANE_TOKEN", kToken, 1);
+  EXPECT_EQ(RunCommand({"accounts", "list"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("refusing to send the token in plaintext"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr(kToken)));
+}
+
+TEST_F(CommandsTest, TokenToLoopbackGoesAhead) {
+  // Port 1 on loopback: the call is made, and fails to connect.
+  setenv("CLOUDPLANE_TOKEN", kToken, 1);
+  EXPECT_EQ(RunCommand({"accounts", "list"}), kExitUnavailable);
+  EXPECT_THAT(err_.str(), StartsWith("error: UNAVAILABLE: "));
+  EXPECT_THAT(err_.str(), Not(HasSubstr(kToken)));
+}
+
+TEST_F(CommandsTest, BadTokenIsAUsageErrorWithoutTheToken) {
+  absl::SetFlag(&FLAGS_token, "secret part\nmore");
+  EXPECT_EQ(RunCommand({"accounts", "list"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("holds spaces or control characters"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr("secret")));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// The channel to cloudplaned (plaintext or TLS) and waiting on a
+// The channel to cloudplaned (plaintext or TLS, optionally with a client
+// certificate and a bearer token) and waiting on a
 // google.longrunning.Operation with progress reports.
 #ifndef CLOUDPLANE_CLIENTS_CLOUDPLANECTL_CONNECTION_H_
 #define CLOUDPLANE_CLIENTS_CLOUDPLANECTL_CONNECTION_H_
@@ -23,7 +24,20 @@ struct ConnectionOptions {
   std::string tls_cert_file;    // PEM client certificate (mutual TLS); implies tls
   std::string tls_key_file;     // PEM key of tls_cert_file
   std::string tls_server_name;  // name to verify in the server's certificate
+  // Bearer token (an API key or a JWT) sent as `authorization: Bearer
+  // <token>` on every call. Never printed, not even in an error.
+  std::string token;
+  // Lets the token travel over a plaintext channel to a target that is not
+  // loopback (see MakeChannel); for a TLS-terminating proxy on the path.
+  bool allow_plaintext_token = false;
 };
+
+// True when `target` (a gRPC target as --server takes it) can only reach
+// this machine: a unix socket (unix:, unix-abstract:), or a host that is
+// `localhost`, 127.0.0.0/8 or ::1, optionally behind the dns:, ipv4: or ipv6:
+// schemes (every address of an ipv4:/ipv6: list must be loopback). Anything
+// else, including names that may resolve to loopback, is not.
+bool IsLoopbackTarget(absl::string_view target);
 
 // The gRPC service config of every channel MakeChannel makes: a call to any
 // cloudplane.v1 service or google.longrunning.Operations that fails with
@@ -36,9 +50,16 @@ struct ConnectionOptions {
 absl::string_view RetryServiceConfig();
 
 // A channel for `options`, with RetryServiceConfig() as its default service
-// config. Nothing is sent until the first call. Errors:
-// INVALID_ARGUMENT when tls_cert_file and tls_key_file are not given together
-// or server is empty, NOT_FOUND when a PEM file cannot be read.
+// config. Nothing is sent until the first call. With a token, every call on
+// the channel carries `authorization: Bearer <token>` (a client interceptor,
+// so it works on plaintext loopback channels too, where gRPC's call
+// credentials are not sent). Errors:
+// INVALID_ARGUMENT when tls_cert_file and tls_key_file are not given together,
+// server is empty, or the token is not a valid header value (whitespace or
+// control characters inside; the message never contains the token);
+// FAILED_PRECONDITION when a token would travel in plaintext to a target that
+// is not loopback (IsLoopbackTarget) and allow_plaintext_token is false;
+// NOT_FOUND when a PEM file cannot be read.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& options);
 
 // Calls WaitOperation until `op` is done or `timeout` has passed, asking the

@@ -1,5 +1,6 @@
 // MakeChannel's service config, applied by gRPC itself against an in-process
-// server that answers UNAVAILABLE a given number of times.
+// server that answers UNAVAILABLE a given number of times; the bearer token
+// on every call, and where MakeChannel refuses to send one.
 #include "clients/cloudplanectl/connection.h"
 
 #include <stdlib.h>
@@ -25,6 +26,7 @@ namespace cloudplane::ctl {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // CreateInstance fails with `code` for the first `failures` calls, then
 // answers with an Operation. Every request it receives is kept.
@@ -148,6 +150,127 @@ TEST(RetryServiceConfig, NamesEveryApiService) {
     EXPECT_THAT(config, HasSubstr(absl::StrCat("{\"service\": \"", service, "\"}")));
   }
   EXPECT_THAT(config, HasSubstr(R"("retryableStatusCodes": ["UNAVAILABLE"])"));
+}
+
+// --- The bearer token ------------------------------------------------------------
+
+constexpr char kToken[] = "cpk_test-token.0123456789";
+
+TEST(IsLoopbackTarget, LoopbackForms) {
+  for (const char* target :
+       {"127.0.0.1:7070", "127.1.2.3:1", "localhost:7070", "LOCALHOST", "[::1]:7070", "::1",
+        "[::ffff:127.0.0.1]:7070", "unix:/run/cloudplane.sock", "unix:///run/cp.sock",
+        "unix-abstract:cp", "dns:localhost:7070", "dns:///127.0.0.1:7070",
+        "dns://8.8.8.8/localhost:7070", "ipv4:127.0.0.1:1,127.0.0.2:2", "ipv6:[::1]:7070"}) {
+    EXPECT_TRUE(IsLoopbackTarget(target)) << target;
+  }
+}
+
+TEST(IsLoopbackTarget, EverythingElse) {
+  for (const char* target :
+       {"10.0.0.5:7070", "0.0.0.0:7070", "cloudplane.example.com:443", "localhost.evil.test:1",
+        "[2001:db8::1]:7070", "::ffff:10.0.0.1", "dns:///cloudplane.example.com:443",
+        "ipv4:127.0.0.1:1,10.0.0.1:2", "ipv4:", "xds:///cloudplane", "passthrough:///127.0.0.1:1",
+        "", ":7070", "128.0.0.1:7070"}) {
+    EXPECT_FALSE(IsLoopbackTarget(target)) << target;
+  }
+}
+
+TEST(MakeChannel, RefusesATokenInPlaintextToARemoteServer) {
+  ConnectionOptions options;
+  options.server = "10.0.0.5:7070";
+  options.token = kToken;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+  ASSERT_EQ(channel.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(channel.status().message(), HasSubstr("refusing to send the token in plaintext"));
+  EXPECT_THAT(channel.status().message(), HasSubstr("--allow_plaintext_token"));
+  EXPECT_THAT(channel.status().message(), Not(HasSubstr(kToken)));
+
+  // Over TLS, or when the caller says the path is protected, it goes.
+  options.tls = true;
+  EXPECT_TRUE(MakeChannel(options).ok());
+  options.tls = false;
+  options.allow_plaintext_token = true;
+  EXPECT_TRUE(MakeChannel(options).ok());
+  // Loopback needs neither; no token needs neither.
+  options.allow_plaintext_token = false;
+  options.server = "127.0.0.1:7070";
+  EXPECT_TRUE(MakeChannel(options).ok());
+  options.server = "10.0.0.5:7070";
+  options.token.clear();
+  EXPECT_TRUE(MakeChannel(options).ok());
+}
+
+TEST(MakeChannel, RefusesATokenThatIsNotAHeaderValue) {
+  for (std::string token : {std::string("two words"), std::string("line\nbreak"),
+                            std::string("tab\tinside"), std::string("nul\0x", 5)}) {
+    ConnectionOptions options;
+    options.server = "127.0.0.1:7070";
+    options.token = token;
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+    ASSERT_EQ(channel.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(channel.status().message(), Not(HasSubstr(token)));
+  }
+}
+
+// Records the `authorization` entries of every GetInstance and Watch call.
+class RecordingService final : public v1::ComputeService::Service {
+ public:
+  grpc::Status GetInstance(grpc::ServerContext* context, const v1::GetInstanceRequest*,
+                           v1::Instance* instance) override {
+    Record(*context);
+    instance->set_name("accounts/a/instances/i");
+    return grpc::Status::OK;
+  }
+
+  std::vector<std::vector<std::string>> seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+ private:
+  void Record(const grpc::ServerContext& context) {
+    std::vector<std::string> values;
+    auto [begin, end] = context.client_metadata().equal_range("authorization");
+    for (auto it = begin; it != end; ++it) {
+      values.emplace_back(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(values);
+  }
+
+  absl::Mutex mu_;
+  std::vector<std::vector<std::string>> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(MakeChannel, EveryCallCarriesTheBearerTokenOnce) {
+  RecordingService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+
+  ConnectionOptions options;
+  options.server = absl::StrCat("127.0.0.1:", port);
+  for (const std::string& token : {std::string(kToken), std::string()}) {
+    options.token = token;
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    std::unique_ptr<v1::ComputeService::Stub> stub = v1::ComputeService::NewStub(*channel);
+    for (int i = 0; i < 2; ++i) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::Instance instance;
+      grpc::Status status = stub->GetInstance(&context, v1::GetInstanceRequest(), &instance);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+  const std::vector<std::string> with = {absl::StrCat("Bearer ", kToken)};
+  const std::vector<std::vector<std::string>> expected = {with, with, {}, {}};
+  EXPECT_EQ(service.seen(), expected);
+  server->Shutdown();
 }
 
 }  // namespace
