@@ -99,6 +99,7 @@ absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
                                           absl::string_view method_name,
                                           const std::string& full_method,
                                           const google::protobuf::Message& request,
+                                          absl::string_view request_id,
                                           adapters::CallContext& cc, RoutedRequest& routed,
                                           auth::Caller& caller, CallFacts& facts) {
   absl::StatusOr<auth::Caller> who = context.gate->Authenticate(*ctx, full_method);
@@ -110,6 +111,7 @@ absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
   facts.method = full_method;
   facts.resource = routed.target;
   facts.account = routed.account;
+  facts.request_id = std::string(request_id);
   RETURN_IF_ERROR(context.gate->Authorize(caller, PermissionOf(full_method), facts,
                                           AccountTable::NotConfigured(routed.account, "name")));
   absl::StatusOr<adapters::Provider*> provider =
@@ -137,8 +139,8 @@ grpc::ServerUnaryReactor* HandleRead(
   auth::Caller caller;
   CallFacts facts;
   absl::StatusOr<adapters::Provider*> provider =
-      Admit(context, ctx, method, adapters::FullMethodName(service, method), *request, cc, routed,
-            caller, facts);
+      Admit(context, ctx, method, adapters::FullMethodName(service, method), *request, "", cc,
+            routed, caller, facts);
   if (!provider.ok()) {
     reactor->Finish(ToGrpcStatus(provider.status()));
     return reactor;
@@ -182,7 +184,8 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
   auth::Caller caller;
   CallFacts facts;
   absl::StatusOr<adapters::Provider*> provider =
-      Admit(context, ctx, method, full_method, *request, cc, routed, caller, facts);
+      Admit(context, ctx, method, full_method, *request, request->request_id(), cc, routed, caller,
+            facts);
   if (!provider.ok()) {
     reactor->Finish(ToGrpcStatus(provider.status()));
     return reactor;
@@ -212,7 +215,6 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
     if (!dispatched.ok()) std::move(*answer)(dispatched);
     return reactor;
   }
-  facts.request_id = request->request_id();
   context.runner->Start(
       full_method, routed.account, routed.target, *request, request->request_id(),
       caller.principal,
