@@ -203,7 +203,7 @@ absl::StatusOr<Caller> Authenticator::Authenticate(absl::string_view authorizati
     return Bearer(token, now);
   }
   if (client_certificates_ && !peer_certificate_pem.empty()) {
-    absl::StatusOr<std::string> principal = PrincipalFromCertificate(peer_certificate_pem);
+    absl::StatusOr<std::string> principal = CertificatePrincipal(peer_certificate_pem);
     if (!principal.ok()) return principal.status();
     Caller caller;
     caller.principal = *std::move(principal);
@@ -214,6 +214,25 @@ absl::StatusOr<Caller> Authenticator::Authenticate(absl::string_view authorizati
       absl::UnauthenticatedError("the call carries no credential (authorization: Bearer <token>"
                                  " or a client certificate)"),
       reasons::kCredentialsMissing);
+}
+
+absl::StatusOr<std::string> Authenticator::CertificatePrincipal(absl::string_view pem) const {
+  Digest digest;
+  SHA256(reinterpret_cast<const unsigned char*>(pem.data()), pem.size(), digest.data());
+  {
+    absl::MutexLock lock(&certificate_mu_);
+    auto it = certificate_cache_.find(digest);
+    if (it != certificate_cache_.end()) return it->second;
+  }
+  certificate_parses_.fetch_add(1);
+  absl::StatusOr<std::string> principal = PrincipalFromCertificate(pem);
+  if (!principal.ok()) return principal;
+  absl::MutexLock lock(&certificate_mu_);
+  // Clients with certificates are few and long-lived; emptying a full cache
+  // bounds it without bookkeeping per entry.
+  if (certificate_cache_.size() >= kCertificateCacheSize) certificate_cache_.clear();
+  certificate_cache_.insert_or_assign(digest, *principal);
+  return principal;
 }
 
 absl::StatusOr<Caller> Authenticator::Bearer(absl::string_view token, absl::Time now) const {

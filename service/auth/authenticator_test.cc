@@ -367,6 +367,61 @@ TEST_F(AuthenticatorTest, ClientCertificateGivesItsPrincipal) {
                         reasons::kCredentialsInvalid);
 }
 
+TEST_F(AuthenticatorTest, CertificatePrincipalIsParsedOnceThenServedFromTheCache) {
+  auto a = Make(FullConfig());
+  testing::CertSpec spiffe;
+  spiffe.uris = {"spiffe://example.org/ns/ci/sa/deployer"};
+  testing::CertSpec dns;
+  dns.dns_names = {"worker.example.com"};
+  std::string first = ca_->Issue(spiffe).cert_pem;
+  std::string second = ca_->Issue(dns).cert_pem;
+  for (int i = 0; i < 3; ++i) {
+    auto got = a->Authenticate("", 0, first, kNow);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->principal, "spiffe://example.org/ns/ci/sa/deployer");
+    EXPECT_EQ(got->credential, "certificate");
+    got = a->Authenticate("", 0, second, kNow);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->principal, "worker.example.com");
+  }
+  EXPECT_EQ(a->certificate_parses_for_testing(), 2u);
+  // A refused certificate is not cached: each try parses again.
+  std::string nameless = ca_->Issue(testing::CertSpec{}).cert_pem;
+  ExpectUnauthenticated(a->Authenticate("", 0, nameless, kNow), reasons::kCredentialsInvalid);
+  ExpectUnauthenticated(a->Authenticate("", 0, nameless, kNow), reasons::kCredentialsInvalid);
+  EXPECT_EQ(a->certificate_parses_for_testing(), 4u);
+  // A new Authenticator (a SIGHUP) starts with an empty cache.
+  auto b = Make(FullConfig());
+  ASSERT_TRUE(b->Authenticate("", 0, first, kNow).ok());
+  EXPECT_EQ(b->certificate_parses_for_testing(), 1u);
+}
+
+TEST_F(AuthenticatorTest, FullCertificateCacheIsEmptiedAndStillAnswersRight) {
+  auto a = Make(FullConfig());
+  testing::CertSpec spec;
+  spec.common_name = "cn-0";
+  std::string first = ca_->Issue(spec).cert_pem;
+  ASSERT_TRUE(a->Authenticate("", 0, first, kNow).ok());
+  for (size_t i = 1; i < kCertificateCacheSize; ++i) {
+    spec.common_name = absl::StrCat("cn-", i);
+    auto got = a->Authenticate("", 0, ca_->Issue(spec).cert_pem, kNow);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->principal, spec.common_name);
+  }
+  ASSERT_EQ(a->certificate_parses_for_testing(), kCertificateCacheSize);
+  auto got = a->Authenticate("", 0, first, kNow);  // still cached: the cache is full, not over
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(a->certificate_parses_for_testing(), kCertificateCacheSize);
+  spec.common_name = "one-more";
+  got = a->Authenticate("", 0, ca_->Issue(spec).cert_pem, kNow);  // empties the cache
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->principal, "one-more");
+  got = a->Authenticate("", 0, first, kNow);  // parsed again, same answer
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->principal, "cn-0");
+  EXPECT_EQ(a->certificate_parses_for_testing(), kCertificateCacheSize + 2);
+}
+
 // ---- Create --------------------------------------------------------------------
 
 TEST_F(AuthenticatorTest, CreateNamesTheBadField) {
