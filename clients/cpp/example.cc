@@ -4,10 +4,18 @@
 // ErrorInfo and BadRequest details of a call that fails.
 //
 //   bazel-bin/clients/cpp/example [address]   (default 127.0.0.1:7070)
+//
+// Credentials come from the environment (clients/README.md,
+// "Authentication"): CLOUDPLANE_TOKEN is sent as `authorization: Bearer` on
+// every call; CLOUDPLANE_CA (the server's CA), CLOUDPLANE_CERT and
+// CLOUDPLANE_KEY (a client certificate) make the connection TLS. None set:
+// plaintext, for a local server.
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "absl/random/random.h"
@@ -33,6 +41,7 @@ constexpr char kServiceConfig[] = R"json({
   "methodConfig": [{
     "name": [
       {"service": "cloudplane.v1.AccountsService"},
+      {"service": "cloudplane.v1.AuditService"},
       {"service": "cloudplane.v1.AutoscalingService"},
       {"service": "cloudplane.v1.BillingService"},
       {"service": "cloudplane.v1.ComputeService"},
@@ -52,9 +61,62 @@ constexpr char kServiceConfig[] = R"json({
   }]
 })json";
 
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kCodeNames[] = {"OK",
+                                               "CANCELLED",
+                                               "UNKNOWN",
+                                               "INVALID_ARGUMENT",
+                                               "DEADLINE_EXCEEDED",
+                                               "NOT_FOUND",
+                                               "ALREADY_EXISTS",
+                                               "PERMISSION_DENIED",
+                                               "RESOURCE_EXHAUSTED",
+                                               "FAILED_PRECONDITION",
+                                               "ABORTED",
+                                               "OUT_OF_RANGE",
+                                               "UNIMPLEMENTED",
+                                               "INTERNAL",
+                                               "UNAVAILABLE",
+                                               "DATA_LOSS",
+                                               "UNAUTHENTICATED"};
+  return code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN";
+}
+
 [[noreturn]] void Fail(const std::string& what, const grpc::Status& status) {
-  std::cerr << what << ": " << status.error_message() << "\n";
+  std::cerr << what << ": " << CodeName(status.error_code()) << ": " << status.error_message()
+            << "\n";
   std::exit(1);
+}
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "cannot read " << path << "\n";
+    std::exit(1);
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// TLS when CLOUDPLANE_CA, CLOUDPLANE_CERT or CLOUDPLANE_KEY is set (the
+// system's roots when CLOUDPLANE_CA is not), with the client certificate when
+// CLOUDPLANE_CERT and CLOUDPLANE_KEY are; else plaintext.
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
+  const std::string ca = Env("CLOUDPLANE_CA");
+  const std::string cert = Env("CLOUDPLANE_CERT");
+  const std::string key = Env("CLOUDPLANE_KEY");
+  if (ca.empty() && cert.empty() && key.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (!ca.empty()) ssl.pem_root_certs = ReadFile(ca);
+  if (!cert.empty()) ssl.pem_cert_chain = ReadFile(cert);
+  if (!key.empty()) ssl.pem_private_key = ReadFile(key);
+  return grpc::SslCredentials(ssl);
 }
 
 std::string NewRequestId() {
@@ -62,10 +124,15 @@ std::string NewRequestId() {
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
 }
 
-// Every call gets its own context with a deadline.
+// Every call gets its own context with a deadline and, with
+// CLOUDPLANE_TOKEN set, the token. (Per-call metadata rather than
+// grpc::AccessTokenCredentials: those are sent only over TLS, and a local
+// plaintext server may want a token too.)
 std::unique_ptr<grpc::ClientContext> Context() {
+  static const std::string* const token = new std::string(Env("CLOUDPLANE_TOKEN"));
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (!token->empty()) context->AddMetadata("authorization", "Bearer " + *token);
   return context;
 }
 
@@ -88,26 +155,8 @@ Operation Wait(google::longrunning::Operations::Stub& operations, Operation op) 
 // The google.rpc.Status of a failed call arrives serialized in
 // error_details(); its details are Any messages.
 void PrintError(const grpc::Status& status) {
-  static constexpr const char* kCodeNames[] = {"OK",
-                                               "CANCELLED",
-                                               "UNKNOWN",
-                                               "INVALID_ARGUMENT",
-                                               "DEADLINE_EXCEEDED",
-                                               "NOT_FOUND",
-                                               "ALREADY_EXISTS",
-                                               "PERMISSION_DENIED",
-                                               "RESOURCE_EXHAUSTED",
-                                               "FAILED_PRECONDITION",
-                                               "ABORTED",
-                                               "OUT_OF_RANGE",
-                                               "UNIMPLEMENTED",
-                                               "INTERNAL",
-                                               "UNAVAILABLE",
-                                               "DATA_LOSS",
-                                               "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  std::cout << "error: " << (code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN") << ": "
-            << status.error_message() << "\n";
+  std::cout << "error: " << CodeName(status.error_code()) << ": " << status.error_message()
+            << "\n";
   google::rpc::Status rpc_status;
   if (!rpc_status.ParseFromString(status.error_details())) return;
   for (const google::protobuf::Any& detail : rpc_status.details()) {
@@ -127,10 +176,9 @@ void PrintError(const grpc::Status& status) {
 
 int main(int argc, char** argv) {
   const std::string address = argc > 1 ? argv[1] : "127.0.0.1:7070";
-  // A plaintext connection to a local server; use grpc::SslCredentials for TLS.
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address, ChannelCredentials(), args);
   auto accounts = cloudplane::v1::AccountsService::NewStub(channel);
   auto compute = cloudplane::v1::ComputeService::NewStub(channel);
   auto operations = google::longrunning::Operations::NewStub(channel);

@@ -1,5 +1,8 @@
 """Every language's example, built with that language's own tool, runs
-against a live server and prints what it did; the server confirms it."""
+against a live server and prints what it did; the server confirms it. Each
+also runs against the server with authentication on (conftest.AuthServer):
+with a token over TLS, with a client certificate alone, and without either,
+which is refused UNAUTHENTICATED."""
 import os
 import re
 import shutil
@@ -8,6 +11,7 @@ import subprocess
 import grpc
 import pytest
 
+import auth_testing
 from cloudplane_testing import BAZEL_BIN, REPO, common_pb2, compute_pb2, operations_pb2
 from clients_testing import FirstAttemptFails, require_tool
 
@@ -17,11 +21,21 @@ NODE_MODULES = REPO / ".deps" / "clients" / "node" / "node_modules"
 MACHINE_TYPE_RULE = "must look like accounts/{account}/machineTypes/{machine_type}"
 
 
-def run(args, timeout=300, **kwargs):
+def run(args, timeout=300, expect_ok=True, **kwargs):
     result = subprocess.run([str(a) for a in args], capture_output=True, text=True,
                             timeout=timeout, **kwargs)
-    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
+    if expect_ok:
+        assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
     return result
+
+
+def example_env(env, extra=None):
+    """`env` (None: this process's) without any CLOUDPLANE_* credential, plus `extra`."""
+    base = {k: v for k, v in (env or os.environ).items()
+            if k not in ("CLOUDPLANE_TOKEN", "CLOUDPLANE_CA", "CLOUDPLANE_CERT",
+                         "CLOUDPLANE_KEY")}
+    base.update(extra or {})
+    return base
 
 
 # Each builder compiles the example with the language's ordinary tool into
@@ -86,9 +100,22 @@ BUILDERS = {"cpp": build_cpp, "python": build_python, "go": build_go, "java": bu
             "node": build_node}
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """language -> (command, env), each example built once per module."""
+    cache = {}
+
+    def get(language):
+        if language not in cache:
+            cache[language] = BUILDERS[language](tmp_path_factory.mktemp(language))
+        return cache[language]
+    return get
+
+
 @pytest.mark.parametrize("language", sorted(BUILDERS))
-def test_example(language, server, tmp_path):
-    command, env = BUILDERS[language](tmp_path)
+def test_example(language, server, built):
+    command, env = built(language)
+    env = example_env(env)  # plaintext, no token: today's local server
     out = run(command + [server.address], timeout=120, env=env).stdout
     check_walk_through(language, out, server)
 
@@ -107,7 +134,32 @@ def test_example(language, server, tmp_path):
     assert first.request_id and retried == first
 
 
-def check_walk_through(language, out, server):
+@pytest.mark.parametrize("language", sorted(BUILDERS))
+def test_example_with_authentication(language, auth_server, built):
+    command, env = built(language)
+    address = [auth_server.address]
+    # The API key over TLS, with a client certificate whose principal has no
+    # role: the token decides, and the operation records its principal.
+    out = run(command + address, timeout=120,
+              env=example_env(env, auth_server.env(token=True, cert="cn"))).stdout
+    check_walk_through(language, out, auth_server.server, principal=auth_server.PRINCIPAL)
+    # Mutual TLS alone: the certificate's SPIFFE ID is the principal.
+    out = run(command + address, timeout=120,
+              env=example_env(env, auth_server.env(token=False, cert="spiffe"))).stdout
+    check_walk_through(language, out, auth_server.server, principal=auth_testing.SPIFFE_ID)
+    # TLS without a credential: the first call is refused, the example exits
+    # non-zero and says why.
+    refused = run(command + address, timeout=120, expect_ok=False,
+                  env=example_env(env, auth_server.env(token=False)))
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    code = "Unauthenticated" if language == "go" else "UNAUTHENTICATED"
+    assert code in said, said
+    assert "account: " not in refused.stdout
+    assert auth_server.token not in said
+
+
+def check_walk_through(language, out, server, principal=None):
     lines = out.splitlines()
     instance = f"accounts/sandbox/instances/{language}-example"
     assert lines[0] == "account: accounts/sandbox (providers/sandbox, READY)", out
@@ -136,6 +188,8 @@ def check_walk_through(language, out, server):
     assert op.metadata.Unpack(metadata)
     assert metadata.method == "cloudplane.v1.ComputeService.CreateInstance"
     assert metadata.request_id != ""
+    if principal is not None:
+        assert metadata.principal == principal
     with pytest.raises(grpc.RpcError) as err:
         server.compute().GetInstance(compute_pb2.GetInstanceRequest(name=instance))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -4,11 +4,19 @@
 // shows the ErrorInfo and BadRequest details of a call that fails.
 //
 //	go run ./example [address]   (default 127.0.0.1:7070)
+//
+// Credentials come from the environment (clients/README.md,
+// "Authentication"): CLOUDPLANE_TOKEN is sent as `authorization: Bearer` on
+// every call; CLOUDPLANE_CA (the server's CA), CLOUDPLANE_CERT and
+// CLOUDPLANE_KEY (a client certificate) make the connection TLS. None set:
+// plaintext, for a local server.
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log"
@@ -19,7 +27,9 @@ import (
 	cloudplanev1 "cloudplane.dev/api/cloudplane/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -33,6 +43,7 @@ const serviceConfig = `{
   "methodConfig": [{
     "name": [
       {"service": "cloudplane.v1.AccountsService"},
+      {"service": "cloudplane.v1.AuditService"},
       {"service": "cloudplane.v1.AutoscalingService"},
       {"service": "cloudplane.v1.BillingService"},
       {"service": "cloudplane.v1.ComputeService"},
@@ -58,8 +69,11 @@ func main() {
 	if len(os.Args) > 1 {
 		address = os.Args[1]
 	}
-	// A plaintext connection to a local server; use credentials.NewTLS for TLS.
-	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds, err := transportCredentials()
+	if err != nil {
+		log.Fatalf("TLS: %v", err)
+	}
+	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig))
 	if err != nil {
 		log.Fatalf("connect: %v", err)
@@ -67,6 +81,12 @@ func main() {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Every call below uses ctx, so the token rides on all of them. (Not
+	// oauth.TokenSource: per-RPC credentials insist on TLS, and a local
+	// plaintext server may want a token too.)
+	if token := os.Getenv("CLOUDPLANE_TOKEN"); token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
 
 	accounts := cloudplanev1.NewAccountsServiceClient(conn)
 	compute := cloudplanev1.NewComputeServiceClient(conn)
@@ -134,6 +154,36 @@ func main() {
 		},
 	})
 	printError(err)
+}
+
+// transportCredentials is TLS when CLOUDPLANE_CA, CLOUDPLANE_CERT or
+// CLOUDPLANE_KEY is set (the system's roots without CLOUDPLANE_CA), with the
+// client certificate when CLOUDPLANE_CERT and CLOUDPLANE_KEY are; else
+// plaintext.
+func transportCredentials() (credentials.TransportCredentials, error) {
+	ca, cert, key := os.Getenv("CLOUDPLANE_CA"), os.Getenv("CLOUDPLANE_CERT"), os.Getenv("CLOUDPLANE_KEY")
+	if ca == "" && cert == "" && key == "" {
+		return insecure.NewCredentials(), nil
+	}
+	config := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, err
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in %s", ca)
+		}
+	}
+	if cert != "" || key != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, err
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(config), nil
 }
 
 // wait calls WaitOperation until the operation is done and turns an

@@ -5,9 +5,24 @@
 // call that fails.
 //
 //   npm run build && node dist/example.js [address]   (default 127.0.0.1:7070)
+//
+// Credentials come from the environment (clients/README.md,
+// "Authentication"): CLOUDPLANE_TOKEN is sent as `authorization: Bearer` on
+// every call; CLOUDPLANE_CA (the server's CA), CLOUDPLANE_CERT and
+// CLOUDPLANE_KEY (a client certificate) make the connection TLS. None set:
+// plaintext, for a local server.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 
-import { credentials, Metadata, ServiceError, status } from "@grpc/grpc-js";
+import {
+  ChannelCredentials,
+  credentials,
+  InterceptingCall,
+  Interceptor,
+  Metadata,
+  ServiceError,
+  status,
+} from "@grpc/grpc-js";
 
 import {
   account_StateToJSON,
@@ -34,6 +49,7 @@ const ACCOUNT = "accounts/sandbox";
 // (clients/README.md, "Retries").
 const SERVICES = [
   "cloudplane.v1.AccountsService",
+  "cloudplane.v1.AuditService",
   "cloudplane.v1.AutoscalingService",
   "cloudplane.v1.BillingService",
   "cloudplane.v1.ComputeService",
@@ -57,6 +73,33 @@ const SERVICE_CONFIG = {
     },
   ],
 };
+
+// TLS when CLOUDPLANE_CA, CLOUDPLANE_CERT or CLOUDPLANE_KEY is set (the
+// system's roots without CLOUDPLANE_CA), with the client certificate when
+// CLOUDPLANE_CERT and CLOUDPLANE_KEY are; else plaintext.
+function channelCredentials(): ChannelCredentials {
+  const { CLOUDPLANE_CA: ca, CLOUDPLANE_CERT: cert, CLOUDPLANE_KEY: key } = process.env;
+  if (!ca && !cert && !key) return credentials.createInsecure();
+  const read = (path?: string) => (path ? readFileSync(path) : null);
+  return credentials.createSsl(read(ca), read(key), read(cert));
+}
+
+// The token as a header on every call of a client. (Not call credentials:
+// grpc-js cannot combine them with a plaintext channel, and a local plaintext
+// server may want a token too.)
+function tokenInterceptors(): Interceptor[] {
+  const token = process.env.CLOUDPLANE_TOKEN;
+  if (!token) return [];
+  return [
+    (options, nextCall) =>
+      new InterceptingCall(nextCall(options), {
+        start(metadata, listener, next) {
+          metadata.set("authorization", `Bearer ${token}`);
+          next(metadata, listener);
+        },
+      }),
+  ];
+}
 
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
 
@@ -100,9 +143,11 @@ function printError(error: ServiceError): void {
 
 async function main(): Promise<void> {
   const address = process.argv[2] ?? "127.0.0.1:7070";
-  // A plaintext connection to a local server; use credentials.createSsl() for TLS.
-  const creds = credentials.createInsecure();
-  const options = { "grpc.service_config": JSON.stringify(SERVICE_CONFIG) };
+  const creds = channelCredentials();
+  const options = {
+    "grpc.service_config": JSON.stringify(SERVICE_CONFIG),
+    interceptors: tokenInterceptors(),
+  };
   const accounts = new AccountsServiceClient(address, creds, options);
   const compute = new ComputeServiceClient(address, creds, options);
   const operations = new OperationsClient(address, creds, options);

@@ -16,10 +16,18 @@ import dev.cloudplane.v1.DeleteInstanceRequest;
 import dev.cloudplane.v1.GetInstanceRequest;
 import dev.cloudplane.v1.Instance;
 import dev.cloudplane.v1.ListAccountsRequest;
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
 import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
 import io.grpc.protobuf.StatusProto;
+import io.grpc.stub.MetadataUtils;
+import java.io.File;
+import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -31,6 +39,11 @@ import java.util.concurrent.TimeUnit;
  * deletes it, and shows the ErrorInfo and BadRequest details of a call that fails.
  *
  * <pre>java -cp ... dev.cloudplane.example.Example [address]   (default 127.0.0.1:7070)</pre>
+ *
+ * <p>Credentials come from the environment (clients/README.md, "Authentication"):
+ * CLOUDPLANE_TOKEN is sent as {@code authorization: Bearer} on every call; CLOUDPLANE_CA (the
+ * server's CA), CLOUDPLANE_CERT and CLOUDPLANE_KEY (a client certificate, PKCS#8 key) make the
+ * connection TLS. None set: plaintext, for a local server.
  */
 public final class Example {
   private static final String ACCOUNT = "accounts/sandbox";
@@ -41,6 +54,7 @@ public final class Example {
   private static final List<String> SERVICES =
       List.of(
           "cloudplane.v1.AccountsService",
+          "cloudplane.v1.AuditService",
           "cloudplane.v1.AutoscalingService",
           "cloudplane.v1.BillingService",
           "cloudplane.v1.ComputeService",
@@ -65,18 +79,51 @@ public final class Example {
 
   public static void main(String[] args) throws Exception {
     String address = args.length > 0 ? args[0] : "127.0.0.1:7070";
-    // A plaintext connection to a local server; drop usePlaintext() for TLS.
-    ManagedChannel channel =
-        ManagedChannelBuilder.forTarget(address)
-            .usePlaintext()
+    ManagedChannelBuilder<?> builder =
+        Grpc.newChannelBuilder(address, channelCredentials())
             .defaultServiceConfig(SERVICE_CONFIG)
-            .enableRetry()
-            .build();
+            .enableRetry();
+    // The token as a header on every call of the channel. (Not CallCredentials: grpc-java
+    // sends those only over TLS, and a local plaintext server may want a token too.)
+    String token = System.getenv("CLOUDPLANE_TOKEN");
+    if (token != null && !token.isEmpty()) {
+      Metadata headers = new Metadata();
+      headers.put(
+          Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
+      builder.intercept(MetadataUtils.newAttachHeadersInterceptor(headers));
+    }
+    ManagedChannel channel = builder.build();
     try {
       run(channel);
+    } catch (StatusRuntimeException e) {
+      System.err.printf(
+          "error: %s: %s%n", e.getStatus().getCode().name(), e.getStatus().getDescription());
+      System.exit(1);
     } finally {
       channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
+  }
+
+  /**
+   * TLS when CLOUDPLANE_CA, CLOUDPLANE_CERT or CLOUDPLANE_KEY is set (the system's roots without
+   * CLOUDPLANE_CA), with the client certificate when CLOUDPLANE_CERT and CLOUDPLANE_KEY are; else
+   * plaintext.
+   */
+  private static ChannelCredentials channelCredentials() throws IOException {
+    String ca = System.getenv("CLOUDPLANE_CA");
+    String cert = System.getenv("CLOUDPLANE_CERT");
+    String key = System.getenv("CLOUDPLANE_KEY");
+    if (ca == null && cert == null && key == null) {
+      return InsecureChannelCredentials.create();
+    }
+    TlsChannelCredentials.Builder tls = TlsChannelCredentials.newBuilder();
+    if (ca != null) {
+      tls.trustManager(new File(ca));
+    }
+    if (cert != null || key != null) {
+      tls.keyManager(new File(cert), new File(key));
+    }
+    return tls.build();
   }
 
   private static void run(ManagedChannel channel) throws InvalidProtocolBufferException {
