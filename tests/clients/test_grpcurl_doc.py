@@ -1,6 +1,8 @@
 """docs/grpcurl.md runs: its `sh` blocks, in order, as one shell session
-against a fresh server with the default configuration, so the walkthrough
-never goes stale."""
+against a fresh server with the default configuration (127.0.0.1:7070 in the
+doc) and, for the Authentication section (127.0.0.1:7443), the shared server
+with authentication on, with CA, CERT, KEY and CLOUDPLANE_TOKEN set as the
+doc describes, so the walkthrough never goes stale."""
 import os
 import re
 import subprocess
@@ -10,6 +12,7 @@ from clients_testing import require_tool
 
 DOC = REPO / "docs" / "grpcurl.md"
 DOC_ADDRESS = "127.0.0.1:7070"
+DOC_AUTH_ADDRESS = "127.0.0.1:7443"
 MARK = "@@@ block"
 
 
@@ -24,11 +27,12 @@ def test_every_grpcurl_command_is_in_a_block_that_runs():
     commands = [line for line in text.splitlines() if line.startswith("grpcurl -")]
     assert commands and all(line in runnable for line in commands)
     for step in (" list", " describe ", "/CreateInstance", "/WaitOperation", "/Watch",
-                 "-format-error", "/DeleteInstance"):
+                 "-format-error", "/DeleteInstance", "-H \"authorization: Bearer $CLOUDPLANE_TOKEN",
+                 '-cacert "$CA" -cert "$CERT" -key "$KEY"'):
         assert step in runnable, step
 
 
-def test_walkthrough_runs(tmp_path):
+def test_walkthrough_runs(tmp_path, auth_server):
     require_tool("jq", "docs/grpcurl.md")
     require_tool(GRPCURL, "grpcurl")
     server = Server(tmp_path / "state").start()  # no config: the sandbox, as tools/run
@@ -37,8 +41,11 @@ def test_walkthrough_runs(tmp_path):
         sh_blocks = [body for lang, body in blocks() if lang == "sh"]
         for i, body in enumerate(sh_blocks):
             script.append(f"echo '{MARK} {i}'")
-            script.append(body.replace(DOC_ADDRESS, server.address))
-        env = dict(os.environ, PATH=f"{GRPCURL.parent}:{os.environ['PATH']}")
+            script.append(body.replace(DOC_ADDRESS, server.address)
+                          .replace(DOC_AUTH_ADDRESS, auth_server.address))
+        env = dict(os.environ, PATH=f"{GRPCURL.parent}:{os.environ['PATH']}",
+                   CA=str(auth_server.pki.ca), CERT=str(auth_server.pki.spiffe_cert),
+                   KEY=str(auth_server.pki.spiffe_key), CLOUDPLANE_TOKEN=auth_server.token)
         result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
@@ -82,3 +89,13 @@ def test_walkthrough_runs(tmp_path):
         ["DELETED", "accounts/sandbox/instances/web-1", "TERMINATED"],
     ], changes
     assert sorted(int(c[0]) for c in changes) == [int(c[0]) for c in changes]
+
+    # Authentication: every block of the section prints what the doc shows
+    # after it, word for word.
+    auth_blocks = [body for body in sh_blocks if DOC_AUTH_ADDRESS in body]
+    assert len(auth_blocks) == 3
+    texts = [b for _, b in blocks()]
+    for body in auth_blocks:
+        shown = texts[texts.index(body) + 1]
+        assert by_command[body] == shown, (body, by_command[body])
+    assert auth_server.token not in result.stdout + result.stderr
