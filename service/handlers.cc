@@ -455,7 +455,8 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
     // Only the accounts the caller has a role on; an account filter naming
     // any other gives an empty page, as for an account without operations.
     auth::AccountSet visible = context_.gate->Accounts(*caller, auth::Role::kViewer);
-    bool nothing_visible = visible.empty() || (!query.account.empty() && !visible.Contains(query.account));
+    bool nothing_visible =
+        visible.empty() || (!query.account.empty() && !visible.Contains(query.account));
     if (status.ok() && !visible.all) {
       query.accounts.assign(visible.ids.begin(), visible.ids.end());
       std::sort(query.accounts.begin(), query.accounts.end());

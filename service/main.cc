@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -94,6 +95,22 @@ absl::Status CreateStateDir(const std::string& state_dir) {
   }
   return absl::OkStatus();
 }
+
+// Linking gRPC's reflection library registers its plugin with every
+// ServerBuilder (a static initializer); this option takes it out again when
+// the config turns reflection off.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    using Reflection = grpc::reflection::ProtoServerReflectionPlugin;
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return dynamic_cast<Reflection*>(plugin.get()) != nullptr;
+                                  }),
+                   plugins->end());
+  }
+};
 
 // The config file with the flags applied over it: what the server starts
 // with, and what SIGHUP re-reads.
@@ -246,14 +263,15 @@ int Run() {
   std::vector<std::unique_ptr<grpc::Service>> services = service::MakeServices(context);
 
   grpc::EnableDefaultHealthCheckService(true);
-  if (!config->has_reflection() || config->reflection()) {
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  }
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config->listen_address(), credentials, &port);
   builder.SetMaxReceiveMessageSize(16 << 20);
   for (auto& service : services) builder.RegisterService(service.get());
+  if (config->has_reflection() && !config->reflection()) {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "cloudplaned: cannot listen on " << config->listen_address() << "\n";
