@@ -320,6 +320,14 @@ class Store {
   //                     (any filter, the `accounts` set included).
   absl::StatusOr<AuditPage> ListAuditEvents(const AuditQuery& query);
 
+  // Deletes the events whose `time` is before `before` (retention) and
+  // returns how many were deleted. Sequence numbers are never reused, so an
+  // event appended later still gets a seq above every one ever given, and
+  // page tokens issued before the trim stay valid (their pages just lack the
+  // deleted events). One transaction; its cost grows with the number of
+  // events deleted (the time index finds them).
+  absl::StatusOr<int64_t> TrimAuditEventsBefore(absl::Time before);
+
  private:
   friend class TxnView;
 

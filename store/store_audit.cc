@@ -1,5 +1,5 @@
-// The audit log: batched appends and filtered, keyset-paged listing newest
-// first.
+// The audit log: batched appends, filtered keyset-paged listing newest
+// first, and trims by time (retention).
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -105,6 +105,18 @@ absl::StatusOr<AuditPage> Conn::ListAuditEvents(const AuditQuery& q) {
   return page;
 }
 
+absl::StatusOr<int64_t> Conn::TrimAuditEventsBefore(absl::Time before) {
+  // Served by audit_events_by_time. The AUTOINCREMENT high-water mark lives
+  // in sqlite_sequence, which a DELETE leaves alone: seqs are never reused.
+  // An infinite `before` becomes the int64 minimum or maximum: nothing or
+  // everything.
+  ASSIGN_OR_RETURN(Stmt del,
+                   Prepare("DELETE FROM audit_events WHERE time_us < ?"));
+  del.Int(ToMicros(before));
+  RETURN_IF_ERROR(del.Run());
+  return static_cast<int64_t>(sqlite3_changes64(db()));
+}
+
 }  // namespace cloudplane::store::internal
 
 namespace cloudplane::store {
@@ -123,6 +135,15 @@ absl::StatusOr<AuditPage> Store::ListAuditEvents(const AuditQuery& query) {
   absl::StatusOr<AuditPage> result;
   RETURN_IF_ERROR(Read([&] {
     result = conn_->ListAuditEvents(query);
+    return result.status();
+  }));
+  return result;
+}
+
+absl::StatusOr<int64_t> Store::TrimAuditEventsBefore(absl::Time before) {
+  absl::StatusOr<int64_t> result;
+  RETURN_IF_ERROR(Write([&] {
+    result = conn_->TrimAuditEventsBefore(before);
     return result.status();
   }));
   return result;

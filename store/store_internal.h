@@ -208,6 +208,7 @@ class Conn {
 
   absl::Status AppendAuditEvents(const std::vector<AuditRecord>& records);
   absl::StatusOr<AuditPage> ListAuditEvents(const AuditQuery& q);
+  absl::StatusOr<int64_t> TrimAuditEventsBefore(absl::Time before);
 
  private:
   sqlite3* db_;

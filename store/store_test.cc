@@ -1020,6 +1020,125 @@ TEST_F(MemStoreTest, AuditPageTokensAreBoundToTheQuery) {
   }
 }
 
+TEST_F(MemStoreTest, TrimAuditEventsRemovesOnlyOlderOnes) {
+  ASSERT_OK_AND_ASSIGN(int64_t none,
+                       store_->TrimAuditEventsBefore(absl::FromUnixSeconds(1)));
+  EXPECT_EQ(none, 0);  // empty table
+
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 6; ++i) {
+    batch.push_back(Audit(100 + i, "p", "lab", absl::StrCat("e", i)));
+  }
+  // Appended out of time order: the trim goes by time, not by seq.
+  batch.push_back(Audit(50, "p", "lab", "old-late"));
+  ASSERT_OK(store_->AppendAuditEvents(batch));
+
+  // Strictly before: the event at exactly 103 s stays.
+  ASSERT_OK_AND_ASSIGN(int64_t removed,
+                       store_->TrimAuditEventsBefore(absl::FromUnixSeconds(103)));
+  EXPECT_EQ(removed, 4);  // 50, 100, 101, 102
+  EXPECT_EQ(ListAllAudit(*store_, AuditQuery()),
+            (std::vector<std::string>{"e5", "e4", "e3"}));
+  ASSERT_OK_AND_ASSIGN(removed,
+                       store_->TrimAuditEventsBefore(absl::FromUnixSeconds(103)));
+  EXPECT_EQ(removed, 0);  // nothing left to remove
+  ASSERT_OK_AND_ASSIGN(removed,
+                       store_->TrimAuditEventsBefore(absl::InfinitePast()));
+  EXPECT_EQ(removed, 0);
+  // Microsecond precision: 104 s + 1 us is not before 104 s + 1 us.
+  ASSERT_OK(store_->AppendAuditEvents({[] {
+    AuditRecord r = Audit(104, "p", "lab", "e4+1us");
+    r.time += absl::Microseconds(1);
+    return r;
+  }()}));
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimAuditEventsBefore(
+                                    absl::FromUnixSeconds(104) +
+                                    absl::Microseconds(1)));
+  EXPECT_EQ(removed, 2);  // e3 and e4
+  EXPECT_EQ(ListAllAudit(*store_, AuditQuery()),
+            (std::vector<std::string>{"e4+1us", "e5"}));
+}
+
+TEST_F(MemStoreTest, TrimmedAuditSeqsAreNeverReused) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(Audit(100 + i, "p", "a", "x"));
+  ASSERT_OK(store_->AppendAuditEvents(batch));
+  ASSERT_OK_AND_ASSIGN(AuditPage before, store_->ListAuditEvents(AuditQuery()));
+  ASSERT_EQ(before.records.size(), 5u);
+  const int64_t highest = before.records.front().seq;
+
+  // Remove everything, newest included: a plain rowid table would hand the
+  // next event the old highest seq again (max(rowid) + 1 of an empty table).
+  ASSERT_OK_AND_ASSIGN(int64_t removed,
+                       store_->TrimAuditEventsBefore(absl::InfiniteFuture()));
+  EXPECT_EQ(removed, 5);
+  ASSERT_OK_AND_ASSIGN(AuditPage empty, store_->ListAuditEvents(AuditQuery()));
+  EXPECT_TRUE(empty.records.empty());
+
+  ASSERT_OK(store_->AppendAuditEvents({Audit(200, "p", "a", "next")}));
+  ASSERT_OK_AND_ASSIGN(AuditPage after, store_->ListAuditEvents(AuditQuery()));
+  ASSERT_EQ(after.records.size(), 1u);
+  EXPECT_GT(after.records[0].seq, highest);
+
+  // Also when only the newest events were removed (times decreasing with
+  // seq, so the trim takes the tail of the sequence).
+  ASSERT_OK(store_->AppendAuditEvents(
+      {Audit(300, "p", "a", "keep"), Audit(10, "p", "a", "gone")}));
+  ASSERT_OK_AND_ASSIGN(AuditPage two, store_->ListAuditEvents(AuditQuery()));
+  ASSERT_EQ(two.records.size(), 3u);
+  const int64_t gone_seq = two.records[0].seq;
+  ASSERT_OK_AND_ASSIGN(removed,
+                       store_->TrimAuditEventsBefore(absl::FromUnixSeconds(100)));
+  EXPECT_EQ(removed, 1);
+  ASSERT_OK(store_->AppendAuditEvents({Audit(400, "p", "a", "newest")}));
+  ASSERT_OK_AND_ASSIGN(AuditPage last, store_->ListAuditEvents(AuditQuery()));
+  ASSERT_EQ(Bytes(last.records),
+            (std::vector<std::string>{"newest", "keep", "next"}));
+  EXPECT_GT(last.records[0].seq, gone_seq);
+}
+
+TEST_F(MemStoreTest, AuditPagingAcrossATrim) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 10; ++i) {
+    batch.push_back(Audit(100 + i, "p", "lab", absl::StrCat("e", i)));
+  }
+  ASSERT_OK(store_->AppendAuditEvents(batch));
+  AuditQuery q;
+  q.page_size = 3;
+  q.account = "lab";
+  ASSERT_OK_AND_ASSIGN(AuditPage p1, store_->ListAuditEvents(q));
+  EXPECT_EQ(Bytes(p1.records), (std::vector<std::string>{"e9", "e8", "e7"}));
+
+  // A token issued before the trim stays valid; the rest of the listing
+  // simply lacks the removed events.
+  ASSERT_OK_AND_ASSIGN(int64_t removed,
+                       store_->TrimAuditEventsBefore(absl::FromUnixSeconds(104)));
+  EXPECT_EQ(removed, 4);
+  q.page_token = p1.next_page_token;
+  ASSERT_OK_AND_ASSIGN(AuditPage p2, store_->ListAuditEvents(q));
+  EXPECT_EQ(Bytes(p2.records), (std::vector<std::string>{"e6", "e5", "e4"}));
+  EXPECT_TRUE(p2.next_page_token.empty());  // e3..e0 are gone
+
+  // A fresh listing pages over what is left, with every filter.
+  q = AuditQuery();
+  q.page_size = 2;
+  q.principal = "p";
+  q.start = absl::FromUnixSeconds(0);
+  int pages = 0;
+  EXPECT_EQ(ListAllAudit(*store_, q, &pages),
+            (std::vector<std::string>{"e9", "e8", "e7", "e6", "e5", "e4"}));
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_F(MemStoreTest, AuditTrimInsideTransactionIsRefused) {
+  absl::Status inner;
+  ASSERT_OK(store_->RunInTransaction([&](TxnView&) {
+    inner = store_->TrimAuditEventsBefore(absl::FromUnixSeconds(1)).status();
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(MemStoreTest, AuditAppendInsideTransactionIsRefused) {
   absl::Status inner;
   ASSERT_OK(store_->RunInTransaction([&](TxnView&) {
