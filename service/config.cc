@@ -94,6 +94,10 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
     return InvalidField("operation_timeout_seconds", "must not be negative");
   }
   if (config.operation_timeout_seconds() == 0) config.set_operation_timeout_seconds(600);
+  if (!config.has_audit_retention_days()) config.set_audit_retention_days(90);
+  if (config.audit_retention_days() < 1) {
+    return InvalidField("audit_retention_days", "must be at least 1");
+  }
   if (config.accounts_size() == 0) {
     auto* sandbox = config.add_accounts();
     sandbox->set_id("sandbox");

@@ -60,6 +60,26 @@ TEST(Config, ErrorsNameTheField) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(Config, AuditRetentionDaysDefaultsTo90AndMustBePositive) {
+  auto unset = LoadConfig("");
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_TRUE(unset->has_audit_retention_days());
+  EXPECT_EQ(unset->audit_retention_days(), 90);
+
+  auto one = LoadConfig(WriteTemp("retention1.textproto", "audit_retention_days: 1"));
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->audit_retention_days(), 1);
+
+  for (const char* text : {"audit_retention_days: 0", "audit_retention_days: -7"}) {
+    auto bad = LoadConfig(WriteTemp("retention_bad.textproto", text));
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    ASSERT_TRUE(GetBadRequest(bad.status()).has_value()) << text;
+    EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(),
+              "audit_retention_days")
+        << text;
+  }
+}
+
 TEST(Config, ProviderLimitsDefaultWhenUnset) {
   auto config = LoadConfig(WriteTemp("limits.textproto", R"(
     accounts { id: "lab" provider: "fleet" }
