@@ -1,5 +1,6 @@
 #include "service/audit_log.h"
 
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <tuple>
@@ -115,8 +116,15 @@ std::string AccountId(absl::string_view account) {
 // AuditLog died finds either the state (and an empty queue) or nothing.
 struct AuditLog::State {
   State(store::Store* store, EventLoop* loop, std::ostream* log,
-        size_t max_queued)
-      : store(store), loop(loop), log(log), max_queued(max_queued) {}
+        Options options)
+      : store(store),
+        loop(loop),
+        log(log),
+        max_queued(options.max_queued),
+        retention(options.retention),
+        clock(options.clock ? std::move(options.clock) : [] {
+          return absl::Now();
+        }) {}
 
   void WriteLine(absl::string_view line) {
     absl::MutexLock lock(&log_mu);
@@ -157,10 +165,46 @@ struct AuditLog::State {
     return s;
   }
 
+  // Deletes the events beyond the retention when a trim is due. Runs after
+  // the loop's flush, on the loop thread: a disk write like the flush, and
+  // as rare as kTrimEvery allows.
+  void MaybeTrim() ABSL_LOCKS_EXCLUDED(trim_mu, mu) {
+    if (retention == absl::InfiniteDuration() ||
+        retention <= absl::ZeroDuration()) {
+      return;
+    }
+    absl::MutexLock trim_lock(&trim_mu);
+    const absl::Time now = clock();
+    if (now < next_trim) return;
+    // Set before trying: a failure waits for the next due time instead of
+    // hammering a store that is failing.
+    next_trim = now + kTrimEvery;
+    const absl::Time cutoff = now - retention;
+    absl::StatusOr<int64_t> removed = store->TrimAuditEventsBefore(cutoff);
+    {
+      absl::MutexLock lock(&mu);
+      ++stats.trims;
+      if (removed.ok()) stats.removed += *removed;
+    }
+    const std::string when =
+        absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", cutoff, absl::UTCTimeZone());
+    if (!removed.ok()) {
+      WriteLine(absl::StrCat("cloudplaned: audit log: cannot remove events "
+                             "older than ", when, " (will retry in ",
+                             absl::FormatDuration(kTrimEvery), "): ",
+                             removed.status().ToString(), "\n"));
+    } else if (*removed > 0) {
+      WriteLine(absl::StrCat("cloudplaned: audit log: removed ", *removed,
+                             " events older than ", when, "\n"));
+    }
+  }
+
   store::Store* const store;
   EventLoop* const loop;
   std::ostream* const log;
   const size_t max_queued;
+  const absl::Duration retention;
+  const std::function<absl::Time()> clock;
 
   absl::Mutex log_mu;
   absl::Mutex flush_mu ABSL_ACQUIRED_BEFORE(mu);
@@ -170,13 +214,20 @@ struct AuditLog::State {
   bool flush_posted ABSL_GUARDED_BY(mu) = false;
   int64_t dropped_unreported ABSL_GUARDED_BY(mu) = 0;
   Stats stats ABSL_GUARDED_BY(mu);
+  absl::Mutex trim_mu ABSL_ACQUIRED_BEFORE(mu);
+  // When the loop's flush trims next; the first flush trims.
+  absl::Time next_trim ABSL_GUARDED_BY(trim_mu) = absl::InfinitePast();
 };
 
 // ---- AuditLog -----------------------------------------------------------------
 
 AuditLog::AuditLog(store::Store* store, EventLoop* loop, std::ostream* log,
                    size_t max_queued)
-    : state_(std::make_shared<State>(store, loop, log, max_queued)) {}
+    : AuditLog(store, loop, log, Options{.max_queued = max_queued}) {}
+
+AuditLog::AuditLog(store::Store* store, EventLoop* loop, std::ostream* log,
+                   Options options)
+    : state_(std::make_shared<State>(store, loop, log, std::move(options))) {}
 
 AuditLog::~AuditLog() { state_->Flush().IgnoreError(); }
 
@@ -221,8 +272,9 @@ void AuditLog::Record(v1::AuditEvent event) {
       absl::MutexLock lock(&state->mu);
       state->flush_posted = false;
     }
-    // Errors are logged by Flush.
+    // Errors are logged by Flush and MaybeTrim.
     state->Flush().IgnoreError();
+    state->MaybeTrim();
   });
   if (!posted) {
     // The loop is shutting down: the events wait for an explicit Flush (the

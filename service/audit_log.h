@@ -15,6 +15,15 @@
 // without bound. A failed write is logged and the batch is lost from the
 // database (its lines are in the log); later batches are written as usual.
 //
+// Retention (Options::retention): the flush the loop runs also deletes the
+// stored events older than `retention`, at its first run after the AuditLog
+// is made and then at most once per kTrimEvery. It runs only there: never
+// on Record's path, nor in an explicit Flush (so shutdown does not wait for
+// it). A failed trim is logged and tried again when it is next due; a trim
+// that removed events logs one line saying how many. As the trims ride on
+// the flushes, a server that records no events trims nothing (and adds
+// nothing either).
+//
 // The store keeps each event without its name; `auditEvents/{seq}` is set
 // from the store's sequence when the events are read (ListAuditEvents below).
 //
@@ -33,12 +42,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/event_loop.h"
 #include "cloudplane/v1/audit.pb.h"
 #include "store/store.h"
@@ -48,6 +59,18 @@ namespace cloudplane::service {
 class AuditLog {
  public:
   static constexpr size_t kDefaultMaxQueued = 10000;
+  // How often the loop's flush deletes events beyond the retention.
+  static constexpr absl::Duration kTrimEvery = absl::Minutes(10);
+
+  struct Options {
+    size_t max_queued = kDefaultMaxQueued;
+    // Stored events older than this are deleted (see Retention above).
+    // absl::InfiniteDuration(), and any value <= 0, keeps every event.
+    absl::Duration retention = absl::InfiniteDuration();
+    // Source of now for retention (the cut-off and when a trim is due);
+    // absl::Now when empty. Called on the loop thread only.
+    std::function<absl::Time()> clock;
+  };
 
   struct Stats {
     int64_t recorded = 0;  // Record calls.
@@ -55,12 +78,16 @@ class AuditLog {
     int64_t dropped = 0;   // Events not queued because the queue was full.
     int64_t failed = 0;    // Events whose batch the store refused.
     int64_t flushes = 0;   // Non-empty batches handed to the store.
+    int64_t trims = 0;     // Retention trims attempted (failed ones too).
+    int64_t removed = 0;   // Events the trims deleted.
   };
 
   // `log` receives the JSON lines and the audit log's own error lines
   // (e.g. &std::cerr).
   AuditLog(store::Store* store, EventLoop* loop, std::ostream* log,
            size_t max_queued = kDefaultMaxQueued);
+  AuditLog(store::Store* store, EventLoop* loop, std::ostream* log,
+           Options options);
   ~AuditLog();
 
   AuditLog(const AuditLog&) = delete;
@@ -74,7 +101,7 @@ class AuditLog {
   // Writes what is queued now in one store transaction on the calling thread
   // (and logs the number of events dropped since the last flush). OK when
   // there was nothing to write; otherwise the store's error, which is also
-  // logged.
+  // logged. Never trims (only the loop's flush does).
   absl::Status Flush();
 
   Stats stats() const;

@@ -1,5 +1,7 @@
 #include "service/audit_log.h"
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -409,6 +411,199 @@ TEST_F(AuditLogTest, ListingFiltersByAccountPrincipalAndVisibleAccounts) {
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[3].name(), "auditEvents/1");
   EXPECT_EQ(got[0].name(), "auditEvents/4");
+}
+
+// ---- Retention ----------------------------------------------------------------
+
+// A settable clock for AuditLog::Options::clock that also checks the audit
+// log reads it on the loop thread only (trims never run elsewhere).
+class LoopClock {
+ public:
+  LoopClock(EventLoop* loop, absl::Time start)
+      : loop_(loop), now_us_(absl::ToUnixMicros(start)) {}
+  std::function<absl::Time()> Fn() {
+    return [this] {
+      EXPECT_TRUE(loop_->IsLoopThread());
+      return absl::FromUnixMicros(now_us_.load());
+    };
+  }
+  void Advance(absl::Duration d) { now_us_ += absl::ToInt64Microseconds(d); }
+
+ private:
+  EventLoop* loop_;
+  std::atomic<int64_t> now_us_;
+};
+
+const absl::Time kNow = absl::FromUnixSeconds(1714564800);  // 2024-05-01T12:00:00Z
+
+v1::AuditEvent At(v1::AuditEvent e, absl::Time t) {
+  const int64_t us = absl::ToUnixMicros(t);
+  e.mutable_time()->set_seconds(us / 1000000);
+  e.mutable_time()->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+  return e;
+}
+
+std::vector<std::string> Principals(const std::vector<v1::AuditEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.principal());
+  return out;
+}
+
+std::vector<std::string> LinesWith(LogSink& log, absl::string_view needle) {
+  std::vector<std::string> out;
+  for (const std::string& l : log.Lines()) {
+    if (absl::StrContains(l, needle)) out.push_back(l);
+  }
+  return out;
+}
+
+TEST_F(AuditLogTest, WithoutRetentionNothingIsTrimmed) {
+  AuditLog audit(store_.get(), &loop_, log_.stream());
+  audit.Record(At(Event("ancient", "accounts/lab"), absl::FromUnixSeconds(1)));
+  DrainLoop();
+  EXPECT_EQ(Principals(Stored()), std::vector<std::string>{"ancient"});
+  EXPECT_EQ(audit.stats().trims, 0);
+}
+
+TEST_F(AuditLogTest, RetentionRemovesOldEventsAtTheFirstLoopFlush) {
+  LoopClock clock(&loop_, kNow);
+  AuditLog audit(store_.get(), &loop_, log_.stream(),
+                 AuditLog::Options{.retention = absl::Hours(24 * 30),
+                                   .clock = clock.Fn()});
+  const absl::Time cutoff = kNow - absl::Hours(24 * 30);
+  auto release = BlockLoop();
+  audit.Record(At(Event("old", "accounts/lab"), cutoff - absl::Hours(24)));
+  audit.Record(At(Event("just-old", "accounts/lab"),
+                  cutoff - absl::Microseconds(1)));
+  audit.Record(At(Event("at-cutoff", "accounts/lab"), cutoff));
+  audit.Record(At(Event("recent", "accounts/prod"), kNow - absl::Hours(1)));
+  audit.Record(Event("now", "accounts/prod"));  // stamped with absl::Now()
+  // Record never trims: nothing has been attempted while the loop is held.
+  EXPECT_EQ(audit.stats().trims, 0);
+  release->Notify();
+  DrainLoop();
+
+  AuditLog::Stats stats = audit.stats();
+  EXPECT_EQ(stats.stored, 5);
+  EXPECT_EQ(stats.trims, 1);
+  EXPECT_EQ(stats.removed, 2);
+  EXPECT_EQ(Principals(Stored()),
+            (std::vector<std::string>{"now", "recent", "at-cutoff"}));
+  std::vector<std::string> removed = LinesWith(log_, "removed");
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0],
+            "cloudplaned: audit log: removed 2 events older than "
+            "2024-04-01T12:00:00Z");
+  // Every event still has its log line.
+  EXPECT_EQ(log_.AuditLines().size(), 5u);
+}
+
+TEST_F(AuditLogTest, TrimRunsAgainOnlyWhenDue) {
+  LoopClock clock(&loop_, kNow);
+  AuditLog audit(store_.get(), &loop_, log_.stream(),
+                 AuditLog::Options{.retention = absl::Hours(24),
+                                   .clock = clock.Fn()});
+  const absl::Time old = kNow - absl::Hours(48);
+  audit.Record(Event("first", "accounts/lab"));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);  // the first flush trims
+  EXPECT_TRUE(LinesWith(log_, "removed").empty());  // nothing to remove
+
+  // Half the interval later, a flush writes but does not trim.
+  clock.Advance(AuditLog::kTrimEvery / 2);
+  audit.Record(At(Event("old-1", "accounts/lab"), old));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(Principals(Stored()),
+            (std::vector<std::string>{"old-1", "first"}));
+
+  // An explicit Flush never trims, whatever the time.
+  clock.Advance(AuditLog::kTrimEvery);
+  auto release = BlockLoop();
+  audit.Record(At(Event("old-2", "accounts/lab"), old));
+  ASSERT_TRUE(audit.Flush().ok());
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(Stored().size(), 3u);
+
+  // The loop's flush (its batch already taken) trims now that it is due.
+  release->Notify();
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 2);
+  EXPECT_EQ(audit.stats().removed, 2);
+  EXPECT_EQ(Principals(Stored()), std::vector<std::string>{"first"});
+
+  // And not again until kTrimEvery after that.
+  clock.Advance(AuditLog::kTrimEvery - absl::Seconds(1));
+  audit.Record(At(Event("old-3", "accounts/lab"), old));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 2);
+  clock.Advance(absl::Seconds(1));
+  audit.Record(Event("trigger", "accounts/lab"));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 3);
+  EXPECT_EQ(Principals(Stored()),
+            (std::vector<std::string>{"trigger", "first"}));
+  EXPECT_EQ(LinesWith(log_, "removed").size(), 2u);
+}
+
+TEST_F(AuditLogTest, FailedTrimIsLoggedAndRetriedWhenDue) {
+  std::string dir = ::testing::TempDir();
+  if (dir.empty() || dir.back() != '/') dir += '/';
+  dir += "audit_log_trim_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/store.db";
+  store::Store::Options options;
+  options.busy_timeout = absl::Milliseconds(50);
+  auto opened = store::Store::Open(path, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<store::Store> file_store = std::move(opened).value();
+
+  LoopClock clock(&loop_, kNow);
+  AuditLog audit(file_store.get(), &loop_, log_.stream(),
+                 AuditLog::Options{.retention = absl::Hours(24),
+                                   .clock = clock.Fn()});
+  auto stored = [&] {
+    auto page = ListAuditEvents(*file_store, store::AuditQuery());
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<v1::AuditEvent> out;
+    if (page.ok()) out.assign(page->audit_events().begin(), page->audit_events().end());
+    return Principals(out);
+  };
+  auto release = BlockLoop();
+  audit.Record(At(Event("old", "accounts/lab"), kNow - absl::Hours(48)));
+  ASSERT_TRUE(audit.Flush().ok());  // stored; an explicit Flush does not trim
+
+  // Another process holds the write lock when the loop's flush trims.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  release->Notify();
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(audit.stats().removed, 0);
+  std::vector<std::string> errors = LinesWith(log_, "cannot remove");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], HasSubstr("older than 2024-04-30T12:00:00Z"));
+  EXPECT_THAT(errors[0], HasSubstr("UNAVAILABLE"));
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(other);
+
+  // Not retried before it is due...
+  audit.Record(Event("recent", "accounts/lab"));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(stored(), (std::vector<std::string>{"recent", "old"}));
+  // ...and retried, successfully, when it is.
+  clock.Advance(AuditLog::kTrimEvery);
+  audit.Record(Event("later", "accounts/lab"));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 2);
+  EXPECT_EQ(audit.stats().removed, 1);
+  EXPECT_EQ(stored(), (std::vector<std::string>{"later", "recent"}));
+  EXPECT_EQ(LinesWith(log_, "removed 1 events").size(), 1u);
+  EXPECT_EQ(LinesWith(log_, "cannot remove").size(), 1u);
 }
 
 TEST(ToAuditQueryTest, ConvertsAndValidates) {
