@@ -69,12 +69,6 @@ ABSL_FLAG(bool, insecure_allow_remote, false,
 namespace cloudplane {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Creates the state directory 0700 (whatever the umask) when it does not
 // exist yet; an existing directory keeps the mode its owner gave it.
 absl::Status CreateStateDir(const std::string& state_dir) {
@@ -256,7 +250,9 @@ int Run() {
   runner_options.operation_timeout = absl::Seconds(config->operation_timeout_seconds());
   service::OperationRunner runner(store->get(), &loop, &hub, accounts.get(), runner_options);
 
-  service::AuditLog audit(store->get(), &loop, &std::cerr);
+  service::AuditLog audit(
+      store->get(), &loop, &std::cerr,
+      {.retention = absl::Hours(24) * config->audit_retention_days()});
   service::Gate gate(*std::move(authenticator), auth::Bindings(config->auth()), &audit);
   service::ServiceContext context{&registry, accounts.get(), &runner, &hub,
                                   &loop,      &gate,          store->get()};

@@ -16,6 +16,7 @@
 #include "base/errors.h"
 #include "base/reasons.h"
 #include "service/auth/certificate_identity.h"
+#include "service/auth/config_file.h"
 
 namespace cloudplane::auth {
 namespace {
@@ -47,18 +48,6 @@ bool ParseHexDigest(absl::string_view hex, std::array<unsigned char, 32>& out) {
     out[i] = static_cast<unsigned char>(byte);
   }
   return true;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& field, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(field, ": cannot read ", path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::FailedPreconditionError(absl::StrCat(field, ": cannot read ", path));
-  return text.str();
 }
 
 absl::Status ValidateBinding(const RoleBinding& binding, const std::string& path) {
@@ -129,7 +118,7 @@ absl::StatusOr<std::shared_ptr<const Authenticator>> Authenticator::Create(
     if (absl::Status s = ValidateJwtPolicy(policy); !s.ok()) {
       return InvalidField("auth.jwt", s.message());
     }
-    absl::StatusOr<std::string> text = ReadFile("auth.jwt.jwks_file", jwt.jwks_file());
+    absl::StatusOr<std::string> text = ReadConfiguredFile("auth.jwt.jwks_file", jwt.jwks_file());
     if (!text.ok()) return text.status();
     absl::StatusOr<JwksKeySet> keys = JwksKeySet::Parse(*text);
     if (!keys.ok()) {

@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
+#include "service/auth/config_file.h"
 
 namespace cloudplane::auth {
 namespace {
@@ -40,18 +41,6 @@ struct TlsFiles {
   std::string key_pem;
   std::string client_ca_pem;  // empty: no client CA
 };
-
-absl::StatusOr<std::string> ReadFile(absl::string_view field, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(field, ": cannot read ", path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::FailedPreconditionError(absl::StrCat(field, ": cannot read ", path));
-  return text.str();
-}
 
 using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
@@ -96,9 +85,9 @@ absl::Status RequireShape(const TlsConfig& tls) {
 // Reads and checks the files `tls` names (cert/key set).
 absl::StatusOr<TlsFiles> ReadAndValidate(const TlsConfig& tls) {
   TlsFiles files;
-  absl::StatusOr<std::string> cert = ReadFile("tls.cert_file", tls.cert_file());
+  absl::StatusOr<std::string> cert = ReadConfiguredFile("tls.cert_file", tls.cert_file());
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadFile("tls.key_file", tls.key_file());
+  absl::StatusOr<std::string> key = ReadConfiguredFile("tls.key_file", tls.key_file());
   if (!key.ok()) return key.status();
   files.cert_pem = *std::move(cert);
   files.key_pem = *std::move(key);
@@ -124,7 +113,7 @@ absl::StatusOr<TlsFiles> ReadAndValidate(const TlsConfig& tls) {
                                      tls.cert_file()));
   }
   if (!tls.client_ca_file().empty()) {
-    absl::StatusOr<std::string> ca = ReadFile("tls.client_ca_file", tls.client_ca_file());
+    absl::StatusOr<std::string> ca = ReadConfiguredFile("tls.client_ca_file", tls.client_ca_file());
     if (!ca.ok()) return ca.status();
     if (ParseCertificates(*ca).empty()) {
       return InvalidField("tls.client_ca_file",
