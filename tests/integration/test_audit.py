@@ -5,6 +5,7 @@ one JSON line each in the server log; no API key is written anywhere;
 operations name the principal that started them."""
 import collections
 import json
+import sqlite3
 import time
 
 import grpc
@@ -296,3 +297,60 @@ def test_operations_carry_the_principal(story):
     metadata = common_pb2.OperationMetadata()
     assert op.metadata.Unpack(metadata)
     assert metadata.principal == "operator-alpha"
+
+
+def test_retention_removes_old_events_from_the_state(tmp_path):
+    """audit_retention_days: the server deletes stored events older than the
+    retention (at its first audit write after a start), logs how many, and
+    keeps the newer ones; the sequence goes on above the deleted events."""
+    p = people()
+    server = Server(tmp_path, server_config(list(p.values()), BINDINGS)
+                    + "audit_retention_days: 3\n")
+    server.start()
+    try:
+        wait(server, server.compute().CreateInstance(
+            create_request("alpha", "kept-1", "retention-req-1"),
+            metadata=p["operator"].metadata()), p["operator"].metadata())
+        deadline = time.monotonic() + 10
+        while not any(e.request_id == "retention-req-1" for e in list_all(server, p["root"])):
+            assert time.monotonic() < deadline, "the audit event never reached the store"
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0, server.log()
+
+    # While the server is down, add events from 4 and 2 days ago (copies of
+    # the stored one with their time and principal changed).
+    db = tmp_path / "cloudplane.db"
+    now = time.time()
+    with sqlite3.connect(db) as conn:
+        template = conn.execute(
+            "SELECT bytes FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        for principal, age_days in (("aged-4d", 4), ("aged-2d", 2)):
+            event = audit_pb2.AuditEvent.FromString(template)
+            event.principal = principal
+            event.time.FromMicroseconds(int((now - age_days * 86400) * 1e6))
+            conn.execute("INSERT INTO audit_events (time_us, principal, account, bytes) "
+                         "VALUES (?, ?, 'alpha', ?)",
+                         (event.time.ToMicroseconds(), principal, event.SerializeToString()))
+        highest = conn.execute("SELECT max(seq) FROM audit_events").fetchone()[0]
+    conn.close()
+
+    server.start()
+    try:
+        # A refused call is audited: its flush is the first after the start.
+        with pytest.raises(grpc.RpcError):
+            server.compute().ListInstances(
+                compute_pb2.ListInstancesRequest(parent="accounts/alpha"))
+        deadline = time.monotonic() + 10
+        while "removed 1 events older than" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        events = list_all(server, p["root"])
+        principals = [e.principal for e in events]
+        assert "aged-4d" not in principals
+        assert "aged-2d" in principals
+        assert any(e.request_id == "retention-req-1" for e in events)
+        refused = only(events, code=code_pb2.UNAUTHENTICATED, method=LIST_INSTANCES)
+        assert int(refused.name.split("/")[1]) > highest
+    finally:
+        assert server.stop() == 0, server.log()
