@@ -2,7 +2,16 @@
 client and prints the numbers (no pass/fail: goals are judged by people).
 
     .deps/venv/bin/python bench/api_bench.py [--instances 300] [--gets 2000] [--waiters 200]
-        [--baseline PATH_TO_OTHER_CLOUDPLANED] [--rounds 3]
+        [--baseline PATH_TO_OTHER_CLOUDPLANED] [--rounds 3] [--server PATH_TO_CLOUDPLANED]
+
+The server measured is bazel-bin/service/cloudplaned unless --server names
+another binary. bazel-bin holds the default (fastbuild, -O0) build; to
+measure what would be deployed, build an optimised one without moving the
+bazel-bin symlink, copy it, and pass it:
+
+    bazel build -c opt --symlink_prefix=/ //service:cloudplaned
+    cp bazel-out/k8-opt/bin/service/cloudplaned /tmp/cloudplaned-opt
+    .deps/venv/bin/python bench/api_bench.py --server /tmp/cloudplaned-opt ...
 
 What it reports:
   * CreateInstance: how long the RPC takes to return its Operation (the
@@ -20,8 +29,8 @@ ratio this build / baseline.
 With --auth=compare, only GetInstance is measured, against one server per
 authentication mode, all started at once with the same 300 instances:
 
-    .deps/venv/bin/python bench/api_bench.py --auth=compare [--rounds 3]
-        [--gets 2000] [--clients 2] [--seconds 2]
+    .deps/venv/bin/python bench/api_bench.py --auth=compare [--rounds 5]
+        [--gets 2000] [--clients 2] [--seconds 1.5] [--server PATH]
 
   plaintext   no TLS, no authentication (the reference);
   tls         TLS, no client certificate, no token: the transport cost alone;
@@ -41,9 +50,14 @@ round measures every mode in turn (the order rotates between rounds) twice:
     GetInstance/s, p50 and p99;
   * concurrent: --clients client processes (each its own channel), each
     calling as fast as it can for --seconds, giving the aggregate
-    GetInstance/s, p50 and p99; a single Python client cannot keep the
-    server busy, so this is the number where the server's own cost shows;
+    GetInstance/s, p50 and p99;
 and during both, the server's CPU time (utime+stime from /proc) per call.
+A Python client spends more CPU per GetInstance than the server does, so one
+client cannot keep the server busy, and on a small machine (2 CPUs) more
+client processes share the CPUs with the server: the throughputs are bound
+by client plus server CPU. "server us" (server CPU per call) is the server's
+own cost, and its ratio between modes is what authentication costs the
+server's capacity.
 The clients run in separate processes (multiprocessing, spawn), so the
 benchmark's own process never competes with them for the GIL. The table
 prints the medians over --rounds rounds, then the ratios of each mode to
@@ -305,6 +319,7 @@ def compare_auth(args):
                     instance=compute_pb2.Instance(
                         image=ACCOUNT + "/images/debian-12",
                         machine_type=ACCOUNT + "/machineTypes/small")), timeout=30)
+        print(f"server {cloudplane_testing.SERVER_BINARY}")
         print(f"{len(modes)} servers with {args.instances} instances each; "
               f"{os.cpu_count()} CPUs; sequential: {args.gets} calls by 1 client; "
               f"concurrent: {len(pipes)} client processes for {args.seconds:g} s")
@@ -362,20 +377,27 @@ def main():
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--waiters", type=int, default=200)
+    parser.add_argument("--server", help="the cloudplaned binary to measure (default: "
+                        "bazel-bin/service/cloudplaned)")
     parser.add_argument("--baseline", help="another cloudplaned binary to compare with")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternations with --baseline; rounds with --auth")
+    parser.add_argument("--rounds", type=int,
+                        help="alternations with --baseline (default 3); rounds with --auth "
+                        "(default 5)")
     parser.add_argument("--auth", help="`compare`, or a comma list of modes: GetInstance "
                         "with and without authentication (see above)")
     parser.add_argument("--clients", type=int, default=2,
                         help="client processes of --auth's concurrent part")
-    parser.add_argument("--seconds", type=float, default=2.0,
+    parser.add_argument("--seconds", type=float, default=1.5,
                         help="length of --auth's concurrent part per mode and round")
     args = parser.parse_args()
     if args.auth:
+        args.rounds = args.rounds or 5
+        if args.server:
+            cloudplane_testing.SERVER_BINARY = pathlib.Path(args.server)
         compare_auth(args)
         return
-    this = str(cloudplane_testing.SERVER_BINARY)
+    args.rounds = args.rounds or 3
+    this = args.server or str(cloudplane_testing.SERVER_BINARY)
     if not args.baseline:
         measure(this, args, "this build")
         return
