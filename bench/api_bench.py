@@ -51,7 +51,8 @@ round measures every mode in turn (the order rotates between rounds) twice:
   * concurrent: --clients client processes (each its own channel), each
     calling as fast as it can for --seconds, giving the aggregate
     GetInstance/s, p50 and p99;
-and during both, the server's CPU time (utime+stime from /proc) per call.
+and during both, the server's CPU time per call (the sum of its threads'
+/proc schedstat run times).
 A Python client spends more CPU per GetInstance than the server does, so one
 client cannot keep the server busy, and on a small machine (2 CPUs) more
 client processes share the CPUs with the server: the throughputs are bound
@@ -264,10 +265,25 @@ def _client_process(conn):
         conn.send((i, time.perf_counter() - start, latencies))
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
+def cpu_times(pid):
+    """({thread id: CPU seconds} from each thread's schedstat, nanosecond
+    resolution; utime + stime of the whole process, clock-tick resolution)."""
+    threads = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            threads[task.name] = int((task / "schedstat").read_text().split()[0]) / 1e9
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread ended meanwhile
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return threads, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_used(before, after):
+    """Server CPU seconds between two cpu_times: from the threads when the same
+    threads lived throughout, else (a thread ended) from the process's ticks."""
+    if before[0].keys() == after[0].keys():
+        return sum(after[0][t] - before[0][t] for t in after[0])
+    return after[1] - before[1]
 
 
 def run_gets(clients, server, spec, names, count, seconds):
@@ -278,11 +294,11 @@ def run_gets(clients, server, spec, names, count, seconds):
     for conn in clients:
         assert conn.recv() == "ready"
     start_at = time.time() + 0.1
-    cpu = cpu_seconds(server.process.pid)
+    cpu = cpu_times(server.process.pid)
     for conn in clients:
         conn.send(("go", start_at, count, seconds))
     results = [conn.recv() for conn in clients]
-    cpu = cpu_seconds(server.process.pid) - cpu
+    cpu = cpu_used(cpu, cpu_times(server.process.pid))
     calls = sum(r[0] for r in results)
     rate = calls / max(r[1] for r in results)
     p50, _, p99 = percentiles([ms for r in results for ms in r[2]])
