@@ -1,7 +1,9 @@
-// Calls a mutation of a Provider by its full method name, with the request
-// packed in an Any: how the operation runner drives a stored request, and how
-// the gRPC layer runs a validate_only request through the adapter's checks.
-// Expanded from api_methods.inc, next to the Provider methods it calls.
+// Calls a method of a Provider by its full method name, with the request
+// packed in an Any: how the operation runner drives a stored request, how
+// the gRPC layer runs a validate_only request through the adapter's checks
+// (DispatchMutation), and how the observer lists an account's collections
+// without a line per collection (DispatchRead). Expanded from
+// api_methods.inc, next to the Provider methods it calls.
 #ifndef CLOUDPLANE_ADAPTERS_DISPATCH_H_
 #define CLOUDPLANE_ADAPTERS_DISPATCH_H_
 
@@ -19,6 +21,16 @@ namespace cloudplane::adapters {
 absl::Status DispatchMutation(const std::string& method, Provider& provider,
                               const CallContext& ctx, const google::protobuf::Any& request,
                               Callback<MutationProgress> done);
+
+// Calls the read `method` ("cloudplane.v1.<Service>.<Method>", a CP_READ
+// row) with `request` unpacked into its request type; `done` gets the
+// response packed in an Any, or the adapter's error. INVALID_ARGUMENT for an
+// unknown read (a mutation included) or a request of the wrong type; then
+// `done` is not called. Same threading as the Provider method: `done` runs
+// on any thread, possibly before this returns.
+absl::Status DispatchRead(const std::string& method, Provider& provider, const CallContext& ctx,
+                          const google::protobuf::Any& request,
+                          Callback<google::protobuf::Any> done);
 
 }  // namespace cloudplane::adapters
 
