@@ -167,6 +167,12 @@ class Provider {
 
   virtual const ProviderInfo& Info() const = 0;
 
+  // For a kPush provider: whether its push feed is connected now, so that
+  // changes reach the Watch stream without reading again. While it is not,
+  // the server's observer (service/observer.h) lists the account's
+  // collections instead. Default false. Any thread; must not block.
+  virtual bool PushConnected() const { return false; }
+
   // Continues a mutation that reported done=false. `poll_token` is the last
   // one the adapter reported for this operation.
   virtual void PollOperation(const CallContext& ctx,
