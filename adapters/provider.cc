@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 
 namespace cloudplane::adapters {
 
@@ -18,6 +19,18 @@ absl::Status Unsupported(absl::string_view method) {
 void Provider::PollOperation(const CallContext&, const std::string&,
                              Callback<MutationProgress> done) {
   std::move(done)(absl::UnimplementedError("this provider has no operations to poll"));
+}
+
+std::vector<std::string> Provider::SupportedMethods() const { return Info().supported_methods; }
+
+std::vector<std::string> Provider::CancellableMethods() const { return {}; }
+
+void Provider::CancelMutation(const CallContext&, const std::string& method, const std::string&,
+                              Callback<MutationProgress> done) {
+  std::move(done)(WithErrorInfo(
+      absl::FailedPreconditionError(absl::StrCat(
+          method, " cannot be cancelled at this account's provider; the operation goes on")),
+      reasons::kCancelUnsupported, {{"method", method}}));
 }
 
 void Provider::ListProviderOperations(const CallContext&, int, const std::string&,

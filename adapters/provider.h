@@ -40,7 +40,8 @@
 // for wrong states, UNAVAILABLE for transport problems and 5xx, …). Every
 // method an adapter does not override answers UNIMPLEMENTED with the
 // CAPABILITY_UNSUPPORTED reason; adapters list what they support as data in
-// ProviderInfo::supported_methods.
+// ProviderInfo::supported_methods, and per account (when it depends on the
+// configuration) in Provider::SupportedMethods.
 #ifndef CLOUDPLANE_ADAPTERS_PROVIDER_H_
 #define CLOUDPLANE_ADAPTERS_PROVIDER_H_
 
@@ -172,6 +173,29 @@ class Provider {
   // the server's observer (service/observer.h) lists the account's
   // collections instead. Default false. Any thread; must not block.
   virtual bool PushConnected() const { return false; }
+
+  // Full method names this account supports: what the server lets through
+  // and reports in Account.capabilities. It may depend on the account's
+  // configuration (a dialect, an optional endpoint), so it is asked of the
+  // Provider, not of its kind. Default: Info().supported_methods. Any
+  // thread; fixed for the Provider's life.
+  virtual std::vector<std::string> SupportedMethods() const;
+
+  // Mutations (full names) whose running operations CancelMutation can stop
+  // or undo at the provider; Account.capabilities reports them as
+  // `cancellable`. Default: none. Any thread; fixed for the Provider's life.
+  virtual std::vector<std::string> CancellableMethods() const;
+
+  // Stops or undoes at the provider the work of a running mutation `method`
+  // (full name) whose last reported poll token is `poll_token` (a create:
+  // delete what it made; a start or stop: the opposite action). Called only
+  // for CancellableMethods. Answers, like a mutation, a MutationProgress
+  // whose `detail` says what was done at the provider (done=false: the undo
+  // was accepted and goes on there); a status when the provider refused or
+  // could not be asked. `ctx.operation` is the cancelled operation. Default:
+  // FAILED_PRECONDITION with reason CANCEL_UNSUPPORTED.
+  virtual void CancelMutation(const CallContext& ctx, const std::string& method,
+                              const std::string& poll_token, Callback<MutationProgress> done);
 
   // Continues a mutation that reported done=false. `poll_token` is the last
   // one the adapter reported for this operation.

@@ -56,6 +56,9 @@ inline constexpr absl::string_view kOperationRunning = "OPERATION_RUNNING";
 inline constexpr absl::string_view kOperationDone = "OPERATION_DONE";
 // The stored progress of an operation cannot be read (DATA_LOSS).
 inline constexpr absl::string_view kOperationStateUnreadable = "OPERATION_STATE_UNREADABLE";
+// The operation cannot be cancelled at its provider, or not yet; it goes on
+// (FAILED_PRECONDITION). metadata names the `method`.
+inline constexpr absl::string_view kCancelUnsupported = "CANCEL_UNSUPPORTED";
 
 // ---- The provider ----------------------------------------------------------
 // Could not reach the provider, or it answered 5xx/429 (UNAVAILABLE).
@@ -121,6 +124,7 @@ inline constexpr absl::string_view kAll[] = {
     kOperationRunning,
     kOperationDone,
     kOperationStateUnreadable,
+    kCancelUnsupported,
     kProviderUnavailable,
     kProviderUnauthenticated,
     kProviderPermissionDenied,
