@@ -84,6 +84,10 @@ inline constexpr absl::string_view kInsufficientFunds = "INSUFFICIENT_FUNDS";
 inline constexpr absl::string_view kLimitExceeded = "LIMIT_EXCEEDED";
 // A value lies outside what the API or the provider accepts (OUT_OF_RANGE).
 inline constexpr absl::string_view kValueOutOfRange = "VALUE_OUT_OF_RANGE";
+// A Watch stream fell further behind the live changes than the server buffers
+// for it (ABORTED); metadata `lastSequence` is the last sequence it was sent,
+// to resume with start_after_sequence.
+inline constexpr absl::string_view kWatchFellBehind = "WATCH_FELL_BEHIND";
 
 // ---- The caller ------------------------------------------------------------
 // The call carries no credential, and the server requires one (UNAUTHENTICATED).
@@ -136,6 +140,7 @@ inline constexpr absl::string_view kAll[] = {
     kInsufficientFunds,
     kLimitExceeded,
     kValueOutOfRange,
+    kWatchFellBehind,
     kCredentialsMissing,
     kCredentialsInvalid,
     kPermissionMissing,
