@@ -110,6 +110,13 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX audit_events_by_principal ON audit_events (principal, seq);
     CREATE INDEX audit_events_by_time ON audit_events (time_us);
     )sql",
+    // 2 -> 3: retention. Finished operations by the time of their last
+    // write, so PruneFinishedOperations finds the oldest ones without a
+    // table scan. Partial: unfinished operations are never pruned.
+    R"sql(
+    CREATE INDEX IF NOT EXISTS operations_finished
+      ON operations (update_us) WHERE done = 1;
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion,
               "one migration per schema version");

@@ -185,7 +185,7 @@ class Store {
  public:
   // The schema version this binary writes (PRAGMA user_version). Older files
   // are migrated forward on Open; newer ones are refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   struct Options {
     // Source of create/update/change times; absl::Now when empty. Times are
@@ -253,6 +253,18 @@ class Store {
   //   NOT_FOUND  no such operation.
   absl::Status DeleteOperation(absl::string_view name);
 
+  // Retention: deletes up to `limit` finished operations (op.done() true)
+  // whose last write (update_time) is before `before`, oldest first, and
+  // returns how many it deleted. Their request_id goes with them: a later
+  // InsertOperation with the same (account, method, request_id) inserts a
+  // new operation. Unfinished operations are never deleted, however old.
+  // One transaction of at most `limit` deletions (an index finds them), so
+  // a caller that must not hold the store long calls it repeatedly until it
+  // returns less than `limit`.
+  //   INVALID_ARGUMENT  limit outside [1, 10000].
+  absl::StatusOr<int64_t> PruneFinishedOperations(absl::Time before,
+                                                  int limit);
+
   // ---- Resources: opaque bytes keyed by (account, collection, id) ---------
   // collection and id must be non-empty (INVALID_ARGUMENT otherwise).
 
@@ -303,6 +315,19 @@ class Store {
   // Deletes changes with seq < `seq`; later ListChangesSince(s) with
   // s + 1 < seq return OUT_OF_RANGE.
   absl::Status TrimChangesBefore(int64_t seq);
+  // Retention by age: deletes the oldest changes appended before `before`,
+  // at most `limit` of them, and returns how many it deleted. Only a prefix
+  // of the log goes (it stops at the first change appended at or after
+  // `before`), so the trimmed part is always "every seq below N" and
+  // ListChangesSince answers OUT_OF_RANGE for it, as after TrimChangesBefore.
+  //   INVALID_ARGUMENT  limit outside [1, 10000].
+  absl::StatusOr<int64_t> TrimChangesOlderThan(absl::Time before, int limit);
+  // Retention by count: deletes the oldest changes so that only those with
+  // the `keep` highest sequence numbers ever assigned can remain (so at most
+  // `keep` entries), at most `limit` per call, and returns how many it
+  // deleted. Same OUT_OF_RANGE rule as TrimChangesBefore.
+  //   INVALID_ARGUMENT  keep < 0, or limit outside [1, 10000].
+  absl::StatusOr<int64_t> TrimChangesToCount(int64_t keep, int limit);
 
   // ---- Audit log ----------------------------------------------------------
 

@@ -111,6 +111,66 @@ absl::Status Conn::TrimChangesBefore(int64_t seq) {
   return mark.Run();
 }
 
+absl::StatusOr<int64_t> Conn::TrimChangesOlderThan(absl::Time before,
+                                                   int limit) {
+  RETURN_IF_ERROR(CheckBatchLimit(limit));
+  // Walk the oldest `limit` entries in seq order and stop at the first one
+  // that is new enough. Times are non-decreasing within one Store, so this
+  // is normally every old entry; after a clock step back between runs an
+  // older-looking entry behind a newer one waits for its neighbours, which
+  // keeps the trimmed part a prefix (one watermark, see TrimChangesBefore).
+  int64_t cut = -1;  // Delete seq < cut.
+  int64_t count = 0;
+  {
+    ASSIGN_OR_RETURN(Stmt oldest, Prepare("SELECT seq, time_us FROM changes "
+                                          "ORDER BY seq LIMIT ?"));
+    oldest.Int(limit);
+    const int64_t before_us = ToMicros(before);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, oldest.Step());
+      if (!row || oldest.ColumnInt(1) >= before_us) break;
+      cut = oldest.ColumnInt(0) + 1;
+      ++count;
+    }
+  }  // Reset before the DELETE below.
+  if (count == 0) return 0;
+  RETURN_IF_ERROR(TrimChangesBefore(cut));
+  return count;
+}
+
+absl::StatusOr<int64_t> Conn::TrimChangesToCount(int64_t keep, int limit) {
+  if (keep < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep must not be negative, got ", keep));
+  }
+  RETURN_IF_ERROR(CheckBatchLimit(limit));
+  ASSIGN_OR_RETURN(int64_t last, LastChangeSeq());
+  // Everything below `target` goes; `limit` bounds this call's share.
+  const int64_t target = last - keep + 1;
+  if (target <= 1) return 0;
+  int64_t cut = target;  // Delete seq < cut.
+  {
+    // The seq just past this batch: the row after the first `limit` below
+    // target, if there is one.
+    ASSIGN_OR_RETURN(Stmt nth, Prepare("SELECT seq FROM changes WHERE seq < ? "
+                                       "ORDER BY seq LIMIT 1 OFFSET ?"));
+    nth.Int(target).Int(limit);
+    ASSIGN_OR_RETURN(bool more, nth.Step());
+    if (more) cut = nth.ColumnInt(0);
+  }
+  int64_t count = 0;
+  {
+    ASSIGN_OR_RETURN(Stmt below,
+                     Prepare("SELECT count(*) FROM changes WHERE seq < ?"));
+    below.Int(cut);
+    ASSIGN_OR_RETURN(bool row, below.Step());
+    if (row) count = below.ColumnInt(0);
+  }
+  if (count == 0) return 0;
+  RETURN_IF_ERROR(TrimChangesBefore(cut));
+  return count;
+}
+
 }  // namespace cloudplane::store::internal
 
 namespace cloudplane::store {
@@ -152,6 +212,25 @@ absl::StatusOr<int64_t> Store::LastChangeSeq() {
 
 absl::Status Store::TrimChangesBefore(int64_t seq) {
   return Write([&] { return conn_->TrimChangesBefore(seq); });
+}
+
+absl::StatusOr<int64_t> Store::TrimChangesOlderThan(absl::Time before,
+                                                    int limit) {
+  absl::StatusOr<int64_t> result;
+  RETURN_IF_ERROR(Write([&] {
+    result = conn_->TrimChangesOlderThan(before, limit);
+    return result.status();
+  }));
+  return result;
+}
+
+absl::StatusOr<int64_t> Store::TrimChangesToCount(int64_t keep, int limit) {
+  absl::StatusOr<int64_t> result;
+  RETURN_IF_ERROR(Write([&] {
+    result = conn_->TrimChangesToCount(keep, limit);
+    return result.status();
+  }));
+  return result;
 }
 
 }  // namespace cloudplane::store

@@ -86,6 +86,14 @@ absl::StatusOr<int> EffectivePageSize(int page_size) {
   return std::min(page_size, kMaxPageSize);
 }
 
+absl::Status CheckBatchLimit(int limit) {
+  if (limit < 1 || limit > 10000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit must be in [1, 10000], got ", limit));
+  }
+  return absl::OkStatus();
+}
+
 std::string EncodeToken(std::initializer_list<absl::string_view> fields) {
   std::string raw;
   for (absl::string_view f : fields) absl::StrAppend(&raw, f.size(), ":", f);

@@ -37,6 +37,10 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view context);
 absl::Status InvalidToken();
 absl::Status ForeignToken();
 
+// INVALID_ARGUMENT unless 1 <= limit <= 10000: the batch size of the
+// retention methods (PruneFinishedOperations, TrimChangesOlderThan/ToCount).
+absl::Status CheckBatchLimit(int limit);
+
 // page_size as the List methods apply it: 0 = 50, above 1000 = 1000,
 // negative = INVALID_ARGUMENT.
 absl::StatusOr<int> EffectivePageSize(int page_size);
@@ -173,6 +177,8 @@ class Conn {
   absl::StatusOr<OperationPage> ListOperations(const ListOperationsQuery& q);
   absl::StatusOr<std::vector<OperationRecord>> ListUnfinishedOperations();
   absl::Status DeleteOperation(absl::string_view name);
+  absl::StatusOr<int64_t> PruneFinishedOperations(absl::Time before,
+                                                  int limit);
 
   // ---- Resources (store_resources.cc) ----
 
@@ -203,6 +209,8 @@ class Conn {
   absl::StatusOr<std::vector<Change>> ListChangesSince(int64_t after_seq,
                                                        int limit);
   absl::Status TrimChangesBefore(int64_t seq);
+  absl::StatusOr<int64_t> TrimChangesOlderThan(absl::Time before, int limit);
+  absl::StatusOr<int64_t> TrimChangesToCount(int64_t keep, int limit);
 
   // ---- Audit log (store_audit.cc) ----
 

@@ -222,6 +222,22 @@ absl::Status Conn::DeleteOperation(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> Conn::PruneFinishedOperations(absl::Time before,
+                                                      int limit) {
+  RETURN_IF_ERROR(CheckBatchLimit(limit));
+  // The subquery walks operations_finished (done = 1, by update_us), so a
+  // batch costs its own size, not the table's. The unique request_id index
+  // entry goes with the row: the key is free again.
+  ASSIGN_OR_RETURN(
+      Stmt del,
+      Prepare("DELETE FROM operations WHERE name IN (SELECT name FROM "
+              "operations WHERE done = 1 AND update_us < ? "
+              "ORDER BY update_us LIMIT ?)"));
+  del.Int(ToMicros(before)).Int(limit);
+  RETURN_IF_ERROR(del.Run());
+  return static_cast<int64_t>(sqlite3_changes64(db_));
+}
+
 }  // namespace cloudplane::store::internal
 
 namespace cloudplane::store {
@@ -273,6 +289,16 @@ Store::ListUnfinishedOperations() {
 
 absl::Status Store::DeleteOperation(absl::string_view name) {
   return Write([&] { return conn_->DeleteOperation(name); });
+}
+
+absl::StatusOr<int64_t> Store::PruneFinishedOperations(absl::Time before,
+                                                       int limit) {
+  absl::StatusOr<int64_t> result;
+  RETURN_IF_ERROR(Write([&] {
+    result = conn_->PruneFinishedOperations(before, limit);
+    return result.status();
+  }));
+  return result;
 }
 
 }  // namespace cloudplane::store

@@ -727,6 +727,167 @@ TEST_F(MemStoreTest, ChangeLog) {
             absl::StatusCode::kOutOfRange);
 }
 
+// ---- Retention ----------------------------------------------------------------
+
+// Marks the stored operation `name` done (an update, so update_time moves).
+absl::Status MarkDone(Store& store, const std::string& name) {
+  absl::StatusOr<OperationRecord> r = store.GetOperation(name);
+  if (!r.ok()) return r.status();
+  r->op.set_done(true);
+  r->phase = "done";
+  return store.UpdateOperation(*r);
+}
+
+TEST_F(MemStoreTest, PruneFinishedOperationsKeepsUnfinishedAndFreesRequestIds) {
+  // old-done-1, old-done-2 and old-pending are written before the cut-off;
+  // new-done after it.
+  for (std::string name : {"old-done-1", "old-done-2", "old-pending"}) {
+    ASSERT_OK(store_->InsertOperation(
+                        MakeRecord("operations/" + name, "acct", "req-" + name))
+                  .status());
+  }
+  ASSERT_OK(MarkDone(*store_, "operations/old-done-1"));
+  ASSERT_OK(MarkDone(*store_, "operations/old-done-2"));
+  const absl::Time cut = clock_.Now();
+  ASSERT_OK(store_->InsertOperation(MakeRecord("operations/new-done", "acct",
+                                               "req-new-done"))
+                .status());
+  ASSERT_OK(MarkDone(*store_, "operations/new-done"));
+
+  EXPECT_EQ(store_->PruneFinishedOperations(cut, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PruneFinishedOperations(cut, 10001).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Batches of one, oldest first.
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store_->PruneFinishedOperations(cut, 1));
+  EXPECT_EQ(removed, 1);
+  EXPECT_EQ(store_->GetOperation("operations/old-done-1").status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK(store_->GetOperation("operations/old-done-2").status());
+  ASSERT_OK_AND_ASSIGN(removed, store_->PruneFinishedOperations(cut, 1));
+  EXPECT_EQ(removed, 1);
+  ASSERT_OK_AND_ASSIGN(removed, store_->PruneFinishedOperations(cut, 1000));
+  EXPECT_EQ(removed, 0);  // only the unfinished one is older than the cut
+  ASSERT_OK_AND_ASSIGN(OperationPage page,
+                       store_->ListOperations(ListOperationsQuery()));
+  EXPECT_THAT(Names(page.records),
+              ElementsAre("operations/old-pending", "operations/new-done"));
+
+  // The pruned operation's request_id now starts a new operation, even for
+  // a different request (its fingerprint is forgotten too).
+  ASSERT_OK_AND_ASSIGN(
+      InsertResult again,
+      store_->InsertOperation(MakeRecord("operations/retry", "acct",
+                                         "req-old-done-1", "fp-other")));
+  EXPECT_FALSE(again.existed);
+  EXPECT_EQ(again.record.op.name(), "operations/retry");
+  // A kept one still answers with itself.
+  ASSERT_OK_AND_ASSIGN(again, store_->InsertOperation(MakeRecord(
+                                  "operations/x", "acct", "req-new-done")));
+  EXPECT_TRUE(again.existed);
+  EXPECT_EQ(again.record.op.name(), "operations/new-done");
+
+  // Unfinished operations are never pruned, however old.
+  ASSERT_OK_AND_ASSIGN(removed, store_->PruneFinishedOperations(
+                                    absl::InfiniteFuture(), 1000));
+  EXPECT_EQ(removed, 1);  // new-done; old-pending and retry are unfinished
+  ASSERT_OK_AND_ASSIGN(page, store_->ListOperations(ListOperationsQuery()));
+  EXPECT_THAT(Names(page.records),
+              ElementsAre("operations/old-pending", "operations/retry"));
+}
+
+TEST_F(MemStoreTest, TrimChangesOlderThanRemovesAPrefixInBatches) {
+  std::vector<int64_t> seqs;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK_AND_ASSIGN(int64_t seq,
+                         store_->AppendChange("a", "vm", "vms/x", 1, "b"));
+    seqs.push_back(seq);
+  }
+  const absl::Time cut = clock_.Now();
+  ASSERT_OK_AND_ASSIGN(int64_t newest,
+                       store_->AppendChange("a", "vm", "vms/x", 1, "b"));
+
+  EXPECT_EQ(store_->TrimChangesOlderThan(cut, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store_->TrimChangesOlderThan(cut, 2));
+  EXPECT_EQ(removed, 2);
+  EXPECT_EQ(store_->ListChangesSince(0, 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+  ASSERT_OK_AND_ASSIGN(auto changes, store_->ListChangesSince(seqs[1], 10));
+  ASSERT_EQ(changes.size(), 4u);
+  EXPECT_EQ(changes[0].seq, seqs[2]);
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesOlderThan(cut, 2));
+  EXPECT_EQ(removed, 2);
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesOlderThan(cut, 2));
+  EXPECT_EQ(removed, 1);
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesOlderThan(cut, 2));
+  EXPECT_EQ(removed, 0);
+  // The change at or after the cut stays, and a reader just before it goes
+  // on without a gap.
+  EXPECT_EQ(store_->ListChangesSince(seqs[3], 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(seqs[4], 10));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].seq, newest);
+  // Trimming everything keeps the sequence going.
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesOlderThan(
+                                    absl::InfiniteFuture(), 10));
+  EXPECT_EQ(removed, 1);
+  ASSERT_OK_AND_ASSIGN(int64_t next,
+                       store_->AppendChange("a", "vm", "vms/x", 1, "b"));
+  EXPECT_GT(next, newest);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(newest, 10));
+  ASSERT_EQ(changes.size(), 1u);
+}
+
+TEST_F(MemStoreTest, TrimChangesToCountKeepsTheNewest) {
+  std::vector<int64_t> seqs;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_OK_AND_ASSIGN(int64_t seq,
+                         store_->AppendChange("a", "vm", "vms/x", 1, "b"));
+    seqs.push_back(seq);
+  }
+  EXPECT_EQ(store_->TrimChangesToCount(-1, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->TrimChangesToCount(3, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store_->TrimChangesToCount(20, 100));
+  EXPECT_EQ(removed, 0);
+  // Keep 3, in batches of 4: 4, 3, then nothing.
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesToCount(3, 4));
+  EXPECT_EQ(removed, 4);
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesToCount(3, 4));
+  EXPECT_EQ(removed, 3);
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesToCount(3, 4));
+  EXPECT_EQ(removed, 0);
+  EXPECT_EQ(store_->ListChangesSince(seqs[5], 10).status().code(),
+            absl::StatusCode::kOutOfRange);
+  ASSERT_OK_AND_ASSIGN(auto changes, store_->ListChangesSince(seqs[6], 10));
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].seq, seqs[7]);
+  EXPECT_EQ(changes[2].seq, seqs[9]);
+  // keep 0 empties the log; the sequence goes on.
+  ASSERT_OK_AND_ASSIGN(removed, store_->TrimChangesToCount(0, 100));
+  EXPECT_EQ(removed, 3);
+  ASSERT_OK_AND_ASSIGN(changes, store_->ListChangesSince(seqs[9], 10));
+  EXPECT_TRUE(changes.empty());
+  ASSERT_OK_AND_ASSIGN(int64_t last, store_->LastChangeSeq());
+  EXPECT_EQ(last, seqs[9]);
+}
+
+TEST_F(MemStoreTest, RetentionInsideTransactionIsRefused) {
+  ASSERT_OK(store_->RunInTransaction([&](TxnView&) {
+    EXPECT_EQ(store_->PruneFinishedOperations(absl::Now(), 1).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(store_->TrimChangesOlderThan(absl::Now(), 1).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(store_->TrimChangesToCount(0, 1).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    return absl::OkStatus();
+  }));
+}
+
 // ---- Operations restricted to a set of accounts ------------------------------
 
 TEST_F(MemStoreTest, ListOperationsRestrictedToAccountsPages) {
@@ -1237,8 +1398,10 @@ TEST(FileStoreTest, MigratesVersion1FileKeepingData) {
     ASSERT_OK(store->PutResource("a", "vms", "1", "payload"));
     ASSERT_OK_AND_ASSIGN(seq, store->AppendChange("a", "vm", "vms/1", 1, "p"));
   }
-  // Turn the file back into what version 1 wrote: no audit table.
+  // Turn the file back into what version 1 wrote: no audit table, no
+  // index of finished operations.
   QueryOne(path, "DROP TABLE audit_events");
+  QueryOne(path, "DROP INDEX operations_finished");
   QueryOne(path, "PRAGMA user_version = 1");
   ASSERT_EQ(QueryOne(path, "PRAGMA user_version"), "1");
   ASSERT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = "
@@ -1246,7 +1409,11 @@ TEST(FileStoreTest, MigratesVersion1FileKeepingData) {
             "0");
 
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
-  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(QueryOne(path, "PRAGMA user_version"),
+            absl::StrCat(Store::kSchemaVersion));
+  EXPECT_EQ(QueryOne(path, "SELECT count(*) FROM sqlite_master WHERE name = "
+                           "'operations_finished'"),
+            "1");
   ASSERT_OK_AND_ASSIGN(OperationRecord op, store->GetOperation("operations/1"));
   EXPECT_EQ(Describe(op), Describe(inserted.record));
   ASSERT_OK_AND_ASSIGN(std::string bytes, store->GetResource("a", "vms", "1"));
