@@ -98,6 +98,22 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
   if (config.audit_retention_days() < 1) {
     return InvalidField("audit_retention_days", "must be at least 1");
   }
+  if (!config.has_operation_retention_seconds()) {
+    config.set_operation_retention_seconds(7 * 24 * 3600);
+  }
+  if (config.operation_retention_seconds() < 1) {
+    return InvalidField("operation_retention_seconds", "must be at least 1");
+  }
+  if (!config.has_change_log_retention_seconds()) {
+    config.set_change_log_retention_seconds(24 * 3600);
+  }
+  if (config.change_log_retention_seconds() < 1) {
+    return InvalidField("change_log_retention_seconds", "must be at least 1");
+  }
+  if (!config.has_change_log_max_entries()) config.set_change_log_max_entries(100000);
+  if (config.change_log_max_entries() < 1) {
+    return InvalidField("change_log_max_entries", "must be at least 1");
+  }
   if (config.accounts_size() == 0) {
     auto* sandbox = config.add_accounts();
     sandbox->set_id("sandbox");

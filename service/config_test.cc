@@ -80,6 +80,34 @@ TEST(Config, AuditRetentionDaysDefaultsTo90AndMustBePositive) {
   }
 }
 
+TEST(Config, RetentionDefaultsAndMinimums) {
+  auto unset = LoadConfig("");
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_EQ(unset->operation_retention_seconds(), 604800);  // 7 days
+  EXPECT_EQ(unset->change_log_retention_seconds(), 86400);  // 24 hours
+  EXPECT_EQ(unset->change_log_max_entries(), 100000);
+
+  auto set = LoadConfig(WriteTemp("retention_set.textproto",
+                                  "operation_retention_seconds: 1 "
+                                  "change_log_retention_seconds: 2 "
+                                  "change_log_max_entries: 3"));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->operation_retention_seconds(), 1);
+  EXPECT_EQ(set->change_log_retention_seconds(), 2);
+  EXPECT_EQ(set->change_log_max_entries(), 3);
+
+  for (const char* field : {"operation_retention_seconds", "change_log_retention_seconds",
+                            "change_log_max_entries"}) {
+    for (const char* value : {"0", "-5"}) {
+      auto bad = LoadConfig(
+          WriteTemp("retention_bad2.textproto", absl::StrCat(field, ": ", value)));
+      ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << field << value;
+      ASSERT_TRUE(GetBadRequest(bad.status()).has_value()) << field;
+      EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(), field);
+    }
+  }
+}
+
 TEST(Config, ProviderLimitsDefaultWhenUnset) {
   auto config = LoadConfig(WriteTemp("limits.textproto", R"(
     accounts { id: "lab" provider: "fleet" }
