@@ -51,6 +51,7 @@
 #include "service/gate.h"
 #include "service/handlers.h"
 #include "service/operation_runner.h"
+#include "service/retention.h"
 #include "service/state_lock.h"
 #include "service/watch_hub.h"
 #include "store/store.h"
@@ -277,6 +278,14 @@ int Run() {
   for (const std::string& name : service::ServiceNames()) health->SetServingStatus(name, true);
   health->SetServingStatus(true);
   runner.ResumeUnfinished();
+  // Finished operations (with their request_ids) and the change log are
+  // pruned in the background (ServerConfig *_retention_seconds).
+  service::Retention retention(
+      store->get(), &loop, &std::cerr,
+      {.operation_retention = absl::Seconds(config->operation_retention_seconds()),
+       .change_log_retention = absl::Seconds(config->change_log_retention_seconds()),
+       .change_log_max_entries = config->change_log_max_entries()});
+  retention.Start();
 
   // A unix socket has no port (gRPC reports 1 for it): name its path.
   std::string where = config->listen_address();
@@ -303,6 +312,7 @@ int Run() {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(config->shutdown_grace_seconds()));
   server->Wait();
+  retention.Stop();
   if (absl::Status flushed = audit.Flush(); !flushed.ok()) {
     std::cerr << "cloudplaned: audit log: " << flushed.message() << std::endl;
   }
