@@ -3,6 +3,7 @@
 // lookups, deletes).
 #include "adapters/enstratus/enstratus_adapter.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,6 +43,15 @@ AliasNames NamesOf(AliasKind kind) {
 const ProviderInfo& EnstratusProvider::Info() const {
   static const auto* const kInfo = new ProviderInfo(EnstratusProviderInfo());
   return *kInfo;
+}
+
+std::vector<std::string> EnstratusProvider::SupportedMethods() const {
+  std::vector<std::string> methods = Info().supported_methods;
+  if (a_->budget <= 0) {
+    const std::string create_firewall = FullMethodName("FirewallsService", "CreateFirewall");
+    methods.erase(std::remove(methods.begin(), methods.end(), create_firewall), methods.end());
+  }
+  return methods;
 }
 
 absl::StatusOr<int64_t> EnstratusProvider::Resolve(AliasKind kind, absl::string_view field,

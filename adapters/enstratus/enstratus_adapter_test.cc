@@ -422,6 +422,27 @@ TEST_F(EnstratusAdapterTest, TheFactoryNeedsTheScratchStoreAndTheLoop) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// Capabilities follow the account: without the option `budget` nothing can
+// pay for a firewall, so CreateFirewall is not offered; with it, it is.
+TEST_F(EnstratusAdapterTest, CreateFirewallIsSupportedOnlyWithABudget) {
+  const std::string create_firewall = FullMethodName("FirewallsService", "CreateFirewall");
+  const std::vector<std::string> all = provider_->Info().supported_methods;
+  EXPECT_EQ(provider_->SupportedMethods(), all);  // budget 10287
+  AccountSetup setup;
+  setup.account = "dcm";
+  setup.endpoint = emulator_->url();
+  setup.secret = kKeys;
+  setup.scratch = scratch_.get();
+  setup.loop = &loop_;
+  auto no_budget = CreateEnstratusProvider(setup);
+  ASSERT_TRUE(no_budget.ok()) << no_budget.status();
+  std::vector<std::string> expected = all;
+  expected.erase(std::find(expected.begin(), expected.end(), create_firewall));
+  EXPECT_EQ((*no_budget)->SupportedMethods(), expected);
+  EXPECT_EQ(expected.size() + 1, all.size());
+  EXPECT_TRUE((*no_budget)->CancellableMethods().empty());
+}
+
 // validate_only runs the local checks and sends nothing: a provider whose
 // endpoint answers nobody passes it, and refuses what the real call refuses.
 TEST_F(EnstratusAdapterTest, ValidateOnlyChecksLocallyAndSendsNothing) {

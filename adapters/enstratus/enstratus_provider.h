@@ -56,6 +56,10 @@ class EnstratusProvider final : public Provider {
   explicit EnstratusProvider(AccountPtr account) : a_(std::move(account)) {}
 
   const ProviderInfo& Info() const override;
+  // Info's methods, less CreateFirewall without the account option `budget`:
+  // DCM charges every firewall to a budget and the request has no field for
+  // one, so without the option every CreateFirewall would fail.
+  std::vector<std::string> SupportedMethods() const override;
 
   // enstratus_operations.cc
   void PollOperation(const CallContext& ctx, const std::string& poll_token,

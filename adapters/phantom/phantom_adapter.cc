@@ -1,6 +1,7 @@
 // The factory of phantom accounts: options, secret, the two endpoints.
 #include "adapters/phantom/phantom_adapter.h"
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -102,6 +103,17 @@ absl::Status SetUpQueryApi(const AccountSetup& setup, std::shared_ptr<http::Http
 const ProviderInfo& PhantomProvider::Info() const {
   static const auto* const kInfo = new ProviderInfo(PhantomProviderInfo());
   return *kInfo;
+}
+
+std::vector<std::string> PhantomProvider::SupportedMethods() const {
+  std::vector<std::string> methods = Info().supported_methods;
+  if (account_->rest == nullptr) {
+    for (const char* method : {"ListLocations", "GetLocation"}) {
+      const std::string full = FullMethodName("ComputeService", method);
+      methods.erase(std::remove(methods.begin(), methods.end(), full), methods.end());
+    }
+  }
+  return methods;
 }
 
 ProviderInfo PhantomProviderInfo() {

@@ -1,6 +1,7 @@
 // The phantom Provider on the fake HTTP transport: what it sends (signed
 // query requests, the REST token flow), how it reads the answers, and what
 // it refuses to send (an expired deadline, validate_only).
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -167,6 +168,34 @@ class PhantomAdapterTest : public ::testing::Test {
   EventLoop loop_;
   std::unique_ptr<Provider> provider_;
 };
+
+// Capabilities follow the account: locations are Phantom's REST sites, so
+// an account without a REST endpoint (either dialect) has none.
+TEST_F(PhantomAdapterTest, LocationsAreSupportedOnlyWithTheRestApi) {
+  const std::string list = FullMethodName("ComputeService", "ListLocations");
+  const std::string get = FullMethodName("ComputeService", "GetLocation");
+  const std::vector<std::string> all = provider_->Info().supported_methods;
+  auto has = [](const std::vector<std::string>& methods, const std::string& m) {
+    return std::find(methods.begin(), methods.end(), m) != methods.end();
+  };
+  // phantom dialect with rest_endpoint (the fixture): everything.
+  EXPECT_EQ(provider_->SupportedMethods(), all);
+  ASSERT_TRUE(has(all, list) && has(all, get));
+  // phantom dialect without a REST endpoint, and the aws dialect (which has
+  // none): the nine autoscaling methods only.
+  for (const auto& options : {absl::flat_hash_map<std::string, std::string>{},
+                              absl::flat_hash_map<std::string, std::string>{{"dialect", "phantom"}},
+                              absl::flat_hash_map<std::string, std::string>{{"dialect", "aws"}}}) {
+    std::unique_ptr<Provider> provider = Make(scratch_.get(), options);
+    ASSERT_NE(provider, nullptr);
+    std::vector<std::string> methods = provider->SupportedMethods();
+    EXPECT_FALSE(has(methods, list));
+    EXPECT_FALSE(has(methods, get));
+    EXPECT_EQ(methods.size(), all.size() - 2);
+    EXPECT_TRUE(has(methods, FullMethodName("AutoscalingService", "CreateScalingGroup")));
+    EXPECT_TRUE(provider->CancellableMethods().empty());
+  }
+}
 
 TEST_F(PhantomAdapterTest, MutationsArePostedFormsSignedAsPhantomChecksThem) {
   fake_->Expect("GET", DescribeGroupsPath("grp"), Ok(GroupsAnswer("grp", 1, "")));

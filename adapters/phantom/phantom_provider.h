@@ -93,6 +93,10 @@ class PhantomProvider final : public Provider {
   explicit PhantomProvider(AccountPtr account) : account_(std::move(account)) {}
 
   const ProviderInfo& Info() const override;
+  // Info's methods, less ListLocations and GetLocation when the account has
+  // no REST API (the aws dialect, or no option rest_endpoint): sites are
+  // read only through it.
+  std::vector<std::string> SupportedMethods() const override;
 
   // phantom_autoscaling.cc
   void PollOperation(const CallContext& ctx, const std::string& poll_token,
