@@ -5,23 +5,27 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "base/reasons.h"
 #include "base/thread_role.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace cloudplane::service {
 namespace {
-// How many changes the log keeps for resuming watchers.
-constexpr int64_t kKeepChanges = 20000;
-constexpr int64_t kTrimEvery = 1000;
+// Store reads while a subscriber catches up.
+constexpr int kStoreBatch = 1000;
 }  // namespace
 
 bool WatchFilter::Matches(absl::string_view change_account, absl::string_view kind) const {
   if (account != "-" && account != change_account) return false;
-  if (visible && !visible(change_account)) return false;
-  return kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+  if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) return false;
+  return !visible || visible(change_account);
 }
 
-WatchHub::WatchHub(store::Store* store, EventLoop* loop) : store_(store), loop_(loop) {}
+WatchHub::WatchHub(store::Store* store, EventLoop* loop, Options options)
+    : store_(store), loop_(loop), options_(options) {}
+
+WatchHub::~WatchHub() { fanout_.Shutdown(); }
 
 std::string WatchHub::KindOf(const google::protobuf::Message& message) {
   return message.GetDescriptor()->name();
@@ -48,88 +52,208 @@ void WatchHub::Publish(absl::string_view account, v1::WatchResponse::ChangeType 
 }
 
 void WatchHub::Append(std::string account, v1::WatchResponse change) {
-  const std::string& resource_name = change.resource_name();
-  const v1::WatchResponse::ChangeType type = change.change_type();
-  absl::MutexLock publish_lock(&publish_mu_);
-  // The whole WatchResponse is logged, with the account alongside, so that
-  // replay returns exactly what live subscribers saw.
-  absl::StatusOr<int64_t> seq =
-      store_->AppendChange(account, change.kind(), resource_name, type, change.SerializeAsString());
-  if (seq.ok()) {
-    change.set_sequence(*seq);
-    if (++appended_since_trim_ >= kTrimEvery) {
-      appended_since_trim_ = 0;
-      if (*seq > kKeepChanges) store_->TrimChangesBefore(*seq - kKeepChanges).IgnoreError();
-    }
-  } else {
-    std::cerr << "cloudplaned: change log append failed: " << seq.status() << "\n";
-  }
-
-  std::vector<std::shared_ptr<Listener>> targets;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [id, subscriber] : subscribers_) {
-      if (subscriber.filter.Matches(account, change.kind())) {
-        targets.push_back(subscriber.listener);
+    absl::MutexLock publish_lock(&publish_mu_);
+    // The whole WatchResponse is logged, with the account alongside, so that
+    // a replay returns exactly what live subscribers saw.
+    absl::StatusOr<int64_t> seq =
+        store_->AppendChange(account, change.kind(), change.resource_name(), change.change_type(),
+                             change.SerializeAsString());
+    auto entry = std::make_shared<Entry>();
+    if (seq.ok()) {
+      change.set_sequence(*seq);
+      entry->seq = *seq;
+      if (++appended_since_trim_ >= options_.trim_every) {
+        appended_since_trim_ = 0;
+        if (*seq > options_.keep_changes) {
+          store_->TrimChangesBefore(*seq - options_.keep_changes + 1).IgnoreError();
+        }
+      }
+    } else {
+      std::cerr << "cloudplaned: change log append failed: " << seq.status() << "\n";
+    }
+    entry->account = std::move(account);
+    entry->change = std::make_shared<const v1::WatchResponse>(std::move(change));
+    absl::MutexLock window_lock(&window_mu_);
+    window_.push_back(std::move(entry));
+    while (static_cast<int64_t>(window_.size()) > options_.live_window) {
+      window_.pop_front();
+      ++base_pos_;
+    }
+  }
+  // The only per-publish work besides the log: one task, and none while one
+  // is still waiting to run (it will see this change too).
+  if (!wake_posted_.exchange(true)) {
+    if (!fanout_.Post([this] { WakeArmed(); })) wake_posted_ = false;
+  }
+}
+
+void WatchHub::WakeArmed() {
+  wake_posted_ = false;  // a publish from now on posts another pass
+  std::vector<std::shared_ptr<Subscription>> woken;
+  {
+    absl::MutexLock lock(&subs_mu_);
+    for (auto& [id, sub] : subs_) {
+      if (sub->armed_.load(std::memory_order_relaxed) && sub->armed_.exchange(false)) {
+        woken.push_back(sub);
       }
     }
   }
-  absl::MutexLock delivery_lock(&delivery_mu_);
-  for (auto& listener : targets) (*listener)(change);
+  for (auto& sub : woken) {
+    if (sub->on_wake_) sub->on_wake_();
+  }
 }
 
-uint64_t WatchHub::Subscribe(WatchFilter filter, Listener listener,
-                             absl::AnyInvocable<void()> on_close) {
-  absl::MutexLock lock(&mu_);
-  uint64_t id = next_id_++;
-  subscribers_[id] = Subscriber{std::move(filter), std::make_shared<Listener>(std::move(listener)),
-                                std::move(on_close)};
-  return id;
+absl::StatusOr<std::shared_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
+    WatchFilter filter, int64_t start_after_sequence, absl::AnyInvocable<void()> on_wake,
+    absl::AnyInvocable<void()> on_close) {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&subs_mu_);
+    id = next_id_++;
+  }
+  std::shared_ptr<Subscription> sub(
+      new Subscription(this, id, std::move(filter), start_after_sequence));
+  sub->on_wake_ = std::move(on_wake);
+  sub->on_close_ = std::move(on_close);
+  if (start_after_sequence > 0) {
+    // Read the first batch now, so that a position already trimmed from the
+    // log fails the call before anything is sent.
+    absl::StatusOr<std::vector<store::Change>> first =
+        store_->ListChangesSince(start_after_sequence, kStoreBatch);
+    if (!first.ok()) return first.status();
+    sub->catching_up_ = true;
+    sub->store_more_ = first->size() == kStoreBatch;
+    sub->backlog_.assign(std::make_move_iterator(first->begin()),
+                         std::make_move_iterator(first->end()));
+  } else {
+    absl::ReaderMutexLock window_lock(&window_mu_);
+    sub->next_pos_ = base_pos_ + static_cast<int64_t>(window_.size());
+  }
+  absl::MutexLock lock(&subs_mu_);
+  subs_[id] = sub;
+  return sub;
 }
 
 void WatchHub::Unsubscribe(uint64_t id) {
-  std::shared_ptr<Listener> listener;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = subscribers_.find(id);
-    if (it == subscribers_.end()) return;
-    listener = std::move(it->second.listener);
-    subscribers_.erase(it);
-  }
-  // Wait for a delivery in progress (which may hold a copy) to finish.
-  absl::MutexLock delivery_lock(&delivery_mu_);
-}
-
-absl::StatusOr<std::vector<v1::WatchResponse>> WatchHub::Replay(const WatchFilter& filter,
-                                                                int64_t after, int limit,
-                                                                int64_t* scanned_to) {
-  *scanned_to = after;
-  absl::StatusOr<std::vector<store::Change>> changes = store_->ListChangesSince(after, limit);
-  if (!changes.ok()) return changes.status();
-  std::vector<v1::WatchResponse> out;
-  for (const store::Change& change : *changes) {
-    *scanned_to = change.seq;
-    if (!filter.Matches(change.account, change.kind)) continue;
-    v1::WatchResponse response;
-    if (!response.ParseFromString(change.bytes)) continue;
-    response.set_sequence(change.seq);
-    out.push_back(std::move(response));
-  }
-  return out;
+  std::shared_ptr<Subscription> sub;
+  absl::MutexLock lock(&subs_mu_);
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return;
+  sub = std::move(it->second);  // released after the lock
+  subs_.erase(it);
 }
 
 void WatchHub::CloseAll() {
-  absl::flat_hash_map<uint64_t, Subscriber> closing;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Subscription>> closing;
   {
-    absl::MutexLock lock(&mu_);
-    closing.swap(subscribers_);
+    absl::MutexLock lock(&subs_mu_);
+    closing.swap(subs_);
   }
+  for (auto& [id, sub] : closing) {
+    if (sub->on_close_) std::move(sub->on_close_)();
+  }
+}
+
+// ---- Subscription ----------------------------------------------------------
+
+absl::Status WatchHub::Subscription::Next(
+    int max, std::vector<std::shared_ptr<const v1::WatchResponse>>* out) {
+  const size_t before = out->size();
+  if (catching_up_) {
+    absl::Status caught = CatchUp(max, out);
+    if (!caught.ok() || catching_up_ || out->size() > before) return caught;
+  }
+  std::vector<std::shared_ptr<const Entry>> batch;
+  while (true) {
+    batch.clear();
+    {
+      absl::ReaderMutexLock lock(&hub_->window_mu_);
+      if (next_pos_ < hub_->base_pos_) {
+        return WithErrorInfo(
+            absl::AbortedError(absl::StrCat(
+                "the stream fell more than ", hub_->options_.live_window,
+                " changes behind; watch again with start_after_sequence = ", last_sequence_)),
+            reasons::kWatchFellBehind, {{"lastSequence", absl::StrCat(last_sequence_)}});
+      }
+      const int64_t end = hub_->base_pos_ + static_cast<int64_t>(hub_->window_.size());
+      for (; next_pos_ < end && static_cast<int>(batch.size()) < max; ++next_pos_) {
+        batch.push_back(hub_->window_[next_pos_ - hub_->base_pos_]);
+      }
+    }
+    if (batch.empty()) return absl::OkStatus();
+    // Filtering runs outside the hub's locks: `visible` asks the gate.
+    for (const auto& entry : batch) {
+      if (entry->seq > scanned_) scanned_ = entry->seq;
+      if (!filter_.Matches(entry->account, entry->change->kind())) continue;
+      if (entry->seq > 0) last_sequence_ = entry->seq;
+      out->push_back(entry->change);
+    }
+    if (out->size() > before) return absl::OkStatus();
+  }
+}
+
+absl::Status WatchHub::Subscription::CatchUp(
+    int max, std::vector<std::shared_ptr<const v1::WatchResponse>>* out) {
+  const size_t before = out->size();
+  while (true) {
+    if (!backlog_.empty()) {
+      for (int n = 0; n < max && !backlog_.empty(); ++n) {
+        store::Change change = std::move(backlog_.front());
+        backlog_.pop_front();
+        scanned_ = std::max(scanned_, change.seq);
+        if (!filter_.Matches(change.account, change.kind)) continue;
+        auto response = std::make_shared<v1::WatchResponse>();
+        if (!response->ParseFromString(change.bytes)) continue;
+        response->set_sequence(change.seq);
+        last_sequence_ = change.seq;
+        out->push_back(std::move(response));
+      }
+      if (out->size() > before) return absl::OkStatus();
+      continue;
+    }
+    if (store_more_) {
+      absl::StatusOr<std::vector<store::Change>> more =
+          hub_->store_->ListChangesSince(scanned_, kStoreBatch);
+      if (!more.ok()) return more.status();
+      store_more_ = more->size() == kStoreBatch;
+      backlog_.assign(std::make_move_iterator(more->begin()),
+                      std::make_move_iterator(more->end()));
+      continue;
+    }
+    // Caught up with the store as far as it went: look once more with
+    // appends held off, and if nothing came meanwhile, continue in the live
+    // window from its end, which then holds exactly what follows.
+    absl::MutexLock publish_lock(&hub_->publish_mu_);
+    absl::StatusOr<std::vector<store::Change>> last =
+        hub_->store_->ListChangesSince(scanned_, kStoreBatch);
+    if (!last.ok()) return last.status();
+    if (!last->empty()) {
+      store_more_ = last->size() == kStoreBatch;
+      backlog_.assign(std::make_move_iterator(last->begin()),
+                      std::make_move_iterator(last->end()));
+      continue;
+    }
+    absl::ReaderMutexLock window_lock(&hub_->window_mu_);
+    next_pos_ = hub_->base_pos_ + static_cast<int64_t>(hub_->window_.size());
+    catching_up_ = false;
+    return absl::OkStatus();
+  }
+}
+
+bool WatchHub::Subscription::ArmIfIdle() {
+  if (catching_up_) return false;
+  armed_ = true;
+  bool waiting;
   {
-    absl::MutexLock delivery_lock(&delivery_mu_);
+    absl::ReaderMutexLock lock(&hub_->window_mu_);
+    waiting = next_pos_ != hub_->base_pos_ + static_cast<int64_t>(hub_->window_.size());
   }
-  for (auto& [id, subscriber] : closing) {
-    if (subscriber.on_close) std::move(subscriber.on_close)();
+  if (waiting) {
+    armed_ = false;
+    return false;
   }
+  return true;
 }
 
 }  // namespace cloudplane::service

@@ -18,51 +18,8 @@
 namespace cloudplane::service {
 namespace {
 
-constexpr int kReplayBatch = 1000;
-
-// Everything the hub's listener, the heartbeat timer and the reactor share.
-// It lives as long as any of them holds it; `reactor` becomes null when gRPC
-// is done with the call, after which nothing is written.
-struct StreamState {
-  absl::Mutex mu;
-  grpc::ServerWriteReactor<v1::WatchResponse>* reactor ABSL_GUARDED_BY(mu) = nullptr;
-  std::deque<v1::WatchResponse> queue ABSL_GUARDED_BY(mu);
-  v1::WatchResponse in_flight ABSL_GUARDED_BY(mu);
-  bool writing ABSL_GUARDED_BY(mu) = false;
-  bool finished ABSL_GUARDED_BY(mu) = false;
-  bool replaying ABSL_GUARDED_BY(mu) = true;
-  bool sent_since_tick ABSL_GUARDED_BY(mu) = false;
-  int64_t last_seq ABSL_GUARDED_BY(mu) = 0;
-  TimerId heartbeat_timer ABSL_GUARDED_BY(mu) = 0;
-
-  void Enqueue(v1::WatchResponse change) {
-    absl::MutexLock lock(&mu);
-    if (finished) return;
-    if (change.sequence() != 0) {
-      if (change.sequence() <= last_seq) return;  // seen in the replay already
-      if (!replaying) last_seq = change.sequence();
-    }
-    queue.push_back(std::move(change));
-    if (!replaying) WriteNext();
-  }
-
-  void WriteNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (writing || finished || reactor == nullptr || queue.empty()) return;
-    in_flight = std::move(queue.front());
-    queue.pop_front();
-    writing = true;
-    sent_since_tick = true;
-    reactor->StartWrite(&in_flight);
-  }
-
-  void Finish(const grpc::Status& status) {
-    absl::MutexLock lock(&mu);
-    if (finished || reactor == nullptr) return;
-    finished = true;
-    queue.clear();
-    reactor->Finish(status);
-  }
-};
+// Changes a stream takes from the log at a time: its bounded buffer.
+constexpr int kBatch = 32;
 
 v1::WatchResponse Heartbeat() {
   v1::WatchResponse beat;
@@ -71,11 +28,80 @@ v1::WatchResponse Heartbeat() {
   return beat;
 }
 
+// Everything the hub's wake-up, the heartbeat timer and the reactor share.
+// It lives as long as any of them holds it; `reactor` becomes null when gRPC
+// is done with the call, after which nothing is written.
+//
+// One write is in flight at a time. The stream pulls its next batch from
+// its subscription when a write completes (OnWriteDone, a gRPC thread) or,
+// when it had read everything, when the hub wakes it (the hub's fan-out
+// thread); publishers never run any of this.
+struct StreamState {
+  absl::Mutex mu;
+  grpc::ServerWriteReactor<v1::WatchResponse>* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  std::shared_ptr<WatchHub::Subscription> sub ABSL_GUARDED_BY(mu);
+  std::deque<std::shared_ptr<const v1::WatchResponse>> pending ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const v1::WatchResponse> in_flight ABSL_GUARDED_BY(mu);
+  bool writing ABSL_GUARDED_BY(mu) = false;
+  bool finished ABSL_GUARDED_BY(mu) = false;
+  absl::Time last_write ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  TimerId heartbeat_timer ABSL_GUARDED_BY(mu) = 0;
+
+  void Pump() {
+    absl::MutexLock lock(&mu);
+    PumpLocked();
+  }
+
+  // Starts the next write if none is in flight: from the buffer, else from
+  // the subscription, else arms the subscription for a wake-up.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    while (!finished && reactor != nullptr && !writing && sub != nullptr) {
+      if (pending.empty()) {
+        std::vector<std::shared_ptr<const v1::WatchResponse>> batch;
+        absl::Status status = sub->Next(kBatch, &batch);
+        if (!status.ok()) {
+          FinishLocked(ToGrpcStatus(status));
+          return;
+        }
+        if (batch.empty()) {
+          if (sub->ArmIfIdle()) return;
+          continue;
+        }
+        pending.assign(std::make_move_iterator(batch.begin()),
+                       std::make_move_iterator(batch.end()));
+      }
+      std::shared_ptr<const v1::WatchResponse> next = std::move(pending.front());
+      pending.pop_front();
+      WriteLocked(std::move(next));
+    }
+  }
+
+  void WriteLocked(std::shared_ptr<const v1::WatchResponse> message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    in_flight = std::move(message);
+    writing = true;
+    last_write = absl::Now();
+    reactor->StartWrite(in_flight.get());
+  }
+
+  void Finish(const grpc::Status& status) {
+    absl::MutexLock lock(&mu);
+    FinishLocked(status);
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (finished || reactor == nullptr) return;
+    finished = true;
+    pending.clear();
+    reactor->Finish(status);
+  }
+};
+
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
  public:
-  WatchReactor(WatchHub* hub, EventLoop* loop, const AccountTable* accounts, const Gate* gate,
+  WatchReactor(WatchHub* hub, const AccountTable* accounts, const Gate* gate,
                const grpc::CallbackServerContext& ctx, const v1::WatchRequest& request)
-      : hub_(hub), loop_(loop), state_(std::make_shared<StreamState>()) {
+      : hub_(hub), state_(std::make_shared<StreamState>()) {
     {
       absl::MutexLock lock(&state_->mu);
       state_->reactor = this;
@@ -88,24 +114,23 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
     absl::MutexLock lock(&state_->mu);
     state_->writing = false;
     if (!ok) return;  // the client is gone; OnDone follows
-    state_->WriteNext();
+    state_->PumpLocked();
   }
 
   void OnCancel() override { state_->Finish(grpc::Status::CANCELLED); }
 
   void OnDone() override {
+    std::shared_ptr<WatchHub::Subscription> sub;
+    TimerId timer;
     {
       absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
       state_->finished = true;
-    }
-    if (subscription_ != 0) hub_->Unsubscribe(subscription_);
-    TimerId timer;
-    {
-      absl::MutexLock lock(&state_->mu);
+      sub = std::move(state_->sub);
       timer = state_->heartbeat_timer;
     }
-    loop_->Cancel(timer);
+    if (sub != nullptr) hub_->Unsubscribe(sub->id());
+    hub_->fanout_loop()->Cancel(timer);
     delete this;
   }
 
@@ -141,108 +166,80 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
       return InvalidField("start_after_sequence", "must not be negative");
     }
     filter.kinds.assign(request.kinds().begin(), request.kinds().end());
-    interval_ = absl::Seconds(request.heartbeat_interval_seconds() == 0
-                                  ? 30
-                                  : request.heartbeat_interval_seconds());
+    const absl::Duration interval = absl::Seconds(
+        request.heartbeat_interval_seconds() == 0 ? 30 : request.heartbeat_interval_seconds());
 
-    // Subscribe before replaying so nothing falls between the two; live
-    // changes wait in the queue until the replay is in, and duplicates are
-    // dropped by sequence.
+    // The subscription is a cursor: it starts after start_after_sequence
+    // (replaying the store's log first) or at the log's end, so nothing falls
+    // between the replay and the live changes, and nothing comes twice.
     std::weak_ptr<StreamState> weak = state_;
-    subscription_ = hub_->Subscribe(
-        filter,
-        [weak](const v1::WatchResponse& change) {
-          if (auto state = weak.lock()) state->Enqueue(change);
-        },
-        [weak] {
-          if (auto state = weak.lock()) {
-            state->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                       "the server is shutting down"));
-          }
-        });
-    state_->Enqueue(Heartbeat());
-    std::vector<v1::WatchResponse> replayed;
-    int64_t after = request.start_after_sequence();
-    while (after > 0) {
-      int64_t scanned_to = after;
-      absl::StatusOr<std::vector<v1::WatchResponse>> batch =
-          hub_->Replay(filter, after, kReplayBatch, &scanned_to);
-      if (!batch.ok()) return batch.status();
-      for (auto& change : *batch) replayed.push_back(std::move(change));
-      if (scanned_to == after) break;
-      after = scanned_to;
-    }
+    ASSIGN_OR_RETURN(
+        std::shared_ptr<WatchHub::Subscription> sub,
+        hub_->Subscribe(
+            std::move(filter), request.start_after_sequence(),
+            [weak] {
+              if (auto state = weak.lock()) state->Pump();
+            },
+            [weak] {
+              if (auto state = weak.lock()) {
+                state->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                           "the server is shutting down"));
+              }
+            }));
     {
       absl::MutexLock lock(&state_->mu);
-      std::deque<v1::WatchResponse> queued;
-      queued.swap(state_->queue);
-      std::vector<v1::WatchResponse> live;
-      // Heartbeat first, then the replay, then live changes not replayed.
-      for (auto& change : queued) {
-        if (change.change_type() == v1::WatchResponse::HEARTBEAT) {
-          state_->queue.push_back(std::move(change));
-        } else {
-          live.push_back(std::move(change));
-        }
+      state_->sub = std::move(sub);
+      // The heartbeat first, so a client knows it is subscribed; the replay
+      // and live changes follow from OnWriteDone.
+      if (!state_->finished) {
+        state_->WriteLocked(std::make_shared<const v1::WatchResponse>(Heartbeat()));
       }
-      for (auto& change : replayed) {
-        state_->last_seq = std::max(state_->last_seq, change.sequence());
-        state_->queue.push_back(std::move(change));
-      }
-      for (auto& change : live) {
-        if (change.sequence() != 0 && change.sequence() <= state_->last_seq) continue;
-        state_->last_seq = std::max(state_->last_seq, change.sequence());
-        state_->queue.push_back(std::move(change));
-      }
-      state_->replaying = false;
-      state_->WriteNext();
     }
-    ScheduleHeartbeat(loop_, state_, interval_);
+    ScheduleHeartbeat(hub_->fanout_loop(), state_, interval);
     return absl::OkStatus();
   }
 
-  // Sends a heartbeat when a whole interval passed without any message.
+  // Sends a heartbeat once `interval` has passed since the last message of
+  // any kind; the timer is due at exactly that moment, so a client that asks
+  // for N seconds sees one every N seconds of silence.
   static void ScheduleHeartbeat(EventLoop* loop, std::weak_ptr<StreamState> weak,
                                 absl::Duration interval) {
     auto state = weak.lock();
     if (state == nullptr) return;
     absl::MutexLock lock(&state->mu);
     if (state->finished) return;
-    state->heartbeat_timer = loop->RunAfter(interval, [loop, weak, interval] {
+    state->heartbeat_timer = loop->RunAt(state->last_write + interval, [loop, weak, interval] {
       auto state = weak.lock();
       if (state == nullptr) return;
-      bool idle;
       {
         absl::MutexLock lock(&state->mu);
-        if (state->finished) return;
-        idle = !state->sent_since_tick;
-        state->sent_since_tick = false;
+        if (state->finished || state->reactor == nullptr) return;
+        // A write in flight or a change waiting is not silence.
+        if (!state->writing && state->pending.empty() &&
+            absl::Now() - state->last_write >= interval) {
+          state->WriteLocked(std::make_shared<const v1::WatchResponse>(Heartbeat()));
+        }
       }
-      if (idle) state->Enqueue(Heartbeat());
       ScheduleHeartbeat(loop, weak, interval);
     });
   }
 
   WatchHub* const hub_;
-  EventLoop* const loop_;
   std::shared_ptr<StreamState> state_;
-  uint64_t subscription_ = 0;
-  absl::Duration interval_;
 };
 
 class WatchServiceImpl final : public v1::WatchService::CallbackService {
  public:
-  WatchServiceImpl(WatchHub* hub, EventLoop* loop, const AccountTable* accounts, const Gate* gate)
-      : hub_(hub), loop_(loop), accounts_(accounts), gate_(gate) {}
+  WatchServiceImpl(WatchHub* hub, const AccountTable* accounts, const Gate* gate)
+      : hub_(hub), accounts_(accounts), gate_(gate) {}
 
  private:
   grpc::ServerWriteReactor<v1::WatchResponse>* Watch(grpc::CallbackServerContext* ctx,
                                                       const v1::WatchRequest* request) override {
-    return new WatchReactor(hub_, loop_, accounts_, gate_, *ctx, *request);
+    return new WatchReactor(hub_, accounts_, gate_, *ctx, *request);
   }
 
   WatchHub* const hub_;
-  EventLoop* const loop_;
   const AccountTable* const accounts_;
   const Gate* const gate_;
 };
@@ -251,7 +248,8 @@ class WatchServiceImpl final : public v1::WatchService::CallbackService {
 
 std::unique_ptr<grpc::Service> MakeWatchService(WatchHub* hub, EventLoop* loop,
                                                 const AccountTable* accounts, const Gate* gate) {
-  return std::make_unique<WatchServiceImpl>(hub, loop, accounts, gate);
+  (void)loop;  // streams run on the hub's fan-out loop (WatchHub::fanout_loop)
+  return std::make_unique<WatchServiceImpl>(hub, accounts, gate);
 }
 
 }  // namespace cloudplane::service
