@@ -138,6 +138,11 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
     if (absl::Status s = CheckLimits(account.limits(), absl::StrCat(field, ".limits")); !s.ok()) {
       return s;
     }
+    if (!account.has_observe_interval_seconds()) {
+      config.mutable_accounts(i)->set_observe_interval_seconds(15);
+    } else if (account.observe_interval_seconds() < 1) {
+      return InvalidField(absl::StrCat(field, ".observe_interval_seconds"), "must be at least 1");
+    }
   }
   return absl::OkStatus();
 }

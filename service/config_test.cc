@@ -176,6 +176,26 @@ TEST(Config, ProviderLimitsOutOfRangeNameTheField) {
   }
 }
 
+TEST(Config, ObserveIntervalDefaultsTo15AndIsAtLeast1) {
+  auto config = LoadConfig(WriteTemp("observe.textproto", R"(
+    accounts { id: "lab" provider: "fleet" }
+    accounts { id: "one" provider: "opennebula" observe_interval_seconds: 1 }
+  )"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->accounts(0).observe_interval_seconds(), 15);
+  EXPECT_EQ(config->accounts(1).observe_interval_seconds(), 1);
+  for (const char* value : {"0", "-3"}) {
+    auto bad = LoadConfig(WriteTemp(
+        "bad_observe.textproto",
+        absl::StrCat("accounts { id: \"ok\" provider: \"sandbox\" }\n",
+                     "accounts { id: \"x\" provider: \"fleet\" observe_interval_seconds: ", value,
+                     " }")));
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << value;
+    EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(),
+              "accounts[1].observe_interval_seconds");
+  }
+}
+
 TEST(Config, SecretsFromFileAndEnvironment) {
   config::v1::Credentials from_file;
   from_file.set_file(WriteTemp("secret", "user:pa55\n"));
