@@ -38,6 +38,7 @@ void Feed::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
+    open_.store(false, std::memory_order_release);
     conn = std::move(conn_);
     timer = timer_;
     timer_ = 0;
@@ -114,6 +115,8 @@ void Feed::OpenSocket(const std::string& cookie) {
              bool resync;
              {
                absl::MutexLock lock(&self->mu_);
+               if (self->stopped_) return;
+               self->open_.store(true, std::memory_order_release);
                self->failures_ = 0;
                resync = self->connected_before_;
                self->connected_before_ = true;
@@ -138,6 +141,7 @@ void Feed::OpenSocket(const std::string& cookie) {
 
 void Feed::Retry(const absl::Status& why) {
   absl::MutexLock lock(&mu_);
+  open_.store(false, std::memory_order_release);
   if (stopped_ || why.code() == absl::StatusCode::kCancelled) return;
   conn_.reset();
   const absl::Duration delay =

@@ -23,6 +23,7 @@
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_FEED_H_
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_FEED_H_
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -54,6 +55,11 @@ class Feed : public std::enable_shared_from_this<Feed> {
   // published after Stop() returns except by a frame already being handled.
   void Stop();
 
+  // Whether the websocket is open now (between its open and its close or
+  // Stop). While it is not, changes are not pushed: the server's observer
+  // lists the account instead (Provider::PushConnected). Any thread.
+  bool Connected() const { return open_.load(std::memory_order_acquire); }
+
  private:
   void Connect();
   void OpenSocket(const std::string& cookie);
@@ -79,6 +85,7 @@ class Feed : public std::enable_shared_from_this<Feed> {
   ChangeSink* const sink_;
   EventLoop* const loop_;
 
+  std::atomic<bool> open_{false};
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_before_ ABSL_GUARDED_BY(mu_) = false;

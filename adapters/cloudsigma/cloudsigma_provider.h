@@ -95,6 +95,8 @@ class CloudSigmaProvider final : public Provider {
   ~CloudSigmaProvider() override;
 
   const ProviderInfo& Info() const override;
+  // The websocket feed's state (Feed::Connected); false without a feed.
+  bool PushConnected() const override { return feed_ != nullptr && feed_->Connected(); }
 
 // Declares the Provider method of an api_methods.inc row as overridden.
 #define CP_READ(Service, Method, Request, Response)               \
