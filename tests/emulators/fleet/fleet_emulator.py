@@ -12,6 +12,7 @@ Run as a program:
 
   python3 fleet_emulator.py [--tcp 127.0.0.1:0] [--unix /path/to/sock]
       [--page-limit 100] [--machines 3] [--converge-delay 0.3]
+      [--schedule-delay 0] [--start-delay 0] [--unload-delay 0]
       [--discovery PATH] [--ready-file PATH] [--max-lifetime 900]
 
 At least one of --tcp / --unix; both serve the same registry. Once listening
@@ -26,6 +27,18 @@ Or import it:
   emu.start()          # emu.tcp_address -> ("127.0.0.1", port)
   ...
   emu.stop()
+
+Beyond the API reference it does what a real fleetd (v1.0.0 on etcd, systemd
+running the units) was seen to do: option values are stored trimmed (so the
+same padded options are a replace, 201, every time); a .service whose
+ExecStart program is missing fails (`failed/failed`) after it shows
+`launched`; with --schedule-delay / --start-delay / --unload-delay a new unit
+has no machine for a while, `launched` precedes systemd's verdict, and an
+inactive unit shows `loaded` with its machine before it unloads; an invalid
+desiredState is 500 on create and 204 on update, after which the unit is
+poisoned (GET 500, left out of lists); GET /state/<unknown> drops the
+connection; bodies over 2 KB are chunked and a 204 has no Content-Length.
+The delays default to 0 so existing tests stay fast and synchronous.
 
 Thread-safety: one lock guards the registry; every HTTP connection runs on
 its own thread; the engine (convergence timers) runs on one more thread.
@@ -1172,11 +1185,50 @@ def _escape_path(p):
 # ---------------------------------------------------------------------------
 # Registry and engine.
 
+def trim_option_values(options):
+    """What fleetd stores of a unit's options: it keeps the unit as a unit
+    file and reads it back with go-systemd's parser, which trims leading and
+    trailing white space (Go's unicode.IsSpace, so U+00A0, U+2003, U+3000...
+    too) from every value. The stored hash is that of the trimmed file, so a
+    PUT of the same options with padded values compares unequal (201,
+    replace) every time it is sent."""
+    return [(sec, name, value.strip(_GO_SPACE)) for sec, name, value in options]
+
+
+_EXEC_PREFIXES = "-@:+!"
+
+
+def start_fails(name, options, executable_ok=None):
+    """Whether systemd fails to start the unit: a .service whose last
+    [Service] ExecStart names a program that is not an absolute path to an
+    executable file. The simulated machines share the emulator host's file
+    system (executable_ok, default os.access(X_OK), decides), so
+    `/usr/bin/sleep 1d` runs and `/usr/bin/no-such-binary` fails as systemd
+    does: ACTIVE/SUB `failed`/`failed` once the start is attempted."""
+    if not name.endswith(".service"):
+        return False
+    exec_start = None
+    for sec, key, value in options:
+        if sec == "Service" and key == "ExecStart":
+            exec_start = value
+    if not exec_start:
+        return False
+    program = exec_start.lstrip(_EXEC_PREFIXES).split(None, 1)
+    if not program:
+        return True
+    path = program[0]
+    if not path.startswith("/"):
+        return True
+    ok = executable_ok or (lambda p: os.path.isfile(p) and os.access(p, os.X_OK))
+    return not ok(path)
+
+
 class _Unit:
     __slots__ = ("name", "options", "desired", "target", "is_global",
-                 "reqs", "hash")
+                 "reqs", "hash", "fails", "not_before", "unloading",
+                 "poisoned")
 
-    def __init__(self, name, options, desired):
+    def __init__(self, name, options, desired, fails=False):
         self.name = name
         self.options = options
         self.desired = desired
@@ -1184,6 +1236,10 @@ class _Unit:
         self.reqs = _Reqs(options, name)
         self.is_global = self.reqs.is_global
         self.hash = unit_hash(options)
+        self.fails = fails        # systemd fails to start it
+        self.not_before = 0.0     # monotonic time before which it is not scheduled
+        self.unloading = False    # stopped on its machine, unload pending
+        self.poisoned = False     # its stored desired state is not a JobState
 
 
 class Response:
@@ -1220,17 +1276,34 @@ class FleetEmulator:
         {"id": ..., "primaryIP": ..., "metadata": {...}}.
       converge_delay: seconds before the simulated agents report a change
         (0 applies it before the HTTP response is sent).
+      schedule_delay: seconds a new unit stays unscheduled (no machineID)
+        before the engine places it; real fleetd takes about a second (its
+        reconcile interval). 0 schedules at once.
+      start_delay: seconds between the agent triggering a start (the unit
+        shows `launched`, its UnitState still `loaded/inactive/dead`) and
+        systemd's verdict (`active/running`, or `failed/failed` when the
+        program is missing); real fleetd: about 0.5 s. 0 reports both at once.
+      unload_delay: seconds a unit set to `inactive` shows `loaded` with its
+        machine (stopped there) before the agent unloads it; 0 drops the
+        machine at once.
+      executable_ok: predicate on an ExecStart program path (default: an
+        executable file on this host); see start_fails().
       discovery_path: the discovery document served verbatim.
       fleet_version: the version in the `Server: fleetd/<version>` header.
     """
 
     def __init__(self, tcp=None, unix_path=None, page_limit=DEFAULT_PAGE_LIMIT,
                  machines=3, converge_delay=0.3, discovery_path=None,
-                 fleet_version=FLEET_VERSION, verbose=False):
+                 fleet_version=FLEET_VERSION, verbose=False, schedule_delay=0.0,
+                 start_delay=0.0, unload_delay=0.0, executable_ok=None):
         if not 1 <= int(page_limit) <= 0xFFFF:
             raise ValueError("page_limit must be in 1..65535")
         self.page_limit = int(page_limit)
         self.converge_delay = float(converge_delay)
+        self.schedule_delay = float(schedule_delay)
+        self.start_delay = float(start_delay)
+        self.unload_delay = float(unload_delay)
+        self.executable_ok = executable_ok
         self.fleet_version = fleet_version
         self.verbose = verbose
         path = discovery_path or DEFAULT_DISCOVERY_PATH
@@ -1245,7 +1318,7 @@ class FleetEmulator:
         self._states = {}     # (unit, machine) -> (load, active, sub, hash)
         self._heartbeat = {}  # unit -> machine
         self._gen = {}        # unit -> generation of the last change
-        self._timers = []     # heap of (due, seq, unit, generation)
+        self._timers = []     # heap of (due, seq, kind, unit, generation)
         self._seq = 0
         self._engine_cv = threading.Condition(self._lock)
         self._available = True
@@ -1465,8 +1538,17 @@ class FleetEmulator:
     def _reschedule_locked(self, changed):
         """Engine pass: unschedule what should not run, schedule what should;
         then queue agent reports for every unit whose picture changed."""
+        now = time.monotonic()
         for u in self._units.values():
-            if u.is_global:
+            if u.is_global or u.poisoned or u.unloading:
+                continue
+            if u.target and not self._wants_machine(u) and self.unload_delay > 0 \
+                    and self._fits_locked(u, u.target) \
+                    and any(k[0] == u.name for k in self._states):
+                # Loaded on its machine: the agent stops it there first
+                # (`loaded` with the machine), then unloads (see _converge).
+                u.unloading = True
+                changed.add(u.name)
                 continue
             if u.target and (not self._wants_machine(u)
                              or not self._fits_locked(u, u.target)):
@@ -1477,7 +1559,12 @@ class FleetEmulator:
             progress = False
             for name in sorted(self._units):
                 u = self._units[name]
-                if u.is_global or u.target or not self._wants_machine(u):
+                if (u.is_global or u.poisoned or u.target
+                        or not self._wants_machine(u)):
+                    continue
+                if u.not_before > now:
+                    # Not yet seen by the engine's reconciler.
+                    self._push_timer_locked(u.not_before, "schedule", name, 0)
                     continue
                 m = self._pick_machine_locked(u)
                 if m:
@@ -1487,44 +1574,100 @@ class FleetEmulator:
         for name in changed:
             self._queue_converge_locked(name)
 
+    def _push_timer_locked(self, due, kind, name, gen):
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, kind, name, gen))
+        self._engine_cv.notify_all()
+
     def _queue_converge_locked(self, name):
         gen = self._gen.get(name, 0) + 1
         self._gen[name] = gen
         if self.converge_delay <= 0:
             self._converge_locked(name)
             return
-        self._seq += 1
-        heapq.heappush(self._timers, (time.monotonic() + self.converge_delay,
-                                      self._seq, name, gen))
-        self._engine_cv.notify_all()
+        self._push_timer_locked(time.monotonic() + self.converge_delay,
+                                "converge", name, gen)
+
+    def _final_systemd_state(self, u):
+        if u.desired == "launched" and u.fails:
+            return ("loaded", "failed", "failed")
+        return _SYSTEMD_STATES[u.desired]
 
     def _converge_locked(self, name):
         """What the agents report once they have acted on the unit."""
-        for key in [k for k in self._states if k[0] == name]:
+        u = self._units.get(name)
+        if u is not None and u.poisoned:
+            return  # nobody can read its target state: everything stays
+        old = {k: v for k, v in self._states.items() if k[0] == name}
+        for key in old:
             del self._states[key]
         self._heartbeat.pop(name, None)
-        u = self._units.get(name)
-        if u is None or u.desired not in _SYSTEMD_STATES or is_template(name):
+        if u is None or is_template(name):
             return
-        load, active, sub = _SYSTEMD_STATES[u.desired]
+        if u.unloading and u.target:
+            # Stopped on its machine; unloaded after unload_delay.
+            self._states[(name, u.target)] = _SYSTEMD_STATES["loaded"] + (u.hash,)
+            self._push_timer_locked(time.monotonic() + self.unload_delay, "unload",
+                                    name, self._gen.get(name, 0))
+            return
+        if u.desired not in _SYSTEMD_STATES:
+            return
+        final = self._final_systemd_state(u)
         if u.is_global:
             machines = [m for m in self._machines
                         if self._metadata_ok_locked(u.reqs, m)]
         else:
             machines = [u.target] if u.target else []
+        pending = False
         for m in machines:
-            self._states[(name, m)] = (load, active, sub, u.hash)
+            was = old.get((name, m))
+            if (u.desired == "launched" and self.start_delay > 0
+                    and was != final + (u.hash,)):
+                # The agent has triggered the start; systemd's verdict is
+                # reported start_delay later. Meanwhile fleet already says
+                # `launched` (the heartbeat) over a stopped UnitState.
+                self._states[(name, m)] = _SYSTEMD_STATES["loaded"] + (u.hash,)
+                pending = True
+            else:
+                self._states[(name, m)] = final + (u.hash,)
+        if pending:
+            self._push_timer_locked(time.monotonic() + self.start_delay, "start",
+                                    name, self._gen.get(name, 0))
         if u.desired == "launched" and u.target and not u.is_global:
             self._heartbeat[name] = u.target
+
+    def _fire_locked(self, kind, name, gen):
+        if kind == "schedule":
+            self._reschedule_locked(set())
+            return
+        if self._gen.get(name) != gen:
+            return  # superseded by a later change of the unit
+        u = self._units.get(name)
+        if kind == "converge":
+            self._converge_locked(name)
+        elif kind == "start":
+            if u is None or u.poisoned or u.desired != "launched":
+                return
+            final = self._final_systemd_state(u) + (u.hash,)
+            for key in [k for k in self._states if k[0] == name]:
+                self._states[key] = final
+        elif kind == "unload":
+            if u is None or u.poisoned or not u.unloading:
+                return
+            u.unloading = False
+            u.target = ""
+            for key in [k for k in self._states if k[0] == name]:
+                del self._states[key]
+            self._heartbeat.pop(name, None)
+            self._reschedule_locked(set())
 
     def _engine_loop(self):
         with self._lock:
             while not self._stopping:
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
-                    _, _, name, gen = heapq.heappop(self._timers)
-                    if self._gen.get(name) == gen:
-                        self._converge_locked(name)
+                    _, _, kind, name, gen = heapq.heappop(self._timers)
+                    self._fire_locked(kind, name, gen)
                     self._engine_cv.notify_all()
                 wait = None
                 if self._timers:
@@ -1669,8 +1812,11 @@ class FleetEmulator:
             except TokenError as e:
                 return _error(400, str(e))
             with self._lock:
+                # registry.Units skips (and logs) a unit whose target
+                # state does not parse: a poisoned unit is not listed.
                 units = [self._unit_json_locked(self._units[n], True)
-                         for n in sorted(self._units)]
+                         for n in sorted(self._units)
+                         if not self._units[n].poisoned]
             items, nxt = paginate(units, page, self.page_limit)
             out = {}
             if nxt:
@@ -1683,6 +1829,10 @@ class FleetEmulator:
                 u = self._units.get(item)
                 if u is None:
                     return _error(404, "unit does not exist")
+                if u.poisoned:
+                    # registry.Unit fails on the stored target state and the
+                    # handler answers 500 with no message, for good.
+                    return _error(500)
                 # client.RegistryClient.Unit: global units have no schedule.
                 return _json_response(200, self._unit_json_locked(u, not u.is_global))
         if method == "DELETE":
@@ -1719,6 +1869,9 @@ class FleetEmulator:
             existing = self._units.get(name)
             if options and any(o is None for o in options):
                 raise _Panic()  # nil *UnitOption is dereferenced upstream
+            if existing is not None and existing.poisoned:
+                # The handler's lookup of the existing unit fails first.
+                return _error(500)
             new_unit = False
             if existing is None:
                 if not options:
@@ -1729,16 +1882,21 @@ class FleetEmulator:
                 new_unit = True
             elif options:
                 # Same unit file (by hash) means "only set the target state".
+                # The stored hash is of the trimmed values, so padded values
+                # never compare equal: 201 and a replace (trim_option_values).
                 new_unit = unit_hash(options) != existing.hash
             if new_unit:
-                # Choice: upstream fails an unknown desiredState here with
-                # 500 and an empty message (registry-side validation); the
-                # emulator answers 400 with job.ParseJobState's text instead.
+                # An unknown desiredState fails inside the registry: 500
+                # with an empty message, and nothing is stored (as fleetd).
                 if desired and desired not in JOB_STATES:
-                    return _error(400, _job_state_error(desired))
-                u = _Unit(name, list(options), desired or "inactive")
+                    return _error(500)
+                stored = trim_option_values(options)
+                u = _Unit(name, stored, desired or "inactive",
+                          start_fails(name, stored, self.executable_ok))
                 if existing is not None:
                     u.target = existing.target  # the job's target key survives
+                elif self.schedule_delay > 0:
+                    u.not_before = time.monotonic() + self.schedule_delay
                 self._units[name] = u
                 self._reschedule_locked({name})
                 return Response(201)
@@ -1746,11 +1904,15 @@ class FleetEmulator:
                 return _error(409, "must provide DesiredState to update existing unit")
             if is_template(name) and desired != "inactive":
                 return _error(400, "cannot activate template %s" % go_quote(name))
-            # Choice: upstream stores any string on this path (and later
-            # GETs of the unit fail); the emulator rejects it with 400.
             if desired not in JOB_STATES:
-                return _error(400, _job_state_error(desired))
+                # As fleetd: this path stores any string (204); from then on
+                # the registry cannot read the unit back, so every GET of it
+                # is 500, lists leave it out and the engine leaves it alone.
+                existing.poisoned = True
+                existing.desired = desired
+                return Response(204)
             existing.desired = desired
+            existing.unloading = False
             self._reschedule_locked({name})
             return Response(204)
 
@@ -1765,9 +1927,10 @@ class FleetEmulator:
                 for key in keys:
                     if key[0] == item:
                         return _json_response(200, self._state_json(key, self._states[key]))
-                # Upstream dereferences nil here (the connection drops); the
-                # intended answer is this 404.
-                return _error(404, "unit state does not exist")
+                # fleetd v1.0.0 dereferences a nil state here: the handler
+                # panics and net/http drops the connection without an answer
+                # (the 404 "unit state does not exist" is never sent).
+                raise _Panic()
             try:
                 page = find_page(query, self.page_limit)
             except TokenError as e:
@@ -2014,6 +2177,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self._write(resp)
 
+    # net/http buffers this much of a handler's body before deciding on the
+    # framing (bufferBeforeChunkingSize); fleet's handlers never set a length.
+    CHUNKING_THRESHOLD = 2048
+
     def _write(self, resp):
         self.send_response_only(resp.status)
         if resp.server_header:
@@ -2023,11 +2190,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         if resp.content_type:
             self.send_header("Content-Type", resp.content_type)
-        # Always a length, even for 204, so keep-alive clients never wait.
-        self.send_header("Content-Length", str(len(resp.body)))
+        no_body = resp.status in (204, 304) or 100 <= resp.status < 200
+        chunked = False
+        if no_body:
+            pass  # as net/http: a 204 carries no Content-Length at all
+        elif len(resp.body) > self.CHUNKING_THRESHOLD and self.command != "HEAD":
+            if self.request_version == "HTTP/1.1":
+                self.send_header("Transfer-Encoding", "chunked")
+                chunked = True
+            else:
+                # HTTP/1.0 has no chunks: the body ends when the connection does.
+                self.send_header("Connection", "close")
+                self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
-        if self.command != "HEAD" and resp.body and resp.status not in (204, 304):
-            self.wfile.write(resp.body)
+        if self.command != "HEAD" and resp.body and not no_body:
+            if chunked:
+                # net/http flushes its 4 KB write buffer as chunks; the sizes
+                # are not part of the protocol, any split is legal.
+                body = resp.body
+                for i in range(0, len(body), 4096):
+                    part = body[i:i + 4096]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(resp.body)
         self.log_request(resp.status)
 
 
@@ -2052,6 +2240,12 @@ def main(argv=None):
                     help="number of simulated machines (default 3)")
     ap.add_argument("--converge-delay", type=float, default=0.3,
                     help="seconds before agents report a state change (default 0.3)")
+    ap.add_argument("--schedule-delay", type=float, default=0.0,
+                    help="seconds a new unit has no machine (real fleetd: ~1; default 0)")
+    ap.add_argument("--start-delay", type=float, default=0.0,
+                    help="seconds from `launched` to systemd's verdict (real fleetd: ~0.5; default 0)")
+    ap.add_argument("--unload-delay", type=float, default=0.0,
+                    help="seconds an inactive unit shows `loaded` with its machine (default 0)")
     ap.add_argument("--discovery", default=DEFAULT_DISCOVERY_PATH,
                     help="discovery document to serve verbatim")
     ap.add_argument("--ready-file", help="also write the READY line here (atomically)")
@@ -2073,6 +2267,9 @@ def main(argv=None):
         emu = FleetEmulator(tcp=args.tcp, unix_path=args.unix,
                             page_limit=args.page_limit, machines=args.machines,
                             converge_delay=args.converge_delay,
+                            schedule_delay=args.schedule_delay,
+                            start_delay=args.start_delay,
+                            unload_delay=args.unload_delay,
                             discovery_path=args.discovery,
                             fleet_version=args.fleet_version,
                             verbose=args.verbose)

@@ -369,14 +369,30 @@ def test_template_rule(c):
     assert put_unit(c, "t@1.service", "launched", options=None).status == 204
 
 
-def test_invalid_desired_state_is_400(c):
-    # Emulator choice (upstream: 500 "" on create, stored as-is on update).
-    assert_error(put_unit(c, "x.service", "running"), 400, 'invalid value "running" for JobState')
+def test_invalid_desired_state_500_on_create_then_204_and_poisoned(c):
+    # As fleetd: 500 "" on create (nothing stored); on update the string is
+    # stored (204) and the unit can never be read again.
+    assert_error(put_unit(c, "x.service", "running"), 500, "")
     assert c.request("GET", "/fleet/v1/units/x.service").status == 404
-    assert put_unit(c, "x.service", "inactive").status == 201
-    assert_error(put_unit(c, "x.service", "bogus", options=None), 400,
-                 'invalid value "bogus" for JobState')
-    assert c.request("GET", "/fleet/v1/units/x.service").json()["desiredState"] == "inactive"
+    assert put_unit(c, "x.service", "launched").status == 201
+    assert put_unit(c, "ok.service", "launched").status == 201
+    r = put_unit(c, "x.service", "bogus", options=None)
+    assert r.status == 204 and r.body == b""
+    for _ in range(3):  # for good, not once
+        assert_error(c.request("GET", "/fleet/v1/units/x.service"), 500, "")
+    # Only that unit: the rest of the API answers, lists leave it out.
+    assert c.request("GET", "/fleet/v1/units/ok.service").status == 200
+    assert [u["name"] for u in c.request("GET", "/fleet/v1/units").json()["units"]] == \
+        ["ok.service"]
+    # Its agent keeps reporting what it last did.
+    st = c.request("GET", "/fleet/v1/state?unitName=x.service").json()["states"]
+    assert [(s["name"], s["systemdSubState"]) for s in st] == [("x.service", "running")]
+    # Setting a good state does not heal it (the lookup fails first)...
+    assert_error(put_unit(c, "x.service", "inactive", options=None), 500, "")
+    assert_error(put_unit(c, "x.service", "launched"), 500, "")
+    # ...destroying it does.
+    assert c.request("DELETE", "/fleet/v1/units/x.service").status == 204
+    assert_error(c.request("GET", "/fleet/v1/units/x.service"), 404, "unit does not exist")
 
 
 @pytest.mark.parametrize("headers,message", [
@@ -539,7 +555,7 @@ def test_get_and_delete(c):
     assert_error(c.request("DELETE", "/fleet/v1/units/a.service"), 404, "unit does not exist")
     assert put_unit(c, "a.service", "launched").status == 201
     r = c.request("DELETE", "/fleet/v1/units/a.service")
-    assert r.status == 204 and r.body == b"" and r.header("Content-Length") == "0"
+    assert r.status == 204 and r.body == b"" and r.header("Content-Length") is None
     assert_error(c.request("GET", "/fleet/v1/units/a.service"), 404, "unit does not exist")
     assert c.request("GET", "/fleet/v1/state").body == b"{}"
 
@@ -657,8 +673,7 @@ def test_state_filters_before_paging(c, emu):
     assert c.request("GET", "/fleet/v1/state?unitName=zzz.service").body == b"{}"
 
 
-def test_state_item(c):
-    assert_error(c.request("GET", "/fleet/v1/state/a.service"), 404, "unit state does not exist")
+def test_state_item(c, emu):
     assert put_unit(c, "a.service", "loaded").status == 201
     r = c.request("GET", "/fleet/v1/state/a.service")
     assert r.status == 200
@@ -692,7 +707,7 @@ def test_machine_metadata_patch(c, emu):
            {"op": "add", "path": "/%s/metadata/old" % mid, "value": {"value": "x"}},
            {"op": "remove", "path": "/%s/metadata/old" % mid}]
     r = c.request("PATCH", "/fleet/v1/machines", ops, json_ct=False)
-    assert r.status == 204 and r.body == b"" and r.header("Content-Length") == "0"
+    assert r.status == 204 and r.body == b"" and r.header("Content-Length") is None
     m = c.request("GET", "/fleet/v1/machines").json()["machines"][0]
     assert m["id"] == mid
     assert m["metadata"] == {"region": "us-east", "role": "db"}
@@ -1197,3 +1212,204 @@ def test_validate_name_rejects(name):
 ])
 def test_validate_name_accepts(name):
     assert fe.validate_name(name) is None
+
+
+# ---------------------------------------------------------------------------
+# What real fleetd (v1.0.0 on etcd, systemd running the units) does beyond
+# the API reference (issue 13): trimmed option values, failed starts, the
+# engine's and agents' timing, poisoned units, dropped connections, framing.
+
+def _timed(sockdir, **delays):
+    return fe.FleetEmulator(tcp="127.0.0.1:0", page_limit=100, machines=3, **delays).start()
+
+
+def test_option_values_trimmed_so_the_same_options_replace(c):
+    padded = [{"section": "Service", "name": "ExecStart",
+               "value": "\u00a0 /usr/bin/sleep 1d\t\u3000"},
+              {"section": "Unit", "name": "Description", "value": "\u2003hi "}]
+    assert put_unit(c, "ws.service", "launched", padded).status == 201
+    u = c.request("GET", "/fleet/v1/units/ws.service").json()
+    assert [o["value"] for o in u["options"]] == ["/usr/bin/sleep 1d", "hi"]
+    st = c.request("GET", "/fleet/v1/state?unitName=ws.service").json()["states"][0]
+    assert st["hash"] == fe.unit_hash([("Service", "ExecStart", "/usr/bin/sleep 1d"),
+                                       ("Unit", "Description", "hi")])
+    # The very same body again: its hash is of the padded values, the stored
+    # one of the trimmed values, so fleetd replaces the unit file (201).
+    assert put_unit(c, "ws.service", "launched", padded).status == 201
+    # The trimmed options are the stored unit file: 204, only the state set.
+    trimmed = [{"section": "Service", "name": "ExecStart", "value": "/usr/bin/sleep 1d"},
+               {"section": "Unit", "name": "Description", "value": "hi"}]
+    assert put_unit(c, "ws.service", "launched", trimmed).status == 204
+
+
+def test_start_fails_rule():
+    ok = lambda p: p == "/usr/bin/sleep"
+    opts = lambda v: [("Service", "ExecStart", v)]
+    assert not fe.start_fails("a.service", opts("/usr/bin/sleep 1d"), ok)
+    assert not fe.start_fails("a.service", opts("-/usr/bin/sleep 1d"), ok)
+    assert fe.start_fails("a.service", opts("/usr/bin/nope 1d"), ok)
+    assert fe.start_fails("a.service", opts("sleep 1d"), ok)  # not absolute
+    assert not fe.start_fails("a.socket", opts("/usr/bin/nope"), ok)
+    assert not fe.start_fails("a.service", [("Unit", "Description", "x")], ok)
+    # The last ExecStart counts.
+    assert not fe.start_fails("a.service", opts("/nope") + opts("/usr/bin/sleep 1"), ok)
+
+
+def test_missing_binary_fails_after_launched(sockdir):
+    e = _timed(sockdir, converge_delay=0.05, start_delay=0.4)
+    cl = Client(e)
+    try:
+        bad = [{"section": "Service", "name": "ExecStart",
+                "value": "/usr/bin/cloudplane-no-such-binary --x"}]
+        assert put_unit(cl, "bad.service", "launched", bad).status == 201
+        assert put_unit(cl, "good.service", "launched").status == 201
+
+        def state(name):
+            st = cl.request("GET", "/fleet/v1/state?unitName=" + name).json().get("states")
+            return (st[0]["systemdActiveState"], st[0]["systemdSubState"]) if st else None
+
+        def current(name):
+            return cl.request("GET", "/fleet/v1/units/" + name).json()["currentState"]
+
+        # `launched` as soon as the agent triggers the start, systemd's
+        # verdict ~start_delay later.
+        assert poll(lambda: current("good.service") == "launched")
+        t_launched = time.monotonic()
+        assert state("good.service") == ("inactive", "dead")
+        assert poll(lambda: state("good.service") == ("active", "running"))
+        assert time.monotonic() - t_launched >= 0.25
+        assert poll(lambda: state("bad.service") == ("failed", "failed"))
+        st = cl.request("GET", "/fleet/v1/state?unitName=bad.service").json()["states"][0]
+        assert st["systemdLoadState"] == "loaded"
+        # fleet itself still says launched: its heartbeat is all it knows.
+        assert current("bad.service") == "launched"
+    finally:
+        cl.close()
+        e.stop()
+
+
+def test_new_unit_has_no_machine_for_the_schedule_delay(sockdir):
+    e = _timed(sockdir, converge_delay=0.05, schedule_delay=0.6)
+    cl = Client(e)
+    try:
+        t0 = time.monotonic()
+        assert put_unit(cl, "late.service", "launched").status == 201
+        u = cl.request("GET", "/fleet/v1/units/late.service").json()
+        assert "machineID" not in u and u["currentState"] == "inactive"
+        assert poll(lambda: "machineID" in cl.request(
+            "GET", "/fleet/v1/units/late.service").json())
+        assert time.monotonic() - t0 >= 0.5
+        assert poll(lambda: cl.request(
+            "GET", "/fleet/v1/units/late.service").json()["currentState"] == "launched")
+        # A replaced unit keeps its machine: only new units wait.
+        new = [{"section": "Service", "name": "ExecStart", "value": "/usr/bin/sleep 2d"}]
+        mid = cl.request("GET", "/fleet/v1/units/late.service").json()["machineID"]
+        assert put_unit(cl, "late.service", "launched", new).status == 201
+        assert cl.request("GET", "/fleet/v1/units/late.service").json()["machineID"] == mid
+    finally:
+        cl.close()
+        e.stop()
+
+
+def test_inactive_shows_loaded_with_machine_before_unload(sockdir):
+    e = _timed(sockdir, converge_delay=0.05, unload_delay=0.5)
+    cl = Client(e)
+    try:
+        def unit():
+            return cl.request("GET", "/fleet/v1/units/u.service").json()
+
+        assert put_unit(cl, "u.service", "launched").status == 201
+        assert poll(lambda: unit()["currentState"] == "launched")
+        mid = unit()["machineID"]
+        assert put_unit(cl, "u.service", "inactive", options=None).status == 204
+        assert poll(lambda: unit()["currentState"] == "loaded")
+        u = unit()
+        assert u["machineID"] == mid
+        st = cl.request("GET", "/fleet/v1/state?unitName=u.service").json()["states"]
+        assert [(s["machineID"], s["systemdActiveState"]) for s in st] == [(mid, "inactive")]
+        assert poll(lambda: unit()["currentState"] == "inactive")
+        assert "machineID" not in unit()
+        assert cl.request("GET", "/fleet/v1/state?unitName=u.service").body == b"{}"
+        # Launching again while it is still being unloaded cancels the unload.
+        assert put_unit(cl, "u.service", "launched", options=None).status == 204
+        assert poll(lambda: unit()["currentState"] == "launched")
+        assert put_unit(cl, "u.service", "inactive", options=None).status == 204
+        assert poll(lambda: unit()["currentState"] == "loaded")
+        assert put_unit(cl, "u.service", "launched", options=None).status == 204
+        assert poll(lambda: unit()["currentState"] == "launched")
+        time.sleep(0.7)
+        assert unit()["currentState"] == "launched" and "machineID" in unit()
+    finally:
+        cl.close()
+        e.stop()
+
+
+def test_state_of_unknown_unit_drops_the_connection(emu):
+    cl = Client(emu)
+    try:
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            cl.request("GET", "/fleet/v1/state/nope.service")
+    finally:
+        cl.close()
+    # The server goes on serving.
+    cl = Client(emu)
+    try:
+        assert cl.request("GET", "/fleet/v1/machines").status == 200
+    finally:
+        cl.close()
+
+
+def test_large_bodies_chunked_small_ones_have_a_length(emu):
+    c = Client(emu)
+    try:
+        for i in range(30):  # enough options for a page well over 2 KB
+            assert put_unit(c, "big%02d.service" % i, "inactive").status == 201
+    finally:
+        c.close()
+    emu.page_limit = 100
+    out = _raw(emu, b"GET /fleet/v1/units HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked" in head and b"Content-Length" not in head
+    # Decode the chunks: the JSON inside is whole.
+    data, rest = b"", body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        n = int(size_line, 16)
+        if n == 0:
+            break
+        data, rest = data + rest[:n], rest[n + 2:]
+    assert len(data) > 2048 and len(json.loads(data)["units"]) == 30
+    out = _raw(emu, b"GET /fleet/v1/machines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = out.partition(b"\r\n\r\n")[0]
+    assert b"Content-Length: " in head and b"chunked" not in head
+    # HTTP/1.0 has no chunks: the body ends with the connection.
+    out = _raw(emu, b"GET /fleet/v1/units HTTP/1.0\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"chunked" not in head and b"Content-Length" not in head
+    assert len(json.loads(body)["units"]) == 30
+    # A 204 has no Content-Length.
+    out = _raw(emu, b"DELETE /fleet/v1/units/big00.service HTTP/1.1\r\nHost: x\r\n"
+                    b"Connection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 204") and b"Content-Length" not in out
+
+
+def test_cli_timing_flags(sockdir):
+    p = subprocess.Popen([sys.executable, EMULATOR, "--tcp", "127.0.0.1:0",
+                          "--schedule-delay", "0.4", "--start-delay", "0.3",
+                          "--unload-delay", "0.2", "--converge-delay", "0.05"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline().split()
+        host, port = line[1].split("=", 1)[1].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = json.dumps({"desiredState": "launched", "options": SLEEP_OPTS})
+        conn.request("PUT", "/fleet/v1/units/f.service", body,
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 201 and r.read() == b""
+        conn.request("GET", "/fleet/v1/units/f.service")
+        assert "machineID" not in json.loads(conn.getresponse().read())
+        conn.close()
+    finally:
+        p.terminate()
+        p.wait(10)
