@@ -325,9 +325,9 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
     if (!caller.ok()) return Refuse(ctx, caller.status());
     auth::AccountSet visible = context_.gate->Accounts(*caller, auth::Role::kViewer);
     std::vector<v1::Account> all;
-    for (const v1::Account* account : context_.accounts->List()) {
-      if (visible.Contains(absl::StripPrefix(account->name(), "accounts/"))) {
-        all.push_back(*account);
+    for (v1::Account& account : context_.accounts->List()) {
+      if (visible.Contains(absl::StripPrefix(account.name(), "accounts/"))) {
+        all.push_back(std::move(account));
       }
     }
     return FinishPage(ctx, std::move(all), request->page_size(), request->page_token(),
@@ -349,7 +349,7 @@ class AccountsServiceImpl final : public v1::AccountsService::CallbackService {
         !refused.ok()) {
       return Refuse(ctx, refused);
     }
-    const v1::Account* account = context_.accounts->Find(routed->account);
+    std::unique_ptr<v1::Account> account = context_.accounts->Find(routed->account);
     if (account == nullptr) return Refuse(ctx, not_found);
     *response = *account;
     auto* reactor = ctx->DefaultReactor();
