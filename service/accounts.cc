@@ -133,6 +133,9 @@ absl::StatusOr<adapters::Provider*> AccountTable::Provider(absl::string_view acc
     return NotConfigured(account_id, field);
   }
   if (it->second.provider == nullptr) {
+    // An account without a provider is in ERROR for good: its message
+    // never changes after Create.
+    absl::MutexLock lock(&mu_);
     return WithErrorInfo(
         absl::FailedPreconditionError(absl::StrCat("account \"", account_id,
                                                    "\" is unusable: ",
@@ -142,15 +145,40 @@ absl::StatusOr<adapters::Provider*> AccountTable::Provider(absl::string_view acc
   return it->second.provider.get();
 }
 
-const v1::Account* AccountTable::Find(absl::string_view account_id) const {
+std::unique_ptr<v1::Account> AccountTable::Find(absl::string_view account_id) const {
   auto it = entries_.find(account_id);
-  return it == entries_.end() ? nullptr : &it->second.account;
+  if (it == entries_.end()) return nullptr;
+  absl::MutexLock lock(&mu_);
+  return std::make_unique<v1::Account>(it->second.account);
 }
 
-std::vector<const v1::Account*> AccountTable::List() const {
-  std::vector<const v1::Account*> out;
-  for (const auto& [id, entry] : entries_) out.push_back(&entry.account);
+std::vector<v1::Account> AccountTable::List() const {
+  std::vector<v1::Account> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : entries_) out.push_back(entry.account);
   return out;
+}
+
+bool AccountTable::SetHealth(absl::string_view account_id, const Health& health) {
+  auto it = entries_.find(account_id);
+  if (it == entries_.end()) return false;
+  absl::MutexLock lock(&mu_);
+  v1::Account& account = it->second.account;
+  if (account.state() == v1::Account::ERROR) return false;
+  const bool changed = account.state() != health.state;
+  account.set_state(health.state);
+  auto set_time = [](absl::Time t, google::protobuf::Timestamp* out) {
+    const int64_t nanos = absl::ToUnixNanos(t);
+    out->set_seconds(nanos / 1000000000);
+    out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  };
+  set_time(health.observed_at, account.mutable_last_observe_time());
+  if (!health.error.ok()) {
+    account.set_last_error(absl::StrCat(absl::StatusCodeToString(health.error.code()), ": ",
+                                        health.error.message()));
+    set_time(health.observed_at, account.mutable_last_error_time());
+  }
+  return changed;
 }
 
 }  // namespace cloudplane::service

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "adapters/provider.h"
 #include "adapters/scratch_store.h"
 #include "cloudplane/config/v1/config.pb.h"
@@ -15,7 +18,9 @@
 
 namespace cloudplane::service {
 
-// Immutable after Create; safe to read from any thread.
+// The accounts and providers are fixed after Create; each account's health
+// (Account.state, last_error, ...) changes with the observer's results
+// (SetHealth). Every method is safe to call from any thread.
 class AccountTable {
  public:
   // Builds every configured account's Provider through `registry`. An
@@ -37,11 +42,25 @@ class AccountTable {
   // for an account the caller has no role on, so names cannot be probed.
   static absl::Status NotConfigured(absl::string_view account_id, absl::string_view field);
 
-  // The Account resource, or nullptr.
-  const v1::Account* Find(absl::string_view account_id) const;
+  // A copy of the Account resource as it is now, or nullptr.
+  std::unique_ptr<v1::Account> Find(absl::string_view account_id) const;
 
-  // Every account, ordered by name.
-  std::vector<const v1::Account*> List() const;
+  // Copies of every account, ordered by name.
+  std::vector<v1::Account> List() const;
+
+  // What one observation of an account found (service/observer.h).
+  struct Health {
+    // READY, DEGRADED, UNREACHABLE or UNAUTHENTICATED.
+    v1::Account::State state = v1::Account::READY;
+    // The first error of the observation, when there was one.
+    absl::Status error;
+    absl::Time observed_at;
+  };
+  // Records `health` on the account: its state, `last_observe_time` and,
+  // with an error, `last_error` and `last_error_time` (which stay when a
+  // later observation is clean). An account in ERROR or not configured is
+  // left alone; returns whether the state changed.
+  bool SetHealth(absl::string_view account_id, const Health& health);
 
  private:
   struct Entry {
@@ -51,6 +70,8 @@ class AccountTable {
     std::unique_ptr<adapters::ScratchStore> scratch;
     std::unique_ptr<adapters::Provider> provider;
   };
+  mutable absl::Mutex mu_;
+  // Keys and providers are fixed after Create; `Entry::account` is guarded.
   std::map<std::string, Entry, std::less<>> entries_;
 };
 
