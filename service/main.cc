@@ -50,6 +50,7 @@
 #include "service/config.h"
 #include "service/gate.h"
 #include "service/handlers.h"
+#include "service/observer.h"
 #include "service/operation_runner.h"
 #include "service/retention.h"
 #include "service/state_lock.h"
@@ -106,6 +107,41 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
                    plugins->end());
   }
 };
+
+// Feeds an observer the account's changes from the hub's cursor: drains it
+// on each wake-up (the hub's fan-out thread) and re-arms. Returns the
+// subscription id, 0 when the hub refused.
+uint64_t FollowAccount(service::WatchHub& hub, const std::string& account,
+                       service::Observer::ChangeListener listener) {
+  struct Feed {
+    std::shared_ptr<service::WatchHub::Subscription> subscription;
+    service::Observer::ChangeListener listener;
+    void Drain() {
+      std::vector<std::shared_ptr<const v1::WatchResponse>> changes;
+      while (true) {
+        changes.clear();
+        if (!subscription->Next(256, &changes).ok()) return;
+        for (const auto& change : changes) listener(*change);
+        if (changes.empty() && subscription->ArmIfIdle()) return;
+      }
+    }
+  };
+  auto feed = std::make_shared<Feed>();
+  feed->listener = std::move(listener);
+  service::WatchFilter filter;
+  filter.account = account;
+  std::weak_ptr<Feed> weak = feed;
+  auto subscribed = hub.Subscribe(
+      std::move(filter), 0,
+      [weak] {
+        if (auto f = weak.lock()) f->Drain();
+      },
+      [feed] {});  // keeps the feed alive until the hub closes it
+  if (!subscribed.ok()) return 0;
+  feed->subscription = *subscribed;
+  feed->Drain();
+  return feed->subscription->id();
+}
 
 // The config file with the flags applied over it: what the server starts
 // with, and what SIGHUP re-reads.
@@ -278,6 +314,33 @@ int Run() {
   for (const std::string& name : service::ServiceNames()) health->SetServingStatus(name, true);
   health->SetServingStatus(true);
   runner.ResumeUnfinished();
+  // One observer per account whose provider does not report all its changes
+  // itself (service/observer.h); its rounds set the account's health.
+  std::vector<std::unique_ptr<service::Observer>> observers;
+  for (const auto& account : config->accounts()) {
+    const std::string health_name = absl::StrCat("cloudplane.account.", account.id());
+    absl::StatusOr<adapters::Provider*> provider = accounts->Provider(account.id(), "account");
+    health->SetServingStatus(health_name, provider.ok());
+    if (!provider.ok() || !service::Observer::Eligible(**provider)) continue;
+    const absl::Duration interval = absl::Seconds(account.observe_interval_seconds());
+    service::Observer::Options options;
+    options.interval = interval;
+    options.list_deadline = std::clamp(2 * interval, absl::Seconds(5), absl::Seconds(30));
+    options.on_health = [accounts = accounts.get(), health, health_name,
+                         id = account.id()](const service::Observer::Health& result) {
+      accounts->SetHealth(id, {result.state, result.error, result.observed_at});
+      health->SetServingStatus(health_name, result.state == v1::Account::READY);
+    };
+    options.subscribe = [&hub, id = account.id()](service::Observer::ChangeListener listener) {
+      return FollowAccount(hub, id, std::move(listener));
+    };
+    options.unsubscribe = [&hub](uint64_t id) {
+      if (id != 0) hub.Unsubscribe(id);
+    };
+    observers.push_back(std::make_unique<service::Observer>(
+        account.id(), *provider, store->get(), &loop, &hub, std::move(options)));
+    observers.back()->Start();
+  }
   // Finished operations (with their request_ids) and the change log are
   // pruned in the background (ServerConfig *_retention_seconds).
   service::Retention retention(
@@ -307,6 +370,10 @@ int Run() {
   std::cout << "cloudplaned: signal " << signal_number << ", shutting down" << std::endl;
   for (const std::string& name : service::ServiceNames()) health->SetServingStatus(name, false);
   health->SetServingStatus(false);
+  for (const auto& account : config->accounts()) {
+    health->SetServingStatus(absl::StrCat("cloudplane.account.", account.id()), false);
+  }
+  for (auto& observer : observers) observer->Stop();
   hub.CloseAll();
   runner.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() +
