@@ -80,6 +80,15 @@ def test_finished_operations_and_old_changes_are_pruned(server):
     still = get_operation(server, pending_op.name)
     assert not still.done
 
+    # A retry of the first request is a new request now: not answered with
+    # the pruned Operation, but done again, and refused by the sandbox as the
+    # instance exists.
+    with pytest.raises(grpc.RpcError) as again:
+        create(server, "fast", "kept-for-a-while", "retained-req")
+    assert again.value.code() == grpc.StatusCode.ALREADY_EXISTS, again.value
+    info, _ = error_details(again.value)
+    assert info.reason != "REQUEST_ID_REUSED", info
+
     # The request_id is free: the once refused request is a new operation now.
     fresh = create(server, "fast", "another-one", "retained-req")
     assert fresh.name != done_op.name
