@@ -248,6 +248,11 @@ void OperationRunner::PostProgress(const std::string& name, int attempt,
 void OperationRunner::OnProgress(const std::string& name, int attempt,
                                  absl::StatusOr<adapters::MutationProgress> progress,
                                  Accepted accepted) {
+  if (!accepted) {
+    // A poll that was in flight when a cancel started: the cancel decides.
+    absl::MutexLock lock(&mu_);
+    if (cancelled_.contains(name)) return;
+  }
   if (accepted && !progress.ok() && !IsAmbiguous(progress.status())) {
     // Refused at once: nothing was done, so nothing is kept; the caller gets
     // the provider's status and may retry with the same request_id.
@@ -492,22 +497,85 @@ absl::StatusOr<store::OperationPage> OperationRunner::List(const store::ListOper
   return store_->ListOperations(query);
 }
 
-absl::Status OperationRunner::Cancel(const std::string& name) {
+void OperationRunner::Cancel(const std::string& name,
+                             absl::AnyInvocable<void(absl::Status) &&> done) {
   absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
-  if (!record.ok()) return record.status();
+  if (!record.ok()) return std::move(done)(record.status());
   if (record->op.done()) {
-    return absl::FailedPreconditionError(absl::StrCat(name, " is already done"));
+    return std::move(done)(absl::FailedPreconditionError(absl::StrCat(name, " is already done")));
+  }
+  auto unsupported = [&](absl::string_view why) {
+    return WithErrorInfo(
+        absl::FailedPreconditionError(absl::StrCat(name, " (", record->method, ") cannot be "
+                                                   "cancelled: ", why, "; it goes on")),
+        reasons::kCancelUnsupported, {{"method", record->method}});
+  };
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record->account, "account");
+  if (!provider.ok()) return std::move(done)(provider.status());
+  const std::vector<std::string> cancellable = (*provider)->CancellableMethods();
+  if (std::find(cancellable.begin(), cancellable.end(), record->method) == cancellable.end()) {
+    return std::move(done)(unsupported(absl::StrCat(
+        "providers/", (*provider)->Info().kind, " cannot stop or undo it")));
+  }
+  if (record->phase != kSubmitted) {
+    return std::move(done)(unsupported(
+        "the provider has not yet confirmed it took the request; try again once it has"));
   }
   {
     absl::MutexLock lock(&mu_);
-    cancelled_.insert(name);
+    if (!cancelled_.insert(name).second) {
+      return std::move(done)(absl::FailedPreconditionError(
+          absl::StrCat(name, " is already being cancelled")));
+    }
   }
+  adapters::CallContext ctx =
+      ContextFor(*record, std::min(DeadlineOf(*record), absl::Now() + kMaxCallTime));
+  ctx.deadline = std::max(ctx.deadline, absl::Now() + absl::Seconds(5));
+  auto shared_done =
+      std::make_shared<absl::AnyInvocable<void(absl::Status) &&>>(std::move(done));
+  (*provider)->CancelMutation(
+      ctx, record->method, record->poll_token,
+      [this, name, shared_done](absl::StatusOr<adapters::MutationProgress> progress) mutable {
+        bool posted = loop_->Post([this, name, shared_done,
+                                   progress = std::move(progress)]() mutable {
+          OnCancelled(name, std::move(progress), std::move(*shared_done));
+        });
+        if (!posted) {
+          std::move (*shared_done)(WithErrorInfo(
+              absl::UnavailableError("the server is shutting down"),
+              reasons::kServerShuttingDown));
+        }
+      });
+}
+
+void OperationRunner::OnCancelled(const std::string& name,
+                                  absl::StatusOr<adapters::MutationProgress> progress,
+                                  absl::AnyInvocable<void(absl::Status) &&> done) {
+  if (!progress.ok()) {
+    // The provider did not undo anything: the operation goes on.
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_.erase(name);
+    }
+    SchedulePoll(name, 0);
+    return std::move(done)(progress.status());
+  }
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
+  if (!record.ok()) return std::move(done)(record.status());
   v1::OperationMetadata metadata = MetadataOf(record->op);
   metadata.set_cancel_requested(true);
+  if (!progress->provider_operation.empty()) {
+    metadata.set_provider_operation(progress->provider_operation);
+  }
   SetMetadata(record->op, metadata);
-  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) return status;
-  Finish(name, absl::CancelledError("the operation was cancelled by a client"));
-  return absl::OkStatus();
+  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) {
+    return std::move(done)(status);
+  }
+  std::string what = progress->detail.empty() ? "the provider stopped the work" : progress->detail;
+  Finish(name, WithErrorInfo(absl::CancelledError(absl::StrCat(
+                                 "cancelled by a client; at the provider: ", what)),
+                             reasons::kOperationCancelled));
+  std::move(done)(absl::OkStatus());
 }
 
 absl::Status OperationRunner::Delete(const std::string& name) {

@@ -82,10 +82,20 @@ class OperationRunner {
   // google.longrunning.Operations semantics over the store.
   absl::StatusOr<google::longrunning::Operation> Get(const std::string& name);
   absl::StatusOr<store::OperationPage> List(const store::ListOperationsQuery& query);
-  // Marks the operation cancelled (done, with CANCELLED) and stops driving it.
-  // The provider is not told: none of the current providers can abort work
-  // in flight. FAILED_PRECONDITION when it is already done.
-  absl::Status Cancel(const std::string& name);
+  // Cancels a running operation at its provider, then `done` gets the
+  // answer (on the event loop or the calling thread). When the account's
+  // Provider lists the method in CancellableMethods and the operation is
+  // submitted (the provider took the request), the runner stops polling and
+  // calls Provider::CancelMutation with the operation's poll token; once the
+  // provider has stopped or undone the work the operation ends CANCELLED
+  // (reason OPERATION_CANCELLED) with `cancel_requested` set and its
+  // `status_detail` saying what the provider did, and `done` gets OK. If the
+  // provider refuses the undo, `done` gets its status and the operation goes
+  // on. FAILED_PRECONDITION with CANCEL_UNSUPPORTED, the operation going on
+  // untouched, when the provider cannot cancel the method or has not yet
+  // confirmed it took the request; FAILED_PRECONDITION when the operation is
+  // done or a cancel of it is under way; NOT_FOUND when there is none.
+  void Cancel(const std::string& name, absl::AnyInvocable<void(absl::Status) &&> done);
   // Deletes a finished operation's record. FAILED_PRECONDITION while it runs.
   absl::Status Delete(const std::string& name);
   // Calls `done` with the operation once it is done or at `until`, whichever
@@ -124,6 +134,9 @@ class OperationRunner {
   void OnProgress(const std::string& name, int attempt,
                   absl::StatusOr<adapters::MutationProgress> progress,
                   Accepted accepted = nullptr);
+  // The provider's answer to CancelMutation, on the event loop.
+  void OnCancelled(const std::string& name, absl::StatusOr<adapters::MutationProgress> progress,
+                   absl::AnyInvocable<void(absl::Status) &&> done);
   void SchedulePoll(const std::string& name, int attempt);
   void Poll(const std::string& name, int attempt);
   void Finish(const std::string& name, const absl::StatusOr<google::protobuf::Any>& result);
@@ -144,6 +157,8 @@ class OperationRunner {
 
   absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Operations no longer driven: cancelled, or being cancelled at the
+  // provider (answers of polls in flight are then dropped).
   absl::flat_hash_set<std::string> cancelled_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Status> last_error_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<uint64_t>> waiter_ids_ ABSL_GUARDED_BY(mu_);

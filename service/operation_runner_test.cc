@@ -267,5 +267,111 @@ TEST_F(OperationRunnerTest, AResumedOperationRidesOutTransientTroubleOnItsFirstP
   EXPECT_GE(provider_->polls.load(), 3);
 }
 
+absl::Status CancelNow(OperationRunner& runner, const std::string& name) {
+  absl::Notification answered;
+  absl::Status result = absl::UnknownError("not answered");
+  runner.Cancel(name, [&](absl::Status status) {
+    result = std::move(status);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
+std::string ReasonOf(const absl::Status& status) {
+  auto info = GetErrorInfo(status);
+  return info ? info->reason() : "";
+}
+
+TEST_F(OperationRunnerTest, ACancelReachesTheProviderAndEndsCancelledSayingWhatItDid) {
+  OperationRunner& runner = Runner();
+  provider_->cancellable = {kCreate};
+  provider_->hold = true;
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  ASSERT_FALSE(op->done());
+  ASSERT_TRUE(CancelNow(runner, op->name()).ok());
+  EXPECT_EQ(provider_->cancels.load(), 1);
+  EXPECT_EQ(provider_->last_cancel(), std::string(kCreate) + " t");  // the stored poll token
+  absl::StatusOr<Operation> done = runner.Get(op->name());
+  ASSERT_TRUE(done.ok());
+  ASSERT_TRUE(done->done());
+  EXPECT_EQ(done->error().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_NE(done->error().message().find("deleted what the create made"), std::string::npos)
+      << done->error().message();
+  v1::OperationMetadata metadata;
+  ASSERT_TRUE(done->metadata().UnpackTo(&metadata));
+  EXPECT_TRUE(metadata.cancel_requested());
+  EXPECT_NE(metadata.status_detail().find("at the provider: deleted what the create made"),
+            std::string::npos)
+      << metadata.status_detail();
+  // Nothing polls a cancelled operation any more.
+  const int polls = provider_->polls.load();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(provider_->polls.load(), polls);
+  EXPECT_EQ(CancelNow(runner, op->name()).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(provider_->cancels.load(), 1);
+}
+
+TEST_F(OperationRunnerTest, AProviderThatCannotCancelLeavesTheOperationRunning) {
+  OperationRunner& runner = Runner();
+  provider_->hold = true;  // cancellable is empty
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  absl::Status refused = CancelNow(runner, op->name());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused), "CANCEL_UNSUPPORTED");
+  EXPECT_NE(refused.message().find("providers/scripted cannot stop or undo it"),
+            std::string::npos)
+      << refused.message();
+  EXPECT_EQ(provider_->cancels.load(), 0);
+  provider_->hold = false;
+  Operation done = WaitDone(runner, op->name());
+  ASSERT_TRUE(done.done());
+  EXPECT_TRUE(done.has_response());
+  v1::OperationMetadata metadata;
+  ASSERT_TRUE(done.metadata().UnpackTo(&metadata));
+  EXPECT_FALSE(metadata.cancel_requested());
+}
+
+TEST_F(OperationRunnerTest, AnUndoTheProviderRefusesLetsTheOperationGoOn) {
+  OperationRunner& runner = Runner();
+  provider_->cancellable = {kCreate};
+  provider_->cancel_answer = absl::FailedPreconditionError("too late to undo");
+  provider_->hold = true;
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  absl::Status refused = CancelNow(runner, op->name());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.message(), "too late to undo");
+  EXPECT_EQ(provider_->cancels.load(), 1);
+  // Polling resumed: the operation finishes as the provider says.
+  provider_->hold = false;
+  Operation done = WaitDone(runner, op->name());
+  ASSERT_TRUE(done.done());
+  EXPECT_TRUE(done.has_response());
+}
+
+TEST_F(OperationRunnerTest, NoCancelBeforeTheProviderTookTheRequest) {
+  OperationRunner& runner = Runner();
+  provider_->cancellable = {kCreate};
+  // Ambiguous answers (~20 ms apart): the operation stays accepted a while.
+  for (int i = 0; i < 30; ++i) provider_->QueueCreate(absl::UnavailableError("connection reset"));
+  provider_->hold = true;
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  absl::StatusOr<store::OperationRecord> record = store_->GetOperation(op->name());
+  ASSERT_TRUE(record.ok());
+  ASSERT_EQ(record->phase, "accepted");
+  absl::Status refused = CancelNow(runner, op->name());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused), "CANCEL_UNSUPPORTED");
+  EXPECT_NE(refused.message().find("not yet confirmed"), std::string::npos);
+  EXPECT_EQ(provider_->cancels.load(), 0);
+  provider_->hold = false;
+  Operation done = WaitDone(runner, op->name());
+  EXPECT_TRUE(done.has_response());
+}
+
 }  // namespace
 }  // namespace cloudplane::service

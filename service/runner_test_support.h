@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "adapters/provider.h"
@@ -63,10 +64,41 @@ class ScriptedProvider : public adapters::Provider {
     Answer(std::move(answer), std::move(done));
   }
 
+  // The methods CancelMutation serves (set before the runner asks), and
+  // what it answers.
+  std::vector<std::string> cancellable;
+  absl::StatusOr<adapters::MutationProgress> cancel_answer = CancelledAtProvider();
+  std::vector<std::string> CancellableMethods() const override { return cancellable; }
+  void CancelMutation(const adapters::CallContext& ctx, const std::string& method,
+                      const std::string& poll_token,
+                      adapters::Callback<adapters::MutationProgress> done) override {
+    cancels.fetch_add(1);
+    {
+      absl::MutexLock lock(&mu_);
+      last_cancel_ = method + " " + poll_token;
+    }
+    Answer(cancel_answer, std::move(done));
+  }
+  // "<method> <poll token>" of the last CancelMutation.
+  std::string last_cancel() {
+    absl::MutexLock lock(&mu_);
+    return last_cancel_;
+  }
+  static adapters::MutationProgress CancelledAtProvider() {
+    adapters::MutationProgress p;
+    p.done = true;
+    p.detail = "deleted what the create made";
+    return p;
+  }
+  // While set, polls answer pending (the queued answers first).
+  std::atomic<bool> hold{false};
+
   void PollOperation(const adapters::CallContext& ctx, const std::string& poll_token,
                      adapters::Callback<adapters::MutationProgress> done) override {
     polls.fetch_add(1);
-    absl::StatusOr<adapters::MutationProgress> answer = FinishedInstance();
+    absl::StatusOr<adapters::MutationProgress> answer =
+        hold.load() ? absl::StatusOr<adapters::MutationProgress>(Pending(poll_token))
+                    : absl::StatusOr<adapters::MutationProgress>(FinishedInstance());
     {
       absl::MutexLock lock(&mu_);
       last_token_ = poll_token;
@@ -106,6 +138,7 @@ class ScriptedProvider : public adapters::Provider {
 
   std::atomic<int> creates{0};
   std::atomic<int> polls{0};
+  std::atomic<int> cancels{0};
 
  private:
   void Answer(absl::StatusOr<adapters::MutationProgress> answer,
@@ -145,6 +178,7 @@ class ScriptedProvider : public adapters::Provider {
                        adapters::Callback<adapters::MutationProgress>>>
       work_ ABSL_GUARDED_BY(mu_);
   std::string last_token_ ABSL_GUARDED_BY(mu_);
+  std::string last_cancel_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

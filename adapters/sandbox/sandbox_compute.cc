@@ -12,6 +12,7 @@
 #include "adapters/sandbox/sandbox_provider.h"
 #include "adapters/sandbox/sha1.h"
 #include "base/errors.h"
+#include "base/reasons.h"
 #include "base/status.h"
 
 namespace cloudplane::adapters::sandbox {
@@ -401,6 +402,81 @@ void SandboxProvider::StopInstance(const CallContext& ctx, const v1::StopInstanc
         }
       },
       std::move(done));
+}
+
+std::vector<std::string> SandboxProvider::CancellableMethods() const {
+  return {FullMethodName("ComputeService", "CreateInstance"),
+          FullMethodName("ComputeService", "StartInstance"),
+          FullMethodName("ComputeService", "StopInstance")};
+}
+
+void SandboxProvider::CancelMutation(const CallContext& ctx, const std::string& method,
+                                     const std::string& poll_token,
+                                     Callback<MutationProgress> done) {
+  absl::StatusOr<PollToken> token = ReadPollToken(poll_token);
+  if (!token.ok()) return std::move(done)(token.status());
+  if (token->collection() != kInstances || token->want_case() != PollToken::kState) {
+    return std::move(done)(WithErrorInfo(
+        absl::FailedPreconditionError(absl::StrCat(method, ": nothing the sandbox can undo")),
+        reasons::kCancelUnsupported, {{"method", method}}));
+  }
+  const std::string id = token->id();
+  const std::string name = Name(kInstances, id);
+  CallContext undo = ctx;
+  if (!undo.operation.empty()) undo.operation = absl::StrCat(ctx.operation, ":cancel");
+  auto say = [](std::string detail, Callback<MutationProgress> done) {
+    return [detail = std::move(detail),
+            done = std::move(done)](absl::StatusOr<MutationProgress> progress) mutable {
+      if (progress.ok()) progress->detail = detail;
+      std::move(done)(std::move(progress));
+    };
+  };
+  if (method == FullMethodName("ComputeService", "CreateInstance")) {
+    v1::DeleteInstanceRequest request;
+    request.set_name(name);
+    request.set_allow_missing(true);
+    return DeleteInstance(
+        undo, request,
+        say(absl::StrCat("the create was undone: instance ", name, " is deleted"),
+            std::move(done)));
+  }
+  const bool was_start = method == FullMethodName("ComputeService", "StartInstance");
+  if (!was_start && method != FullMethodName("ComputeService", "StopInstance")) {
+    return std::move(done)(WithErrorInfo(
+        absl::FailedPreconditionError(absl::StrCat(method, " cannot be cancelled")),
+        reasons::kCancelUnsupported, {{"method", method}}));
+  }
+  // The opposite action, also while the first one is still under way.
+  const v1::Instance::State back = was_start ? v1::Instance::STOPPED : v1::Instance::RUNNING;
+  Mutate(
+      undo,
+      [&](Txn& txn) -> absl::StatusOr<PollToken> {
+        ASSIGN_OR_RETURN(Loaded<v1::Instance> loaded,
+                         LoadExisting<v1::Instance>(txn, kInstances, id));
+        v1::Instance& instance = loaded.resource;
+        PollToken wait = StateToken(kInstances, id, v1::Instance::State_Name(back));
+        if (instance.state() == back && !loaded.record.has_transition()) return wait;
+        if (Heading(loaded.record, back)) return wait;
+        const bool on_the_way = Heading(loaded.record, was_start ? v1::Instance::RUNNING
+                                                                 : v1::Instance::STOPPED);
+        const v1::Instance::State reached =
+            was_start ? v1::Instance::RUNNING : v1::Instance::STOPPED;
+        if (!on_the_way && instance.state() != reached) {
+          return NotRunnable(instance, was_start ? "stop" : "start");
+        }
+        if (was_start) {
+          SetState(instance, v1::Instance::STOPPING);
+        } else {
+          SetState(instance, v1::Instance::PROVISIONING, "starting");
+        }
+        SaveVersion(instance, loaded.record, txn.now());
+        SetTransition(loaded.record, txn.now(), options_.transition, back);
+        RETURN_IF_ERROR(txn.Put(kInstances, id, loaded.record));
+        return wait;
+      },
+      say(absl::StrCat("the ", was_start ? "start" : "stop", " was undone: instance ", name,
+                       " is ", was_start ? "stopped" : "started", " again"),
+          std::move(done)));
 }
 
 void SandboxProvider::RebootInstance(const CallContext& ctx,

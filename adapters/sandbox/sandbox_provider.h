@@ -256,6 +256,15 @@ class SandboxProvider final : public Provider {
   ~SandboxProvider() override;
 
   const ProviderInfo& Info() const override;
+  // CreateInstance, StartInstance and StopInstance (sandbox_compute.cc).
+  std::vector<std::string> CancellableMethods() const override;
+  // A create: the instance is deleted; a start: it is stopped again (from
+  // PROVISIONING on its way up, too); a stop: it is started again. The undo
+  // is a mutation of its own, journaled as `<operation>:cancel`, so a
+  // repeated cancel does it once. A token that names no instance state:
+  // FAILED_PRECONDITION CANCEL_UNSUPPORTED.
+  void CancelMutation(const CallContext& ctx, const std::string& method,
+                      const std::string& poll_token, Callback<MutationProgress> done) override;
 
   void PollOperation(const CallContext& ctx, const std::string& poll_token,
                      Callback<MutationProgress> done) override;
