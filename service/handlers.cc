@@ -537,11 +537,16 @@ class OperationsImpl final : public google::longrunning::Operations::CallbackSer
     if (!caller.ok()) return Refuse(ctx, caller.status());
     CallFacts facts;
     absl::Status status = Visible(*caller, method, request->name(), facts).status();
-    if (status.ok()) {
-      status = context_.runner->Cancel(request->name());
-      context_.gate->Audit(&*caller, facts, PermissionOf(method).name, status, request->name());
-    }
-    return Refuse(ctx, status);
+    if (!status.ok()) return Refuse(ctx, status);
+    // The provider is asked to stop the work: answered from its callback.
+    auto* reactor = ctx->DefaultReactor();
+    context_.runner->Cancel(
+        request->name(), [gate = context_.gate, caller = *caller, facts, method,
+                          name = request->name(), reactor](absl::Status status) {
+          gate->Audit(&caller, facts, PermissionOf(method).name, status, name);
+          reactor->Finish(ToGrpcStatus(status));
+        });
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* WaitOperation(grpc::CallbackServerContext* ctx,
