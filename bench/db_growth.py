@@ -19,9 +19,15 @@ on a small machine the achieved rate is what the client and server CPUs
 allow, and is printed.
 
 Every --sample seconds it prints the size of the state directory's
-cloudplane.db, -wal and -shm files, the number of rows in the operations
-and changes tables (read-only connection) and the rate since the last
-sample; at the end the maximum total size, the maximum after the first
+cloudplane.db, -wal and -shm files; how much of the file each table takes
+with its indexes (SQLite's dbstat: operations, changes, audit_events,
+resources) and the free pages; the rows of operations, changes,
+audit_events and the sandbox's `_journal` resources (read-only
+connection); and the rate since the last sample. Two things in the file are
+outside this retention and grow through such a run: the audit log (one
+event per mutation, kept audit_retention_days, at least 1 day) and the
+sandbox's `_journal` (one entry per operation, kept 7 days by the sandbox
+itself); their columns show how much of the total they are; at the end the maximum total size, the maximum after the first
 retention window plus one sample (the plateau the goal is about), the
 server's retention log lines and the call errors.
 No pass/fail: the figures are for people to judge.
@@ -112,17 +118,34 @@ def sizes(state_dir):
     return out
 
 
-def rows(state_dir):
+GROUPS = (("operations", "ops"), ("changes", "chg"), ("audit_events", "audit"),
+          ("resources", "res"))
+
+
+def contents(state_dir):
+    """Rows and bytes (pages of each table with its indexes, from SQLite's
+    dbstat) of what the database holds, through a read-only connection."""
+    out = {"ops rows": "?", "chg rows": "?", "audit rows": "?", "journal rows": "?"}
     try:
         db = sqlite3.connect(f"file:{state_dir / 'cloudplane.db'}?mode=ro", uri=True, timeout=5)
         try:
-            ops = db.execute("SELECT count(*) FROM operations").fetchone()[0]
-            changes = db.execute("SELECT count(*) FROM changes").fetchone()[0]
+            out["ops rows"] = db.execute("SELECT count(*) FROM operations").fetchone()[0]
+            out["chg rows"] = db.execute("SELECT count(*) FROM changes").fetchone()[0]
+            out["audit rows"] = db.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+            out["journal rows"] = db.execute(
+                "SELECT count(*) FROM resources WHERE collection = '_journal'").fetchone()[0]
+            pages = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
+            index_of = dict(db.execute("SELECT name, tbl_name FROM sqlite_schema"))
+            for table, label in GROUPS:
+                out[label] = sum(size for name, size in pages.items()
+                                 if index_of.get(name, name) == table)
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            out["free"] = db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
         finally:
             db.close()
-        return ops, changes
     except sqlite3.Error as e:
-        return f"? ({e})", "?"
+        print(f"(cannot read the database: {e})")
+    return out
 
 
 def mib(n):
@@ -161,8 +184,10 @@ def main():
     for t in threads:
         t.start()
 
-    header = (f"{'t s':>6} {'db MiB':>8} {'wal MiB':>8} {'shm MiB':>8} {'total MiB':>9} "
-              f"{'operations':>10} {'changes':>8} {'iter/s':>7} {'calls/s':>8}")
+    header = (f"{'t s':>6} {'db MiB':>7} {'wal':>5} {'shm':>5} {'total':>6} | "
+              f"{'ops':>5} {'chg':>5} {'audit':>5} {'res':>5} {'free':>5} MiB | "
+              f"{'ops':>6} {'changes':>7} {'audit':>7} {'journal':>7} rows | "
+              f"{'iter/s':>6} {'calls/s':>7}")
     print(header)
     samples = []
     last_t, last_iter, last_calls = 0.0, 0, 0
@@ -177,7 +202,7 @@ def main():
             t = now - start
             s = sizes(state_dir)
             total = sum(s.values())
-            ops, changes = rows(state_dir)
+            c = contents(state_dir)
             with counters.lock:
                 iterations, calls = counters.iterations, counters.calls
             dt = max(t - last_t, 1e-9)
@@ -185,9 +210,12 @@ def main():
             cps = (calls - last_calls) / dt if samples else 0.0
             last_t, last_iter, last_calls = t, iterations, calls
             samples.append((t, total))
-            print(f"{t:6.0f} {mib(s['db']):8.2f} {mib(s['-wal']):8.2f} {mib(s['-shm']):8.2f} "
-                  f"{mib(total):9.2f} {ops!s:>10} {changes!s:>8} {ips:7.1f} {cps:8.1f}",
-                  flush=True)
+            print(f"{t:6.0f} {mib(s['db']):7.2f} {mib(s['-wal']):5.2f} {mib(s['-shm']):5.2f} "
+                  f"{mib(total):6.2f} | "
+                  + " ".join(f"{mib(c.get(k, 0)):5.2f}" for k in ("ops", "chg", "audit", "res",
+                                                                  "free"))
+                  + f"     | {c['ops rows']!s:>6} {c['chg rows']!s:>7} {c['audit rows']!s:>7} "
+                  f"{c['journal rows']!s:>7}      | {ips:6.1f} {cps:7.1f}", flush=True)
             if now >= end - 0.5:
                 break
             if server.process.poll() is not None:
