@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "adapters/common/http/http_client.h"
@@ -111,17 +112,107 @@ absl::StatusOr<std::vector<v1::UnitState>> PageOfUnitStates(std::vector<v1::Unit
 }
 
 // ---------------------------------------------------------------------------
+// A broken unit: fleet answers 500 for one unit for good (a desired state
+// set to an invalid value in fleet directly: its registry cannot read the
+// unit back), while the rest of its API works. A 500 alone cannot tell that
+// from a failing registry, so the unit's states are read as a probe: fleet
+// answering that (200) means the error belongs to the unit.
+
+// `done` gets true when fleet answers the probe with 200.
+void ProbeProvider(const AccountPtr& account, absl::Time deadline, const std::string& unit_name,
+                   Callback<bool> done) {
+  Send(account, deadline, "GET", ListUnitStatesPath("", unit_name, ""),
+       "", absl::StrCat("GET unit states of ", unit_name),
+       [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         std::move(done)(r.ok() && r->status == 200);
+       });
+}
+
+// A 5xx that may be the unit's own (503 is fleet's "unable to communicate
+// with etcd": an outage of everything).
+bool IsUnitOnly5xx(const HttpResponse& r) {
+  return r.status >= 500 && r.status != 503 && r.status <= 599;
+}
+
+// ---------------------------------------------------------------------------
 // Convergence: after a PUT, and on every poll, read the unit and compare.
+//
+// Done means done at fleet's machines, not in fleet's registry: fleet says
+// `launched` as soon as its agent has triggered the start (even for a unit
+// whose program does not exist, ~0.5 s before systemd reports anything), so
+// a LAUNCHED target is confirmed by the unit's UnitState on its machine.
+
+void CheckLaunched(const AccountPtr& account, absl::Time deadline, v1::Unit unit,
+                   const std::string& unit_name, const std::string& desired,
+                   Callback<MutationProgress> done) {
+  // GET /state?unitName= rather than /state/<name>: fleetd v1.0.0 drops the
+  // connection for a unit without a state there (a nil dereference), which
+  // a client cannot tell from a network fault.
+  const std::string context = absl::StrCat("GET unit states of ", unit_name);
+  Send(account, deadline, "GET", ListUnitStatesPath("", unit_name, ""), "", context,
+       [account, unit = std::move(unit), unit_name, desired, context,
+        done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(done)(r.status());
+         if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+           return std::move(done)(s);
+         }
+         absl::StatusOr<UnitStatePage> page = ParseUnitStatePage(r->body, account->id);
+         if (!page.ok()) return std::move(done)(page.status());
+         std::string seen = "no unit state yet";
+         for (const v1::UnitState& st : page->states) {
+           if (st.machine() != unit.machine()) continue;
+           const std::string triple = absl::StrCat(st.systemd_load_state(), "/",
+                                                   st.systemd_active_state(), "/",
+                                                   st.systemd_sub_state());
+           switch (VerdictOf(st)) {
+             case SystemdVerdict::kRunning:
+               return std::move(done)(kit::Finished(unit));
+             case SystemdVerdict::kFailed:
+               // systemd's own word: final, not retried (kit::IsAmbiguous).
+               return std::move(done)(WithErrorInfo(
+                   absl::FailedPreconditionError(absl::StrCat(
+                       "unit ", unit_name, " failed to start on machine ",
+                       st.machine().substr(st.machine().rfind('/') + 1),
+                       ": systemd reports ", triple, " (fleet says launched)")),
+                   reasons::kProviderFailureState,
+                   {{"unit", unit_name},
+                    {"machine", st.machine()},
+                    {"providerState", triple},
+                    {"systemdLoadState", st.systemd_load_state()},
+                    {"systemdActiveState", st.systemd_active_state()},
+                    {"systemdSubState", st.systemd_sub_state()}}));
+             case SystemdVerdict::kStarting:
+               seen = absl::StrCat("systemd reports ", triple);
+               break;
+           }
+         }
+         std::move(done)(kit::Pending(
+             MakePollToken(unit_name, desired),
+             absl::StrFormat("waiting for unit %s to run (fleet says launched, %s)", unit_name,
+                             seen)));
+       });
+}
 
 void ReadProgress(const AccountPtr& account, absl::Time deadline, const std::string& unit_name,
                   const std::string& desired, Callback<MutationProgress> done) {
   const std::string context = absl::StrCat("GET unit ", unit_name);
   Send(account, deadline, "GET", UnitPath(unit_name), "", context,
-       [account, unit_name, desired, context,
+       [account, deadline, unit_name, desired, context,
         done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
          if (!r.ok()) return std::move(done)(r.status());
          if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
-           return std::move(done)(s);
+           if (!IsUnitOnly5xx(*r)) return std::move(done)(s);
+           // A unit fleet cannot read will never converge: fail the
+           // operation now rather than poll until its timeout.
+           return ProbeProvider(account, deadline, unit_name,
+                                [s, unit_name, status = r->status, body = r->body,
+                                 done = std::move(done)](absl::StatusOr<bool> up) mutable {
+                                  if (up.ok() && *up) {
+                                    return std::move(done)(
+                                        BrokenUnitError(unit_name, status, body));
+                                  }
+                                  std::move(done)(s);
+                                });
          }
          absl::StatusOr<v1::Unit> unit = ParseUnit(r->body, account->id);
          if (!unit.ok()) return std::move(done)(unit.status());
@@ -138,8 +229,11 @@ void ReadProgress(const AccountPtr& account, absl::Time deadline, const std::str
          }
          // fleet reports no current state for a global unit (it runs on
          // many machines), so there is nothing to wait for (§3).
-         if (IsGlobalUnit(unit->options()) || unit->current_state() == want) {
-           return std::move(done)(kit::Finished(*unit));
+         if (IsGlobalUnit(unit->options())) return std::move(done)(kit::Finished(*unit));
+         if (unit->current_state() == want) {
+           if (want != v1::Unit::LAUNCHED) return std::move(done)(kit::Finished(*unit));
+           return CheckLaunched(account, deadline, *std::move(unit), unit_name, desired,
+                                std::move(done));
          }
          const auto now = StateToWire(unit->current_state());
          std::move(done)(kit::Pending(
@@ -162,6 +256,19 @@ void PutAndConverge(const AccountPtr& account, absl::Time deadline, const std::s
          // 201: created or replaced; 204: same unit file, desired state set.
          // Both are success, so re-driving a create is harmless.
          if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
+           if (IsUnitOnly5xx(*r)) {
+             // fleet looks the unit up before it sets anything: a broken
+             // unit answers 500 to every PUT (see ReadProgress).
+             return ProbeProvider(account, deadline, unit_name,
+                                  [s, unit_name, status = r->status, body = r->body,
+                                   done = std::move(done)](absl::StatusOr<bool> up) mutable {
+                                    if (up.ok() && *up) {
+                                      return std::move(done)(
+                                          BrokenUnitError(unit_name, status, body));
+                                    }
+                                    std::move(done)(s);
+                                  });
+           }
            if (r->status == 400 && !field.empty()) {
              const auto info = GetErrorInfo(s);
              AddFieldViolation(s, field,
@@ -171,6 +278,75 @@ void PutAndConverge(const AccountPtr& account, absl::Time deadline, const std::s
          }
          ReadProgress(account, deadline, unit_name, desired, std::move(done));
        });
+}
+
+// fleet's unit list leaves out a unit its registry cannot read (it logs and
+// skips it), yet that unit's agent still reports its states. So ListUnits
+// also lists the unit states, and asks for each unit named there and missing
+// from the list: one answering 500 is added in state ERROR (BrokenUnit), one
+// answering 200 (created in between) is added as it is, 404 (deleted in
+// between) is left out. A broken unit that has no state on any machine
+// cannot be seen this way and stays out of the list.
+struct BrokenScan {
+  AccountPtr account;
+  absl::Time deadline;
+  std::vector<v1::Unit> units;
+  std::vector<std::string> missing;
+  size_t next = 0;
+  Callback<std::vector<v1::Unit>> done;
+};
+
+void ScanNext(std::shared_ptr<BrokenScan> scan) {
+  if (scan->next == scan->missing.size()) {
+    return std::move(scan->done)(std::move(scan->units));
+  }
+  const std::string unit_name = scan->missing[scan->next++];
+  const std::string context = absl::StrCat("GET unit ", unit_name);
+  Send(scan->account, scan->deadline, "GET", UnitPath(unit_name), "", context,
+       [scan, unit_name, context](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(scan->done)(r.status());
+         if (r->status == 200) {
+           absl::StatusOr<v1::Unit> unit = ParseUnit(r->body, scan->account->id);
+           if (!unit.ok()) return std::move(scan->done)(unit.status());
+           scan->units.push_back(*std::move(unit));
+         } else if (IsUnitOnly5xx(*r)) {
+           // The lists just answered: the error is this unit's own.
+           scan->units.push_back(BrokenUnit(scan->account->id, unit_name, r->status, r->body));
+         } else if (r->status != 404) {
+           return std::move(scan->done)(StatusFromResponse(r->status, r->body, context));
+         }
+         ScanNext(std::move(scan));
+       });
+}
+
+void AddBrokenUnits(const AccountPtr& account, absl::Time deadline, std::vector<v1::Unit> units,
+                    Callback<std::vector<v1::Unit>> done) {
+  const std::string id = account->id;
+  FetchAll<v1::UnitState>(
+      account, deadline, "GET unit states",
+      [](absl::string_view token) { return ListUnitStatesPath("", "", token); },
+      [id](absl::string_view body) -> absl::StatusOr<kit::ProviderPage<v1::UnitState>> {
+        ASSIGN_OR_RETURN(UnitStatePage page, ParseUnitStatePage(body, id));
+        return kit::ProviderPage<v1::UnitState>{std::move(page.states),
+                                                std::move(page.next_page_token)};
+      },
+      [account, deadline, units = std::move(units), done = std::move(done)](
+          absl::StatusOr<std::vector<v1::UnitState>> states) mutable {
+        if (!states.ok()) return std::move(done)(states.status());
+        absl::flat_hash_set<std::string> listed;
+        for (const v1::Unit& u : units) listed.insert(u.name());
+        auto scan = std::make_shared<BrokenScan>();
+        absl::flat_hash_set<std::string> queued;
+        for (const v1::UnitState& st : *states) {
+          if (listed.contains(st.unit()) || !queued.insert(st.unit()).second) continue;
+          scan->missing.push_back(st.unit().substr(st.unit().rfind('/') + 1));
+        }
+        scan->account = account;
+        scan->deadline = deadline;
+        scan->units = std::move(units);
+        scan->done = std::move(done);
+        ScanNext(std::move(scan));
+      });
 }
 
 // ---------------------------------------------------------------------------
@@ -205,11 +381,17 @@ class FleetProvider final : public Provider {
           return kit::ProviderPage<v1::Unit>{std::move(page.units),
                                              std::move(page.next_page_token)};
         },
-        [page_size = request.page_size(), page_token = request.page_token(),
+        [account = account_, deadline = ctx.deadline, page_size = request.page_size(),
+         page_token = request.page_token(),
          done = std::move(done)](absl::StatusOr<std::vector<v1::Unit>> units) mutable {
           if (!units.ok()) return std::move(done)(units.status());
-          std::move(done)(
-              kit::AnswerPage<v1::ListUnitsResponse>(*std::move(units), page_size, page_token));
+          AddBrokenUnits(account, deadline, *std::move(units),
+                         [page_size, page_token, done = std::move(done)](
+                             absl::StatusOr<std::vector<v1::Unit>> all) mutable {
+                           if (!all.ok()) return std::move(done)(all.status());
+                           std::move(done)(kit::AnswerPage<v1::ListUnitsResponse>(
+                               *std::move(all), page_size, page_token));
+                         });
         });
   }
 
@@ -219,11 +401,22 @@ class FleetProvider final : public Provider {
     if (!name.ok()) return std::move(done)(name.status());
     const std::string context = absl::StrCat("GET unit ", *name);
     Send(account_, ctx.deadline, "GET", UnitPath(*name), "", context,
-         [account = account_, context,
+         [account = account_, deadline = ctx.deadline, unit_name = *name, context,
           done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
            if (!r.ok()) return std::move(done)(r.status());
            if (absl::Status s = StatusFromResponse(r->status, r->body, context); !s.ok()) {
-             return std::move(done)(s);
+             if (!IsUnitOnly5xx(*r)) return std::move(done)(s);
+             // The unit, not fleet, is broken when fleet answers the rest:
+             // the unit in state ERROR, as ListUnits lists it.
+             return ProbeProvider(
+                 account, deadline, unit_name,
+                 [s, account, unit_name, status = r->status, body = r->body,
+                  done = std::move(done)](absl::StatusOr<bool> up) mutable {
+                   if (up.ok() && *up) {
+                     return std::move(done)(BrokenUnit(account->id, unit_name, status, body));
+                   }
+                   std::move(done)(s);
+                 });
            }
            std::move(done)(ParseUnit(r->body, account->id));
          });
@@ -254,8 +447,11 @@ class FleetProvider final : public Provider {
                                              "\" (a template unit can only be INACTIVE)")));
     }
     if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Unit()));
+    // Sent as fleet stores them (TrimOptionValues), so a re-driven create
+    // finds the same unit file (204) instead of replacing and restarting it.
     PutAndConverge(account_, ctx.deadline, request.unit_id(), std::string(*desired),
-                   UnitPutBody(request.unit().options(), *desired), "unit.options",
+                   UnitPutBody(TrimOptionValues(request.unit().options()), *desired),
+                   "unit.options",
                    std::move(done));
   }
 

@@ -22,11 +22,10 @@
 //                           NOT_FOUND when absent.
 //   CreateUnit              validates locally (unit_id, unit.options,
 //       unit.desired_state; INVALID_ARGUMENT before any request), PUTs the
-//       options and desired state (INACTIVE when unspecified), then reads the
-//       unit once: done when the current state already equals the desired one
-//       (or the unit is global: fleet reports no current state for those),
-//       otherwise done=false with a poll token naming the unit and the
-//       desired state (UnitToken, fleet_tokens.proto).
+//       options, each value trimmed of white space as fleet stores it (Go's
+//       unicode.IsSpace; fleet's hash would otherwise see the same padded
+//       options as a new unit file and replace, i.e. restart, the unit), and
+//       the desired state (INACTIVE when unspecified), then reads the unit.
 //       Re-drive (how it finds its own work): fleet's PUT is idempotent by
 //       itself, keyed by the unit name the caller chose. After a crash or an
 //       ambiguous answer (a reset, a timeout, a 5xx: kit::IsAmbiguous) the
@@ -38,17 +37,57 @@
 //       options; DeleteUnit re-driven after the first went through is
 //       NOT_FOUND unless allow_missing.
 //   SetUnitDesiredState     same flow with PUT {"desiredState":…};
-//       STATE_UNSPECIFIED is INVALID_ARGUMENT, and a template unit
+//       STATE_UNSPECIFIED (or ERROR) is INVALID_ARGUMENT, and a template unit
 //       (`foo@.service`) asked for anything but INACTIVE is
 //       FAILED_PRECONDITION, both before any request. A unit that does not
 //       exist is FAILED_PRECONDITION (fleet's 409 "unit does not exist and
 //       options field empty").
-//   DeleteUnit              DELETE; done with Empty. NOT_FOUND when absent,
-//                           unless allow_missing.
-//   PollOperation           GET the unit until current == desired; NOT_FOUND
-//                           if the unit disappeared, ABORTED if its desired
-//                           state was changed meanwhile, DATA_LOSS for a
-//                           token this adapter did not make.
+//   DeleteUnit              DELETE; done with Empty at fleet's 204 (fleet
+//       removes the unit from its registry at once; its agent stops it in
+//       the background). NOT_FOUND when absent, unless allow_missing.
+//   PollOperation           reads the unit again (see "done" below);
+//       NOT_FOUND if the unit disappeared, ABORTED if its desired state was
+//       changed meanwhile, DATA_LOSS for a token this adapter did not make.
+//
+// What "done" means, per mutation (checked after the PUT and on each poll):
+//   target INACTIVE   fleet's currentState is `inactive` (fleet shows a unit
+//                     `loaded` with its machine while its agent unloads it).
+//   target LOADED     currentState `loaded`.
+//   target LAUNCHED   currentState `launched` AND the unit's UnitState on its
+//                     machine says systemd runs it: ACTIVE `active` (sub
+//                     `running`, or `exited` for a oneshot that stays
+//                     active). fleet says `launched` as soon as its agent
+//                     triggers the start, ~0.5 s before systemd runs a good
+//                     unit and also for a unit whose program does not exist.
+//                     ACTIVE `failed` fails the Operation: FAILED_PRECONDITION,
+//                     reason PROVIDER_FAILURE_STATE, the LOAD/ACTIVE/SUB
+//                     triple in the message and in ErrorInfo metadata
+//                     (providerState, systemd*State, machine). The states are
+//                     read with GET /state?unitName=, never /state/<name>
+//                     (fleetd v1.0.0 drops the connection there for a unit
+//                     without a state, which looks like a network fault).
+//   global units      done when the PUT is accepted: fleet reports no
+//                     current state for them (they run on many machines).
+//   delete            fleet's 204.
+//
+// A broken unit is not an outage. fleet answers 500 for good for a unit
+// whose desired state was set to an invalid value in fleet directly (its
+// registry cannot read it back), leaves it out of GET /units and answers
+// every other request. When a unit's GET or PUT answers a 5xx other than 503
+// the adapter probes fleet with GET /state?unitName=<unit>; if that answers
+// 200 the error is the unit's own:
+//   GetUnit     answers the unit with current_state ERROR and provider_error
+//               (fleet's answer), not an error.
+//   ListUnits   also lists the unit states (one more list per call) and asks
+//               for each unit named there but missing from fleet's list: a
+//               500 adds it in state ERROR. A broken unit with no state on
+//               any machine cannot be seen and stays out of the list.
+//   SetUnitDesiredState, CreateUnit on that name, and a poll waiting on it
+//               fail with FAILED_PRECONDITION, reason PROVIDER_ERROR,
+//               metadata unit/httpStatus/providerMessage (not retried, so
+//               the Operation ends at once instead of at its timeout).
+//   DeleteUnit  works (fleet deletes it: 204), which clears it.
+// A 503 or a failed probe stays UNAVAILABLE (fleet itself is down).
 // With CallContext::validate_only, mutations run the local checks above
 // (names, options, states) and finish at once without any request.
 // Errors of fleet map as in fleet_wire.cc (StatusFromResponse).

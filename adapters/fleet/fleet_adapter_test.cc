@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http/fake_http_transport.h"
+#include "adapters/common/kit/progress.h"
 #include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
 #include "adapters/common/testing/fixtures.h"
@@ -46,6 +47,10 @@ struct EmulatorConfig {
   int page_limit = 2;
   double converge_delay = 0.2;
   int machines = 3;
+  // Real fleetd's timing (issue 13): a new unit waits for the engine, and
+  // `launched` precedes systemd's verdict.
+  double schedule_delay = 0;
+  double start_delay = 0;
 };
 
 absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> StartEmulator(
@@ -63,6 +68,10 @@ absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> StartEmulator(
                                         absl::StrCat(config.converge_delay),
                                         "--machines",
                                         absl::StrCat(config.machines),
+                                        "--schedule-delay",
+                                        absl::StrCat(config.schedule_delay),
+                                        "--start-delay",
+                                        absl::StrCat(config.start_delay),
                                         "--discovery",
                                         discovery,
                                         "--verbose"};
@@ -644,19 +653,28 @@ TEST(FleetAdapterNoServer, ACreateWhoseAnswerWasLostIsTheSamePutAgain) {
                http::HttpResponse{200,
                                   {{"content-type", "application/json"}},
                                   R"({"name":"web.service","desiredState":"launched",)"
-                                  R"("currentState":"launched","options":[{"section":"Service",)"
+                                  R"("currentState":"launched","machineID":"m1",)"
+                                  R"("options":[{"section":"Service",)"
                                   R"("name":"ExecStart","value":"/usr/bin/sleep 1d"}]})"});
+  // Launched is confirmed by systemd's state on the unit's machine.
+  fake->Expect("GET", "/fleet/v1/state?unitName=web.service",
+               http::HttpResponse{200,
+                                  {{"content-type", "application/json"}},
+                                  R"({"states":[{"machineID":"m1","name":"web.service",)"
+                                  R"("systemdActiveState":"active","systemdLoadState":"loaded",)"
+                                  R"("systemdSubState":"running"}]})"});
   absl::StatusOr<MutationProgress> again =
       client.CreateUnit("web.service", SleepUnit(v1::Unit::LAUNCHED));
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE(again->done);
   EXPECT_EQ(Unpack<v1::Unit>(*again).current_state(), v1::Unit::LAUNCHED);
   const std::vector<http::FakeHttpTransport::SentRequest> sent = fake->Sent();
-  ASSERT_EQ(sent.size(), 3u);
+  ASSERT_EQ(sent.size(), 4u);
   EXPECT_EQ(sent[0].request.method, "PUT");
   EXPECT_EQ(sent[1].request.method, "PUT");
   EXPECT_EQ(sent[1].request.body, sent[0].request.body);
   EXPECT_EQ(sent[2].request.method, "GET");
+  EXPECT_EQ(sent[3].request.path_and_query, "/fleet/v1/state?unitName=web.service");
 }
 
 TEST(FleetAdapterNoServer, Registration) {
@@ -707,6 +725,170 @@ TEST(FleetAdapterNoServer, Registration) {
     (*p)->ListInstances(client.Ctx(), v1::ListInstancesRequest(), std::move(cb));
   });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+
+// ---------------------------------------------------------------------------
+// What real fleetd does (issue 13), against the emulator with fleetd-like
+// timing: a new unit has no machine for 0.5 s, and systemd's verdict comes
+// 0.4 s after fleet says `launched`.
+
+// One request on a fresh TCP connection, as fleetctl or someone's script
+// would send it directly to fleet; returns the status code (0 on failure).
+int RawRequest(const testutil::EmulatorProcess& emu, const std::string& method,
+               const std::string& path, const std::string& body) {
+  const std::string hostport = emu.Field("tcp");
+  const size_t colon = hostport.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  const std::string request = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: x\r\n",
+                                           "Connection: close\r\nContent-Type: application/json\r\n",
+                                           "Content-Length: ", body.size(), "\r\n\r\n", body);
+  (void)!write(fd, request.data(), request.size());
+  char buf[256];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n < 12) return 0;
+  return std::atoi(std::string(buf + 9, 3).c_str());
+}
+
+class FleetdLikeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EmulatorConfig config;
+    config.converge_delay = 0.05;
+    config.schedule_delay = 0.5;
+    config.start_delay = 0.4;
+    absl::StatusOr<std::unique_ptr<testutil::EmulatorProcess>> emu = StartEmulator(config);
+    ASSERT_TRUE(emu.ok()) << emu.status();
+    emu_ = *std::move(emu);
+    absl::StatusOr<std::unique_ptr<Provider>> provider = MakeProvider(TcpEndpoint(*emu_));
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    provider_ = *std::move(provider);
+    client_ = std::make_unique<Client>(provider_.get());
+  }
+  std::unique_ptr<testutil::EmulatorProcess> emu_;
+  std::unique_ptr<Provider> provider_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(FleetdLikeTest, LaunchedIsDoneOnlyWhenSystemdRunsTheUnit) {
+  absl::StatusOr<MutationProgress> first =
+      client_->CreateUnit("good.service", SleepUnit(v1::Unit::LAUNCHED));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->done);
+  // Poll until fleet says launched: the operation is still pending then,
+  // because systemd has not reported the unit running yet.
+  MutationProgress progress = *first;
+  bool saw_launched_pending = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  while (!progress.done) {
+    ASSERT_LT(absl::Now(), give_up);
+    absl::SleepFor(absl::Milliseconds(30));
+    absl::StatusOr<MutationProgress> next = client_->Poll(progress.poll_token);
+    ASSERT_TRUE(next.ok()) << next.status();
+    progress = *std::move(next);
+    if (!progress.done && absl::StrContains(progress.detail, "fleet says launched")) {
+      saw_launched_pending = true;
+    }
+  }
+  EXPECT_TRUE(saw_launched_pending);
+  const v1::Unit unit = Unpack<v1::Unit>(progress);
+  EXPECT_EQ(unit.current_state(), v1::Unit::LAUNCHED);
+  absl::StatusOr<v1::ListUnitStatesResponse> states =
+      client_->ListUnitStates("", "accounts/lab/units/good.service");
+  ASSERT_TRUE(states.ok()) << states.status();
+  ASSERT_EQ(states->unit_states_size(), 1);
+  EXPECT_EQ(states->unit_states(0).systemd_active_state(), "active");
+  EXPECT_EQ(states->unit_states(0).systemd_sub_state(), "running");
+  EXPECT_EQ(states->unit_states(0).machine(), unit.machine());
+  // Never /state/<name> (fleetd drops the connection for an unknown one).
+  for (const std::string& r : Requests(*emu_)) {
+    EXPECT_FALSE(absl::StartsWith(r, "GET /fleet/v1/state/")) << r;
+  }
+}
+
+TEST_F(FleetdLikeTest, AFailedStartFailsTheOperationWithSystemdsState) {
+  v1::Unit unit = SleepUnit(v1::Unit::LAUNCHED);
+  unit.mutable_options(0)->set_value("/usr/bin/cloudplane-no-such-binary 1d");
+  absl::StatusOr<MutationProgress> first = client_->CreateUnit("bad.service", unit);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<MutationProgress> end = client_->PollUntilDone(*first);
+  ASSERT_FALSE(end.ok());
+  EXPECT_EQ(end.status().code(), absl::StatusCode::kFailedPrecondition) << end.status();
+  EXPECT_THAT(std::string(end.status().message()), ::testing::HasSubstr("loaded/failed/failed"));
+  EXPECT_EQ(GetErrorInfo(end.status())->reason(), "PROVIDER_FAILURE_STATE");
+  EXPECT_EQ(MetadataOf(end.status(), "systemdActiveState"), "failed");
+  EXPECT_EQ(MetadataOf(end.status(), "systemdSubState"), "failed");
+  EXPECT_EQ(MetadataOf(end.status(), "providerState"), "loaded/failed/failed");
+  EXPECT_FALSE(kit::IsAmbiguous(end.status()));
+}
+
+TEST_F(FleetdLikeTest, APoisonedUnitIsThatUnitInErrorNotAnOutage) {
+  ASSERT_TRUE(client_->PollUntilDone(*client_->CreateUnit("ok.service",
+                                                          SleepUnit(v1::Unit::LAUNCHED)))
+                  .ok());
+  ASSERT_TRUE(client_->PollUntilDone(*client_->CreateUnit("x.service",
+                                                          SleepUnit(v1::Unit::LAUNCHED)))
+                  .ok());
+  // Someone sets an invalid desired state directly in fleet.
+  ASSERT_EQ(RawRequest(*emu_, "PUT", "/fleet/v1/units/x.service", R"({"desiredState":"bogus"})"),
+            204);
+  // GetUnit: the unit in state ERROR with fleet's answer, not UNAVAILABLE.
+  absl::StatusOr<v1::Unit> got = client_->GetUnit("accounts/lab/units/x.service");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name(), "accounts/lab/units/x.service");
+  EXPECT_EQ(got->current_state(), v1::Unit::ERROR);
+  EXPECT_THAT(got->provider_error(), ::testing::HasSubstr("HTTP 500"));
+  // ListUnits: listed and marked, beside the healthy one.
+  absl::StatusOr<v1::ListUnitsResponse> list = client_->ListUnits();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->units_size(), 2);
+  EXPECT_EQ(list->units(0).name(), "accounts/lab/units/ok.service");
+  EXPECT_EQ(list->units(0).current_state(), v1::Unit::LAUNCHED);
+  EXPECT_EQ(list->units(1).name(), "accounts/lab/units/x.service");
+  EXPECT_EQ(list->units(1).current_state(), v1::Unit::ERROR);
+  // An operation on it fails at once with the reason.
+  absl::StatusOr<MutationProgress> set =
+      client_->SetState("accounts/lab/units/x.service", v1::Unit::INACTIVE);
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().code(), absl::StatusCode::kFailedPrecondition) << set.status();
+  EXPECT_EQ(GetErrorInfo(set.status())->reason(), "PROVIDER_ERROR");
+  EXPECT_EQ(MetadataOf(set.status(), "httpStatus"), "500");
+  EXPECT_EQ(MetadataOf(set.status(), "unit"), "x.service");
+  // A poll that was waiting on it when it broke fails the same way.
+  absl::StatusOr<MutationProgress> poll =
+      client_->Poll(MakePollToken("x.service", "launched"));
+  ASSERT_FALSE(poll.ok());
+  EXPECT_EQ(poll.status().code(), absl::StatusCode::kFailedPrecondition) << poll.status();
+  EXPECT_FALSE(kit::IsAmbiguous(poll.status()));
+  // Delete clears it.
+  absl::StatusOr<MutationProgress> del = client_->DeleteUnit("accounts/lab/units/x.service", false);
+  ASSERT_TRUE(del.ok()) << del.status();
+  EXPECT_TRUE(del->done);
+  EXPECT_EQ(client_->GetUnit("accounts/lab/units/x.service").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(FleetdLikeTest, PaddedOptionValuesAreSentTrimmedSoARedriveIsANoOp) {
+  v1::Unit unit = SleepUnit(v1::Unit::LOADED);
+  unit.mutable_options(0)->set_value("\u00a0 /usr/bin/sleep 1d \u3000");
+  ASSERT_TRUE(client_->PollUntilDone(*client_->CreateUnit("pad.service", unit)).ok());
+  // The same create again (a re-drive): fleet finds the same unit file.
+  absl::StatusOr<MutationProgress> again = client_->CreateUnit("pad.service", unit);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(CountRequests(*emu_, "PUT /fleet/v1/units/pad.service -> 201"), 1);
+  EXPECT_EQ(CountRequests(*emu_, "PUT /fleet/v1/units/pad.service -> 204"), 1);
+  absl::StatusOr<v1::Unit> got = client_->GetUnit("accounts/lab/units/pad.service");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->options(0).value(), "/usr/bin/sleep 1d");
 }
 
 }  // namespace

@@ -417,6 +417,78 @@ bool IsGlobalUnit(const Options& options) {
   return IsOneOf(value, {"true", "yes", "1", "on", "t"});
 }
 
+namespace {
+// Go's unicode.IsSpace, as UTF-8 sequences (fleet_emulator.py _GO_SPACE).
+constexpr absl::string_view kGoSpaces[] = {
+    " ", "\t", "\n", "\v", "\f", "\r", "\u0085", "\u00a0", "\u1680", "\u2000", "\u2001",
+    "\u2002", "\u2003", "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009", "\u200a",
+    "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
+
+size_t SpaceAt(absl::string_view s, bool at_end) {
+  for (absl::string_view sp : kGoSpaces) {
+    if (at_end ? absl::EndsWith(s, sp) : absl::StartsWith(s, sp)) return sp.size();
+  }
+  return 0;
+}
+
+// fleet's error message from its envelope, "" when there is none.
+std::string FleetMessage(absl::string_view body) {
+  rj::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return "";
+  auto e = doc.FindMember("error");
+  if (e == doc.MemberEnd() || !e->value.IsObject()) return "";
+  auto m = e->value.FindMember("message");
+  if (m == e->value.MemberEnd() || !m->value.IsString()) return "";
+  return std::string(m->value.GetString(), m->value.GetStringLength());
+}
+
+std::string BrokenUnitText(absl::string_view unit_name, int http_status, absl::string_view body) {
+  const std::string message = FleetMessage(body);
+  return absl::StrCat("fleet answers HTTP ", http_status, " for unit ", unit_name,
+                      message.empty() ? "" : absl::StrCat(" (\"", message, "\")"),
+                      " while the rest of its API works: its registry entry cannot be read "
+                      "(e.g. a desired state that is not inactive, loaded or launched was "
+                      "set in fleet directly); destroy the unit to clear it");
+}
+}  // namespace
+
+std::string TrimFleetSpace(absl::string_view value) {
+  while (size_t n = SpaceAt(value, false)) value.remove_prefix(n);
+  while (size_t n = SpaceAt(value, true)) value.remove_suffix(n);
+  return std::string(value);
+}
+
+Options TrimOptionValues(const Options& options) {
+  Options out = options;
+  for (v1::UnitOption& o : out) o.set_value(TrimFleetSpace(o.value()));
+  return out;
+}
+
+SystemdVerdict VerdictOf(const v1::UnitState& state) {
+  if (state.systemd_active_state() == "active") return SystemdVerdict::kRunning;
+  if (state.systemd_active_state() == "failed") return SystemdVerdict::kFailed;
+  return SystemdVerdict::kStarting;
+}
+
+v1::Unit BrokenUnit(absl::string_view account, absl::string_view unit_name, int http_status,
+                    absl::string_view body) {
+  v1::Unit unit;
+  unit.set_name(UnitResourceName(account, unit_name));
+  unit.set_current_state(v1::Unit::ERROR);
+  unit.set_provider_error(BrokenUnitText(unit_name, http_status, body));
+  return unit;
+}
+
+absl::Status BrokenUnitError(absl::string_view unit_name, int http_status,
+                             absl::string_view body) {
+  return WithErrorInfo(absl::FailedPreconditionError(BrokenUnitText(unit_name, http_status, body)),
+                       reasons::kProviderError,
+                       {{"unit", std::string(unit_name)},
+                        {"httpStatus", absl::StrCat(http_status)},
+                        {"providerMessage", FleetMessage(body)}});
+}
+
 std::optional<absl::string_view> StateToWire(v1::Unit::State state) {
   switch (state) {
     case v1::Unit::INACTIVE: return "inactive";
@@ -608,7 +680,9 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
       // remains are registry (etcd) failures, which are transient. Every
       // request this adapter sends is idempotent (PUT of the full wanted
       // state, DELETE, GET), so UNAVAILABLE, i.e. retryable, rather than
-      // INTERNAL.
+      // INTERNAL. The other lasting 500, a unit fleet cannot read back (a
+      // desired state set to an invalid value in fleet directly), is told
+      // apart by the adapter with a probe (fleet_adapter.h, "A broken unit").
       {500, absl::StatusCode::kUnavailable, reasons::kProviderUnavailable},
       // "fleet server unable to communicate with etcd": fleetd is up but its
       // store is not; it recovers on its own.

@@ -67,6 +67,33 @@ bool IsGlobalUnit(const Options& options);
 
 // "inactive", "loaded", "launched"; nullopt for STATE_UNSPECIFIED and for
 // values outside the enum.
+// fleet stores a unit as a unit file and reads it back with go-systemd's
+// parser, which trims leading and trailing white space (Go's
+// unicode.IsSpace: ASCII space, \t\n\v\f\r, U+0085, U+00A0, U+1680,
+// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000) from each value.
+// Its hash compares the PUT's untrimmed options with the stored trimmed ones,
+// so sending padded values again would replace (and restart) the unit: the
+// adapter sends what fleet will store.
+std::string TrimFleetSpace(absl::string_view value);
+Options TrimOptionValues(const Options& options);
+
+// What systemd reports for a launched unit (UnitState ACTIVE/SUB):
+// kRunning: ACTIVE "active" (sub-state `running`, or `exited` for a oneshot
+// that stays active); kFailed: ACTIVE "failed"; kStarting: anything else
+// (the start was triggered and not reported yet, `activating`, ...).
+enum class SystemdVerdict { kStarting, kRunning, kFailed };
+SystemdVerdict VerdictOf(const v1::UnitState& state);
+
+// The unit fleet answers `http_status` for (while the rest of its API works):
+// only `name`, current_state ERROR and provider_error set.
+v1::Unit BrokenUnit(absl::string_view account, absl::string_view unit_name, int http_status,
+                    absl::string_view body);
+// The same as an error for a mutation or poll on that unit:
+// FAILED_PRECONDITION, reason PROVIDER_ERROR, metadata unit, httpStatus,
+// providerMessage. Not ambiguous (kit::IsAmbiguous): the runner ends the
+// Operation with it instead of polling until its timeout.
+absl::Status BrokenUnitError(absl::string_view unit_name, int http_status, absl::string_view body);
+
 std::optional<absl::string_view> StateToWire(v1::Unit::State state);
 
 // The enum value of a fleet state string; STATE_UNSPECIFIED for "" and for
