@@ -188,7 +188,8 @@ class Server:
 class FleetEmulator:
     """The fleet v1 emulator as a separate process, over TCP and a unix socket."""
 
-    def __init__(self, workdir, page_limit=2, converge_delay=0.2, machines=3):
+    def __init__(self, workdir, page_limit=2, converge_delay=0.2, machines=3, extra_args=()):
+        self.extra_args = list(extra_args)  # e.g. ["--start-delay", "0.4"]
         self.workdir = pathlib.Path(workdir)
         self.page_limit = page_limit
         self.converge_delay = converge_delay
@@ -202,7 +203,8 @@ class FleetEmulator:
         args = [sys.executable, str(FLEET_EMULATOR), "--tcp", "127.0.0.1:0", "--unix",
                 self.socket_path, "--page-limit", str(self.page_limit), "--converge-delay",
                 str(self.converge_delay), "--machines", str(self.machines),
-                "--ready-file", str(ready), "--max-lifetime", "900", "--verbose"]
+                "--ready-file", str(ready), "--max-lifetime", "900", "--verbose",
+                *self.extra_args]
         # --verbose logs method, path and status of every request (never
         # bodies): what tests count requests with.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
