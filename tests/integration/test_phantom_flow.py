@@ -217,9 +217,11 @@ def test_sites_through_the_rest_api_with_a_token(server):
     err = expect(grpc.StatusCode.UNAUTHENTICATED, c.ListLocations,
                  compute_pb2.ListLocationsRequest(parent="accounts/phantom-badpw"))
     assert "not-the-password" not in err.details()
-    # The AWS dialect has no REST API.
-    expect(grpc.StatusCode.FAILED_PRECONDITION, c.ListLocations,
-           compute_pb2.ListLocationsRequest(parent=AWS))
+    # The AWS dialect has no REST API, so the account does not support locations
+    # (its capabilities say so; test_capabilities_cancel.py).
+    err = expect(grpc.StatusCode.UNIMPLEMENTED, c.ListLocations,
+                 compute_pb2.ListLocationsRequest(parent=AWS))
+    assert error_details(err)[0].reason == "CAPABILITY_UNSUPPORTED"
 
 
 def test_failed_second_site_leaves_nothing_behind(server):
