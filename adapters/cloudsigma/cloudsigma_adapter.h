@@ -92,7 +92,10 @@
 // account (cloudsigma_feed.h); each frame about a drive or server becomes a
 // CREATED/UPDATED event of the Volume/Instance, a 404 a DELETED; after a
 // reconnect everything is published again. Delivery is at least once (the
-// server also publishes operation results).
+// server also publishes operation results). PushConnected() is true while
+// the websocket is open; while it is not, the server's observer
+// (service/observer.h) lists instances and volumes every
+// observe_interval_seconds instead (images and locations are not observed).
 //
 // Threading: callbacks run on the HTTP transport thread or the websocket
 // thread; nothing blocks, and nothing here touches the server's store. A

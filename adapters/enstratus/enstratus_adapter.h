@@ -120,6 +120,11 @@
 // written there at once, also in HTTP completions; the ScratchStore makes
 // the durable write on AccountSetup::loop, so no transport thread waits on
 // the database.
+//
+// Watch: watch_source kPoll. The server's observer (service/observer.h)
+// lists the account's instances, volumes and firewalls (those this account
+// supports) every observe_interval_seconds, one list each per round;
+// machine images, products and data centers are not observed.
 #ifndef CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
 #define CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_ADAPTER_H_
 

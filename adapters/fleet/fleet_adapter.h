@@ -95,6 +95,12 @@
 // nothing and fails with DEADLINE_EXCEEDED (the transport's rule,
 // adapters/common/kit/send.h). An unreachable endpoint is UNAVAILABLE.
 //
+// Watch: watch_source kPoll. The server's observer (service/observer.h)
+// lists units and machines every observe_interval_seconds: one ListUnits
+// (GET /units, /machines, /state, each every page) and one ListMachines
+// (GET /machines) per round; unit states are read as part of ListUnits, not
+// on their own.
+//
 // Thread-safety: a Provider made here is thread-safe; requests in flight keep
 // what they need alive, so the Provider may be destroyed while they finish.
 #ifndef CLOUDPLANE_ADAPTERS_FLEET_FLEET_ADAPTER_H_

@@ -116,6 +116,11 @@
 // refuses one already past (DEADLINE_EXCEEDED prefixed with the XML-RPC
 // method, nothing sent).
 //
+// Watch: watch_source kPoll. The server's observer (service/observer.h)
+// lists instances, volumes and firewalls (security groups) every
+// observe_interval_seconds, one list each per round; templates, images,
+// hosts and a group's rules are not observed.
+//
 // Thread-safety: a Provider made here is thread-safe; calls in flight keep
 // what they need alive.
 #ifndef CLOUDPLANE_ADAPTERS_OPENNEBULA_OPENNEBULA_ADAPTER_H_

@@ -81,6 +81,11 @@
 //   A re-driven delete whose first request went through finds nothing left:
 //   NOT_FOUND unless allow_missing (nothing is duplicated).
 //
+// Watch: watch_source kPoll. The server's observer (service/observer.h)
+// lists launch templates and scaling groups every observe_interval_seconds,
+// one list each per round (DescribeLaunchConfigurations /
+// DescribeAutoScalingGroups, every page); locations are not observed.
+//
 // Thread-safety: a Provider made here is thread-safe; requests in flight
 // keep what they need alive.
 #ifndef CLOUDPLANE_ADAPTERS_PHANTOM_PHANTOM_ADAPTER_H_
