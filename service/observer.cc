@@ -102,7 +102,9 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
         sink_(sink),
         options_(std::move(options)) {
     const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-    const auto& supported = provider_->Info().supported_methods;
+    // The account's own capabilities (its configuration may narrow the
+    // provider kind's list).
+    const std::vector<std::string> supported = provider_->SupportedMethods();
     for (const std::string& method : ObservedMethods()) {
       if (std::find(supported.begin(), supported.end(), method) == supported.end()) continue;
       const auto* descriptor = pool->FindMethodByName(method);

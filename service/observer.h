@@ -9,7 +9,8 @@
 //
 // What is observed: the account's top-level collections among ListInstances,
 // ListVolumes, ListFirewalls, ListUnits, ListMachines, ListLaunchTemplates and
-// ListScalingGroups that the provider supports (kObservedMethods). Not
+// ListScalingGroups that the account supports (Provider::SupportedMethods;
+// ObservedMethods). Not
 // observed:
 //   - catalogue lists (images, machine types, locations, hosts, billing
 //     codes): they describe what the provider offers, not what the account
