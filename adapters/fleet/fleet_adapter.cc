@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "adapters/common/http/http_client.h"
@@ -51,6 +52,12 @@ void Send(const AccountPtr& account, absl::Time deadline, absl::string_view meth
   }
   // A read whose answer is cut short or garbled is sent again (kit/guard.h).
   if (request.method == "GET") request.validate = kit::CheckJsonAnswer;
+  // A request on one unit gets one attempt: fleet's lasting 500 for a broken
+  // unit, retried, would count max_attempts failures per call towards the
+  // account's circuit breaker, which then refuses the probe that tells a
+  // broken unit from a broken fleet (and every other call of the account).
+  // The runner retries an ambiguous answer itself (re-drive or poll).
+  if (absl::StartsWith(request.path_and_query, "/fleet/v1/units/")) request.idempotent = false;
   kit::Send(*account->client, std::move(request), context, std::move(done));
 }
 
