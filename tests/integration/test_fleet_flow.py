@@ -1,5 +1,6 @@
 """End to end: the real server, the fleet emulator over TCP and over a unix
 socket, and the generated Python client."""
+import re
 import time
 
 import grpc
@@ -124,7 +125,15 @@ def test_validate_only_runs_fleets_own_checks_and_sends_nothing(server, fleet):
     proto) refuse a bad name exactly as the real call does, and a good request
     is answered without one request reaching fleet (counted at the emulator)."""
     units = server.units()
-    before = len(fleet.requests())
+
+    def calls():
+        # The account's observer lists units, machines and states in the
+        # background (GET of a whole collection); everything else is ours.
+        return [r for r in fleet.requests()
+                if not re.match(r"GET /fleet/v1/(units|machines|state)(\?[^ ]*)? ", r)
+                or "unitName=" in r]
+
+    before = len(calls())
     for validate_only in (True, False):
         with pytest.raises(grpc.RpcError) as err:
             units.CreateUnit(units_pb2.CreateUnitRequest(
@@ -138,8 +147,8 @@ def test_validate_only_runs_fleets_own_checks_and_sends_nothing(server, fleet):
     request.validate_only = True
     op = units.CreateUnit(request)
     assert op.done and not op.HasField("error")
-    assert len(fleet.requests()) == before, fleet.requests()[before:]
+    assert len(calls()) == before, calls()[before:]
     with pytest.raises(grpc.RpcError) as err:
         units.GetUnit(units_pb2.GetUnitRequest(name="accounts/fleet-tcp/units/vo-check.service"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    assert len(fleet.requests()) == before + 1  # the GetUnit itself
+    assert len(calls()) == before + 1  # the GetUnit itself
