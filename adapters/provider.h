@@ -275,6 +275,12 @@ struct AccountSetup {
   // Limits, retries and the circuit breaker for the account's provider
   // requests. Retries and the rate limit need `loop` (for their timers).
   ProviderLimits limits;
+  // How long the server keeps a finished operation
+  // (ServerConfig.operation_retention_seconds; the default is that field's).
+  // An adapter that keeps per-operation records of its own (the sandbox's
+  // journal) may drop one once it is this old and its operation is no
+  // longer unfinished: the server re-drives only unfinished operations.
+  absl::Duration operation_retention = absl::Hours(7 * 24);
 };
 
 using ProviderFactory = absl::AnyInvocable<absl::StatusOr<std::unique_ptr<Provider>>(
