@@ -20,7 +20,9 @@ the shapes of the recorded dumps in shared/fixtures/cloudsigma:
     authenticate_asynchronous; every change of a drive or a server is pushed
     as {"resource_type","resource_uri"} (and, every other frame, "object").
   * Test control outside the API: POST /emulator/drop-websockets closes every
-    websocket (clients must reconnect).
+    websocket (clients must reconnect); POST /emulator/websockets with
+    {"refuse": true} also closes them and answers every new websocket
+    handshake 503 until {"refuse": false} (a websocket cut while REST works).
 
 Run as a program:
 
@@ -152,6 +154,7 @@ class CloudSigmaEmulator:
         self._seq = 0
         self._cookies = {}  # async_auth value -> expiry
         self._sockets = []  # websocket queues
+        self.refuse_websockets = False
         self._frame_count = 0
         self._stopping = False
         self.httpd = None
@@ -636,7 +639,10 @@ class CloudSigmaEmulator:
             raise ApiError(405, "validation", "Method %s not allowed here" % method, None)
 
     def register_socket(self, cookie):
+        """The socket's queue; None for a bad cookie; False while refusing."""
         with self._lock:
+            if self.refuse_websockets:
+                return False
             expiry = self._cookies.pop(cookie, None)  # single use
             if expiry is None or expiry < time.monotonic():
                 return None
@@ -654,6 +660,14 @@ class CloudSigmaEmulator:
         with self._lock:
             for q in self._sockets:
                 q.put(None)
+
+    def set_refuse_websockets(self, refuse):
+        """While refusing, every websocket handshake is answered 503 and the
+        open ones are closed: the feed is cut, REST still answers."""
+        with self._lock:
+            self.refuse_websockets = bool(refuse)
+        if refuse:
+            self.drop_websockets()
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -701,6 +715,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # websocket with 1001 "going away", so clients must reconnect.
             self.emulator.drop_websockets()
             return self._send(200, {})
+        if path == "/emulator/websockets" and self.command == "POST":
+            # Test control: {"refuse": true} cuts the websocket (open ones
+            # closed, new handshakes 503) until {"refuse": false}.
+            try:
+                refuse = json.loads(body or b"{}")["refuse"]
+            except (ValueError, KeyError, TypeError):
+                return self._send(400, ApiError(400, "validation", "want {\"refuse\": bool}").body())
+            self.emulator.set_refuse_websockets(refuse)
+            return self._send(200, {"refuse": bool(refuse)})
         if not (path + "/").startswith(API_PREFIX + "/"):
             return self._send(404, ApiError(404, "notexist", "Not found").body())
         if not self.emulator.authorized(self.headers.get("Authorization")):
@@ -728,6 +751,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.headers.get("Sec-WebSocket-Version") != "13" or not key):
             return self._send(400, ApiError(400, "validation", "Not a websocket request").body())
         q = self.emulator.register_socket(cookies.get("async_auth", ""))
+        if q is False:
+            return self._send(503, ApiError(503, "backend", "Websocket refused (test control)").body())
         if q is None:
             return self._send(401, ApiError(401, "permission", "Bad async_auth cookie").body())
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()

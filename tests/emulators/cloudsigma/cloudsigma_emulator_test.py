@@ -184,6 +184,44 @@ def test_websocket_frames_with_a_real_websocket_client(emu):
                                     header=[f"Cookie: async_auth={cookie}"])
 
 
+def test_websocket_cut_refuses_handshakes_and_closes_open_ones(emu):
+    websocket = pytest.importorskip("websocket") if not os.environ.get("CI") else \
+        __import__("websocket")
+
+    def cookie():
+        _, _, headers = call(emu, "POST", "/accounts/action/?do=authenticate_asynchronous", {})
+        return headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+
+    def control(body):
+        req = urllib.request.Request(f"http://{emu.base}/emulator/websockets",
+                                     data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+
+    ws = websocket.create_connection(emu.ws_endpoint, timeout=5,
+                                     header=[f"Cookie: async_auth={cookie()}"])
+    try:
+        assert control({"refuse": True}) == (200, {"refuse": True})
+        # The open socket is closed by the server (a close frame, then EOF).
+        with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):
+            for _ in range(100):
+                ws.recv()
+                if not ws.connected:
+                    raise websocket.WebSocketConnectionClosedException("closed")
+    finally:
+        ws.close()
+    with pytest.raises(websocket.WebSocketBadStatusException) as err:
+        websocket.create_connection(emu.ws_endpoint, timeout=5,
+                                    header=[f"Cookie: async_auth={cookie()}"])
+    assert err.value.status_code == 503
+    # REST still answers while the websocket is cut.
+    assert call(emu, "GET", "/servers/")[0] == 200
+    assert control({"refuse": False}) == (200, {"refuse": False})
+    ws = websocket.create_connection(emu.ws_endpoint, timeout=5,
+                                     header=[f"Cookie: async_auth={cookie()}"])
+    ws.close()
+
+
 PYCLOUDSIGMA_SCRIPT = textwrap.dedent('''
     import json, time
     import cloudsigma
