@@ -47,6 +47,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,12 @@ struct MutationProgress {
   std::string detail;
   // The provider's handle for the work (job id), when it has one.
   std::string provider_operation;
+};
+
+// See Provider::ObservationTarget.
+struct ObservedTarget {
+  std::string kind;  // "Unit", "Instance": an observed collection's item type
+  std::string name;  // "accounts/lab/units/hello.service"
 };
 
 template <typename T>
@@ -202,6 +209,36 @@ class Provider {
   virtual void PollOperation(const CallContext& ctx,
                              const std::string& poll_token,
                              Callback<MutationProgress> done);
+
+  // Operations judged from the server's observer (service/observer.h), so N
+  // pending operations on an account cost one list per collection per
+  // interval instead of N polls. Both methods are pure: no I/O, no blocking,
+  // any thread.
+  //
+  // The listed resource whose value tells when the work behind `poll_token`
+  // is done: its kind (message name, "Unit") and resource name. nullopt (the
+  // default): a list cannot tell; the runner keeps calling PollOperation.
+  virtual std::optional<ObservedTarget> ObservationTarget(const std::string& poll_token) const {
+    return std::nullopt;
+  }
+
+  // Judges the work behind `poll_token` from that resource as listed by a
+  // round that started after the work was submitted; `observed` is null when
+  // the round's complete list did not hold it. Answers:
+  //   nullopt                      not yet: wait for the next round;
+  //   a done MutationProgress      done at the provider, with the result
+  //                                PollOperation would give;
+  //   an error                     the work failed, as PollOperation would
+  //                                fail it (never an ambiguous code);
+  //   a MutationProgress not done  the list cannot confirm it (fleet: the
+  //                                systemd state of a launched unit is not in
+  //                                the Unit; a resource gone missing): the
+  //                                runner calls PollOperation once now.
+  // Default nullopt.
+  virtual std::optional<absl::StatusOr<MutationProgress>> ProgressFromObservation(
+      const std::string& poll_token, const google::protobuf::Message* observed) const {
+    return std::nullopt;
+  }
 
   // Work the provider tracks itself (jobs), including work started outside
   // cloudplane, as read-only Operations named
