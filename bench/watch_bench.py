@@ -14,7 +14,12 @@ operation finishes during the run). With streams, a separate client process
 opens them (grpc.aio, 10 channels) on `accounts/sandbox`, every one reading
 all the time, and waits for each stream's first heartbeat before the
 CreateInstance calls start. The calls run one after another from this
-process; for each case it prints:
+process, in two modes: paced (--pace-ms between calls, so that each call's
+changes reach every stream before the next call: the cost of open streams
+on the mutation itself) and back to back (the next call at once: on a small
+machine the delivery of earlier calls' changes, in the server and in the
+reader process, then competes with the calls for the CPUs). For each case
+it prints:
   * CreateInstance p50 / p90 (ms): how long the RPC takes to return;
   * server CPU per call (us) while the calls ran (the sum of the server's
     threads' /proc schedstat run times), and per call until every stream
@@ -115,7 +120,7 @@ def reader_main(port, streams, ready, stop, counts):
 
 # ---- one case --------------------------------------------------------------
 
-def measure(binary, streams, creates, label):
+def measure(binary, streams, creates, label, pace_ms):
     cloudplane_testing.SERVER_BINARY = pathlib.Path(binary)
     server = Server(tempfile.mkdtemp(prefix="cloudplane-watch-bench-"), CONFIG).start()
     ctx = multiprocessing.get_context("spawn")
@@ -139,6 +144,8 @@ def measure(binary, streams, creates, label):
         cpu0 = cpu_seconds(pid)
         latencies = []
         for i in range(creates):
+            if pace_ms:
+                time.sleep(pace_ms / 1000)
             t0 = time.perf_counter()
             compute.CreateInstance(new_instance(f"bench-{i:05d}"))
             latencies.append((time.perf_counter() - t0) * 1000)
@@ -165,7 +172,8 @@ def measure(binary, streams, creates, label):
             "changes received": delivered,
         }
         per_call = delivered / creates / streams if streams else 0
-        print(f"[{label}] {streams:5d} streams: CreateInstance x{creates} p50 {out['p50 ms']:.2f} ms, "
+        mode = f"paced {pace_ms} ms" if pace_ms else "back to back"
+        print(f"[{label}] {mode}, {streams:5d} streams: CreateInstance x{creates} p50 {out['p50 ms']:.2f} ms, "
               f"p90 {out['p90 ms']:.2f} ms; server CPU/call {out['server us/call (calls)']:.0f} us "
               f"during the calls, {out['server us/call (delivered)']:.0f} us until delivered; "
               f"streams received {delivered} changes ({per_call:.2f} per call per stream)",
@@ -189,6 +197,8 @@ def main():
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--creates", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pace-ms", type=int, default=200,
+                        help="the paced cases sleep this long before each call")
     parser.add_argument("--server", default=str(cloudplane_testing.SERVER_BINARY))
     parser.add_argument("--baseline", help="another cloudplaned binary to compare with")
     args = parser.parse_args()
@@ -197,30 +207,36 @@ def main():
         binaries.append(("baseline", args.baseline))
     print(f"cloudplaned: {args.server}" + (f", baseline: {args.baseline}" if args.baseline else "")
           + f"; {os.cpu_count()} CPUs", flush=True)
-    results = {(label, n): [] for label, _ in binaries for n in (0, args.streams)}
+    paces = (args.pace_ms, 0)
+    results = {(label, pace, n): [] for label, _ in binaries for pace in paces
+               for n in (0, args.streams)}
     for _ in range(args.rounds):
-        for label, binary in binaries:
-            for n in (0, args.streams):
-                results[(label, n)].append(measure(binary, n, args.creates, label))
+        for pace in paces:
+            for label, binary in binaries:
+                for n in (0, args.streams):
+                    results[(label, pace, n)].append(measure(binary, n, args.creates, label, pace))
 
     keys = ["p50 ms", "p90 ms", "server us/call (calls)", "server us/call (delivered)"]
-    print(f"\nmedians over {args.rounds} rounds")
-    print(f"{'':28s}" + "".join(f"{label + ' ' + str(n):>18s}" for label, _ in binaries
-                                 for n in (0, args.streams)))
-    for key in keys:
-        row = f"{key:28s}"
-        for label, _ in binaries:
-            for n in (0, args.streams):
-                row += f"{statistics.median(r[key] for r in results[(label, n)]):18.2f}"
-        print(row)
-    print(f"\nratio {args.streams} streams / 0 streams")
-    for label, _ in binaries:
-        parts = []
+    for pace in paces:
+        mode = f"paced ({pace} ms between calls)" if pace else "back to back"
+        print(f"\n{mode}: medians over {args.rounds} rounds")
+        print(f"{'':28s}" + "".join(f"{label + ' ' + str(n):>18s}" for label, _ in binaries
+                                     for n in (0, args.streams)))
         for key in keys:
-            with_streams = statistics.median(r[key] for r in results[(label, args.streams)])
-            without = statistics.median(r[key] for r in results[(label, 0)])
-            parts.append(f"{key} {with_streams / without:.2f}x")
-        print(f"  {label}: " + ", ".join(parts))
+            row = f"{key:28s}"
+            for label, _ in binaries:
+                for n in (0, args.streams):
+                    row += f"{statistics.median(r[key] for r in results[(label, pace, n)]):18.2f}"
+            print(row)
+        print(f"ratio {args.streams} streams / 0 streams")
+        for label, _ in binaries:
+            parts = []
+            for key in keys:
+                with_streams = statistics.median(
+                    r[key] for r in results[(label, pace, args.streams)])
+                without = statistics.median(r[key] for r in results[(label, pace, 0)])
+                parts.append(f"{key} {with_streams / without:.2f}x")
+            print(f"  {label}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":
