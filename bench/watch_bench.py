@@ -11,7 +11,8 @@ the ratios next to this build's.
 
 Each case starts a fresh server (sandbox account, 30 s transitions, so no
 operation finishes during the run). With streams, a separate client process
-opens them (grpc.aio, 10 channels) on `accounts/sandbox`, every one reading
+opens them (grpc.aio, 10 channels) on `accounts/sandbox` — or, with --idle,
+on `accounts/quiet`, an account the calls never change — every one reading
 all the time, and waits for each stream's first heartbeat before the
 CreateInstance calls start. The calls run one after another from this
 process, in two modes: paced (--pace-ms between calls, so that each call's
@@ -47,12 +48,14 @@ import cloudplane_testing  # noqa: E402
 from cloudplane_testing import Server, compute_pb2  # noqa: E402
 
 ACCOUNT = "accounts/sandbox"
+IDLE_ACCOUNT = "accounts/quiet"
 CONFIG = """
 accounts {
   id: "sandbox"
   provider: "sandbox"
   options { key: "transition_ms" value: "30000" }
 }
+accounts { id: "quiet" provider: "sandbox" }
 """
 
 
@@ -75,7 +78,7 @@ def percentile(samples, q):
 
 # ---- the stream reader process ---------------------------------------------
 
-def reader_main(port, streams, ready, stop, counts):
+def reader_main(port, streams, ready, stop, counts, parent):
     """Opens `streams` Watch streams and reads them until `stop` is set;
     counts[0] = streams that got their first heartbeat, counts[1] = changes
     (not heartbeats) received over all streams."""
@@ -91,7 +94,7 @@ def reader_main(port, streams, ready, stop, counts):
         async def one(i):
             nonlocal opened, changes
             call = stubs[i % len(stubs)].Watch(watch_pb2.WatchRequest(
-                parent=ACCOUNT, heartbeat_interval_seconds=60))
+                parent=parent, heartbeat_interval_seconds=60))
             first = True
             try:
                 async for response in call:
@@ -120,7 +123,7 @@ def reader_main(port, streams, ready, stop, counts):
 
 # ---- one case --------------------------------------------------------------
 
-def measure(binary, streams, creates, label, pace_ms):
+def measure(binary, streams, creates, label, pace_ms, parent=ACCOUNT):
     cloudplane_testing.SERVER_BINARY = pathlib.Path(binary)
     server = Server(tempfile.mkdtemp(prefix="cloudplane-watch-bench-"), CONFIG).start()
     ctx = multiprocessing.get_context("spawn")
@@ -134,7 +137,7 @@ def measure(binary, streams, creates, label, pace_ms):
             ready, stop = ctx.Event(), ctx.Event()
             counts = ctx.Array("q", 2)
             reader = ctx.Process(target=reader_main,
-                                 args=(server.port, streams, ready, stop, counts))
+                                 args=(server.port, streams, ready, stop, counts, parent))
             reader.start()
             if not ready.wait(120):
                 raise RuntimeError(f"only {counts[0]} of {streams} streams opened")
@@ -201,12 +204,16 @@ def main():
                         help="the paced cases sleep this long before each call")
     parser.add_argument("--server", default=str(cloudplane_testing.SERVER_BINARY))
     parser.add_argument("--baseline", help="another cloudplaned binary to compare with")
+    parser.add_argument("--idle", action="store_true",
+                        help="the streams watch another account (accounts/quiet) that sees no "
+                             "changes: what open but idle streams cost a mutation")
     args = parser.parse_args()
+    parent = IDLE_ACCOUNT if args.idle else ACCOUNT
     binaries = [("this", args.server)]
     if args.baseline:
         binaries.append(("baseline", args.baseline))
     print(f"cloudplaned: {args.server}" + (f", baseline: {args.baseline}" if args.baseline else "")
-          + f"; {os.cpu_count()} CPUs", flush=True)
+          + f"; {os.cpu_count()} CPUs; streams on {parent}", flush=True)
     paces = (args.pace_ms, 0)
     results = {(label, pace, n): [] for label, _ in binaries for pace in paces
                for n in (0, args.streams)}
@@ -214,7 +221,8 @@ def main():
         for pace in paces:
             for label, binary in binaries:
                 for n in (0, args.streams):
-                    results[(label, pace, n)].append(measure(binary, n, args.creates, label, pace))
+                    results[(label, pace, n)].append(
+                        measure(binary, n, args.creates, label, pace, parent))
 
     keys = ["p50 ms", "p90 ms", "server us/call (calls)", "server us/call (delivered)"]
     for pace in paces:
