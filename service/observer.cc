@@ -203,6 +203,20 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
     return rounds_;
   }
 
+  absl::Duration interval() const { return options_.interval; }
+
+  uint64_t AddRoundListener(RoundListener listener) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t id = next_listener_++;
+    round_listeners_[id] = std::make_shared<RoundListener>(std::move(listener));
+    return id;
+  }
+
+  void RemoveRoundListener(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    round_listeners_.erase(id);
+  }
+
  private:
   struct Collection {
     std::string method;
@@ -215,6 +229,7 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
   using Items = std::map<std::string, std::string, std::less<>>;  // name → bytes
   struct Round {
     bool full = false;
+    absl::Time started;
     int pending = 0;
     // By index in collections_, so the first error is the same whatever
     // order the answers arrive in.
@@ -269,16 +284,20 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
     }
     auto round = std::make_shared<Round>();
     round->full = full;
+    round->started = absl::Now();
     in_flight_ = true;
     const adapters::ProviderInfo& info = provider_->Info();
-    // A push provider whose feed is up reports its own changes.
-    const bool skip = info.watch_source == adapters::WatchSource::kPush &&
-                      provider_->PushConnected();
+    // A push provider whose feed is up reports its own changes. Each of its
+    // collections is still listed once, for a baseline: the pushed changes
+    // keep it current, so the first round after the feed goes down finds
+    // what changed meanwhile instead of taking it in as a silent baseline.
+    const bool pushing = info.watch_source == adapters::WatchSource::kPush &&
+                         provider_->PushConnected();
     std::vector<const Collection*> chosen;
-    if (!skip) {
-      for (const Collection& c : collections_) {
-        if (full || kinds.contains(c.kind)) chosen.push_back(&c);
-      }
+    for (const Collection& c : collections_) {
+      if (!full && !kinds.contains(c.kind)) continue;
+      if (pushing && baseline_.contains(c.kind)) continue;
+      chosen.push_back(&c);
     }
     round->pending = static_cast<int>(chosen.size());
     if (chosen.empty()) return FinishRound(round);
@@ -442,6 +461,7 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
 
   void FinishRound(const std::shared_ptr<Round>& round) {
     in_flight_ = false;
+    NotifyRound(*round);
     if (round->full) {
       {
         absl::MutexLock lock(&mu_);
@@ -484,6 +504,22 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
         }
       });
     }
+  }
+
+  // On the loop: tells the round listeners which kinds this round listed
+  // completely. Called without mu_ held: listeners read LastObserved.
+  void NotifyRound(const Round& round) {
+    ObservationSource::Round done;
+    done.started = round.started;
+    for (const auto& [index, status] : round.results) {
+      if (status.ok()) done.kinds.push_back(collections_[index].kind);
+    }
+    std::vector<std::shared_ptr<RoundListener>> listeners;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, listener] : round_listeners_) listeners.push_back(listener);
+    }
+    for (const auto& listener : listeners) (*listener)(done);
   }
 
   // On the loop: a change cloudplane published itself (not this observer).
@@ -541,6 +577,8 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Items> snapshot_ ABSL_GUARDED_BY(mu_);
   int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::shared_ptr<RoundListener>> round_listeners_ ABSL_GUARDED_BY(mu_);
 };
 
 Observer::Observer(std::string account, adapters::Provider* provider, store::Store* store,
@@ -558,5 +596,10 @@ std::optional<google::protobuf::Any> Observer::LastObserved(absl::string_view na
 }
 std::vector<std::string> Observer::Kinds() const { return core_->Kinds(); }
 int64_t Observer::rounds() const { return core_->rounds(); }
+absl::Duration Observer::interval() const { return core_->interval(); }
+uint64_t Observer::AddRoundListener(RoundListener listener) {
+  return core_->AddRoundListener(std::move(listener));
+}
+void Observer::RemoveRoundListener(uint64_t id) { core_->RemoveRoundListener(id); }
 
 }  // namespace cloudplane::service

@@ -73,11 +73,12 @@
 #include "cloudplane/v1/accounts.pb.h"
 #include "cloudplane/v1/watch.pb.h"
 #include "google/protobuf/any.pb.h"
+#include "service/observation_source.h"
 #include "store/store.h"
 
 namespace cloudplane::service {
 
-class Observer {
+class Observer : public ObservationSource {
  public:
   // The list methods an observer may call, as full method names.
   static const std::vector<std::string>& ObservedMethods();
@@ -122,7 +123,7 @@ class Observer {
   // `provider`, `store`, `loop` and `sink` outlive the observer.
   Observer(std::string account, adapters::Provider* provider, store::Store* store,
            EventLoop* loop, adapters::ChangeSink* sink, Options options);
-  ~Observer();  // Stop()
+  ~Observer() override;  // Stop()
 
   // Loads the stored snapshot (on the loop) and starts the first round at
   // once. Call once.
@@ -140,10 +141,20 @@ class Observer {
 
   // The last observed value of `resource_name` (as listed, or as a non-poll
   // change updated it), or nullopt when the snapshot does not hold it.
-  std::optional<google::protobuf::Any> LastObserved(absl::string_view resource_name) const;
+  std::optional<google::protobuf::Any> LastObserved(
+      absl::string_view resource_name) const override;
 
   // The kinds this observer lists ("Instance", "Unit", ...).
-  std::vector<std::string> Kinds() const;
+  std::vector<std::string> Kinds() const override;
+
+  // Options::interval.
+  absl::Duration interval() const override;
+
+  // After every round (full or targeted, whatever its results), on the
+  // loop: the operation runner completes pending operations from it
+  // (ObservationSource).
+  uint64_t AddRoundListener(RoundListener listener) override;
+  void RemoveRoundListener(uint64_t id) override;
 
   // Full rounds finished so far.
   int64_t rounds() const;

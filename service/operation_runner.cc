@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -16,6 +17,7 @@
 #include "base/errors.h"
 #include "base/reasons.h"
 #include "cloudplane/v1/common.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/empty.pb.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -311,6 +313,9 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
     answer();
     return;
   }
+  // The mutation's own answer is followed by one targeted poll as before;
+  // a poll's "not yet" may hand the operation to the observer.
+  const bool polled = record->phase == kSubmitted;
   v1::OperationMetadata metadata = MetadataOf(record->op);
   bool changed = metadata.status_detail() != progress->detail ||
                  record->phase != kSubmitted;
@@ -329,7 +334,127 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
     hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, adapters::WatchSource::kLocal);
   }
   answer();
+  if (polled && WaitOnObservations(*record, attempt + 1)) return;
   SchedulePoll(name, attempt + 1);
+}
+
+void OperationRunner::Observe(const std::string& account, ObservationSource* source) {
+  {
+    absl::MutexLock lock(&mu_);
+    sources_[account] = source;
+  }
+  source->AddRoundListener([this, account](const ObservationSource::Round& round) {
+    OnRound(account, round);
+  });
+}
+
+bool OperationRunner::WaitOnObservations(const store::OperationRecord& record, int attempt) {
+  const std::string& name = record.op.name();
+  ObservationSource* source = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_ || cancelled_.contains(name)) return false;
+    auto it = sources_.find(record.account);
+    if (it == sources_.end()) return false;
+    source = it->second;
+  }
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(record.account, "account");
+  if (!provider.ok()) return false;
+  std::optional<adapters::ObservedTarget> target =
+      (*provider)->ObservationTarget(record.poll_token);
+  if (!target.has_value()) return false;
+  const std::vector<std::string> kinds = source->Kinds();
+  if (std::find(kinds.begin(), kinds.end(), target->kind) == kinds.end()) return false;
+  // One targeted poll near the deadline (the last 10%, at least two
+  // rounds), then the deadline itself: the observer may be failing.
+  const absl::Time now = absl::Now();
+  const absl::Time deadline = DeadlineOf(record);
+  const absl::Time near =
+      deadline - std::max(options_.operation_timeout / 10, 2 * source->interval());
+  const absl::Time wake = now < near ? near : deadline;
+  Unwatch(name);
+  Watched watched;
+  watched.account = record.account;
+  watched.poll_token = record.poll_token;
+  watched.target = *std::move(target);
+  watched.since = now;
+  watched.attempt = attempt;
+  watched.timer = loop_->RunAt(wake, [this, name, attempt] {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = watched_.find(name);
+      if (it == watched_.end()) return;
+      it->second.timer = 0;
+      watched_.erase(it);
+    }
+    // Past the deadline, Poll fails the operation with OPERATION_TIMEOUT.
+    Poll(name, attempt);
+  });
+  if (watched.timer == 0) return false;  // the loop is shutting down
+  absl::MutexLock lock(&mu_);
+  watched_[name] = std::move(watched);
+  return true;
+}
+
+void OperationRunner::Unwatch(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(name);
+  if (it == watched_.end()) return;
+  if (it->second.timer != 0) loop_->Cancel(it->second.timer);
+  watched_.erase(it);
+}
+
+void OperationRunner::OnRound(const std::string& account,
+                              const ObservationSource::Round& round) {
+  struct Candidate {
+    std::string name;
+    Watched watched;
+  };
+  std::vector<Candidate> candidates;
+  ObservationSource* source = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) return;
+    auto s = sources_.find(account);
+    if (s == sources_.end()) return;
+    source = s->second;
+    for (const auto& [name, watched] : watched_) {
+      if (watched.account != account || watched.since > round.started) continue;
+      if (cancelled_.contains(name)) continue;
+      if (std::find(round.kinds.begin(), round.kinds.end(), watched.target.kind) ==
+          round.kinds.end()) {
+        continue;
+      }
+      candidates.push_back({name, watched});
+    }
+  }
+  if (candidates.empty()) return;
+  absl::StatusOr<adapters::Provider*> provider = accounts_->Provider(account, "account");
+  if (!provider.ok()) return;
+  for (Candidate& c : candidates) {
+    std::optional<google::protobuf::Any> any = source->LastObserved(c.watched.target.name);
+    std::unique_ptr<google::protobuf::Message> observed;
+    if (any.has_value()) {
+      std::string type_name(any->type_url().substr(any->type_url().rfind('/') + 1));
+      const auto* descriptor =
+          google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(type_name);
+      if (descriptor == nullptr) continue;
+      observed.reset(
+          google::protobuf::MessageFactory::generated_factory()->GetPrototype(descriptor)->New());
+      if (!any->UnpackTo(observed.get())) continue;
+    }
+    std::optional<absl::StatusOr<adapters::MutationProgress>> judged =
+        (*provider)->ProgressFromObservation(c.watched.poll_token, observed.get());
+    if (!judged.has_value()) continue;
+    Unwatch(c.name);
+    if (judged->ok() && !(*judged)->done) {
+      // The list cannot confirm it: one targeted poll decides, and a "not
+      // yet" from it hands the operation back to the observer.
+      Poll(c.name, c.watched.attempt);
+      continue;
+    }
+    OnProgress(c.name, c.watched.attempt, *std::move(judged));
+  }
 }
 
 void OperationRunner::SchedulePoll(const std::string& name, int attempt) {
@@ -417,6 +542,7 @@ absl::Status OperationRunner::TimedOut(const std::string& name, absl::string_vie
 
 void OperationRunner::Finish(const std::string& name,
                              const absl::StatusOr<google::protobuf::Any>& result) {
+  Unwatch(name);
   absl::StatusOr<store::OperationRecord> record = store_->GetOperation(name);
   if (!record.ok()) {
     std::cerr << "cloudplaned: operation " << name << " vanished: " << record.status() << "\n";

@@ -7,6 +7,19 @@
 //   accepted  --provider call-->  submitted --PollOperation...-->  done
 //   (poll_token = the request)    (poll_token = the adapter's)
 //
+// Waiting on observations: once a submitted operation's first poll says
+// "not yet", and its account has an observer (Observe) listing the kind of
+// the operation's target (Provider::ObservationTarget), the runner stops
+// polling it. After each observer round that listed that kind completely
+// and started after the operation's last poll, the adapter judges the
+// operation from the listed value (Provider::ProgressFromObservation): done,
+// failed, not yet, or "poll once now" (the list cannot confirm it). Near the
+// deadline (its last 10%, at least two observe intervals) one targeted poll
+// runs; at the deadline the operation fails with OPERATION_TIMEOUT as when
+// polled. So N pending operations on an account cost one list per
+// collection per interval plus one poll each at their start, not N polls
+// every few seconds. Everything about it runs on the event loop.
+//
 // Both phases are persisted, so after a crash ResumeUnfinished() re-drives
 // accepted operations (adapters make mutations idempotent per operation
 // name) and resumes polling submitted ones. An ambiguous provider answer
@@ -32,6 +45,7 @@
 #include "base/event_loop.h"
 #include "google/longrunning/operations.pb.h"
 #include "service/accounts.h"
+#include "service/observation_source.h"
 #include "service/watch_hub.h"
 #include "store/store.h"
 
@@ -73,6 +87,12 @@ class OperationRunner {
   // Picks up every unfinished operation in the store (call once at start-up,
   // after the accounts exist).
   void ResumeUnfinished();
+
+  // Completes `account`'s pending operations from `source`'s rounds (see the
+  // file comment) from now on. `source` outlives the runner's use of it:
+  // call before the loop runs its rounds and keep it until Shutdown. One
+  // source per account; a second call replaces the first.
+  void Observe(const std::string& account, ObservationSource* source);
 
   // What a name that matches no operation answers (NOT_FOUND). The gate
   // answers the same for an operation in an account the caller has no role
@@ -138,6 +158,13 @@ class OperationRunner {
   void OnCancelled(const std::string& name, absl::StatusOr<adapters::MutationProgress> progress,
                    absl::AnyInvocable<void(absl::Status) &&> done);
   void SchedulePoll(const std::string& name, int attempt);
+  // After a poll said "not yet": waits on the account's observer when it
+  // can judge the operation (returns true), else false.
+  bool WaitOnObservations(const store::OperationRecord& record, int attempt);
+  // An observer round of `account` finished (on the loop).
+  void OnRound(const std::string& account, const ObservationSource::Round& round);
+  // The watch of `name` ends (finished, or a targeted poll takes over).
+  void Unwatch(const std::string& name);
   void Poll(const std::string& name, int attempt);
   void Finish(const std::string& name, const absl::StatusOr<google::protobuf::Any>& result);
   void NotifyWaiters(const google::longrunning::Operation& op);
@@ -163,6 +190,20 @@ class OperationRunner {
   absl::flat_hash_map<std::string, absl::Status> last_error_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::vector<uint64_t>> waiter_ids_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  // Operations waiting on their account's observer.
+  struct Watched {
+    std::string account;
+    std::string poll_token;
+    adapters::ObservedTarget target;
+    // Only rounds started after this judge it (older lists may predate the
+    // work).
+    absl::Time since;
+    int attempt = 0;
+    // The near-deadline poll, or the deadline itself.
+    TimerId timer = 0;
+  };
+  absl::flat_hash_map<std::string, ObservationSource*> sources_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -1,9 +1,13 @@
 #include "service/operation_runner.h"
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/errors.h"
 #include "cloudplane/v1/common.pb.h"
@@ -371,6 +375,246 @@ TEST_F(OperationRunnerTest, NoCancelBeforeTheProviderTookTheRequest) {
   provider_->hold = false;
   Operation done = WaitDone(runner, op->name());
   EXPECT_TRUE(done.has_response());
+}
+
+
+// An ObservationSource driven by hand: the test sets what the "lists" hold
+// and ends rounds.
+class FakeObservations : public ObservationSource {
+ public:
+  FakeObservations(EventLoop* loop, std::vector<std::string> kinds, absl::Duration interval)
+      : loop_(loop), kinds_(std::move(kinds)), interval_(interval) {}
+
+  std::vector<std::string> Kinds() const override { return kinds_; }
+  absl::Duration interval() const override { return interval_; }
+  std::optional<google::protobuf::Any> LastObserved(absl::string_view name) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = snapshot_.find(std::string(name));
+    if (it == snapshot_.end()) return std::nullopt;
+    return it->second;
+  }
+  uint64_t AddRoundListener(RoundListener listener) override {
+    absl::MutexLock lock(&mu_);
+    listeners_.push_back(std::make_shared<RoundListener>(std::move(listener)));
+    return listeners_.size();
+  }
+  void RemoveRoundListener(uint64_t) override {}
+
+  void Set(const std::string& name, const google::protobuf::Message& value) {
+    absl::MutexLock lock(&mu_);
+    snapshot_[name].PackFrom(value);
+  }
+  void Remove(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    snapshot_.erase(name);
+  }
+  // Ends a round that listed `kinds` (default: all) and started at
+  // `started` (default: now); returns once the listeners ran on the loop.
+  void Round(std::optional<std::vector<std::string>> kinds = std::nullopt,
+             absl::Time started = absl::Now()) {
+    ObservationSource::Round round;
+    round.started = started;
+    round.kinds = kinds.has_value() ? *kinds : kinds_;
+    std::vector<std::shared_ptr<RoundListener>> listeners;
+    {
+      absl::MutexLock lock(&mu_);
+      listeners = listeners_;
+    }
+    absl::Notification ran;
+    loop_->Post([&] {
+      for (auto& l : listeners) (*l)(round);
+      ran.Notify();
+    });
+    ran.WaitForNotification();
+  }
+
+ private:
+  EventLoop* const loop_;
+  const std::vector<std::string> kinds_;
+  const absl::Duration interval_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, google::protobuf::Any> snapshot_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<RoundListener>> listeners_ ABSL_GUARDED_BY(mu_);
+};
+
+constexpr char kTarget[] = "accounts/a/instances/web-1";
+
+// A judge like an adapter's: done when the listed instance runs.
+std::optional<absl::StatusOr<adapters::MutationProgress>> RunningIsDone(
+    const google::protobuf::Message* observed) {
+  const auto* instance = dynamic_cast<const v1::Instance*>(observed);
+  if (instance == nullptr || instance->state() != v1::Instance::RUNNING) return std::nullopt;
+  adapters::MutationProgress p;
+  p.done = true;
+  p.result.PackFrom(*instance);
+  return p;
+}
+
+class ObservedOperationsTest : public OperationRunnerTest {
+ protected:
+  void SetUp() override {
+    OperationRunnerTest::SetUp();
+    provider_->observation_target = adapters::ObservedTarget{"Instance", kTarget};
+    provider_->judge = RunningIsDone;
+    provider_->hold = true;
+  }
+  OperationRunner& ObservedRunner(absl::Duration timeout = absl::Seconds(30),
+                                  absl::Duration interval = absl::Seconds(1)) {
+    source_ = std::make_unique<FakeObservations>(&loop_, std::vector<std::string>{"Instance"},
+                                                 interval);
+    OperationRunner& runner = Runner(timeout);
+    runner.Observe("a", source_.get());
+    return runner;
+  }
+  void WaitForPolls(int n) {
+    for (int i = 0; i < 500 && provider_->polls.load() < n; ++i) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    ASSERT_EQ(provider_->polls.load(), n);
+  }
+  static v1::Instance Instance(v1::Instance::State state) {
+    v1::Instance instance;
+    instance.set_name(kTarget);
+    instance.set_state(state);
+    return instance;
+  }
+  std::unique_ptr<FakeObservations> source_;
+};
+
+TEST_F(ObservedOperationsTest, PendingOperationsWaitOnRoundsInsteadOfPolls) {
+  OperationRunner& runner = ObservedRunner();
+  std::vector<std::string> names;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<Operation> op = Start(runner, Request("web-1", absl::StrCat("r", i)));
+    ASSERT_TRUE(op.ok()) << op.status();
+    names.push_back(op->name());
+  }
+  WaitForPolls(20);  // one targeted poll each at the start
+  // Polled, they would have been polled ~15 more times each by now (5 ms
+  // growing to 20 ms).
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(provider_->polls.load(), 20);
+  source_->Set(kTarget, Instance(v1::Instance::PROVISIONING));
+  source_->Round();
+  EXPECT_EQ(provider_->judged.load(), 20);
+  EXPECT_FALSE(runner.Get(names[0])->done());
+  source_->Set(kTarget, Instance(v1::Instance::RUNNING));
+  source_->Round();
+  for (const std::string& name : names) {
+    Operation done = WaitDone(runner, name, absl::Seconds(1));
+    ASSERT_TRUE(done.done()) << name;
+    v1::Instance instance;
+    ASSERT_TRUE(done.response().UnpackTo(&instance));
+    EXPECT_EQ(instance.state(), v1::Instance::RUNNING);  // the listed value
+  }
+  EXPECT_EQ(provider_->polls.load(), 20);
+}
+
+TEST_F(ObservedOperationsTest, ARoundThatStartedBeforeTheLastPollDoesNotJudge) {
+  OperationRunner& runner = ObservedRunner();
+  const absl::Time before = absl::Now();
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitForPolls(1);
+  absl::SleepFor(absl::Milliseconds(20));
+  source_->Set(kTarget, Instance(v1::Instance::RUNNING));
+  source_->Round(std::nullopt, before);  // its list may predate the work
+  EXPECT_EQ(provider_->judged.load(), 0);
+  EXPECT_FALSE(runner.Get(op->name())->done());
+  source_->Round();
+  EXPECT_TRUE(WaitDone(runner, op->name(), absl::Seconds(1)).done());
+}
+
+TEST_F(ObservedOperationsTest, AKindWhoseListFailedIsNotJudged) {
+  OperationRunner& runner = ObservedRunner();
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitForPolls(1);
+  absl::SleepFor(absl::Milliseconds(20));
+  source_->Round(std::vector<std::string>{});  // the instance list failed
+  EXPECT_EQ(provider_->judged.load(), 0);
+  EXPECT_FALSE(runner.Get(op->name())->done());
+}
+
+TEST_F(ObservedOperationsTest, WhatTheListCannotConfirmOneTargetedPollDecides) {
+  OperationRunner& runner = ObservedRunner();
+  provider_->judge = [](const google::protobuf::Message* observed)
+      -> std::optional<absl::StatusOr<adapters::MutationProgress>> {
+    if (observed != nullptr) return std::nullopt;
+    adapters::MutationProgress p;  // gone from the list: ask the provider
+    p.detail = "not listed";
+    return p;
+  };
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitForPolls(1);
+  absl::SleepFor(absl::Milliseconds(20));
+  provider_->QueuePoll(absl::NotFoundError("instance web-1 is gone"));
+  source_->Round();
+  Operation done = WaitDone(runner, op->name(), absl::Seconds(1));
+  ASSERT_TRUE(done.has_error());
+  EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(provider_->polls.load(), 2);
+}
+
+TEST_F(ObservedOperationsTest, AFailureJudgedFromTheListEndsTheOperation) {
+  OperationRunner& runner = ObservedRunner();
+  provider_->judge = [](const google::protobuf::Message* observed)
+      -> std::optional<absl::StatusOr<adapters::MutationProgress>> {
+    return absl::FailedPreconditionError("entered the failure state FAILURE");
+  };
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitForPolls(1);
+  absl::SleepFor(absl::Milliseconds(20));
+  source_->Set(kTarget, Instance(v1::Instance::ERROR));
+  source_->Round();
+  Operation done = WaitDone(runner, op->name(), absl::Seconds(1));
+  ASSERT_TRUE(done.has_error());
+  EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(provider_->polls.load(), 1);
+}
+
+TEST_F(ObservedOperationsTest, OneTargetedPollNearTheDeadlineThenTheTimeout) {
+  // Timeout 1 s, interval 50 ms: the near-deadline poll at 0.9 s.
+  OperationRunner& runner = ObservedRunner(absl::Seconds(1), absl::Milliseconds(50));
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  WaitForPolls(1);
+  absl::SleepFor(absl::Milliseconds(700));
+  EXPECT_EQ(provider_->polls.load(), 1);
+  Operation done = WaitDone(runner, op->name(), absl::Seconds(2));
+  ASSERT_TRUE(done.has_error());
+  EXPECT_EQ(done.error().code(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(provider_->polls.load(), 2);
+}
+
+TEST_F(ObservedOperationsTest, AResumedOperationWaitsOnRoundsAfterItsFirstPoll) {
+  OperationRunner& first = Runner();  // no observer
+  absl::StatusOr<Operation> op = Start(first, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  first.Shutdown();
+  absl::SleepFor(absl::Milliseconds(50));
+  const int polls = provider_->polls.load();
+  OperationRunner& second = ObservedRunner();
+  second.ResumeUnfinished();
+  WaitForPolls(polls + 1);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(provider_->polls.load(), polls + 1);
+  source_->Set(kTarget, Instance(v1::Instance::RUNNING));
+  source_->Round();
+  EXPECT_TRUE(WaitDone(second, op->name(), absl::Seconds(1)).done());
+}
+
+TEST_F(ObservedOperationsTest, ATargetOfAKindNotObservedIsPolledAsBefore) {
+  provider_->observation_target = adapters::ObservedTarget{"Volume", "accounts/a/volumes/v"};
+  OperationRunner& runner = ObservedRunner();
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_GT(provider_->polls.load(), 5);
+  provider_->hold = false;
+  EXPECT_TRUE(WaitDone(runner, op->name()).done());
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -108,6 +110,26 @@ class ScriptedProvider : public adapters::Provider {
       }
     }
     Answer(std::move(answer), std::move(done));
+  }
+
+  // Observation (Provider::ObservationTarget / ProgressFromObservation):
+  // the target every token maps to (unset: lists cannot judge), and the
+  // judgement of the listed value (null: absent). Set before the runner
+  // starts; `judged` counts the calls.
+  std::optional<adapters::ObservedTarget> observation_target;
+  std::function<std::optional<absl::StatusOr<adapters::MutationProgress>>(
+      const google::protobuf::Message*)>
+      judge;
+  mutable std::atomic<int> judged{0};
+  std::optional<adapters::ObservedTarget> ObservationTarget(
+      const std::string& poll_token) const override {
+    return observation_target;
+  }
+  std::optional<absl::StatusOr<adapters::MutationProgress>> ProgressFromObservation(
+      const std::string& poll_token, const google::protobuf::Message* observed) const override {
+    judged.fetch_add(1);
+    if (!judge) return std::nullopt;
+    return judge(observed);
   }
 
   std::string last_token() {
