@@ -1,6 +1,7 @@
 #include "adapters/fleet/fleet_adapter.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -200,6 +201,37 @@ void CheckLaunched(const AccountPtr& account, absl::Time deadline, v1::Unit unit
        });
 }
 
+// What a read of the unit (GET /units/<name>, or the observer's ListUnits)
+// says about its reaching `desired`: ABORTED when someone set another
+// target meanwhile, a finished or pending MutationProgress, or nullopt when
+// fleet says launched and systemd must confirm it (CheckLaunched).
+std::optional<absl::StatusOr<MutationProgress>> JudgeUnit(const v1::Unit& unit,
+                                                          const std::string& unit_name,
+                                                          const std::string& desired) {
+  const v1::Unit::State want = StateFromWire(desired);
+  if (unit.desired_state() != want) {
+    // Someone else set another target meanwhile; this operation's
+    // target will never be reached.
+    const auto now = StateToWire(unit.desired_state());
+    return WithErrorInfo(
+        absl::AbortedError(absl::StrCat(
+            "unit ", unit_name, ": its desired state was changed to ",
+            now.has_value() ? *now : "an unknown state", " while waiting for ", desired)),
+        reasons::kConcurrentModification, {{"unit", unit_name}});
+  }
+  // fleet reports no current state for a global unit (it runs on
+  // many machines), so there is nothing to wait for (§3).
+  if (IsGlobalUnit(unit.options())) return kit::Finished(unit);
+  if (unit.current_state() == want) {
+    if (want != v1::Unit::LAUNCHED) return kit::Finished(unit);
+    return std::nullopt;
+  }
+  const auto now = StateToWire(unit.current_state());
+  return kit::Pending(MakePollToken(unit_name, desired),
+                      absl::StrFormat("waiting for unit %s to reach %s (now %s)", unit_name,
+                                      desired, now.has_value() ? *now : "unknown"));
+}
+
 void ReadProgress(const AccountPtr& account, absl::Time deadline, const std::string& unit_name,
                   const std::string& desired, Callback<MutationProgress> done) {
   const std::string context = absl::StrCat("GET unit ", unit_name);
@@ -223,30 +255,13 @@ void ReadProgress(const AccountPtr& account, absl::Time deadline, const std::str
          }
          absl::StatusOr<v1::Unit> unit = ParseUnit(r->body, account->id);
          if (!unit.ok()) return std::move(done)(unit.status());
-         const v1::Unit::State want = StateFromWire(desired);
-         if (unit->desired_state() != want) {
-           // Someone else set another target meanwhile; this operation's
-           // target will never be reached.
-           const auto now = StateToWire(unit->desired_state());
-           return std::move(done)(WithErrorInfo(
-               absl::AbortedError(absl::StrCat(
-                   "unit ", unit_name, ": its desired state was changed to ",
-                   now.has_value() ? *now : "an unknown state", " while waiting for ", desired)),
-               reasons::kConcurrentModification, {{"unit", unit_name}}));
-         }
-         // fleet reports no current state for a global unit (it runs on
-         // many machines), so there is nothing to wait for (§3).
-         if (IsGlobalUnit(unit->options())) return std::move(done)(kit::Finished(*unit));
-         if (unit->current_state() == want) {
-           if (want != v1::Unit::LAUNCHED) return std::move(done)(kit::Finished(*unit));
+         std::optional<absl::StatusOr<MutationProgress>> judged =
+             JudgeUnit(*unit, unit_name, desired);
+         if (!judged.has_value()) {
            return CheckLaunched(account, deadline, *std::move(unit), unit_name, desired,
                                 std::move(done));
          }
-         const auto now = StateToWire(unit->current_state());
-         std::move(done)(kit::Pending(
-             MakePollToken(unit_name, desired),
-             absl::StrFormat("waiting for unit %s to reach %s (now %s)", unit_name, desired,
-                             now.has_value() ? *now : "unknown")));
+         std::move(done)(*std::move(judged));
        });
 }
 
@@ -373,6 +388,34 @@ class FleetProvider final : public Provider {
     if (!target.ok()) return std::move(done)(target.status());
     ReadProgress(account_, ctx.deadline, target->unit_name, target->desired_state,
                  std::move(done));
+  }
+
+  // Operations on units are judged from the observer's ListUnits with the
+  // same JudgeUnit as a poll. What a list cannot show is left to one
+  // targeted poll: systemd's word on a launched unit (its UnitState), a
+  // unit missing from the list (NOT_FOUND, or its broken-unit error), a
+  // unit in ERROR (PROVIDER_ERROR with fleet's answer).
+  std::optional<ObservedTarget> ObservationTarget(const std::string& poll_token) const override {
+    absl::StatusOr<PollTarget> target = ParsePollToken(poll_token);
+    if (!target.ok()) return std::nullopt;
+    return ObservedTarget{"Unit", UnitResourceName(account_->id, target->unit_name)};
+  }
+
+  std::optional<absl::StatusOr<MutationProgress>> ProgressFromObservation(
+      const std::string& poll_token, const google::protobuf::Message* observed) const override {
+    absl::StatusOr<PollTarget> target = ParsePollToken(poll_token);
+    if (!target.ok()) return std::nullopt;
+    auto ask = [&](absl::string_view why) -> absl::StatusOr<MutationProgress> {
+      return kit::Pending(poll_token, absl::StrCat("unit ", target->unit_name, " ", why));
+    };
+    const auto* unit = dynamic_cast<const v1::Unit*>(observed);
+    if (unit == nullptr) return ask("is not listed");
+    if (unit->current_state() == v1::Unit::ERROR) return ask("is listed in ERROR");
+    std::optional<absl::StatusOr<MutationProgress>> judged =
+        JudgeUnit(*unit, target->unit_name, target->desired_state);
+    if (!judged.has_value()) return ask("is launched; asking systemd");
+    if (judged->ok() && !(*judged)->done) return std::nullopt;  // not yet
+    return judged;
   }
 
   void ListUnits(const CallContext& ctx, const v1::ListUnitsRequest& request,

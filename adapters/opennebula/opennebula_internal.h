@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -173,6 +174,11 @@ class OpenNebulaProvider final : public Provider {
   // opennebula_progress.cc
   void PollOperation(const CallContext& ctx, const std::string& token,
                      Callback<MutationProgress> done) override;
+  // VM operations are judged from the observer's ListInstances: the listed
+  // Instance's state says when to confirm with one targeted poll.
+  std::optional<ObservedTarget> ObservationTarget(const std::string& token) const override;
+  std::optional<absl::StatusOr<MutationProgress>> ProgressFromObservation(
+      const std::string& token, const google::protobuf::Message* observed) const override;
 
   // The services, in the files opennebula_methods.inc names.
 #define ONE_READ(Service, Method, Response)                                \

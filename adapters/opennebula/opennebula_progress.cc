@@ -182,4 +182,58 @@ void OpenNebulaProvider::PollOperation(const CallContext& ctx, const std::string
   Poll(a_, ctx.deadline, token, Wrap(std::move(done)));
 }
 
+// What a list shows is the Instance's API state, which folds several VM
+// states into one (STOPPED is HOLD, POWEROFF, STOPPED or UNDEPLOYED), so a
+// listed state that may be the target is confirmed by one targeted poll
+// (one.vm.info: the exact VM and LCM state, the full Instance); a VM gone
+// from a complete list finishes a delete at once.
+std::optional<ObservedTarget> OpenNebulaProvider::ObservationTarget(
+    const std::string& token) const {
+  if (kit::HoldsToken<DiskToken>(token)) return std::nullopt;
+  absl::StatusOr<VmToken> vm = kit::UnpackToken<VmToken>(token, kTokenVersion);
+  if (!vm.ok()) return std::nullopt;
+  return ObservedTarget{
+      "Instance",
+      ResourceName(*a_, "instances",
+                   vm->instance_id().empty() ? absl::StrCat(vm->vm_id()) : vm->instance_id())};
+}
+
+std::optional<absl::StatusOr<MutationProgress>> OpenNebulaProvider::ProgressFromObservation(
+    const std::string& token, const google::protobuf::Message* observed) const {
+  if (kit::HoldsToken<DiskToken>(token)) return std::nullopt;
+  absl::StatusOr<VmToken> vm = kit::UnpackToken<VmToken>(token, kTokenVersion);
+  if (!vm.ok()) return std::nullopt;
+  auto ask = [&](absl::string_view why) -> absl::StatusOr<MutationProgress> {
+    MutationProgress p;
+    p.poll_token = token;
+    p.detail = std::string(why);
+    return p;
+  };
+  const auto* instance = dynamic_cast<const v1::Instance*>(observed);
+  if (instance == nullptr || instance->state() == v1::Instance::TERMINATED) {
+    if (vm->target() == VM_TARGET_DONE) return kit::Finished(google::protobuf::Empty());
+    return ask("the VM is not listed");
+  }
+  if (instance->state() == v1::Instance::ERROR) return ask("the VM is listed in a failure state");
+  bool maybe = false;
+  switch (vm->target()) {
+    case VM_TARGET_RUNNING:
+      maybe = instance->state() == v1::Instance::RUNNING;
+      break;
+    case VM_TARGET_POWEROFF:
+    case VM_TARGET_HOLD:
+    case VM_TARGET_STOPPED:
+    case VM_TARGET_UNDEPLOYED:
+      maybe = instance->state() == v1::Instance::STOPPED;
+      break;
+    case VM_TARGET_SUSPENDED:
+      maybe = instance->state() == v1::Instance::SUSPENDED;
+      break;
+    default:
+      break;
+  }
+  if (!maybe) return std::nullopt;
+  return ask(absl::StrCat("the VM is listed ", instance->provider_state(), "; confirming"));
+}
+
 }  // namespace cloudplane::adapters::opennebula
