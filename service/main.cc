@@ -339,6 +339,8 @@ int Run() {
     };
     observers.push_back(std::make_unique<service::Observer>(
         account.id(), *provider, store->get(), &loop, &hub, std::move(options)));
+    // Pending operations of the account wait on its rounds, not on polls.
+    runner.Observe(account.id(), observers.back().get());
     observers.back()->Start();
   }
   // Finished operations (with their request_ids) and the change log are
