@@ -410,15 +410,35 @@ TEST_F(ObserverTest, ChangesTheServerPublishedItselfAreNotRepeated) {
 TEST_F(ObserverTest, APushProviderIsListedOnlyWhileItsFeedIsDown) {
   ScriptedProvider provider(adapters::WatchSource::kPush);
   provider.SetConnected(true);
+  provider.SetUnit("a.service", "loaded");
   observer_ = Make(provider);
   observer_->Start();
+  // With the feed up: one listing per collection, for the baseline only.
   ASSERT_TRUE(WaitFor([&] { return observer_->rounds() == 1; }));
-  EXPECT_EQ(provider.unit_calls(), 0);
+  EXPECT_EQ(provider.unit_calls(), 1);
+  EXPECT_EQ(provider.instance_calls(), 1);
+  EXPECT_TRUE(sink_.Take().empty());
   EXPECT_EQ(LastState(), v1::Account::READY);
-  provider.SetConnected(false);
   Round(*observer_);
   EXPECT_EQ(provider.unit_calls(), 1);
   EXPECT_EQ(provider.instance_calls(), 1);
+  EXPECT_EQ(LastState(), v1::Account::READY);
+
+  // Changed while the feed goes down: the first round after it publishes
+  // them (it is not a new silent baseline).
+  provider.SetConnected(false);
+  provider.SetUnit("b.service", "loaded");
+  provider.RemoveUnit("a.service");
+  Round(*observer_);
+  EXPECT_EQ(provider.unit_calls(), 2);
+  EXPECT_EQ(provider.instance_calls(), 2);
+  std::vector<Published> got = sink_.Take();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].type, WatchResponse::CREATED);
+  EXPECT_EQ(got[0].name, "accounts/lab/units/b.service");
+  EXPECT_EQ(got[1].type, WatchResponse::DELETED);
+  EXPECT_EQ(got[1].name, "accounts/lab/units/a.service");
+  for (const Published& p : got) EXPECT_EQ(p.source, adapters::WatchSource::kPoll);
 }
 
 TEST_F(ObserverTest, RoundsFollowTheIntervalWithJitter) {
