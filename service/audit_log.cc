@@ -1,5 +1,6 @@
 #include "service/audit_log.h"
 
+#include <algorithm>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -122,6 +123,7 @@ struct AuditLog::State {
         log(log),
         max_queued(options.max_queued),
         retention(options.retention),
+        trim_interval(TrimInterval(options.retention)),
         clock(options.clock ? std::move(options.clock) : [] {
           return absl::Now();
         }) {}
@@ -167,7 +169,7 @@ struct AuditLog::State {
 
   // Deletes the events beyond the retention when a trim is due. Runs after
   // the loop's flush, on the loop thread: a disk write like the flush, and
-  // as rare as kTrimEvery allows.
+  // as rare as TrimInterval allows.
   void MaybeTrim() ABSL_LOCKS_EXCLUDED(trim_mu, mu) {
     if (retention == absl::InfiniteDuration() ||
         retention <= absl::ZeroDuration()) {
@@ -178,7 +180,7 @@ struct AuditLog::State {
     if (now < next_trim) return;
     // Set before trying: a failure waits for the next due time instead of
     // hammering a store that is failing.
-    next_trim = now + kTrimEvery;
+    next_trim = now + trim_interval;
     const absl::Time cutoff = now - retention;
     absl::StatusOr<int64_t> removed = store->TrimAuditEventsBefore(cutoff);
     {
@@ -191,7 +193,7 @@ struct AuditLog::State {
     if (!removed.ok()) {
       WriteLine(absl::StrCat("cloudplaned: audit log: cannot remove events "
                              "older than ", when, " (will retry in ",
-                             absl::FormatDuration(kTrimEvery), "): ",
+                             absl::FormatDuration(trim_interval), "): ",
                              removed.status().ToString(), "\n"));
     } else if (*removed > 0) {
       WriteLine(absl::StrCat("cloudplaned: audit log: removed ", *removed,
@@ -204,6 +206,7 @@ struct AuditLog::State {
   std::ostream* const log;
   const size_t max_queued;
   const absl::Duration retention;
+  const absl::Duration trim_interval;
   const std::function<absl::Time()> clock;
 
   absl::Mutex log_mu;
@@ -230,6 +233,12 @@ AuditLog::AuditLog(store::Store* store, EventLoop* loop, std::ostream* log,
     : state_(std::make_shared<State>(store, loop, log, std::move(options))) {}
 
 AuditLog::~AuditLog() { state_->Flush().IgnoreError(); }
+
+absl::Duration AuditLog::TrimInterval(absl::Duration retention) {
+  // A tenth: an event lives at most 1.1 times the retention (plus the wait
+  // for the next write), and a trim removes about a tenth of the table.
+  return std::clamp(retention / 10, kMinTrimInterval, kMaxTrimInterval);
+}
 
 void AuditLog::Record(v1::AuditEvent event) {
   if (!event.has_time()) {

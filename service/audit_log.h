@@ -17,7 +17,11 @@
 //
 // Retention (Options::retention): the flush the loop runs also deletes the
 // stored events older than `retention`, at its first run after the AuditLog
-// is made and then at most once per kTrimEvery. It runs only there: never
+// is made and then at most once per TrimInterval(retention): a tenth of the
+// retention, but at most 10 minutes and at least 1 second, so a short
+// retention (a minute, in a test or a benchmark) keeps the table at about
+// 1.1 times its window and a long one costs one trim per 10 minutes of
+// writing. It runs only there: never
 // on Record's path, nor in an explicit Flush (so shutdown does not wait for
 // it). A failed trim is logged and tried again when it is next due; a trim
 // that removed events logs one line saying how many. As the trims ride on
@@ -59,8 +63,12 @@ namespace cloudplane::service {
 class AuditLog {
  public:
   static constexpr size_t kDefaultMaxQueued = 10000;
-  // How often the loop's flush deletes events beyond the retention.
-  static constexpr absl::Duration kTrimEvery = absl::Minutes(10);
+  // Bounds of TrimInterval.
+  static constexpr absl::Duration kMaxTrimInterval = absl::Minutes(10);
+  static constexpr absl::Duration kMinTrimInterval = absl::Seconds(1);
+  // How often the loop's flush deletes events beyond `retention`: a tenth of
+  // it, clamped to [kMinTrimInterval, kMaxTrimInterval].
+  static absl::Duration TrimInterval(absl::Duration retention);
 
   struct Options {
     size_t max_queued = kDefaultMaxQueued;

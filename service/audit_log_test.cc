@@ -510,7 +510,7 @@ TEST_F(AuditLogTest, TrimRunsAgainOnlyWhenDue) {
   EXPECT_TRUE(LinesWith(log_, "removed").empty());  // nothing to remove
 
   // Half the interval later, a flush writes but does not trim.
-  clock.Advance(AuditLog::kTrimEvery / 2);
+  clock.Advance(AuditLog::TrimInterval(absl::Hours(24)) / 2);
   audit.Record(At(Event("old-1", "accounts/lab"), old));
   DrainLoop();
   EXPECT_EQ(audit.stats().trims, 1);
@@ -518,7 +518,7 @@ TEST_F(AuditLogTest, TrimRunsAgainOnlyWhenDue) {
             (std::vector<std::string>{"old-1", "first"}));
 
   // An explicit Flush never trims, whatever the time.
-  clock.Advance(AuditLog::kTrimEvery);
+  clock.Advance(AuditLog::TrimInterval(absl::Hours(24)));
   auto release = BlockLoop();
   audit.Record(At(Event("old-2", "accounts/lab"), old));
   ASSERT_TRUE(audit.Flush().ok());
@@ -532,8 +532,8 @@ TEST_F(AuditLogTest, TrimRunsAgainOnlyWhenDue) {
   EXPECT_EQ(audit.stats().removed, 2);
   EXPECT_EQ(Principals(Stored()), std::vector<std::string>{"first"});
 
-  // And not again until kTrimEvery after that.
-  clock.Advance(AuditLog::kTrimEvery - absl::Seconds(1));
+  // And not again until the interval has passed after that.
+  clock.Advance(AuditLog::TrimInterval(absl::Hours(24)) - absl::Seconds(1));
   audit.Record(At(Event("old-3", "accounts/lab"), old));
   DrainLoop();
   EXPECT_EQ(audit.stats().trims, 2);
@@ -544,6 +544,45 @@ TEST_F(AuditLogTest, TrimRunsAgainOnlyWhenDue) {
   EXPECT_EQ(Principals(Stored()),
             (std::vector<std::string>{"trigger", "first"}));
   EXPECT_EQ(LinesWith(log_, "removed").size(), 2u);
+}
+
+TEST(AuditLogTrimIntervalTest, ATenthOfTheRetentionWithinOneSecondAndTenMinutes) {
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Hours(24)), absl::Minutes(10));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Hours(24 * 90)), absl::Minutes(10));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Minutes(100)), absl::Minutes(10));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Minutes(30)), absl::Minutes(3));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Seconds(60)), absl::Seconds(6));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Seconds(10)), absl::Seconds(1));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Seconds(5)), absl::Seconds(1));
+  EXPECT_EQ(AuditLog::TrimInterval(absl::Seconds(1)), absl::Seconds(1));
+}
+
+TEST_F(AuditLogTest, ShortRetentionTrimsEveryTenthOfIt) {
+  // 60 s: events older than a minute go, checked every 6 s of writing.
+  LoopClock clock(&loop_, kNow);
+  AuditLog audit(store_.get(), &loop_, log_.stream(),
+                 AuditLog::Options{.retention = absl::Seconds(60),
+                                   .clock = clock.Fn()});
+  audit.Record(At(Event("61s", "accounts/lab"), kNow - absl::Seconds(61)));
+  audit.Record(At(Event("59s", "accounts/lab"), kNow - absl::Seconds(59)));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(Principals(Stored()), std::vector<std::string>{"59s"});
+
+  // 5.999 s later "59s" is past the retention, but no trim is due yet.
+  clock.Advance(absl::Seconds(6) - absl::Milliseconds(1));
+  audit.Record(At(Event("a", "accounts/lab"), kNow + absl::Seconds(5)));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 1);
+  EXPECT_EQ(Principals(Stored()), (std::vector<std::string>{"a", "59s"}));
+
+  // At 6 s it is due: "59s" (65 s old) goes, "a" (1 s old) stays.
+  clock.Advance(absl::Milliseconds(1));
+  audit.Record(At(Event("b", "accounts/lab"), kNow + absl::Seconds(6)));
+  DrainLoop();
+  EXPECT_EQ(audit.stats().trims, 2);
+  EXPECT_EQ(audit.stats().removed, 2);
+  EXPECT_EQ(Principals(Stored()), (std::vector<std::string>{"b", "a"}));
 }
 
 TEST_F(AuditLogTest, FailedTrimIsLoggedAndRetriedWhenDue) {
@@ -596,7 +635,7 @@ TEST_F(AuditLogTest, FailedTrimIsLoggedAndRetriedWhenDue) {
   EXPECT_EQ(audit.stats().trims, 1);
   EXPECT_EQ(stored(), (std::vector<std::string>{"recent", "old"}));
   // ...and retried, successfully, when it is.
-  clock.Advance(AuditLog::kTrimEvery);
+  clock.Advance(AuditLog::TrimInterval(absl::Hours(24)));
   audit.Record(Event("later", "accounts/lab"));
   DrainLoop();
   EXPECT_EQ(audit.stats().trims, 2);

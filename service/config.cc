@@ -94,9 +94,11 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
     return InvalidField("operation_timeout_seconds", "must not be negative");
   }
   if (config.operation_timeout_seconds() == 0) config.set_operation_timeout_seconds(600);
-  if (!config.has_audit_retention_days()) config.set_audit_retention_days(90);
-  if (config.audit_retention_days() < 1) {
-    return InvalidField("audit_retention_days", "must be at least 1");
+  if (!config.has_audit_retention_seconds()) {
+    config.set_audit_retention_seconds(90 * 24 * 3600);
+  }
+  if (config.audit_retention_seconds() < 1) {
+    return InvalidField("audit_retention_seconds", "must be at least 1");
   }
   if (!config.has_operation_retention_seconds()) {
     config.set_operation_retention_seconds(7 * 24 * 3600);

@@ -60,24 +60,29 @@ TEST(Config, ErrorsNameTheField) {
             absl::StatusCode::kNotFound);
 }
 
-TEST(Config, AuditRetentionDaysDefaultsTo90AndMustBePositive) {
+TEST(Config, AuditRetentionSecondsDefaultsTo90DaysAndMustBePositive) {
   auto unset = LoadConfig("");
   ASSERT_TRUE(unset.ok()) << unset.status();
-  EXPECT_TRUE(unset->has_audit_retention_days());
-  EXPECT_EQ(unset->audit_retention_days(), 90);
+  EXPECT_TRUE(unset->has_audit_retention_seconds());
+  EXPECT_EQ(unset->audit_retention_seconds(), 7776000);  // 90 days
 
-  auto one = LoadConfig(WriteTemp("retention1.textproto", "audit_retention_days: 1"));
+  auto one = LoadConfig(WriteTemp("retention1.textproto", "audit_retention_seconds: 1"));
   ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(one->audit_retention_days(), 1);
+  EXPECT_EQ(one->audit_retention_seconds(), 1);
 
-  for (const char* text : {"audit_retention_days: 0", "audit_retention_days: -7"}) {
+  for (const char* text : {"audit_retention_seconds: 0", "audit_retention_seconds: -7"}) {
     auto bad = LoadConfig(WriteTemp("retention_bad.textproto", text));
     ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << text;
     ASSERT_TRUE(GetBadRequest(bad.status()).has_value()) << text;
     EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(),
-              "audit_retention_days")
+              "audit_retention_seconds")
         << text;
   }
+
+  // The unreleased `audit_retention_days` is gone: a file that still sets it
+  // is refused, not run with the default.
+  auto old = LoadConfig(WriteTemp("retention_days.textproto", "audit_retention_days: 3"));
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Config, RetentionDefaultsAndMinimums) {

@@ -300,12 +300,12 @@ def test_operations_carry_the_principal(story):
 
 
 def test_retention_removes_old_events_from_the_state(tmp_path):
-    """audit_retention_days: the server deletes stored events older than the
+    """audit_retention_seconds: the server deletes stored events older than the
     retention (at its first audit write after a start), logs how many, and
     keeps the newer ones; the sequence goes on above the deleted events."""
     p = people()
     server = Server(tmp_path, server_config(list(p.values()), BINDINGS)
-                    + "audit_retention_days: 3\n")
+                    + "audit_retention_seconds: %d\n" % (3 * 86400))
     server.start()
     try:
         wait(server, server.compute().CreateInstance(
