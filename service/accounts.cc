@@ -79,6 +79,7 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
             .changes = shared.changes,
             .store = shared.store,
             .limits = ProviderLimitsFromConfig(account_config.limits()),
+            .operation_retention = shared.operation_retention,
         };
         for (const auto& [key, value] : account_config.options()) setup.options[key] = value;
         if (!setup.verify_tls) {

@@ -281,6 +281,7 @@ int Run() {
   shared.store = store->get();
   shared.loop = &loop;
   shared.changes = &hub;
+  shared.operation_retention = absl::Seconds(config->operation_retention_seconds());
   std::unique_ptr<service::AccountTable> accounts =
       service::AccountTable::Create(*config, registry, shared);
   service::OperationRunner::Options runner_options;
@@ -289,7 +290,7 @@ int Run() {
 
   service::AuditLog audit(
       store->get(), &loop, &std::cerr,
-      {.retention = absl::Hours(24) * config->audit_retention_days()});
+      {.retention = absl::Seconds(config->audit_retention_seconds())});
   service::Gate gate(*std::move(authenticator), auth::Bindings(config->auth()), &audit);
   service::ServiceContext context{&registry, accounts.get(), &runner, &hub,
                                   &loop,      &gate,          store->get()};

@@ -63,7 +63,10 @@ ProviderInfo SandboxProviderInfo();
 //   Store errors (UNAVAILABLE, DATA_LOSS) while scheduling the transitions
 //   left pending in the store.
 // `setup.loop` and `setup.changes` may be null (no timers: transitions then
-// show on reads only; no Watch changes).
+// show on reads only, and the operation journal is never pruned; no Watch
+// changes). With a loop, journal entries older than
+// `setup.operation_retention` whose operation is not unfinished are deleted
+// in the background (sandbox_provider.h, "Journal retention").
 absl::StatusOr<std::unique_ptr<Provider>> NewSandboxProvider(const AccountSetup& setup);
 
 // Registers kind "sandbox" with NewSandboxProvider as its factory.

@@ -284,6 +284,120 @@ TEST_F(SandboxTest, RedrivenMutationsDoTheWorkOnce) {
   EXPECT_THAT(Call(&Provider::GetFirewall, get_fw)->rules(), SizeIs(1));
 }
 
+// ---- Journal retention ----------------------------------------------------------
+
+TEST(SandboxJournalTest, PruneIntervalIsATenthWithinOneSecondAndTenMinutes) {
+  EXPECT_EQ(JournalPruneInterval(absl::Hours(24 * 7)), absl::Minutes(10));
+  EXPECT_EQ(JournalPruneInterval(absl::Minutes(30)), absl::Minutes(3));
+  EXPECT_EQ(JournalPruneInterval(absl::Seconds(60)), absl::Seconds(6));
+  EXPECT_EQ(JournalPruneInterval(absl::Seconds(5)), absl::Seconds(1));
+}
+
+class SandboxJournalRetentionTest : public SandboxTest {
+ protected:
+  std::unique_ptr<Provider> WithRetention(absl::Duration retention) {
+    AccountSetup setup;
+    setup.account = kAccount;
+    setup.options["transition_ms"] = "50";
+    setup.store = store_.get();
+    setup.loop = &loop_;
+    setup.changes = &sink_;
+    setup.operation_retention = retention;
+    auto provider = NewSandboxProvider(setup);
+    EXPECT_TRUE(provider.ok()) << provider.status();
+    return provider.ok() ? *std::move(provider) : nullptr;
+  }
+
+  void PutEntry(const std::string& id, absl::Duration age) {
+    ::cloudplane::sandbox::JournalEntry entry;
+    *entry.mutable_token() = CurrentToken(kInstances, "x");
+    entry.set_time_unix_micros(absl::ToUnixMicros(absl::Now() - age));
+    ASSERT_TRUE(store_->PutResource(kAccount, kJournal, id, entry.SerializeAsString()).ok());
+  }
+
+  void PutOperation(const std::string& name, bool done) {
+    store::OperationRecord record;
+    record.op.set_name(name);
+    record.op.set_done(done);
+    record.account = kAccount;
+    record.method = "/cloudplane.v1.Compute/CreateInstance";
+    record.phase = "submitted";
+    ASSERT_TRUE(store_->InsertOperation(record).ok());
+  }
+
+  std::vector<std::string> JournalIds() {
+    std::vector<std::string> ids;
+    std::string token;
+    do {
+      auto page = store_->ListResources(kAccount, kJournal, 1000, token);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const auto& entry : page->resources) ids.push_back(entry.id);
+      token = page->next_page_token;
+    } while (!token.empty());
+    return ids;
+  }
+
+  // Waits (up to 5 s) until the journal holds `n` entries.
+  bool WaitForJournalSize(size_t n) {
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (JournalIds().size() != n) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return true;
+  }
+};
+
+TEST_F(SandboxJournalRetentionTest, OldEntriesGoUnlessTheirOperationIsUnfinished) {
+  const absl::Duration old = absl::Hours(2);
+  PutEntry("operations/old-gone", old);        // operation already pruned
+  PutEntry("operations/old-done", old);        // operation finished
+  PutOperation("operations/old-done", true);
+  PutEntry("operations/old-running", old);     // may still be re-driven
+  PutEntry("operations/old-running:cancel", old);
+  PutOperation("operations/old-running", false);
+  PutEntry("operations/recent", absl::Minutes(1));
+  ASSERT_TRUE(store_->PutResource(kAccount, kJournal, "operations/garbage", "\xff\xff").ok());
+  // Enough for several batches: each is its own transaction and loop task.
+  for (int i = 0; i < 2 * kJournalPruneBatch + 100; ++i) {
+    PutEntry(absl::StrCat("operations/filler-", 10000 + i), old);
+  }
+
+  // Retention 1 h: the round the provider starts on the loop at once.
+  std::unique_ptr<Provider> provider = WithRetention(absl::Hours(1));
+  ASSERT_TRUE(WaitForJournalSize(3)) << JournalIds().size();
+  EXPECT_THAT(JournalIds(), ElementsAre("operations/old-running", "operations/old-running:cancel",
+                                        "operations/recent"));
+
+  // Once the operation is done, the next round (due after 6 min) would take
+  // its entries; a new provider starts a round at once.
+  provider.reset();
+  store::OperationRecord record = *store_->GetOperation("operations/old-running");
+  record.op.set_done(true);
+  ASSERT_TRUE(store_->UpdateOperation(record).ok());
+  provider = WithRetention(absl::Hours(1));
+  ASSERT_TRUE(WaitForJournalSize(1)) << JournalIds().size();
+  EXPECT_THAT(JournalIds(), ElementsAre("operations/recent"));
+}
+
+TEST_F(SandboxJournalRetentionTest, RoundsRepeatAndAPrunedOperationNameIsNewWork) {
+  // Retention 1 s: rounds every second. The fixture's calls go to it.
+  provider_ = WithRetention(absl::Seconds(1));
+  auto first = CreateInstance("web-1", std::nullopt, "operations/op-1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(Finish<v1::Instance>(*first).ok());
+  // While journaled, a re-drive reports the same work.
+  ASSERT_TRUE(CreateInstance("web-1", std::nullopt, "operations/op-1").ok());
+  EXPECT_THAT(JournalIds(), ElementsAre("operations/op-1"));
+
+  // A later round (no operation in this store: as if the server had pruned
+  // it) removes the entry; the same name is then a new request.
+  ASSERT_TRUE(WaitForJournalSize(0));
+  EXPECT_EQ(CreateInstance("web-1", std::nullopt, "operations/op-1").status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
 TEST_F(SandboxTest, PollReportsVanishedAndConflictingWork) {
   std::unique_ptr<Provider> slow = MakeProvider(store_.get(), 60000);
   v1::CreateInstanceRequest create;

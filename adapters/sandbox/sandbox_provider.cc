@@ -6,6 +6,7 @@
 // sandbox_autoscaling.cc and sandbox_units.cc.
 #include "adapters/sandbox/sandbox_provider.h"
 
+#include <algorithm>
 #include <iostream>
 #include <utility>
 
@@ -25,9 +26,6 @@
 namespace cloudplane::adapters::sandbox {
 namespace {
 
-// Journal entries older than this are dropped at start-up: the server
-// re-drives an accepted operation right after a restart, never weeks later.
-constexpr absl::Duration kJournalRetention = absl::Hours(24 * 7);
 // A timer whose transaction failed (e.g. the database was locked by another
 // process) tries again after this long.
 constexpr absl::Duration kTimerRetry = absl::Seconds(1);
@@ -45,6 +43,7 @@ SandboxProvider::SandboxProvider(const AccountSetup& setup, Options options)
       changes_(setup.changes),
       options_(options),
       catalog_(BuildCatalog(setup.account)),
+      journal_retention_(setup.operation_retention),
       alive_(std::make_shared<Alive>()) {
   absl::MutexLock lock(&alive_->mu);
   alive_->self = this;
@@ -54,13 +53,19 @@ SandboxProvider::~SandboxProvider() {
   // Waits for a running timer callback; later ones find `self` null.
   absl::MutexLock lock(&alive_->mu);
   alive_->self = nullptr;
+  if (alive_->prune_timer != 0 && loop_ != nullptr) loop_->Cancel(alive_->prune_timer);
 }
 
 absl::StatusOr<std::unique_ptr<SandboxProvider>> SandboxProvider::Create(
     const AccountSetup& setup, Options options) {
   std::unique_ptr<SandboxProvider> provider(new SandboxProvider(setup, options));
-  RETURN_IF_ERROR(provider->PruneJournal());
   RETURN_IF_ERROR(provider->ScheduleStoredTransitions());
+  {
+    // The first journal round, on the loop at once. Held so that the timer
+    // cannot run before its id is noted.
+    absl::MutexLock lock(&provider->alive_->mu);
+    provider->SchedulePruneJournal(absl::ZeroDuration());
+  }
   return provider;
 }
 
@@ -82,26 +87,77 @@ std::string SandboxProvider::Name(absl::string_view collection, absl::string_vie
   return ResourceName(account_, collection, id);
 }
 
-absl::Status SandboxProvider::PruneJournal() {
-  absl::Time cutoff = absl::Now() - kJournalRetention;
-  std::string token;
-  std::vector<std::string> stale;
-  do {
+absl::Duration JournalPruneInterval(absl::Duration retention) {
+  return std::clamp(retention / 10, absl::Seconds(1), absl::Minutes(10));
+}
+
+void SandboxProvider::SchedulePruneJournal(absl::Duration delay) {
+  if (loop_ == nullptr || journal_retention_ <= absl::ZeroDuration() ||
+      journal_retention_ == absl::InfiniteDuration()) {
+    return;
+  }
+  alive_->prune_timer = loop_->RunAfter(delay, [alive = alive_] {
+    absl::MutexLock lock(&alive->mu);
+    alive->prune_timer = 0;
+    if (alive->self != nullptr) alive->self->PruneJournalBatch();
+  });
+}
+
+void SandboxProvider::PruneJournalBatch() {
+  if (prune_cursor_.empty()) {
+    // A new round: its cut-off is fixed now, so a round that takes several
+    // batches does not chase the entries written meanwhile.
+    prune_cutoff_ = absl::Now() - journal_retention_;
+    prune_removed_ = 0;
+  }
+  std::string next;
+  int64_t removed = 0;
+  absl::Status status = store_->RunInTransaction([&](store::TxnView& view) -> absl::Status {
+    removed = 0;
     ASSIGN_OR_RETURN(store::ResourcePage page,
-                     store_->ListResources(account_, kJournal, 1000, token));
+                     view.ListResources(account_, kJournal, kJournalPruneBatch, prune_cursor_));
     for (const store::ResourceEntry& entry : page.resources) {
       ::cloudplane::sandbox::JournalEntry journal;
-      if (!journal.ParseFromString(entry.bytes) ||
-          absl::FromUnixMicros(journal.time_unix_micros()) < cutoff) {
-        stale.push_back(entry.id);
+      // An entry that does not decode is useless to a re-drive (which would
+      // answer DATA_LOSS): it goes as if it were old.
+      if (journal.ParseFromString(entry.bytes) &&
+          absl::FromUnixMicros(journal.time_unix_micros()) >= prune_cutoff_) {
+        continue;
       }
+      // Ids are `<operation>` or `<operation>:cancel`; operation names have
+      // no colon. The entry stays while its operation is unfinished: only
+      // then may the server re-drive or cancel it.
+      absl::string_view operation = entry.id;
+      operation = operation.substr(0, operation.find(':'));
+      absl::StatusOr<store::OperationRecord> record = view.GetOperation(operation);
+      if (record.ok() && !record->op.done()) continue;
+      if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+      ASSIGN_OR_RETURN(bool existed, view.DeleteResource(account_, kJournal, entry.id));
+      removed += existed;
     }
-    token = page.next_page_token;
-  } while (!token.empty());
-  for (const std::string& id : stale) {
-    RETURN_IF_ERROR(store_->DeleteResource(account_, kJournal, id).status());
+    next = std::move(page.next_page_token);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) {
+    std::cerr << "sandbox " << account_ << ": pruning the operation journal failed (" << status
+              << "); next round in " << JournalPruneInterval(journal_retention_) << "\n";
+    prune_cursor_.clear();
+    SchedulePruneJournal(JournalPruneInterval(journal_retention_));
+    return;
   }
-  return absl::OkStatus();
+  prune_removed_ += removed;
+  prune_cursor_ = std::move(next);
+  if (!prune_cursor_.empty()) {
+    SchedulePruneJournal(absl::ZeroDuration());  // the next batch, after queued work
+    return;
+  }
+  if (prune_removed_ > 0) {
+    std::cerr << "sandbox " << account_ << ": removed " << prune_removed_
+              << " operation journal entries older than "
+              << absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", prune_cutoff_, absl::UTCTimeZone())
+              << "\n";
+  }
+  SchedulePruneJournal(JournalPruneInterval(journal_retention_));
 }
 
 absl::Status SandboxProvider::ScheduleStoredTransitions() {

@@ -25,7 +25,27 @@
 //   * Idempotency: a mutation with an operation name records its poll token
 //     in the `_journal` collection in the same transaction; the same
 //     operation re-driven after a crash gets that token back and changes
-//     nothing.
+//     nothing. A cancel is journaled as `<operation>:cancel` likewise.
+//   * Journal retention: an entry is deleted once it is older than
+//     AccountSetup::operation_retention (the server's
+//     operation_retention_seconds) AND its operation is not an unfinished
+//     one in the store (absent, or done). That is safe because an entry is
+//     only ever read by a re-drive (or a repeated cancel) of its operation,
+//     and the server re-drives and cancels only unfinished operations: once
+//     the operation is done nothing reads the entry again, and once the
+//     server has pruned the operation (it prunes only finished ones, after
+//     the same retention) no request can reach it under that name. The age
+//     alone would not be enough: an operation may run longer than a short
+//     retention (its deadline is operation_timeout_seconds), hence the
+//     check of the operation itself, made in the same transaction as the
+//     delete. Pruning runs on AccountSetup::loop (never on a caller's or a
+//     transport thread): one round at start-up, then one every
+//     JournalPruneInterval(retention); a round walks the journal in batches
+//     of kJournalPruneBatch entries, one short transaction each, each its
+//     own loop task, so other loop work runs between two batches. Entries
+//     are keyed by operation name, not by time, so a round reads the whole
+//     journal (about one entry per operation of the retention window).
+//     Without a loop nothing is pruned.
 #ifndef CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
 #define CLOUDPLANE_ADAPTERS_SANDBOX_SANDBOX_PROVIDER_H_
 
@@ -64,6 +84,11 @@ using PollToken = ::cloudplane::sandbox::PollToken;
 
 // The store collection of the operation journal (not a resource collection).
 inline constexpr absl::string_view kJournal = "_journal";
+// Journal entries one pruning transaction reads (see Journal retention).
+inline constexpr int kJournalPruneBatch = 500;
+// Time between two journal pruning rounds: a tenth of `retention`, between
+// 1 second and 10 minutes.
+absl::Duration JournalPruneInterval(absl::Duration retention);
 // The store collection of instance metadata, keyed by instance id.
 inline constexpr absl::string_view kMetadata = "metadata";
 // Firewall rules live inside their firewall's record; "rules" names them in
@@ -287,6 +312,8 @@ class SandboxProvider final : public Provider {
   struct Alive {
     absl::Mutex mu;
     SandboxProvider* self ABSL_GUARDED_BY(mu);
+    // The pending journal pruning timer (0: none); cancelled on destruction.
+    TimerId prune_timer ABSL_GUARDED_BY(mu) = 0;
   };
 
   SandboxProvider(const AccountSetup& setup, Options options);
@@ -305,7 +332,11 @@ class SandboxProvider final : public Provider {
   void ScheduleTimer(const std::string& collection, const std::string& id, absl::Time due);
   void OnTimer(const std::string& collection, const std::string& id);
   absl::Status ScheduleStoredTransitions();
-  absl::Status PruneJournal();
+  // Journal retention (file comment): schedules the next batch after
+  // `delay`; runs one batch and schedules the next, on the loop thread.
+  // Both run with alive_->mu held.
+  void SchedulePruneJournal(absl::Duration delay) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void PruneJournalBatch() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // Reads without writing: the record as it is now (due transitions applied
   // in memory); nullopt when absent or gone.
@@ -360,6 +391,13 @@ class SandboxProvider final : public Provider {
   ChangeSink* const changes_;
   const Options options_;
   const Catalog catalog_;
+  const absl::Duration journal_retention_;
+  // The journal round in progress: where the next batch starts (empty: a
+  // new round), its cut-off and what it removed so far. Touched only by
+  // PruneJournalBatch, on the loop thread, under alive_->mu.
+  std::string prune_cursor_;
+  absl::Time prune_cutoff_;
+  int64_t prune_removed_ = 0;
   std::shared_ptr<Alive> alive_;
 };
 
