@@ -2,9 +2,9 @@
 """moto's server mode (PyPI `moto[server]`) on a loopback port, for the AWS
 dialect of the phantom adapter.
 
-  python3 moto_server.py [--ready-file PATH] [--max-lifetime 900] [--auth]
+  python3 moto_server.py [--port 0] [--ready-file PATH] [--max-lifetime 900] [--auth]
 
-Binds 127.0.0.1 on a free port (port 0) and prints
+Binds 127.0.0.1 on --port (0, the default, picks a free one) and prints
 `READY url=http://127.0.0.1:PORT [access_key=AK secret_key=SK]`. With --auth
 moto checks every request's SigV4 signature against its IAM (moto's
 INITIAL_NO_AUTH_ACTION_COUNT=0), and a test user with an allow-all policy is
@@ -23,6 +23,8 @@ import time
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0,
+                    help="loopback port; a test restarts moto where an account points")
     ap.add_argument("--ready-file")
     ap.add_argument("--max-lifetime", type=float, default=900)
     ap.add_argument("--auth", action="store_true")
@@ -43,7 +45,7 @@ def main(argv=None):
             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key("cloudplane")
         extra = f" access_key={key.access_key_id} secret_key={key.secret_access_key}"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     line = f"READY url=http://{host}:{port}{extra}"
