@@ -365,6 +365,10 @@ bool OperationRunner::WaitOnObservations(const store::OperationRecord& record, i
   if (!target.has_value()) return false;
   const std::vector<std::string> kinds = source->Kinds();
   if (std::find(kinds.begin(), kinds.end(), target->kind) == kinds.end()) return false;
+  // An observer that lists less than twice within the operation's timeout
+  // cannot help before the deadline (e.g. observe_interval_seconds set very
+  // large to turn it off in effect): poll as before.
+  if (2 * source->interval() >= options_.operation_timeout) return false;
   // One targeted poll near the deadline (the last 10%, at least two
   // rounds), then the deadline itself: the observer may be failing.
   const absl::Time now = absl::Now();
