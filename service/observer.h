@@ -4,7 +4,11 @@
 // Which accounts: a provider whose ProviderInfo::watch_source is kPoll
 // (fleet, OpenNebula, enStratus, Phantom), and a kPush provider (CloudSigma)
 // while Provider::PushConnected() is false — its websocket is down, so
-// nothing else would see the changes made meanwhile. A kLocal provider (the
+// nothing else would see the changes made meanwhile. While its feed is up, a
+// kPush provider's collections are listed only until each has a baseline
+// (once, usually the first round); the pushed changes keep that snapshot
+// current, so the first round after the feed drops publishes what changed
+// meanwhile instead of taking it in silently. A kLocal provider (the
 // sandbox) makes every change itself and has no observer (Eligible).
 //
 // What is observed: the account's top-level collections among ListInstances,

@@ -95,7 +95,8 @@
 // server also publishes operation results). PushConnected() is true while
 // the websocket is open; while it is not, the server's observer
 // (service/observer.h) lists instances and volumes every
-// observe_interval_seconds instead (images and locations are not observed).
+// observe_interval_seconds instead (images and locations are not observed);
+// with it open they are listed once, for the observer's baseline.
 //
 // Threading: callbacks run on the HTTP transport thread or the websocket
 // thread; nothing blocks, and nothing here touches the server's store. A
