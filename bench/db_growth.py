@@ -2,18 +2,21 @@
 
     .deps/venv/bin/python bench/db_growth.py [--minutes 30] [--rate 100]
         [--workers 4] [--operation-retention 300] [--change-log-retention 300]
-        [--sample 30] [--server PATH_TO_CLOUDPLANED] [--state-dir DIR]
+        [--audit-retention 300] [--sample 30] [--server PATH_TO_CLOUDPLANED]
+        [--state-dir DIR]
 
 Runs the real cloudplaned (bazel-bin/service/cloudplaned unless --server
 names another binary) with one sandbox account (transitions of 0 ms) and
-short retentions (ServerConfig operation_retention_seconds and
-change_log_retention_seconds, 5 minutes each by default), and drives it with
---workers client threads for --minutes. Each iteration of a worker is:
-CreateInstance (a fresh request_id), GetInstance of it, ListInstances (one
-page), DeleteInstance of the instance it created in its previous iteration.
-So every iteration leaves two finished operations and a handful of
-change-log entries behind and no instance: without retention the database
-grows for ever; with it, it must level off once the first retention window
+short retentions (ServerConfig operation_retention_seconds,
+change_log_retention_seconds and audit_retention_seconds, 5 minutes each by
+default; the sandbox's `_journal` follows operation_retention_seconds), and
+drives it with --workers client threads for --minutes. Each iteration of a
+worker is: CreateInstance (a fresh request_id), GetInstance of it,
+ListInstances (one page), DeleteInstance of the instance it created in its
+previous iteration. So every iteration leaves two finished operations, two
+audit events, two journal entries and a handful of change-log entries
+behind and no instance: without retention the database grows for ever;
+with it, it must level off once the first retention window
 has passed. --rate paces the iterations (all workers together, per second);
 on a small machine the achieved rate is what the client and server CPUs
 allow, and is printed.
@@ -23,13 +26,10 @@ cloudplane.db, -wal and -shm files; how much of the file each table takes
 with its indexes (SQLite's dbstat: operations, changes, audit_events,
 resources) and the free pages; the rows of operations, changes,
 audit_events and the sandbox's `_journal` resources (read-only
-connection); and the rate since the last sample. Two things in the file are
-outside this retention and grow through such a run: the audit log (one
-event per mutation, kept audit_retention_days, at least 1 day) and the
-sandbox's `_journal` (one entry per operation, kept 7 days by the sandbox
-itself); their columns show how much of the total they are; at the end the maximum total size, the maximum after the first
-retention window plus one sample (the plateau the goal is about), the
-server's retention log lines and the call errors.
+connection); and the rate since the last sample. At the end: the maximum
+total size, the maximum after the first retention window plus one sample
+(the plateau the goal is about), the server's pruning log lines (retention
+pass, audit trim, sandbox journal) and the call errors.
 No pass/fail: the figures are for people to judge.
 """
 import argparse
@@ -52,6 +52,7 @@ ACCOUNT = "accounts/bench"
 CONFIG = """
 operation_retention_seconds: %d
 change_log_retention_seconds: %d
+audit_retention_seconds: %d
 accounts { id: "bench" provider: "sandbox" options { key: "transition_ms" value: "0" } }
 """
 
@@ -160,6 +161,7 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--operation-retention", type=int, default=300, help="seconds")
     parser.add_argument("--change-log-retention", type=int, default=300, help="seconds")
+    parser.add_argument("--audit-retention", type=int, default=300, help="seconds")
     parser.add_argument("--sample", type=float, default=30, help="seconds between samples")
     parser.add_argument("--server", default=None, help="cloudplaned binary")
     parser.add_argument("--state-dir", default=None)
@@ -169,10 +171,11 @@ def main():
         cloudplane_testing.SERVER_BINARY = pathlib.Path(args.server)
     state_dir = pathlib.Path(args.state_dir or tempfile.mkdtemp(prefix="cloudplane-dbgrowth-"))
     server = Server(state_dir, CONFIG % (args.operation_retention,
-                                         args.change_log_retention)).start()
+                                         args.change_log_retention,
+                                         args.audit_retention)).start()
     print(f"cloudplaned {cloudplane_testing.SERVER_BINARY} state {state_dir}")
     print(f"retention: operations {args.operation_retention} s, change log "
-          f"{args.change_log_retention} s; load: {args.workers} workers, target {args.rate:g} "
+          f"{args.change_log_retention} s, audit {args.audit_retention} s; load: {args.workers} workers, target {args.rate:g} "
           f"iterations/s (create + get + list + delete) for {args.minutes:g} min; "
           f"sample every {args.sample:g} s")
     counters = Counters()
@@ -230,7 +233,8 @@ def main():
 
     elapsed = time.monotonic() - start
     peak = max(total for _, total in samples)
-    window = max(args.operation_retention, args.change_log_retention) + args.sample
+    window = max(args.operation_retention, args.change_log_retention,
+                 args.audit_retention) + args.sample
     after = [total for t, total in samples if t >= window]
     print(f"\niterations {counters.iterations} ({counters.iterations / elapsed:.1f}/s), "
           f"calls {counters.calls} ({counters.calls / elapsed:.1f}/s), "
@@ -245,8 +249,11 @@ def main():
         print(f"the run was shorter than one retention window plus a sample ({window:g} s): "
               "no plateau to judge")
     log = server.log()
-    lines = [line for line in log.splitlines() if "retention:" in line]
-    print(f"server retention log lines: {len(lines)}" + (f"; last: {lines[-1]}" if lines else ""))
+    for what, needle in (("retention", "retention:"), ("audit trim", "audit log: removed"),
+                         ("sandbox journal", "operation journal entries")):
+        lines = [line for line in log.splitlines() if needle in line]
+        print(f"server {what} log lines: {len(lines)}"
+              + (f"; last: {lines[-1]}" if lines else ""))
     print(f"server exit code {code}")
 
 
