@@ -288,6 +288,10 @@ absl::StatusOr<std::unique_ptr<Conn>> OpenConn(const std::string& path,
   // it mattered (the accepted phase's poll token) or a deleted resource does
   // not linger in free pages. Debian builds SQLite with this on already.
   RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
+  // SQLite keeps a WAL file at the largest size it ever reached; with this
+  // limit a checkpoint that finds it larger truncates it, so a burst does
+  // not leave the file big for good (retention bounds the database itself).
+  RETURN_IF_ERROR(conn->Exec("PRAGMA journal_size_limit = 4194304"));
   RETURN_IF_ERROR(MigrateSchema(*conn));
   RETURN_IF_ERROR(HashOldFingerprints(*conn));
   return conn;

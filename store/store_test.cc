@@ -1325,6 +1325,26 @@ TEST(FileStoreTest, OpenCreatesDirectoriesAndConfiguresSqlite) {
   EXPECT_EQ(QueryOne(path, "PRAGMA integrity_check"), "ok");
 }
 
+TEST(FileStoreTest, TheWalShrinksBackAfterABurst) {
+  const std::string path = MakeTempDir() + "/store.db";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  const std::string big(100 * 1024, 'x');
+  ASSERT_OK(store->RunInTransaction([&](TxnView& txn) {
+    for (int i = 0; i < 80; ++i) {
+      RETURN_IF_ERROR(txn.PutResource("a", "blobs", absl::StrCat(i), big));
+    }
+    return absl::OkStatus();
+  }));
+  struct stat st;
+  ASSERT_EQ(stat((path + "-wal").c_str(), &st), 0);
+  EXPECT_GT(st.st_size, 6 << 20);  // the burst: about 8 MB of pages in one commit
+  // Later small commits checkpoint and restart the log; the limit then cuts
+  // the file back instead of keeping its largest size.
+  for (int i = 0; i < 3000; ++i) ASSERT_OK(store->PutResource("a", "small", "k", "v"));
+  ASSERT_EQ(stat((path + "-wal").c_str(), &st), 0);
+  EXPECT_LE(st.st_size, 5 << 20);
+}
+
 TEST(FileStoreTest, ReopenKeepsData) {
   const std::string path = MakeTempDir() + "/store.db";
   InsertResult inserted;
