@@ -14,6 +14,7 @@ Run as a program:
       [--page-limit 100] [--machines 3] [--converge-delay 0.3]
       [--schedule-delay 0] [--start-delay 0] [--unload-delay 0]
       [--discovery PATH] [--ready-file PATH] [--max-lifetime 900]
+      [--event-log PATH]
 
 At least one of --tcp / --unix; both serve the same registry. Once listening
 it prints `READY tcp=127.0.0.1:PORT unix=PATH` (fields as applicable) to
@@ -1295,7 +1296,7 @@ class FleetEmulator:
     def __init__(self, tcp=None, unix_path=None, page_limit=DEFAULT_PAGE_LIMIT,
                  machines=3, converge_delay=0.3, discovery_path=None,
                  fleet_version=FLEET_VERSION, verbose=False, schedule_delay=0.0,
-                 start_delay=0.0, unload_delay=0.0, executable_ok=None):
+                 start_delay=0.0, unload_delay=0.0, executable_ok=None, event_log=None):
         if not 1 <= int(page_limit) <= 0xFFFF:
             raise ValueError("page_limit must be in 1..65535")
         self.page_limit = int(page_limit)
@@ -1306,6 +1307,11 @@ class FleetEmulator:
         self.executable_ok = executable_ok
         self.fleet_version = fleet_version
         self.verbose = verbose
+        # Benchmarks: "<unix time> request METHOD /path?query -> status" per
+        # request and "<unix time> converge|start <unit> <desired>" when the
+        # agents report a unit's change (never bodies or headers).
+        self._event_log = open(event_log, "a", buffering=1) if event_log else None
+        self._event_lock = threading.Lock()
         path = discovery_path or DEFAULT_DISCOVERY_PATH
         with open(path, "rb") as f:
             self.discovery = f.read()
@@ -1636,6 +1642,11 @@ class FleetEmulator:
         if u.desired == "launched" and u.target and not u.is_global:
             self._heartbeat[name] = u.target
 
+    def log_event(self, text):
+        if self._event_log is not None:
+            with self._event_lock:
+                self._event_log.write("%.6f %s\n" % (time.time(), text))
+
     def _fire_locked(self, kind, name, gen):
         if kind == "schedule":
             self._reschedule_locked(set())
@@ -1643,6 +1654,8 @@ class FleetEmulator:
         if self._gen.get(name) != gen:
             return  # superseded by a later change of the unit
         u = self._units.get(name)
+        if kind in ("converge", "start"):
+            self.log_event("%s %s %s" % (kind, name, u.desired if u is not None else "-"))
         if kind == "converge":
             self._converge_locked(name)
         elif kind == "start":
@@ -2036,6 +2049,10 @@ def _prepare_unix_path(path):
 class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # fleetd (Go's net/http) listens with the system's backlog; socketserver's
+    # default of 5 drops the SYNs of a burst of new connections (e.g. 64 at
+    # once from one account), which the client resends only after 1, 3, 7 s...
+    request_queue_size = 1024
 
     def __init__(self, addr, handler):
         if ":" in addr[0]:
@@ -2045,6 +2062,7 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 1024
 
 
 class _BadRequest(Exception):
@@ -2091,6 +2109,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # Method and path only: never bodies or headers.
             sys.stderr.write("fleet-emulator: %s %s -> %s\n"
                              % (self.command, self.path.split("?", 1)[0], code))
+        self.server.emulator.log_event("request %s %s -> %s" % (self.command, self.path, code))
 
     def __getattr__(self, name):
         # Any method token reaches the router, as with Go's net/http.
@@ -2255,6 +2274,8 @@ def main(argv=None):
                     help="version in the Server: fleetd/<version> header")
     ap.add_argument("--verbose", action="store_true",
                     help="log method, path and status of each request to stderr")
+    ap.add_argument("--event-log",
+                    help="append timestamped requests (with query) and unit changes here")
     args = ap.parse_args(argv)
     if not args.tcp and not args.unix:
         ap.error("at least one of --tcp and --unix is required")
@@ -2272,7 +2293,7 @@ def main(argv=None):
                             unload_delay=args.unload_delay,
                             discovery_path=args.discovery,
                             fleet_version=args.fleet_version,
-                            verbose=args.verbose)
+                            verbose=args.verbose, event_log=args.event_log)
         emu.start()
     except (OSError, ValueError) as e:
         sys.stderr.write("fleet_emulator: %s\n" % e)
