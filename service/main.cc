@@ -327,6 +327,11 @@ int Run() {
     service::Observer::Options options;
     options.interval = interval;
     options.list_deadline = std::clamp(2 * interval, absl::Seconds(5), absl::Seconds(30));
+    // The largest page adapters answer (paging::kMaxPageSize): adapters
+    // that fetch the provider's whole list for every page they answer
+    // (fleet, OpenNebula, ...) would otherwise re-read it once per page of
+    // 50, so a round over 1,000 units cost 20 full listings.
+    options.page_size = 1000;
     options.on_health = [accounts = accounts.get(), health, health_name,
                          id = account.id()](const service::Observer::Health& result) {
       accounts->SetHealth(id, {result.state, result.error, result.observed_at});
