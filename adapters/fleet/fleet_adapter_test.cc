@@ -891,5 +891,125 @@ TEST_F(FleetdLikeTest, PaddedOptionValuesAreSentTrimmedSoARedriveIsANoOp) {
   EXPECT_EQ(got->options(0).value(), "/usr/bin/sleep 1d");
 }
 
+// ---------------------------------------------------------------------------
+// Judging a pending operation from the observer's ListUnits (no request is
+// made: the provider's endpoint is never reached).
+
+class FleetObservationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Provider>> provider = MakeProvider("http://127.0.0.1:1");
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    provider_ = *std::move(provider);
+  }
+
+  static v1::Unit Listed(const std::string& id, v1::Unit::State desired,
+                         v1::Unit::State current) {
+    v1::Unit unit;
+    unit.set_name(absl::StrCat("accounts/lab/units/", id));
+    unit.set_desired_state(desired);
+    unit.set_current_state(current);
+    auto* option = unit.add_options();
+    option->set_section("Service");
+    option->set_name("ExecStart");
+    option->set_value("/usr/bin/sleep 1d");
+    return unit;
+  }
+
+  std::optional<absl::StatusOr<MutationProgress>> Judge(const std::string& token,
+                                                        const v1::Unit* unit) {
+    return provider_->ProgressFromObservation(token, unit);
+  }
+
+  // A judgement that asks for one targeted poll: not done, same token.
+  static void ExpectAsksToPoll(const std::optional<absl::StatusOr<MutationProgress>>& judged,
+                               const std::string& token, absl::string_view why) {
+    ASSERT_TRUE(judged.has_value());
+    ASSERT_TRUE(judged->ok()) << judged->status();
+    EXPECT_FALSE((*judged)->done);
+    EXPECT_EQ((*judged)->poll_token, token);
+    EXPECT_THAT((*judged)->detail, ::testing::HasSubstr(std::string(why)));
+  }
+
+  std::unique_ptr<Provider> provider_;
+};
+
+TEST_F(FleetObservationTest, TheTargetIsTheUnitInTheUnitsCollection) {
+  std::optional<ObservedTarget> target =
+      provider_->ObservationTarget(MakePollToken("web.service", "launched"));
+  ASSERT_TRUE(target.has_value());
+  EXPECT_EQ(target->kind, "Unit");
+  EXPECT_EQ(target->name, "accounts/lab/units/web.service");
+  // A token the adapter cannot read is not observed: the runner polls it
+  // (and the poll says what is wrong with it).
+  EXPECT_FALSE(provider_->ObservationTarget("garbage").has_value());
+  EXPECT_FALSE(provider_->ProgressFromObservation("garbage", nullptr).has_value());
+}
+
+TEST_F(FleetObservationTest, AListedUnitShortOfItsTargetIsNotYet) {
+  const std::string token = MakePollToken("a.service", "launched");
+  v1::Unit unit = Listed("a.service", v1::Unit::LAUNCHED, v1::Unit::LOADED);
+  EXPECT_FALSE(Judge(token, &unit).has_value());
+  unit.set_current_state(v1::Unit::INACTIVE);
+  EXPECT_FALSE(Judge(token, &unit).has_value());
+}
+
+TEST_F(FleetObservationTest, LoadedAndInactiveTargetsAreDoneFromTheList) {
+  for (auto [wire, state] : {std::pair{"loaded", v1::Unit::LOADED},
+                             std::pair{"inactive", v1::Unit::INACTIVE}}) {
+    const v1::Unit unit = Listed("a.service", state, state);
+    std::optional<absl::StatusOr<MutationProgress>> judged =
+        Judge(MakePollToken("a.service", wire), &unit);
+    ASSERT_TRUE(judged.has_value()) << wire;
+    ASSERT_TRUE(judged->ok()) << judged->status();
+    EXPECT_TRUE((*judged)->done) << wire;
+    EXPECT_EQ(Unpack<v1::Unit>(**judged).name(), "accounts/lab/units/a.service");
+  }
+}
+
+TEST_F(FleetObservationTest, ALaunchedUnitNeedsSystemdsWordFromOnePoll) {
+  // fleet says launched before systemd's verdict, and the list does not
+  // carry the unit's state on its machine.
+  const std::string token = MakePollToken("a.service", "launched");
+  const v1::Unit unit = Listed("a.service", v1::Unit::LAUNCHED, v1::Unit::LAUNCHED);
+  ExpectAsksToPoll(Judge(token, &unit), token, "systemd");
+}
+
+TEST_F(FleetObservationTest, AGlobalUnitIsDoneOnceListedWithItsTarget) {
+  v1::Unit unit = Listed("g.service", v1::Unit::LAUNCHED, v1::Unit::STATE_UNSPECIFIED);
+  auto* global = unit.add_options();
+  global->set_section("X-Fleet");
+  global->set_name("Global");
+  global->set_value("true");
+  std::optional<absl::StatusOr<MutationProgress>> judged =
+      Judge(MakePollToken("g.service", "launched"), &unit);
+  ASSERT_TRUE(judged.has_value());
+  ASSERT_TRUE(judged->ok()) << judged->status();
+  EXPECT_TRUE((*judged)->done);
+}
+
+TEST_F(FleetObservationTest, AnotherDesiredStateFailsTheOperationAsAPollWould) {
+  const v1::Unit unit = Listed("a.service", v1::Unit::INACTIVE, v1::Unit::INACTIVE);
+  std::optional<absl::StatusOr<MutationProgress>> judged =
+      Judge(MakePollToken("a.service", "launched"), &unit);
+  ASSERT_TRUE(judged.has_value());
+  EXPECT_EQ(judged->status().code(), absl::StatusCode::kAborted);
+  std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(judged->status());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "CONCURRENT_MODIFICATION");
+}
+
+TEST_F(FleetObservationTest, AMissingOrBrokenUnitIsLeftToOnePoll) {
+  const std::string token = MakePollToken("a.service", "launched");
+  // Absent from a complete list: a poll says NOT_FOUND or the unit's own
+  // 500 (a broken unit is left out of fleet's list).
+  ExpectAsksToPoll(Judge(token, nullptr), token, "not listed");
+  v1::Unit unit;
+  unit.set_name("accounts/lab/units/a.service");
+  unit.set_current_state(v1::Unit::ERROR);
+  unit.set_provider_error("fleet answered HTTP 500");
+  ExpectAsksToPoll(Judge(token, &unit), token, "ERROR");
+}
+
 }  // namespace
 }  // namespace cloudplane::adapters::fleet

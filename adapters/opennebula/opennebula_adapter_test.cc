@@ -3,6 +3,7 @@
 // answers (recorded documents of @shared_fixtures), how errors map, and what
 // validate_only and an expired deadline leave unsent.
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -474,6 +475,110 @@ TEST_F(OpenNebulaAdapterTest, APollTokenOfAnotherKindIsUnreadable) {
   VmToken future;
   future.set_version(2);
   EXPECT_EQ(Poll(kit::PackToken(future)).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+// Judging a pending VM operation from the observer's ListInstances: no
+// request is made; a listed state that may be the target is confirmed by
+// one targeted poll (the API state folds several VM states).
+
+std::string VmTokenFor(VmTarget target, std::string instance_id = "web") {
+  VmToken token;
+  token.set_version(1);
+  token.set_vm_id(42);
+  token.set_instance_id(std::move(instance_id));
+  token.set_target(target);
+  return kit::PackToken(token);
+}
+
+v1::Instance ListedInstance(v1::Instance::State state) {
+  v1::Instance instance;
+  instance.set_name("accounts/one/instances/web");
+  instance.set_state(state);
+  instance.set_provider_state("ACTIVE/RUNNING");
+  return instance;
+}
+
+TEST_F(OpenNebulaAdapterTest, AVmOperationIsObservedAsItsInstance) {
+  std::optional<ObservedTarget> target =
+      provider_->ObservationTarget(VmTokenFor(VM_TARGET_RUNNING));
+  ASSERT_TRUE(target.has_value());
+  EXPECT_EQ(target->kind, "Instance");
+  EXPECT_EQ(target->name, "accounts/one/instances/web");
+  // A disk hotplug (the list has no disks) and an unreadable token are
+  // left to polling.
+  DiskToken disk;
+  disk.set_version(1);
+  disk.set_vm_id(42);
+  disk.set_target(VM_TARGET_RUNNING);
+  EXPECT_FALSE(provider_->ObservationTarget(kit::PackToken(disk)).has_value());
+  EXPECT_FALSE(provider_->ProgressFromObservation(kit::PackToken(disk), nullptr).has_value());
+  EXPECT_FALSE(provider_->ObservationTarget("garbage").has_value());
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+TEST_F(OpenNebulaAdapterTest, AListedStateThatMayBeTheTargetIsConfirmedByOnePoll) {
+  const std::string running = VmTokenFor(VM_TARGET_RUNNING);
+  v1::Instance instance = ListedInstance(v1::Instance::RUNNING);
+  auto judged = provider_->ProgressFromObservation(running, &instance);
+  ASSERT_TRUE(judged.has_value());
+  ASSERT_TRUE(judged->ok()) << judged->status();
+  EXPECT_FALSE((*judged)->done);
+  EXPECT_EQ((*judged)->poll_token, running);
+  EXPECT_THAT((*judged)->detail, HasSubstr("confirming"));
+  // STOPPED is HOLD, POWEROFF, STOPPED or UNDEPLOYED: each may be there.
+  for (VmTarget target : {VM_TARGET_POWEROFF, VM_TARGET_HOLD, VM_TARGET_STOPPED,
+                          VM_TARGET_UNDEPLOYED}) {
+    v1::Instance stopped = ListedInstance(v1::Instance::STOPPED);
+    auto j = provider_->ProgressFromObservation(VmTokenFor(target), &stopped);
+    ASSERT_TRUE(j.has_value()) << target;
+    ASSERT_TRUE(j->ok());
+    EXPECT_FALSE((*j)->done);
+  }
+  v1::Instance suspended = ListedInstance(v1::Instance::SUSPENDED);
+  auto j = provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_SUSPENDED), &suspended);
+  ASSERT_TRUE(j.has_value());
+  EXPECT_FALSE((*j)->done);
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+TEST_F(OpenNebulaAdapterTest, AListedStateShortOfTheTargetIsNotYet) {
+  v1::Instance pending = ListedInstance(v1::Instance::PROVISIONING);
+  EXPECT_FALSE(
+      provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_RUNNING), &pending).has_value());
+  v1::Instance running = ListedInstance(v1::Instance::RUNNING);
+  EXPECT_FALSE(
+      provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_POWEROFF), &running).has_value());
+  EXPECT_FALSE(
+      provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_DONE), &running).has_value());
+}
+
+TEST_F(OpenNebulaAdapterTest, AVmGoneFromTheListFinishesADeleteAndIsPolledOtherwise) {
+  auto gone = provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_DONE), nullptr);
+  ASSERT_TRUE(gone.has_value());
+  ASSERT_TRUE(gone->ok()) << gone->status();
+  EXPECT_TRUE((*gone)->done);
+  v1::Instance terminated = ListedInstance(v1::Instance::TERMINATED);
+  auto done = provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_DONE), &terminated);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(done->ok());
+  EXPECT_TRUE((*done)->done);
+  // Missing while it should run, or listed in a failure state: one poll
+  // says what happened (NOT_FOUND, or the failure with its LCM state).
+  for (const v1::Instance* observed :
+       std::vector<const v1::Instance*>{nullptr, &terminated}) {
+    auto j = provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_RUNNING), observed);
+    ASSERT_TRUE(j.has_value());
+    ASSERT_TRUE(j->ok());
+    EXPECT_FALSE((*j)->done);
+    EXPECT_THAT((*j)->detail, HasSubstr("not listed"));
+  }
+  v1::Instance failed = ListedInstance(v1::Instance::ERROR);
+  auto j = provider_->ProgressFromObservation(VmTokenFor(VM_TARGET_RUNNING), &failed);
+  ASSERT_TRUE(j.has_value());
+  ASSERT_TRUE(j->ok());
+  EXPECT_FALSE((*j)->done);
+  EXPECT_THAT((*j)->detail, HasSubstr("failure state"));
   EXPECT_THAT(fake_->Sent(), IsEmpty());
 }
 
