@@ -617,5 +617,21 @@ TEST_F(ObservedOperationsTest, ATargetOfAKindNotObservedIsPolledAsBefore) {
   EXPECT_TRUE(WaitDone(runner, op->name()).done());
 }
 
+TEST_F(ObservedOperationsTest, AnObserverThatListsLessThanTwiceWithinTheTimeoutIsNotWaitedOn) {
+  // Timeout 1 s, interval 500 ms: two intervals reach the timeout (e.g.
+  // observe_interval_seconds set very large), so the observer could not
+  // help before the deadline: the operation is polled with backoff.
+  OperationRunner& runner = ObservedRunner(absl::Seconds(1), absl::Milliseconds(500));
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", ""));
+  ASSERT_TRUE(op.ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_GT(provider_->polls.load(), 5);
+  source_->Set(kTarget, Instance(v1::Instance::RUNNING));
+  source_->Round();
+  EXPECT_EQ(provider_->judged.load(), 0);  // not watched: rounds do not judge it
+  provider_->hold = false;
+  EXPECT_TRUE(WaitDone(runner, op->name()).done());
+}
+
 }  // namespace
 }  // namespace cloudplane::service
