@@ -16,7 +16,16 @@
 //  4. While not done, the runner calls PollOperation(poll_token) with backoff
 //     until the progress says done, the operation's deadline passes, or it
 //     fails. The poll token is persisted, so after a restart polling resumes
-//     where it stopped.
+//     where it stopped. When the account is observed (service/observer.h)
+//     and ObservationTarget(poll_token) names a resource of a listed kind,
+//     the runner polls once, then waits on the observer's rounds: after each
+//     round it asks ProgressFromObservation(poll_token, listed value or null)
+//     and finishes the operation on a done or failed answer; an answer "not
+//     done" makes it call PollOperation once (what the list cannot confirm);
+//     nullopt waits for the next round. One targeted poll near the deadline.
+//     An adapter that implements the hooks judges from a listed value
+//     exactly what a poll would (the same function), and answers "confirm"
+//     wherever the list carries less than its poll reads.
 //  5. The result (or the error) is written to the Operation and published on
 //     the Watch stream.
 //

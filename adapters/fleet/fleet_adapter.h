@@ -97,9 +97,14 @@
 //
 // Watch: watch_source kPoll. The server's observer (service/observer.h)
 // lists units and machines every observe_interval_seconds: one ListUnits
-// (GET /units, /machines, /state, each every page) and one ListMachines
+// (every GET /units page, then every GET /state page) and one ListMachines
 // (GET /machines) per round; unit states are read as part of ListUnits, not
-// on their own.
+// on their own. With 1,000 units and fleet's pages of 100: 13 requests.
+// Pending unit operations wait on those rounds (ObservationTarget: the Unit;
+// ProgressFromObservation: the same judgement as a poll on the listed unit);
+// LOADED and INACTIVE finish from the list, LAUNCHED takes one confirming
+// poll (GET unit + GET /state?unitName=: systemd's verdict is not listed), a
+// unit missing from the list or in ERROR one poll that says why.
 //
 // Thread-safety: a Provider made here is thread-safe; requests in flight keep
 // what they need alive, so the Provider may be destroyed while they finish.

@@ -119,7 +119,13 @@
 // Watch: watch_source kPoll. The server's observer (service/observer.h)
 // lists instances, volumes and firewalls (security groups) every
 // observe_interval_seconds, one list each per round; templates, images,
-// hosts and a group's rules are not observed.
+// hosts and a group's rules are not observed. Pending VM operations wait on
+// those rounds (ObservationTarget: the Instance): a listed state that may
+// be the target is confirmed by one poll (the API state folds several VM
+// states: STOPPED is HOLD, POWEROFF, STOPPED or UNDEPLOYED), a VM gone from
+// the list finishes a delete, a VM missing or listed ERROR while it should
+// run gets one poll that says why; disk hotplugs and other operations are
+// polled as before.
 //
 // Thread-safety: a Provider made here is thread-safe; calls in flight keep
 // what they need alive.
