@@ -53,12 +53,16 @@ void Send(const AccountPtr& account, absl::Time deadline, absl::string_view meth
   }
   // A read whose answer is cut short or garbled is sent again (kit/guard.h).
   if (request.method == "GET") request.validate = kit::CheckJsonAnswer;
-  // A request on one unit gets one attempt: fleet's lasting 500 for a broken
-  // unit, retried, would count max_attempts failures per call towards the
-  // account's circuit breaker, which then refuses the probe that tells a
-  // broken unit from a broken fleet (and every other call of the account).
-  // The runner retries an ambiguous answer itself (re-drive or poll).
-  if (absl::StartsWith(request.path_and_query, "/fleet/v1/units/")) request.idempotent = false;
+  // fleet's own 500 for one unit (a broken unit: IsUnitOnly5xx) is its
+  // lasting word: retried, it would count max_attempts failures per call
+  // towards the account's circuit breaker, which then refuses the probe that
+  // tells a broken unit from a broken fleet (and every other call of the
+  // account). Any other 5xx on the way is retried as usual.
+  if (absl::StartsWith(request.path_and_query, "/fleet/v1/units/")) {
+    request.lasting_error = [](const HttpResponse& r) {
+      return r.status == 500 && IsFleetErrorEnvelope(r.status, r.body);
+    };
+  }
   kit::Send(*account->client, std::move(request), context, std::move(done));
 }
 
@@ -122,7 +126,7 @@ absl::StatusOr<std::vector<v1::UnitState>> PageOfUnitStates(std::vector<v1::Unit
 // ---------------------------------------------------------------------------
 // A broken unit: fleet answers 500 for one unit for good (a desired state
 // set to an invalid value in fleet directly: its registry cannot read the
-// unit back), while the rest of its API works. A 500 alone cannot tell that
+// unit back), while the rest of its API works. fleet's 500 envelope alone cannot tell
 // from a failing registry, so the unit's states are read as a probe: fleet
 // answering that (200) means the error belongs to the unit.
 
@@ -136,10 +140,11 @@ void ProbeProvider(const AccountPtr& account, absl::Time deadline, const std::st
        });
 }
 
-// A 5xx that may be the unit's own (503 is fleet's "unable to communicate
-// with etcd": an outage of everything).
+// An answer that may be the unit's own error: fleet's 500 envelope (503 is
+// fleet's "unable to communicate with etcd", an outage of everything; a 500
+// without fleet's envelope came from something in between).
 bool IsUnitOnly5xx(const HttpResponse& r) {
-  return r.status >= 500 && r.status != 503 && r.status <= 599;
+  return r.status == 500 && IsFleetErrorEnvelope(r.status, r.body);
 }
 
 // ---------------------------------------------------------------------------

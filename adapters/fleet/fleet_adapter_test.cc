@@ -677,6 +677,34 @@ TEST(FleetAdapterNoServer, ACreateWhoseAnswerWasLostIsTheSamePutAgain) {
   EXPECT_EQ(sent[3].request.path_and_query, "/fleet/v1/state?unitName=web.service");
 }
 
+// A 500 that is not fleet's own envelope came from something in between (a
+// proxy, a load balancer): an outage to ride out, never a broken unit, so
+// no probe is sent and the unit is not reported in ERROR.
+TEST(FleetAdapterNoServer, ABare500ForAUnitIsNotABrokenUnit) {
+  auto fake = http::FakeHttpTransport::Create();
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = "http://fleet.test:49153";
+  absl::StatusOr<std::unique_ptr<Provider>> provider = CreateFleetProvider(setup, fake);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  Client client(provider->get());
+  fake->Expect("GET", "/fleet/v1/units/web.service",
+               http::HttpResponse{500, {{"content-type", "text/plain"}}, "proxy: upstream failed\n"});
+  absl::StatusOr<v1::Unit> got = client.GetUnit("accounts/lab/units/web.service");
+  ASSERT_FALSE(got.ok()) << got->DebugString();
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+  EXPECT_EQ(fake->Sent().size(), 1u);
+
+  fake->ClearSent();
+  fake->Expect("GET", "/fleet/v1/units/web.service",
+               http::HttpResponse{500, {{"content-type", "text/plain"}}, "proxy: upstream failed\n"});
+  absl::StatusOr<MutationProgress> poll = client.Poll(MakePollToken("web.service", "launched"));
+  ASSERT_FALSE(poll.ok());
+  EXPECT_EQ(poll.status().code(), absl::StatusCode::kUnavailable) << poll.status();
+  EXPECT_TRUE(kit::IsAmbiguous(poll.status()));
+  EXPECT_EQ(fake->Sent().size(), 1u);
+}
+
 TEST(FleetAdapterNoServer, Registration) {
   AdapterRegistry registry;
   ASSERT_TRUE(RegisterFleet(registry).ok());

@@ -443,6 +443,22 @@ std::string FleetMessage(absl::string_view body) {
   return std::string(m->value.GetString(), m->value.GetStringLength());
 }
 
+}  // namespace
+
+bool IsFleetErrorEnvelope(int http_status, absl::string_view body) {
+  rj::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  auto e = doc.FindMember("error");
+  if (e == doc.MemberEnd() || !e->value.IsObject()) return false;
+  auto code = e->value.FindMember("code");
+  auto message = e->value.FindMember("message");
+  return code != e->value.MemberEnd() && code->value.IsInt() &&
+         code->value.GetInt() == http_status &&
+         (message == e->value.MemberEnd() || message->value.IsString());
+}
+
+namespace {
 std::string BrokenUnitText(absl::string_view unit_name, int http_status, absl::string_view body) {
   const std::string message = FleetMessage(body);
   return absl::StrCat("fleet answers HTTP ", http_status, " for unit ", unit_name,

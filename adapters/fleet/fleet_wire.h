@@ -94,6 +94,13 @@ v1::Unit BrokenUnit(absl::string_view account, absl::string_view unit_name, int 
 // Operation with it instead of polling until its timeout.
 absl::Status BrokenUnitError(absl::string_view unit_name, int http_status, absl::string_view body);
 
+// True when `body` is fleet's own error envelope for `http_status`
+// ({"error":{"code":<http_status>,"message":...}}, api/serialization.go
+// sendError). fleet answers a unit its registry cannot read with it (code
+// 500, message ""); a proxy, load balancer or dying connection in between
+// does not, so a bare 500 is never taken for a broken unit.
+bool IsFleetErrorEnvelope(int http_status, absl::string_view body);
+
 std::optional<absl::string_view> StateToWire(v1::Unit::State state);
 
 // The enum value of a fleet state string; STATE_UNSPECIFIED for "" and for

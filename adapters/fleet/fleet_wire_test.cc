@@ -415,6 +415,19 @@ TEST(UnitNames, ValidExamples) {
   EXPECT_EQ(UnitNameError(std::string(248, 'a') + ".service"), std::nullopt);
 }
 
+TEST(FleetErrors, OnlyFleetsOwnEnvelopeIsFleetsAnswer) {
+  EXPECT_TRUE(IsFleetErrorEnvelope(500, R"({"error":{"code":500,"message":""}})"));
+  EXPECT_TRUE(IsFleetErrorEnvelope(500, R"({"error":{"code":500,"message":"x"}})"));
+  EXPECT_TRUE(IsFleetErrorEnvelope(500, R"({"error":{"code":500}})"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, "fault proxy: injected 500\n"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, ""));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, "<html>502 Bad Gateway</html>"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, R"({"error":{"code":503,"message":""}})"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, R"({"error":"boom"})"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, R"({"error":{"code":"500"}})"));
+  EXPECT_FALSE(IsFleetErrorEnvelope(500, R"({"error":{"code":500,"message":7}})"));
+}
+
 TEST(UnitNames, FleetMessages) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "unit name cannot be empty"},

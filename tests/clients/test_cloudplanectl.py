@@ -73,8 +73,13 @@ def test_accounts(server):
     assert out[1].split()[:3] == ["sandbox", "sandbox", "READY"]
     account = json.loads(ctl("accounts", "get", "sandbox", "-o", "json", server=server).stdout)
     assert account["name"] == "accounts/sandbox"
-    assert {"method": "cloudplane.v1.ComputeService.CreateInstance",
-            "supported": True} in account["capabilities"]
+    capabilities = {c["method"]: c for c in account["capabilities"]}
+    # The sandbox can cancel a pending create; it cannot cancel a read.
+    assert capabilities["cloudplane.v1.ComputeService.CreateInstance"] == {
+        "method": "cloudplane.v1.ComputeService.CreateInstance",
+        "supported": True, "cancellable": True}
+    assert capabilities["cloudplane.v1.ComputeService.ListInstances"] == {
+        "method": "cloudplane.v1.ComputeService.ListInstances", "supported": True}
 
 
 def test_instance_create_wait_delete_cycle(server):

@@ -96,6 +96,14 @@ struct HttpRequest {
   // that do not retry ignore it; the answer that reaches the caller is
   // checked by the adapter as before.
   std::function<absl::Status(const HttpResponse&)> validate;
+  // Optional, for transports that retry and keep a circuit breaker
+  // (kit::GuardedTransport): called with each 5xx answer, on the transport
+  // thread; true means the provider itself gave a considered, lasting answer
+  // about this request's subject (fleet's own 500 envelope for one unit its
+  // registry cannot read) rather than a failure of the endpoint or of
+  // something in between. Such an answer is not retried and counts as the
+  // endpoint alive. Must be cheap, thread-safe and free of side effects.
+  std::function<bool(const HttpResponse&)> lasting_error;
 };
 
 // request.idempotent when set, else true for GET, HEAD, PUT, DELETE, OPTIONS

@@ -73,6 +73,8 @@ struct Call {
   std::string context;  // "GET http://host/path"
   bool idempotent = false;
   absl::Time deadline;  // the caller's
+  // request.lasting_error, kept here: the last attempt takes the request.
+  std::function<bool(const HttpResponse&)> lasting_error;
 
   // Guarded by State::mu from here on.
   int attempts = 0;                 // attempts started
@@ -425,8 +427,10 @@ void GuardedTransport::State::OnAttemptDone(const CallPtr& call, Result result) 
   std::optional<absl::Duration> retry_after;
   if (result.ok()) {
     const int status = result->status;
-    health = status >= 500 ? Health::kFailing : Health::kAlive;
-    retryable = status >= 500 || status == 429;
+    const bool lasting =
+        status >= 500 && call->lasting_error && call->lasting_error(*result);
+    health = status >= 500 && !lasting ? Health::kFailing : Health::kAlive;
+    retryable = (status >= 500 && !lasting) || status == 429;
     if (retryable) {
       if (const std::string* value = result->FindHeader("retry-after")) {
         retry_after = ParseRetryAfter(*value, now);
@@ -536,6 +540,7 @@ void GuardedTransport::Start(const http::Endpoint& endpoint,
   if (stopping) return std::move(done)(Cancelled(call->context));
   call->endpoint = endpoint;
   call->settings = settings;
+  call->lasting_error = request.lasting_error;
   call->request = std::move(request);
   call->done = std::move(done);
   state_->Admit(std::move(call));

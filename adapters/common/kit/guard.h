@@ -18,8 +18,9 @@
 //     and retried instead of eating the whole deadline.
 //  3. The outcome. Retried (idempotent requests only, up to max_attempts
 //     attempts in all): UNAVAILABLE from the transport (connection refused,
-//     reset, truncated body, TLS), an attempt timeout, HTTP 5xx, HTTP 429,
-//     and a 2xx answer that HttpRequest::validate calls malformed. The wait
+//     reset, truncated body, TLS), an attempt timeout, HTTP 5xx (except one
+//     HttpRequest::lasting_error calls the provider's lasting word), HTTP
+//     429, and a 2xx answer that HttpRequest::validate calls malformed. The wait
 //     before retry n is the answer's Retry-After (delay-seconds or an
 //     IMF-fixdate) when it has one, else full jitter: uniform in
 //     [0, min(max_backoff, initial_backoff * 2^(n-1))]. A retry that would
@@ -31,8 +32,8 @@
 //     A request that is not idempotent gets exactly one attempt, whatever
 //     happens: the kit never sends a mutation twice.
 //  4. The circuit breaker counts consecutive failed attempts (transport
-//     UNAVAILABLE, attempt timeouts, 5xx; an answer of any other status
-//     resets the count; the caller's own deadline, a cancellation or a local
+//     UNAVAILABLE, attempt timeouts, 5xx other than a lasting_error; an
+//     answer of any other status resets the count; the caller's own deadline, a cancellation or a local
 //     refusal count for nothing). After breaker_failures of them it opens:
 //     for breaker_cooldown every request fails at once with UNAVAILABLE,
 //     ErrorInfo reason PROVIDER_UNAVAILABLE (metadata circuitBreaker=open)

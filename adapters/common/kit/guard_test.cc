@@ -645,6 +645,38 @@ TEST_F(GuardTest, AnswersOtherThan5xxResetTheCount) {
   EXPECT_EQ(fake_->Sent().size(), 5u);
 }
 
+TEST_F(GuardTest, ALastingErrorIsNeitherRetriedNorCountedAgainstTheEndpoint) {
+  // Retries allowed (3 attempts) and a breaker that opens after 3 failures.
+  ProviderLimits limits = FastLimits();
+  limits.max_attempts = 3;
+  limits.breaker_failures = 3;
+  limits.breaker_cooldown = absl::Seconds(30);
+  auto client = Client(limits);
+  fake_->On("*", "/broken", [](const HttpRequest&) { return Answer(500, "lasting"); });
+  HttpRequest get = Get("/broken");
+  get.lasting_error = [](const HttpResponse& r) { return r.body == "lasting"; };
+  HttpRequest put = get;
+  put.method = "PUT";
+  put.idempotent = false;  // the last (only) attempt takes the request
+  for (int i = 0; i < 4; ++i) {
+    auto r = SendAndWait(*client, i % 2 == 0 ? get : put);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 500);
+  }
+  EXPECT_EQ(fake_->Sent().size(), 4u);  // one attempt each
+  EXPECT_FALSE(guard_->snapshot().breaker_open);
+
+  // Any other 5xx of the same request is retried and counted as before.
+  fake_->ClearSent();
+  fake_->On("GET", "/flaky", [](const HttpRequest&) { return Answer(500, "proxy says no"); });
+  get.path_and_query = "/flaky";
+  auto r = SendAndWait(*client, get);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(fake_->Sent().size(), 3u);
+  EXPECT_TRUE(guard_->snapshot().breaker_open);
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown, and MakeHttpClient.
 
