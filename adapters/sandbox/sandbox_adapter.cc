@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/kit/account.h"
 #include "adapters/sandbox/sandbox_provider.h"
 #include "base/errors.h"
 
@@ -12,6 +13,72 @@ namespace cloudplane::adapters::sandbox {
 namespace {
 
 constexpr int64_t kMaxTransitionMs = 86400000;  // a day
+
+// The strict field contract: what each mutation keeps in its record or acts
+// on (sandbox_*.cc). Left out, so refused by the server: INPUT_ONLY fields
+// the sandbox has nowhere to deliver (Instance key_name and user_data,
+// LaunchTemplate user_data), provider_options (it reads no keys), immutable
+// update paths (image, location, media), and RebootInstance `force` (a
+// simulated reboot is the same either way).
+void HonourSandboxFields(ProviderInfo& info) {
+  kit::Honour(info, "ComputeService", "CreateInstance",
+              {"instance_id", "start", "instance.display_name", "instance.image",
+               "instance.machine_type", "instance.cpu_count", "instance.memory_bytes",
+               "instance.cpu_mhz", "instance.location", "instance.firewalls", "instance.labels",
+               "instance.billing_code"});
+  kit::Honour(info, "ComputeService", "UpdateInstance",
+              {"instance.display_name", "instance.labels", "instance.firewalls",
+               "instance.billing_code", "instance.machine_type", "instance.cpu_count",
+               "instance.memory_bytes", "instance.cpu_mhz"});
+  kit::Honour(info, "ComputeService", "DeleteInstance", {"allow_missing"});
+  kit::Honour(info, "ComputeService", "StartInstance", {});
+  kit::Honour(info, "ComputeService", "StopInstance", {"force"});
+  kit::Honour(info, "ComputeService", "RebootInstance", {});
+  kit::Honour(info, "ComputeService", "UpdateInstanceMetadata", {"metadata.items", "merge"});
+
+  kit::Honour(info, "VolumesService", "CreateVolume",
+              {"volume_id", "volume.display_name", "volume.size_bytes", "volume.media",
+               "volume.location", "volume.labels"});
+  kit::Honour(info, "VolumesService", "CloneVolume", {"volume_id", "display_name"});
+  kit::Honour(info, "VolumesService", "UpdateVolume",
+              {"volume.display_name", "volume.size_bytes", "volume.labels"});
+  kit::Honour(info, "VolumesService", "DeleteVolume", {"allow_missing"});
+  kit::Honour(info, "VolumesService", "AttachVolume",
+              {"instance", "device", "channel", "boot_order"});
+  kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
+
+  // A rule is kept as given (normalised), every field of it.
+  kit::Honour(info, "FirewallsService", "CreateFirewall",
+              {"firewall_id", "firewall.display_name", "firewall.description",
+               "firewall.location", "firewall.labels", "firewall.rules.direction",
+               "firewall.rules.action", "firewall.rules.protocol",
+               "firewall.rules.port_range_start", "firewall.rules.port_range_end",
+               "firewall.rules.source_ranges", "firewall.rules.destination_ranges",
+               "firewall.rules.description"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
+  kit::Honour(info, "FirewallsService", "CreateFirewallRule",
+              {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges",
+               "rule.description"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
+
+  kit::Honour(info, "AutoscalingService", "CreateLaunchTemplate",
+              {"launch_template_id", "launch_template.image", "launch_template.machine_type",
+               "launch_template.key_name", "launch_template.locations.location",
+               "launch_template.locations.image", "launch_template.locations.machine_type"});
+  kit::Honour(info, "AutoscalingService", "DeleteLaunchTemplate", {"allow_missing"});
+  kit::Honour(info, "AutoscalingService", "CreateScalingGroup",
+              {"scaling_group_id", "scaling_group.launch_template", "scaling_group.target_size",
+               "scaling_group.min_size", "scaling_group.max_size", "scaling_group.locations"});
+  kit::Honour(info, "AutoscalingService", "ResizeScalingGroup", {"target_size"});
+  kit::Honour(info, "AutoscalingService", "DeleteScalingGroup", {"allow_missing"});
+
+  kit::Honour(info, "UnitsService", "CreateUnit",
+              {"unit_id", "unit.options.section", "unit.options.name", "unit.options.value",
+               "unit.desired_state"});
+  kit::Honour(info, "UnitsService", "SetUnitDesiredState", {"desired_state"});
+  kit::Honour(info, "UnitsService", "DeleteUnit", {"allow_missing"});
+}
 
 }  // namespace
 
@@ -22,6 +89,7 @@ ProviderInfo SandboxProviderInfo() {
   info.protocol = "in-process";
   info.watch_source = WatchSource::kLocal;
   info.supported_methods = AllAdapterMethods();
+  HonourSandboxFields(info);
   return info;
 }
 

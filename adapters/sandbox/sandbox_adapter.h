@@ -33,8 +33,15 @@
 //     ATTACHED volume, attach to a PROVISIONING instance, delete a firewall
 //     an instance uses, delete a launch template a group uses, launch a
 //     template unit).
-//   * Instances' key_name and user_data are accepted and never returned;
-//     provider_options must be empty (the sandbox reads no keys).
+//   * Field contract (ProviderInfo::honoured_fields, sandbox_adapter.cc):
+//     every field a mutation keeps or acts on is honoured. Not honoured, so
+//     refused by the server with FIELD_UNSUPPORTED: CreateInstance
+//     key_name, user_data (no machine to deliver them to; nothing is kept)
+//     and provider_options (the sandbox reads no keys; also on
+//     CreateVolume); CreateLaunchTemplate user_data (same reason);
+//     RebootInstance force (a simulated reboot is the same either way);
+//     UpdateInstance / UpdateVolume paths image, location, media
+//     (immutable).
 //   * A scaling group's instances are simulated inside the group (listed in
 //     ScalingGroup.instances) and are not Instances of ListInstances.
 //

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/kit/poll_token.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "adapters/provider.h"
 #include "adapters/sandbox/sandbox_test_fixture.h"
 #include "base/errors.h"
@@ -24,9 +25,13 @@
 namespace cloudplane::adapters::sandbox {
 namespace {
 
+using ::testing::AnyOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // ---- Factory and registration -------------------------------------------------
@@ -522,6 +527,76 @@ TEST_F(SandboxTest, ValidateOnlyChecksLikeTheRealCallAndChangesNothing) {
   } else {
     EXPECT_EQ(after.status().code(), absl::StatusCode::kNotFound);
   }
+}
+
+// ---- The strict field contract ---------------------------------------------
+
+class FieldContract : public SandboxTest {
+ protected:
+  std::vector<std::string> Honoured(absl::string_view service, absl::string_view method) {
+    return provider_->HonouredFields(FullMethodName(service, method));
+  }
+};
+
+TEST_F(FieldContract, EveryMutationDeclaresRealFields) {
+  testutil::ExpectFieldContractDeclared(*provider_);
+}
+
+// What the sandbox has nowhere to put or reads nothing of is left out, so
+// the server refuses it instead of the sandbox dropping it.
+TEST_F(FieldContract, FieldsTheSandboxDropsAreNotListed) {
+  EXPECT_THAT(Honoured("ComputeService", "CreateInstance"),
+              Not(AnyOf(Contains("instance.key_name"), Contains("instance.user_data"),
+                        Contains("instance.provider_options"))));
+  EXPECT_THAT(Honoured("AutoscalingService", "CreateLaunchTemplate"),
+              Not(Contains("launch_template.user_data")));
+  EXPECT_THAT(Honoured("ComputeService", "RebootInstance"), IsEmpty());
+  EXPECT_THAT(Honoured("ComputeService", "UpdateInstance"),
+              Not(AnyOf(Contains("instance.image"), Contains("instance.location"))));
+}
+
+// Every field CreateInstance honours is in the stored instance afterwards.
+TEST_F(FieldContract, CreateInstanceKeepsEveryHonouredField) {
+  ASSERT_TRUE(CreateFirewall("web").ok());
+  v1::CreateInstanceRequest request;
+  request.set_parent(kParent);
+  request.set_instance_id("web-1");
+  request.set_start(false);
+  v1::Instance& in = *request.mutable_instance();
+  in.set_display_name("Web one");
+  in.set_image(Res("images", "ubuntu-24-04"));
+  in.set_machine_type(Res("machineTypes", "medium"));
+  in.set_cpu_mhz(2400);
+  in.set_location(Res("locations", "sandbox-1b"));
+  in.add_firewalls(Res("firewalls", "web"));
+  (*in.mutable_labels())["team"] = "db";
+  in.set_billing_code(Res("billingCodes", "research"));
+  auto made = Finish<v1::Instance>(Call(&Provider::CreateInstance, request));
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto got = GetInstance("web-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->state(), v1::Instance::STOPPED);  // start=false
+  EXPECT_EQ(got->display_name(), "Web one");
+  EXPECT_EQ(got->image(), Res("images", "ubuntu-24-04"));
+  EXPECT_EQ(got->machine_type(), Res("machineTypes", "medium"));
+  EXPECT_EQ(got->cpu_count(), 2);
+  EXPECT_EQ(got->cpu_mhz(), 2400);
+  EXPECT_EQ(got->location(), Res("locations", "sandbox-1b"));
+  EXPECT_THAT(got->firewalls(), ElementsAre(Res("firewalls", "web")));
+  EXPECT_EQ(got->labels().at("team"), "db");
+  EXPECT_EQ(got->billing_code(), Res("billingCodes", "research"));
+
+  // A custom size: cpu_count and memory_bytes without a machine type.
+  request.set_instance_id("web-2");
+  in.clear_machine_type();
+  in.set_cpu_count(3);
+  in.set_memory_bytes(int64_t{6} << 30);
+  ASSERT_TRUE(Finish<v1::Instance>(Call(&Provider::CreateInstance, request)).ok());
+  got = GetInstance("web-2");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->cpu_count(), 3);
+  EXPECT_EQ(got->memory_bytes(), int64_t{6} << 30);
+  EXPECT_TRUE(got->machine_type().empty());
 }
 
 }  // namespace
