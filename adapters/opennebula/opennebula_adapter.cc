@@ -28,6 +28,41 @@ ProviderInfo OpenNebulaProviderInfo() {
   // {"action": ...}: the named OpenNebula actions (opennebula_adapter.h).
   kit::AddMethods(info.reads_provider_options, "ComputeService",
                   {"StartInstance", "StopInstance", "RebootInstance", "DeleteInstance"});
+  // The strict field contract: what each mutation carries out (the header's
+  // "Fields" section says what it does not).
+  // instance_id is the VM's NAME; image the VM template instantiated;
+  // provider_options its one key "template" (one.vm.allocate); labels are
+  // CLOUDPLANE_LABEL_* attributes; start=false is hold=true.
+  kit::Honour(info, "ComputeService", "CreateInstance",
+              {"instance_id", "instance.image", "instance.labels", "instance.provider_options",
+               "start"});
+  // The update_mask paths UpdateInstance applies: rename, resize, relabel.
+  kit::Honour(info, "ComputeService", "UpdateInstance",
+              {"instance.display_name", "instance.cpu_count", "instance.memory_bytes",
+               "instance.labels"});
+  kit::Honour(info, "ComputeService", "DeleteInstance", {"allow_missing"});
+  kit::Honour(info, "ComputeService", "StartInstance", {});
+  // force picks the -hard action (refused by the adapter for actions
+  // without one).
+  kit::Honour(info, "ComputeService", "StopInstance", {"force"});
+  kit::Honour(info, "ComputeService", "RebootInstance", {"force"});
+  kit::Honour(info, "ComputeService", "UpdateInstanceMetadata", {"metadata.items", "merge"});
+  // device is TARGET or DEV_PREFIX of the DISK.
+  kit::Honour(info, "VolumesService", "AttachVolume", {"instance", "device"});
+  kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
+  // A rule is a RULE vector: PROTOCOL, RULE_TYPE (direction), RANGE (the
+  // ports), IP/SIZE (the one range of its direction); action ALLOW is the
+  // only one OpenNebula has (DENY is refused by the adapter).
+  kit::Honour(info, "FirewallsService", "CreateFirewall",
+              {"firewall_id", "firewall.description", "firewall.rules.direction",
+               "firewall.rules.action", "firewall.rules.protocol",
+               "firewall.rules.port_range_start", "firewall.rules.port_range_end",
+               "firewall.rules.source_ranges", "firewall.rules.destination_ranges"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
+  kit::Honour(info, "FirewallsService", "CreateFirewallRule",
+              {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
   return info;
 }
 

@@ -106,6 +106,21 @@
 //   the whole RULE set back with one.secgroup.update (merge); adding a rule
 //   the group has already answers that rule.
 //
+// Fields (the strict field contract, ProviderInfo::honoured_fields; the
+// server refuses any other set field with INVALID_ARGUMENT /
+// FIELD_UNSUPPORTED before the adapter runs):
+//   CreateInstance does not honour display_name (the NAME is instance_id's
+//     or oned's), machine_type, cpu_count, cpu_mhz, memory_bytes (give them
+//     in a raw template), location, firewalls, key_name, user_data,
+//     billing_code: refused.
+//   UpdateInstance applies display_name, cpu_count, memory_bytes, labels
+//     only; other mask paths are refused.
+//   StartInstance honours nothing but its name and provider_options.
+//   AttachVolume does not honour channel, boot_order: refused.
+//   CreateFirewall does not honour display_name (the NAME is firewall_id),
+//     location, labels, rules.description; CreateFirewallRule does not
+//     honour rule.description (a RULE has no place for it): refused.
+//
 // Operations: creates, actions and disk hotplugs answer a poll token (a
 // versioned message of opennebula_tokens.proto, packed by
 // adapters/common/kit/poll_token.h); updates, metadata and firewalls finish

@@ -14,6 +14,7 @@
 #include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/common/testing/await.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "adapters/common/testing/fixtures.h"
 #include "adapters/common/xml/xml.h"
 #include "adapters/common/xmlrpc/xmlrpc.h"
@@ -579,6 +580,87 @@ TEST_F(OpenNebulaAdapterTest, AVmGoneFromTheListFinishesADeleteAndIsPolledOtherw
   ASSERT_TRUE(j->ok());
   EXPECT_FALSE((*j)->done);
   EXPECT_THAT((*j)->detail, HasSubstr("failure state"));
+  EXPECT_THAT(fake_->Sent(), IsEmpty());
+}
+
+// The strict field contract (ProviderInfo::honoured_fields): the
+// declaration covers every mutation and names real fields, and the fields it
+// lists reach oned.
+class FieldContract : public OpenNebulaAdapterTest {};
+
+TEST_F(FieldContract, EveryMutationDeclaresRealFields) {
+  testutil::ExpectFieldContractDeclared(*provider_);
+}
+
+// instance_id, image, labels and start of a create from a VM template are
+// one.template.instantiate's NAME, template id, CLOUDPLANE_LABEL_*
+// attributes and hold flag.
+TEST_F(FieldContract, HonouredCreateFieldsReachTheInstantiate) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  create.set_instance_id("web-1");
+  create.set_start(false);
+  create.mutable_instance()->set_image("accounts/one/images/3");
+  (*create.mutable_instance()->mutable_labels())["team"] = "db";
+  fake_->Expect("POST", "/RPC2", Success(Value::String("<VM_POOL></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(9)));
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[1].method, "one.template.instantiate");
+  ASSERT_THAT(calls[1].params, SizeIs(6));
+  EXPECT_EQ(calls[1].params[1], Value::Int(3));           // instance.image
+  EXPECT_EQ(calls[1].params[2], Value::String("web-1"));  // instance_id
+  EXPECT_EQ(calls[1].params[3], Value::Bool(true));       // start=false: on hold
+  EXPECT_THAT(calls[1].params[4].AsString(), HasSubstr("CLOUDPLANE_LABEL_TEAM=\"db\""));
+  absl::StatusOr<VmToken> token = kit::UnpackToken<VmToken>(created->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->target(), VM_TARGET_HOLD);
+}
+
+// provider_options {"template": T} is one.vm.allocate's template, with the
+// instance_id as its NAME; start (default true) is hold=false.
+TEST_F(FieldContract, ARawTemplateAndTheIdReachTheAllocate) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  create.set_instance_id("raw-1");
+  (*create.mutable_instance()->mutable_provider_options()->mutable_fields())["template"]
+      .set_string_value("CPU=\"0.5\"\nMEMORY=\"128\"\n");
+  fake_->Expect("POST", "/RPC2", Success(Value::String("<VM_POOL></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(10)));
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[1].method, "one.vm.allocate");
+  ASSERT_THAT(calls[1].params, SizeIs(3));
+  EXPECT_THAT(calls[1].params[1].AsString(), HasSubstr("MEMORY=\"128\""));
+  EXPECT_THAT(calls[1].params[1].AsString(), HasSubstr("NAME=\"raw-1\""));
+  EXPECT_EQ(calls[1].params[2], Value::Bool(false));
+}
+
+// A RULE holds one range, at the far end of its direction: a range at the
+// VM's end is refused, not dropped.
+TEST_F(FieldContract, ARangeAtTheVmsEndIsRefused) {
+  v1::CreateFirewallRuleRequest create;
+  create.set_parent("accounts/one/firewalls/web");
+  create.mutable_rule()->set_protocol("tcp");
+  create.mutable_rule()->set_port_range_start(22);
+  create.mutable_rule()->add_destination_ranges("10.0.0.0/8");  // INGRESS by default
+  absl::StatusOr<MutationProgress> refused = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewallRule(ctx_, create, std::move(cb)); });
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(refused.status())->field_violations(0).field(),
+            "rule.destination_ranges");
+  create.mutable_rule()->set_direction(v1::FirewallRule::EGRESS);
+  create.mutable_rule()->add_source_ranges("10.0.0.0/8");
+  refused = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewallRule(ctx_, create, std::move(cb)); });
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(refused.status())->field_violations(0).field(), "rule.source_ranges");
   EXPECT_THAT(fake_->Sent(), IsEmpty());
 }
 

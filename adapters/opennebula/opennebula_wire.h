@@ -388,7 +388,9 @@ v1::FirewallRule FirewallRuleFromAttributes(
 // A rule as the sub-attributes of a RULE vector ([api] security groups). INVALID_ARGUMENT
 // naming `field` for what OpenNebula cannot express: DENY, an unknown
 // protocol, ports on a protocol other than TCP/UDP, more than one range,
-// non-IPv4 CIDRs.
+// ranges at the VM's end (destination_ranges of an INGRESS rule,
+// source_ranges of an EGRESS one), non-IPv4 CIDRs. The rule's description
+// has no place in a RULE and is not read.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
     const v1::FirewallRule& rule, absl::string_view field);
 

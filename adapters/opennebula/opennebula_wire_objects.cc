@@ -472,11 +472,19 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
     }
     out.emplace_back("RANGE", a == b ? absl::StrCat(a) : absl::StrCat(a, ":", b));
   }
-  const auto& ranges = rule.direction() == v1::FirewallRule::EGRESS
-                           ? rule.destination_ranges()
-                           : rule.source_ranges();
+  const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
+  const auto& ranges = egress ? rule.destination_ranges() : rule.source_ranges();
+  const char* const ranges_field = egress ? ".destination_ranges" : ".source_ranges";
+  // A RULE has one IP/SIZE, the far end of its RULE_TYPE; the near end is
+  // the VM ([api] security groups), so the other list cannot be sent.
+  if ((egress ? rule.source_ranges_size() : rule.destination_ranges_size()) > 0) {
+    return InvalidField(
+        absl::StrCat(field, egress ? ".source_ranges" : ".destination_ranges"),
+        egress ? "an EGRESS rule's source is the VM itself: give destination_ranges"
+               : "an INGRESS rule's destination is the VM itself: give source_ranges");
+  }
   if (ranges.size() > 1) {
-    return InvalidField(absl::StrCat(field, ".source_ranges"),
+    return InvalidField(absl::StrCat(field, ranges_field),
                         "OpenNebula takes one address range per rule");
   }
   if (ranges.size() == 1 && ranges[0] != "0.0.0.0/0") {
@@ -489,9 +497,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
       int n = 0;
       ok = ok && absl::SimpleAtoi(o, &n) && n >= 0 && n <= 255;
     }
-    if (!ok) {
-      return InvalidField(absl::StrCat(field, ".source_ranges"), "must be one IPv4 CIDR");
-    }
+    if (!ok) return InvalidField(absl::StrCat(field, ranges_field), "must be one IPv4 CIDR");
     out.emplace_back("IP", std::string(cidr.first));
     out.emplace_back("SIZE", absl::StrCat(int64_t{1} << (32 - prefix)));
   }
