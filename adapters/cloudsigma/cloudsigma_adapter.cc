@@ -42,6 +42,37 @@ ProviderInfo CloudSigmaProviderInfo() {
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "CloneVolume", "UpdateVolume",
                    "DeleteVolume", "AttachVolume", "DetachVolume"});
+  // The strict field contract: what each mutation carries out (the header's
+  // "Fields" section says what it does not).
+  // A server's name (display_name, else instance_id), cpu, mem, smp, meta
+  // (labels; instance_id as cloudplane_id) and vnc_password (the one key
+  // of provider_options); start sends the start action.
+  kit::Honour(info, "ComputeService", "CreateInstance",
+              {"instance_id", "instance.display_name", "instance.cpu_mhz",
+               "instance.memory_bytes", "instance.cpu_count", "instance.labels",
+               "instance.provider_options", "start"});
+  // The update_mask paths UpdateInstance applies to the PUT server.
+  kit::Honour(info, "ComputeService", "UpdateInstance",
+              {"instance.display_name", "instance.labels", "instance.cpu_mhz",
+               "instance.memory_bytes", "instance.cpu_count"});
+  kit::Honour(info, "ComputeService", "DeleteInstance", {"allow_missing"});
+  kit::Honour(info, "ComputeService", "StartInstance", {});
+  // force: the `stop` action instead of `shutdown`.
+  kit::Honour(info, "ComputeService", "StopInstance", {"force"});
+  kit::Honour(info, "ComputeService", "RebootInstance", {});
+  kit::Honour(info, "ComputeService", "UpdateInstanceMetadata", {"metadata.items", "merge"});
+  // A drive's name, size, media and meta (labels; volume_id as cloudplane_id).
+  kit::Honour(info, "VolumesService", "CreateVolume",
+              {"volume_id", "volume.display_name", "volume.size_bytes", "volume.media",
+               "volume.labels"});
+  kit::Honour(info, "VolumesService", "CloneVolume", {"volume_id", "display_name"});
+  kit::Honour(info, "VolumesService", "UpdateVolume",
+              {"volume.display_name", "volume.size_bytes", "volume.labels"});
+  kit::Honour(info, "VolumesService", "DeleteVolume", {"allow_missing"});
+  // The server's drives entry: device, dev_channel, boot_order.
+  kit::Honour(info, "VolumesService", "AttachVolume",
+              {"instance", "device", "channel", "boot_order"});
+  kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
   return info;
 }
 

@@ -56,6 +56,16 @@
 //     on a running server). Detaching a drive that is not attached is done
 //     at once (so a re-driven detach is harmless).
 //   Images = library drives (read only); Locations = /locations/.
+//   Fields (the strict field contract, ProviderInfo::honoured_fields; the
+//   server refuses any other set field with INVALID_ARGUMENT /
+//   FIELD_UNSUPPORTED before the adapter runs):
+//     CreateInstance does not honour location, firewalls, key_name,
+//       user_data, billing_code (nor image, machine_type: see above):
+//       refused.
+//     RebootInstance does not honour force (CloudSigma's restart has no
+//       hard variant): refused.
+//     CreateVolume does not honour location (a drive is made where the
+//       account's endpoint is): refused.
 //   Lists fetch every page (limit/offset) and page for our API by name.
 //   Names: see cloudsigma_wire.h; a chosen id is resolved by listing
 //   `uuid,meta` of the collection (one extra request).

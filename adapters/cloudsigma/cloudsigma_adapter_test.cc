@@ -18,6 +18,7 @@
 #include "adapters/cloudsigma/cloudsigma_tokens.h"
 #include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/testing/emulator_process.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "gmock/gmock.h"
@@ -379,6 +380,49 @@ TEST_F(CloudSigmaRedriveTest, AServerWhoseStartAnswerWasLostIsKeptAndConverges) 
   EXPECT_EQ(Count("POST", "/servers/"), 2);  // one create and one start, no more
   EXPECT_EQ(Count("DELETE", "/servers/"), 0);
   EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+// The strict field contract (ProviderInfo::honoured_fields): the
+// declaration covers every mutation and names real fields, and the fields of
+// a create reach the emulator's server.
+class FieldContract : public CloudSigmaAdapterTest {};
+
+TEST_F(FieldContract, EveryMutationDeclaresRealFields) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  testutil::ExpectFieldContractDeclared(*p);
+}
+
+TEST_F(FieldContract, HonouredCreateFieldsReachTheServer) {
+  auto p = Make();
+  ASSERT_NE(p, nullptr);
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/cs");
+  create.set_instance_id("fc-1");
+  create.set_start(false);
+  v1::Instance* in = create.mutable_instance();
+  in->set_display_name("field contract");
+  in->set_cpu_mhz(1500);
+  in->set_memory_bytes(int64_t{2} << 30);
+  in->set_cpu_count(2);
+  (*in->mutable_labels())["role"] = "db";
+  auto end = RunToEnd(*p, Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p->CreateInstance(Ctx("operations/fc"), create, std::move(cb));
+  }));
+  ASSERT_TRUE(end.ok()) << end.status();
+  ASSERT_TRUE(end->done);
+  auto got = Await<v1::Instance>([&](Callback<v1::Instance> cb) {
+    v1::GetInstanceRequest r;
+    r.set_name("accounts/cs/instances/fc-1");
+    p->GetInstance(Ctx(), r, std::move(cb));
+  });
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->display_name(), "field contract");
+  EXPECT_EQ(got->cpu_mhz(), 1500);
+  EXPECT_EQ(got->memory_bytes(), int64_t{2} << 30);
+  EXPECT_EQ(got->cpu_count(), 2);
+  EXPECT_THAT(got->labels(), testing::UnorderedElementsAre(testing::Pair("role", "db")));
+  EXPECT_EQ(got->state(), v1::Instance::STOPPED);  // start=false
 }
 
 }  // namespace
