@@ -54,6 +54,13 @@ std::vector<std::string> EnstratusProvider::SupportedMethods() const {
   return methods;
 }
 
+std::vector<std::string> EnstratusProvider::HonouredFields(const std::string& method) const {
+  if (a_->budget <= 0 && method == FullMethodName("FirewallsService", "CreateFirewall")) {
+    return {};  // not supported without the option (SupportedMethods)
+  }
+  return Provider::HonouredFields(method);
+}
+
 absl::StatusOr<int64_t> EnstratusProvider::Resolve(AliasKind kind, absl::string_view field,
                                                    const std::string& name) const {
   const AliasNames names = NamesOf(kind);
@@ -112,6 +119,42 @@ ProviderInfo EnstratusProviderInfo() {
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "DeleteVolume", "AttachVolume",
                    "DetachVolume"});
+  // The strict field contract: what each mutation carries out (the header's
+  // "Fields" section says what it does not).
+  // The launch body: name (display_name, else instance_id, the alias),
+  // description (provider_options' one key "description", else the name),
+  // machineImage, product, dataCenter, budget, keypair, firewalls, label
+  // (the one label key "label"), userData. start=true is how DCM launches;
+  // start=false is refused by the adapter.
+  kit::Honour(info, "ComputeService", "CreateInstance",
+              {"instance_id", "instance.display_name", "instance.image", "instance.machine_type",
+               "instance.location", "instance.billing_code", "instance.firewalls",
+               "instance.key_name", "instance.user_data", "instance.labels",
+               "instance.provider_options", "start"});
+  kit::Honour(info, "ComputeService", "DeleteInstance", {"allow_missing"});
+  kit::Honour(info, "ComputeService", "StartInstance", {});
+  kit::Honour(info, "ComputeService", "StopInstance", {});
+  // addFirewall: name, description, region, label (the rules come one by
+  // one: a non-empty rules list is refused by the adapter).
+  kit::Honour(info, "FirewallsService", "CreateFirewall",
+              {"firewall_id", "firewall.display_name", "firewall.description",
+               "firewall.location", "firewall.labels"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
+  // addRule: direction, permission, protocol, ports, the CIDR of the rule's
+  // far end (the adapter refuses a range at the firewall's own end).
+  kit::Honour(info, "FirewallsService", "CreateFirewallRule",
+              {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
+  // addVolume: name, description and budget (provider_options), dataCenter,
+  // sizeInGb, label; media DISK is what DCM makes (CDROM is refused).
+  kit::Honour(info, "VolumesService", "CreateVolume",
+              {"volume_id", "volume.display_name", "volume.size_bytes", "volume.location",
+               "volume.media", "volume.labels", "volume.provider_options"});
+  kit::Honour(info, "VolumesService", "DeleteVolume", {"allow_missing"});
+  // device is DCM's deviceId.
+  kit::Honour(info, "VolumesService", "AttachVolume", {"instance", "device"});
+  kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
   return info;
 }
 

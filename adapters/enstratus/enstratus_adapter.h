@@ -106,6 +106,17 @@
 //     FAILED_PRECONDITION; an attach to the server that holds it already is
 //     done at once, to another server FAILED_PRECONDITION. The response is
 //     the Volume once ATTACHED / AVAILABLE. No clone or update.
+// Fields (the strict field contract, ProviderInfo::honoured_fields; the
+// server refuses any other set field with INVALID_ARGUMENT /
+// FIELD_UNSUPPORTED before the adapter runs):
+//   CreateInstance does not honour cpu_count, cpu_mhz, memory_bytes (the
+//     machine_type, a DCM product, sizes a server): refused.
+//   StopInstance does not honour force (DCM's stop has no hard variant):
+//     refused.
+//   CreateFirewallRule does not honour rule.description (DCM takes it as
+//     the request's reason and does not keep it on the rule): refused.
+//   CreateFirewall honours none without the account option `budget` (it is
+//     not supported then).
 // Errors: DCM's `{"error":{"message"}}` with its HTTP status mapped as in
 // enstratus_wire.cc (401/403 UNAUTHENTICATED, 404 NOT_FOUND, 400
 // INVALID_ARGUMENT, 409 FAILED_PRECONDITION, 5xx UNAVAILABLE). Refusals of

@@ -19,6 +19,7 @@
 #include "adapters/common/scratch/in_memory_scratch.h"
 #include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "adapters/enstratus/enstratus_aliases.pb.h"
 #include "adapters/enstratus/enstratus_tokens.pb.h"
 #include "base/errors.h"
@@ -711,6 +712,83 @@ TEST_F(EnstratusRedriveTest, ARefusedLaunchLeavesNothingBehind) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(scratch_->Get("enstratus-instances", "web-10").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The strict field contract (ProviderInfo::honoured_fields): the
+// declaration covers every mutation, with and without the option budget,
+// and names real fields; the fields of a launch reach DCM's launch body; a
+// rule field addRule would drop is refused.
+class FieldContract : public EnstratusRedriveTest {};
+
+TEST_F(FieldContract, EveryMutationDeclaresRealFields) {
+  const std::string create_firewall = FullMethodName("FirewallsService", "CreateFirewall");
+  testutil::ExpectFieldContractDeclared(*provider_);
+  EXPECT_THAT(provider_->HonouredFields(create_firewall), ::testing::Not(::testing::IsEmpty()));
+  AccountSetup setup;
+  setup.account = "dcm";
+  setup.endpoint = "https://dcm.example.org/api/enstratus/2015-05-25";
+  setup.secret = kKeys;
+  setup.scratch = scratch_.get();
+  setup.loop = &loop_;
+  auto no_budget = CreateEnstratusProvider(setup, fake_);
+  ASSERT_TRUE(no_budget.ok()) << no_budget.status();
+  testutil::ExpectFieldContractDeclared(**no_budget);
+  // Not supported without a budget: nothing honoured either.
+  EXPECT_THAT((*no_budget)->HonouredFields(create_firewall), ::testing::IsEmpty());
+}
+
+TEST_F(FieldContract, HonouredLaunchFieldsReachTheLaunchBody) {
+  v1::CreateInstanceRequest req;
+  req.set_parent("accounts/dcm");
+  req.set_instance_id("web-11");
+  req.set_start(true);
+  v1::Instance* in = req.mutable_instance();
+  in->set_display_name("web eleven");
+  in->set_image("accounts/dcm/images/284542");
+  in->set_machine_type("accounts/dcm/machineTypes/652");
+  in->set_location("accounts/dcm/locations/dc-64351");
+  in->set_billing_code("accounts/dcm/billingCodes/10300");
+  in->add_firewalls("accounts/dcm/firewalls/116387");
+  in->set_key_name("ops-key");
+  in->set_user_data("echo hi");
+  (*in->mutable_labels())["label"] = "orange";
+  (*in->mutable_provider_options()->mutable_fields())["description"].set_string_value("web tier");
+  fake_->Expect("GET", "/infrastructure/ServerProduct/652",
+                Json(200, R"({"serverProducts":[{"productId":652,)"
+                          R"("providerProductId":"m1.large"}]})"));
+  fake_->Expect("POST", "/infrastructure/Server",
+                Json(202, R"({"jobs":[{"jobId":84400,"status":"RUNNING",)"
+                          R"("description":"Launch Server web eleven"}]})"));
+  auto launched = Create(req);
+  ASSERT_TRUE(launched.ok()) << launched.status();
+  EXPECT_FALSE(launched->done);
+  EXPECT_EQ(launched->provider_operation, "84400");
+  const std::string body = fake_->Sent().back().request.body;
+  for (const char* sent : {R"("name":"web eleven")",
+                           R"("description":"web tier [cloudplane operations/fake-1]")",
+                           R"("product":{"productId":"m1.large"})",
+                           R"("machineImage":{"machineImageId":284542})",
+                           R"("dataCenter":{"dataCenterId":64351})", R"("budget":10300)",
+                           R"("keypair":"ops-key")", R"("firewalls":[{"firewallId":116387}])",
+                           R"("label":"orange")", R"("userData":"echo hi")"}) {
+    EXPECT_THAT(body, HasSubstr(sent));
+  }
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+// addRule sends no ports for icmp: ports on an icmp rule are refused, not
+// dropped.
+TEST_F(FieldContract, PortsOnAnIcmpRuleAreRefused) {
+  v1::CreateFirewallRuleRequest req;
+  req.set_parent("accounts/dcm/firewalls/116387");
+  req.mutable_rule()->set_protocol("icmp");
+  req.mutable_rule()->set_port_range_start(8);
+  auto refused = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewallRule(Ctx(), req, std::move(cb)); });
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GetBadRequest(refused.status())->field_violations(0).field(),
+            "rule.port_range_start");
+  EXPECT_TRUE(fake_->Sent().empty());
 }
 
 }  // namespace

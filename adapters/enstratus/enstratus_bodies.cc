@@ -131,6 +131,10 @@ absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallR
     AddFieldViolation(status, "rule.port_range_start",
                       "tcp and udp rules need a port range within 1-65535");
   }
+  // addRule sends no ports for ICMP (below): refused rather than dropped.
+  if (protocol == "ICMP" && (rule.port_range_start() != 0 || rule.port_range_end() != 0)) {
+    AddFieldViolation(status, "rule.port_range_start", "icmp rules have no ports");
+  }
   if (!status.ok()) return status;
   std::string cidr = "0.0.0.0/0";
   if (!egress && rule.source_ranges_size() == 1) cidr = rule.source_ranges(0);

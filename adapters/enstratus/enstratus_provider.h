@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,6 +61,9 @@ class EnstratusProvider final : public Provider {
   // DCM charges every firewall to a budget and the request has no field for
   // one, so without the option every CreateFirewall would fail.
   std::vector<std::string> SupportedMethods() const override;
+  // Info's honoured_fields, and none for CreateFirewall where
+  // SupportedMethods leaves it out.
+  std::vector<std::string> HonouredFields(const std::string& method) const override;
 
   // enstratus_operations.cc
   void PollOperation(const CallContext& ctx, const std::string& poll_token,

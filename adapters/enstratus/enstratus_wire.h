@@ -255,7 +255,9 @@ std::string AddFirewallBody(const FirewallSpec& spec);
 // The addRule body for `rule` on firewall `firewall_id` (§7): one CIDR per
 // rule; the firewall itself is the GLOBAL end of the rule. INVALID_ARGUMENT
 // naming `rule.<field>` for what DCM cannot express (several ranges, both
-// ends, a protocol other than tcp/udp/icmp, a bad port range).
+// ends, a protocol other than tcp/udp/icmp, a bad port range, ports on an
+// icmp rule). The rule's description goes as addRule's `reason`, which DCM
+// does not keep on the rule.
 absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule);
 
 // Whether `existing` (a rule as ParseFirewallRules reads it) is the rule that
