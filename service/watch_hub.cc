@@ -72,14 +72,21 @@ void WatchHub::Append(std::string account, v1::WatchResponse change) {
     } else {
       std::cerr << "cloudplaned: change log append failed: " << seq.status() << "\n";
     }
-    entry->account = std::move(account);
+    entry->account = account;
     entry->change = std::make_shared<const v1::WatchResponse>(std::move(change));
     absl::MutexLock window_lock(&window_mu_);
     window_.push_back(std::move(entry));
     while (static_cast<int64_t>(window_.size()) > options_.live_window) {
+      evicted_pos_[window_.front()->account] = base_pos_;
       window_.pop_front();
       ++base_pos_;
     }
+  }
+  {
+    // After the window holds the change: a stream that arms itself after
+    // this sees it there, one armed before is woken by the pass below.
+    absl::MutexLock pending_lock(&pending_mu_);
+    pending_accounts_.insert(std::move(account));
   }
   // The only per-publish work besides the log: one task, and none while one
   // is still waiting to run (it will see this change too).
@@ -90,12 +97,22 @@ void WatchHub::Append(std::string account, v1::WatchResponse change) {
 
 void WatchHub::WakeArmed() {
   wake_posted_ = false;  // a publish from now on posts another pass
+  absl::flat_hash_set<std::string> accounts;
+  {
+    absl::MutexLock pending_lock(&pending_mu_);
+    accounts.swap(pending_accounts_);
+  }
+  accounts.insert("-");
   std::vector<std::shared_ptr<Subscription>> woken;
   {
     absl::MutexLock lock(&subs_mu_);
-    for (auto& [id, sub] : subs_) {
-      if (sub->armed_.load(std::memory_order_relaxed) && sub->armed_.exchange(false)) {
-        woken.push_back(sub);
+    for (const std::string& account : accounts) {
+      auto group = subs_by_account_.find(account);
+      if (group == subs_by_account_.end()) continue;
+      for (auto& [id, sub] : group->second) {
+        if (sub->armed_.load(std::memory_order_relaxed) && sub->armed_.exchange(false)) {
+          woken.push_back(sub);
+        }
       }
     }
   }
@@ -132,6 +149,7 @@ absl::StatusOr<std::shared_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
   }
   absl::MutexLock lock(&subs_mu_);
   subs_[id] = sub;
+  subs_by_account_[sub->filter_.account][id] = sub;
   return sub;
 }
 
@@ -142,6 +160,11 @@ void WatchHub::Unsubscribe(uint64_t id) {
   if (it == subs_.end()) return;
   sub = std::move(it->second);  // released after the lock
   subs_.erase(it);
+  auto group = subs_by_account_.find(sub->filter_.account);
+  if (group != subs_by_account_.end()) {
+    group->second.erase(id);
+    if (group->second.empty()) subs_by_account_.erase(group);
+  }
 }
 
 void WatchHub::CloseAll() {
@@ -149,6 +172,7 @@ void WatchHub::CloseAll() {
   {
     absl::MutexLock lock(&subs_mu_);
     closing.swap(subs_);
+    subs_by_account_.clear();
   }
   for (auto& [id, sub] : closing) {
     if (sub->on_close_) std::move(sub->on_close_)();
@@ -169,6 +193,14 @@ absl::Status WatchHub::Subscription::Next(
     batch.clear();
     {
       absl::ReaderMutexLock lock(&hub_->window_mu_);
+      if (next_pos_ < hub_->base_pos_ && filter_.account != "-") {
+        // Not woken for other accounts' changes: behind only if one of its
+        // own account's left the window unread.
+        auto evicted = hub_->evicted_pos_.find(filter_.account);
+        if (evicted == hub_->evicted_pos_.end() || evicted->second < next_pos_) {
+          next_pos_ = hub_->base_pos_;
+        }
+      }
       if (next_pos_ < hub_->base_pos_) {
         return WithErrorInfo(
             absl::AbortedError(absl::StrCat(

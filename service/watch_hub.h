@@ -39,6 +39,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -184,11 +185,23 @@ class WatchHub : public adapters::ChangeSink {
   absl::Mutex window_mu_;
   std::deque<std::shared_ptr<const Entry>> window_ ABSL_GUARDED_BY(window_mu_);
   int64_t base_pos_ ABSL_GUARDED_BY(window_mu_) = 0;
+  // Per account, the position of its newest change that left the window: a
+  // stream on one account that was not woken for other accounts' changes
+  // has fallen behind only if one of its own left before it read it.
+  absl::flat_hash_map<std::string, int64_t> evicted_pos_ ABSL_GUARDED_BY(window_mu_);
 
   absl::Mutex subs_mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(subs_mu_) = 1;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Subscription>> subs_ ABSL_GUARDED_BY(subs_mu_);
+  // The same subscriptions by their filter's account ("-" for all), so that
+  // a pass wakes only the streams a change may be for: a stream on another
+  // account costs a publish nothing.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, std::shared_ptr<Subscription>>>
+      subs_by_account_ ABSL_GUARDED_BY(subs_mu_);
   std::atomic<bool> wake_posted_{false};
+  // Accounts with changes since the last wake-up pass.
+  absl::Mutex pending_mu_;
+  absl::flat_hash_set<std::string> pending_accounts_ ABSL_GUARDED_BY(pending_mu_);
 
   // Last member: stopped (its queued wake-ups run) before the rest goes.
   EventLoop fanout_;

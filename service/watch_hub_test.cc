@@ -255,6 +255,52 @@ TEST_F(WatchHubTest, FallingBehindTheLiveWindowEndsWithAbortedAndTheLastSequence
   EXPECT_EQ(rest[0]->resource_name(), "accounts/a/instances/2");
 }
 
+TEST_F(WatchHubTest, AStreamOnAnotherAccountIsNotWoken) {
+  std::atomic<int> other_wakes{0}, own_wakes{0}, all_wakes{0};
+  SubPtr other = Subscribe({"quiet", {}}, 0, [&] { ++other_wakes; });
+  SubPtr own = Subscribe({"a", {}}, 0, [&] { ++own_wakes; });
+  SubPtr all = Subscribe({"-", {}}, 0, [&] { ++all_wakes; });
+  for (SubPtr* s : {&other, &own, &all}) ASSERT_TRUE((*s)->ArmIfIdle());
+  PublishInstance("a", "1");
+  Drain(*hub_->fanout_loop());
+  EXPECT_EQ(other_wakes.load(), 0);
+  EXPECT_EQ(own_wakes.load(), 1);
+  EXPECT_EQ(all_wakes.load(), 1);
+  // Still armed, and woken by its own account's change.
+  PublishInstance("quiet", "1");
+  Drain(*hub_->fanout_loop());
+  EXPECT_EQ(other_wakes.load(), 1);
+  Changes got = ReadAll(*other);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->resource_name(), "accounts/quiet/instances/1");
+}
+
+TEST_F(WatchHubTest, OtherAccountsChangesLeavingTheWindowDoNotEndAStream) {
+  WatchHub::Options options;
+  options.live_window = 4;
+  MakeHub(options);
+  SubPtr quiet = Subscribe({"quiet", {}});
+  SubPtr busy = Subscribe({"a", {}});
+  ASSERT_TRUE(quiet->ArmIfIdle());
+  // Far more than the window of another account's changes: the quiet
+  // stream was never woken and lost nothing of its own.
+  for (int i = 0; i < 12; ++i) PublishInstance("a", std::to_string(i));
+  PublishInstance("quiet", "1");
+  Changes got;
+  ASSERT_TRUE(quiet->Next(10, &got).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->resource_name(), "accounts/quiet/instances/1");
+  // The busy one did lose changes of its own account.
+  Changes lost;
+  EXPECT_EQ(busy->Next(10, &lost).code(), absl::StatusCode::kAborted);
+  // And a quiet stream whose own change left the window unread has too.
+  for (int i = 12; i < 24; ++i) PublishInstance("a", std::to_string(i));
+  PublishInstance("quiet", "2");
+  for (int i = 24; i < 36; ++i) PublishInstance("a", std::to_string(i));
+  Changes late;
+  EXPECT_EQ(quiet->Next(10, &late).code(), absl::StatusCode::kAborted);
+}
+
 TEST_F(WatchHubTest, AThousandSubscribersCostPublishersNothing) {
   constexpr int kSubscribers = 1000;
   constexpr int kPublishes = 200;
