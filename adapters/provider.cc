@@ -25,6 +25,12 @@ std::vector<std::string> Provider::SupportedMethods() const { return Info().supp
 
 std::vector<std::string> Provider::CancellableMethods() const { return {}; }
 
+std::vector<std::string> Provider::HonouredFields(const std::string& method) const {
+  const auto& table = Info().honoured_fields;
+  auto it = table.find(method);
+  return it == table.end() ? std::vector<std::string>{} : it->second;
+}
+
 void Provider::CancelMutation(const CallContext&, const std::string& method, const std::string&,
                               Callback<MutationProgress> done) {
   std::move(done)(WithErrorInfo(

@@ -55,6 +55,7 @@
 #define CLOUDPLANE_ADAPTERS_PROVIDER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -159,6 +160,19 @@ struct ProviderInfo {
   // other method the server refuses non-empty provider_options with
   // INVALID_ARGUMENT before the adapter is called.
   std::vector<std::string> reads_provider_options;
+  // The strict field contract: per supported mutation (full name), the
+  // request fields the adapter carries out, as paths in the request message
+  // ("instance.machine_type", "instance.labels"); a path covers every field
+  // under it. The server refuses a request that sets any other field
+  // (INVALID_ARGUMENT, reason FIELD_UNSUPPORTED, BadRequest naming it)
+  // before the adapter is called, and publishes the list in
+  // Account.capabilities, so a field is carried out or refused, never
+  // accepted and dropped. Fields every mutation has are the server's and are
+  // never listed: parent, name, request_id, validate_only, update_mask (its
+  // paths are checked as set fields), the request's provider_options (see
+  // above), the resource's IDENTIFIER name and OUTPUT_ONLY fields. A
+  // mutation missing here honours none of its other fields.
+  std::map<std::string, std::vector<std::string>> honoured_fields;
 };
 
 // Where adapters report resource changes that the server did not cause
@@ -201,6 +215,12 @@ class Provider {
   // or undo at the provider; Account.capabilities reports them as
   // `cancellable`. Default: none. Any thread; fixed for the Provider's life.
   virtual std::vector<std::string> CancellableMethods() const;
+
+  // The request fields this account carries out for mutation `method` (full
+  // name), as ProviderInfo::honoured_fields describes them; it may depend on
+  // the account's configuration. Default: Info().honoured_fields[method].
+  // Any thread; fixed for the Provider's life.
+  virtual std::vector<std::string> HonouredFields(const std::string& method) const;
 
   // Stops or undoes at the provider the work of a running mutation `method`
   // (full name) whose last reported poll token is `poll_token` (a create:

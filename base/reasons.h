@@ -29,6 +29,10 @@ inline constexpr absl::string_view kAccountUnusable = "ACCOUNT_UNUSABLE";
 inline constexpr absl::string_view kAccountOptionMissing = "ACCOUNT_OPTION_MISSING";
 // The account's provider does not support the method (UNIMPLEMENTED).
 inline constexpr absl::string_view kCapabilityUnsupported = "CAPABILITY_UNSUPPORTED";
+// The request sets a field the account's adapter does not carry out
+// (INVALID_ARGUMENT); BadRequest names each such field, metadata names the
+// `method` and `provider`. Account.capabilities lists the honoured fields.
+inline constexpr absl::string_view kFieldUnsupported = "FIELD_UNSUPPORTED";
 // The caller's deadline passed (DEADLINE_EXCEEDED).
 inline constexpr absl::string_view kCallDeadlineExceeded = "CALL_DEADLINE_EXCEEDED";
 
@@ -141,6 +145,7 @@ inline constexpr absl::string_view kAll[] = {
     kLimitExceeded,
     kValueOutOfRange,
     kWatchFellBehind,
+    kFieldUnsupported,
     kCredentialsMissing,
     kCredentialsInvalid,
     kPermissionMissing,

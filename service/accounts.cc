@@ -106,6 +106,11 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
       capability->set_method(method);
       capability->set_supported(status.ok() && supported.contains(method));
       capability->set_cancellable(capability->supported() && cancellable.contains(method));
+      if (capability->supported()) {
+        for (std::string& f : entry.provider->HonouredFields(method)) {
+          capability->add_honoured_fields(std::move(f));
+        }
+      }
     }
     if (status.ok()) {
       account.set_state(v1::Account::READY);

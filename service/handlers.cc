@@ -31,6 +31,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "service/audit_log.h"
 #include "service/auth/policy.h"
+#include "service/field_contract.h"
 #include "service/request_validation.h"
 #include "service/status_conversion.h"
 #include "service/watch_service.h"
@@ -188,6 +189,14 @@ grpc::ServerUnaryReactor* HandleMutation(const ServiceContext& context,
             facts);
   if (!provider.ok()) {
     reactor->Finish(ToGrpcStatus(provider.status()));
+    return reactor;
+  }
+  // The strict field contract: a field the adapter would not carry out is
+  // refused here, before the runner stores anything or the adapter runs.
+  if (absl::Status s = CheckFieldContract(*request, (*provider)->HonouredFields(full_method),
+                                          (*provider)->Info().kind, full_method);
+      !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
   if (request->validate_only()) {

@@ -63,4 +63,10 @@ void AddMethods(std::vector<std::string>& out, absl::string_view service,
   for (absl::string_view m : methods) out.push_back(FullMethodName(service, m));
 }
 
+void Honour(ProviderInfo& info, absl::string_view service, absl::string_view method,
+            std::initializer_list<absl::string_view> fields) {
+  std::vector<std::string>& out = info.honoured_fields[FullMethodName(service, method)];
+  for (absl::string_view f : fields) out.emplace_back(f);
+}
+
 }  // namespace cloudplane::adapters::kit

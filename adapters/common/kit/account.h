@@ -46,6 +46,13 @@ absl::StatusOr<std::unique_ptr<http::HttpClient>> MakeHttpClient(
 void AddMethods(std::vector<std::string>& out, absl::string_view service,
                 std::initializer_list<absl::string_view> methods);
 
+// Declares the request fields `info`'s adapter carries out for mutation
+// "cloudplane.v1.<service>.<method>" (ProviderInfo::honoured_fields), e.g.
+//   kit::Honour(info, "ComputeService", "CreateInstance",
+//               {"instance_id", "instance.image", "instance.labels"});
+void Honour(ProviderInfo& info, absl::string_view service, absl::string_view method,
+            std::initializer_list<absl::string_view> fields);
+
 }  // namespace cloudplane::adapters::kit
 
 #endif  // CLOUDPLANE_ADAPTERS_COMMON_KIT_ACCOUNT_H_
