@@ -654,6 +654,13 @@ ProviderInfo FleetProviderInfo() {
   kit::AddMethods(info.supported_methods, "UnitsService",
                   {"ListUnits", "GetUnit", "CreateUnit", "SetUnitDesiredState", "DeleteUnit",
                    "ListUnitStates", "ListMachines", "GetMachine"});
+  // The strict field contract: each of these reaches fleet's PUT or DELETE
+  // (UnitPutBody: options and desiredState; the unit name from unit_id).
+  kit::Honour(info, "UnitsService", "CreateUnit",
+              {"unit_id", "unit.options.section", "unit.options.name", "unit.options.value",
+               "unit.desired_state"});
+  kit::Honour(info, "UnitsService", "SetUnitDesiredState", {"desired_state"});
+  kit::Honour(info, "UnitsService", "DeleteUnit", {"allow_missing"});
   return info;
 }
 

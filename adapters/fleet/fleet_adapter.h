@@ -49,6 +49,11 @@
 //       NOT_FOUND if the unit disappeared, ABORTED if its desired state was
 //       changed meanwhile, DATA_LOSS for a token this adapter did not make.
 //
+// Field contract (ProviderInfo::honoured_fields): every field of the three
+// mutations' requests is carried out (CreateUnit unit_id, unit.options,
+// unit.desired_state; SetUnitDesiredState desired_state; DeleteUnit
+// allow_missing); none is left out.
+//
 // What "done" means, per mutation (checked after the PUT and on each poll):
 //   target INACTIVE   fleet's currentState is `inactive` (fleet shows a unit
 //                     `loaded` with its machine while its agent unloads it).

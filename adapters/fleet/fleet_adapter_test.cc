@@ -23,6 +23,7 @@
 #include "adapters/common/kit/progress.h"
 #include "adapters/common/testing/await.h"
 #include "adapters/common/testing/emulator_process.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "adapters/common/testing/fixtures.h"
 #include "adapters/fleet/fleet_wire.h"
 #include "base/errors.h"
@@ -703,6 +704,52 @@ TEST(FleetAdapterNoServer, ABare500ForAUnitIsNotABrokenUnit) {
   EXPECT_EQ(poll.status().code(), absl::StatusCode::kUnavailable) << poll.status();
   EXPECT_TRUE(kit::IsAmbiguous(poll.status()));
   EXPECT_EQ(fake->Sent().size(), 1u);
+}
+
+// The strict field contract: what FleetProviderInfo declares is real, and
+// CreateUnit's honoured fields reach fleet's PUT. (On the emulator,
+// CreateInactiveIsDoneAtOnceAndRedriveIsHarmless reads the options back from
+// fleet, and CreateLaunchedConvergesThenStopAndDelete sees the desired state
+// carried out.)
+TEST(FieldContract, EveryMutationDeclaresRealFields) {
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = "http://fleet.test:49153";
+  absl::StatusOr<std::unique_ptr<Provider>> provider =
+      CreateFleetProvider(setup, http::FakeHttpTransport::Create());
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  testutil::ExpectFieldContractDeclared(**provider);
+}
+
+TEST(FieldContract, CreateUnitSendsUnitIdOptionsAndDesiredState) {
+  auto fake = http::FakeHttpTransport::Create();
+  AccountSetup setup;
+  setup.account = "lab";
+  setup.endpoint = "http://fleet.test:49153";
+  absl::StatusOr<std::unique_ptr<Provider>> provider = CreateFleetProvider(setup, fake);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  Client client(provider->get());
+  fake->Expect("PUT", "/fleet/v1/units/db.service", http::HttpResponse{201});
+  fake->Expect("GET", "/fleet/v1/units/db.service",
+               http::HttpResponse{200,
+                                  {{"content-type", "application/json"}},
+                                  R"({"name":"db.service","desiredState":"loaded",)"
+                                  R"("currentState":"loaded","machineID":"m1",)"
+                                  R"("options":[{"section":"Service",)"
+                                  R"("name":"ExecStart","value":"/usr/bin/sleep 1d"}]})"});
+  v1::Unit unit = SleepUnit(v1::Unit::LOADED);
+  *unit.add_options() = Option("X-Fleet", "MachineMetadata", "role=db");
+  absl::StatusOr<MutationProgress> p = client.CreateUnit("db.service", unit);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->done);
+  const std::vector<http::FakeHttpTransport::SentRequest> sent = fake->Sent();
+  ASSERT_GE(sent.size(), 1u);
+  EXPECT_EQ(sent[0].request.method, "PUT");
+  EXPECT_EQ(sent[0].request.path_and_query, "/fleet/v1/units/db.service");
+  EXPECT_EQ(sent[0].request.body,
+            R"({"desiredState":"loaded","options":[)"
+            R"({"section":"Service","name":"ExecStart","value":"/usr/bin/sleep 1d"},)"
+            R"({"section":"X-Fleet","name":"MachineMetadata","value":"role=db"}]})");
 }
 
 TEST(FleetAdapterNoServer, Registration) {
