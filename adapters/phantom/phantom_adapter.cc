@@ -98,6 +98,44 @@ absl::Status SetUpQueryApi(const AccountSetup& setup, std::shared_ptr<http::Http
   return absl::OkStatus();
 }
 
+// The strict field contract in the phantom dialect (Info()): each field
+// reaches a CreateLaunchConfiguration, CreateAutoScalingGroup,
+// SetDesiredCapacity or the existence check of a delete (phantom_wire.cc).
+// Left out: launch_template.key_name. Phantom's EPU back-end launches every
+// VM with its own key, the one registered for the site through the REST API
+// ("phantomkey", phantom_get_default_key_name in pyhantom's
+// system/epu/epu_client.py), keeps the requested name only as
+// RequestedKeyName and describes every launch configuration with
+// "phantomkey".
+void HonourPhantomFields(ProviderInfo& info) {
+  kit::Honour(info, "AutoscalingService", "CreateLaunchTemplate",
+              {"launch_template_id", "launch_template.image", "launch_template.machine_type",
+               "launch_template.user_data", "launch_template.locations.location",
+               "launch_template.locations.image", "launch_template.locations.machine_type"});
+  kit::Honour(info, "AutoscalingService", "DeleteLaunchTemplate", {"allow_missing"});
+  // Phantom keeps min = max = target_size; GroupSpecFor refuses other bounds.
+  kit::Honour(info, "AutoscalingService", "CreateScalingGroup",
+              {"scaling_group_id", "scaling_group.launch_template", "scaling_group.target_size",
+               "scaling_group.min_size", "scaling_group.max_size", "scaling_group.locations"});
+  kit::Honour(info, "AutoscalingService", "ResizeScalingGroup", {"target_size"});
+  kit::Honour(info, "AutoscalingService", "DeleteScalingGroup", {"allow_missing"});
+}
+
+// The aws dialect's contract: the phantom dialect's but for
+// CreateLaunchTemplate, whose AWS launch configuration takes KeyName and has
+// no per-location settings (LaunchConfigsFor refuses locations).
+const ProviderInfo& AwsDialectInfo() {
+  static const auto* const kInfo = [] {
+    auto* info = new ProviderInfo(PhantomProviderInfo());
+    info->honoured_fields.erase(FullMethodName("AutoscalingService", "CreateLaunchTemplate"));
+    kit::Honour(*info, "AutoscalingService", "CreateLaunchTemplate",
+                {"launch_template_id", "launch_template.image", "launch_template.machine_type",
+                 "launch_template.key_name", "launch_template.user_data"});
+    return info;
+  }();
+  return *kInfo;
+}
+
 }  // namespace
 
 const ProviderInfo& PhantomProvider::Info() const {
@@ -116,6 +154,12 @@ std::vector<std::string> PhantomProvider::SupportedMethods() const {
   return methods;
 }
 
+std::vector<std::string> PhantomProvider::HonouredFields(const std::string& method) const {
+  const ProviderInfo& info = account_->dialect == Dialect::kAws ? AwsDialectInfo() : Info();
+  auto it = info.honoured_fields.find(method);
+  return it == info.honoured_fields.end() ? std::vector<std::string>{} : it->second;
+}
+
 ProviderInfo PhantomProviderInfo() {
   ProviderInfo info;
   info.kind = "phantom";
@@ -129,6 +173,7 @@ ProviderInfo PhantomProviderInfo() {
                    "DeleteLaunchTemplate", "ListScalingGroups", "GetScalingGroup",
                    "CreateScalingGroup", "ResizeScalingGroup", "DeleteScalingGroup"});
   kit::AddMethods(info.supported_methods, "ComputeService", {"ListLocations", "GetLocation"});
+  HonourPhantomFields(info);
   return info;
 }
 

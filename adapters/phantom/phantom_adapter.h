@@ -58,6 +58,16 @@
 // SetDesiredCapacity, or UpdateAutoScalingGroup when n is outside [min,
 // max]. Deletes check existence first (NOT_FOUND unless allow_missing); a
 // template still used by a group is FAILED_PRECONDITION.
+// Field contract (ProviderInfo::honoured_fields, per dialect: see
+// PhantomProvider::HonouredFields). Not honoured, so refused by the server:
+//   CreateLaunchTemplate, phantom dialect: key_name (Phantom launches with
+//       the key registered for the site and reports "phantomkey"; pyhantom
+//       system/epu/epu_client.py).
+//   CreateLaunchTemplate, aws dialect: locations (an AWS launch
+//       configuration has no per-location settings).
+//   CreateScalingGroup min_size / max_size are honoured; in the phantom
+//   dialect only equal to target_size (Phantom keeps min = max = N; other
+//   values are INVALID_ARGUMENT).
 // With CallContext::validate_only, mutations run their local checks (ids,
 // sizes, sites) and finish without any request. The call's deadline goes
 // on every request; the transport refuses one already past

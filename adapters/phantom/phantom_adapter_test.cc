@@ -18,12 +18,14 @@
 #include "adapters/common/http/fake_http_transport.h"
 #include "adapters/common/kit/poll_token.h"
 #include "adapters/common/scratch/in_memory_scratch.h"
+#include "adapters/common/testing/field_contract_check.h"
 #include "adapters/phantom/phantom_adapter.h"
 #include "adapters/phantom/phantom_tokens.pb.h"
 #include "adapters/scratch_store.h"
 #include "base/errors.h"
 #include "base/reasons.h"
 #include "base/event_loop.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace cloudplane::adapters::phantom {
@@ -31,6 +33,9 @@ namespace {
 
 using http::FakeHttpTransport;
 using http::HttpResponse;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr absl::string_view kEndpoint = "http://phantom.example.org:8445";
 constexpr absl::string_view kRest = "http://rest.example.org/api/dev";
@@ -746,6 +751,126 @@ TEST_F(PhantomAdapterTest, PollTokensAreTypedAndRoundTrip) {
     provider_->PollOperation(Context(), bytes, refused.Receiver());
     EXPECT_EQ(refused.Take().status().code(), absl::StatusCode::kDataLoss);
   }
+}
+
+// ---- The strict field contract ---------------------------------------------
+
+class FieldContract : public PhantomAdapterTest {
+ protected:
+  static std::vector<std::string> Honoured(const Provider& provider, absl::string_view method) {
+    return provider.HonouredFields(FullMethodName("AutoscalingService", method));
+  }
+
+  // The POST bodies sent so far that are CreateLaunchConfiguration actions.
+  std::vector<std::string> CreateBodies() {
+    std::vector<std::string> out;
+    for (const FakeHttpTransport::SentRequest& r : fake_->Sent()) {
+      if (absl::StrContains(r.request.body, "Action=CreateLaunchConfiguration&")) {
+        out.push_back(r.request.body);
+      }
+    }
+    return out;
+  }
+};
+
+TEST_F(FieldContract, EveryMutationDeclaresRealFieldsInBothDialects) {
+  testutil::ExpectFieldContractDeclared(*provider_);
+  for (const auto& options : {absl::flat_hash_map<std::string, std::string>{},
+                              absl::flat_hash_map<std::string, std::string>{{"dialect", "aws"}}}) {
+    std::unique_ptr<Provider> provider = Make(nullptr, options);
+    ASSERT_NE(provider, nullptr);
+    testutil::ExpectFieldContractDeclared(*provider);
+  }
+}
+
+// Phantom launches with the site's own key whatever KeyName says; an AWS
+// launch configuration has no locations. Everything else is the same.
+TEST_F(FieldContract, TheDialectsDifferInCreateLaunchTemplateOnly) {
+  std::unique_ptr<Provider> aws = Make(nullptr, {{"dialect", "aws"}});
+  ASSERT_NE(aws, nullptr);
+  const std::vector<std::string> phantom_lt = Honoured(*provider_, "CreateLaunchTemplate");
+  const std::vector<std::string> aws_lt = Honoured(*aws, "CreateLaunchTemplate");
+  EXPECT_THAT(phantom_lt, Not(Contains("launch_template.key_name")));
+  EXPECT_THAT(phantom_lt, Contains("launch_template.locations.location"));
+  EXPECT_THAT(phantom_lt, Contains("launch_template.user_data"));
+  EXPECT_THAT(aws_lt, Contains("launch_template.key_name"));
+  EXPECT_THAT(aws_lt, Contains("launch_template.user_data"));
+  EXPECT_THAT(aws_lt, Not(Contains(HasSubstr("locations"))));
+  for (const char* method : {"DeleteLaunchTemplate", "CreateScalingGroup", "ResizeScalingGroup",
+                             "DeleteScalingGroup"}) {
+    EXPECT_EQ(Honoured(*provider_, method), Honoured(*aws, method)) << method;
+  }
+}
+
+// Phantom: the image, machine type and user data of the template and each
+// location's own reach a launch configuration per site.
+TEST_F(FieldContract, PhantomCreateLaunchTemplateSendsEveryHonouredField) {
+  v1::CreateLaunchTemplateRequest lt;
+  lt.set_launch_template_id("web");
+  v1::LaunchTemplate& t = *lt.mutable_launch_template();
+  t.set_image("accounts/lab/images/hello-phantom.gz");
+  t.set_machine_type("accounts/lab/machineTypes/m1.small");
+  t.set_user_data("abc");  // base64 YWJj
+  t.add_locations()->set_location("accounts/lab/locations/hotel");
+  v1::LocationLaunchSpec& sierra = *t.add_locations();
+  sierra.set_location("accounts/lab/locations/sierra");
+  sierra.set_image("accounts/lab/images/ami-2");
+  sierra.set_machine_type("accounts/lab/machineTypes/m1.large");
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", "<LaunchConfigurations/>")));
+  fake_->Expect("POST", "/", Ok(Answer("CreateLaunchConfiguration", "")));
+  fake_->Expect("POST", "/", Ok(Answer("CreateLaunchConfiguration", "")));
+  fake_->Expect("GET", "/?Action=DescribeLaunchConfigurations*",
+                Ok(Answer("DescribeLaunchConfigurations", kLaunchConfigs)));
+  Outcome<MutationProgress> out;
+  provider_->CreateLaunchTemplate(Context(), lt, out.Receiver());
+  absl::StatusOr<MutationProgress> created = out.Take();
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::vector<std::string> bodies = CreateBodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_THAT(bodies[0], HasSubstr("&ImageId=hello-phantom.gz&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&InstanceType=m1.small&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&LaunchConfigurationName=web%40hotel&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&UserData=YWJj&"));
+  EXPECT_THAT(bodies[1], HasSubstr("&ImageId=ami-2&"));
+  EXPECT_THAT(bodies[1], HasSubstr("&InstanceType=m1.large&"));
+  EXPECT_THAT(bodies[1], HasSubstr("&LaunchConfigurationName=web%40sierra&"));
+  EXPECT_THAT(bodies[1], HasSubstr("&UserData=YWJj&"));
+}
+
+// AWS: key_name travels as KeyName, with the image, type and user data.
+TEST_F(FieldContract, AwsCreateLaunchTemplateSendsEveryHonouredField) {
+  std::unique_ptr<Provider> aws = Make(nullptr, {{"dialect", "aws"}});
+  ASSERT_NE(aws, nullptr);
+  v1::CreateLaunchTemplateRequest lt;
+  lt.set_launch_template_id("web");
+  v1::LaunchTemplate& t = *lt.mutable_launch_template();
+  t.set_image("accounts/lab/images/ami-1");
+  t.set_machine_type("accounts/lab/machineTypes/t2.micro");
+  t.set_key_name("ops-key");
+  t.set_user_data("abc");
+  const std::string none = Answer("DescribeLaunchConfigurations", "<LaunchConfigurations/>");
+  const std::string made = Answer(
+      "DescribeLaunchConfigurations",
+      "<LaunchConfigurations><member><LaunchConfigurationName>web</LaunchConfigurationName>"
+      "<ImageId>ami-1</ImageId><InstanceType>t2.micro</InstanceType><KeyName>ops-key</KeyName>"
+      "</member></LaunchConfigurations>");
+  fake_->Expect("POST", "/", Ok(none));
+  fake_->Expect("POST", "/", Ok(Answer("CreateLaunchConfiguration", "")));
+  fake_->Expect("POST", "/", Ok(made));
+  Outcome<MutationProgress> out;
+  aws->CreateLaunchTemplate(Context(), lt, out.Receiver());
+  absl::StatusOr<MutationProgress> created = out.Take();
+  ASSERT_TRUE(created.ok()) << created.status();
+  v1::LaunchTemplate result;
+  ASSERT_TRUE(created->result.UnpackTo(&result));
+  EXPECT_EQ(result.key_name(), "ops-key");
+  const std::vector<std::string> bodies = CreateBodies();
+  ASSERT_EQ(bodies.size(), 1u);
+  EXPECT_THAT(bodies[0], HasSubstr("&ImageId=ami-1&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&InstanceType=t2.micro&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&KeyName=ops-key&"));
+  EXPECT_THAT(bodies[0], HasSubstr("&UserData=YWJj&"));
 }
 
 }  // namespace

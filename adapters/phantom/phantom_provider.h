@@ -97,6 +97,10 @@ class PhantomProvider final : public Provider {
   // no REST API (the aws dialect, or no option rest_endpoint): sites are
   // read only through it.
   std::vector<std::string> SupportedMethods() const override;
+  // Info()'s lists in the phantom dialect; in the aws dialect
+  // CreateLaunchTemplate honours key_name and not locations
+  // (phantom_adapter.cc).
+  std::vector<std::string> HonouredFields(const std::string& method) const override;
 
   // phantom_autoscaling.cc
   void PollOperation(const CallContext& ctx, const std::string& poll_token,
