@@ -56,7 +56,7 @@ def template(account, n):
     if "aws" not in account:
         return autoscaling_pb2.LaunchTemplate(
             image=f"{account}/images/hello-phantom.gz",
-            machine_type=f"{account}/machineTypes/m1.small", key_name="phantomkey",
+            machine_type=f"{account}/machineTypes/m1.small",
             user_data="#!/bin/sh\necho hi\n",
             locations=[autoscaling_pb2.LocationLaunchSpec(location=f"{account}/locations/hotel"),
                        autoscaling_pb2.LocationLaunchSpec(location=f"{account}/locations/ec2",
@@ -202,6 +202,34 @@ def test_wrong_secret_is_unauthenticated(server, account):
                      parent=account, launch_template_id="never",
                      launch_template=template(account, 0)))
     assert "not-the-secret" not in err.details()
+
+
+def test_each_dialect_refuses_what_it_cannot_carry_out(server):
+    """Phantom launches every VM with the key registered for the site (and
+    reports "phantomkey"), so key_name is refused there; an AWS launch
+    configuration has no locations. Refused by the server, nothing made."""
+    a = server.autoscaling()
+    for account, path, extra in (
+            (PHANTOM, "launch_template.key_name", {"key_name": "ops-key"}),
+            (AWS, "launch_template.locations.location",
+             {"locations": [autoscaling_pb2.LocationLaunchSpec(
+                 location=f"{AWS}/locations/us-east-1a")]})):
+        lt = template(account, 0)
+        for key, value in extra.items():
+            if isinstance(value, list):
+                getattr(lt, key).extend(value)
+            else:
+                setattr(lt, key, value)
+        lt_id = f"refused-{uuid.uuid4().hex[:6]}"
+        err = expect(grpc.StatusCode.INVALID_ARGUMENT, a.CreateLaunchTemplate,
+                     autoscaling_pb2.CreateLaunchTemplateRequest(
+                         parent=account, launch_template_id=lt_id, launch_template=lt))
+        info, bad = error_details(err)
+        assert info.reason == "FIELD_UNSUPPORTED", info
+        assert [v.field for v in bad.field_violations] == [path]
+        expect(grpc.StatusCode.NOT_FOUND, a.GetLaunchTemplate,
+               autoscaling_pb2.GetLaunchTemplateRequest(
+                   name=f"{account}/launchTemplates/{lt_id}"))
 
 
 def test_sites_through_the_rest_api_with_a_token(server):
