@@ -39,6 +39,8 @@ import pytest
 import hpack
 import hyperframe.frame
 
+import field_walk
+from google.longrunning import operations_pb2 as longrunning_pb2
 from cloudplane_testing import (Server, accounts_pb2, autoscaling_pb2, billing_pb2, common_pb2,
                                 compute_pb2, error_details, error_details_pb2, firewalls_pb2,
                                 operations_pb2, units_pb2, volumes_pb2, watch_pb2)
@@ -209,6 +211,15 @@ class Profile:
         implements every RPC of the API (the suite then asserts that it
         does)."""
         raise NotImplementedError
+
+    def field_samples(self) -> dict:
+        """For the collection's Create: a value for each field of the resource
+        that the account honours and that is visible on Get afterwards (not
+        INPUT_ONLY), by its path under the resource (`display_name`,
+        `labels`), unless resource(n) sets it already. The suite creates one
+        resource per sample and expects Get to show it (a map: its entries
+        among the resource's). Values must be valid at the provider."""
+        return {}
 
 
 # ---------------------------------------------------------------------------
@@ -611,3 +622,112 @@ class AdapterConformance:
         op = self.coll.delete(server, resource.name, validate_only=True)
         assert op.done and not op.HasField("error"), op
         assert self.coll.get(server, resource.name).name == resource.name
+
+    # 9. The strict field contract -------------------------------------------
+    def _call_method(self, server, full_method, request):
+        service, method = full_method.rsplit(".", 1)
+        call = server.channel.unary_unary(
+            f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=longrunning_pb2.Operation.FromString)
+        return call(request, timeout=10)
+
+    def test_every_field_is_honoured_or_refused(self, server):
+        """Every mutation x every settable request field: honoured (listed in
+        Capability.honoured_fields and not refused) or refused with
+        INVALID_ARGUMENT / FIELD_UNSUPPORTED naming it, before anything is
+        done (no Operation recorded). Never accepted and dropped."""
+        account = server.accounts().GetAccount(accounts_pb2.GetAccountRequest(
+            name=self.account), timeout=10)
+        namer = field_walk.Namer(_API_MODULES, self.profile.account_id)
+        methods = {}
+        for module in _API_MODULES:
+            for service in module.DESCRIPTOR.services_by_name.values():
+                for m in service.methods:
+                    if m.output_type.full_name == "google.longrunning.Operation":
+                        methods[f"{service.full_name}.{m.name}"] = (module, m)
+        before = len(account_operations(server, self.account))
+        pairs = honoured_count = refused_count = 0
+        problems = []
+        for capability in account.capabilities:
+            if capability.method not in methods:
+                assert not capability.honoured_fields, capability  # reads list none
+                continue
+            if not capability.supported:
+                assert not capability.honoured_fields, capability
+                continue
+            module, method = methods[capability.method]
+            request_class = getattr(module, method.input_type.name)
+            for path in field_walk.settable_paths(method.input_type):
+                pairs += 1
+                honoured = field_walk.is_honoured(path, capability.honoured_fields)
+                request = field_walk.request_with(request_class, path, namer,
+                                                  str(uuid.uuid4()))
+                # A field that is honoured is only validated (nothing is made
+                # from arbitrary sample values); one that is not goes for real.
+                if honoured and "validate_only" in request.DESCRIPTOR.fields_by_name:
+                    request.validate_only = True
+                refused = False
+                try:
+                    self._call_method(server, capability.method, request)
+                except grpc.RpcError as e:
+                    info, bad = error_details(e)
+                    refused = (e.code() == grpc.StatusCode.INVALID_ARGUMENT and
+                               info is not None and info.reason == "FIELD_UNSUPPORTED" and
+                               bad is not None and
+                               path in [v.field for v in bad.field_violations])
+                if honoured and refused:
+                    problems.append(f"{capability.method} {path}: listed as honoured, refused")
+                elif not honoured and not refused:
+                    problems.append(f"{capability.method} {path}: not honoured, yet not refused")
+                honoured_count += honoured
+                refused_count += refused
+        print(f"field contract {self.profile.id}: {pairs} (method, field) pairs, "
+              f"{honoured_count} honoured, {refused_count} refused")
+        assert not problems, "\n".join(problems)
+        assert len(account_operations(server, self.account)) == before
+        assert pairs > 0
+
+    def test_honoured_create_fields_are_visible_afterwards(self, server):
+        """Each field of the resource that the collection's Create honours and
+        Get can show (not INPUT_ONLY) is there after the create."""
+        account = server.accounts().GetAccount(accounts_pb2.GetAccountRequest(
+            name=self.account), timeout=10)
+        create = self.coll.method("Create")
+        honoured = next(c.honoured_fields for c in account.capabilities if c.method == create)
+        field = self.coll.field
+        base = self.profile.resource(0)
+        already = {f.name for f, _ in base.ListFields()}
+        samples = self.profile.field_samples()
+        wanted, missing = [], []
+        for h in honoured:
+            if not h.startswith(field + "."):
+                continue
+            top = h[len(field) + 1:].split(".")[0]
+            descriptor = base.DESCRIPTOR.fields_by_name[top]
+            if (field_walk.field_behavior_pb2.INPUT_ONLY in field_walk.behaviors(descriptor)
+                    or top in already):
+                continue
+            (wanted if top in samples else missing).append(top)
+        assert not missing, (f"{self.profile.id}: {create} honours {missing} but the profile "
+                             "has no field_samples() for them")
+        for n, top in enumerate(sorted(set(wanted)), start=1):
+            resource = self.profile.resource(n)
+            value = samples[top]
+            target = getattr(resource, top)
+            if isinstance(value, dict):
+                target.update(value)
+            elif isinstance(value, list):
+                target.extend(value)
+            else:
+                setattr(resource, top, value)
+            made = self.settle(server, self.coll.create(server, self.coll.create_request(
+                self.account, self.profile.resource_id("fv", n), resource, str(uuid.uuid4()))))
+            got = self.coll.get(server, made.name)
+            shown = getattr(got, top)
+            if isinstance(value, dict):
+                assert dict(value).items() <= dict(shown).items(), (top, shown)
+            elif isinstance(value, list):
+                assert list(shown) == value, (top, shown)
+            else:
+                assert shown == value, (top, shown)
+

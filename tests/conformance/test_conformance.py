@@ -41,6 +41,12 @@ accounts {{
         return None  # the sandbox implements every RPC of the API
 
 
+    def field_samples(self):
+        return {"media": volumes_pb2.Volume.CDROM,
+                "location": f"{self.account}/locations/sandbox-1a",
+                "labels": {"tier": "db"}}
+
+
 class FleetProfile(Profile):
     """CoreOS fleet v1 through the fleet emulator (2 units per fleet page),
     reached over TCP or over its unix socket."""

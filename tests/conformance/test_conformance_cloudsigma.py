@@ -35,6 +35,9 @@ class CloudSigmaProfile(Profile):
     def is_settled(self, volume):
         return volume.state == volumes_pb2.Volume.AVAILABLE
 
+    def field_samples(self):
+        return {"media": volumes_pb2.Volume.CDROM, "labels": {"tier": "db"}}
+
     def unsupported_call(self):
         # CloudSigma has no fleet units; a mutation, so the suite also checks
         # that no Operation is recorded.

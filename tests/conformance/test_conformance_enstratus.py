@@ -53,6 +53,12 @@ accounts {{
     def is_settled(self, instance):
         return instance.state == compute_pb2.Instance.RUNNING
 
+    def field_samples(self):
+        # DCM keeps one label, under the key "label".
+        return {"billing_code": f"{self.account}/billingCodes/{es.BUDGET}",
+                "firewalls": [f"{self.account}/firewalls/116387"],
+                "labels": {"label": "conformance"}}
+
     def unsupported_call(self):
         # DCM's API has no reboot; a mutation, so the suite also checks that
         # no Operation is recorded.
@@ -74,6 +80,10 @@ class EnstratusVolumesProfile(EnstratusProfile):
 
     def is_settled(self, volume):
         return volume.state == volumes_pb2.Volume.AVAILABLE
+
+    def field_samples(self):
+        # DCM makes disks only (a CDROM is refused by the adapter).
+        return {"media": volumes_pb2.Volume.DISK, "labels": {"label": "conformance"}}
 
     def unsupported_call(self):
         # DCM has no volume copy.
