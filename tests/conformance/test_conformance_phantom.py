@@ -67,6 +67,11 @@ class AwsMotoProfile(_PhantomBase):
             image=f"{a}/images/ami-{n:08x}", machine_type=f"{a}/machineTypes/t2.micro",
             user_data=f"#!/bin/sh\necho {n}\n")
 
+    def field_samples(self):
+        # An AWS launch configuration keeps KeyName (Phantom's always says
+        # "phantomkey", so the phantom dialect refuses key_name).
+        return {"key_name": "conformance-key"}
+
 
 class TestPhantom(AdapterConformance):
     profile = PhantomProfile()
