@@ -131,7 +131,7 @@ TEST(DispatchReadTest, EveryReadOfTheTableDispatchesAndNoMutation) {
     }
   }
   EXPECT_EQ(reads + mutations, static_cast<int>(AllAdapterMethods().size()));
-  EXPECT_EQ(reads, 28);
+  EXPECT_EQ(reads, 34);
 }
 
 }  // namespace

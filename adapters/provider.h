@@ -72,6 +72,7 @@
 #include "cloudplane/v1/billing.pb.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/units.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 #include "cloudplane/v1/watch.pb.h"

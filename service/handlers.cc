@@ -24,6 +24,7 @@
 #include "cloudplane/v1/common.pb.h"
 #include "cloudplane/v1/compute.grpc.pb.h"
 #include "cloudplane/v1/firewalls.grpc.pb.h"
+#include "cloudplane/v1/networks.grpc.pb.h"
 #include "cloudplane/v1/units.grpc.pb.h"
 #include "cloudplane/v1/volumes.grpc.pb.h"
 #include "google/longrunning/operations.grpc.pb.h"
@@ -277,6 +278,9 @@ CP_CLASS_HEAD(UnitsService)
 CP_CLASS_TAIL
 CP_CLASS_HEAD(BillingService)
 #include "adapters/api/billing.inc"
+CP_CLASS_TAIL
+CP_CLASS_HEAD(NetworksService)
+#include "adapters/api/networks.inc"
 CP_CLASS_TAIL
 
 #undef CP_READ
@@ -726,6 +730,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeServices(const ServiceContext& c
   services.push_back(std::make_unique<AutoscalingServiceImpl>(context));
   services.push_back(std::make_unique<UnitsServiceImpl>(context));
   services.push_back(std::make_unique<BillingServiceImpl>(context));
+  services.push_back(std::make_unique<NetworksServiceImpl>(context));
   services.push_back(std::make_unique<OperationsImpl>(context));
   services.push_back(std::make_unique<AuditServiceImpl>(context));
   services.push_back(MakeWatchService(context.hub, context.loop, context.accounts, context.gate));
@@ -736,8 +741,9 @@ std::vector<std::string> ServiceNames() {
   return {"cloudplane.v1.AccountsService",    "cloudplane.v1.ComputeService",
           "cloudplane.v1.VolumesService",     "cloudplane.v1.FirewallsService",
           "cloudplane.v1.AutoscalingService", "cloudplane.v1.UnitsService",
-          "cloudplane.v1.BillingService",     "google.longrunning.Operations",
-          "cloudplane.v1.WatchService",       "cloudplane.v1.AuditService"};
+          "cloudplane.v1.BillingService",     "cloudplane.v1.NetworksService",
+          "google.longrunning.Operations",    "cloudplane.v1.WatchService",
+          "cloudplane.v1.AuditService"};
 }
 
 }  // namespace cloudplane::service

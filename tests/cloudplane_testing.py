@@ -25,8 +25,8 @@ sys.path.insert(0, str(BAZEL_BIN / "proto"))
 from cloudplane.v1 import (  # noqa: E402  (needs the path above)
     accounts_pb2, accounts_pb2_grpc, audit_pb2, audit_pb2_grpc, autoscaling_pb2,
     autoscaling_pb2_grpc, billing_pb2, billing_pb2_grpc, common_pb2, compute_pb2,
-    compute_pb2_grpc, firewalls_pb2, firewalls_pb2_grpc, units_pb2, units_pb2_grpc, volumes_pb2,
-    volumes_pb2_grpc, watch_pb2, watch_pb2_grpc)
+    compute_pb2_grpc, firewalls_pb2, firewalls_pb2_grpc, networks_pb2, networks_pb2_grpc,
+    units_pb2, units_pb2_grpc, volumes_pb2, volumes_pb2_grpc, watch_pb2, watch_pb2_grpc)
 from google.longrunning import operations_pb2, operations_pb2_grpc  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 
@@ -34,7 +34,7 @@ __all__ = [
     "accounts_pb2", "accounts_pb2_grpc", "audit_pb2", "audit_pb2_grpc", "autoscaling_pb2",
     "autoscaling_pb2_grpc",
     "billing_pb2", "billing_pb2_grpc", "common_pb2", "compute_pb2", "compute_pb2_grpc",
-    "firewalls_pb2", "firewalls_pb2_grpc", "units_pb2", "units_pb2_grpc", "volumes_pb2",
+    "firewalls_pb2", "firewalls_pb2_grpc", "networks_pb2", "networks_pb2_grpc", "units_pb2", "units_pb2_grpc", "volumes_pb2",
     "volumes_pb2_grpc", "watch_pb2", "watch_pb2_grpc", "operations_pb2",
     "operations_pb2_grpc", "error_details_pb2", "status_pb2",
 ]
@@ -152,6 +152,9 @@ class Server:
 
     def firewalls(self):
         return firewalls_pb2_grpc.FirewallsServiceStub(self.channel)
+
+    def networks(self):
+        return networks_pb2_grpc.NetworksServiceStub(self.channel)
 
     def autoscaling(self):
         return autoscaling_pb2_grpc.AutoscalingServiceStub(self.channel)

@@ -40,6 +40,7 @@ constexpr absl::string_view kRetryServiceConfig = R"json({
       {"service": "cloudplane.v1.AuditService"},
       {"service": "cloudplane.v1.AutoscalingService"},
       {"service": "cloudplane.v1.BillingService"},
+      {"service": "cloudplane.v1.NetworksService"},
       {"service": "cloudplane.v1.ComputeService"},
       {"service": "cloudplane.v1.FirewallsService"},
       {"service": "cloudplane.v1.UnitsService"},

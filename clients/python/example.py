@@ -31,7 +31,8 @@ ACCOUNT = "accounts/sandbox"
 SERVICES = ["cloudplane.v1.AccountsService", "cloudplane.v1.AuditService",
             "cloudplane.v1.AutoscalingService",
             "cloudplane.v1.BillingService", "cloudplane.v1.ComputeService",
-            "cloudplane.v1.FirewallsService", "cloudplane.v1.UnitsService",
+            "cloudplane.v1.FirewallsService", "cloudplane.v1.NetworksService",
+            "cloudplane.v1.UnitsService",
             "cloudplane.v1.VolumesService", "cloudplane.v1.WatchService",
             "google.longrunning.Operations"]
 SERVICE_CONFIG = {"methodConfig": [{

@@ -42,7 +42,7 @@ import hyperframe.frame
 import field_walk
 from google.longrunning import operations_pb2 as longrunning_pb2
 from cloudplane_testing import (Server, accounts_pb2, autoscaling_pb2, billing_pb2, common_pb2,
-                                compute_pb2, error_details, error_details_pb2, firewalls_pb2,
+                                compute_pb2, error_details, error_details_pb2, firewalls_pb2, networks_pb2,
                                 operations_pb2, units_pb2, volumes_pb2, watch_pb2)
 
 ERROR_DOMAIN = "cloudplane.dev"
@@ -51,7 +51,7 @@ ERROR_DOMAIN = "cloudplane.dev"
 # cloudplane.v1 is adapter-facing and appears in Account.capabilities.
 _SERVER_OWN_SERVICES = {"cloudplane.v1.AccountsService", "cloudplane.v1.WatchService"}
 _API_MODULES = (accounts_pb2, autoscaling_pb2, billing_pb2, compute_pb2, firewalls_pb2,
-                units_pb2, volumes_pb2, watch_pb2)
+                networks_pb2, units_pb2, volumes_pb2, watch_pb2)
 
 # How long one settling create may take before a test gives up.
 WAIT_SECONDS = 20.0

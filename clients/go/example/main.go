@@ -46,6 +46,7 @@ const serviceConfig = `{
       {"service": "cloudplane.v1.AuditService"},
       {"service": "cloudplane.v1.AutoscalingService"},
       {"service": "cloudplane.v1.BillingService"},
+      {"service": "cloudplane.v1.NetworksService"},
       {"service": "cloudplane.v1.ComputeService"},
       {"service": "cloudplane.v1.FirewallsService"},
       {"service": "cloudplane.v1.UnitsService"},

@@ -52,6 +52,7 @@ const SERVICES = [
   "cloudplane.v1.AuditService",
   "cloudplane.v1.AutoscalingService",
   "cloudplane.v1.BillingService",
+  "cloudplane.v1.NetworksService",
   "cloudplane.v1.ComputeService",
   "cloudplane.v1.FirewallsService",
   "cloudplane.v1.UnitsService",

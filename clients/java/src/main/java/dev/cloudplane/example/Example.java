@@ -57,6 +57,7 @@ public final class Example {
           "cloudplane.v1.AuditService",
           "cloudplane.v1.AutoscalingService",
           "cloudplane.v1.BillingService",
+          "cloudplane.v1.NetworksService",
           "cloudplane.v1.ComputeService",
           "cloudplane.v1.FirewallsService",
           "cloudplane.v1.UnitsService",
