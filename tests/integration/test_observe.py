@@ -9,11 +9,8 @@ nothing; 20 open Watch streams cost the emulator one list per collection per
 interval."""
 import json
 import pathlib
-import queue
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import xmlrpc.client
@@ -23,6 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cloudplane_testing import (FLEET_EMULATOR, Server, accounts_pb2, watch_pb2, _wait_for_file)
+from observe_testing import Watcher, account_state, free_port, wait_observed, wait_until
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "opennebula"))
@@ -31,12 +29,6 @@ import one_emulator  # noqa: E402
 INTERVAL = 1.0
 # "Within two intervals": each interval is jittered by up to +20%.
 TWO_INTERVALS = 2 * INTERVAL * 1.2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Fleet:
@@ -84,85 +76,15 @@ class Fleet:
                 if line.startswith(prefix) and " -> " in line]
 
 
-class Watcher:
-    """A Watch stream read on a thread of its own; every change with the
-    time it arrived."""
-
-    def __init__(self, server, parent, after=0):
-        self.changes = queue.Queue()
-        self.all = []
-        self.call = server.watch().Watch(watch_pb2.WatchRequest(
-            parent=parent, start_after_sequence=after, heartbeat_interval_seconds=0))
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        try:
-            for change in self.call:
-                if change.change_type != watch_pb2.WatchResponse.HEARTBEAT:
-                    self.changes.put((time.monotonic(), change))
-        except grpc.RpcError:
-            pass
-
-    def next_matching(self, predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no matching change within {timeout}s; saw "
-                                     f"{[(c.change_type, c.resource_name) for c in self.all]}")
-            try:
-                at, change = self.changes.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.all.append(change)
-            if predicate(change):
-                return at, change
-
-    def drain(self, seconds):
-        out = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                out.append(self.changes.get(timeout=max(0.01, deadline - time.monotonic()))[1])
-            except queue.Empty:
-                pass
-        self.all += out
-        return out
-
-    def close(self):
-        self.call.cancel()
-        self.thread.join(timeout=5)
-
-
 def is_change(kind, name, change_type):
     return lambda c: (c.kind == kind and c.resource_name == name and
                       c.change_type == change_type)
-
-
-def account_state(server, name):
-    return server.accounts().GetAccount(accounts_pb2.GetAccountRequest(name=name))
 
 
 def health(server, account_id):
     stub = health_pb2_grpc.HealthStub(server.channel)
     return stub.Check(health_pb2.HealthCheckRequest(
         service=f"cloudplane.account.{account_id}")).status
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
-def wait_observed(server, name):
-    wait_until(lambda: account_state(server, name).HasField("last_observe_time"), 10,
-               f"{name} observed")
 
 
 @pytest.fixture(scope="module")

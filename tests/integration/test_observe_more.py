@@ -15,11 +15,8 @@ import base64
 import json
 import os
 import pathlib
-import queue
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +25,18 @@ import grpc
 import pytest
 
 from cloudplane_testing import Server, accounts_pb2, autoscaling_pb2, watch_pb2
+from observe_testing import Watcher, free_port, wait_until
+from observe_testing import account_state as _account_state
+from observe_testing import wait_observed as _wait_observed
+
+
+def account_state(server, account):
+    return _account_state(server, f"accounts/{account}")
+
+
+def wait_observed(server, account):
+    _wait_observed(server, f"accounts/{account}")
+
 
 EMULATORS = pathlib.Path(__file__).resolve().parent.parent / "emulators"
 sys.path.insert(0, str(EMULATORS / "enstratus"))
@@ -47,12 +56,6 @@ CREATED, UPDATED, DELETED = (watch_pb2.WatchResponse.CREATED, watch_pb2.WatchRes
                              watch_pb2.WatchResponse.DELETED)
 ACCOUNTS = ("cs", "dcm", "phantom", "aws")
 TIMES = {}  # provider → change → seconds from the change to its event
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Emulator:
@@ -94,81 +97,11 @@ class Emulator:
                 self.process.wait()
 
 
-class Watcher:
-    """A Watch stream of one account read on a thread of its own; every
-    change with the time it arrived."""
-
-    def __init__(self, server, parent, after=0):
-        self.changes = queue.Queue()
-        self.all = []
-        self.call = server.watch().Watch(watch_pb2.WatchRequest(
-            parent=parent, start_after_sequence=after, heartbeat_interval_seconds=0))
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        try:
-            for change in self.call:
-                if change.change_type != watch_pb2.WatchResponse.HEARTBEAT:
-                    self.changes.put((time.monotonic(), change))
-        except grpc.RpcError:
-            pass
-
-    def next_matching(self, predicate, timeout=15):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no matching change within {timeout}s; saw "
-                                     f"{[(c.change_type, c.source, c.resource_name) for c in self.all]}")
-            try:
-                at, change = self.changes.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.all.append(change)
-            if predicate(change):
-                return at, change
-
-    def drain(self, seconds):
-        out = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                out.append(self.changes.get(timeout=max(0.01, deadline - time.monotonic()))[1])
-            except queue.Empty:
-                pass
-        self.all += out
-        return out
-
-    def close(self):
-        self.call.cancel()
-        self.thread.join(timeout=5)
-
-
 def is_change(kind, change_type, name=None, source="poll", suffix=None):
     return lambda c: (c.kind == kind and c.change_type == change_type and
                       (name is None or c.resource_name == name) and
                       (suffix is None or c.resource_name.endswith(suffix)) and
                       (source is None or c.source == source))
-
-
-def account_state(server, account):
-    return server.accounts().GetAccount(accounts_pb2.GetAccountRequest(name=f"accounts/{account}"))
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
-def wait_observed(server, account):
-    wait_until(lambda: account_state(server, account).HasField("last_observe_time"), 15,
-               f"accounts/{account} observed")
 
 
 def timed(provider, what, start, at, limit=TWO_INTERVALS):
