@@ -10,6 +10,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "base/reasons.h"
+#include "base/utf8.h"
 
 namespace cloudplane {
 namespace {
@@ -40,8 +41,8 @@ void AddFieldViolation(absl::Status& status, absl::string_view field,
       GetPayload<google::rpc::BadRequest>(status, kBadRequestUrl).value_or(
           google::rpc::BadRequest());
   auto* violation = bad_request.add_field_violations();
-  violation->set_field(std::string(field));
-  violation->set_description(std::string(description));
+  violation->set_field(RepairUtf8(field));
+  violation->set_description(RepairUtf8(description));
   if (status.ok()) {
     status = absl::InvalidArgumentError(absl::StrCat(field, ": ", description));
     status = WithErrorInfo(std::move(status), reasons::kFieldInvalid,
@@ -66,7 +67,9 @@ absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
   info.set_domain(std::string(kErrorDomain));
-  for (const auto& [key, value] : metadata) (*info.mutable_metadata())[key] = value;
+  // Values often quote a provider; a string that is not UTF-8 would not
+  // even parse back (base/utf8.h).
+  for (const auto& [key, value] : metadata) (*info.mutable_metadata())[key] = RepairUtf8(value);
   status.SetPayload(kErrorInfoUrl, absl::Cord(info.SerializeAsString()));
   return status;
 }

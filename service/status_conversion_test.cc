@@ -109,6 +109,29 @@ TEST(StatusConversion, NoDefaultRetryInfoForOtherCodesOrOperationErrors) {
   EXPECT_TRUE(op_error.details(0).Is<google::rpc::ErrorInfo>());
 }
 
+TEST(StatusConversion, ProviderTextThatIsNotUtf8IsRepairedNotPassedOn) {
+  // A provider's message quoted into the error and its ErrorInfo.
+  absl::Status status = WithErrorInfo(
+      absl::FailedPreconditionError("oned says: bad \xED\xB5\x9D name"), "PROVIDER_ERROR",
+      {{"providerMessage", "bad \xED\xB5\x9D name"}});
+  AddFieldViolation(status, "instance.display_name", "provider: \xFF");
+  for (const google::rpc::Status& rpc :
+       {ToRpcStatus(status), [&] {
+          google::rpc::Status r;
+          EXPECT_TRUE(r.ParseFromString(ToGrpcStatus(status).error_details()));
+          return r;
+        }()}) {
+    EXPECT_EQ(rpc.message(), "oned says: bad \xEF\xBF\xBD name");
+    google::rpc::ErrorInfo info;
+    ASSERT_TRUE(rpc.details(0).UnpackTo(&info));
+    EXPECT_EQ(info.metadata().at("providerMessage"), "bad \xEF\xBF\xBD name");
+    google::rpc::BadRequest bad;
+    ASSERT_TRUE(rpc.details(1).UnpackTo(&bad));
+    EXPECT_EQ(bad.field_violations(0).description(), "provider: \xEF\xBF\xBD");
+  }
+  EXPECT_EQ(ToGrpcStatus(status).error_message(), "oned says: bad \xEF\xBF\xBD name");
+}
+
 TEST(StatusConversion, OkIsOk) {
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
 }

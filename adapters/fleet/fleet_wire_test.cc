@@ -415,6 +415,26 @@ TEST(UnitNames, ValidExamples) {
   EXPECT_EQ(UnitNameError(std::string(248, 'a') + ".service"), std::nullopt);
 }
 
+// Issue 16's reproducer: a lone surrogate escape in an option value passed
+// RapidJSON and became the bytes ED B5 9D in the Unit, which a gRPC client
+// could not parse. The answer is refused instead.
+TEST(ParseUnitUtf8, ALoneSurrogateInAnOptionValueIsAMalformedAnswer) {
+  absl::StatusOr<v1::Unit> unit = ParseUnit(
+      R"({"name":"u.service","desiredState":"launched","currentState":"launched",)"
+      R"("options":[{"section":"Service","name":"ExecStart","value":"/bin/x \udd5d"}]})",
+      "lab");
+  ASSERT_FALSE(unit.ok());
+  EXPECT_EQ(unit.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(GetErrorInfo(unit.status())->reason(), "PROVIDER_MALFORMED_RESPONSE");
+  // The same unit with a real character is fine.
+  absl::StatusOr<v1::Unit> good = ParseUnit(
+      R"({"name":"u.service","desiredState":"launched","currentState":"launched",)"
+      R"("options":[{"section":"Service","name":"ExecStart","value":"/bin/x \u00e9"}]})",
+      "lab");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->options(0).value(), "/bin/x \xC3\xA9");
+}
+
 TEST(FleetErrors, OnlyFleetsOwnEnvelopeIsFleetsAnswer) {
   EXPECT_TRUE(IsFleetErrorEnvelope(500, R"({"error":{"code":500,"message":""}})"));
   EXPECT_TRUE(IsFleetErrorEnvelope(500, R"({"error":{"code":500,"message":"x"}})"));

@@ -15,6 +15,7 @@
 #include "adapters/common/aws/sigv4.h"
 #include "adapters/common/http/http_status.h"
 #include "base/errors.h"
+#include "base/utf8.h"
 
 namespace cloudplane::aws {
 namespace {
@@ -24,10 +25,12 @@ absl::Status Malformed(absl::string_view why) {
                        "PROVIDER_MALFORMED_RESPONSE");
 }
 
+// A provider message for people: at most `max` bytes (cut between
+// characters, "..." added), invalid UTF-8 repaired (base/utf8.h).
 std::string Cut(absl::string_view text, size_t max) {
   text = absl::StripAsciiWhitespace(text);
-  if (text.size() <= max) return std::string(text);
-  return absl::StrCat(text.substr(0, max), "...");
+  if (text.size() <= max) return RepairUtf8(text);
+  return absl::StrCat(RepairUtf8(CutUtf8(text, max)), "...");
 }
 
 }  // namespace

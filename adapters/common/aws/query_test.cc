@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "base/errors.h"
+#include "base/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -92,6 +93,28 @@ TEST(QueryTest, UnknownBodyFallsBackToHttpStatus) {
   EXPECT_EQ(StatusFromQueryError(e, "c").code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(StatusFromQueryError(ParseQueryError(500, "500 InternalFailure\n\noops\n"), "c").code(),
             absl::StatusCode::kUnavailable);
+}
+
+// Issue 16's reproducer: Cut() split a two-byte character at its byte
+// limit, and the broken string reached QueryError.message and the
+// providerMessage sent to clients.
+TEST(QueryTest, MessagesAreCutBetweenCharactersAndRepaired) {
+  const std::string body = std::string(199, 'a') + "\xC3\xA9";  // 199 x a, then é
+  QueryError e = ParseQueryError(503, body);
+  EXPECT_TRUE(IsValidUtf8(e.message));
+  EXPECT_EQ(e.message, std::string(199, 'a') + "...");
+  absl::Status s = StatusFromQueryError(e, "c");
+  EXPECT_TRUE(IsValidUtf8(GetErrorInfo(s)->metadata().at("providerMessage")));
+  EXPECT_TRUE(IsValidUtf8(s.message()));
+
+  const std::string xml_message = std::string(499, 'b') + "\xC3\xA9 and more";
+  e = ParseQueryError(400, "<ErrorResponse><Error><Code>X</Code><Message>" + xml_message +
+                               "</Message></Error></ErrorResponse>");
+  EXPECT_EQ(e.message, std::string(499, 'b') + "...");
+
+  // Bytes that are not UTF-8 at all (a non-XML body may hold anything).
+  e = ParseQueryError(503, "busy \xFF\xFE now");
+  EXPECT_EQ(e.message, "busy \xEF\xBF\xBD\xEF\xBF\xBD now");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/reasons.h"
+#include "base/utf8.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -17,6 +18,43 @@ absl::Status Malformed(absl::string_view provider, absl::string_view detail) {
       reasons::kProviderMalformedResponse);
 }
 
+namespace {
+
+bool IsValidString(const rj::Value& v) {
+  return IsValidUtf8(absl::string_view(v.GetString(), v.GetStringLength()));
+}
+
+// The path (`$.units[3].options[0].value`) of the first string or member
+// name in `v` that is not valid UTF-8, appended to `path`; false if none.
+bool FindInvalidString(const rj::Value& v, std::string& path) {
+  if (v.IsString()) return !IsValidString(v);
+  if (v.IsArray()) {
+    for (rj::SizeType i = 0; i < v.Size(); ++i) {
+      const size_t at = path.size();
+      absl::StrAppend(&path, "[", i, "]");
+      if (FindInvalidString(v[i], path)) return true;
+      path.resize(at);
+    }
+    return false;
+  }
+  if (v.IsObject()) {
+    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+      if (!IsValidString(it->name)) {
+        absl::StrAppend(&path, ".<a member name>");
+        return true;
+      }
+      const size_t at = path.size();
+      absl::StrAppend(&path, ".", RepairUtf8(absl::string_view(it->name.GetString(),
+                                                               it->name.GetStringLength())));
+      if (FindInvalidString(it->value, path)) return true;
+      path.resize(at);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::Status Parse(absl::string_view body, absl::string_view provider, rj::Document& doc,
                    ParseOptions options) {
   if (options.trailing_commas) {
@@ -28,6 +66,15 @@ absl::Status Parse(absl::string_view body, absl::string_view provider, rj::Docum
   if (doc.HasParseError()) {
     return Malformed(provider, absl::StrCat(rj::GetParseError_En(doc.GetParseError()),
                                             " at offset ", doc.GetErrorOffset()));
+  }
+  // kParseValidateEncodingFlag checks the raw bytes, but a \u escape is
+  // decoded after that check: "\udd5d" (a lone surrogate) becomes bytes
+  // that are not UTF-8. Such a string is not text and may be sent back to
+  // the provider, so the whole answer is refused rather than guessed at.
+  std::string path = "$";
+  if (FindInvalidString(doc, path)) {
+    return Malformed(provider, absl::StrCat("the string at ", path,
+                                            " is not valid UTF-8 (a lone surrogate escape?)"));
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,7 @@
 #include "adapters/common/json/json.h"
 
 #include "base/errors.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace cloudplane::json {
@@ -29,6 +30,21 @@ TEST(JsonTest, MalformedNamesProviderAndReason) {
 TEST(JsonTest, InvalidUtf8IsRefused) {
   rapidjson::Document doc;
   EXPECT_EQ(Parse("\"\xff\"", "fleet", doc).code(), absl::StatusCode::kInternal);
+}
+
+TEST(JsonTest, ALoneSurrogateEscapeIsRefusedNamingItsPath) {
+  rapidjson::Document doc;
+  // The issue's reproducer: passes RapidJSON's encoding check, decodes to
+  // ED B5 9D.
+  absl::Status s = Parse(R"({"units":[{"options":[{"value":"\udd5d"}]}]})", "fleet", doc);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(GetErrorInfo(s)->reason(), "PROVIDER_MALFORMED_RESPONSE");
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("$.units[0].options[0].value"));
+  EXPECT_EQ(Parse(R"({"\ud800":1})", "fleet", doc).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(Parse(R"(["ok","\udfff"])", "fleet", doc).code(), absl::StatusCode::kInternal);
+  // A surrogate pair is one character, U+1F600, and fine.
+  ASSERT_TRUE(Parse(R"({"v":"\ud83d\ude00"})", "fleet", doc).ok());
+  EXPECT_EQ(std::string(doc["v"].GetString()), "\xF0\x9F\x98\x80");
 }
 
 TEST(JsonTest, TrailingCommasOnlyWhenAsked) {

@@ -70,6 +70,22 @@ TEST(ParseTest, WellFormedDocument) {
   EXPECT_EQ(root.Child("Contents"), contents[0]);
 }
 
+// Strings from XML reach protos unchecked by cloudplane: libxml2 itself must
+// refuse what is not UTF-8, raw or as a character reference.
+TEST(ParseTest, TextThatIsNotUtf8IsRefusedByTheParser) {
+  for (const char* bad : {"<a>\xED\xA0\x80</a>",       // an encoded surrogate
+                          "<a>x\xC3</a>",                 // a truncated sequence
+                          "<a>\xFF</a>",                  // not UTF-8 at all
+                          "<a>&#xD800;</a>",              // a surrogate reference
+                          "<a>&#xDD5D;</a>", "<a>&#x110000;</a>", "<a>&#0;</a>",
+                          "<a b=\"\xED\xB5\x9D\"/>"}) {  // in an attribute
+    EXPECT_FALSE(Parse(bad).ok()) << bad;
+  }
+  auto good = Parse("<a>caf\xC3\xA9 &#x1F600;</a>");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->Root().Text(), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+}
+
 TEST(ParseTest, TextIsDirectTextOnlyWithWhitespaceKept) {
   auto doc = Parse("<a> x <b>inner</b> y </a>");
   ASSERT_TRUE(doc.ok()) << doc.status();
