@@ -68,20 +68,21 @@ SHUTDOWN_POWEROFF, BOOT_UNKNOWN, BOOT_POWEROFF, BOOT_SUSPENDED = 18, 19, 20, 21
 BOOT_STOPPED, CLEANUP_DELETE, SHUTDOWN_UNDEPLOY, EPILOG_UNDEPLOY = 22, 23, 29, 30
 PROLOG_UNDEPLOY, BOOT_UNDEPLOY, HOTPLUG_PROLOG_POWEROFF, HOTPLUG_EPILOG_POWEROFF = 31, 32, 33, 34
 PROLOG_RESUME = 9
+HOTPLUG_NIC, HOTPLUG_NIC_POWEROFF = 25, 65
 LCM_NAMES = {0: "LCM_INIT", 1: "PROLOG", 2: "BOOT", 3: "RUNNING", 5: "SAVE_STOP",
              6: "SAVE_SUSPEND", 9: "PROLOG_RESUME", 10: "EPILOG_STOP", 11: "EPILOG",
              12: "SHUTDOWN", 16: "UNKNOWN", 17: "HOTPLUG", 18: "SHUTDOWN_POWEROFF",
              19: "BOOT_UNKNOWN", 20: "BOOT_POWEROFF", 21: "BOOT_SUSPENDED", 22: "BOOT_STOPPED",
              23: "CLEANUP_DELETE", 29: "SHUTDOWN_UNDEPLOY", 30: "EPILOG_UNDEPLOY",
              31: "PROLOG_UNDEPLOY", 32: "BOOT_UNDEPLOY", 33: "HOTPLUG_PROLOG_POWEROFF",
-             34: "HOTPLUG_EPILOG_POWEROFF"}
+             34: "HOTPLUG_EPILOG_POWEROFF", 25: "HOTPLUG_NIC", 65: "HOTPLUG_NIC_POWEROFF"}
 
 # HISTORY/ACTION numbers (§7.4).
 HISTORY_ACTIONS = {"terminate": 27, "terminate-hard": 28, "undeploy": 5, "undeploy-hard": 6,
                    "poweroff": 19, "poweroff-hard": 20, "reboot": 15, "reboot-hard": 16,
                    "hold": 7, "release": 8, "stop": 9, "suspend": 10, "resume": 11,
                    "resched": 17, "unresched": 18, "disk-attach": 21, "disk-detach": 22,
-                   "rename": 34, "resize": 35}
+                   "rename": 34, "resize": 35, "nic-attach": 23, "nic-detach": 24}
 
 # IMAGE TYPE and STATE numbers (§7.3).
 IMAGE_OS, IMAGE_CDROM, IMAGE_DATABLOCK, IMAGE_KERNEL = 0, 1, 2, 3
@@ -418,6 +419,16 @@ SIGNATURES = {
     "one.imagepool.info": ("iii", 0),
     "one.image.info": ("ib", 1),
     "one.vnpool.info": ("iii", 0),
+    "one.vn.info": ("ib", 1),
+    "one.vn.allocate": ("si", 1),
+    "one.vn.update": ("isi", 1),
+    "one.vn.delete": ("i", 0),
+    "one.vn.hold": ("is", 0),
+    "one.vn.release": ("is", 0),
+    "one.vm.attachnic": ("is", 0),
+    "one.vm.detachnic": ("ii", 0),
+    "one.user.info": ("ib", 1),
+    "one.user.update": ("isi", 1),
     "one.datastorepool.info": ("", 0),
     "one.marketpool.info": ("", 0),
     "one.market.info": ("ib", 1),
@@ -530,6 +541,21 @@ class OneEmulator:
                           "endpoint": "http://localhost:2633/RPC2"}}
         self.clusters = {0: {"id": 0, "name": "default", "template": [("RESERVED_CPU", "")]}}
         self.vms = {}
+        # Virtual networks (§11.8 VNET): the one the seeded templates' NICs
+        # use. A lease is either held (one.vn.hold: `held`) or used by a live
+        # VM's NIC on that network (derived from the VMs, so a VM that is
+        # DONE gives its leases back as oned does).
+        self.next_ids["vnet"] = 1
+        self.vnets = {0: {"id": 0, "name": "private", "bridge": "br0", "vn_mad": "bridge",
+                          "vlan_id": "", "regtime": now, "held": [],
+                          "ars": [{"id": 0, "type": "IP4", "ip": "10.0.0.2", "size": 250}],
+                          "template": [("BRIDGE", "br0"), ("DNS", "10.0.0.1"),
+                                       ("GATEWAY", "10.0.0.1"),
+                                       ("NETWORK_ADDRESS", "10.0.0.0"),
+                                       ("NETWORK_MASK", "255.255.255.0"),
+                                       ("VN_MAD", "bridge")]}}
+        # User templates (one.user.info / one.user.update), by user id.
+        self.user_templates = {0: []}
 
     # Lifecycle --------------------------------------------------------------
     def start(self):
@@ -647,8 +673,7 @@ class OneEmulator:
                         "VCPU": "a positive integer value",
                         "MEMORY": "a positive integer value"}[key]
                 raise OneError(INTERNAL, f"{key} attribute must be {what}.")
-        self.next_ids["vm"] += 1
-        template, user, targets = [], [], []
+        template, user, targets, taken = [], [], [], []
         disk_id = nic_id = 0
         for k, v in attrs:
             if k == "NAME":
@@ -658,11 +683,13 @@ class OneEmulator:
                 targets.append(template_get(v, "TARGET"))
                 disk_id += 1
             if k == "NIC" and isinstance(v, list):
-                v = list(v) + [("NIC_ID", str(nic_id)), ("IP", f"10.0.0.{vm_id % 250 + 2}"),
-                               ("MAC", "02:00:0a:00:00:%02x" % (vm_id % 250 + 2)),
-                               ("NETWORK", "private"), ("SECURITY_GROUPS", "0")]
+                # Each NIC takes a lease of its network (or fails the whole
+                # allocation, nothing kept).
+                v = self._nic(v, nic_id, vm_id, taken, INTERNAL)
+                taken.append((template_get(v, "NETWORK_ID"), template_get(v, "IP")))
                 nic_id += 1
             (template if k in _VM_TEMPLATE_ORDER else user).append((k, v))
+        self.next_ids["vm"] += 1
         template += [("AUTOMATIC_REQUIREMENTS", "!(PUBLIC_CLOUD = YES) & !(PIN_POLICY = PINNED)"),
                      ("TM_MAD_SYSTEM", ""), ("VMID", str(vm_id))]
         if template_id is not None:
@@ -698,6 +725,85 @@ class OneEmulator:
                     ("DATASTORE", image["ds"]), ("DATASTORE_ID", str(image["ds_id"])),
                     ("PERSISTENT", "YES" if image["persistent"] else "NO")]
         return out
+
+    # Networks and leases ---------------------------------------------------
+    @staticmethod
+    def _ip_int(ip):
+        parts = ip.split(".")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+            return None
+        return sum(int(p) << (8 * (3 - i)) for i, p in enumerate(parts))
+
+    @staticmethod
+    def _ip_str(n):
+        return ".".join(str((n >> (8 * (3 - i))) & 255) for i in range(4))
+
+    def _vnet(self, vnet_id, code=NO_EXISTS):
+        vnet = self.vnets.get(vnet_id)
+        if vnet is None:
+            raise OneError(code, f"Error getting virtual network [{vnet_id}].", vnet_id)
+        return vnet
+
+    def _leases(self, vnet):
+        """ip -> (ar_id, mac, vm id or -1 for a held lease), in AR order."""
+        out = {}
+        for ip in vnet["held"]:
+            out[ip] = -1
+        for vm in sorted(self.vms.values(), key=lambda v: v["id"]):
+            if vm["state"] == DONE:
+                continue
+            for k, v in vm["template"]:
+                if k == "NIC" and isinstance(v, list) and \
+                        template_get(v, "NETWORK_ID") == str(vnet["id"]) and template_get(v, "IP"):
+                    out[template_get(v, "IP")] = vm["id"]
+        return out
+
+    def _ar_of(self, vnet, ip):
+        n = self._ip_int(ip)
+        for ar in vnet["ars"]:
+            first = self._ip_int(ar["ip"])
+            if n is not None and first <= n < first + ar["size"]:
+                return ar
+        return None
+
+    @staticmethod
+    def _mac(ip):
+        # oned derives the MAC of an IP4 lease from the AR's MAC prefix
+        # (02:00 by default) and the IP's four bytes.
+        return "02:00:" + ":".join("%02x" % int(p) for p in ip.split("."))
+
+    def _nic(self, attrs, nic_id, vm_id, taken, code):
+        """A NIC vector as oned completes it from its network's lease."""
+        net_id = template_get(attrs, "NETWORK_ID")
+        vnet = None
+        if net_id is not None:
+            vnet = self.vnets.get(int(net_id)) if str(net_id).isdigit() else None
+        else:
+            name = template_get(attrs, "NETWORK")
+            vnet = next((n for n in self.vnets.values() if n["name"] == name), None)
+            net_id = name
+        if vnet is None:
+            raise OneError(code, f"Error getting virtual network [{net_id}].", vm_id)
+        used = set(self._leases(vnet)) | {ip for n, ip in taken if n == str(vnet["id"])}
+        ip = template_get(attrs, "IP")
+        if ip:
+            if self._ar_of(vnet, ip) is None or ip in used:
+                raise OneError(code, "Cannot get IP/MAC lease from virtual network "
+                                     f"{vnet['id']}.", vm_id)
+        else:
+            ip = next((self._ip_str(self._ip_int(ar["ip"]) + i) for ar in vnet["ars"]
+                       for i in range(ar["size"])
+                       if self._ip_str(self._ip_int(ar["ip"]) + i) not in used), None)
+            if ip is None:
+                raise OneError(code, "Cannot get IP/MAC lease from virtual network "
+                                     f"{vnet['id']}.", vm_id)
+        keep = [(k, v) for k, v in attrs if k in ("MODEL", "SECURITY_GROUPS")]
+        mac = template_get(attrs, "MAC") or self._mac(ip)
+        return keep + [("AR_ID", str(self._ar_of(vnet, ip)["id"])), ("BRIDGE", vnet["bridge"]),
+                       ("IP", ip), ("MAC", mac), ("NETWORK", vnet["name"]),
+                       ("NETWORK_ID", str(vnet["id"])), ("NIC_ID", str(nic_id)),
+                       ("TARGET", f"one-{vm_id}-{nic_id}"), ("VN_MAD", vnet["vn_mad"])] + \
+            ([] if template_get(attrs, "SECURITY_GROUPS") else [("SECURITY_GROUPS", "0")])
 
     def _image_users(self, image_id):
         """Ids of the live VMs with a disk made from the image."""
@@ -910,6 +1016,54 @@ class OneEmulator:
                 return vm_id
         raise OneError(ACTION, f"VM {vm_id} does not have disk {disk_id}", vm_id)
 
+    def m_vm_attachnic(self, vm_id, text):
+        vm = self._vm(vm_id)
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(ACTION, str(e), vm_id)
+        nics = [v for k, v in attrs if k == "NIC" and isinstance(v, list)]
+        if len(nics) != 1:
+            raise OneError(ACTION, "VM NIC template must contain exactly one NIC", vm_id)
+        s, l = vm["state"], vm["lcm"]
+        # oned moves the VM to the NIC hotplug state before it answers.
+        if s == ACTIVE and l == RUNNING:
+            now, steps = (ACTIVE, HOTPLUG_NIC), [(ACTIVE, RUNNING)]
+        elif s == POWEROFF:
+            now, steps = (ACTIVE, HOTPLUG_NIC_POWEROFF), [(POWEROFF, LCM_INIT)]
+        else:
+            raise OneError(ACTION, 'Error performing action "nic-attach": This action is not '
+                                   f"available for state {self._state_name(vm)}", vm_id)
+        nic_ids = [int(template_get(v, "NIC_ID", "-1")) for k, v in vm["template"]
+                   if k == "NIC"]
+        vm["template"].append(("NIC", self._nic(nics[0], max(nic_ids, default=-1) + 1, vm_id,
+                                                [], ACTION)))
+        self._set_state(vm, *now)
+        self._schedule(vm, steps)
+        if vm["history"]:
+            vm["history"][-1]["action"] = HISTORY_ACTIONS["nic-attach"]
+        return vm_id
+
+    def m_vm_detachnic(self, vm_id, nic_id):
+        vm = self._vm(vm_id)
+        s, l = vm["state"], vm["lcm"]
+        if s == ACTIVE and l == RUNNING:
+            now, steps = (ACTIVE, HOTPLUG_NIC), [(ACTIVE, RUNNING)]
+        elif s == POWEROFF:
+            now, steps = (ACTIVE, HOTPLUG_NIC_POWEROFF), [(POWEROFF, LCM_INIT)]
+        else:
+            raise OneError(ACTION, 'Error performing action "nic-detach": This action is not '
+                                   f"available for state {self._state_name(vm)}", vm_id)
+        for i, (k, v) in enumerate(vm["template"]):
+            if k == "NIC" and template_get(v, "NIC_ID") == str(nic_id):
+                del vm["template"][i]  # its lease goes back to the network
+                self._set_state(vm, *now)
+                self._schedule(vm, steps)
+                if vm["history"]:
+                    vm["history"][-1]["action"] = HISTORY_ACTIONS["nic-detach"]
+                return vm_id
+        raise OneError(ACTION, f"Could not find NIC with NIC_ID {nic_id}", vm_id)
+
     def m_vm_rename(self, vm_id, name):
         vm = self._vm(vm_id)
         if name == vm["name"]:
@@ -992,8 +1146,129 @@ class OneEmulator:
         return self.image_xml(image)
 
     def m_vnpool_info(self, filter_flag, start, end):
-        self._pool_range([], filter_flag, start, end)
-        return "<VNET_POOL></VNET_POOL>"
+        items = self._pool_range(self.vnets.values(), filter_flag, start, end)
+        # Pool bodies leave out the leases (as oned since 5.x).
+        return "<VNET_POOL>" + "".join(self.vnet_xml(n, leases=False) for n in items) + \
+            "</VNET_POOL>"
+
+    def m_vn_info(self, vnet_id, decrypt=False):
+        return self.vnet_xml(self._vnet(vnet_id))
+
+    def _parse_ars(self, attrs, code, obj_id=-1):
+        ars = []
+        for k, v in attrs:
+            if k != "AR" or not isinstance(v, list):
+                continue
+            type_ = template_get(v, "TYPE") or ""
+            ip, size = template_get(v, "IP") or "", template_get(v, "SIZE") or ""
+            if type_ not in ("IP4", "IP4_6", "IP6", "ETHER"):
+                raise OneError(code, "Unknown or missing address range TYPE.", obj_id)
+            if not size.isdigit() or int(size) <= 0:
+                raise OneError(code, "Wrong SIZE for address range", obj_id)
+            if type_ in ("IP4", "IP4_6") and self._ip_int(ip) is None:
+                raise OneError(code, "Wrong or missing IP for address range", obj_id)
+            ars.append({"id": len(ars), "type": type_, "ip": ip, "size": int(size)})
+        return ars
+
+    def m_vn_allocate(self, text, cluster_id=-1):
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(INTERNAL, str(e))
+        name = template_get(attrs, "NAME") or ""
+        error = validate_name(name)
+        if error:
+            raise OneError(INTERNAL, error)
+        if any(n["name"] == name for n in self.vnets.values()):
+            raise OneError(INTERNAL, f"NAME is already taken by NET "
+                                     f"{next(n['id'] for n in self.vnets.values() if n['name'] == name)}.")
+        vn_mad = template_get(attrs, "VN_MAD") or ""
+        if not vn_mad:
+            raise OneError(INTERNAL, "No VN_MAD in template")
+        if cluster_id not in (-1,) and cluster_id not in self.clusters:
+            raise OneError(NO_EXISTS, f"Error getting cluster [{cluster_id}].", cluster_id)
+        ars = self._parse_ars(attrs, INTERNAL)
+        vnet_id = self.next_ids["vnet"]
+        self.next_ids["vnet"] += 1
+        bridge = template_get(attrs, "BRIDGE") or f"onebr{vnet_id}"
+        vlan = template_get(attrs, "VLAN_ID") or ""
+        template = [(k, v) for k, v in attrs if k not in ("NAME", "AR")]
+        if not template_get(template, "BRIDGE"):
+            template.append(("BRIDGE", bridge))
+        self.vnets[vnet_id] = {"id": vnet_id, "name": name, "bridge": bridge, "vn_mad": vn_mad,
+                               "vlan_id": vlan, "regtime": int(time.time()), "held": [],
+                               "ars": ars, "template": template}
+        return vnet_id
+
+    def m_vn_update(self, vnet_id, text, update_type=0):
+        vnet = self._vnet(vnet_id)
+        if update_type not in (0, 1):
+            raise OneError(XML_RPC_API, "Wrong update type", vnet_id)
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(ACTION, str(e), vnet_id)
+        # ARs change with one.vn.add_ar / update_ar, not here.
+        attrs = [(k, v) for k, v in attrs if k != "AR"]
+        vnet["template"] = (template_merge(vnet["template"], attrs) if update_type == 1
+                            else attrs)
+        return vnet_id
+
+    def m_vn_delete(self, vnet_id):
+        vnet = self._vnet(vnet_id)
+        if self._leases(vnet):
+            raise OneError(ACTION, "Can not remove a virtual network with leases in use",
+                           vnet_id)
+        del self.vnets[vnet_id]
+        return vnet_id
+
+    def _lease_ips(self, vnet_id, text):
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(ACTION, str(e), vnet_id)
+        leases = template_get(attrs, "LEASES")
+        ip = template_get(leases, "IP") if isinstance(leases, list) else None
+        if not ip:
+            raise OneError(ACTION, "Missing or wrong LEASES attribute", vnet_id)
+        return ip
+
+    def m_vn_hold(self, vnet_id, text):
+        vnet = self._vnet(vnet_id)
+        ip = self._lease_ips(vnet_id, text)
+        if self._ar_of(vnet, ip) is None or ip in self._leases(vnet):
+            raise OneError(ACTION, f"Cannot hold lease {ip}: it does not exist or is in use",
+                           vnet_id)
+        vnet["held"].append(ip)
+        return vnet_id
+
+    def m_vn_release(self, vnet_id, text):
+        vnet = self._vnet(vnet_id)
+        ip = self._lease_ips(vnet_id, text)
+        if ip not in vnet["held"]:
+            raise OneError(ACTION, f"Cannot release lease {ip}: it is not on hold", vnet_id)
+        vnet["held"].remove(ip)
+        return vnet_id
+
+    def m_user_info(self, user_id, decrypt=False):
+        if user_id == -1:
+            user_id = 0  # the calling user; the emulator has one
+        if user_id not in self.user_templates:
+            raise OneError(NO_EXISTS, f"Error getting user [{user_id}].", user_id)
+        return self.user_xml(user_id)
+
+    def m_user_update(self, user_id, text, update_type=0):
+        if user_id not in self.user_templates:
+            raise OneError(NO_EXISTS, f"Error getting user [{user_id}].", user_id)
+        if update_type not in (0, 1):
+            raise OneError(XML_RPC_API, "Wrong update type", user_id)
+        try:
+            attrs = parse_template(text)
+        except TemplateSyntaxError as e:
+            raise OneError(ACTION, str(e), user_id)
+        self.user_templates[user_id] = (template_merge(self.user_templates[user_id], attrs)
+                                        if update_type == 1 else attrs)
+        return user_id
 
     def m_datastorepool_info(self):
         return "<DATASTORE_POOL></DATASTORE_POOL>"
@@ -1124,11 +1399,13 @@ class OneEmulator:
                         "security_group_pool": lambda: self.m_secgrouppool_info(-2, -1, -1),
                         "zone_pool": self.m_zonepool_info,
                         "cluster_pool": self.m_clusterpool_info,
-                        "image_pool": lambda: self.m_imagepool_info(-2, -1, -1)}[kind]()
+                        "image_pool": lambda: self.m_imagepool_info(-2, -1, -1),
+                        "vnet_pool": lambda: self.m_vnpool_info(-2, -1, -1)}[kind]()
             return {"vm": self.m_vm_info, "host": self.m_host_info,
                     "vmtemplate": self.m_template_info, "marketplace": self.m_market_info,
                     "security_group": self.m_secgroup_info, "zone": self.m_zone_info,
-                    "cluster": self.m_cluster_info, "image": self.m_image_info}[kind](obj_id)
+                    "cluster": self.m_cluster_info, "image": self.m_image_info,
+                    "vnet": self.m_vn_info, "user": self.m_user_info}[kind](obj_id)
 
     def _owner(self):
         return _elems(("UID", 0), ("GID", 0), ("UNAME", "oneadmin"), ("GNAME", "oneadmin"))
@@ -1294,6 +1571,55 @@ class OneEmulator:
         return ("<ZONE>" + _elems(("ID", z["id"]), ("NAME", z["name"]), ("STATE", z["state"])) +
                 f"<TEMPLATE><ENDPOINT>{_cdata(z['endpoint'])}</ENDPOINT></TEMPLATE>" +
                 "<SERVER_POOL></SERVER_POOL></ZONE>")
+
+    def vnet_xml(self, n, leases=True):
+        used = self._leases(n)
+        ars = []
+        for ar in n["ars"]:
+            first = self._ip_int(ar["ip"]) if ar["ip"] else None
+            mine = [(ip, vm) for ip, vm in used.items() if self._ar_of(n, ip) is ar]
+            body = _elems(("AR_ID", ar["id"]))
+            if ar["ip"]:
+                body += f"<IP>{_cdata(ar['ip'])}</IP>"
+            body += f"<MAC>{_cdata(self._mac(ar['ip']) if ar['ip'] else '02:00:00:00:00:01')}</MAC>"
+            body += f"<SIZE>{ar['size']}</SIZE><TYPE>{_cdata(ar['type'])}</TYPE>"
+            if not leases:
+                # Pool bodies stop at the AR's definition (vnet_pool.xsd):
+                # no ends, no lease counts.
+                ars.append(f"<AR>{body}</AR>")
+                continue
+            if first is not None:
+                last = self._ip_str(first + ar["size"] - 1)
+                body += f"<MAC_END>{_cdata(self._mac(last))}</MAC_END>"
+                body += f"<IP_END>{_cdata(last)}</IP_END>"
+            body += f"<USED_LEASES>{len(mine)}</USED_LEASES>"
+            body += "<LEASES>" + "".join(
+                    "<LEASE>" + f"<IP>{_cdata(ip)}</IP><MAC>{_cdata(self._mac(ip))}</MAC>" +
+                    f"<VM>{vm}</VM></LEASE>"
+                    for ip, vm in sorted(mine, key=lambda x: self._ip_int(x[0]))) + "</LEASES>"
+            ars.append(f"<AR>{body}</AR>")
+        return ("<VNET>" + _elems(("ID", n["id"])) + self._owner() + _elems(("NAME", n["name"])) +
+                _permissions("110000000") + _ids("CLUSTERS", [0]) +
+                f"<BRIDGE>{_cdata(n['bridge'])}</BRIDGE>" +
+                f"<BRIDGE_TYPE>{_cdata('linux')}</BRIDGE_TYPE>" +
+                _elems(("STATE", 1), ("PREV_STATE", 0)) +
+                f"<PARENT_NETWORK_ID>{_cdata('')}</PARENT_NETWORK_ID>" +
+                f"<VN_MAD>{_cdata(n['vn_mad'])}</VN_MAD><PHYDEV>{_cdata('')}</PHYDEV>" +
+                f"<VLAN_ID>{_cdata(n['vlan_id'])}</VLAN_ID>" +
+                f"<OUTER_VLAN_ID>{_cdata('')}</OUTER_VLAN_ID>" +
+                _elems(("VLAN_ID_AUTOMATIC", 0), ("OUTER_VLAN_ID_AUTOMATIC", 0),
+                       ("USED_LEASES", len(used))) +
+                _ids("VROUTERS", []) + _ids("UPDATED_VMS", []) + _ids("OUTDATED_VMS", []) +
+                _ids("UPDATING_VMS", []) + _ids("ERROR_VMS", []) +
+                template_xml("TEMPLATE", n["template"]) +
+                "<AR_POOL>" + "".join(ars) + "</AR_POOL></VNET>")
+
+    def user_xml(self, user_id):
+        name = next(u for u, (i, _) in self.users.items() if i == user_id)
+        return ("<USER>" + _elems(("ID", user_id), ("GID", 0)) + _ids("GROUPS", [0]) +
+                _elems(("GNAME", "oneadmin"), ("NAME", name), ("PASSWORD", "x" * 40),
+                       ("AUTH_DRIVER", "core"), ("ENABLED", 1)) +
+                template_xml("TEMPLATE", self.user_templates[user_id]) + "</USER>")
 
     def cluster_xml(self, c):
         hosts = [h["id"] for h in self.hosts.values() if h["cluster_id"] == c["id"]]

@@ -278,7 +278,13 @@ def test_documents_validate_against_the_6_10_5_xsds(emu, tmp_path):
             ("vmtemplate", 0), ("vmtemplate_pool", None), ("marketplace", 0),
             ("marketplace_pool", None), ("security_group", 0), ("security_group", sg),
             ("security_group_pool", None), ("zone", 0), ("zone_pool", None), ("cluster", 0),
-            ("cluster_pool", None)]
+            ("cluster_pool", None), ("vnet", 0), ("vnet_pool", None)]
+    vnet = call(emu, "one.vn.allocate", 'NAME="lan"\nVN_MAD="bridge"\nVLAN_ID="7"\n'
+                'AR=[TYPE="IP4",IP="192.168.5.10",SIZE="4"]', -1)[1]
+    call(emu, "one.vn.hold", vnet, 'LEASES=[IP="192.168.5.11"]')
+    call(emu, "one.vm.attachnic", vm_id, f'NIC=[NETWORK_ID="{vnet}",IP="192.168.5.10"]')
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    docs += [("vnet", vnet), ("vm", vm_id)]
     for kind, obj_id in docs:
         text = emu.document(kind, obj_id)
         assert not text.startswith("<?xml") and "\n" not in text
@@ -328,6 +334,103 @@ def test_pyone_client(emu):
         one.vm.info(999)
     with pytest.raises(pyone.OneActionException):
         one.vm.action("resume", vm_id)
+
+
+def _pyone():
+    return pytest.importorskip("pyone") if os.environ.get("CI") != "true" else \
+        __import__("pyone")
+
+
+def test_pyone_networks_leases_and_nics(emu):
+    pyone = _pyone()
+    one = pyone.OneServer(emu.endpoint, session=SESSION)
+    # The seeded network the seeded templates' NICs use.
+    assert [(n.ID, n.NAME) for n in one.vnpool.info(-2, -1, -1).VNET] == [(0, "private")]
+    template = {"NAME": "lan", "VN_MAD": "bridge", "BRIDGE": "br9", "VLAN_ID": "42",
+                "GATEWAY": "192.168.5.1", "DNS": "192.168.5.2",
+                "AR": {"TYPE": "IP4", "IP": "192.168.5.10", "SIZE": "3"}}
+    vnet_id = one.vn.allocate({"TEMPLATE": template}, -1)  # nested: pyone sends XML
+    net = one.vn.info(vnet_id)
+    assert (net.NAME, net.BRIDGE, net.VN_MAD, net.VLAN_ID) == ("lan", "br9", "bridge", "42")
+    assert net.TEMPLATE["GATEWAY"] == "192.168.5.1" and net.TEMPLATE["DNS"] == "192.168.5.2"
+    ar = net.AR_POOL.AR[0]
+    assert (ar.IP, ar.SIZE, ar.TYPE, ar.IP_END) == ("192.168.5.10", 3, "IP4", "192.168.5.12")
+    # A name is unique among networks; no VN_MAD is refused (INTERNAL).
+    with pytest.raises(pyone.OneInternalException):
+        one.vn.allocate({"NAME": "lan", "VN_MAD": "bridge"}, -1)
+    with pytest.raises(pyone.OneInternalException):
+        one.vn.allocate({"NAME": "other"}, -1)
+    # Hold and release a lease; holding an address outside the ranges or
+    # twice fails, as does releasing one that is not held.
+    assert one.vn.hold(vnet_id, 'LEASES=[IP="192.168.5.11"]') == vnet_id
+    with pytest.raises(pyone.OneActionException):
+        one.vn.hold(vnet_id, 'LEASES=[IP="192.168.5.11"]')
+    with pytest.raises(pyone.OneActionException):
+        one.vn.hold(vnet_id, 'LEASES=[IP="192.168.6.1"]')
+    leases = one.vn.info(vnet_id).AR_POOL.AR[0].LEASES.LEASE
+    assert [(x.IP, x.VM) for x in leases] == [("192.168.5.11", -1)]
+    # A VM with a static address on the network and a key in its context.
+    extra = ('NIC=[NETWORK_ID="%d",IP="192.168.5.10",MODEL="virtio"]\n'
+             'CONTEXT=[SSH_PUBLIC_KEY="ssh-ed25519 AAAA ops"]' % vnet_id)
+    vm_id = one.template.instantiate(1, "web", False, extra, False)
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    nic = one.vm.info(vm_id).TEMPLATE["NIC"]
+    assert (nic["NIC_ID"], nic["NETWORK_ID"], nic["NETWORK"], nic["IP"], nic["MODEL"]) == \
+        ("0", str(vnet_id), "lan", "192.168.5.10", "virtio")
+    assert nic["MAC"] == "02:00:c0:a8:05:0a"
+    assert one.vm.info(vm_id).TEMPLATE["CONTEXT"]["SSH_PUBLIC_KEY"] == "ssh-ed25519 AAAA ops"
+    # The address is taken now: a second VM asking for it is refused whole
+    # (ALLOCATE, which pyone raises as its base OneException).
+    with pytest.raises(pyone.OneException, match="Cannot get IP/MAC lease"):
+        one.template.instantiate(1, "web-2", False, extra, False)
+    assert sorted(emu.vms) == [vm_id]
+    # Hot-plug a NIC (the next free address), then take it off again.
+    assert one.vm.attachnic(vm_id, 'NIC=[NETWORK_ID="%d"]' % vnet_id) == vm_id
+    assert (one.vm.info(vm_id).STATE, one.vm.info(vm_id).LCM_STATE) == (3, 25)
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    nics = one.vm.info(vm_id).TEMPLATE["NIC"]
+    assert [(n["NIC_ID"], n["IP"]) for n in nics] == [("0", "192.168.5.10"),
+                                                       ("1", "192.168.5.12")]
+    # The network is full: a third attach fails.
+    with pytest.raises(pyone.OneActionException):
+        one.vm.attachnic(vm_id, 'NIC=[NETWORK_ID="%d"]' % vnet_id)
+    leases = one.vn.info(vnet_id).AR_POOL.AR[0].LEASES.LEASE
+    assert [(x.IP, x.VM) for x in leases] == [("192.168.5.10", vm_id), ("192.168.5.11", -1),
+                                              ("192.168.5.12", vm_id)]
+    assert one.vm.detachnic(vm_id, 1) == vm_id
+    assert one.vm.info(vm_id).LCM_STATE == 25
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    with pytest.raises(pyone.OneActionException):
+        one.vm.detachnic(vm_id, 1)
+    # Leases in use keep the network; they go with the VM and the hold.
+    with pytest.raises(pyone.OneActionException):
+        one.vn.delete(vnet_id)
+    one.vm.action("terminate-hard", vm_id)
+    wait_state(emu, vm_id, oe.DONE, oe.LCM_INIT)
+    with pytest.raises(pyone.OneActionException):
+        one.vn.delete(vnet_id)
+    assert one.vn.release(vnet_id, 'LEASES=[IP="192.168.5.11"]') == vnet_id
+    with pytest.raises(pyone.OneActionException):
+        one.vn.release(vnet_id, 'LEASES=[IP="192.168.5.11"]')
+    assert one.vn.update(vnet_id, {"GATEWAY": "192.168.5.254"}, 1) == vnet_id
+    assert one.vn.info(vnet_id).TEMPLATE["GATEWAY"] == "192.168.5.254"
+    assert one.vn.delete(vnet_id) == vnet_id
+    with pytest.raises(pyone.OneNoExistsException):
+        one.vn.info(vnet_id)
+
+
+def test_pyone_user_ssh_key(emu):
+    pyone = _pyone()
+    one = pyone.OneServer(emu.endpoint, session=SESSION)
+    me = one.user.info(-1)
+    assert (me.ID, me.NAME) == (0, "oneadmin") and "SSH_PUBLIC_KEY" not in me.TEMPLATE
+    keys = "ssh-ed25519 AAAA ops@a\nssh-rsa BBBB dev@b"
+    assert one.user.update(me.ID, {"SSH_PUBLIC_KEY": keys, "NOTE": "x"}, 1) == 0
+    assert one.user.update(me.ID, {"LANG": "en"}, 1) == 0  # merge keeps the key
+    template = one.user.info(-1).TEMPLATE
+    assert template["SSH_PUBLIC_KEY"] == keys and template["NOTE"] == "x"
+    with pytest.raises(pyone.OneNoExistsException):
+        one.user.info(7)
 
 
 # ---------------------------------------------------------------------------
