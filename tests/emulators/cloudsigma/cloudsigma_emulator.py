@@ -19,6 +19,19 @@ the shapes of the recorded dumps in shared/fixtures/cloudsigma:
     the client authenticates with the `async_auth` cookie from
     authenticate_asynchronous; every change of a drive or a server is pushed
     as {"resource_type","resource_uri"} (and, every other frame, "object").
+  * Subscriptions (§9): POST /subscriptions/ with resource `vlan` or `ip`
+    (amount "1") buys a VLAN or a static IP (its `subscribed_object`);
+    `?do=auto_renew` with {"auto_renew": bool} sets renewal. A VLAN or IP
+    disappears only when its subscription expires (nothing deletes it);
+    POST /emulator/expire-subscriptions ends every subscription that does
+    not renew, as if its end_time had passed. vlans and ips (§7): list,
+    detail, get, PUT of meta only; `servers` / `server` follow the servers'
+    NICs. keypairs: list, detail, get, POST (name, public_key; fingerprint
+    computed), PUT (name, meta), DELETE.
+  * Servers' NICs (§5.4): a `vlan` must be the account's VLAN and not be
+    combined with ip_v4_conf; a static `ip` must be the account's and not be
+    on another server; NICs are matched by `mac` (kept when given, new when
+    not). `pubkeys` must name the account's keypairs (shown as references).
   * Test control outside the API: POST /emulator/drop-websockets closes every
     websocket (clients must reconnect); POST /emulator/websockets with
     {"refuse": true} also closes them and answers every new websocket
@@ -142,6 +155,10 @@ class CloudSigmaEmulator:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self.servers, self.drives = {}, {}
+        self.vlans, self.ips, self.keypairs = {}, {}, {}
+        self.subscriptions = {}  # id (a string) -> subscription
+        self._subscription_seq = 7270
+        self._ip_seq = 10
         self.libdrives = {}
         for n, item in enumerate(LIBDRIVES):
             uuid = str(uuidlib.UUID(int=0xC0FFEE00 + n))
@@ -370,7 +387,7 @@ class CloudSigmaEmulator:
             server.update(cpu=cpu, mem=mem, smp=smp, vnc_password=str(spec["vnc_password"]),
                           drives=drives)
             nics = []
-            for nic in spec.get("nics") or []:
+            for nic in self._check_nics(spec.get("nics"), server["uuid"]):
                 nic = dict(nic)
                 nic.setdefault("model", "virtio")
                 nic.setdefault("mac", "22:%02x:%02x:%02x:%02x:%02x"
@@ -383,9 +400,219 @@ class CloudSigmaEmulator:
                 nics.append(nic)
             server["nics"] = nics
             for key in ("context", "cpu_type", "hypervisor", "cpus_instead_of_cores",
-                        "enable_numa", "hv_relaxed", "hv_tsc", "pubkeys", "requirements"):
+                        "enable_numa", "hv_relaxed", "hv_tsc", "requirements"):
                 if key in spec:
                     server[key] = spec[key]
+            if "pubkeys" in spec:
+                server["pubkeys"] = self._check_pubkeys(spec["pubkeys"])
+
+    def _check_pubkeys(self, items):
+        if not isinstance(items, list):
+            raise ApiError(400, "validation", "pubkeys must be a list", "pubkeys")
+        out = []
+        for item in items:
+            uuid = item.get("uuid") if isinstance(item, dict) else item
+            if not isinstance(uuid, str) or uuid not in self.keypairs:
+                raise ApiError(400, "validation", "Keypair %s does not exist" % uuid, "pubkeys")
+            out.append(_ref("keypairs", uuid))
+        return out
+
+    def _check_nics(self, items, server_uuid):
+        """The nics of a server definition, checked as §5.4 says; ip and vlan
+        references become plain uuids (stored as references)."""
+        if items is None:
+            return []
+        if not isinstance(items, list) or not all(isinstance(n, dict) for n in items):
+            raise ApiError(400, "validation", "nics must be a list of objects", "nics")
+        out, macs = [], set()
+        for nic in items:
+            nic = {k: v for k, v in nic.items() if k != "runtime"}
+            vlan = nic.get("vlan")
+            vlan = vlan.get("uuid") if isinstance(vlan, dict) else vlan
+            conf = nic.get("ip_v4_conf")
+            if vlan is not None:
+                if conf or nic.get("ip_v6_conf"):
+                    raise ApiError(400, "validation", "A NIC on a VLAN cannot have an IP "
+                                   "configuration", "nics")
+                if vlan not in self.vlans:
+                    raise ApiError(400, "validation", "VLAN %s does not exist" % vlan, "nics")
+                nic["vlan"] = _ref("vlans", vlan)
+            elif conf is not None:
+                if not isinstance(conf, dict) or conf.get("conf") not in ("dhcp", "static",
+                                                                          "manual"):
+                    raise ApiError(400, "validation", "ip_v4_conf.conf must be dhcp, static "
+                                   "or manual", "nics")
+                conf = dict(conf)
+                ip = conf.get("ip")
+                ip = ip.get("uuid") if isinstance(ip, dict) else ip
+                if conf["conf"] == "static":
+                    if ip not in self.ips:
+                        raise ApiError(400, "validation", "IP %s does not exist" % ip, "nics")
+                    owner = self.ips[ip]["server"]
+                    if owner is not None and owner["uuid"] != server_uuid:
+                        raise ApiError(400, "validation", "IP %s is used by another server"
+                                       % ip, "nics")
+                    conf["ip"] = _ref("ips", ip)
+                else:
+                    conf["ip"] = None
+                nic["ip_v4_conf"] = conf
+            model = nic.get("model", "virtio")
+            if model not in ("virtio", "e1000", "rtl8139"):
+                raise ApiError(400, "validation", "model must be virtio, e1000 or rtl8139",
+                               "nics")
+            mac = nic.get("mac")
+            if mac is not None and (mac in macs or not isinstance(mac, str)):
+                raise ApiError(400, "validation", "Duplicate MAC %s" % mac, "nics")
+            macs.add(mac)
+            out.append(nic)
+        return out
+
+    def _link_networks(self):
+        """Makes every IP's `server` and VLAN's `servers` agree with the
+        servers' NICs."""
+        ip_server, vlan_servers = {}, {}
+        for s in self.servers.values():
+            if s.get("_deleting"):
+                continue
+            for nic in s["nics"]:
+                conf = nic.get("ip_v4_conf") or {}
+                if conf.get("conf") == "static" and conf.get("ip"):
+                    ip_server[conf["ip"]["uuid"]] = s["uuid"]
+                if nic.get("vlan"):
+                    vlan_servers.setdefault(nic["vlan"]["uuid"], []).append(s["uuid"])
+        for ip in self.ips.values():
+            owner = ip_server.get(ip["uuid"])
+            ref = _ref("servers", owner) if owner else None
+            if ip["server"] != ref:
+                ip["server"] = ref
+                self._changed("ips", ip["uuid"], ip)
+        for vlan in self.vlans.values():
+            refs = [_ref("servers", u) for u in vlan_servers.get(vlan["uuid"], [])]
+            if vlan["servers"] != refs:
+                vlan["servers"] = refs
+                self._changed("vlans", vlan["uuid"], vlan)
+
+    # -- subscriptions, vlans, ips, keypairs ---------------------------------
+    def create_subscriptions(self, objects):
+        made = []
+        for spec in objects:
+            _required(spec, ("resource", "amount", "period"))
+            resource = spec["resource"]
+            if resource not in ("vlan", "ip"):
+                # Other resources (dssd, cpu, …) only change the bill.
+                raise ApiError(400, "validation", "The emulator sells vlan and ip only",
+                               "resource")
+            if _int_field(spec, "amount", minimum=1) != 1:
+                raise ApiError(400, "validation", "Buy one %s per subscription" % resource,
+                               "amount")
+            self._subscription_seq += 1
+            sid = str(self._subscription_seq)
+            now = time.time()
+            if resource == "vlan":
+                uuid = str(uuidlib.uuid4())
+                self.vlans[uuid] = {
+                    "uuid": uuid, "resource_uri": _ref("vlans", uuid)["resource_uri"],
+                    "bottom_vlan_tag": 1000 + self._subscription_seq % 3000, "grantees": [],
+                    "meta": {}, "owner": _ref("user", OWNER_UUID), "permissions": [],
+                    "servers": [], "tags": [],
+                    "subscription": {"id": int(sid), "resource_uri":
+                                     "%s/subscriptions/%s/" % (API_PREFIX, sid)}}
+            else:
+                self._ip_seq += 1
+                uuid = "185.12.6.%d" % self._ip_seq
+                self.ips[uuid] = {
+                    "uuid": uuid, "resource_uri": _ref("ips", uuid)["resource_uri"],
+                    "gateway": "185.12.6.1", "netmask": 24,
+                    "nameservers": ["69.194.139.62", "178.22.66.167"], "grantees": [],
+                    "meta": {}, "owner": _ref("user", OWNER_UUID), "permissions": [],
+                    "server": None, "tags": [],
+                    "subscription": {"id": int(sid), "resource_uri":
+                                     "%s/subscriptions/%s/" % (API_PREFIX, sid)}}
+            sub = {"id": sid, "uuid": str(uuidlib.uuid4()), "resource": resource,
+                   "amount": "1", "remaining": "1", "period": "31 days, 0:00:00",
+                   "start_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now)),
+                   "end_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                             time.gmtime(now + 31 * 86400)),
+                   "status": "active", "auto_renew": True, "price": "7.00000000000000000000",
+                   "descendants": [], "discount_amount": None, "discount_percent": None,
+                   "free_tier": False, "subscribed_object": uuid,
+                   "resource_uri": "%s/subscriptions/%s/" % (API_PREFIX, sid)}
+            self.subscriptions[sid] = sub
+            made.append(sub)
+            self._changed("vlans" if resource == "vlan" else "ips", uuid,
+                          (self.vlans if resource == "vlan" else self.ips)[uuid])
+        return made
+
+    def subscription_action(self, sid, action, body):
+        sub = self.subscriptions.get(sid)
+        if sub is None:
+            raise _notexist(sid)
+        if action != "auto_renew":
+            raise ApiError(400, "validation", "Unsupported action %s" % action, "do")
+        value = body.get("auto_renew") if isinstance(body, dict) else None
+        if not isinstance(value, bool):
+            raise ApiError(400, "validation", "auto_renew must be true or false", "auto_renew")
+        sub["auto_renew"] = value
+        return dict(sub)
+
+    def expire_subscriptions(self):
+        """Test control: every subscription that does not renew reaches its
+        end_time; its VLAN or IP goes away."""
+        expired = []
+        for sid, sub in list(self.subscriptions.items()):
+            if sub["auto_renew"] or sub["status"] != "active":
+                continue
+            sub["status"] = "inactive"
+            obj = sub["subscribed_object"]
+            table = self.vlans if sub["resource"] == "vlan" else self.ips
+            if table.pop(obj, None) is not None:
+                self._changed("vlans" if sub["resource"] == "vlan" else "ips", obj)
+            expired.append(sid)
+        return expired
+
+    def update_meta_only(self, resource, uuid, body):
+        """PUT of an IP or a VLAN: only meta can be edited (§7)."""
+        obj = self._get(resource, uuid)
+        obj["meta"] = _meta_field(body)
+        self._changed(resource, uuid, obj)
+        return obj
+
+    def create_keypairs(self, objects):
+        made = []
+        for spec in objects:
+            _required(spec, ("name", "public_key"))
+            key = str(spec["public_key"]).strip()
+            parts = key.split()
+            try:
+                blob = base64.b64decode(parts[1], validate=True) if len(parts) >= 2 else b""
+            except ValueError:
+                blob = b""
+            if not parts or not parts[0].startswith(("ssh-", "ecdsa-")) or not blob:
+                raise ApiError(400, "validation", "Invalid public key", "public_key")
+            digest = hashlib.md5(blob).hexdigest()
+            uuid = str(uuidlib.uuid4())
+            kp = {"uuid": uuid, "resource_uri": _ref("keypairs", uuid)["resource_uri"],
+                  "name": str(spec["name"]), "public_key": key, "private_key": "",
+                  "fingerprint": ":".join(digest[i:i + 2] for i in range(0, 32, 2)),
+                  "meta": _meta_field(spec), "owner": _ref("user", OWNER_UUID),
+                  "permissions": [], "grantees": [], "tags": []}
+            made.append(kp)
+        for kp in made:
+            self.keypairs[kp["uuid"]] = kp
+        return made
+
+    def update_keypair(self, uuid, body):
+        kp = self._get("keypairs", uuid)
+        if "name" in body:
+            _required(body, ("name",))
+            kp["name"] = str(body["name"])
+        if "meta" in body:
+            kp["meta"] = _meta_field(body)
+        return kp
+
+    def delete_keypair(self, uuid):
+        self._get("keypairs", uuid)
+        del self.keypairs[uuid]
 
     def create_servers(self, objects):
         made = []
@@ -405,6 +632,7 @@ class CloudSigmaEmulator:
             self.servers[server["uuid"]] = server
             self._changed("servers", server["uuid"], server)
         self._mount(None)
+        self._link_networks()
         return made
 
     def update_server(self, uuid, body):
@@ -419,6 +647,7 @@ class CloudSigmaEmulator:
         server.update(trial)
         self._changed("servers", uuid, server)
         self._mount(server)
+        self._link_networks()
         return server
 
     def _runtime(self, server):
@@ -502,6 +731,7 @@ class CloudSigmaEmulator:
                     doomed.append(drive["uuid"])
         server["_deleting"] = True
         self._mount(server)
+        self._link_networks()
 
         def gone():
             if self.servers.pop(uuid, None) is not None:
@@ -514,7 +744,8 @@ class CloudSigmaEmulator:
     # -- reads --------------------------------------------------------------
     def _collection(self, resource):
         table = {"servers": self.servers, "drives": self.drives,
-                 "libdrives": self.libdrives}.get(resource)
+                 "libdrives": self.libdrives, "vlans": self.vlans, "ips": self.ips,
+                 "keypairs": self.keypairs, "subscriptions": self.subscriptions}.get(resource)
         if table is None:
             raise ApiError(404, "notexist", "Unknown resource %s" % resource)
         return table
@@ -600,12 +831,44 @@ class CloudSigmaEmulator:
                                                "smp": {"min": 1, "max": 40}}},
                              "drives": {"dssd": {"size": {"min": 536870912,
                                                           "max": 4398046511104}}}}, []
-            if resource not in ("servers", "drives", "libdrives"):
-                raise ApiError(404, "notexist", "Unknown resource %s" % resource)
             rest = parts[1:]
+            if resource == "subscriptions" and method == "POST":
+                if not rest:
+                    objects = body.get("objects") if isinstance(body, dict) else None
+                    if not isinstance(objects, list) or not objects or \
+                            not all(isinstance(o, dict) for o in objects):
+                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
+                                       "objects")
+                    made = self.create_subscriptions(objects)
+                    return 201, {"objects": [dict(o) for o in made],
+                                 "price": "7.00000000000000000000"}, []
+                if len(rest) == 2 and rest[1] == "action":
+                    return 200, self.subscription_action(rest[0], query.get("do", ""),
+                                                         body), []
+            if resource in ("vlans", "ips") and len(rest) == 1 and method == "PUT":
+                if not isinstance(body, dict):
+                    raise ApiError(400, "validation", "Expected an object", None)
+                return 200, self._public(self.update_meta_only(resource, rest[0], body)), []
+            if resource == "keypairs" and method in ("POST", "PUT", "DELETE"):
+                if method == "POST" and not rest:
+                    objects = body.get("objects") if isinstance(body, dict) else None
+                    if not isinstance(objects, list) or not objects or \
+                            not all(isinstance(o, dict) for o in objects):
+                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
+                                       "objects")
+                    return 201, {"objects": [self._public(o)
+                                             for o in self.create_keypairs(objects)]}, []
+                if method == "PUT" and len(rest) == 1 and isinstance(body, dict):
+                    return 200, self._public(self.update_keypair(rest[0], body)), []
+                if method == "DELETE" and len(rest) == 1:
+                    self.delete_keypair(rest[0])
+                    return 204, None, []
+            if resource not in ("servers", "drives", "libdrives", "vlans", "ips", "keypairs",
+                                "subscriptions"):
+                raise ApiError(404, "notexist", "Unknown resource %s" % resource)
             if method == "GET" and rest in ([], ["detail"]):
-                return 200, self.list(resource, rest == ["detail"] or resource == "libdrives",
-                                      query), []
+                return 200, self.list(resource, rest == ["detail"] or resource not in SHORT_KEYS
+                                      or resource == "libdrives", query), []
             if method == "POST" and not rest and resource in ("servers", "drives"):
                 objects = body.get("objects") if isinstance(body, dict) else body
                 if not isinstance(objects, list) or not objects or \
@@ -715,6 +978,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # websocket with 1001 "going away", so clients must reconnect.
             self.emulator.drop_websockets()
             return self._send(200, {})
+        if path == "/emulator/expire-subscriptions" and self.command == "POST":
+            # Test control: time passes past every non-renewing
+            # subscription's end_time (its VLAN or IP disappears).
+            with self.emulator._lock:
+                expired = self.emulator.expire_subscriptions()
+            return self._send(200, {"expired": expired})
         if path == "/emulator/websockets" and self.command == "POST":
             # Test control: {"refuse": true} cuts the websocket (open ones
             # closed, new handshakes 503) until {"refuse": false}.

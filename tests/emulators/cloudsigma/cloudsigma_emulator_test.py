@@ -296,3 +296,159 @@ def test_program_ready_line_and_sigterm(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_subscriptions_buy_vlans_and_ips_that_only_expire(emu):
+    status, body, _ = call(emu, "POST", "/subscriptions/",
+                           {"objects": [{"resource": "vlan", "amount": "1",
+                                         "period": "1 month"}]})
+    assert status == 201
+    sub = body["objects"][0]
+    assert sub["resource"] == "vlan" and sub["auto_renew"] is True and sub["status"] == "active"
+    vlan = sub["subscribed_object"]
+    status, got, _ = call(emu, "GET", f"/vlans/{vlan}/")
+    assert status == 200 and got["servers"] == [] and got["subscription"]["id"] == int(sub["id"])
+    # Neither a VLAN nor its subscription can be deleted: only meta edits.
+    assert call(emu, "DELETE", f"/vlans/{vlan}/")[0] == 405
+    status, got, _ = call(emu, "PUT", f"/vlans/{vlan}/", {"meta": {"k": "v"}})
+    assert status == 200 and got["meta"] == {"k": "v"}
+    status, body, _ = call(emu, "POST", "/subscriptions/",
+                           {"objects": [{"resource": "ip", "amount": "1", "period": "1 month"}]})
+    ip_sub = body["objects"][0]
+    ip = ip_sub["subscribed_object"]
+    status, got, _ = call(emu, "GET", f"/ips/{ip}/")
+    assert status == 200 and got["uuid"] == ip and got["netmask"] == 24 and got["server"] is None
+    assert ip in [o["uuid"] for o in call(emu, "GET", "/ips/detail/")[1]["objects"]]
+    status, body, _ = call(emu, "POST", "/subscriptions/",
+                           {"objects": [{"resource": "vlan", "period": "1 month"}]})
+    assert status == 400 and body[0]["error_point"] == "amount"
+    # Expiry ends only the subscriptions that do not renew.
+    status, got, _ = call(emu, "POST", f"/subscriptions/{sub['id']}/action/?do=auto_renew",
+                          {"auto_renew": False})
+    assert status == 200 and got["auto_renew"] is False
+    assert call(emu, "POST", "/emulator/expire-subscriptions", raw_path=True)[1] == \
+        {"expired": [sub["id"]]}
+    assert call(emu, "GET", f"/vlans/{vlan}/")[0] == 404
+    assert call(emu, "GET", f"/ips/{ip}/")[0] == 200
+    assert call(emu, "POST", "/subscriptions/424242/action/?do=auto_renew",
+                {"auto_renew": False})[0] == 404
+
+
+def test_nics_vlans_static_ips_and_pubkeys_on_servers(emu):
+    vlan = call(emu, "POST", "/subscriptions/", {"objects": [
+        {"resource": "vlan", "amount": "1", "period": "1 month"}]})[1]["objects"][0][
+            "subscribed_object"]
+    ip = call(emu, "POST", "/subscriptions/", {"objects": [
+        {"resource": "ip", "amount": "1", "period": "1 month"}]})[1]["objects"][0][
+            "subscribed_object"]
+    status, body, _ = call(emu, "POST", "/keypairs/", {"objects": [
+        {"name": "ops", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops@host"}]})
+    assert status == 201
+    key = body["objects"][0]
+    assert len(key["fingerprint"].split(":")) == 16
+    assert call(emu, "POST", "/keypairs/", {"objects": [
+        {"name": "bad", "public_key": "not a key"}]})[1][0]["error_point"] == "public_key"
+    spec = {"name": "nics", "cpu": 1000, "mem": 512 << 20, "vnc_password": "pw",
+            "pubkeys": [key["uuid"]],
+            "nics": [{"vlan": vlan, "model": "e1000"},
+                     {"ip_v4_conf": {"conf": "static", "ip": ip}, "model": "virtio"}]}
+    status, body, _ = call(emu, "POST", "/servers/", {"objects": [spec]})
+    assert status == 201, body
+    server = body["objects"][0]
+    assert server["pubkeys"][0]["uuid"] == key["uuid"]
+    private, public = server["nics"]
+    assert private["vlan"]["uuid"] == vlan and private["model"] == "e1000" and private["mac"]
+    assert public["ip_v4_conf"]["ip"]["uuid"] == ip
+    assert call(emu, "GET", f"/ips/{ip}/")[1]["server"]["uuid"] == server["uuid"]
+    assert call(emu, "GET", f"/vlans/{vlan}/")[1]["servers"][0]["uuid"] == server["uuid"]
+    # The same static IP on another server, a VLAN NIC with an IP config, an
+    # unknown VLAN and an unknown keypair are validation errors.
+    for nics, pubkeys in (([{"ip_v4_conf": {"conf": "static", "ip": ip}}], []),
+                          ([{"vlan": vlan, "ip_v4_conf": {"conf": "dhcp"}}], []),
+                          ([{"vlan": "7d3e0000-0000-4000-8000-000000000000"}], []),
+                          ([], ["7d3e0000-0000-4000-8000-000000000000"])):
+        status, body, _ = call(emu, "POST", "/servers/", {"objects": [
+            dict(spec, nics=nics, pubkeys=pubkeys)]})
+        assert status == 400, (nics, pubkeys)
+        assert body[0]["error_point"] in ("nics", "pubkeys")
+    # NICs are matched by mac: keep the private one, drop the public one,
+    # add a DHCP one.
+    server["nics"] = [{"mac": private["mac"], "vlan": vlan, "model": "e1000"},
+                      {"ip_v4_conf": {"conf": "dhcp"}}]
+    status, got, _ = call(emu, "PUT", f"/servers/{server['uuid']}/", server)
+    assert status == 200
+    assert got["nics"][0]["mac"] == private["mac"]
+    assert got["nics"][1]["mac"] not in (private["mac"], public["mac"])
+    assert call(emu, "GET", f"/ips/{ip}/")[1]["server"] is None
+    # On a running server a NIC change is ignored without an error (§5.2).
+    call(emu, "POST", f"/servers/{server['uuid']}/action/?do=start", {})
+    wait_for(emu, f"/servers/{server['uuid']}/", lambda s, b: b["status"] == "running")
+    running = call(emu, "GET", f"/servers/{server['uuid']}/")[1]
+    assert running["runtime"]["nics"][1]["ip_v4"]["uuid"]
+    running["nics"] = running["nics"][:1]
+    status, got, _ = call(emu, "PUT", f"/servers/{server['uuid']}/", running)
+    assert status == 200 and len(got["nics"]) == 2
+    assert call(emu, "DELETE", f"/keypairs/{key['uuid']}/")[0] == 204
+    assert call(emu, "GET", f"/keypairs/{key['uuid']}/")[0] == 404
+
+
+PYCLOUDSIGMA_NETWORKS_SCRIPT = textwrap.dedent('''
+    import json
+    import cloudsigma
+    from cloudsigma.resource import ResourceBase
+
+    class Keypairs(ResourceBase):  # pycloudsigma 2.0.0 has no class for /keypairs/
+        resource_name = "keypairs"
+
+    subs, vlans, ips = (cloudsigma.resource.Subscriptions(), cloudsigma.resource.VLAN(),
+                        cloudsigma.resource.IP())
+    servers, keys = cloudsigma.resource.Server(), Keypairs()
+    ran = []
+    vsub = subs.create({"resource": "vlan", "amount": "1", "period": "1 month"})
+    ran.append("subscription.create")
+    vlan = vsub["subscribed_object"]
+    assert vlans.get(vlan)["uuid"] == vlan; ran.append("vlan.get")
+    assert any(v["uuid"] == vlan for v in vlans.list_detail()); ran.append("vlan.list_detail")
+    vlans.update(vlan, {"meta": {"role": "db"}})
+    assert vlans.get(vlan)["meta"] == {"role": "db"}; ran.append("vlan.update")
+    ip = subs.create({"resource": "ip", "amount": "1", "period": "1 month"})["subscribed_object"]
+    assert ips.get(ip)["server"] is None; ran.append("ip.get")
+    assert any(i["uuid"] == ip for i in ips.list_detail()); ran.append("ip.list_detail")
+    k = keys.create({"name": "ops", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops"})
+    assert keys.get(k["uuid"])["name"] == "ops"; ran.append("keypair.create")
+    s = servers.create({"name": "pynet", "cpu": 1000, "mem": 512 * 1024 ** 2,
+                        "vnc_password": "pw", "pubkeys": [k["uuid"]],
+                        "nics": [{"vlan": vlan},
+                                 {"ip_v4_conf": {"conf": "static", "ip": ip}}]})
+    ran.append("server.create-with-nics")
+    assert ips.get(ip)["server"]["uuid"] == s["uuid"]
+    s["nics"] = s["nics"][:1]
+    s = servers.update(s["uuid"], s); ran.append("server.update-nics")
+    assert len(s["nics"]) == 1 and ips.get(ip)["server"] is None
+    subs._action(vsub["id"], "auto_renew", {"auto_renew": False}); ran.append("subscription.auto_renew")
+    try:
+        servers.create({"name": "x", "cpu": 1000, "mem": 512 * 1024 ** 2, "vnc_password": "pw",
+                        "nics": [{"vlan": vlan, "ip_v4_conf": {"conf": "dhcp"}}]})
+        raise AssertionError("a VLAN NIC with an IP configuration was accepted")
+    except cloudsigma.errors.ClientError as e:
+        assert e.status_code == 400; ran.append("server.create-bad-nic")
+    servers.delete(s["uuid"])
+    keys.delete(k["uuid"]); ran.append("keypair.delete")
+    print(json.dumps(ran))
+''')
+
+
+def test_real_pycloudsigma_client_networks(emu, tmp_path):
+    import cloudsigma  # noqa: F401  (tools/requirements-clients.txt)
+    conf = tmp_path / "cloudsigma.conf"
+    conf.write_text(f"api_endpoint = {emu.api_endpoint}\nws_endpoint = {emu.ws_endpoint}\n"
+                    f"username = {USER}\npassword = {PASSWORD}\n")
+    result = subprocess.run([sys.executable, "-c", PYCLOUDSIGMA_NETWORKS_SCRIPT],
+                            env=dict(os.environ, CLOUDSIGMA_CONFIG=str(conf)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ran == ["subscription.create", "vlan.get", "vlan.list_detail", "vlan.update",
+                   "ip.get", "ip.list_detail", "keypair.create", "server.create-with-nics",
+                   "server.update-nics", "subscription.auto_renew", "server.create-bad-nic",
+                   "keypair.delete"]
