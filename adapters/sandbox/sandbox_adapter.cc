@@ -3,7 +3,6 @@
 #include <cstdint>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/kit/account.h"
@@ -17,16 +16,20 @@ constexpr int64_t kMaxTransitionMs = 86400000;  // a day
 
 // The strict field contract: what each mutation keeps in its record or acts
 // on (sandbox_*.cc). Left out, so refused by the server: INPUT_ONLY fields
-// the sandbox has nowhere to deliver (Instance key_name and user_data,
-// LaunchTemplate user_data), provider_options (it reads no keys), immutable
-// update paths (image, location, media), and RebootInstance `force` (a
-// simulated reboot is the same either way).
+// the sandbox has nowhere to deliver (Instance user_data, LaunchTemplate
+// user_data), provider_options (it reads no keys), immutable update paths
+// (image, location, media; a network's location and ranges), and
+// RebootInstance `force` (a simulated reboot is the same either way).
+// Instance key_name is kept in the instance's record (never shown).
 void HonourSandboxFields(ProviderInfo& info) {
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "start", "instance.display_name", "instance.image",
                "instance.machine_type", "instance.cpu_count", "instance.memory_bytes",
                "instance.cpu_mhz", "instance.location", "instance.firewalls", "instance.labels",
-               "instance.billing_code"});
+               "instance.billing_code", "instance.key_name",
+               "instance.network_interfaces.network", "instance.network_interfaces.address",
+               "instance.network_interfaces.mac_address", "instance.network_interfaces.model",
+               "instance.network_interfaces.firewall"});
   kit::Honour(info, "ComputeService", "UpdateInstance",
               {"instance.display_name", "instance.labels", "instance.firewalls",
                "instance.billing_code", "instance.machine_type", "instance.cpu_count",
@@ -36,6 +39,26 @@ void HonourSandboxFields(ProviderInfo& info) {
   kit::Honour(info, "ComputeService", "StopInstance", {"force"});
   kit::Honour(info, "ComputeService", "RebootInstance", {});
   kit::Honour(info, "ComputeService", "UpdateInstanceMetadata", {"metadata.items", "merge"});
+  kit::Honour(info, "ComputeService", "AttachNetworkInterface",
+              {"network_interface.network", "network_interface.address",
+               "network_interface.mac_address", "network_interface.model",
+               "network_interface.firewall"});
+  kit::Honour(info, "ComputeService", "DetachNetworkInterface", {"network_interface_id"});
+  kit::Honour(info, "ComputeService", "CreateKeyPair",
+              {"key_pair_id", "key_pair.display_name", "key_pair.public_key", "key_pair.labels"});
+  kit::Honour(info, "ComputeService", "DeleteKeyPair", {"allow_missing"});
+
+  kit::Honour(info, "NetworksService", "CreateNetwork",
+              {"network_id", "network.display_name", "network.address_ranges.first_address",
+               "network.address_ranges.size", "network.cidr_ranges", "network.gateway",
+               "network.dns_servers", "network.vlan_id", "network.location", "network.labels"});
+  kit::Honour(info, "NetworksService", "UpdateNetwork",
+              {"network.display_name", "network.labels", "network.dns_servers",
+               "network.gateway", "network.vlan_id"});
+  kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
+  kit::Honour(info, "NetworksService", "ReserveAddress",
+              {"address.address", "address.network", "address.labels"});
+  kit::Honour(info, "NetworksService", "ReleaseAddress", {"allow_missing"});
 
   kit::Honour(info, "VolumesService", "CreateVolume",
               {"volume_id", "volume.display_name", "volume.size_bytes", "volume.media",
@@ -89,14 +112,7 @@ ProviderInfo SandboxProviderInfo() {
   info.display_name = "Built-in sandbox";
   info.protocol = "in-process";
   info.watch_source = WatchSource::kLocal;
-  // Everything but what sandbox_networks.cc does not implement yet.
-  for (const std::string& m : AllAdapterMethods()) {
-    if (absl::StrContains(m, ".NetworksService.") || absl::StrContains(m, "KeyPair") ||
-        absl::StrContains(m, "NetworkInterface")) {
-      continue;
-    }
-    info.supported_methods.push_back(m);
-  }
+  info.supported_methods = AllAdapterMethods();
   HonourSandboxFields(info);
   return info;
 }

@@ -168,7 +168,11 @@ void SandboxProvider::CreateInstance(const CallContext& ctx,
         RETURN_IF_ERROR(CheckLabels(in.labels(), "instance.labels"));
         *instance.mutable_labels() = in.labels();
         RETURN_IF_ERROR(CheckNoProviderOptions(in.provider_options(), "instance.provider_options"));
-        // key_name and user_data are accepted and, being INPUT_ONLY, not kept.
+        // key_name is kept in the record (INPUT_ONLY: never shown).
+        std::string key_name;
+        if (!in.key_name().empty()) {
+          ASSIGN_OR_RETURN(key_name, CheckKeyName(txn, in.key_name()));
+        }
 
         ASSIGN_OR_RETURN(std::string id,
                          ChooseId(txn, kInstances, request.instance_id(), "instance_id", "i"));
@@ -182,12 +186,26 @@ void SandboxProvider::CreateInstance(const CallContext& ctx,
         unsigned int hash = 0;
         absl::SimpleHexAtoi(digest.substr(0, 6), &hash);
         if (!hosts.empty()) instance.set_host(hosts[hash % hosts.size()]->name());
-        instance.add_ip_addresses(absl::StrCat("10.", zone == kDefaultZone ? 0 : 1, ".",
-                                               (hash >> 8) % 256, ".", hash % 250 + 2));
+        // Interfaces "0", "1", ... (sandbox_networks.cc); without any, the
+        // sandbox's default address.
+        Record record;
+        record.set_key_name(key_name);
+        for (int i = 0; i < in.network_interfaces_size(); ++i) {
+          ASSIGN_OR_RETURN(v1::NetworkInterface nic,
+                           PlugInterface(txn, in.network_interfaces(i),
+                                         absl::StrCat("instance.network_interfaces[", i, "]"),
+                                         instance, absl::StrCat(i)));
+          instance.add_ip_addresses(nic.address());
+          *instance.add_network_interfaces() = std::move(nic);
+        }
+        record.set_next_child_id(in.network_interfaces_size());
+        if (in.network_interfaces().empty()) {
+          instance.add_ip_addresses(absl::StrCat("10.", zone == kDefaultZone ? 0 : 1, ".",
+                                                 (hash >> 8) % 256, ".", hash % 250 + 2));
+        }
 
         const bool start = !request.has_start() || request.start();
         SetState(instance, v1::Instance::PROVISIONING);
-        Record record;
         SaveVersion(instance, record, txn.now());
         SetTransition(record, txn.now(), options_.transition,
                       start ? v1::Instance::RUNNING : v1::Instance::STOPPED);
@@ -325,6 +343,13 @@ void SandboxProvider::DeleteInstance(const CallContext& ctx,
           RETURN_IF_ERROR(txn.Put(kVolumes, volume_id, volume->record));
         }
         instance.clear_volumes();
+        // Its addresses are freed likewise (reserved ones stay reserved).
+        for (const v1::NetworkInterface& nic : instance.network_interfaces()) {
+          RETURN_IF_ERROR(UnplugInterface(txn, nic, instance.name()));
+          auto* ips = instance.mutable_ip_addresses();
+          ips->erase(std::remove(ips->begin(), ips->end(), nic.address()), ips->end());
+        }
+        instance.clear_network_interfaces();
         SetState(instance, v1::Instance::TERMINATING);
         SaveVersion(instance, loaded->record, txn.now());
         SetTransition(loaded->record, txn.now(), options_.transition, v1::Instance::TERMINATED,

@@ -186,6 +186,12 @@ void SandboxProvider::DeleteFirewall(const CallContext& ctx,
               return WrongState(name, absl::StrCat("is used by ", instance.name()));
             }
           }
+          for (const v1::NetworkInterface& nic : instance.network_interfaces()) {
+            if (nic.firewall() == name) {
+              return WrongState(name, absl::StrCat("is used by network interface ", nic.id(),
+                                                   " of ", instance.name()));
+            }
+          }
         }
         RETURN_IF_ERROR(txn.Delete(kFirewalls, id));
         return GoneToken(kFirewalls, id);

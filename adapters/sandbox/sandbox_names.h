@@ -30,6 +30,9 @@ inline constexpr absl::string_view kMachineTypes = "machineTypes";
 inline constexpr absl::string_view kLocations = "locations";
 inline constexpr absl::string_view kHosts = "hosts";
 inline constexpr absl::string_view kBillingCodes = "billingCodes";
+inline constexpr absl::string_view kNetworks = "networks";
+inline constexpr absl::string_view kAddresses = "addresses";
+inline constexpr absl::string_view kKeyPairs = "keyPairs";
 
 // `accounts/{account}/{collection}/{id}`.
 std::string ResourceName(absl::string_view account, absl::string_view collection,
@@ -42,6 +45,10 @@ std::string MetadataName(absl::string_view account, absl::string_view instance);
 // True for `[a-z]([-a-z0-9]{0,61}[a-z0-9])?`, the id rule of instances,
 // volumes, firewalls, launch templates, scaling groups and the catalog.
 bool IsValidId(absl::string_view id);
+
+// True for an IPv4 address in canonical dotted-decimal form (four decimal
+// numbers 0-255 without leading zeros), the id rule of addresses.
+bool IsIpv4(absl::string_view text);
 
 // fleet's unit name rules (fleet api/units.go ValidateName, after systemd's
 // unit_name_is_valid): at most 256 bytes, a known unit type after the last
@@ -57,7 +64,8 @@ absl::Status CheckParent(absl::string_view parent, absl::string_view account,
 
 // The id in `name` = `accounts/{account}/{collection}/{id}`. The id must
 // satisfy the collection's rule (IsValidId; units: CheckUnitName; machines:
-// 32 lowercase hex digits). INVALID_ARGUMENT naming `field` otherwise.
+// 32 lowercase hex digits; addresses: the IPv4 address in dotted-decimal
+// form, e.g. `203.0.113.7`). INVALID_ARGUMENT naming `field` otherwise.
 absl::StatusOr<std::string> ParseName(absl::string_view name, absl::string_view account,
                                       absl::string_view collection, absl::string_view field);
 

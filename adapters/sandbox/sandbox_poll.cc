@@ -176,6 +176,17 @@ absl::StatusOr<MutationProgress> SandboxProvider::Evaluate(const PollToken& targ
     state = group.state();
     states = v1::ScalingGroup::State_descriptor();
     resource = std::make_unique<v1::ScalingGroup>(std::move(group));
+  } else if (target.collection() == kNetworks) {
+    ASSIGN_OR_RETURN(v1::Network network, Decode<v1::Network>(*record));
+    state = network.state();
+    states = v1::Network::State_descriptor();
+    resource = std::make_unique<v1::Network>(std::move(network));
+  } else if (target.collection() == kAddresses) {
+    ASSIGN_OR_RETURN(v1::Address address, Decode<v1::Address>(*record));
+    resource = std::make_unique<v1::Address>(std::move(address));
+  } else if (target.collection() == kKeyPairs) {
+    ASSIGN_OR_RETURN(v1::KeyPair key_pair, Decode<v1::KeyPair>(*record));
+    resource = std::make_unique<v1::KeyPair>(std::move(key_pair));
   } else if (target.collection() == kFirewalls) {
     ASSIGN_OR_RETURN(v1::Firewall firewall, Decode<v1::Firewall>(*record));
     resource = std::make_unique<v1::Firewall>(std::move(firewall));

@@ -3,7 +3,7 @@
 // references, and the catalog reads. Records and Txn are in
 // sandbox_records.cc, polling in sandbox_poll.cc; the services live in
 // sandbox_compute.cc, sandbox_volumes.cc, sandbox_firewalls.cc,
-// sandbox_autoscaling.cc and sandbox_units.cc.
+// sandbox_autoscaling.cc, sandbox_units.cc and sandbox_networks.cc.
 #include "adapters/sandbox/sandbox_provider.h"
 
 #include <algorithm>
@@ -30,7 +30,8 @@ namespace {
 // process) tries again after this long.
 constexpr absl::Duration kTimerRetry = absl::Seconds(1);
 // The collections whose records can carry transitions.
-constexpr absl::string_view kTimedCollections[] = {kInstances, kVolumes, kUnits, kScalingGroups};
+constexpr absl::string_view kTimedCollections[] = {kInstances, kVolumes, kUnits, kScalingGroups,
+                                                   kNetworks};
 
 }  // namespace
 

@@ -144,9 +144,10 @@ void SaveVersion(v1::Volume& resource, Record& record, absl::Time when);
 void SaveVersion(v1::InstanceMetadata& resource, Record& record, absl::Time when);
 void SaveVersion(google::protobuf::Message& resource, Record& record, absl::Time when);
 
-// The sandbox's own state words (Instance/Volume.provider_state).
+// The sandbox's own state words (Instance/Volume/Network.provider_state).
 std::string InstanceProviderState(v1::Instance::State state);
 std::string VolumeProviderState(v1::Volume::State state);
+std::string NetworkProviderState(v1::Network::State state);
 
 // "instance", "launch template", ... for messages.
 std::string KindOf(absl::string_view collection);
@@ -384,6 +385,28 @@ class SandboxProvider final : public Provider {
   absl::Status ApplyInstanceSize(const v1::Instance& in, bool type_given, bool size_given,
                                  absl::string_view prefix, v1::Instance& out) const;
   absl::StatusOr<std::string> PickMachine(Txn& txn, const v1::Unit& unit) const;
+
+  // Network interfaces (sandbox_networks.cc). PlugInterface checks the
+  // interface `in` (request path `field`) that `instance` (its name and
+  // location set, its interfaces so far in network_interfaces) is to get as
+  // interface `nic_id`, takes its address (the given one, which must be in
+  // the network and free or reserved; else the network's next free one, or
+  // a public one when no network is named) and writes that Address IN_USE.
+  // Returns the interface as the instance shows it.
+  absl::StatusOr<v1::NetworkInterface> PlugInterface(Txn& txn, const v1::NetworkInterface& in,
+                                                     absl::string_view field,
+                                                     const v1::Instance& instance,
+                                                     absl::string_view nic_id) const;
+  // Frees the address of `nic` of instance `instance_name`: back to RESERVED
+  // when it was reserved, gone otherwise.
+  absl::Status UnplugInterface(Txn& txn, const v1::NetworkInterface& nic,
+                               absl::string_view instance_name) const;
+  // Sets Network.used_addresses of `network_name` (empty: none) from the
+  // stored addresses; writes the network only when the count changed.
+  absl::Status RecountNetwork(Txn& txn, absl::string_view network_name) const;
+  // The key pair named by CreateInstance's key_name (its id or resource
+  // name): its resource name; NOT_FOUND when there is none.
+  absl::StatusOr<std::string> CheckKeyName(Txn& txn, absl::string_view key_name) const;
 
   const std::string account_;
   store::Store* const store_;

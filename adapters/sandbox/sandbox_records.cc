@@ -105,6 +105,23 @@ absl::StatusOr<Settled> SettleScalingGroup(Record& record, absl::Time due,
   return Settled::kUpdated;
 }
 
+absl::StatusOr<Settled> SettleNetwork(Record& record, absl::Time due,
+                                      std::shared_ptr<google::protobuf::Message>* after) {
+  ASSIGN_OR_RETURN(v1::Network network, Decode<v1::Network>(record));
+  const Transition transition = record.transition();
+  record.clear_transition();
+  if (transition.remove()) {
+    *after = std::make_shared<v1::Network>(std::move(network));
+    return Settled::kRemoved;
+  }
+  auto target = static_cast<v1::Network::State>(transition.target_state());
+  network.set_state(target);
+  network.set_provider_state(NetworkProviderState(target));
+  SaveVersion(network, record, due);
+  *after = std::make_shared<v1::Network>(std::move(network));
+  return Settled::kUpdated;
+}
+
 }  // namespace
 
 // ---- Records -----------------------------------------------------------------
@@ -181,6 +198,7 @@ absl::StatusOr<Settled> Settle(absl::string_view collection, Record& record, abs
   if (collection == kVolumes) return SettleVolume(record, due, after);
   if (collection == kUnits) return SettleUnit(record, due, after);
   if (collection == kScalingGroups) return SettleScalingGroup(record, due, after);
+  if (collection == kNetworks) return SettleNetwork(record, due, after);
   record.clear_transition();
   return Settled::kUnchanged;
 }
@@ -223,6 +241,19 @@ std::string VolumeProviderState(v1::Volume::State state) {
   }
 }
 
+std::string NetworkProviderState(v1::Network::State state) {
+  switch (state) {
+    case v1::Network::PENDING:
+      return "pending";
+    case v1::Network::READY:
+      return "ready";
+    case v1::Network::DELETING:
+      return "deleting";
+    default:
+      return "unknown";
+  }
+}
+
 std::string KindOf(absl::string_view collection) {
   if (collection == kInstances) return "instance";
   if (collection == kVolumes) return "volume";
@@ -236,6 +267,9 @@ std::string KindOf(absl::string_view collection) {
   if (collection == kLocations) return "location";
   if (collection == kHosts) return "host";
   if (collection == kBillingCodes) return "billing code";
+  if (collection == kNetworks) return "network";
+  if (collection == kAddresses) return "address";
+  if (collection == kKeyPairs) return "key pair";
   if (collection == "rules") return "firewall rule";
   return std::string(collection);
 }
@@ -319,6 +353,9 @@ std::shared_ptr<google::protobuf::Message> NewResource(absl::string_view collect
   if (collection == kScalingGroups) return std::make_shared<v1::ScalingGroup>();
   if (collection == kUnits) return std::make_shared<v1::Unit>();
   if (collection == kMetadata) return std::make_shared<v1::InstanceMetadata>();
+  if (collection == kNetworks) return std::make_shared<v1::Network>();
+  if (collection == kAddresses) return std::make_shared<v1::Address>();
+  if (collection == kKeyPairs) return std::make_shared<v1::KeyPair>();
   return nullptr;
 }
 
