@@ -38,19 +38,47 @@ ProviderInfo CloudSigmaProviderInfo() {
                   {"ListInstances", "GetInstance", "CreateInstance", "UpdateInstance",
                    "DeleteInstance", "StartInstance", "StopInstance", "RebootInstance",
                    "GetInstanceMetadata", "UpdateInstanceMetadata", "ListImages", "GetImage",
-                   "ListLocations", "GetLocation"});
+                   "ListLocations", "GetLocation", "AttachNetworkInterface",
+                   "DetachNetworkInterface", "ListKeyPairs", "GetKeyPair", "CreateKeyPair",
+                   "DeleteKeyPair"});
+  kit::AddMethods(info.supported_methods, "NetworksService",
+                  {"ListNetworks", "GetNetwork", "CreateNetwork", "DeleteNetwork",
+                   "ListAddresses", "GetAddress", "ReserveAddress", "ReleaseAddress"});
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "CloneVolume", "UpdateVolume",
                    "DeleteVolume", "AttachVolume", "DetachVolume"});
   // The strict field contract: what each mutation carries out (the header's
   // "Fields" section says what it does not).
   // A server's name (display_name, else instance_id), cpu, mem, smp, meta
-  // (labels; instance_id as cloudplane_id) and vnc_password (the one key
-  // of provider_options); start sends the start action.
+  // (labels under cloudplane_label_; instance_id as cloudplane_id),
+  // vnc_password (the one key of provider_options), pubkeys (key_name's
+  // keypair) and nics (each interface's VLAN, static IP and model; the MAC
+  // is CloudSigma's to give, per-NIC firewalls are not carried); start
+  // sends the start action.
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "instance.display_name", "instance.cpu_mhz",
                "instance.memory_bytes", "instance.cpu_count", "instance.labels",
-               "instance.provider_options", "start"});
+               "instance.provider_options", "instance.key_name",
+               "instance.network_interfaces.network", "instance.network_interfaces.address",
+               "instance.network_interfaces.model", "start"});
+  // The NIC appended to (removed by mac from) the server's nics.
+  kit::Honour(info, "ComputeService", "AttachNetworkInterface",
+              {"network_interface.network", "network_interface.address",
+               "network_interface.model"});
+  kit::Honour(info, "ComputeService", "DetachNetworkInterface", {"network_interface_id"});
+  // A keypair's name (display_name, else key_pair_id), public_key and meta
+  // (labels; key_pair_id as cloudplane_id).
+  kit::Honour(info, "ComputeService", "CreateKeyPair",
+              {"key_pair_id", "key_pair.display_name", "key_pair.public_key",
+               "key_pair.labels"});
+  kit::Honour(info, "ComputeService", "DeleteKeyPair", {"allow_missing"});
+  // A VLAN or IP is bought as it comes: only its meta (labels) is ours to
+  // set. network_id, display_name, ranges, gateway, DNS, VLAN id, location
+  // and a chosen address are refused.
+  kit::Honour(info, "NetworksService", "CreateNetwork", {"network.labels"});
+  kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
+  kit::Honour(info, "NetworksService", "ReserveAddress", {"address.labels"});
+  kit::Honour(info, "NetworksService", "ReleaseAddress", {"allow_missing"});
   // The update_mask paths UpdateInstance applies to the PUT server.
   kit::Honour(info, "ComputeService", "UpdateInstance",
               {"instance.display_name", "instance.labels", "instance.cpu_mhz",

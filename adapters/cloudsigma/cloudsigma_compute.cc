@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -63,6 +64,30 @@ absl::Status CheckCreate(const v1::CreateInstanceRequest& request, std::string& 
     AddFieldViolation(status, "instance.labels", s.message());
   }
   return status;
+}
+
+// The local checks of the key name; its keypair id (or uuid).
+absl::StatusOr<std::string> KeyId(absl::string_view account, const std::string& key_name) {
+  // A key pair's resource name, or its bare id as other providers take it.
+  if (absl::StartsWith(key_name, "accounts/")) {
+    return IdFromName("instance.key_name", account, "keyPairs", key_name);
+  }
+  if (key_name.empty() || absl::StrContains(key_name, '/')) {
+    return InvalidField("instance.key_name", "must be a key pair id or accounts/{a}/keyPairs/{id}");
+  }
+  return key_name;
+}
+
+void ResolveKey(const AccountPtr& account, absl::Time deadline, const std::string& key_name,
+                Callback<std::vector<std::string>> done) {
+  if (key_name.empty()) return std::move(done)(std::vector<std::string>{});
+  absl::StatusOr<std::string> id = KeyId(account->id, key_name);
+  if (!id.ok()) return std::move(done)(id.status());
+  FindObject(account, deadline, "keypairs", *id, ResourceName(account->id, "keyPairs", *id),
+             "key pair", [done = std::move(done)](absl::StatusOr<WireObject> key) mutable {
+               if (!key.ok()) return std::move(done)(key.status());
+               std::move(done)(std::vector<std::string>{key->uuid});
+             });
 }
 
 // Sends `start`, then polls for running. With undo_on_error, a refused start
@@ -147,7 +172,22 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
                                         const v1::CreateInstanceRequest& request,
                                         Callback<MutationProgress> done) {
   std::string vnc_password;
-  if (absl::Status s = CheckCreate(request, vnc_password); !s.ok()) return std::move(done)(s);
+  absl::Status checked = CheckCreate(request, vnc_password);
+  std::optional<std::vector<NicSpec>> nics;
+  if (request.instance().network_interfaces_size() > 0) {
+    nics.emplace();
+    for (int n = 0; n < request.instance().network_interfaces_size(); ++n) {
+      nics->push_back(NicFromRequest(account_->id, request.instance().network_interfaces(n),
+                                     absl::StrCat("instance.network_interfaces[", n, "]"),
+                                     checked));
+    }
+  }
+  if (!request.instance().key_name().empty()) {
+    if (auto id = KeyId(account_->id, request.instance().key_name()); !id.ok()) {
+      AddFieldViolation(checked, "instance.key_name", id.status().message());
+    }
+  }
+  if (!checked.ok()) return std::move(done)(checked);
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Instance()));
   const v1::Instance& in = request.instance();
   const bool start = !request.has_start() || request.start();
@@ -159,22 +199,29 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
   spec.memory_bytes = in.memory_bytes();
   spec.smp = in.cpu_count();
   spec.vnc_password = vnc_password.empty() ? RandomVncPassword() : vnc_password;
-  for (const auto& [k, v] : in.labels()) spec.meta[k] = v;
+  spec.meta = LabelMeta(in.labels());
   if (!request.instance_id().empty()) spec.meta[std::string(kIdMetaKey)] = request.instance_id();
   if (!ctx.operation.empty()) spec.meta[std::string(kOperationMetaKey)] = ctx.operation;
-  const std::string body = ServerCreateBody(spec);
+  spec.nics = std::move(nics);
   auto account = account_;
   const absl::Time deadline = ctx.deadline;
   const std::string resource_name = ResourceName(
       account->id, "instances", request.instance_id().empty() ? "-" : request.instance_id());
   FindExisting(
       account, deadline, "servers", request.instance_id(), ctx.operation, resource_name,
-      [account, deadline, body, start,
+      [account, deadline, spec = std::move(spec), start, key_name = in.key_name(),
        done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
         if (!found.ok()) return std::move(done)(found.status());
         if (found->has_value()) return Converge(account, deadline, **found, start, std::move(done));
+        // The key pair is looked up before anything is made: an unknown one
+        // is NOT_FOUND and no server exists.
+        ResolveKey(account, deadline, key_name,
+                   [account, deadline, spec = std::move(spec), start, done = std::move(done)](
+                       absl::StatusOr<std::vector<std::string>> pubkeys) mutable {
+        if (!pubkeys.ok()) return std::move(done)(pubkeys.status());
+        spec.pubkeys = *std::move(pubkeys);
         Call(
-            account, deadline, "POST", "/servers/", body, "POST servers",
+            account, deadline, "POST", "/servers/", ServerCreateBody(spec), "POST servers",
             [account, deadline, start,
              done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
               if (!r.ok()) return std::move(done)(r.status());
@@ -185,6 +232,7 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
               StartThenPoll(account, deadline, o->uuid, /*undo_on_error=*/true, std::move(done));
             },
             "instance.");
+                   });
       });
 }
 
@@ -385,7 +433,7 @@ void CloudSigmaProvider::UpdateInstanceMetadata(const CallContext& ctx,
                }
                for (const auto& [k, v] : items) labels[k] = v;
                ServerEdit edit;
-               edit.labels = std::move(labels);
+               edit.metadata = std::move(labels);
                PutServer(account, deadline, *server, edit,
                          [account, done = std::move(done)](
                              absl::StatusOr<WireObject> updated) mutable {

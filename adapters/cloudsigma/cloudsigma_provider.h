@@ -7,6 +7,9 @@
 //   cloudsigma_compute.cc   ComputeService instances and their metadata
 //   cloudsigma_volumes.cc   VolumesService, attach and detach included
 //   cloudsigma_catalog.cc   ComputeService images and locations
+//   cloudsigma_nics.cc      ComputeService Attach/DetachNetworkInterface
+//   cloudsigma_keys.cc      ComputeService key pairs (/keypairs/)
+//   cloudsigma_networks.cc  NetworksService: VLANs, IPs, subscriptions
 //   cloudsigma_calls.h      requests and lookups;  cloudsigma_feed.h  Watch
 //
 // A mutation runs its local checks first and answers ctx.validate_only
@@ -85,6 +88,11 @@ void ListRendered(const AccountPtr& account, absl::Time deadline, std::string pa
           });
 }
 
+// The NIC a request's interface asks for; each problem is a violation on
+// `status` naming `<field>.network`, `.address` or `.model`.
+NicSpec NicFromRequest(absl::string_view account, const v1::NetworkInterface& nic,
+                       absl::string_view field, absl::Status& status);
+
 // kind "cloudsigma", watch_source kPush, the supported methods (those
 // CloudSigmaProvider overrides).
 ProviderInfo CloudSigmaProviderInfo();
@@ -125,6 +133,22 @@ class CloudSigmaProvider final : public Provider {
   CP_READ(ComputeService, GetImage, GetImageRequest, Image)
   CP_READ(ComputeService, ListLocations, ListLocationsRequest, ListLocationsResponse)
   CP_READ(ComputeService, GetLocation, GetLocationRequest, Location)
+  // NICs (cloudsigma_nics.cc) and key pairs (cloudsigma_keys.cc).
+  CP_MUTATION(ComputeService, AttachNetworkInterface, AttachNetworkInterfaceRequest, Instance)
+  CP_MUTATION(ComputeService, DetachNetworkInterface, DetachNetworkInterfaceRequest, Instance)
+  CP_READ(ComputeService, ListKeyPairs, ListKeyPairsRequest, ListKeyPairsResponse)
+  CP_READ(ComputeService, GetKeyPair, GetKeyPairRequest, KeyPair)
+  CP_MUTATION(ComputeService, CreateKeyPair, CreateKeyPairRequest, KeyPair)
+  CP_MUTATION(ComputeService, DeleteKeyPair, DeleteKeyPairRequest, Empty)
+  // NetworksService but UpdateNetwork: VLANs and IPs (cloudsigma_networks.cc).
+  CP_READ(NetworksService, ListNetworks, ListNetworksRequest, ListNetworksResponse)
+  CP_READ(NetworksService, GetNetwork, GetNetworkRequest, Network)
+  CP_MUTATION(NetworksService, CreateNetwork, CreateNetworkRequest, Network)
+  CP_MUTATION(NetworksService, DeleteNetwork, DeleteNetworkRequest, Empty)
+  CP_READ(NetworksService, ListAddresses, ListAddressesRequest, ListAddressesResponse)
+  CP_READ(NetworksService, GetAddress, GetAddressRequest, Address)
+  CP_MUTATION(NetworksService, ReserveAddress, ReserveAddressRequest, Address)
+  CP_MUTATION(NetworksService, ReleaseAddress, ReleaseAddressRequest, Empty)
 #undef CP_READ
 #undef CP_MUTATION
 

@@ -147,14 +147,15 @@ void SetInt(rj::Value& obj, const char* key, int64_t value, rj::Document::Alloca
   }
 }
 
-// Replaces the non-reserved keys of obj.meta by `labels`.
-void SetLabels(rj::Value& obj, const std::map<std::string, std::string>& labels,
-               rj::Document::AllocatorType& a) {
+// Replaces the keys of obj.meta that `replaced` selects by `entries`.
+template <typename Pred>
+void ReplaceMeta(rj::Value& obj, Pred replaced, const std::map<std::string, std::string>& entries,
+                 rj::Document::AllocatorType& a) {
   std::map<std::string, std::string> meta;
   for (const auto& [k, v] : Meta(obj)) {
-    if (absl::StartsWith(k, kReservedMetaPrefix)) meta[k] = v;
+    if (!replaced(k)) meta[k] = v;
   }
-  for (const auto& [k, v] : labels) meta[k] = v;
+  for (const auto& [k, v] : entries) meta[k] = v;
   rj::Value m(rj::kObjectType);
   for (const auto& [k, v] : meta) {
     m.AddMember(rj::Value(k.c_str(), a), rj::Value(v.c_str(), a), a);
@@ -164,6 +165,57 @@ void SetLabels(rj::Value& obj, const std::map<std::string, std::string>& labels,
   } else {
     obj.AddMember("meta", m, a);
   }
+}
+
+bool IsReserved(const std::string& key) { return absl::StartsWith(key, kReservedMetaPrefix); }
+
+// Replaces the non-reserved keys of obj.meta by `labels`.
+void SetLabels(rj::Value& obj, const std::map<std::string, std::string>& labels,
+               rj::Document::AllocatorType& a) {
+  ReplaceMeta(obj, [](const std::string& k) { return !IsReserved(k); }, labels, a);
+}
+
+// A server's labels: its kLabelMetaPrefix keys, without the prefix.
+template <typename MapT>
+void PutServerLabels(const rj::Value& obj, MapT* labels) {
+  for (const auto& [k, v] : Meta(obj)) {
+    absl::string_view key = k;
+    if (absl::ConsumePrefix(&key, kLabelMetaPrefix)) (*labels)[std::string(key)] = v;
+  }
+}
+
+rj::Value NicValue(const NicSpec& nic, rj::Document::AllocatorType& a) {
+  rj::Value item(rj::kObjectType);
+  if (!nic.vlan_uuid.empty()) {
+    // A private NIC has no IP configuration (§5.4).
+    item.AddMember("vlan", rj::Value(nic.vlan_uuid.c_str(), a), a);
+  } else {
+    rj::Value conf(rj::kObjectType);
+    conf.AddMember("conf", rj::Value(nic.static_ip.empty() ? "dhcp" : "static", a), a);
+    if (nic.static_ip.empty()) {
+      conf.AddMember("ip", rj::Value(rj::kNullType), a);
+    } else {
+      conf.AddMember("ip", rj::Value(nic.static_ip.c_str(), a), a);
+    }
+    item.AddMember("ip_v4_conf", conf, a);
+  }
+  item.AddMember("model", rj::Value(nic.model.empty() ? "virtio" : nic.model.c_str(), a), a);
+  return item;
+}
+
+void SetList(google::protobuf::Struct* s, const char* key, const std::vector<std::string>& items) {
+  auto* list = (*s->mutable_fields())[key].mutable_list_value();
+  for (const auto& item : items) list->add_values()->set_string_value(item);
+}
+
+void PutSubscription(const std::string& id, const SubscriptionMap& subscriptions,
+                     google::protobuf::Struct* d) {
+  SetDetail(d, "subscription", id);
+  auto it = subscriptions.find(id);
+  if (it == subscriptions.end()) return;
+  SetDetail(d, "subscription_end_time", it->second.end_time);
+  SetDetail(d, "subscription_status", it->second.status);
+  (*d->mutable_fields())["auto_renew"].set_bool_value(it->second.auto_renew);
 }
 
 void WriteMeta(rj::Writer<rj::StringBuffer>& w, const std::map<std::string, std::string>& m) {
@@ -358,9 +410,45 @@ absl::StatusOr<v1::Instance> ServerToInstance(absl::string_view object_json,
       a->set_boot_order(static_cast<int32_t>(Int(d, "boot_order")));
     }
   }
-  PutLabels(doc, i.mutable_labels());
+  // The address a DHCP NIC got is in the runtime, matched by mac.
+  std::map<std::string, std::string> runtime_ips;
+  if (const rj::Value* rt = Member(doc, "runtime"); rt != nullptr) {
+    if (const rj::Value* nics = Member(*rt, "nics"); nics && nics->IsArray()) {
+      for (const auto& n : nics->GetArray()) {
+        runtime_ips[String(n, "mac")] = RefUuid(Member(n, "ip_v4"));
+      }
+    }
+  }
+  if (const rj::Value* nics = Member(doc, "nics"); nics && nics->IsArray()) {
+    for (const auto& n : nics->GetArray()) {
+      v1::NetworkInterface* nic = i.add_network_interfaces();
+      nic->set_id(String(n, "mac"));
+      nic->set_mac_address(String(n, "mac"));
+      nic->set_model(String(n, "model"));
+      if (std::string vlan = RefUuid(Member(n, "vlan")); !vlan.empty()) {
+        nic->set_network(ResourceName(account, "networks", vlan));
+      }
+      std::string address;
+      if (const rj::Value* conf = Member(n, "ip_v4_conf"); conf && conf->IsObject()) {
+        address = RefUuid(Member(*conf, "ip"));
+      }
+      if (address.empty()) {
+        if (const rj::Value* nrt = Member(n, "runtime"); nrt && nrt->IsObject()) {
+          address = RefUuid(Member(*nrt, "ip_v4"));
+        }
+      }
+      if (address.empty()) address = runtime_ips[nic->mac_address()];
+      nic->set_address(address);
+    }
+  }
+  PutServerLabels(doc, i.mutable_labels());
   auto* details = i.mutable_provider_details();
   SetDetail(details, "uuid", String(doc, "uuid"));
+  if (const rj::Value* keys = Member(doc, "pubkeys"); keys && keys->IsArray() && !keys->Empty()) {
+    std::vector<std::string> uuids;
+    for (const auto& k : keys->GetArray()) uuids.push_back(RefUuid(&k));
+    SetList(details, "pubkeys", uuids);
+  }
   SetDetail(details, "resource_uri", String(doc, "resource_uri"));
   SetDetail(details, "cpu_type", String(doc, "cpu_type"));
   SetDetail(details, "hypervisor", String(doc, "hypervisor"));
@@ -559,20 +647,19 @@ std::string ServerCreateBody(const ServerSpec& spec) {
   w.EndArray();
   w.Key("nics");
   w.StartArray();
-  if (spec.dhcp_nic) {  // one public NIC with DHCP (network_interfaces.rst)
-    w.StartObject();
-    w.Key("ip_v4_conf");
-    w.StartObject();
-    w.Key("conf");
-    w.String("dhcp");
-    w.Key("ip");
-    w.Null();
-    w.EndObject();
-    w.Key("model");
-    w.String("virtio");
-    w.EndObject();
+  {
+    // Without network_interfaces: one public NIC with DHCP (§5.4).
+    const std::vector<NicSpec> nics = spec.nics.value_or(std::vector<NicSpec>{NicSpec{}});
+    rj::Document scratch;
+    for (const NicSpec& nic : nics) NicValue(nic, scratch.GetAllocator()).Accept(w);
   }
   w.EndArray();
+  if (!spec.pubkeys.empty()) {
+    w.Key("pubkeys");
+    w.StartArray();
+    for (const auto& k : spec.pubkeys) w.String(k.c_str());
+    w.EndArray();
+  }
   w.EndObject();
   w.EndArray();
   w.EndObject();
@@ -588,7 +675,33 @@ absl::StatusOr<std::string> EditServer(absl::string_view server_json, const Serv
   if (edit.cpu_mhz) SetInt(doc, "cpu", *edit.cpu_mhz, a);
   if (edit.memory_bytes) SetInt(doc, "mem", *edit.memory_bytes, a);
   if (edit.smp) SetInt(doc, "smp", *edit.smp, a);
-  if (edit.labels) SetLabels(doc, *edit.labels, a);
+  if (edit.metadata) SetLabels(doc, *edit.metadata, a);
+  if (edit.labels) {
+    std::map<std::string, std::string> prefixed;
+    for (const auto& [k, v] : *edit.labels) prefixed[absl::StrCat(kLabelMetaPrefix, k)] = v;
+    ReplaceMeta(
+        doc, [](const std::string& k) { return absl::StartsWith(k, kLabelMetaPrefix); }, prefixed,
+        a);
+  }
+  if (edit.add_nic || edit.remove_mac) {
+    auto it = doc.FindMember("nics");
+    if (it == doc.MemberEnd() || !it->value.IsArray()) {
+      if (it != doc.MemberEnd()) doc.RemoveMember(it);
+      doc.AddMember("nics", rj::Value(rj::kArrayType), a);
+      it = doc.FindMember("nics");
+    }
+    rj::Value& nics = it->value;
+    if (edit.remove_mac) {
+      for (auto n = nics.Begin(); n != nics.End();) {
+        if (String(*n, "mac") == *edit.remove_mac) {
+          n = nics.Erase(n);
+        } else {
+          ++n;
+        }
+      }
+    }
+    if (edit.add_nic) nics.PushBack(NicValue(*edit.add_nic, a), a);
+  }
   if (edit.attach || edit.detach_uuid) {
     auto it = doc.FindMember("drives");
     if (it == doc.MemberEnd() || !it->value.IsArray()) {
@@ -649,6 +762,189 @@ absl::StatusOr<std::string> EditDrive(absl::string_view drive_json, const DriveE
   if (edit.name) SetString(doc, "name", *edit.name, a);
   if (edit.size) SetInt(doc, "size", *edit.size, a);
   if (edit.labels) SetLabels(doc, *edit.labels, a);
+  return Serialize(doc);
+}
+
+std::map<std::string, std::string> LabelMeta(
+    const google::protobuf::Map<std::string, std::string>& labels) {
+  std::map<std::string, std::string> meta;
+  for (const auto& [k, v] : labels) meta[absl::StrCat(kLabelMetaPrefix, k)] = v;
+  return meta;
+}
+
+absl::StatusOr<Subscription> SubscriptionFromWire(absl::string_view object_json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject()) return Malformed("a subscription is not an object");
+  Subscription sub;
+  sub.id = String(doc, "id");  // a string in the dumps; an integer in references
+  if (sub.id.empty()) return Malformed("a subscription has no id");
+  sub.resource = String(doc, "resource");
+  sub.status = String(doc, "status");
+  sub.end_time = String(doc, "end_time");
+  const rj::Value* renew = Member(doc, "auto_renew");
+  sub.auto_renew = renew != nullptr && renew->IsBool() && renew->GetBool();
+  sub.subscribed_object = RefUuid(Member(doc, "subscribed_object"));
+  return sub;
+}
+
+absl::StatusOr<Subscribed> SubscribedFromWire(absl::string_view object_json) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject() || String(doc, "uuid").empty()) return Malformed("an object has no uuid");
+  Subscribed out;
+  if (const rj::Value* sub = Member(doc, "subscription"); sub && sub->IsObject()) {
+    out.subscription_id = String(*sub, "id");
+  }
+  if (const rj::Value* servers = Member(doc, "servers"); servers && servers->IsArray()) {
+    for (const auto& s : servers->GetArray()) out.server_uuids.push_back(RefUuid(&s));
+  }
+  if (std::string server = RefUuid(Member(doc, "server")); !server.empty()) {
+    out.server_uuids.push_back(server);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Network> VlanToNetwork(absl::string_view object_json,
+                                          absl::string_view account,
+                                          const SubscriptionMap& subscriptions) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  absl::StatusOr<Subscribed> subscribed = SubscribedFromWire(object_json);
+  if (!subscribed.ok()) return Malformed("a VLAN has no uuid");
+  v1::Network n;
+  const std::string uuid = String(doc, "uuid");
+  n.set_name(ResourceName(account, "networks", uuid));
+  // bottom_vlan_tag is null in the dumps; an integer where the location
+  // exposes the 802.1Q tag.
+  n.set_vlan_id(static_cast<int32_t>(Int(doc, "bottom_vlan_tag")));
+  PutLabels(doc, n.mutable_labels());
+  auto it = subscriptions.find(subscribed->subscription_id);
+  // A VLAN is removed only when its subscription ends (§7): one that no
+  // longer renews is on its way out.
+  const bool leaving = it != subscriptions.end() && !it->second.auto_renew;
+  n.set_state(leaving ? v1::Network::DELETING : v1::Network::READY);
+  n.set_provider_state(it == subscriptions.end() ? "" : it->second.status);
+  auto* d = n.mutable_provider_details();
+  SetDetail(d, "uuid", uuid);
+  SetDetail(d, "resource_uri", String(doc, "resource_uri"));
+  SetList(d, "servers", subscribed->server_uuids);
+  PutSubscription(subscribed->subscription_id, subscriptions, d);
+  return n;
+}
+
+absl::StatusOr<v1::Address> IpToAddress(absl::string_view object_json, absl::string_view account,
+                                        const IdMap& server_ids,
+                                        const SubscriptionMap& subscriptions) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  absl::StatusOr<Subscribed> subscribed = SubscribedFromWire(object_json);
+  if (!subscribed.ok()) return Malformed("an IP has no uuid");
+  v1::Address a;
+  const std::string ip = String(doc, "uuid");  // the uuid of an IP is the address (§4)
+  a.set_name(ResourceName(account, "addresses", ip));
+  a.set_address(ip);
+  if (!subscribed->server_uuids.empty()) {
+    a.set_state(v1::Address::IN_USE);
+    a.set_instance(
+        ResourceName(account, "instances", Mapped(server_ids, subscribed->server_uuids[0])));
+  } else {
+    a.set_state(v1::Address::RESERVED);
+  }
+  PutLabels(doc, a.mutable_labels());
+  auto* d = a.mutable_provider_details();
+  SetDetail(d, "resource_uri", String(doc, "resource_uri"));
+  SetDetail(d, "gateway", String(doc, "gateway"));
+  if (int64_t netmask = Int(doc, "netmask"); netmask > 0) {
+    (*d->mutable_fields())["netmask"].set_number_value(static_cast<double>(netmask));
+  }
+  if (const rj::Value* ns = Member(doc, "nameservers"); ns && ns->IsArray()) {
+    std::vector<std::string> servers;
+    for (const auto& v : ns->GetArray()) {
+      if (v.IsString()) servers.push_back(v.GetString());
+    }
+    SetList(d, "nameservers", servers);
+  }
+  if (subscribed->subscription_id.empty()) {
+    // The list also shows the DHCP addresses of running servers (§7).
+    (*d->mutable_fields())["dynamic"].set_bool_value(true);
+  }
+  PutSubscription(subscribed->subscription_id, subscriptions, d);
+  return a;
+}
+
+absl::StatusOr<v1::KeyPair> KeypairToKeyPair(absl::string_view object_json,
+                                             absl::string_view account) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject() || String(doc, "uuid").empty()) return Malformed("a keypair has no uuid");
+  v1::KeyPair k;
+  k.set_name(ResourceName(account, "keyPairs", IdOf(doc)));
+  k.set_display_name(String(doc, "name"));
+  k.set_public_key(String(doc, "public_key"));
+  k.set_fingerprint(String(doc, "fingerprint"));
+  PutLabels(doc, k.mutable_labels());
+  auto* d = k.mutable_provider_details();
+  SetDetail(d, "uuid", String(doc, "uuid"));
+  SetDetail(d, "resource_uri", String(doc, "resource_uri"));
+  return k;
+}
+
+std::string SubscriptionCreateBody(absl::string_view resource) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("objects");
+  w.StartArray();
+  w.StartObject();
+  w.Key("resource");
+  w.String(resource.data(), static_cast<rj::SizeType>(resource.size()));
+  // One VLAN or IP for a month, as the control panel buys them (§9).
+  w.Key("amount");
+  w.String("1");
+  w.Key("period");
+  w.String("1 month");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string KeypairCreateBody(const v1::KeyPair& key_pair, absl::string_view chosen_id,
+                              absl::string_view operation) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("objects");
+  w.StartArray();
+  w.StartObject();
+  w.Key("name");
+  const std::string name = !key_pair.display_name().empty() ? key_pair.display_name()
+                           : !chosen_id.empty()             ? std::string(chosen_id)
+                                                            : "cloudplane key";
+  w.String(name.c_str());
+  w.Key("public_key");
+  w.String(key_pair.public_key().c_str());
+  auto meta = ReservedMeta(chosen_id, operation);
+  for (const auto& [k, v] : key_pair.labels()) meta[k] = v;
+  WriteMeta(w, meta);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+absl::StatusOr<std::string> EditMeta(absl::string_view object_json,
+                                     const std::map<std::string, std::string>& labels,
+                                     const std::map<std::string, std::string>& reserved) {
+  rj::Document doc;
+  if (absl::Status s = Parse(object_json, doc); !s.ok()) return s;
+  if (!doc.IsObject()) return Malformed("an object is not an object");
+  std::map<std::string, std::string> entries = labels;
+  for (const auto& [k, v] : reserved) entries[k] = v;
+  ReplaceMeta(
+      doc, [&](const std::string& k) { return !IsReserved(k) || reserved.count(k) > 0; }, entries,
+      doc.GetAllocator());
   return Serialize(doc);
 }
 

@@ -14,8 +14,17 @@
 // their uuid. An id in uuid form always means a CloudSigma uuid, so chosen
 // ids may not have that form. The operation that created an object is kept
 // under kOperationMetaKey so a re-driven create finds its own object.
-// Other `meta` keys are the resource's labels (instance labels are also the
-// instance metadata items); keys starting with "cloudplane_" are reserved.
+// Other `meta` keys are the resource's labels; keys starting with
+// "cloudplane_" are reserved. A server is the exception: its plain `meta`
+// keys are the instance metadata items (what the guest reads through the
+// server context, §14 of the protocol reference), and its labels live under
+// kLabelMetaPrefix ("cloudplane_label_role" is the label "role"), so that
+// setting one never changes the other.
+//
+// Networks are VLANs and addresses are IPs, both named by their uuid (a
+// VLAN's uuid, an IP's address): CloudSigma makes them when a subscription
+// is bought, so there is no id to choose. Key pairs are /keypairs/ objects,
+// named like drives and servers (a chosen id in meta, else the uuid).
 //
 // Errors:
 //   - A payload that is not JSON of the expected shape is INTERNAL with
@@ -39,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 
 namespace cloudplane::adapters::cloudsigma {
@@ -46,6 +56,7 @@ namespace cloudplane::adapters::cloudsigma {
 inline constexpr absl::string_view kIdMetaKey = "cloudplane_id";
 inline constexpr absl::string_view kOperationMetaKey = "cloudplane_operation";
 inline constexpr absl::string_view kReservedMetaPrefix = "cloudplane_";
+inline constexpr absl::string_view kLabelMetaPrefix = "cloudplane_label_";
 
 // ---------------------------------------------------------------------------
 // Names and ids.
@@ -115,6 +126,45 @@ absl::StatusOr<v1::Image> LibdriveToImage(absl::string_view object_json,
                                           absl::string_view account);
 absl::StatusOr<v1::Location> LocationFromWire(absl::string_view object_json,
                                               absl::string_view account);
+// A subscription (§9), as far as VLANs and IPs need it.
+struct Subscription {
+  std::string id;                 // "14"
+  std::string resource;           // "vlan", "ip", …
+  std::string status;             // "active", …
+  std::string end_time;           // "2015-08-26T12:00:00+00:00"
+  bool auto_renew = false;
+  std::string subscribed_object;  // the VLAN's uuid or the IP; "" when none
+};
+absl::StatusOr<Subscription> SubscriptionFromWire(absl::string_view object_json);
+// Subscriptions by id.
+using SubscriptionMap = absl::flat_hash_map<std::string, Subscription>;
+
+// A VLAN as a Network (name `networks/<uuid>`): labels from meta, vlan_id
+// from bottom_vlan_tag, state READY while its subscription renews and
+// DELETING once it does not (it disappears when the subscription ends);
+// provider_details: uuid, resource_uri, servers (uuids), subscription,
+// subscription_end_time, auto_renew.
+absl::StatusOr<v1::Network> VlanToNetwork(absl::string_view object_json,
+                                          absl::string_view account,
+                                          const SubscriptionMap& subscriptions);
+// An IP as an Address (name `addresses/<ip>`): IN_USE with `instance` when a
+// server holds it, else RESERVED; provider_details: netmask, gateway,
+// nameservers, subscription, subscription_end_time, auto_renew, and
+// dynamic=true for an address of a running server that has no subscription.
+absl::StatusOr<v1::Address> IpToAddress(absl::string_view object_json, absl::string_view account,
+                                        const IdMap& server_ids,
+                                        const SubscriptionMap& subscriptions);
+// A keypair (name `keyPairs/<chosen id or uuid>`).
+absl::StatusOr<v1::KeyPair> KeypairToKeyPair(absl::string_view object_json,
+                                             absl::string_view account);
+// The subscription id of a VLAN or an IP ("" when it has none) and the
+// servers using it (a VLAN's `servers`, an IP's `server`).
+struct Subscribed {
+  std::string subscription_id;
+  std::vector<std::string> server_uuids;
+};
+absl::StatusOr<Subscribed> SubscribedFromWire(absl::string_view object_json);
+
 // The instance's meta items without reserved keys; name `<instance>/metadata`.
 absl::StatusOr<v1::InstanceMetadata> ServerToMetadata(absl::string_view object_json,
                                                       absl::string_view account);
@@ -151,15 +201,27 @@ std::string DriveCreateBody(const v1::Volume& volume, absl::string_view chosen_i
 std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
                            absl::string_view operation);
 
+// One NIC of a server's `nics` list (§5.4).
+struct NicSpec {
+  std::string vlan_uuid;  // a private NIC on this VLAN
+  std::string static_ip;  // a public NIC with this static IP; neither: DHCP
+  std::string model;      // "" → virtio
+};
+
 struct ServerSpec {
   std::string name;
   int64_t cpu_mhz = 0;
   int64_t memory_bytes = 0;
   int32_t smp = 0;  // 0: CloudSigma derives it
   std::string vnc_password;
-  std::map<std::string, std::string> meta;  // labels + reserved keys
-  bool dhcp_nic = true;
+  std::map<std::string, std::string> meta;  // labels (prefixed) + reserved keys
+  // nullopt: one public DHCP NIC (CloudSigma's usual server).
+  std::optional<std::vector<NicSpec>> nics;
+  std::vector<std::string> pubkeys;  // keypair uuids
 };
+// meta of a server's labels: each key under kLabelMetaPrefix.
+std::map<std::string, std::string> LabelMeta(
+    const google::protobuf::Map<std::string, std::string>& labels);
 // `{"objects":[{…}]}` for POST /servers/.
 std::string ServerCreateBody(const ServerSpec& spec);
 
@@ -171,8 +233,15 @@ struct ServerEdit {
   std::optional<int64_t> cpu_mhz;
   std::optional<int64_t> memory_bytes;
   std::optional<int32_t> smp;
-  // Replaces the non-reserved meta keys (reserved ones are kept).
+  // Replaces the metadata items: the non-reserved meta keys (reserved ones,
+  // labels included, are kept).
+  std::optional<std::map<std::string, std::string>> metadata;
+  // Replaces the labels: the kLabelMetaPrefix keys (the rest is kept).
   std::optional<std::map<std::string, std::string>> labels;
+  // Appends a NIC (without a mac: CloudSigma gives it one).
+  std::optional<NicSpec> add_nic;
+  // Removes the NIC with this mac (NICs are matched by mac, §5.4).
+  std::optional<std::string> remove_mac;
   // Appends a drive (servers.rst, "drives").
   struct Attach {
     std::string drive_uuid;
@@ -188,6 +257,18 @@ absl::StatusOr<std::string> EditServer(absl::string_view server_json, const Serv
 
 // True when the server's drive list has `drive_uuid`.
 absl::StatusOr<bool> ServerHasDrive(absl::string_view server_json, absl::string_view drive_uuid);
+
+// `{"objects":[{"resource","amount":"1","period":"1 month"}]}` for POST
+// /subscriptions/ (resource "vlan" or "ip").
+std::string SubscriptionCreateBody(absl::string_view resource);
+// `{"objects":[{"name","public_key","meta"}]}` for POST /keypairs/.
+std::string KeypairCreateBody(const v1::KeyPair& key_pair, absl::string_view chosen_id,
+                              absl::string_view operation);
+// A full VLAN or IP object with its non-reserved meta replaced by `labels`
+// and `reserved` added, for PUT (only meta can be edited, §7).
+absl::StatusOr<std::string> EditMeta(absl::string_view object_json,
+                                     const std::map<std::string, std::string>& labels,
+                                     const std::map<std::string, std::string>& reserved);
 
 // Edits of a full drive object for PUT /drives/{uuid}/.
 struct DriveEdit {

@@ -236,8 +236,175 @@ TEST(Wire, ServerEditsKeepUntouchedFields) {
   auto detached = EditServer(*out, {.detach_uuid = "5d3bb6d8-ce39-41e8-8742-2ba5af5ef2d0"});
   ASSERT_TRUE(detached.ok());
   EXPECT_FALSE(*ServerHasDrive(*detached, "5d3bb6d8-ce39-41e8-8742-2ba5af5ef2d0"));
-  auto relabeled = EditServer(server, {.labels = std::map<std::string, std::string>{}});
-  EXPECT_THAT(*relabeled, testing::HasSubstr(R"("meta":{"cloudplane_id":"web-1"})"));
+  auto cleared = EditServer(server, {.metadata = std::map<std::string, std::string>{}});
+  EXPECT_THAT(*cleared, testing::HasSubstr(R"("meta":{"cloudplane_id":"web-1"})"));
+}
+
+// Labels and metadata items share the server's meta but never each other's
+// keys: labels are under cloudplane_label_, items are the plain keys.
+TEST(Wire, ServerLabelsAndMetadataDoNotOverwriteEachOther) {
+  const std::string server =
+      R"({"uuid":"d0ae4a09-13d5-4af2-aa12-56935035adef","name":"a","cpu":1000,"mem":5,)"
+      R"("meta":{"cloudplane_id":"web-1","ssh_public_key":"k","cloudplane_label_role":"db"}})";
+  auto relabeled = EditServer(server, {.labels = std::map<std::string, std::string>{
+                                           {"team", "ops"}}});
+  ASSERT_TRUE(relabeled.ok());
+  auto i = ServerToInstance(*relabeled, "cs", {});
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_THAT(i->labels(), testing::UnorderedElementsAre(testing::Pair("team", "ops")));
+  auto m = ServerToMetadata(*relabeled, "cs");
+  ASSERT_TRUE(m.ok());
+  EXPECT_THAT(m->items(), testing::UnorderedElementsAre(testing::Pair("ssh_public_key", "k")));
+  auto reitemed = EditServer(*relabeled, {.metadata = std::map<std::string, std::string>{
+                                              {"x", "1"}}});
+  ASSERT_TRUE(reitemed.ok());
+  i = ServerToInstance(*reitemed, "cs", {});
+  EXPECT_THAT(i->labels(), testing::UnorderedElementsAre(testing::Pair("team", "ops")));
+  m = ServerToMetadata(*reitemed, "cs");
+  EXPECT_THAT(m->items(), testing::UnorderedElementsAre(testing::Pair("x", "1")));
+  EXPECT_THAT(*reitemed, testing::HasSubstr(R"("cloudplane_id":"web-1")"));
+  google::protobuf::Map<std::string, std::string> labels;
+  labels["role"] = "db";
+  EXPECT_THAT(LabelMeta(labels), testing::ElementsAre(testing::Pair("cloudplane_label_role", "db")));
+}
+
+TEST(Wire, NicsOfServersFromTheDumps) {
+  auto running = ServerToInstance(
+      Body(Read(testutil::FixturePath("cloudsigma/response_server_get_running"))).second, "cs",
+      {});
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->network_interfaces_size(), 1);
+  const v1::NetworkInterface& dhcp = running->network_interfaces(0);
+  EXPECT_EQ(dhcp.id(), "22:b8:8c:17:fe:19");
+  EXPECT_EQ(dhcp.mac_address(), "22:b8:8c:17:fe:19");
+  EXPECT_EQ(dhcp.model(), "virtio");
+  EXPECT_EQ(dhcp.network(), "");
+  EXPECT_EQ(dhcp.address(), "94.26.101.149");  // the runtime's DHCP lease
+  auto two = ServerToInstance(
+      Body(Read(testutil::FixturePath("cloudsigma/response_server_get_two_nics"))).second, "cs",
+      {});
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->network_interfaces_size(), 2);
+  EXPECT_EQ(two->network_interfaces(1).id(), "22:25:57:2a:dc:cc");
+  EXPECT_EQ(two->network_interfaces(1).network(),
+            "accounts/cs/networks/10619300-edda-42ba-91e0-7e3df0689d00");
+  EXPECT_EQ(two->network_interfaces(1).address(), "");
+}
+
+TEST(Wire, ServerNicsOnCreateAndEdit) {
+  ServerSpec spec;
+  spec.name = "n";
+  spec.vnc_password = "p";
+  std::string body = ServerCreateBody(spec);
+  // Without interfaces: CloudSigma's one public DHCP NIC.
+  EXPECT_THAT(body, testing::HasSubstr(
+                        R"("nics":[{"ip_v4_conf":{"conf":"dhcp","ip":null},"model":"virtio"}])"));
+  spec.nics = std::vector<NicSpec>{{.vlan_uuid = "10619300-edda-42ba-91e0-7e3df0689d00",
+                                    .model = "e1000"},
+                                   {.static_ip = "185.12.6.183"}};
+  spec.pubkeys = {"a1b2"};
+  body = ServerCreateBody(spec);
+  EXPECT_THAT(body, testing::HasSubstr(
+                        R"("nics":[{"vlan":"10619300-edda-42ba-91e0-7e3df0689d00",)"
+                        R"("model":"e1000"},{"ip_v4_conf":{"conf":"static",)"
+                        R"("ip":"185.12.6.183"},"model":"virtio"}],"pubkeys":["a1b2"])"));
+  const std::string server =
+      R"({"uuid":"d0ae4a09-13d5-4af2-aa12-56935035adef","nics":[{"mac":"22:00:00:00:00:01",)"
+      R"("vlan":null,"ip_v4_conf":{"conf":"dhcp","ip":null},"model":"virtio"}]})";
+  auto added = EditServer(server, {.add_nic = NicSpec{.vlan_uuid = "v"}});
+  ASSERT_TRUE(added.ok());
+  // The NIC already there is sent back with its mac (NICs match by mac).
+  EXPECT_THAT(*added, testing::HasSubstr(R"("mac":"22:00:00:00:00:01")"));
+  EXPECT_THAT(*added, testing::HasSubstr(R"({"vlan":"v","model":"virtio"}])"));
+  auto removed = EditServer(*added, {.remove_mac = "22:00:00:00:00:01"});
+  ASSERT_TRUE(removed.ok());
+  EXPECT_THAT(*removed, testing::HasSubstr(R"("nics":[{"vlan":"v","model":"virtio"}])"));
+}
+
+TEST(Wire, VlansIpsAndSubscriptionsFromTheDumps) {
+  auto list = ParsePage(
+      Body(Read(testutil::FixturePath("cloudsigma/response_subscription_list"))).second);
+  ASSERT_TRUE(list.ok()) << list.status();
+  SubscriptionMap subs;
+  for (const auto& o : list->objects) {
+    auto sub = SubscriptionFromWire(o.json);
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    subs[sub->id] = *sub;
+  }
+  ASSERT_EQ(subs.count("13"), 1u);
+  EXPECT_EQ(subs["13"].resource, "ip");
+  EXPECT_EQ(subs["13"].subscribed_object, "94.26.101.195");
+  EXPECT_TRUE(subs["13"].auto_renew);
+  auto created = ParseObject(
+      Body(Read(testutil::FixturePath("cloudsigma/response_subscription_create.json"))).second);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(SubscriptionFromWire(created->json)->id, "28");
+
+  const std::string vlan_json =
+      Body(Read(testutil::FixturePath("cloudsigma/response_vlan_get"))).second;
+  subs["12"] = Subscription{.id = "12", .resource = "vlan", .status = "active",
+                            .end_time = "2015-08-26T12:00:00+00:00", .auto_renew = true};
+  auto n = VlanToNetwork(vlan_json, "cs", subs);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->name(), "accounts/cs/networks/10619300-edda-42ba-91e0-7e3df0689d00");
+  EXPECT_EQ(n->state(), v1::Network::READY);
+  EXPECT_EQ(n->vlan_id(), 0);  // bottom_vlan_tag null
+  EXPECT_EQ(n->provider_details().fields().at("subscription").string_value(), "12");
+  EXPECT_EQ(n->provider_details().fields().at("subscription_end_time").string_value(),
+            "2015-08-26T12:00:00+00:00");
+  // A subscription that no longer renews: the VLAN goes at its end.
+  subs["12"].auto_renew = false;
+  EXPECT_EQ(VlanToNetwork(vlan_json, "cs", subs)->state(), v1::Network::DELETING);
+  EXPECT_EQ(VlanToNetwork(R"({"uuid":"u","bottom_vlan_tag":1234,"meta":{"a":"b",)"
+                          R"("cloudplane_operation":"o"}})",
+                          "cs", {})
+                ->vlan_id(),
+            1234);
+  EXPECT_THAT(VlanToNetwork(R"({"uuid":"u","meta":{"a":"b","cloudplane_operation":"o"}})", "cs",
+                            {})
+                  ->labels(),
+              testing::UnorderedElementsAre(testing::Pair("a", "b")));
+
+  auto a = IpToAddress(Body(Read(testutil::FixturePath("cloudsigma/response_ip_get"))).second,
+                       "cs", {}, {});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name(), "accounts/cs/addresses/185.12.6.183");
+  EXPECT_EQ(a->address(), "185.12.6.183");
+  EXPECT_EQ(a->state(), v1::Address::RESERVED);
+  EXPECT_EQ(a->provider_details().fields().at("netmask").number_value(), 24);
+  EXPECT_EQ(a->provider_details().fields().at("gateway").string_value(), "185.12.6.1");
+  EXPECT_EQ(a->provider_details().fields().at("nameservers").list_value().values_size(), 3);
+  auto used = IpToAddress(
+      R"({"uuid":"94.26.101.149","server":{"uuid":"d0ae4a09-13d5-4af2-aa12-56935035adef"}})",
+      "cs", {{"d0ae4a09-13d5-4af2-aa12-56935035adef", "web-1"}}, {});
+  ASSERT_TRUE(used.ok());
+  EXPECT_EQ(used->state(), v1::Address::IN_USE);
+  EXPECT_EQ(used->instance(), "accounts/cs/instances/web-1");
+  EXPECT_TRUE(used->provider_details().fields().at("dynamic").bool_value());
+  EXPECT_EQ(SubscriptionCreateBody("vlan"),
+            R"({"objects":[{"resource":"vlan","amount":"1","period":"1 month"}]})");
+  auto edited = EditMeta(vlan_json, {{"team", "a"}}, {{"cloudplane_operation", "op"}});
+  ASSERT_TRUE(edited.ok());
+  EXPECT_THAT(*edited,
+              testing::HasSubstr(R"("meta":{"cloudplane_operation":"op","team":"a"})"));
+}
+
+TEST(Wire, Keypairs) {
+  v1::KeyPair k;
+  k.set_public_key("ssh-ed25519 AAAA ops@host");
+  (*k.mutable_labels())["team"] = "ops";
+  EXPECT_EQ(KeypairCreateBody(k, "ops", "operations/1"),
+            R"({"objects":[{"name":"ops","public_key":"ssh-ed25519 AAAA ops@host","meta":)"
+            R"({"cloudplane_id":"ops","cloudplane_operation":"operations/1","team":"ops"}}]})");
+  auto got = KeypairToKeyPair(
+      R"({"uuid":"a3c4b2b6-0c6e-4b0b-9f0a-7d3e00000001","name":"ops","public_key":"ssh-ed25519 )"
+      R"(AAAA","fingerprint":"aa:bb","meta":{"cloudplane_id":"ops","team":"ops"}})",
+      "cs");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name(), "accounts/cs/keyPairs/ops");
+  EXPECT_EQ(got->display_name(), "ops");
+  EXPECT_EQ(got->fingerprint(), "aa:bb");
+  EXPECT_THAT(got->labels(), testing::UnorderedElementsAre(testing::Pair("team", "ops")));
 }
 
 TEST(Wire, ErrorListTable) {
