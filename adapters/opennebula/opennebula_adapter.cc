@@ -33,9 +33,37 @@ ProviderInfo OpenNebulaProviderInfo() {
   // instance_id is the VM's NAME; image the VM template instantiated;
   // provider_options its one key "template" (one.vm.allocate); labels are
   // CLOUDPLANE_LABEL_* attributes; start=false is hold=true.
+  // cpu_count is VCPU, memory_bytes MEMORY (MiB), network_interfaces the
+  // NICs and key_name the CONTEXT's SSH_PUBLIC_KEY of the instantiate's
+  // extra template (a raw template refuses them: they go inside it).
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "instance.image", "instance.labels", "instance.provider_options",
-               "start"});
+               "start", "instance.cpu_count", "instance.memory_bytes", "instance.key_name",
+               "instance.network_interfaces.network", "instance.network_interfaces.address",
+               "instance.network_interfaces.mac_address", "instance.network_interfaces.model"});
+  // A NIC=[NETWORK_ID, IP, MAC, MODEL] for one.vm.attachnic; the NIC_ID to
+  // detach.
+  kit::Honour(info, "ComputeService", "AttachNetworkInterface",
+              {"network_interface.network", "network_interface.address",
+               "network_interface.mac_address", "network_interface.model"});
+  kit::Honour(info, "ComputeService", "DetachNetworkInterface", {"network_interface_id"});
+  // A line of the user's SSH_PUBLIC_KEY; the id is the key's comment.
+  kit::Honour(info, "ComputeService", "CreateKeyPair", {"key_pair_id", "key_pair.public_key"});
+  kit::Honour(info, "ComputeService", "DeleteKeyPair", {"allow_missing"});
+  // The VNET template: NAME (network_id or display_name), AR=[TYPE=IP4, IP,
+  // SIZE] per range, NETWORK_ADDRESS/NETWORK_MASK, GATEWAY, DNS, VLAN_ID,
+  // CLOUDPLANE_LABEL_*.
+  kit::Honour(info, "NetworksService", "CreateNetwork",
+              {"network_id", "network.display_name", "network.address_ranges.first_address",
+               "network.address_ranges.size", "network.cidr_ranges", "network.gateway",
+               "network.dns_servers", "network.vlan_id", "network.labels"});
+  // one.vn.update in merge mode.
+  kit::Honour(info, "NetworksService", "UpdateNetwork",
+              {"network.gateway", "network.dns_servers", "network.labels"});
+  kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
+  // one.vn.hold of LEASES=[IP] on the network; one.vn.release.
+  kit::Honour(info, "NetworksService", "ReserveAddress", {"address.network", "address.address"});
+  kit::Honour(info, "NetworksService", "ReleaseAddress", {"allow_missing"});
   // The update_mask paths UpdateInstance applies: rename, resize, relabel.
   kit::Honour(info, "ComputeService", "UpdateInstance",
               {"instance.display_name", "instance.cpu_count", "instance.memory_bytes",

@@ -92,6 +92,57 @@ void FinishWithVm(const AccountPtr& a, absl::Time deadline, int64_t oid,
          });
 }
 
+// The extra-template lines for the request's NICs (each network looked up
+// by its resource name) and CONTEXT with the key `key_id`'s line.
+void ResolveOverrides(const AccountPtr& a, absl::Time deadline, const v1::Instance& in,
+                      std::string key_id, Done<std::string> done) {
+  FetchVnets(a, deadline, [a, deadline, in, key_id, done = std::move(done)](
+                              absl::StatusOr<std::vector<FoundVnet>> vnets) mutable {
+    if (!vnets.ok()) return done(vnets.status());
+    std::string text;
+    for (int i = 0; i < in.network_interfaces_size(); ++i) {
+      const v1::NetworkInterface& nic = in.network_interfaces(i);
+      const std::string field = absl::StrCat("instance.network_interfaces[", i, "]");
+      const FoundVnet* found = nullptr;
+      for (const FoundVnet& v : *vnets) {
+        if (v.network.name() == nic.network() ||
+            ResourceName(*a, "networks", absl::StrCat(v.oid)) == nic.network()) {
+          found = &v;
+        }
+      }
+      if (found == nullptr) {
+        return done(InvalidField(absl::StrCat(field, ".network"),
+                                 absl::StrCat("no network ", nic.network())));
+      }
+      auto attrs = NicAttributes(nic, found->oid, field);
+      if (!attrs.ok()) return done(attrs.status());
+      absl::StatusOr<std::string> line = VectorTemplate("NIC", *attrs);
+      if (!line.ok()) return done(line.status());
+      text += *line;
+    }
+    if (key_id.empty()) return done(std::move(text));
+    FindKey(a, deadline, key_id, ResourceName(*a, "keyPairs", key_id),
+            [text, done = std::move(done)](absl::StatusOr<SshKey> key) mutable {
+              if (!key.ok()) {
+                if (key.status().code() == absl::StatusCode::kNotFound) {
+                  return done(InvalidField("instance.key_name", key.status().message()));
+                }
+                return done(key.status());
+              }
+              // The whole CONTEXT is replaced (instantiate's merge): the
+              // network configuration the usual templates ask for stays on.
+              absl::StatusOr<std::string> ctx = VectorTemplate(
+                  "CONTEXT", {{"NETWORK", "YES"}, {"SSH_PUBLIC_KEY", key->line}});
+              if (!ctx.ok()) return done(ctx.status());
+              done(text + *ctx);
+            });
+  });
+}
+
+void LaunchInstance(const AccountPtr& a_, const CallContext& ctx,
+                    const v1::CreateInstanceRequest& req, int64_t template_id, std::string text,
+                    Callback<MutationProgress> done);
+
 }  // namespace
 
 void OpenNebulaProvider::ListInstances(const CallContext& ctx, const v1::ListInstancesRequest& req,
@@ -179,7 +230,92 @@ void OpenNebulaProvider::CreateInstance(const CallContext& ctx,
     if (!t.ok()) return std::move(done)(t.status());
     text = *std::move(t);
   }
+  // Overrides merged into the instantiate call's extra template, as pyone
+  // users write them ([api] one.template.instantiate: a named attribute
+  // replaces the template's whole): VCPU, MEMORY (MiB), the NICs (all of
+  // them: given interfaces replace the template's), and a CONTEXT carrying
+  // the key. A raw template (allocate) says all that itself.
+  const bool overrides = in.cpu_count() != 0 || in.memory_bytes() != 0 ||
+                         in.network_interfaces_size() > 0 || !in.key_name().empty();
+  if (raw != nullptr && overrides) {
+    for (const char* f : {"cpu_count", "memory_bytes", "network_interfaces", "key_name"}) {
+      const bool set = (std::string(f) == "cpu_count" && in.cpu_count() != 0) ||
+                       (std::string(f) == "memory_bytes" && in.memory_bytes() != 0) ||
+                       (std::string(f) == "network_interfaces" &&
+                        in.network_interfaces_size() > 0) ||
+                       (std::string(f) == "key_name" && !in.key_name().empty());
+      if (set) {
+        AddFieldViolation(options, absl::StrCat("instance.", f),
+                          "give it inside instance.provider_options.template");
+      }
+    }
+    return std::move(done)(options);
+  }
+  std::vector<std::pair<std::string, std::string>> sizes;
+  if (in.cpu_count() < 0) AddFieldViolation(options, "instance.cpu_count", "must be positive");
+  if (in.cpu_count() > 0) sizes.emplace_back("VCPU", absl::StrCat(in.cpu_count()));
+  if (in.memory_bytes() < 0 || in.memory_bytes() % (int64_t{1} << 20) != 0) {
+    AddFieldViolation(options, "instance.memory_bytes",
+                      "must be a positive number of whole MiB (OpenNebula's MEMORY unit)");
+  } else if (in.memory_bytes() > 0) {
+    sizes.emplace_back("MEMORY", absl::StrCat(in.memory_bytes() >> 20));
+  }
+  std::vector<std::string> nic_networks;
+  for (int i = 0; i < in.network_interfaces_size(); ++i) {
+    const v1::NetworkInterface& nic = in.network_interfaces(i);
+    const std::string field = absl::StrCat("instance.network_interfaces[", i, "]");
+    if (auto net = ParseResourceName(absl::StrCat(field, ".network"), a_->id, "networks",
+                                     nic.network());
+        !net.ok()) {
+      AddFieldViolation(options, absl::StrCat(field, ".network"), net.status().message());
+    }
+    if (auto attrs = NicAttributes(nic, 0, field); !attrs.ok()) {
+      const auto bad = GetBadRequest(attrs.status());
+      if (!bad.has_value()) return std::move(done)(attrs.status());
+      for (const auto& v : bad->field_violations()) {
+        AddFieldViolation(options, v.field(), v.description());
+      }
+    }
+    nic_networks.push_back(nic.network());
+  }
+  std::string key_id;
+  if (!in.key_name().empty()) {
+    auto k = KeyIdOf(a_->id, in.key_name(), "instance.key_name");
+    if (!k.ok()) return std::move(done)(k.status());
+    key_id = *k;
+  }
+  if (!options.ok()) return std::move(done)(options);
+  if (!sizes.empty()) {
+    absl::StatusOr<std::string> t = FlatTemplate(sizes, "instance");
+    if (!t.ok()) return std::move(done)(t.status());
+    text += *t;
+  }
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Instance()));
+  if (!nic_networks.empty() || !key_id.empty()) {
+    // The networks' ids and the key's line first; then the create as below.
+    return ResolveOverrides(
+        a_, ctx.deadline, in, key_id,
+        [a = a_, ctx, req, text, done = std::move(done)](
+            absl::StatusOr<std::string> more) mutable {
+          if (!more.ok()) return std::move(done)(more.status());
+          LaunchInstance(a, ctx, req, -1, text + *more, std::move(done));
+        });
+  }
+  LaunchInstance(a_, ctx, req, template_id, std::move(text), std::move(done));
+}
+
+namespace {
+
+// CreateInstance's launch once the extra template `text` is complete;
+// template_id < 0 with an image: parsed again (after the overrides).
+void LaunchInstance(const AccountPtr& a_, const CallContext& ctx,
+                    const v1::CreateInstanceRequest& req, int64_t template_id, std::string text,
+                    Callback<MutationProgress> done) {
+  if (template_id < 0 && !req.instance().image().empty()) {
+    // Called back after the overrides were resolved: the image again.
+    template_id = *ParseResourceName("instance.image", a_->id, "images", req.instance().image())
+                       ->oid;
+  }
   const bool start = !req.has_start() || req.start();
   const VmTarget target = start ? VM_TARGET_RUNNING : VM_TARGET_HOLD;
   // one.template.instantiate of a VM template, or one.vm.allocate of the
@@ -234,6 +370,8 @@ void OpenNebulaProvider::CreateInstance(const CallContext& ctx,
       },
       /*extended=*/true);
 }
+
+}  // namespace
 
 void OpenNebulaProvider::UpdateInstance(const CallContext& ctx,
                                         const v1::UpdateInstanceRequest& req,

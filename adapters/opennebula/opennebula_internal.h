@@ -12,6 +12,8 @@
 //   opennebula_catalog.cc    hosts, images (VM templates), locations
 //   opennebula_volumes.cc    volumes (images) and disk hotplug
 //   opennebula_firewalls.cc  firewalls (security groups) and their rules
+//   opennebula_networks.cc   networks (VNETs), addresses (leases), NIC hotplug
+//   opennebula_keys.cc       key pairs (the user's SSH_PUBLIC_KEY lines)
 //
 // Every `Done` below runs exactly once, on the HTTP transport thread or
 // inline; nothing here touches the store.
@@ -141,6 +143,32 @@ void FetchGroups(const AccountPtr& a, absl::Time deadline, Done<std::vector<Foun
 void FindGroup(const AccountPtr& a, absl::Time deadline, std::string resource,
                Done<FoundGroup> done);
 
+// A virtual network: the Network, its CLOUDPLANE_OPERATION tag and id.
+// Resource ids as for VMs (NAME when a valid id and the lowest such, else
+// the number).
+struct FoundVnet {
+  v1::Network network;
+  std::string operation;
+  int64_t oid = 0;
+  std::string resource_id;
+};
+// one.vnpool.info (bodies without leases).
+void FetchVnets(const AccountPtr& a, absl::Time deadline, Done<std::vector<FoundVnet>> done);
+// By resource name in either form; NOT_FOUND naming `resource` otherwise.
+void FindVnet(const AccountPtr& a, absl::Time deadline, std::string resource,
+              Done<FoundVnet> done);
+
+// ---------------------------------------------------------------------------
+// opennebula_keys.cc
+
+// The key pair id of `key_name` (accounts/<account>/keyPairs/<id> or a bare
+// id); INVALID_ARGUMENT naming `field`.
+absl::StatusOr<std::string> KeyIdOf(absl::string_view account, absl::string_view key_name,
+                                    absl::string_view field);
+// The calling user's key of that id; NOT_FOUND naming `resource`.
+void FindKey(const AccountPtr& a, absl::Time deadline, std::string id, std::string resource,
+             Done<SshKey> done);
+
 // ---------------------------------------------------------------------------
 // opennebula_progress.cc
 
@@ -158,6 +186,9 @@ MutationProgress VmProgress(int64_t oid, std::string instance_id, VmTarget targe
                             std::string detail);
 // Progress of a disk hotplug: a packed `token`.
 MutationProgress DiskProgress(const DiskToken& token, std::string detail);
+
+// Progress of a NIC hotplug: a packed `token`.
+MutationProgress NicProgress(const NicToken& token, std::string detail);
 
 // One poll of the work a token of this adapter names. DATA_LOSS (kit) for
 // bytes that are no token of this adapter.

@@ -2,7 +2,9 @@
 // (opennebula_tokens.proto); each poll reads the VM once (one.vm.info) and
 // says whether the work is done. Security groups and updates are synchronous
 // and have none.
+#include <algorithm>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -120,7 +122,59 @@ void PollDisk(const AccountPtr& a, absl::Time deadline, DiskToken d,
          });
 }
 
+void PollNic(const AccountPtr& a, absl::Time deadline, NicToken t,
+             Done<MutationProgress> done) {
+  const std::string resource = ResourceName(*a, "instances", t.instance_id());
+  ReadVm(a, deadline, t.vm_id(), t.instance_id(), resource,
+         [a, t, resource, done = std::move(done)](absl::StatusOr<FoundVm> vm) mutable {
+           if (!vm.ok()) return done(vm.status());
+           if (InstanceState(vm->summary.state, vm->summary.lcm_state) == v1::Instance::ERROR) {
+             return done(FailureState(resource, vm->summary));
+           }
+           const absl::string_view op = t.attach() ? "attach" : "detach";
+           // Done when the VM is back in its state (out of HOTPLUG_NIC) with
+           // a NIC it did not have (attach), or without the NIC (detach).
+           if (Reached(vm->summary, t.target())) {
+             const std::vector<int64_t> now = NicIds(vm->doc->Root());
+             bool changed = false;
+             if (t.attach()) {
+               for (int64_t id : now) {
+                 if (std::find(t.before().begin(), t.before().end(), id) == t.before().end()) {
+                   changed = true;
+                 }
+               }
+             } else {
+               changed = std::find(now.begin(), now.end(), t.nic_id()) == now.end();
+             }
+             if (changed) {
+               absl::StatusOr<v1::Instance> i =
+                   InstanceFromVm(vm->doc->Root(), a->id, vm->resource_id);
+               if (!i.ok()) return done(i.status());
+               return done(kit::Finished(*i));
+             }
+             t.set_misses(t.misses() + 1);
+             if (t.misses() >= kMaxHotplugMisses) {
+               return done(WithErrorInfo(
+                   absl::AbortedError(absl::StrCat("OpenNebula did not ", op,
+                                                   " the network interface on instance ",
+                                                   resource, "; see the VM's log in OpenNebula")),
+                   reasons::kProviderFailureState));
+             }
+           }
+           done(NicProgress(t, absl::StrCat("waiting for the NIC ", op, " (now ",
+                                            ProviderState(vm->summary.state,
+                                                          vm->summary.lcm_state),
+                                            ")")));
+         });
+}
+
 }  // namespace
+
+MutationProgress NicProgress(const NicToken& token, std::string detail) {
+  NicToken versioned = token;
+  versioned.set_version(kTokenVersion);
+  return kit::Pending(kit::PackToken(versioned), std::move(detail), absl::StrCat(token.vm_id()));
+}
 
 absl::string_view TargetName(VmTarget target) {
   switch (target) {
@@ -166,6 +220,11 @@ MutationProgress DiskProgress(const DiskToken& token, std::string detail) {
 
 void Poll(const AccountPtr& a, absl::Time deadline, const std::string& token,
           Done<MutationProgress> done) {
+  if (kit::HoldsToken<NicToken>(token)) {
+    absl::StatusOr<NicToken> nic = kit::UnpackToken<NicToken>(token, kTokenVersion);
+    if (!nic.ok()) return done(nic.status());
+    return PollNic(a, deadline, *std::move(nic), std::move(done));
+  }
   if (kit::HoldsToken<DiskToken>(token)) {
     absl::StatusOr<DiskToken> disk = kit::UnpackToken<DiskToken>(token, kTokenVersion);
     if (!disk.ok()) return done(disk.status());
@@ -189,7 +248,7 @@ void OpenNebulaProvider::PollOperation(const CallContext& ctx, const std::string
 // from a complete list finishes a delete at once.
 std::optional<ObservedTarget> OpenNebulaProvider::ObservationTarget(
     const std::string& token) const {
-  if (kit::HoldsToken<DiskToken>(token)) return std::nullopt;
+  if (kit::HoldsToken<DiskToken>(token) || kit::HoldsToken<NicToken>(token)) return std::nullopt;
   absl::StatusOr<VmToken> vm = kit::UnpackToken<VmToken>(token, kTokenVersion);
   if (!vm.ok()) return std::nullopt;
   return ObservedTarget{
@@ -200,7 +259,7 @@ std::optional<ObservedTarget> OpenNebulaProvider::ObservationTarget(
 
 std::optional<absl::StatusOr<MutationProgress>> OpenNebulaProvider::ProgressFromObservation(
     const std::string& token, const google::protobuf::Message* observed) const {
-  if (kit::HoldsToken<DiskToken>(token)) return std::nullopt;
+  if (kit::HoldsToken<DiskToken>(token) || kit::HoldsToken<NicToken>(token)) return std::nullopt;
   absl::StatusOr<VmToken> vm = kit::UnpackToken<VmToken>(token, kTokenVersion);
   if (!vm.ok()) return std::nullopt;
   auto ask = [&](absl::string_view why) -> absl::StatusOr<MutationProgress> {

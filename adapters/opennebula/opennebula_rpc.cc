@@ -289,4 +289,47 @@ void FindGroup(const AccountPtr& a, absl::Time deadline, std::string resource,
   });
 }
 
+// ---------------------------------------------------------------------------
+// Virtual networks.
+
+void FetchVnets(const AccountPtr& a, absl::Time deadline, Done<std::vector<FoundVnet>> done) {
+  CallDoc(a, deadline, "one.vnpool.info", {Value::Int(-2), Value::Int(-1), Value::Int(-1)},
+          "VNET_POOL", [a, done = std::move(done)](absl::StatusOr<DocPtr> doc) mutable {
+            if (!doc.ok()) return done(doc.status());
+            std::vector<FoundVnet> out;
+            std::map<std::string, int> taken;
+            for (const xml::Node* n : (*doc)->Root().ChildrenNamed("VNET")) {
+              FoundVnet v;
+              (void)absl::SimpleAtoi(n->ChildText("ID"), &v.oid);
+              v.resource_id = ResourceId(v.oid, n->ChildText("NAME"));
+              if (IsNameId(v.resource_id) && !taken.emplace(v.resource_id, 1).second) {
+                v.resource_id = absl::StrCat(v.oid);
+              }
+              auto net = NetworkFromVnet(*n, a->id, v.resource_id);
+              if (!net.ok()) return done(net.status());
+              v.network = *std::move(net);
+              v.operation = SingleAttributes(n->Child("TEMPLATE"))[kOperationTag];
+              out.push_back(std::move(v));
+            }
+            std::sort(out.begin(), out.end(),
+                      [](const FoundVnet& x, const FoundVnet& y) { return x.oid < y.oid; });
+            done(std::move(out));
+          });
+}
+
+void FindVnet(const AccountPtr& a, absl::Time deadline, std::string resource,
+              Done<FoundVnet> done) {
+  FetchVnets(a, deadline, [a, resource, done = std::move(done)](
+                              absl::StatusOr<std::vector<FoundVnet>> all) mutable {
+    if (!all.ok()) return done(all.status());
+    for (FoundVnet& v : *all) {
+      if (v.network.name() == resource ||
+          ResourceName(*a, "networks", absl::StrCat(v.oid)) == resource) {
+        return done(std::move(v));
+      }
+    }
+    done(kit::NotFound("network", resource));
+  });
+}
+
 }  // namespace cloudplane::adapters::opennebula

@@ -52,6 +52,7 @@
 #include "adapters/common/xmlrpc/xmlrpc.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 #include "google/protobuf/map.h"
 #include "google/protobuf/struct.pb.h"
@@ -393,6 +394,86 @@ v1::FirewallRule FirewallRuleFromAttributes(
 // has no place in a RULE and is not read.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
     const v1::FirewallRule& rule, absl::string_view field);
+
+
+// ---------------------------------------------------------------------------
+// Virtual networks, leases, NICs and SSH keys (opennebula_wire_networks.cc).
+
+// A VNET (one.vn.info, or a pool body without leases) as a Network named
+// accounts/<account>/networks/<resource_id>. Each AR with an IP (IP4,
+// IP4_6) is one AddressRange, IP and SIZE exactly as oned keeps them (never
+// widened to a CIDR); NETWORK_ADDRESS with NETWORK_MASK (dotted or a prefix
+// length) is the one cidr_ranges entry; GATEWAY, DNS (space or comma
+// separated), VLAN_ID; labels from TEMPLATE CLOUDPLANE_LABEL_*; STATE (6.4+;
+// absent: READY). provider_details: id, bridge, vnMad, state, template (the
+// TEMPLATE's other single attributes) and arsWithoutIp (ETHER / IP6 ARs:
+// "<TYPE>:<SIZE>").
+absl::StatusOr<v1::Network> NetworkFromVnet(const xml::Node& vnet, absl::string_view account,
+                                            absl::string_view resource_id);
+
+// One lease of a VNET's address ranges (one.vn.info only): held
+// (one.vn.hold: oned records VM -1) or used by VM `vm`.
+struct Lease {
+  int64_t vnet = 0;
+  std::string ip;
+  std::string mac;
+  int64_t ar_id = 0;
+  int64_t vm = -1;  // -1: held
+};
+std::vector<Lease> LeasesOfVnet(const xml::Node& vnet);
+
+// Addresses are named accounts/<account>/addresses/<vnet id>-<ip>: an IP is
+// unique only within its network.
+std::string AddressId(int64_t vnet, absl::string_view ip);
+// INVALID_ARGUMENT naming `field` unless `name` is such a name.
+absl::StatusOr<std::pair<int64_t, std::string>> ParseAddressName(absl::string_view field,
+                                                                absl::string_view account,
+                                                                absl::string_view name);
+// A lease as an Address (RESERVED when held, else IN_USE by `instance`, the
+// VM's instance name, or by VM <n> when that is empty).
+v1::Address AddressFromLease(const Lease& lease, absl::string_view account,
+                             absl::string_view network_resource_id, absl::string_view instance);
+
+// True for a dotted IPv4 address.
+bool IsIpv4(absl::string_view ip);
+
+// The template of one.vn.allocate for `network` named `name`: NAME, VN_MAD
+// "bridge" (oned needs a driver; bridge needs no PHYDEV), one AR=[TYPE=IP4,
+// IP, SIZE] per address range, NETWORK_ADDRESS/NETWORK_MASK of the one
+// IPv4 cidr_ranges entry, GATEWAY, DNS (space separated), VLAN_ID, labels
+// and `extra`. INVALID_ARGUMENT naming network.<field>.
+absl::StatusOr<std::string> NetworkTemplate(
+    const v1::Network& network, absl::string_view name,
+    const std::vector<std::pair<std::string, std::string>>& extra);
+
+// The VM's NICs (TEMPLATE/NIC) as interfaces: NIC_ID as id, NETWORK_ID (and
+// NETWORK's name) -> the network's resource name, IP, MAC, MODEL.
+std::vector<v1::NetworkInterface> NicsFromVm(const xml::Node& vm, absl::string_view account);
+// NIC_IDs of the VM's NICs.
+std::vector<int64_t> NicIds(const xml::Node& vm);
+
+// The sub-attributes of a NIC for `nic` on network object `vnet`:
+// NETWORK_ID, IP, MAC, MODEL. INVALID_ARGUMENT naming `field`.<member> for
+// an address that is no IPv4, a malformed MAC or model, or a firewall
+// (OpenNebula's security groups belong to the network, not the NIC).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> NicAttributes(
+    const v1::NetworkInterface& nic, int64_t vnet, absl::string_view field);
+
+// SSH keys: the lines of a user's SSH_PUBLIC_KEY ("<type> <base64> [comment]").
+// The key pair's id is its comment when that is a valid id
+// ([a-z][a-z0-9-]{0,62}), else "key-" and the first 12 hex digits of the
+// SHA-256 of the key blob. fingerprint is "SHA256:<unpadded base64>" of
+// that blob, as `ssh-keygen -l` prints it.
+struct SshKey {
+  std::string id;
+  std::string line;
+  std::string fingerprint;
+};
+// Lines that do not parse as keys are skipped (they stay in the template).
+std::vector<SshKey> SshKeysFromText(absl::string_view text);
+// INVALID_ARGUMENT naming `field` for a line that is no OpenSSH public key.
+absl::StatusOr<SshKey> ParseSshKey(absl::string_view line, absl::string_view field);
+v1::KeyPair KeyPairFromSshKey(const SshKey& key, absl::string_view account);
 
 }  // namespace cloudplane::adapters::opennebula
 

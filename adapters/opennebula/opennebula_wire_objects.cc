@@ -69,6 +69,9 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
         if (!nic->ChildText(f).empty()) out.add_ip_addresses(std::string(nic->ChildText(f)));
       }
     }
+    for (v1::NetworkInterface& nic : NicsFromVm(vm, account)) {
+      *out.add_network_interfaces() = std::move(nic);
+    }
     // Disks made from images are volumes; volatile disks (no IMAGE_ID) are not.
     for (const xml::Node* disk : tmpl->ChildrenNamed("DISK")) {
       int64_t image_id = 0;
