@@ -810,9 +810,22 @@ void SandboxProvider::ReserveAddress(const CallContext& ctx,
           }
           ASSIGN_OR_RETURN(pool, NetworkPool(network.resource));
         }
+        // The server's request check asks ReserveAddress for address.name
+        // (it takes every non-Create mutation's resource for an update), so
+        // a name that is the address itself is taken as giving it.
+        std::string given = in.address();
+        if (!in.name().empty()) {
+          ASSIGN_OR_RETURN(std::string named,
+                           ParseName(in.name(), account_, kAddresses, "address.name"));
+          if (!given.empty() && given != named) {
+            return InvalidField("address.name",
+                                absl::StrCat("names ", named, ", not address.address ", given));
+          }
+          given = named;
+        }
         std::optional<uint32_t> chosen;
-        if (!in.address().empty()) {
-          chosen = ParseIpv4(in.address());
+        if (!given.empty()) {
+          chosen = ParseIpv4(given);
           if (!chosen.has_value()) {
             return InvalidField("address.address", "must be an IPv4 address such as 10.0.0.5");
           }

@@ -221,6 +221,20 @@ TEST_F(NetworksTest, ReserveAndReleaseAddresses) {
   EXPECT_EQ(given->network(), net);
   EXPECT_EQ(given->state(), v1::Address::RESERVED);
   EXPECT_EQ(Reserve(net, "10.0.0.3").status().code(), absl::StatusCode::kAlreadyExists);
+  // address.name, when given, is the address (the server asks for it).
+  v1::ReserveAddressRequest named;
+  named.set_parent(kParent);
+  named.mutable_address()->set_network(net);
+  named.mutable_address()->set_name(Res("addresses", "10.0.0.4"));
+  named.mutable_address()->set_address("10.0.0.5");
+  EXPECT_EQ(BadField(Call(&Provider::ReserveAddress, named).status()), "address.name");
+  named.mutable_address()->clear_address();
+  auto by_name = Finish<v1::Address>(Call(&Provider::ReserveAddress, named));
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_EQ(by_name->address(), "10.0.0.4");
+  v1::ReleaseAddressRequest unname;
+  unname.set_name(Res("addresses", "10.0.0.4"));
+  ASSERT_TRUE(Call(&Provider::ReleaseAddress, unname).ok());
   // None given: the lowest free one.
   auto next = Finish<v1::Address>(Reserve(net, ""));
   ASSERT_TRUE(next.ok()) << next.status();
