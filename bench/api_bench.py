@@ -4,14 +4,9 @@ client and prints the numbers (no pass/fail: goals are judged by people).
     .deps/venv/bin/python bench/api_bench.py [--instances 300] [--gets 2000] [--waiters 200]
         [--baseline PATH_TO_OTHER_CLOUDPLANED] [--rounds 3] [--server PATH_TO_CLOUDPLANED]
 
-The server measured is bazel-bin/service/cloudplaned unless --server names
-another binary. bazel-bin holds the default (fastbuild, -O0) build; to
-measure what would be deployed, build an optimised one without moving the
-bazel-bin symlink, copy it, and pass it:
-
-    bazel build -c opt --symlink_prefix=/ //service:cloudplaned
-    cp bazel-out/k8-opt/bin/service/cloudplaned /tmp/cloudplaned-opt
-    .deps/venv/bin/python bench/api_bench.py --server /tmp/cloudplaned-opt ...
+The server measured is the optimised build (.bazelrc's `release` config,
+bazel-opt-bin/service/cloudplaned, built first) unless --server names
+another binary (e.g. the tests' fastbuild bazel-bin/service/cloudplaned).
 
 What it reports:
   * CreateInstance: how long the RPC takes to return its Operation (the
@@ -406,14 +401,15 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.5,
                         help="length of --auth's concurrent part per mode and round")
     args = parser.parse_args()
+    # Default: the optimised build (.bazelrc's `release` config), built now.
+    args.server = args.server or str(cloudplane_testing.release_binary())
+    cloudplane_testing.SERVER_BINARY = pathlib.Path(args.server)
     if args.auth:
         args.rounds = args.rounds or 5
-        if args.server:
-            cloudplane_testing.SERVER_BINARY = pathlib.Path(args.server)
         compare_auth(args)
         return
     args.rounds = args.rounds or 3
-    this = args.server or str(cloudplane_testing.SERVER_BINARY)
+    this = args.server
     if not args.baseline:
         measure(this, args, "this build")
         return

@@ -5,7 +5,7 @@
         [--audit-retention 300] [--sample 30] [--server PATH_TO_CLOUDPLANED]
         [--state-dir DIR]
 
-Runs the real cloudplaned (bazel-bin/service/cloudplaned unless --server
+Runs the real cloudplaned (the optimised release build unless --server
 names another binary) with one sandbox account (transitions of 0 ms) and
 short retentions (ServerConfig operation_retention_seconds,
 change_log_retention_seconds and audit_retention_seconds, 5 minutes each by
@@ -167,8 +167,9 @@ def main():
     parser.add_argument("--state-dir", default=None)
     args = parser.parse_args()
 
-    if args.server:
-        cloudplane_testing.SERVER_BINARY = pathlib.Path(args.server)
+    # Default: the optimised build (.bazelrc's `release` config), built now.
+    cloudplane_testing.SERVER_BINARY = pathlib.Path(
+        args.server or cloudplane_testing.release_binary())
     state_dir = pathlib.Path(args.state_dir or tempfile.mkdtemp(prefix="cloudplane-dbgrowth-"))
     server = Server(state_dir, CONFIG % (args.operation_retention,
                                          args.change_log_retention,

@@ -48,6 +48,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import cloudplane_testing  # noqa: E402
 from cloudplane_testing import (FleetEmulator, Server, common_pb2, operations_pb2,  # noqa: E402
                                 units_pb2)
 
@@ -238,7 +239,12 @@ def main():
     ap.add_argument("--modes", default="observed,polled")
     ap.add_argument("--page-limit", type=int, default=100,
                     help="fleet's page size (fleetd's token_limit, default 100)")
+    ap.add_argument("--server", default=None,
+                    help="cloudplaned binary (default: the release build, built now)")
     args = ap.parse_args()
+    cloudplane_testing.SERVER_BINARY = pathlib.Path(
+        args.server or cloudplane_testing.release_binary())
+    print(f"cloudplaned {cloudplane_testing.SERVER_BINARY}")
     results = [run(mode, args) for mode in args.modes.split(",")]
     print(f"{args.operations} CreateUnit operations pending on one fleet account "
           f"(fleet pages of {args.page_limit}), units converge {args.converge_delay:.0f} s "

@@ -4,8 +4,8 @@ provider, CreateInstance with 0 and with --streams open Watch streams.
     .deps/venv/bin/python bench/watch_bench.py [--streams 1000] [--creates 150]
         [--rounds 2] [--server PATH_TO_CLOUDPLANED] [--baseline PATH_TO_OTHER_CLOUDPLANED]
 
-The server measured is bazel-bin/service/cloudplaned unless --server names
-another binary; --baseline runs the same cases against another binary (an
+The server measured is the optimised build (.bazelrc's `release` config,
+built first) unless --server names another binary; --baseline runs the same cases against another binary (an
 older build) in the same invocation, alternating, and prints its figures and
 the ratios next to this build's.
 
@@ -202,12 +202,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pace-ms", type=int, default=200,
                         help="the paced cases sleep this long before each call")
-    parser.add_argument("--server", default=str(cloudplane_testing.SERVER_BINARY))
+    parser.add_argument("--server", default=None,
+                        help="cloudplaned binary (default: the release build, built now)")
     parser.add_argument("--baseline", help="another cloudplaned binary to compare with")
     parser.add_argument("--idle", action="store_true",
                         help="the streams watch another account (accounts/quiet) that sees no "
                              "changes: what open but idle streams cost a mutation")
     args = parser.parse_args()
+    args.server = args.server or str(cloudplane_testing.release_binary())
     parent = IDLE_ACCOUNT if args.idle else ACCOUNT
     binaries = [("this", args.server)]
     if args.baseline:

@@ -17,6 +17,16 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 BAZEL_BIN = REPO / "bazel-bin"
 SHARED = REPO.parent / "shared"
 SERVER_BINARY = BAZEL_BIN / "service" / "cloudplaned"
+# The optimised build (.bazelrc's `release` config) that tools/run serves and
+# the benchmarks measure by default; tests use the fastbuild SERVER_BINARY.
+RELEASE_BINARY = REPO / "bazel-opt-bin" / "service" / "cloudplaned"
+
+
+def release_binary():
+    """Builds cloudplaned with --config=release and returns its path."""
+    subprocess.run(["bazel", "build", "--noshow_progress", "--config=release",
+                    "//service:cloudplaned"], cwd=REPO, check=True)
+    return RELEASE_BINARY
 GRPCURL = REPO / ".deps" / "bin" / "grpcurl"
 FLEET_EMULATOR = REPO / "tests" / "emulators" / "fleet" / "fleet_emulator.py"
 
