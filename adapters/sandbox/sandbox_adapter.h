@@ -17,8 +17,9 @@
 //     TERMINATING -> gone; volumes CREATING -> AVAILABLE, RESIZING ->
 //     AVAILABLE/ATTACHED, DELETING -> gone; units' current_state -> desired
 //     state; scaling groups CREATING/RESIZING -> STABLE with `target_size`
-//     InService instances, DELETING -> gone. Reads apply due transitions at
-//     once; a timer on AccountSetup::loop writes them.
+//     InService instances, DELETING -> gone; networks PENDING -> READY,
+//     DELETING -> gone. Reads apply due transitions at once; a timer on
+//     AccountSetup::loop writes them.
 //   * Every change the sandbox writes (a mutation's, a transition's) is
 //     published after its commit on AccountSetup::changes, source "local":
 //     CREATED, UPDATED, DELETED, in commit order.
@@ -32,16 +33,32 @@
 //     forbids are FAILED_PRECONDITION (reboot a STOPPED instance, delete an
 //     ATTACHED volume, attach to a PROVISIONING instance, delete a firewall
 //     an instance uses, delete a launch template a group uses, launch a
-//     template unit).
+//     template unit, delete a network with instances or reserved addresses
+//     on it, release an IN_USE address, attach a network interface to a
+//     PROVISIONING instance).
+//   * Networks, addresses, key pairs (sandbox_networks.cc): one address
+//     space, so an Address is named by its IP and networks overlap neither
+//     each other nor the public pool 203.0.113.0/24 that addresses outside
+//     a network come from. An instance's network interfaces take a given
+//     address (free, or reserved) or the next free one of their network;
+//     the Address then shows IN_USE with the instance until the interface is
+//     detached or the instance deleted (back to RESERVED when it was
+//     reserved, gone otherwise). Interface ids count up from "0" and are
+//     never reused within an instance; MACs are 02:00:xx:xx:xx:xx unless
+//     given; the model is virtio unless given (e1000, rtl8139). Key pairs
+//     take OpenSSH ssh-ed25519, ssh-rsa and ecdsa-sha2-nistp256 keys;
+//     their fingerprint is the SHA256 one `ssh-keygen -l` prints.
 //   * Field contract (ProviderInfo::honoured_fields, sandbox_adapter.cc):
 //     every field a mutation keeps or acts on is honoured. Not honoured, so
 //     refused by the server with FIELD_UNSUPPORTED: CreateInstance
-//     key_name, user_data (no machine to deliver them to; nothing is kept)
-//     and provider_options (the sandbox reads no keys; also on
+//     user_data (no machine to deliver it to; nothing is kept) and
+//     provider_options (the sandbox reads no keys; also on
 //     CreateVolume); CreateLaunchTemplate user_data (same reason);
 //     RebootInstance force (a simulated reboot is the same either way);
 //     UpdateInstance / UpdateVolume paths image, location, media
-//     (immutable).
+//     (immutable); UpdateNetwork location, address_ranges, cidr_ranges
+//     (addresses may be in use). CreateInstance key_name must name a key
+//     pair and is kept in the instance's record (INPUT_ONLY: never shown).
 //   * A scaling group's instances are simulated inside the group (listed in
 //     ScalingGroup.instances) and are not Instances of ListInstances.
 //

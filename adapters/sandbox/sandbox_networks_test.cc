@@ -1,6 +1,7 @@
 // The sandbox's NetworksService, key pairs and instances' network
 // interfaces.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -466,6 +467,49 @@ TEST_F(NetworksTest, PublicInterfaceAndAttachNeedsAnInstanceAtRest) {
   EXPECT_EQ(Call(&Provider::AttachNetworkInterface, attach).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(AddressNames(), ElementsAre(Res("addresses", "203.0.113.1")));
+}
+
+TEST_F(NetworksTest, CancelledCreateAndRedrivenAttachKeepAddressesRight) {
+  ASSERT_TRUE(MakeNetwork("private", "10.0.0.0/24").ok());
+  ASSERT_TRUE(Finish<v1::Firewall>(CreateFirewall("web")).ok());
+  const std::string net = Res("networks", "private");
+  v1::NetworkInterface guarded = Nic(net);
+  guarded.set_firewall(Res("firewalls", "web"));
+  auto creating = Call(&Provider::CreateInstance, InstanceOn("web-1", {guarded}));
+  ASSERT_TRUE(creating.ok()) << creating.status();
+  EXPECT_EQ(GetInstance("web-1")->network_interfaces(0).firewall(), Res("firewalls", "web"));
+  // A firewall on an interface is in use.
+  v1::DeleteFirewallRequest drop;
+  drop.set_name(Res("firewalls", "web"));
+  EXPECT_EQ(Call(&Provider::DeleteFirewall, drop).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(AddressNames(), ElementsAre(Res("addresses", "10.0.0.1")));
+  // Cancelling the create deletes the instance and frees its address.
+  auto undone = [&] {
+    std::optional<absl::StatusOr<MutationProgress>> out;
+    provider_->CancelMutation(Ctx(), FullMethodName("ComputeService", "CreateInstance"),
+                              creating->poll_token,
+                              [&out](absl::StatusOr<MutationProgress> r) { out = std::move(r); });
+    return *out;
+  }();
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_THAT(AddressNames(), IsEmpty());
+  EXPECT_EQ(GetNetwork("private")->used_addresses(), 0);
+
+  // A re-driven attach (same operation) adds one interface, not two.
+  RunningInstance("web-2");
+  v1::AttachNetworkInterfaceRequest attach;
+  attach.set_name(Res("instances", "web-2"));
+  *attach.mutable_network_interface() = Nic(net);
+  for (int i = 0; i < 2; ++i) {
+    auto attached = Finish<v1::Instance>(
+        Call(&Provider::AttachNetworkInterface, attach, Ctx("operations/attach-1")));
+    ASSERT_TRUE(attached.ok()) << attached.status();
+  }
+  auto got = GetInstance("web-2");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_THAT(got->network_interfaces(), SizeIs(1));
+  EXPECT_THAT(AddressNames(), ElementsAre(Res("addresses", "10.0.0.1")));
 }
 
 TEST_F(NetworksTest, ValidateOnlyReservesNothing) {
