@@ -33,6 +33,12 @@ constexpr char kEcdsa[] =
     "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBOtiFNQtwbHJ9JjFUjvN"
     "LGVn2DnmuKfXdzohxLn7lT3P0W74L0yRKhynqQQ7laQE9XU03SIwLfB32DzgKc2aPAU=";
 constexpr char kEcdsaFingerprint[] = "SHA256:bdJylYY+hfLRYIuCfY6wEhue+DSndKPMVluPcL/skBk";
+// `ssh-keygen -t rsa -b 1024 -C r@x`.
+constexpr char kRsa[] =
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDuDZeZBatneZbOhh3nS5jepdRvJSe3FaYKCQL98Ia6mAceL8tpSFGl"
+    "/aa7b/rBx8vtPNJejQxsuumrcuTuF0o56BXfXBoGaKPo9RB2Fri8GILM8/TfNPQ+p5SDrpziP+6DfMhOqg3dlGt07sBX"
+    "oi4YrcUWodMb2t/fublcmLNSZQ== r@x";
+constexpr char kRsaFingerprint[] = "SHA256:jWqC8yrhROPUFtBr6OEd210tkvdDN+SR7Wd6rVVX4ws";
 
 class NetworksTest : public SandboxTest {
  protected:
@@ -304,12 +310,17 @@ TEST_F(NetworksTest, KeyPairsCheckTheKeyAndFingerprintIt) {
   ASSERT_TRUE(ecdsa.ok()) << ecdsa.status();
   EXPECT_THAT(ecdsa->name(), MatchesRegex(".*/keyPairs/key-[0-9a-f]{12}"));
   EXPECT_EQ(ecdsa->fingerprint(), kEcdsaFingerprint);
+  request.mutable_key_pair()->set_public_key(kRsa);
+  auto rsa = Finish<v1::KeyPair>(Call(&Provider::CreateKeyPair, request));
+  ASSERT_TRUE(rsa.ok()) << rsa.status();
+  EXPECT_EQ(rsa->fingerprint(), kRsaFingerprint);
+  EXPECT_EQ(rsa->public_key(), kRsa);
 
   v1::ListKeyPairsRequest list;
   list.set_parent(kParent);
   auto listed = Call(&Provider::ListKeyPairs, list);
   ASSERT_TRUE(listed.ok()) << listed.status();
-  EXPECT_THAT(listed->key_pairs(), SizeIs(2));
+  EXPECT_THAT(listed->key_pairs(), SizeIs(3));
 
   v1::DeleteKeyPairRequest del;
   del.set_name(Res("keyPairs", "ops"));
