@@ -1,5 +1,5 @@
-// The CloudSigma adapter: ComputeService and VolumesService on a CloudSigma
-// account, and its websocket as the account's Watch source.
+// The CloudSigma adapter: ComputeService, VolumesService and NetworksService
+// on a CloudSigma account, and its websocket as the account's Watch source.
 //
 // Provider API: CloudSigma API 2.0 (`https://{loc}.cloudsigma.com/api/2.0/`).
 // Protocol:     REST/JSON over HTTPS (adapters/common/http); events over a
@@ -30,8 +30,12 @@
 // Resources:
 //   Instances = servers. Create takes display_name (→ name; defaults to the
 //     id), cpu_mhz (required), memory_bytes (required), cpu_count (→ smp),
-//     labels (→ meta) and provider_options {"vnc_password": string} (random
-//     when absent); it adds one DHCP NIC and no drive; `image` and
+//     labels (→ meta under cloudplane_label_, see below), key_name (a key
+//     pair id or name → its keypair uuid in `pubkeys`; looked up first, an
+//     unknown one is NOT_FOUND and nothing is made), network_interfaces
+//     (→ `nics`, below) and provider_options {"vnc_password": string}
+//     (random when absent); without network_interfaces it adds one public
+//     DHCP NIC, as CloudSigma's own tools do; no drive; `image` and
 //     `machine_type` are INVALID_ARGUMENT (CloudSigma has neither: clone a
 //     library drive with CloneVolume and attach it). `start` (default true)
 //     starts it; the Operation ends RUNNING (or STOPPED). A refused start
@@ -45,7 +49,48 @@
 //     or stopping a stopped one is done at once; other wrong states are
 //     FAILED_PRECONDITION. Delete needs a stopped server
 //     (FAILED_PRECONDITION) and ends when GET answers 404.
-//     Metadata = the server's `meta` (without reserved keys).
+//     Metadata = the server's plain `meta` keys (what the guest reads in
+//     its server context); labels are the meta keys under
+//     `cloudplane_label_` (label "role" is meta "cloudplane_label_role"), so
+//     UpdateInstanceMetadata never changes labels and an update of labels
+//     never changes metadata. Servers labelled before this split show those
+//     keys as metadata.
+//   Network interfaces = the server's `nics` (protocol reference §5.4). An
+//     interface with `network` (a VLAN, `networks/<uuid>`) is a private NIC
+//     {"vlan"}; it cannot have an `address` (CloudSigma gives VLAN NICs no
+//     IP configuration: INVALID_ARGUMENT). Without `network`, a public NIC:
+//     `address` is a static IP of the account ({"conf":"static"}), empty is
+//     DHCP. `model` virtio (default), e1000 or rtl8139. The id is the MAC
+//     CloudSigma gives. Get shows each NIC's network, MAC, model and address
+//     (the static IP, or the DHCP lease from the running server's runtime).
+//     Attach appends a NIC and Detach removes the one with that MAC (NICs
+//     are matched by mac, the others are sent back unchanged), each one PUT
+//     of the whole server. Both need a stopped server: CloudSigma ignores
+//     NIC changes of a running server without an error (§5.2), so this is
+//     FAILED_PRECONDITION rather than a stop/update/start nobody asked for.
+//     A re-driven attach finds a NIC on the same VLAN or with the same
+//     static IP already there and converges (a second DHCP NIC cannot be
+//     told apart); detaching a NIC that is not there is done at once.
+//   Key pairs = /keypairs/ (name, public_key, fingerprint, meta): list, get,
+//     import with a chosen id (meta, as drives) and delete; servers that
+//     have the key keep it.
+//   Networks = VLANs (`networks/<uuid>`), addresses = IPs
+//     (`addresses/<ip>`): CloudSigma sells both as subscriptions (§7, §9)
+//     and has no delete for them; each disappears when its subscription
+//     ends. So CreateNetwork / ReserveAddress buy one (`POST /subscriptions/`
+//     {"resource":"vlan"|"ip","amount":"1","period":"1 month"}, paid from
+//     the account's balance: 402 is FAILED_PRECONDITION) and PUT the new
+//     object's meta (labels, the operation for a re-drive); if that PUT
+//     fails, the purchase's auto-renewal is turned off so it lapses.
+//     DeleteNetwork / ReleaseAddress turn the subscription's auto-renewal
+//     off (`POST /subscriptions/{id}/action/?do=auto_renew`
+//     {"auto_renew":false}) and are then done: the VLAN (IP) stays, shown
+//     DELETING (provider_details auto_renew false and
+//     subscription_end_time), until the subscription ends, then Get is
+//     NOT_FOUND. Both are FAILED_PRECONDITION while a server uses the VLAN
+//     (IP), and for a running server's dynamic address (no subscription).
+//     Addresses are IN_USE with `instance` when a server has them, else
+//     RESERVED; netmask, gateway, nameservers are in provider_details.
 //   Volumes = drives. Create (display_name, size_bytes > 0, media, labels)
 //     ends `unmounted`; Clone ends when the copy is `unmounted`; Update
 //     masks display_name, labels, size_bytes (resize; ends settled);
@@ -59,9 +104,14 @@
 //   Fields (the strict field contract, ProviderInfo::honoured_fields; the
 //   server refuses any other set field with INVALID_ARGUMENT /
 //   FIELD_UNSUPPORTED before the adapter runs):
-//     CreateInstance does not honour location, firewalls, key_name,
-//       user_data, billing_code (nor image, machine_type: see above):
-//       refused.
+//     CreateInstance does not honour location, firewalls, user_data,
+//       billing_code (nor image, machine_type: see above), nor a network
+//       interface's mac_address (CloudSigma's to give) or firewall
+//       (firewall policies are not carried): refused. Attach the same.
+//     CreateNetwork honours labels only (no id, name, ranges, gateway, DNS,
+//       VLAN id or location can be chosen for a bought VLAN); ReserveAddress
+//       labels only (no chosen address or network). UpdateNetwork is not
+//       supported.
 //     RebootInstance does not honour force (CloudSigma's restart has no
 //       hard variant): refused.
 //     CreateVolume does not honour location (a drive is made where the
