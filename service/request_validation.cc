@@ -219,7 +219,12 @@ std::string CreatedName(const Message& request, const std::string& parent) {
 }  // namespace
 
 absl::StatusOr<RoutedRequest> ValidateRequest(absl::string_view method, const Message& request) {
-  bool is_create = absl::StartsWith(method, "Create");
+  // A create makes a resource under `parent`: CreateX, and methods such as
+  // ReserveAddress whose request has a parent and no name.
+  const auto* d = request.GetDescriptor();
+  bool is_create = absl::StartsWith(method, "Create") ||
+                   (d->FindFieldByName("parent") != nullptr && d->FindFieldByName("name") == nullptr &&
+                    !absl::StartsWith(method, "List"));
   Validator validator(is_create);
   validator.Check(request, "", 0);
   absl::StatusOr<RoutedRequest> routed = validator.Result();

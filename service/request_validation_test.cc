@@ -3,6 +3,7 @@
 #include "base/errors.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/units.pb.h"
 #include "cloudplane/v1/autoscaling.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
@@ -74,6 +75,21 @@ TEST(RequestValidation, RequiredFieldsIncludingInsideCreatedResource) {
   unit.mutable_unit()->add_options()->set_section("Service");
   EXPECT_EQ(Fields(ValidateRequest("CreateUnit", unit).status()),
             (std::vector<std::string>{"unit.options[0].name", "unit.options[0].value"}));
+}
+
+// ReserveAddress makes an Address under its parent like a create: the
+// address needs no name (any free one may be reserved), and the request
+// routes by the parent.
+TEST(RequestValidation, ReserveAddressIsACreateUnderItsParent) {
+  v1::ReserveAddressRequest r;
+  r.set_parent("accounts/lab");
+  r.mutable_address()->set_network("accounts/lab/networks/private");
+  absl::StatusOr<RoutedRequest> routed = ValidateRequest("ReserveAddress", r);
+  ASSERT_TRUE(routed.ok()) << routed.status();
+  EXPECT_EQ(routed->account, "lab");
+  r.mutable_address()->set_network("accounts/other/networks/private");
+  EXPECT_EQ(ValidateRequest("ReserveAddress", r).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RequestValidation, UpdateRoutesByEmbeddedName) {
