@@ -22,6 +22,7 @@
 #include "base/errors.h"
 #include "base/event_loop.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/empty.pb.h"
 #include "gtest/gtest.h"
 
 namespace cloudplane::adapters::cloudsigma {
@@ -423,6 +424,226 @@ TEST_F(FieldContract, HonouredCreateFieldsReachTheServer) {
   EXPECT_EQ(got->cpu_count(), 2);
   EXPECT_THAT(got->labels(), testing::UnorderedElementsAre(testing::Pair("role", "db")));
   EXPECT_EQ(got->state(), v1::Instance::STOPPED);  // start=false
+}
+
+// Networks, addresses, key pairs and NICs (issue 14) against the emulator.
+class Networking : public CloudSigmaAdapterTest {
+ protected:
+  template <typename T>
+  T Finish(absl::AnyInvocable<void(Callback<MutationProgress>)> start) {
+    auto end = RunToEnd(*p_, Await<MutationProgress>(std::move(start)));
+    EXPECT_TRUE(end.ok()) << end.status();
+    T out;
+    if (end.ok()) {
+      EXPECT_TRUE(end->done);
+      EXPECT_TRUE(end->result.UnpackTo(&out)) << end->result.DebugString();
+    }
+    return out;
+  }
+  v1::Instance GetServer(const std::string& name) {
+    v1::GetInstanceRequest r;
+    r.set_name(name);
+    auto got = Await<v1::Instance>(
+        [&](Callback<v1::Instance> cb) { p_->GetInstance(Ctx(), r, std::move(cb)); });
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? *got : v1::Instance();
+  }
+  std::unique_ptr<Provider> p_ = Make();
+};
+
+TEST_F(Networking, InstanceWithVlanStaticIpAndKeyThenAttachDetach) {
+  ASSERT_NE(p_, nullptr);
+  v1::CreateNetworkRequest cn;
+  cn.set_parent("accounts/cs");
+  (*cn.mutable_network()->mutable_labels())["tier"] = "db";
+  auto network = Finish<v1::Network>(
+      [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });
+  EXPECT_EQ(network.state(), v1::Network::READY);
+  EXPECT_THAT(network.labels(), testing::UnorderedElementsAre(testing::Pair("tier", "db")));
+  // A re-driven create adopts the VLAN its first attempt bought.
+  auto again = Finish<v1::Network>(
+      [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });
+  EXPECT_EQ(again.name(), network.name());
+  v1::ReserveAddressRequest ra;
+  ra.set_parent("accounts/cs");
+  auto address = Finish<v1::Address>(
+      [&](Callback<MutationProgress> cb) { p_->ReserveAddress(Ctx(), ra, std::move(cb)); });
+  EXPECT_EQ(address.state(), v1::Address::RESERVED);
+  ASSERT_FALSE(address.address().empty());
+  v1::CreateKeyPairRequest ck;
+  ck.set_parent("accounts/cs");
+  ck.set_key_pair_id("ops");
+  ck.mutable_key_pair()->set_public_key(
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f ops");
+  auto key = Finish<v1::KeyPair>(
+      [&](Callback<MutationProgress> cb) { p_->CreateKeyPair(Ctx(), ck, std::move(cb)); });
+  EXPECT_EQ(key.name(), "accounts/cs/keyPairs/ops");
+
+  v1::CreateInstanceRequest ci;
+  ci.set_parent("accounts/cs");
+  ci.set_instance_id("net-1");
+  ci.set_start(false);
+  v1::Instance* in = ci.mutable_instance();
+  in->set_cpu_mhz(1000);
+  in->set_memory_bytes(int64_t{1} << 30);
+  in->set_key_name("ops");
+  in->add_network_interfaces()->set_network(network.name());
+  in->add_network_interfaces()->set_address(address.address());
+  auto created = Finish<v1::Instance>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  v1::Instance got = GetServer("accounts/cs/instances/net-1");
+  ASSERT_EQ(got.network_interfaces_size(), 2);
+  EXPECT_EQ(got.network_interfaces(0).network(), network.name());
+  EXPECT_EQ(got.network_interfaces(1).address(), address.address());
+  EXPECT_EQ(got.provider_details().fields().at("pubkeys").list_value().values(0).string_value(),
+            key.provider_details().fields().at("uuid").string_value());
+  v1::GetAddressRequest ga;
+  ga.set_name(address.name());
+  auto used = Await<v1::Address>(
+      [&](Callback<v1::Address> cb) { p_->GetAddress(Ctx(), ga, std::move(cb)); });
+  ASSERT_TRUE(used.ok()) << used.status();
+  EXPECT_EQ(used->state(), v1::Address::IN_USE);
+  EXPECT_EQ(used->instance(), "accounts/cs/instances/net-1");
+  // In use: neither the VLAN nor the IP can go.
+  v1::DeleteNetworkRequest dn;
+  dn.set_name(network.name());
+  auto refused = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->DeleteNetwork(Ctx(), dn, std::move(cb)); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  // Attach the same VLAN again: a re-driven attach converges, no new NIC.
+  v1::AttachNetworkInterfaceRequest an;
+  an.set_name("accounts/cs/instances/net-1");
+  an.mutable_network_interface()->set_network(network.name());
+  auto same = Finish<v1::Instance>([&](Callback<MutationProgress> cb) {
+    p_->AttachNetworkInterface(Ctx(), an, std::move(cb));
+  });
+  EXPECT_EQ(same.network_interfaces_size(), 2);
+  an.mutable_network_interface()->Clear();
+  an.mutable_network_interface()->set_model("rtl8139");
+  auto three = Finish<v1::Instance>([&](Callback<MutationProgress> cb) {
+    p_->AttachNetworkInterface(Ctx(), an, std::move(cb));
+  });
+  ASSERT_EQ(three.network_interfaces_size(), 3);
+  EXPECT_EQ(three.network_interfaces(2).model(), "rtl8139");
+  EXPECT_EQ(three.network_interfaces(0).id(), got.network_interfaces(0).id());
+  v1::DetachNetworkInterfaceRequest dt;
+  dt.set_name("accounts/cs/instances/net-1");
+  dt.set_network_interface_id(got.network_interfaces(1).id());
+  auto two = Finish<v1::Instance>([&](Callback<MutationProgress> cb) {
+    p_->DetachNetworkInterface(Ctx(), dt, std::move(cb));
+  });
+  ASSERT_EQ(two.network_interfaces_size(), 2);
+  EXPECT_EQ(two.network_interfaces(1).model(), "rtl8139");
+  // The static IP is free again: release it; it stays until its
+  // subscription ends, no longer renewing.
+  v1::ReleaseAddressRequest rel;
+  rel.set_name(address.name());
+  Finish<google::protobuf::Empty>(
+      [&](Callback<MutationProgress> cb) { p_->ReleaseAddress(Ctx(), rel, std::move(cb)); });
+  used = Await<v1::Address>(
+      [&](Callback<v1::Address> cb) { p_->GetAddress(Ctx(), ga, std::move(cb)); });
+  ASSERT_TRUE(used.ok()) << used.status();
+  EXPECT_FALSE(used->provider_details().fields().at("auto_renew").bool_value());
+}
+
+TEST_F(Networking, RefusalsLeaveNothingBehind) {
+  ASSERT_NE(p_, nullptr);
+  v1::CreateInstanceRequest ci;
+  ci.set_parent("accounts/cs");
+  ci.set_instance_id("nokey");
+  ci.set_start(false);
+  ci.mutable_instance()->set_cpu_mhz(1000);
+  ci.mutable_instance()->set_memory_bytes(int64_t{1} << 30);
+  ci.mutable_instance()->set_key_name("missing");
+  auto r = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  // A VLAN NIC with an address, a network that is not a VLAN uuid, a model
+  // CloudSigma lacks: INVALID_ARGUMENT naming each, before any request.
+  ci.mutable_instance()->clear_key_name();
+  auto* nic = ci.mutable_instance()->add_network_interfaces();
+  nic->set_network("accounts/cs/networks/10619300-edda-42ba-91e0-7e3df0689d00");
+  nic->set_address("10.0.0.5");
+  nic = ci.mutable_instance()->add_network_interfaces();
+  nic->set_network("accounts/cs/networks/private");
+  nic->set_model("ne2000");
+  r = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<std::string> fields;
+  auto bad = GetBadRequest(r.status());
+  ASSERT_TRUE(bad.has_value());
+  for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+  EXPECT_THAT(fields, testing::ElementsAre("instance.network_interfaces[0].address",
+                                           "instance.network_interfaces[1].network",
+                                           "instance.network_interfaces[1].model"));
+  // A static IP the account does not own: CloudSigma's validation error.
+  ci.mutable_instance()->clear_network_interfaces();
+  ci.mutable_instance()->add_network_interfaces()->set_address("192.0.2.1");
+  r = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  v1::ListInstancesRequest li;
+  li.set_parent("accounts/cs");
+  auto list = Await<v1::ListInstancesResponse>(
+      [&](Callback<v1::ListInstancesResponse> cb) { p_->ListInstances(Ctx(), li, std::move(cb)); });
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->instances_size(), 0);
+  // Unknown network and address: NOT_FOUND.
+  v1::GetNetworkRequest gn;
+  gn.set_name("accounts/cs/networks/10619300-edda-42ba-91e0-7e3df0689d00");
+  EXPECT_EQ(Await<v1::Network>([&](Callback<v1::Network> cb) {
+              p_->GetNetwork(Ctx(), gn, std::move(cb));
+            }).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::ReleaseAddressRequest rel;
+  rel.set_name("accounts/cs/addresses/192.0.2.1");
+  EXPECT_EQ(Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+              p_->ReleaseAddress(Ctx(), rel, std::move(cb));
+            }).status().code(),
+            absl::StatusCode::kNotFound);
+  rel.set_allow_missing(true);
+  EXPECT_TRUE(Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+                p_->ReleaseAddress(Ctx(), rel, std::move(cb));
+              }).ok());
+}
+
+// Labels and metadata items never overwrite each other (both live in the
+// server's meta, labels under cloudplane_label_).
+TEST_F(Networking, LabelsAndMetadataStayApart) {
+  ASSERT_NE(p_, nullptr);
+  v1::CreateInstanceRequest ci;
+  ci.set_parent("accounts/cs");
+  ci.set_instance_id("apart");
+  ci.set_start(false);
+  ci.mutable_instance()->set_cpu_mhz(1000);
+  ci.mutable_instance()->set_memory_bytes(int64_t{1} << 30);
+  (*ci.mutable_instance()->mutable_labels())["role"] = "web";
+  Finish<v1::Instance>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  v1::UpdateInstanceMetadataRequest um;
+  um.mutable_metadata()->set_name("accounts/cs/instances/apart/metadata");
+  (*um.mutable_metadata()->mutable_items())["boot"] = "1";
+  auto items = Finish<v1::InstanceMetadata>([&](Callback<MutationProgress> cb) {
+    p_->UpdateInstanceMetadata(Ctx(), um, std::move(cb));
+  });
+  EXPECT_THAT(items.items(), testing::UnorderedElementsAre(testing::Pair("boot", "1")));
+  EXPECT_THAT(GetServer("accounts/cs/instances/apart").labels(),
+              testing::UnorderedElementsAre(testing::Pair("role", "web")));
+  v1::UpdateInstanceRequest ui;
+  ui.mutable_instance()->set_name("accounts/cs/instances/apart");
+  ui.mutable_update_mask()->add_paths("labels");
+  Finish<v1::Instance>(
+      [&](Callback<MutationProgress> cb) { p_->UpdateInstance(Ctx(), ui, std::move(cb)); });
+  EXPECT_TRUE(GetServer("accounts/cs/instances/apart").labels().empty());
+  v1::GetInstanceMetadataRequest gm;
+  gm.set_name("accounts/cs/instances/apart/metadata");
+  auto after = Await<v1::InstanceMetadata>([&](Callback<v1::InstanceMetadata> cb) {
+    p_->GetInstanceMetadata(Ctx(), gm, std::move(cb));
+  });
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_THAT(after->items(), testing::UnorderedElementsAre(testing::Pair("boot", "1")));
 }
 
 }  // namespace
