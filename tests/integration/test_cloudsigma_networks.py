@@ -105,12 +105,9 @@ def test_network_address_key_nics_end_to_end(server, emulator):
     assert [v.field for v in bad.field_violations] == ["network.cidr_ranges"]
     assert len(objects(emulator, "vlans")) == 1
 
-    # A static IP. The server's request validation takes ReserveAddress (not
-    # a Create*) for an update and wants address.name (a service bug,
-    # reported); "-" stands for "any free one" and the adapter ignores it.
+    # A static IP (any free one: CloudSigma picks it).
     address = done(server, networks.ReserveAddress(networks_pb2.ReserveAddressRequest(
-        parent=ACCOUNT, address=networks_pb2.Address(name=f"{ACCOUNT}/addresses/-",
-                                                     labels={"use": "web"}))),
+        parent=ACCOUNT, address=networks_pb2.Address(labels={"use": "web"}))),
         networks_pb2.Address)
     assert address.state == networks_pb2.Address.RESERVED
     assert address.name == f"{ACCOUNT}/addresses/{address.address}"
