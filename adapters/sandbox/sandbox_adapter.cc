@@ -15,18 +15,18 @@ namespace {
 constexpr int64_t kMaxTransitionMs = 86400000;  // a day
 
 // The strict field contract: what each mutation keeps in its record or acts
-// on (sandbox_*.cc). Left out, so refused by the server: INPUT_ONLY fields
-// the sandbox has nowhere to deliver (Instance user_data, LaunchTemplate
-// user_data), provider_options (it reads no keys), immutable update paths
+// on (sandbox_*.cc). Left out, so refused by the server: LaunchTemplate
+// user_data (nowhere to deliver it), provider_options (it reads no keys), immutable update paths
 // (image, location, media; a network's location and ranges), and
 // RebootInstance `force` (a simulated reboot is the same either way).
-// Instance key_name is kept in the instance's record (never shown).
+// Instance key_name is kept in the instance's record (never shown), and
+// Instance user_data as its SHA-256 in provider_details (the data never).
 void HonourSandboxFields(ProviderInfo& info) {
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "start", "instance.display_name", "instance.image",
                "instance.machine_type", "instance.cpu_count", "instance.memory_bytes",
                "instance.cpu_mhz", "instance.location", "instance.firewalls", "instance.labels",
-               "instance.billing_code", "instance.key_name",
+               "instance.billing_code", "instance.key_name", "instance.user_data",
                "instance.network_interfaces.network", "instance.network_interfaces.address",
                "instance.network_interfaces.mac_address", "instance.network_interfaces.model",
                "instance.network_interfaces.firewall"});

@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/sandbox/sandbox_names.h"
@@ -172,6 +173,17 @@ void SandboxProvider::CreateInstance(const CallContext& ctx,
         std::string key_name;
         if (!in.key_name().empty()) {
           ASSIGN_OR_RETURN(key_name, CheckKeyName(txn, in.key_name()));
+        }
+        // user_data: the sandbox has no guest to hand it to; what it keeps
+        // (and shows, so a caller can check what was delivered) is its
+        // SHA-256 in provider_details, never the data, which may hold
+        // secrets (16 KiB at most, as EC2 allows).
+        if (!in.user_data().empty()) {
+          if (in.user_data().size() > 16384) {
+            return InvalidField("instance.user_data", "must be at most 16384 bytes");
+          }
+          (*instance.mutable_provider_details()->mutable_fields())["userDataSha256"]
+              .set_string_value(absl::BytesToHexString(Sha256(in.user_data())));
         }
 
         ASSIGN_OR_RETURN(std::string id,

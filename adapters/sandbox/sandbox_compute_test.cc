@@ -114,6 +114,26 @@ TEST_F(SandboxTest, CreateStoppedInstance) {
   EXPECT_EQ(stopped->state(), v1::Instance::STOPPED);
 }
 
+// user_data is INPUT_ONLY and may hold secrets: the sandbox keeps and
+// shows only its SHA-256 (of "#cloud-config\n", the fixture's), never the
+// data; more than 16 KiB is refused naming the field.
+TEST_F(SandboxTest, UserDataIsKeptAsItsDigestOnly) {
+  auto instance = Finish<v1::Instance>(CreateInstance("ud"));
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_TRUE(instance->user_data().empty());
+  EXPECT_EQ(instance->provider_details().fields().at("userDataSha256").string_value(),
+            "88c95955b024402aa9572b663f7eeb134f01343bb92af27b50e97e72b22c565f");
+  v1::CreateInstanceRequest big;
+  big.set_parent(kParent);
+  big.set_instance_id("big");
+  big.mutable_instance()->set_image(Res("images", "debian-12"));
+  big.mutable_instance()->set_user_data(std::string(16385, 'x'));
+  auto refused = Call(&Provider::CreateInstance, big, Ctx(""));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("instance.user_data"));
+}
+
 TEST_F(SandboxTest, TimerPublishesTransitions) {
   auto created = CreateInstance("web-1");
   ASSERT_TRUE(created.ok());

@@ -218,12 +218,6 @@ absl::StatusOr<Pool> NetworkPool(const v1::Network& network) {
 
 // ---- Key pairs -------------------------------------------------------------
 
-std::string Sha256(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
-}
-
 // Reads one SSH string (uint32 length, then the bytes) off the front of
 // `blob`.
 bool ReadSshString(absl::string_view& blob, absl::string_view* out) {
@@ -343,6 +337,12 @@ absl::Status CheckAtRest(const Loaded<v1::Instance>& instance, absl::string_view
 }
 
 }  // namespace
+
+std::string Sha256(absl::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
 
 // ---- Shared with the other services --------------------------------------------
 

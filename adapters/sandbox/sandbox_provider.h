@@ -270,6 +270,9 @@ absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes);
 // with an empty result of the method's type.
 MutationProgress ValidatedProgress(const PollToken& token);
 
+// The 32 raw bytes of SHA-256(`data`) (sandbox_networks.cc; OpenSSL).
+std::string Sha256(absl::string_view data);
+
 class SandboxProvider final : public Provider {
  public:
   struct Options {
