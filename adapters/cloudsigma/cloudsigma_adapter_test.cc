@@ -383,6 +383,49 @@ TEST_F(CloudSigmaRedriveTest, AServerWhoseStartAnswerWasLostIsKeptAndConverges) 
   EXPECT_EQ(fake_->PendingExpectations(), 0u);
 }
 
+// A VLAN is bought, then labelling it fails: nothing may go on renewing
+// what the caller was told failed, so the subscription's auto-renewal is
+// turned off (CloudSigma cannot take a VLAN back before its period ends).
+TEST_F(CloudSigmaRedriveTest, ABoughtVlanThatCannotBeLabelledStopsRenewing) {
+  v1::CreateNetworkRequest create;
+  create.set_parent("accounts/cs");
+  (*create.mutable_network()->mutable_labels())["tier"] = "db";
+  fake_->Expect("GET", "/vlans/detail/?fields=uuid,meta&limit=100&offset=0", Listed("", ""));
+  fake_->Expect("POST", "/subscriptions/",
+                Json(absl::StrCat(R"({"objects":[{"id":"77","uuid":"5f0e7c1a-0000-4000-8000-)"
+                                  R"(000000000077","resource":"vlan","auto_renew":true,)"
+                                  R"("subscribed_object":")",
+                                  kUuid, R"("}]})")));
+  fake_->Expect("GET", absl::StrCat("/vlans/", kUuid, "/"),
+                Json(absl::StrCat(R"({"uuid":")", kUuid, R"(","meta":{},"servers":[],)"
+                                  R"("subscription":{"id":77}})")));
+  fake_->Expect("PUT", absl::StrCat("/vlans/", kUuid, "/"),
+                http::HttpResponse{400, {{"content-type", "application/json"}},
+                                   R"([{"error_point":"meta","error_type":"validation",)"
+                                   R"("error_message":"meta is invalid"}])"});
+  fake_->Expect("POST", "/subscriptions/77/action/?do=auto_renew", Json(R"({"id":"77"})"));
+  auto r = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    provider_->CreateNetwork(Ctx("operations/v"), create, std::move(cb));
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  // The undo is sent after the answer; wait for it.
+  for (int i = 0; i < 100 && fake_->PendingExpectations() > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(fake_->PendingExpectations(), 0u);
+  ASSERT_EQ(Count("POST", "/subscriptions/77/action/"), 1);
+  EXPECT_EQ(fake_->Sent().back().request.body, R"({"auto_renew":false})");
+  // The PUT carried the labels and the operation.
+  bool labelled = false;
+  for (const auto& sent : fake_->Sent()) {
+    labelled = labelled || (sent.request.method == "PUT" &&
+                            absl::StrContains(sent.request.body,
+                                              R"("meta":{"cloudplane_operation":"operations/v",)"
+                                              R"("tier":"db"})"));
+  }
+  EXPECT_TRUE(labelled);
+}
+
 // The strict field contract (ProviderInfo::honoured_fields): the
 // declaration covers every mutation and names real fields, and the fields of
 // a create reach the emulator's server.
