@@ -620,6 +620,142 @@ TEST_F(FieldContract, HonouredCreateFieldsReachTheInstantiate) {
   EXPECT_EQ(token->target(), VM_TARGET_HOLD);
 }
 
+// cpu_count, memory_bytes, network_interfaces and key_name are VCPU, MEMORY
+// (MiB), NIC vectors (the network looked up by name) and a CONTEXT with the
+// key's line in one.template.instantiate's extra template.
+TEST_F(FieldContract, OverridesReachTheInstantiate) {
+  constexpr char kKey[] =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDSbfAres4q5GPY9XXG1GzUFuHBBAFv5BEBUvOMCMoma ops";
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  create.set_instance_id("web-2");
+  v1::Instance* in = create.mutable_instance();
+  in->set_image("accounts/one/images/0");
+  in->set_cpu_count(2);
+  in->set_memory_bytes(int64_t{512} << 20);
+  in->set_key_name("accounts/one/keyPairs/ops");
+  v1::NetworkInterface* nic = in->add_network_interfaces();
+  nic->set_network("accounts/one/networks/lab-net");
+  nic->set_address("192.168.5.11");
+  nic->set_model("virtio");
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String("<VNET_POOL><VNET><ID>5</ID><NAME>lab-net</NAME>"
+                                      "</VNET></VNET_POOL>")));
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(absl::StrCat(
+                    "<USER><ID>0</ID><NAME>oneadmin</NAME><TEMPLATE><SSH_PUBLIC_KEY>", kKey,
+                    "</SSH_PUBLIC_KEY></TEMPLATE></USER>"))));
+  fake_->Expect("POST", "/RPC2", Success(Value::String("<VM_POOL></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(11)));
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(4));
+  EXPECT_EQ(calls[0].method, "one.vnpool.info");
+  EXPECT_EQ(calls[1].method, "one.user.info");
+  EXPECT_EQ(calls[1].params[1], Value::Int(-1));  // the calling user
+  EXPECT_EQ(calls[3].method, "one.template.instantiate");
+  EXPECT_EQ(calls[3].params[1], Value::Int(0));
+  const std::string extra = calls[3].params[4].AsString();
+  EXPECT_THAT(extra, HasSubstr("VCPU=\"2\"\n"));
+  EXPECT_THAT(extra, HasSubstr("MEMORY=\"512\"\n"));
+  EXPECT_THAT(extra, HasSubstr(
+      "NIC=[NETWORK_ID=\"5\",IP=\"192.168.5.11\",MODEL=\"virtio\"]\n"));
+  EXPECT_THAT(extra, HasSubstr(absl::StrCat("CONTEXT=[NETWORK=\"YES\",SSH_PUBLIC_KEY=\"", kKey,
+                                            "\"]\n")));
+}
+
+// With a raw template the overrides belong inside it: refused by field,
+// nothing sent.
+TEST_F(FieldContract, OverridesWithARawTemplateAreRefused) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  (*create.mutable_instance()->mutable_provider_options()->mutable_fields())["template"]
+      .set_string_value("CPU=\"1\"\n");
+  create.mutable_instance()->set_cpu_count(2);
+  create.mutable_instance()->add_network_interfaces()->set_network(
+      "accounts/one/networks/lab-net");
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  const auto bad = GetBadRequest(created.status());
+  ASSERT_TRUE(bad.has_value());
+  std::vector<std::string> fields;
+  for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+  EXPECT_THAT(fields, ElementsAre("instance.cpu_count", "instance.network_interfaces"));
+  EXPECT_THAT(SentCalls(), IsEmpty());
+}
+
+// AttachNetworkInterface sends one NIC vector to one.vm.attachnic and polls
+// until the VM is RUNNING again with a new NIC_ID.
+TEST_F(FieldContract, AttachNicSendsTheNicAndWaitsForIt) {
+  v1::AttachNetworkInterfaceRequest attach;
+  attach.set_name("accounts/one/instances/7");
+  attach.mutable_network_interface()->set_network("accounts/one/networks/5");
+  attach.mutable_network_interface()->set_mac_address("02:00:C0:A8:05:0C");
+  const std::string vm_with = [](absl::string_view nics) {
+    return absl::StrCat("<VM><ID>7</ID><NAME>web</NAME><STATE>3</STATE><LCM_STATE>3"
+                        "</LCM_STATE><TEMPLATE>", nics, "</TEMPLATE></VM>");
+  }("<NIC><NIC_ID>0</NIC_ID><NETWORK_ID>5</NETWORK_ID></NIC>");
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String("<VNET_POOL><VNET><ID>5</ID><NAME>Lab</NAME>"
+                                      "</VNET></VNET_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::String(vm_with)));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(7)));
+  absl::StatusOr<MutationProgress> started = Await<MutationProgress>(
+      [&](auto cb) { provider_->AttachNetworkInterface(ctx_, attach, std::move(cb)); });
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_FALSE(started->done);
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(3));
+  EXPECT_EQ(calls[2].method, "one.vm.attachnic");
+  EXPECT_EQ(calls[2].params[1], Value::Int(7));
+  EXPECT_EQ(calls[2].params[2],
+            Value::String("NIC=[NETWORK_ID=\"5\",MAC=\"02:00:c0:a8:05:0c\"]\n"));
+  // Still hot-plugging (HOTPLUG_NIC), then back in RUNNING with NIC 1.
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String("<VM><ID>7</ID><NAME>web</NAME><STATE>3</STATE>"
+                                      "<LCM_STATE>25</LCM_STATE></VM>")));
+  absl::StatusOr<MutationProgress> polled = Await<MutationProgress>(
+      [&](auto cb) { provider_->PollOperation(ctx_, started->poll_token, std::move(cb)); });
+  ASSERT_TRUE(polled.ok()) << polled.status();
+  EXPECT_FALSE(polled->done);
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String(absl::StrCat(
+                    "<VM><ID>7</ID><NAME>web</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+                    "<TEMPLATE><NIC><NIC_ID>0</NIC_ID><NETWORK_ID>5</NETWORK_ID></NIC>"
+                    "<NIC><NIC_ID>1</NIC_ID><NETWORK_ID>5</NETWORK_ID><IP>192.168.5.12</IP>"
+                    "</NIC></TEMPLATE></VM>"))));
+  polled = Await<MutationProgress>(
+      [&](auto cb) { provider_->PollOperation(ctx_, polled->poll_token, std::move(cb)); });
+  ASSERT_TRUE(polled.ok()) << polled.status();
+  ASSERT_TRUE(polled->done);
+  v1::Instance instance;
+  ASSERT_TRUE(polled->result.UnpackTo(&instance));
+  ASSERT_EQ(instance.network_interfaces_size(), 2);
+  EXPECT_EQ(instance.network_interfaces(1).address(), "192.168.5.12");
+}
+
+// DeleteNetwork maps oned's "leases in use" (ACTION) to FAILED_PRECONDITION.
+TEST_F(FieldContract, DeleteNetworkWithLeasesIsFailedPrecondition) {
+  v1::DeleteNetworkRequest del;
+  del.set_name("accounts/one/networks/lab-net");
+  fake_->Expect("POST", "/RPC2",
+                Success(Value::String("<VNET_POOL><VNET><ID>5</ID><NAME>lab-net</NAME>"
+                                      "</VNET></VNET_POOL>")));
+  fake_->Expect("POST", "/RPC2",
+                Failure(0x800, "[one.vn.delete] Can not remove a virtual network with leases "
+                               "in use"));
+  absl::StatusOr<MutationProgress> deleted = Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteNetwork(ctx_, del, std::move(cb)); });
+  EXPECT_EQ(deleted.status().code(), absl::StatusCode::kFailedPrecondition) << deleted.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[1].method, "one.vn.delete");
+  EXPECT_EQ(calls[1].params[1], Value::Int(5));
+}
+
 // provider_options {"template": T} is one.vm.allocate's template, with the
 // instance_id as its NAME; start (default true) is hold=false.
 TEST_F(FieldContract, ARawTemplateAndTheIdReachTheAllocate) {
