@@ -1,7 +1,8 @@
 // The OpenNebula adapter: instances (VMs), their metadata (user template),
 // hosts, images (VM templates), volumes (disk images), locations (zones,
-// clusters, marketplaces) and firewalls (security groups) on an OpenNebula
-// cloud.
+// clusters, marketplaces), firewalls (security groups), networks (VNETs),
+// addresses (leases), NICs and key pairs (the user's SSH keys) on an
+// OpenNebula cloud.
 //
 // Provider API: oned 6.10 (5.10 and 5.12 documents are read too).
 // Protocol:     XML-RPC over HTTP POST to `http://host:2633/RPC2`
@@ -106,13 +107,59 @@
 //   the whole RULE set back with one.secgroup.update (merge); adding a rule
 //   the group has already answers that rule.
 //
+// Networks: virtual networks (one.vnpool.info / one.vn.info). Each AR with
+//   an IP is an AddressRange exactly as oned keeps it (IP + SIZE, never a
+//   covering CIDR); NETWORK_ADDRESS/NETWORK_MASK is the one cidr_ranges
+//   entry; GATEWAY, DNS, VLAN_ID; labels are TEMPLATE CLOUDPLANE_LABEL_*;
+//   the rest of the TEMPLATE is provider_details.template. Create =
+//   one.vn.allocate (cluster -1) of NAME (network_id, else display_name),
+//   VN_MAD="bridge" (oned needs a driver; bridge needs no PHYDEV), one
+//   AR=[TYPE=IP4, IP, SIZE] per range, NETWORK_ADDRESS/NETWORK_MASK (one
+//   IPv4 CIDR), GATEWAY, DNS, VLAN_ID, labels and the CLOUDPLANE_OPERATION
+//   tag (a re-drive answers the tagged network; a taken NAME is
+//   ALREADY_EXISTS). Update = one.vn.update (merge) of gateway, dns_servers,
+//   labels. Delete = one.vn.delete; oned refuses while leases are held or
+//   used (ACTION: FAILED_PRECONDITION). All synchronous.
+// Addresses: the networks' leases (one.vn.info of each network: pool bodies
+//   carry none), named accounts/<a>/addresses/<vnet id>-<ip> because an IP
+//   is unique only within its network. A lease held with one.vn.hold is
+//   RESERVED, one of a VM IN_USE (instance set). ReserveAddress =
+//   one.vn.hold of LEASES=[IP] (address.network and address.address are
+//   required; an address outside the ranges or taken is INVALID_ARGUMENT
+//   naming address.address); ReleaseAddress = one.vn.release of a held
+//   lease (a VM's lease: FAILED_PRECONDITION, detach the NIC instead).
+// NICs: Instance.network_interfaces are TEMPLATE/NIC (NIC_ID as id,
+//   NETWORK_ID -> the network's name, IP, MAC, MODEL). CreateInstance from
+//   a VM template merges NIC=[NETWORK_ID, IP, MAC, MODEL] vectors (they
+//   replace the template's NICs, as instantiate's merge does), VCPU
+//   (cpu_count), MEMORY (memory_bytes, whole MiB) and, for key_name,
+//   CONTEXT=[NETWORK="YES", SSH_PUBLIC_KEY="<the key's line>"] (it replaces
+//   the template's CONTEXT) into the extra template; with a raw template
+//   these fields are INVALID_ARGUMENT (they go inside it). Attach = one
+//   vm.attachnic of one NIC vector, Detach = one.vm.detachnic of the NIC_ID;
+//   both poll until the VM is back in RUNNING (POWEROFF) with a new NIC_ID
+//   (without the NIC) and answer the Instance.
+// Key pairs: the lines of the calling user's SSH_PUBLIC_KEY (one.user.info
+//   -1; one.user.update in merge mode writes the whole attribute back). A
+//   key's id is its comment when that is a valid id, else key-<12 hex
+//   digits of the SHA-256 of the key blob>; fingerprint SHA256:<base64>, as
+//   ssh-keygen -l prints it. CreateKeyPair with key_pair_id adds the id as
+//   the comment of a key that has none (a key with another comment is
+//   INVALID_ARGUMENT naming key_pair_id); the same key again answers it,
+//   another key of that id is ALREADY_EXISTS.
+//
 // Fields (the strict field contract, ProviderInfo::honoured_fields; the
 // server refuses any other set field with INVALID_ARGUMENT /
 // FIELD_UNSUPPORTED before the adapter runs):
 //   CreateInstance does not honour display_name (the NAME is instance_id's
-//     or oned's), machine_type, cpu_count, cpu_mhz, memory_bytes (give them
-//     in a raw template), location, firewalls, key_name, user_data,
-//     billing_code: refused.
+//     or oned's), machine_type, cpu_mhz, location, firewalls, user_data (the
+//     protocol reference documents no CONTEXT user-data attribute),
+//     billing_code, network_interfaces.firewall (security groups belong to
+//     networks): refused.
+//   CreateNetwork does not honour location; CreateKeyPair does not honour
+//     display_name or labels (a key line has no place for them); Attach-
+//     NetworkInterface does not honour firewall; ReserveAddress does not
+//     honour labels: refused.
 //   UpdateInstance applies display_name, cpu_count, memory_bytes, labels
 //     only; other mask paths are refused.
 //   StartInstance honours nothing but its name and provider_options.
@@ -140,7 +187,7 @@
 // states: STOPPED is HOLD, POWEROFF, STOPPED or UNDEPLOYED), a VM gone from
 // the list finishes a delete, a VM missing or listed ERROR while it should
 // run gets one poll that says why; disk hotplugs and other operations are
-// polled as before.
+// polled as before; NIC hotplugs are polled as disk hotplugs are.
 //
 // Thread-safety: a Provider made here is thread-safe; calls in flight keep
 // what they need alive.
