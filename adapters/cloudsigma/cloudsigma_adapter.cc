@@ -42,7 +42,7 @@ ProviderInfo CloudSigmaProviderInfo() {
                    "DetachNetworkInterface", "ListKeyPairs", "GetKeyPair", "CreateKeyPair",
                    "DeleteKeyPair"});
   kit::AddMethods(info.supported_methods, "NetworksService",
-                  {"ListNetworks", "GetNetwork", "CreateNetwork", "DeleteNetwork",
+                  {"ListNetworks", "GetNetwork", "CreateNetwork", "UpdateNetwork", "DeleteNetwork",
                    "ListAddresses", "GetAddress", "ReserveAddress", "ReleaseAddress"});
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "CloneVolume", "UpdateVolume",
@@ -76,6 +76,8 @@ ProviderInfo CloudSigmaProviderInfo() {
   // set. network_id, display_name, ranges, gateway, DNS, VLAN id, location
   // and a chosen address are refused.
   kit::Honour(info, "NetworksService", "CreateNetwork", {"network.labels"});
+  // The update_mask path UpdateNetwork applies to the VLAN's meta.
+  kit::Honour(info, "NetworksService", "UpdateNetwork", {"network.labels"});
   kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
   kit::Honour(info, "NetworksService", "ReserveAddress", {"address.labels"});
   kit::Honour(info, "NetworksService", "ReleaseAddress", {"allow_missing"});

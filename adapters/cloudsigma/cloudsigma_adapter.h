@@ -110,8 +110,8 @@
 //       (firewall policies are not carried): refused. Attach the same.
 //     CreateNetwork honours labels only (no id, name, ranges, gateway, DNS,
 //       VLAN id or location can be chosen for a bought VLAN); ReserveAddress
-//       labels only (no chosen address or network). UpdateNetwork is not
-//       supported.
+//       labels only (no chosen address or network). UpdateNetwork takes
+//       the mask `labels` only (a VLAN's meta is all that can change, §7).
 //     RebootInstance does not honour force (CloudSigma's restart has no
 //       hard variant): refused.
 //     CreateVolume does not honour location (a drive is made where the

@@ -503,6 +503,14 @@ TEST_F(Networking, InstanceWithVlanStaticIpAndKeyThenAttachDetach) {
       [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });
   EXPECT_EQ(network.state(), v1::Network::READY);
   EXPECT_THAT(network.labels(), testing::UnorderedElementsAre(testing::Pair("tier", "db")));
+  // Labels are the VLAN's meta; the creating operation's key stays.
+  v1::UpdateNetworkRequest un;
+  un.mutable_network()->set_name(network.name());
+  (*un.mutable_network()->mutable_labels())["tier"] = "cache";
+  un.mutable_update_mask()->add_paths("labels");
+  auto relabelled = Finish<v1::Network>(
+      [&](Callback<MutationProgress> cb) { p_->UpdateNetwork(Ctx(), un, std::move(cb)); });
+  EXPECT_THAT(relabelled.labels(), testing::UnorderedElementsAre(testing::Pair("tier", "cache")));
   // A re-driven create adopts the VLAN its first attempt bought.
   auto again = Finish<v1::Network>(
       [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });

@@ -279,6 +279,47 @@ void CloudSigmaProvider::CreateNetwork(const CallContext& ctx,
       });
 }
 
+void CloudSigmaProvider::UpdateNetwork(const CallContext& ctx,
+                                       const v1::UpdateNetworkRequest& request,
+                                       Callback<MutationProgress> done) {
+  auto uuid = UuidOf("network.name", account_->id, "networks", request.network().name());
+  if (!uuid.ok()) return std::move(done)(uuid.status());
+  for (const std::string& path : request.update_mask().paths()) {
+    if (path != "labels") {
+      return std::move(done)(InvalidField(
+          "update_mask", absl::StrCat("\"", path,
+                                      "\" cannot be updated (only a VLAN's meta can: labels)")));
+    }
+  }
+  if (absl::Status s = ValidateLabels("network.labels", request.network().labels()); !s.ok()) {
+    return std::move(done)(s);
+  }
+  if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Network()));
+  auto account = account_;
+  const absl::Time deadline = ctx.deadline;
+  std::map<std::string, std::string> labels(request.network().labels().begin(),
+                                            request.network().labels().end());
+  GetObject(
+      account, deadline, "vlans", *uuid, request.network().name(), "network",
+      [account, deadline, labels = std::move(labels),
+       done = std::move(done)](absl::StatusOr<WireObject> vlan) mutable {
+        if (!vlan.ok()) return std::move(done)(vlan.status());
+        // Reserved keys (the creating operation) are kept.
+        absl::StatusOr<std::string> body = EditMeta(vlan->json, labels, {});
+        if (!body.ok()) return std::move(done)(body.status());
+        Call(
+            account, deadline, "PUT", ObjectPath("vlans", vlan->uuid), *body,
+            absl::StrCat("PUT vlans ", vlan->uuid),
+            [account, deadline, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+              if (!r.ok()) return std::move(done)(r.status());
+              absl::StatusOr<WireObject> updated = ParseObject(r->body);
+              if (!updated.ok()) return std::move(done)(updated.status());
+              FinishWith<v1::Network>(account, deadline, *updated, std::move(done));
+            },
+            "network.");
+      });
+}
+
 void CloudSigmaProvider::DeleteNetwork(const CallContext& ctx,
                                        const v1::DeleteNetworkRequest& request,
                                        Callback<MutationProgress> done) {

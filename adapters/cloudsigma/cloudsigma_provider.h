@@ -140,15 +140,8 @@ class CloudSigmaProvider final : public Provider {
   CP_READ(ComputeService, GetKeyPair, GetKeyPairRequest, KeyPair)
   CP_MUTATION(ComputeService, CreateKeyPair, CreateKeyPairRequest, KeyPair)
   CP_MUTATION(ComputeService, DeleteKeyPair, DeleteKeyPairRequest, Empty)
-  // NetworksService but UpdateNetwork: VLANs and IPs (cloudsigma_networks.cc).
-  CP_READ(NetworksService, ListNetworks, ListNetworksRequest, ListNetworksResponse)
-  CP_READ(NetworksService, GetNetwork, GetNetworkRequest, Network)
-  CP_MUTATION(NetworksService, CreateNetwork, CreateNetworkRequest, Network)
-  CP_MUTATION(NetworksService, DeleteNetwork, DeleteNetworkRequest, Empty)
-  CP_READ(NetworksService, ListAddresses, ListAddressesRequest, ListAddressesResponse)
-  CP_READ(NetworksService, GetAddress, GetAddressRequest, Address)
-  CP_MUTATION(NetworksService, ReserveAddress, ReserveAddressRequest, Address)
-  CP_MUTATION(NetworksService, ReleaseAddress, ReleaseAddressRequest, Empty)
+  // NetworksService, all of it: VLANs and IPs (cloudsigma_networks.cc).
+#include "adapters/api/networks.inc"
 #undef CP_READ
 #undef CP_MUTATION
 
