@@ -500,7 +500,9 @@ TEST_F(Networking, InstanceWithVlanStaticIpAndKeyThenAttachDetach) {
   cn.set_parent("accounts/cs");
   (*cn.mutable_network()->mutable_labels())["tier"] = "db";
   auto network = Finish<v1::Network>(
-      [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });
+      [&](Callback<MutationProgress> cb) {
+        p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb));
+      });
   EXPECT_EQ(network.state(), v1::Network::READY);
   EXPECT_THAT(network.labels(), testing::UnorderedElementsAre(testing::Pair("tier", "db")));
   // Labels are the VLAN's meta; the creating operation's key stays.
@@ -513,7 +515,9 @@ TEST_F(Networking, InstanceWithVlanStaticIpAndKeyThenAttachDetach) {
   EXPECT_THAT(relabelled.labels(), testing::UnorderedElementsAre(testing::Pair("tier", "cache")));
   // A re-driven create adopts the VLAN its first attempt bought.
   auto again = Finish<v1::Network>(
-      [&](Callback<MutationProgress> cb) { p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb)); });
+      [&](Callback<MutationProgress> cb) {
+        p_->CreateNetwork(Ctx("operations/n"), cn, std::move(cb));
+      });
   EXPECT_EQ(again.name(), network.name());
   v1::ReserveAddressRequest ra;
   ra.set_parent("accounts/cs");

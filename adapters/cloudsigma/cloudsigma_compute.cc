@@ -113,6 +113,22 @@ void StartThenPoll(const AccountPtr& account, absl::Time deadline, const std::st
        });
 }
 
+// POSTs the new server, then starts it when asked.
+void PostServer(const AccountPtr& account, absl::Time deadline, const ServerSpec& spec,
+                bool start, Callback<MutationProgress> done) {
+  Call(
+      account, deadline, "POST", "/servers/", ServerCreateBody(spec), "POST servers",
+      [account, deadline, start, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+        if (!r.ok()) return std::move(done)(r.status());
+        absl::StatusOr<WireObject> o = ParseObject(r->body);
+        if (!o.ok()) return std::move(done)(o.status());
+        // Creation is synchronous; a new server is stopped (servers.rst).
+        if (!start) return DoneWithInstance(account, deadline, *o, std::move(done));
+        StartThenPoll(account, deadline, o->uuid, /*undo_on_error=*/true, std::move(done));
+      },
+      "instance.");
+}
+
 // A re-driven create found its server: converge from wherever the first
 // attempt stopped.
 void Converge(const AccountPtr& account, absl::Time deadline, const std::string& uuid,
@@ -218,20 +234,9 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
         ResolveKey(account, deadline, key_name,
                    [account, deadline, spec = std::move(spec), start, done = std::move(done)](
                        absl::StatusOr<std::vector<std::string>> pubkeys) mutable {
-        if (!pubkeys.ok()) return std::move(done)(pubkeys.status());
-        spec.pubkeys = *std::move(pubkeys);
-        Call(
-            account, deadline, "POST", "/servers/", ServerCreateBody(spec), "POST servers",
-            [account, deadline, start,
-             done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-              if (!r.ok()) return std::move(done)(r.status());
-              absl::StatusOr<WireObject> o = ParseObject(r->body);
-              if (!o.ok()) return std::move(done)(o.status());
-              // Creation is synchronous; a new server is stopped (servers.rst).
-              if (!start) return DoneWithInstance(account, deadline, *o, std::move(done));
-              StartThenPoll(account, deadline, o->uuid, /*undo_on_error=*/true, std::move(done));
-            },
-            "instance.");
+                     if (!pubkeys.ok()) return std::move(done)(pubkeys.status());
+                     spec.pubkeys = *std::move(pubkeys);
+                     PostServer(account, deadline, spec, start, std::move(done));
                    });
       });
 }

@@ -265,7 +265,8 @@ TEST(Wire, ServerLabelsAndMetadataDoNotOverwriteEachOther) {
   EXPECT_THAT(*reitemed, testing::HasSubstr(R"("cloudplane_id":"web-1")"));
   google::protobuf::Map<std::string, std::string> labels;
   labels["role"] = "db";
-  EXPECT_THAT(LabelMeta(labels), testing::ElementsAre(testing::Pair("cloudplane_label_role", "db")));
+  EXPECT_THAT(LabelMeta(labels),
+              testing::ElementsAre(testing::Pair("cloudplane_label_role", "db")));
 }
 
 TEST(Wire, NicsOfServersFromTheDumps) {
