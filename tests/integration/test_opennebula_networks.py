@@ -148,22 +148,17 @@ def test_network_instance_nics_and_keys_end_to_end(server):
     assert [k.name for k in keys.key_pairs] == [key.name]
 
     # Hold an address, see it as RESERVED.
-    # The server validates ReserveAddress as an update (only "Create*" are
-    # creates in service/request_validation.cc) and wants address.name; the
-    # name the adapter will give is sent (the adapter does not read it).
     net_id = int(net.provider_details["id"])
     op = networks.ReserveAddress(networks_pb2.ReserveAddressRequest(
         parent=ACCOUNT, request_id=rid(),
-        address=networks_pb2.Address(name=f"{ACCOUNT}/addresses/{net_id}-192.168.50.14",
-                                     network=net.name, address="192.168.50.14")))
+        address=networks_pb2.Address(network=net.name, address="192.168.50.14")))
     held = unpack(done(server, op), networks_pb2.Address)
     assert held.name == f"{ACCOUNT}/addresses/{net_id}-192.168.50.14"
     assert held.state == networks_pb2.Address.RESERVED
     # Holding it twice is the caller's mistake, named.
     assert failure(server, networks.ReserveAddress, networks_pb2.ReserveAddressRequest(
         parent=ACCOUNT, request_id=rid(),
-        address=networks_pb2.Address(name=held.name, network=net.name,
-                                     address="192.168.50.14"))) == (
+        address=networks_pb2.Address(network=net.name, address="192.168.50.14"))) == (
             grpc.StatusCode.INVALID_ARGUMENT, ["address.address"])
 
     # An instance on the network with a static address and the key, sized.
