@@ -664,6 +664,39 @@ TEST_F(Networking, RefusalsLeaveNothingBehind) {
               }).ok());
 }
 
+// A running server's DHCP lease is among the addresses (IN_USE, no
+// subscription) and cannot be released.
+TEST_F(Networking, DynamicAddressesOfRunningServers) {
+  ASSERT_NE(p_, nullptr);
+  v1::CreateInstanceRequest ci;
+  ci.set_parent("accounts/cs");
+  ci.set_instance_id("dhcp");
+  ci.mutable_instance()->set_cpu_mhz(1000);
+  ci.mutable_instance()->set_memory_bytes(int64_t{1} << 30);
+  auto running = Finish<v1::Instance>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  ASSERT_EQ(running.network_interfaces_size(), 1);  // CloudSigma's default public DHCP NIC
+  const std::string lease = running.network_interfaces(0).address();
+  ASSERT_FALSE(lease.empty());
+  EXPECT_TRUE(running.network_interfaces(0).network().empty());
+  v1::ListAddressesRequest la;
+  la.set_parent("accounts/cs");
+  auto list = Await<v1::ListAddressesResponse>([&](Callback<v1::ListAddressesResponse> cb) {
+    p_->ListAddresses(Ctx(), la, std::move(cb));
+  });
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->addresses_size(), 1);
+  EXPECT_EQ(list->addresses(0).address(), lease);
+  EXPECT_EQ(list->addresses(0).state(), v1::Address::IN_USE);
+  EXPECT_EQ(list->addresses(0).instance(), "accounts/cs/instances/dhcp");
+  EXPECT_TRUE(list->addresses(0).provider_details().fields().at("dynamic").bool_value());
+  v1::ReleaseAddressRequest rel;
+  rel.set_name(list->addresses(0).name());
+  auto refused = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->ReleaseAddress(Ctx(), rel, std::move(cb)); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 // Labels and metadata items never overwrite each other (both live in the
 // server's meta, labels under cloudplane_label_).
 TEST_F(Networking, LabelsAndMetadataStayApart) {

@@ -21,12 +21,15 @@ the shapes of the recorded dumps in shared/fixtures/cloudsigma:
     as {"resource_type","resource_uri"} (and, every other frame, "object").
   * Subscriptions (§9): POST /subscriptions/ with resource `vlan` or `ip`
     (amount "1") buys a VLAN or a static IP (its `subscribed_object`);
-    `?do=auto_renew` with {"auto_renew": bool} sets renewal. A VLAN or IP
+    `?do=auto_renew` with {"auto_renew": bool} sets renewal and answers the
+    subscription [uncertain: that action's body and answer are not in the
+    dumps]. A VLAN or IP
     disappears only when its subscription expires (nothing deletes it);
     POST /emulator/expire-subscriptions ends every subscription that does
     not renew, as if its end_time had passed. vlans and ips (§7): list,
     detail, get, PUT of meta only; `servers` / `server` follow the servers'
-    NICs. keypairs: list, detail, get, POST (name, public_key; fingerprint
+    NICs; /ips/ also lists running servers' DHCP addresses (no
+    subscription). keypairs: list, detail, get, POST (name, public_key; fingerprint
     computed), PUT (name, meta), DELETE.
   * Servers' NICs (§5.4): a `vlan` must be the account's VLAN and not be
     combined with ip_v4_conf; a static `ip` must be the account's and not be
@@ -750,10 +753,27 @@ class CloudSigmaEmulator:
             raise ApiError(404, "notexist", "Unknown resource %s" % resource)
         return table
 
+    def _dynamic_ips(self):
+        """The DHCP addresses of running servers, which /ips/ lists too,
+        without a subscription (§7)."""
+        out = {}
+        for server in self.servers.values():
+            for nic in (server.get("runtime") or {}).get("nics", []):
+                ip = (nic.get("ip_v4") or {}).get("uuid")
+                if ip and ip not in self.ips:
+                    out[ip] = {"uuid": ip, "resource_uri": _ref("ips", ip)["resource_uri"],
+                               "gateway": None, "netmask": None, "nameservers": [],
+                               "grantees": [], "meta": {}, "owner": _ref("user", OWNER_UUID),
+                               "permissions": [], "server": _ref("servers", server["uuid"]),
+                               "subscription": None, "tags": []}
+        return out
+
     def _get(self, resource, uuid):
         # A deleted object keeps answering until it is gone (§3: "GET can go
         # on returning the object for a while").
         obj = self._collection(resource).get(uuid)
+        if obj is None and resource == "ips":
+            obj = self._dynamic_ips().get(uuid)
         if obj is None and resource == "drives":
             obj = self.libdrives.get(uuid)  # libdrives are reachable as drives (§4)
         if obj is None:
@@ -766,6 +786,8 @@ class CloudSigmaEmulator:
 
     def list(self, resource, detail, query):
         objects = [self._public(o) for o in self._collection(resource).values()]
+        if resource == "ips":
+            objects += list(self._dynamic_ips().values())
         for key in ("name", "uuid", "status"):
             if key in query:
                 wanted = set(query[key].split(","))

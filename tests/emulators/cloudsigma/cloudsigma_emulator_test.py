@@ -384,7 +384,12 @@ def test_nics_vlans_static_ips_and_pubkeys_on_servers(emu):
     call(emu, "POST", f"/servers/{server['uuid']}/action/?do=start", {})
     wait_for(emu, f"/servers/{server['uuid']}/", lambda s, b: b["status"] == "running")
     running = call(emu, "GET", f"/servers/{server['uuid']}/")[1]
-    assert running["runtime"]["nics"][1]["ip_v4"]["uuid"]
+    lease = running["runtime"]["nics"][1]["ip_v4"]["uuid"]
+    # The DHCP lease is listed with the IPs, without a subscription.
+    status, dynamic, _ = call(emu, "GET", f"/ips/{lease}/")
+    assert status == 200 and dynamic["subscription"] is None
+    assert dynamic["server"]["uuid"] == server["uuid"]
+    assert lease in [o["uuid"] for o in call(emu, "GET", "/ips/detail/")[1]["objects"]]
     running["nics"] = running["nics"][:1]
     status, got, _ = call(emu, "PUT", f"/servers/{server['uuid']}/", running)
     assert status == 200 and len(got["nics"]) == 2
