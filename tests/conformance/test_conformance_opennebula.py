@@ -40,6 +40,13 @@ class OpenNebulaProfile(Profile):
         return compute_pb2.Instance(image=f"{self.account}/images/{n % 2}",
                                     labels={f"n{n}": ""})
 
+    def field_samples(self):
+        # Network 0 "private" is the emulator's seeded network (10.0.0.0/24).
+        return {"cpu_count": 2, "memory_bytes": 512 << 20,
+                "network_interfaces": [compute_pb2.NetworkInterface(
+                    id="0", network=f"{self.account}/networks/private", address="10.0.0.200",
+                    mac_address="02:00:0a:00:00:c8", model="virtio")]}
+
     def is_settled(self, instance):
         return (instance.state == compute_pb2.Instance.RUNNING and
                 instance.provider_state == "ACTIVE/RUNNING")
