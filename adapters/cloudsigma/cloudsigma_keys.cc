@@ -1,6 +1,9 @@
-// ComputeService key pairs on CloudSigma keypairs (/keypairs/): list, get,
-// import (POST with name and public_key) and delete. Servers take them by
-// uuid in their `pubkeys` list (cloudsigma_compute.cc, key_name).
+// ComputeService key pairs on CloudSigma keypairs (/keypairs/, keypairs.rst:
+// not in the protocol reference or the dumps; the official Go SDK's
+// keypairs.go uses it: list, get, POST {"objects":[{name, public_key}]},
+// PUT, DELETE): list, get, import and delete. Servers take them by uuid in
+// their `pubkeys` list (cloudsigma_compute.cc, key_name); responses may show
+// that list as keypair objects, which RefUuid reads as well.
 #include <optional>
 #include <string>
 #include <utility>
