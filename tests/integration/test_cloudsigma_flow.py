@@ -270,10 +270,14 @@ def test_images_locations_metadata(server):
         instance=compute_pb2.Instance(cpu_mhz=1000, memory_bytes=1 << 30, labels={"a": "1"}))))
     assert not op.HasField("error"), op.error
     name = f"{ACCOUNT}/instances/meta-1/metadata"
+    # Labels and metadata share the server's `meta` at CloudSigma but never
+    # each other's keys: labels are not metadata, metadata is not a label.
     assert compute.GetInstanceMetadata(compute_pb2.GetInstanceMetadataRequest(
-        name=name)).items == {"a": "1"}
+        name=name)).items == {}
     op = server.wait(compute.UpdateInstanceMetadata(compute_pb2.UpdateInstanceMetadataRequest(
         metadata=compute_pb2.InstanceMetadata(name=name, items={"b": "2"}), merge=True)))
-    assert unpack(op.response, compute_pb2.InstanceMetadata).items == {"a": "1", "b": "2"}
+    assert unpack(op.response, compute_pb2.InstanceMetadata).items == {"b": "2"}
+    assert compute.GetInstance(compute_pb2.GetInstanceRequest(
+        name=f"{ACCOUNT}/instances/meta-1")).labels == {"a": "1"}
     server.wait(compute.DeleteInstance(compute_pb2.DeleteInstanceRequest(
         name=f"{ACCOUNT}/instances/meta-1")))
