@@ -54,11 +54,12 @@ ProviderInfo CloudSigmaProviderInfo() {
   // vnc_password (the one key of provider_options), pubkeys (key_name's
   // keypair) and nics (each interface's VLAN, static IP and model; the MAC
   // is CloudSigma's to give, per-NIC firewalls are not carried); start
-  // sends the start action.
+  // sends the start action; image: the library drive is cloned and the
+  // clone attached as the boot drive.
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "instance.display_name", "instance.cpu_mhz",
                "instance.memory_bytes", "instance.cpu_count", "instance.labels",
-               "instance.provider_options", "instance.key_name",
+               "instance.provider_options", "instance.key_name", "instance.image",
                "instance.network_interfaces.network", "instance.network_interfaces.address",
                "instance.network_interfaces.model", "start"});
   // The NIC appended to (removed by mac from) the server's nics.

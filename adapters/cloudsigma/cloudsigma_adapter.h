@@ -35,9 +35,25 @@
 //     unknown one is NOT_FOUND and nothing is made), network_interfaces
 //     (→ `nics`, below) and provider_options {"vnc_password": string}
 //     (random when absent); without network_interfaces it adds one public
-//     DHCP NIC, as CloudSigma's own tools do; no drive; `image` and
-//     `machine_type` are INVALID_ARGUMENT (CloudSigma has neither: clone a
-//     library drive with CloneVolume and attach it). `start` (default true)
+//     DHCP NIC, as CloudSigma's own tools do; `machine_type` is
+//     INVALID_ARGUMENT (CloudSigma has none). Without `image` the server has
+//     no drive. `image` (a library drive as ListImages names it,
+//     `accounts/{a}/images/{uuid}`, or its bare uuid) is booted as
+//     pycloudsigma users do it, in the same Operation: the libdrive is read
+//     (unknown: NOT_FOUND, nothing made), cloned
+//     (`POST /libdrives/{uuid}/action/?do=clone`, §7, the clone named as the
+//     server and tagged with the operation), polled until `unmounted`, and
+//     the server is created with the clone in `drives` as its boot drive
+//     (boot_order 1, virtio, "0:0"); the libdrive's uuid stays in the
+//     server's meta (`cloudplane_image`) so Get shows Instance.image. The
+//     clone is a Volume of the account, shown in Instance.volumes. A server
+//     CloudSigma refuses to create deletes the clone before the error is
+//     reported; a refused start deletes the server with
+//     `?recurse=all_drives` (its only drive is the clone). DeleteInstance
+//     deletes the server only: the clone stays an (unattached) Volume until
+//     DeleteVolume, as CloudSigma's own delete without `recurse` leaves it;
+//     `recurse=all_drives` is not used because it would also delete volumes
+//     attached later. `start` (default true)
 //     starts it; the Operation ends RUNNING (or STOPPED). A refused start
 //     deletes the new server again, so nothing half-made stays.
 //     Update masks: display_name, labels (any state); cpu_mhz,
@@ -105,7 +121,7 @@
 //   server refuses any other set field with INVALID_ARGUMENT /
 //   FIELD_UNSUPPORTED before the adapter runs):
 //     CreateInstance does not honour location, firewalls, user_data,
-//       billing_code (nor image, machine_type: see above), nor a network
+//       billing_code (nor machine_type: see above), nor a network
 //       interface's mac_address (CloudSigma's to give) or firewall
 //       (firewall policies are not carried): refused. Attach the same.
 //     CreateNetwork honours labels only (no id, name, ranges, gateway, DNS,
@@ -134,7 +150,12 @@
 //   CreateInstance  the same over `/servers/`; an adopted server converges:
 //       started when it is stopped and `start` asks for it, else polled. A
 //       start refused by CloudSigma deletes the new server; a start whose
-//       answer is ambiguous leaves it for the re-drive to find.
+//       answer is ambiguous leaves it for the re-drive to find. From an
+//       image, before the clone: a drive of this operation (the clone) is
+//       adopted; the poll token (BOOT_DRIVE_READY) carries the server still
+//       to be made (not a VNC password the request did not choose), and
+//       before the server POST the servers are searched for this operation
+//       again, so neither the clone nor the server is made twice.
 //   Attach/Detach read the server's drive list first and converge when the
 //   drive is already (not) there; Update PUTs the whole edited object;
 //   Start/Stop do nothing when the server is already in (or on the way to)

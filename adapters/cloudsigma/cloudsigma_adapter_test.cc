@@ -734,5 +734,145 @@ TEST_F(Networking, LabelsAndMetadataStayApart) {
   EXPECT_THAT(after->items(), testing::UnorderedElementsAre(testing::Pair("boot", "1")));
 }
 
+// Boot from a library image (issue 14): clone, wait, create with the clone
+// as boot drive, start; one operation.
+class ImageBoot : public Networking {
+ protected:
+  std::vector<v1::Volume> Volumes() {
+    v1::ListVolumesRequest lv;
+    lv.set_parent("accounts/cs");
+    auto list = Await<v1::ListVolumesResponse>(
+        [&](Callback<v1::ListVolumesResponse> cb) { p_->ListVolumes(Ctx(), lv, std::move(cb)); });
+    EXPECT_TRUE(list.ok()) << list.status();
+    return list.ok() ? std::vector<v1::Volume>(list->volumes().begin(), list->volumes().end())
+                     : std::vector<v1::Volume>{};
+  }
+  // The first disk image ListImages shows.
+  std::string DiskImage() {
+    v1::ListImagesRequest li;
+    li.set_parent("accounts/cs");
+    auto images = Await<v1::ListImagesResponse>(
+        [&](Callback<v1::ListImagesResponse> cb) { p_->ListImages(Ctx(), li, std::move(cb)); });
+    EXPECT_TRUE(images.ok()) << images.status();
+    if (!images.ok() || images->images().empty()) return "";
+    return images->images(0).name();  // the emulator's Debian 12 disk
+  }
+  v1::CreateInstanceRequest Create(const std::string& id, const std::string& image) {
+    v1::CreateInstanceRequest ci;
+    ci.set_parent("accounts/cs");
+    ci.set_instance_id(id);
+    ci.mutable_instance()->set_cpu_mhz(1000);
+    ci.mutable_instance()->set_memory_bytes(int64_t{1} << 30);
+    ci.mutable_instance()->set_image(image);
+    return ci;
+  }
+  // Waits until the account has no drive (deletes end asynchronously).
+  bool NoVolumesLeft() {
+    for (int i = 0; i < 100; ++i) {
+      if (Volumes().empty()) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+};
+
+TEST_F(ImageBoot, CreateFromImageRunsWithTheCloneAsBootDrive) {
+  ASSERT_NE(p_, nullptr);
+  const std::string image = DiskImage();
+  ASSERT_FALSE(image.empty());
+  v1::CreateInstanceRequest ci = Create("boot-1", image);
+  // The first answer is the clone, still settling; one operation goes on
+  // through it to the server.
+  auto first = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p_->CreateInstance(Ctx("operations/boot"), ci, std::move(cb));
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->done);
+  absl::StatusOr<PollToken> token = ReadPollToken(first->poll_token);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->kind(), PollToken::DRIVE);
+  EXPECT_EQ(token->goal(), PollToken::BOOT_DRIVE_READY);
+  EXPECT_TRUE(token->boot().vnc_password().empty());  // chosen at the POST, never stored
+  // A re-drive before the server exists adopts the clone (no second one).
+  auto instance = Finish<v1::Instance>([&](Callback<MutationProgress> cb) {
+    p_->CreateInstance(Ctx("operations/boot"), ci, std::move(cb));
+  });
+  EXPECT_EQ(instance.name(), "accounts/cs/instances/boot-1");
+  EXPECT_EQ(instance.state(), v1::Instance::RUNNING);
+  EXPECT_EQ(instance.image(), image);
+  std::vector<v1::Volume> volumes = Volumes();
+  ASSERT_EQ(volumes.size(), 1u);
+  ASSERT_EQ(instance.volumes_size(), 1);
+  EXPECT_EQ(instance.volumes(0).volume(), volumes[0].name());
+  EXPECT_EQ(instance.volumes(0).device(), "virtio");
+  EXPECT_EQ(instance.volumes(0).channel(), "0:0");
+  EXPECT_EQ(instance.volumes(0).boot_order(), 1);
+  EXPECT_EQ(volumes[0].size_bytes(), int64_t{10} << 30);  // the image's size
+  // A re-drive after the server exists converges on it.
+  auto again = Finish<v1::Instance>([&](Callback<MutationProgress> cb) {
+    p_->CreateInstance(Ctx("operations/boot"), ci, std::move(cb));
+  });
+  EXPECT_EQ(again.name(), instance.name());
+  EXPECT_EQ(Volumes().size(), 1u);
+  // DeleteInstance deletes the server only: the clone stays a volume of the
+  // account (unattached) until DeleteVolume.
+  v1::StopInstanceRequest stop;
+  stop.set_name(instance.name());
+  stop.set_force(true);
+  Finish<v1::Instance>(
+      [&](Callback<MutationProgress> cb) { p_->StopInstance(Ctx(), stop, std::move(cb)); });
+  v1::DeleteInstanceRequest del;
+  del.set_name(instance.name());
+  Finish<google::protobuf::Empty>(
+      [&](Callback<MutationProgress> cb) { p_->DeleteInstance(Ctx(), del, std::move(cb)); });
+  volumes = Volumes();
+  ASSERT_EQ(volumes.size(), 1u);
+  EXPECT_EQ(volumes[0].name(), instance.volumes(0).volume());
+  v1::DeleteVolumeRequest dv;
+  dv.set_name(volumes[0].name());
+  Finish<google::protobuf::Empty>(
+      [&](Callback<MutationProgress> cb) { p_->DeleteVolume(Ctx(), dv, std::move(cb)); });
+  EXPECT_TRUE(NoVolumesLeft());
+}
+
+TEST_F(ImageBoot, AServerCloudSigmaRefusesLeavesNoClone) {
+  ASSERT_NE(p_, nullptr);
+  const std::string image = DiskImage();
+  ASSERT_FALSE(image.empty());
+  // 100 MHz is below CloudSigma's minimum: the server POST is refused after
+  // the clone was made, and the clone is deleted again.
+  v1::CreateInstanceRequest ci = Create("too-slow", image);
+  ci.mutable_instance()->set_cpu_mhz(100);
+  auto end = RunToEnd(*p_, Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+                        p_->CreateInstance(Ctx("operations/slow"), ci, std::move(cb));
+                      }));
+  EXPECT_EQ(end.status().code(), absl::StatusCode::kInvalidArgument) << end.status();
+  EXPECT_TRUE(NoVolumesLeft());
+  v1::ListInstancesRequest li;
+  li.set_parent("accounts/cs");
+  auto list = Await<v1::ListInstancesResponse>(
+      [&](Callback<v1::ListInstancesResponse> cb) { p_->ListInstances(Ctx(), li, std::move(cb)); });
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->instances_size(), 0);
+}
+
+TEST_F(ImageBoot, BadAndUnknownImagesMakeNothing) {
+  ASSERT_NE(p_, nullptr);
+  v1::CreateInstanceRequest ci = Create("bad", "accounts/cs/images/debian");
+  auto r = Await<MutationProgress>(
+      [&](Callback<MutationProgress> cb) { p_->CreateInstance(Ctx(), ci, std::move(cb)); });
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad = GetBadRequest(r.status());
+  ASSERT_TRUE(bad.has_value());
+  ASSERT_EQ(bad->field_violations_size(), 1);
+  EXPECT_EQ(bad->field_violations(0).field(), "instance.image");
+  ci = Create("unknown", "accounts/cs/images/10619300-edda-42ba-91e0-7e3df0689d00");
+  r = Await<MutationProgress>([&](Callback<MutationProgress> cb) {
+    p_->CreateInstance(Ctx("operations/unknown"), ci, std::move(cb));
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
+  EXPECT_TRUE(Volumes().empty());
+}
+
 }  // namespace
 }  // namespace cloudplane::adapters::cloudsigma

@@ -43,11 +43,6 @@ absl::Status CheckCreate(const v1::CreateInstanceRequest& request, std::string& 
     AddFieldViolation(status, "instance.memory_bytes", "must be positive");
   }
   if (in.cpu_count() < 0) AddFieldViolation(status, "instance.cpu_count", "must not be negative");
-  if (!in.image().empty()) {
-    AddFieldViolation(status, "instance.image",
-                      "CloudSigma servers have no image: clone a library drive "
-                      "(CloneVolume) and attach it (AttachVolume)");
-  }
   if (!in.machine_type().empty()) {
     AddFieldViolation(status, "instance.machine_type",
                       "CloudSigma has no machine types; set cpu_mhz and memory_bytes");
@@ -78,6 +73,22 @@ absl::StatusOr<std::string> KeyId(absl::string_view account, const std::string& 
   return key_name;
 }
 
+// The local checks of an image: the libdrive uuid of `accounts/{a}/images/{uuid}`
+// (ListImages' names) or of a bare uuid.
+absl::StatusOr<std::string> ImageId(absl::string_view account, const std::string& image) {
+  std::string id = image;
+  if (absl::StartsWith(image, "accounts/")) {
+    absl::StatusOr<std::string> parsed = IdFromName("instance.image", account, "images", image);
+    if (!parsed.ok()) return parsed.status();
+    id = *std::move(parsed);
+  }
+  if (!IsUuid(id)) {
+    return InvalidField("instance.image",
+                        "must be a library drive: accounts/{a}/images/{uuid} or its uuid");
+  }
+  return id;
+}
+
 void ResolveKey(const AccountPtr& account, absl::Time deadline, const std::string& key_name,
                 Callback<std::vector<std::string>> done) {
   if (key_name.empty()) return std::move(done)(std::vector<std::string>{});
@@ -94,17 +105,21 @@ void ResolveKey(const AccountPtr& account, absl::Time deadline, const std::strin
 // deletes the server (a create must not leave a half-made one). A start whose
 // answer is ambiguous (kit::IsAmbiguous) may be under way: the server stays,
 // and the re-driven create finds it by its meta and converges.
+// With with_drives the undo deletes the server's drives too
+// (`?recurse=all_drives`, §5.7): a new server booted from an image has only
+// the image's clone.
 void StartThenPoll(const AccountPtr& account, absl::Time deadline, const std::string& uuid,
-                   bool undo_on_error, Callback<MutationProgress> done) {
+                   bool undo_on_error, bool with_drives, Callback<MutationProgress> done) {
   Call(account, deadline, "POST", absl::StrCat("/servers/", uuid, "/action/?do=start"), "{}",
        absl::StrCat("POST server ", uuid, " start"),
-       [account, uuid, undo_on_error,
+       [account, uuid, undo_on_error, with_drives,
         done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
          if (!r.ok()) {
            if (undo_on_error && !kit::IsAmbiguous(r.status())) {
              Send(account, absl::Now() + absl::Seconds(30), "DELETE",
-                  ObjectPath("servers", uuid), "", "DELETE server (undo)",
-                  [](absl::StatusOr<HttpResponse>) {});
+                  absl::StrCat(ObjectPath("servers", uuid),
+                               with_drives ? "?recurse=all_drives" : ""),
+                  "", "DELETE server (undo)", [](absl::StatusOr<HttpResponse>) {});
            }
            return std::move(done)(r.status());
          }
@@ -113,20 +128,118 @@ void StartThenPoll(const AccountPtr& account, absl::Time deadline, const std::st
        });
 }
 
-// POSTs the new server, then starts it when asked.
+// POSTs the new server, then starts it when asked. A server with a boot
+// drive (the clone of an image) that CloudSigma refuses to create deletes
+// that drive before the error is reported, so the failed create leaves
+// nothing; an ambiguous answer leaves it for the re-drive.
 void PostServer(const AccountPtr& account, absl::Time deadline, const ServerSpec& spec,
                 bool start, Callback<MutationProgress> done) {
+  const std::string boot_drive = spec.boot_drive_uuid;
   Call(
       account, deadline, "POST", "/servers/", ServerCreateBody(spec), "POST servers",
-      [account, deadline, start, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-        if (!r.ok()) return std::move(done)(r.status());
+      [account, deadline, start, boot_drive,
+       done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+        if (!r.ok()) {
+          if (boot_drive.empty() || kit::IsAmbiguous(r.status())) {
+            return std::move(done)(r.status());
+          }
+          return Send(account, absl::Now() + absl::Seconds(30), "DELETE",
+                      ObjectPath("drives", boot_drive), "",
+                      absl::StrCat("DELETE drive ", boot_drive, " (undo)"),
+                      [status = r.status(), done = std::move(done)](
+                          absl::StatusOr<HttpResponse>) mutable { std::move(done)(status); });
+        }
         absl::StatusOr<WireObject> o = ParseObject(r->body);
         if (!o.ok()) return std::move(done)(o.status());
         // Creation is synchronous; a new server is stopped (servers.rst).
         if (!start) return DoneWithInstance(account, deadline, *o, std::move(done));
-        StartThenPoll(account, deadline, o->uuid, /*undo_on_error=*/true, std::move(done));
+        StartThenPoll(account, deadline, o->uuid, /*undo_on_error=*/true,
+                      /*with_drives=*/!boot_drive.empty(), std::move(done));
       },
       "instance.");
+}
+
+// The BootServer of a token, and back.
+BootServer ToBoot(const ServerSpec& spec, bool start) {
+  BootServer boot;
+  boot.set_name(spec.name);
+  boot.set_cpu_mhz(spec.cpu_mhz);
+  boot.set_memory_bytes(spec.memory_bytes);
+  boot.set_smp(spec.smp);
+  boot.set_vnc_password(spec.vnc_password);
+  boot.mutable_meta()->insert(spec.meta.begin(), spec.meta.end());
+  for (const NicSpec& nic : spec.nics.value_or(std::vector<NicSpec>{})) {
+    BootServer::Nic* n = boot.add_nics();
+    n->set_vlan_uuid(nic.vlan_uuid);
+    n->set_static_ip(nic.static_ip);
+    n->set_model(nic.model);
+  }
+  boot.mutable_pubkeys()->Add(spec.pubkeys.begin(), spec.pubkeys.end());
+  boot.set_start(start);
+  return boot;
+}
+
+ServerSpec FromBoot(const BootServer& boot) {
+  ServerSpec spec;
+  spec.name = boot.name();
+  spec.cpu_mhz = boot.cpu_mhz();
+  spec.memory_bytes = boot.memory_bytes();
+  spec.smp = boot.smp();
+  // A password the request did not choose is not kept in the token.
+  spec.vnc_password = boot.vnc_password().empty() ? RandomVncPassword() : boot.vnc_password();
+  spec.meta.insert(boot.meta().begin(), boot.meta().end());
+  if (boot.nics_size() > 0) {
+    spec.nics.emplace();
+    for (const BootServer::Nic& n : boot.nics()) {
+      spec.nics->push_back({.vlan_uuid = n.vlan_uuid(), .static_ip = n.static_ip(),
+                            .model = n.model()});
+    }
+  }
+  spec.pubkeys.assign(boot.pubkeys().begin(), boot.pubkeys().end());
+  return spec;
+}
+
+// The library image of a create: clones it (§7: a libdrive clone is an
+// ordinary drive of the account), tagged with the operation, and waits for
+// the clone to settle; the server follows in BootFromDrive. A re-drive finds
+// the clone by its meta and does not clone again.
+void CloneImage(const AccountPtr& account, absl::Time deadline, const std::string& image_uuid,
+                const std::string& image_name, const std::string& operation, BootServer boot,
+                Callback<MutationProgress> done) {
+  FindExisting(
+      account, deadline, "drives", "", operation, ResourceName(account->id, "volumes", "-"),
+      [account, deadline, image_uuid, image_name, operation, boot = std::move(boot),
+       done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
+        if (!found.ok()) return std::move(done)(found.status());
+        PollToken token = MakePollToken(PollToken::DRIVE, "", PollToken::BOOT_DRIVE_READY);
+        *token.mutable_boot() = std::move(boot);
+        if (found->has_value()) {
+          token.set_uuid(**found);
+          return Poll(account, deadline, token, std::move(done));
+        }
+        // The image first: an unknown one is NOT_FOUND naming it, and
+        // nothing is made.
+        GetObject(
+            account, deadline, "libdrives", image_uuid, image_name, "image",
+            [account, deadline, image_uuid, operation, token = std::move(token),
+             done = std::move(done)](absl::StatusOr<WireObject> image) mutable {
+              if (!image.ok()) return std::move(done)(image.status());
+              Call(account, deadline, "POST",
+                   absl::StrCat("/libdrives/", image_uuid, "/action/?do=clone"),
+                   DriveCloneBody(token.boot().name(), "", operation),
+                   absl::StrCat("POST libdrive ", image_uuid, " clone"),
+                   [token = std::move(token),
+                    done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+                     if (!r.ok()) return std::move(done)(r.status());
+                     absl::StatusOr<WireObject> clone = ParseObject(r->body);
+                     if (!clone.ok()) return std::move(done)(clone.status());
+                     token.set_uuid(clone->uuid);
+                     std::move(done)(PendingOn(token, absl::StrCat("cloning the image to drive ",
+                                                                   clone->uuid, " (",
+                                                                   clone->status, ")")));
+                   });
+            });
+      });
 }
 
 // A re-driven create found its server: converge from wherever the first
@@ -138,7 +251,7 @@ void Converge(const AccountPtr& account, absl::Time deadline, const std::string&
              done = std::move(done)](absl::StatusOr<WireObject> o) mutable {
               if (!o.ok()) return std::move(done)(o.status());
               if (start && o->status == "stopped") {
-                return StartThenPoll(account, deadline, uuid, false, std::move(done));
+                return StartThenPoll(account, deadline, uuid, false, false, std::move(done));
               }
               Poll(account, deadline,
                    MakePollToken(PollToken::SERVER, uuid,
@@ -161,6 +274,27 @@ void PutServer(const AccountPtr& account, absl::Time deadline, const WireObject&
         std::move(done)(ParseObject(r->body));
       },
       "instance.");
+}
+
+void BootFromDrive(const AccountPtr& account, absl::Time deadline, const PollToken& token,
+                   Callback<MutationProgress> done) {
+  const BootServer& boot = token.boot();
+  auto operation = boot.meta().find(std::string(kOperationMetaKey));
+  FindExisting(account, deadline, "servers", "",
+               operation == boot.meta().end() ? "" : operation->second,
+               ResourceName(account->id, "instances", "-"),
+               [account, deadline, token,
+                done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
+                 if (!found.ok()) return std::move(done)(found.status());
+                 // Made before a crash: converge from there.
+                 if (found->has_value()) {
+                   return Converge(account, deadline, **found, token.boot().start(),
+                                   std::move(done));
+                 }
+                 ServerSpec spec = FromBoot(token.boot());
+                 spec.boot_drive_uuid = token.uuid();
+                 PostServer(account, deadline, spec, token.boot().start(), std::move(done));
+               });
 }
 
 void CloudSigmaProvider::ListInstances(const CallContext& ctx,
@@ -203,6 +337,15 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
       AddFieldViolation(checked, "instance.key_name", id.status().message());
     }
   }
+  std::string image_uuid;
+  if (!request.instance().image().empty()) {
+    absl::StatusOr<std::string> id = ImageId(account_->id, request.instance().image());
+    if (id.ok()) {
+      image_uuid = *std::move(id);
+    } else {
+      AddFieldViolation(checked, "instance.image", id.status().message());
+    }
+  }
   if (!checked.ok()) return std::move(done)(checked);
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Instance()));
   const v1::Instance& in = request.instance();
@@ -218,6 +361,7 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
   spec.meta = LabelMeta(in.labels());
   if (!request.instance_id().empty()) spec.meta[std::string(kIdMetaKey)] = request.instance_id();
   if (!ctx.operation.empty()) spec.meta[std::string(kOperationMetaKey)] = ctx.operation;
+  if (!image_uuid.empty()) spec.meta[std::string(kImageMetaKey)] = image_uuid;
   spec.nics = std::move(nics);
   auto account = account_;
   const absl::Time deadline = ctx.deadline;
@@ -225,18 +369,27 @@ void CloudSigmaProvider::CreateInstance(const CallContext& ctx,
       account->id, "instances", request.instance_id().empty() ? "-" : request.instance_id());
   FindExisting(
       account, deadline, "servers", request.instance_id(), ctx.operation, resource_name,
-      [account, deadline, spec = std::move(spec), start, key_name = in.key_name(),
+      [account, deadline, spec = std::move(spec), start, key_name = in.key_name(), image_uuid,
+       image_name = in.image(), operation = ctx.operation,
+       choose_password = vnc_password.empty(),
        done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
         if (!found.ok()) return std::move(done)(found.status());
         if (found->has_value()) return Converge(account, deadline, **found, start, std::move(done));
         // The key pair is looked up before anything is made: an unknown one
         // is NOT_FOUND and no server exists.
         ResolveKey(account, deadline, key_name,
-                   [account, deadline, spec = std::move(spec), start, done = std::move(done)](
+                   [account, deadline, spec = std::move(spec), start, image_uuid, image_name,
+                    operation, choose_password, done = std::move(done)](
                        absl::StatusOr<std::vector<std::string>> pubkeys) mutable {
                      if (!pubkeys.ok()) return std::move(done)(pubkeys.status());
                      spec.pubkeys = *std::move(pubkeys);
-                     PostServer(account, deadline, spec, start, std::move(done));
+                     if (image_uuid.empty()) {
+                       return PostServer(account, deadline, spec, start, std::move(done));
+                     }
+                     BootServer boot = ToBoot(spec, start);
+                     if (choose_password) boot.clear_vnc_password();
+                     CloneImage(account, deadline, image_uuid, image_name, operation,
+                                std::move(boot), std::move(done));
                    });
       });
 }

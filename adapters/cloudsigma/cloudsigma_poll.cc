@@ -22,6 +22,7 @@ bool Reached(const PollToken& token, const WireObject& o) {
       o.referenced_uuids.end();
   switch (token.goal()) {
     case PollToken::SETTLED:
+    case PollToken::BOOT_DRIVE_READY:
       return o.status == "unmounted" || o.status == "mounted";
     case PollToken::RUNNING:
       return o.status == "running";
@@ -85,6 +86,9 @@ void Poll(const AccountPtr& account, absl::Time deadline, const PollToken& token
            return std::move(done)(
                PendingOn(token, absl::StrFormat("waiting for %s %s (now %s)",
                                                 KindName(token.kind()), token.uuid(), o->status)));
+         }
+         if (token.goal() == PollToken::BOOT_DRIVE_READY) {
+           return BootFromDrive(account, deadline, token, std::move(done));
          }
          if (token.kind() == PollToken::DRIVE) {
            return DoneWithVolume(account, deadline, *o, std::move(done));

@@ -53,6 +53,14 @@ void DoneWithVolume(const AccountPtr& account, absl::Time deadline, const WireOb
 void DoneWithInstance(const AccountPtr& account, absl::Time deadline, const WireObject& server,
                       Callback<MutationProgress> done);
 
+// The step of a CreateInstance from an image once the image's clone (the
+// drive of a BOOT_DRIVE_READY token) has settled: creates token.boot()'s
+// server with that drive as its boot drive and starts it if asked; a server
+// this operation made already (a re-drive) is adopted instead. A server
+// CloudSigma refuses deletes the clone before the error is reported.
+void BootFromDrive(const AccountPtr& account, absl::Time deadline, const PollToken& token,
+                   Callback<MutationProgress> done);
+
 // PUTs `server` edited by `edit` (the whole definition, servers.rst); answers
 // the updated object. Validation errors name `instance.<field>`.
 void PutServer(const AccountPtr& account, absl::Time deadline, const WireObject& server,

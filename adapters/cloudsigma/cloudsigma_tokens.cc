@@ -44,6 +44,9 @@ absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes) {
     wrong = "it has no goal";
   } else if (needs_server && (!drive || !IsUuid(token->server_uuid()))) {
     wrong = "a drive's mount goal names no server uuid";
+  } else if (token->goal() == PollToken::BOOT_DRIVE_READY &&
+             (!drive || !token->has_boot() || token->boot().memory_bytes() <= 0)) {
+    wrong = "a boot drive's goal names no server to make";
   }
   if (wrong != nullptr) {
     return kit::UnreadableToken(absl::StrCat("a CloudSigma token, but ", wrong));

@@ -29,7 +29,7 @@ std::string PackPollToken(const PollToken& token);
 // The token in `bytes`. DATA_LOSS with reason OPERATION_STATE_UNREADABLE for
 // bytes PackPollToken did not make: no PollToken, an unknown version, or a
 // token that names no drive or server, no goal, or (MOUNTED, UNMOUNTED) no
-// server.
+// server, or (BOOT_DRIVE_READY) no server to make.
 absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes);
 
 // "drive" or "server" (for messages), and the collection path segment

@@ -442,6 +442,9 @@ absl::StatusOr<v1::Instance> ServerToInstance(absl::string_view object_json,
     }
   }
   PutServerLabels(doc, i.mutable_labels());
+  if (auto meta = Meta(doc); !meta[std::string(kImageMetaKey)].empty()) {
+    i.set_image(ResourceName(account, "images", meta[std::string(kImageMetaKey)]));
+  }
   auto* details = i.mutable_provider_details();
   SetDetail(details, "uuid", String(doc, "uuid"));
   if (const rj::Value* keys = Member(doc, "pubkeys"); keys && keys->IsArray() && !keys->Empty()) {
@@ -644,6 +647,19 @@ std::string ServerCreateBody(const ServerSpec& spec) {
   WriteMeta(w, spec.meta);
   w.Key("drives");
   w.StartArray();
+  if (!spec.boot_drive_uuid.empty()) {
+    // The boot drive as pycloudsigma attaches one (servers.rst, "drives").
+    w.StartObject();
+    w.Key("boot_order");
+    w.Int(1);
+    w.Key("dev_channel");
+    w.String("0:0");
+    w.Key("device");
+    w.String("virtio");
+    w.Key("drive");
+    w.String(spec.boot_drive_uuid.c_str());
+    w.EndObject();
+  }
   w.EndArray();
   w.Key("nics");
   w.StartArray();

@@ -57,6 +57,9 @@ inline constexpr absl::string_view kIdMetaKey = "cloudplane_id";
 inline constexpr absl::string_view kOperationMetaKey = "cloudplane_operation";
 inline constexpr absl::string_view kReservedMetaPrefix = "cloudplane_";
 inline constexpr absl::string_view kLabelMetaPrefix = "cloudplane_label_";
+// A server booted from a library image keeps that libdrive's uuid here
+// (CloudSigma does not record a clone's source), so Get shows Instance.image.
+inline constexpr absl::string_view kImageMetaKey = "cloudplane_image";
 
 // ---------------------------------------------------------------------------
 // Names and ids.
@@ -218,6 +221,9 @@ struct ServerSpec {
   // nullopt: one public DHCP NIC (CloudSigma's usual server).
   std::optional<std::vector<NicSpec>> nics;
   std::vector<std::string> pubkeys;  // keypair uuids
+  // A drive attached as the boot drive (boot_order 1, virtio "0:0",
+  // servers.rst "drives"); "" for a server without drives.
+  std::string boot_drive_uuid;
 };
 // meta of a server's labels: each key under kLabelMetaPrefix.
 std::map<std::string, std::string> LabelMeta(

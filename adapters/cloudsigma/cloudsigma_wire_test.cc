@@ -470,5 +470,32 @@ TEST(Wire, MalformedPayloadsNeverCrash) {
   }
 }
 
+TEST(Wire, ServerBootDriveOnCreateAndImageOnGet) {
+  ServerSpec spec;
+  spec.name = "n";
+  spec.vnc_password = "p";
+  EXPECT_THAT(ServerCreateBody(spec), testing::HasSubstr(R"("drives":[])"));
+  spec.boot_drive_uuid = "f6c3e4a2-6b0e-4f7a-9a0d-2d4a1a9c1b11";
+  spec.meta[std::string(kImageMetaKey)] = "00000000-0000-0000-0000-0000c0ffee00";
+  // As pycloudsigma attaches a boot disk (protocol reference §5.3).
+  EXPECT_THAT(ServerCreateBody(spec),
+              testing::HasSubstr(R"("drives":[{"boot_order":1,"dev_channel":"0:0",)"
+                                 R"("device":"virtio",)"
+                                 R"("drive":"f6c3e4a2-6b0e-4f7a-9a0d-2d4a1a9c1b11"}])"));
+  auto instance = ServerToInstance(
+      R"({"uuid":"d0ae4a09-13d5-4af2-aa12-56935035adef","status":"stopped",)"
+      R"("meta":{"cloudplane_image":"00000000-0000-0000-0000-0000c0ffee00"},)"
+      R"("drives":[{"boot_order":1,"dev_channel":"0:0","device":"virtio","drive":)"
+      R"({"uuid":"f6c3e4a2-6b0e-4f7a-9a0d-2d4a1a9c1b11"}}]})",
+      "cs", {});
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  EXPECT_EQ(instance->image(), "accounts/cs/images/00000000-0000-0000-0000-0000c0ffee00");
+  ASSERT_EQ(instance->volumes_size(), 1);
+  EXPECT_EQ(instance->volumes(0).volume(),
+            "accounts/cs/volumes/f6c3e4a2-6b0e-4f7a-9a0d-2d4a1a9c1b11");
+  EXPECT_EQ(instance->volumes(0).boot_order(), 1);
+  EXPECT_TRUE(instance->labels().empty());
+}
+
 }  // namespace
 }  // namespace cloudplane::adapters::cloudsigma

@@ -75,9 +75,9 @@ def test_accounts(server):
     assert account["name"] == "accounts/sandbox"
     capabilities = {c["method"]: c for c in account["capabilities"]}
     # The sandbox can cancel a pending create; it cannot cancel a read.
-    assert capabilities["cloudplane.v1.ComputeService.CreateInstance"] == {
-        "method": "cloudplane.v1.ComputeService.CreateInstance",
-        "supported": True, "cancellable": True}
+    create = capabilities["cloudplane.v1.ComputeService.CreateInstance"]
+    assert (create["supported"], create["cancellable"]) == (True, True)
+    assert "instance.display_name" in create["honoured_fields"]
     assert capabilities["cloudplane.v1.ComputeService.ListInstances"] == {
         "method": "cloudplane.v1.ComputeService.ListInstances", "supported": True}
 
