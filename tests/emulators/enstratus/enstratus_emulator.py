@@ -35,6 +35,12 @@ Behaviour worth knowing in tests:
   * Volumes: addVolume is a job (message = volumeId), the volume is PENDING
     until --boot-seconds later; attach/detach are jobs that set or clear
     `server` and `deviceId`; deleting an attached volume is 409.
+  * Networks (network/Network, mixcoatl's Network): addNetwork is a job
+    (message = networkId) that needs budget, name, description, a region and
+    an IPv4 CIDR `networkAddress`; the network is ACTIVE when the job ends.
+    A list with activeOnly=true (mixcoatl always sends it) leaves out
+    networks that are not ACTIVE. DELETE is a job; a network that a server
+    was launched into is 409.
   * admin/Job lists every job, whoever started it.
   * GET /_emulator/requests returns the request log (method, path,
     access key, status) — never a secret or a signature.
@@ -45,6 +51,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import signal
@@ -163,6 +170,8 @@ class State:
         self.next_firewall = 117164
         self.next_rule = 3706472
         self.next_volume = 220001
+        self.networks = {}
+        self.next_network = 42001
         self.request_log = []
 
     # Jobs ------------------------------------------------------------------
@@ -548,6 +557,11 @@ class Emulator:
             if st.firewalls[fw_id]["region"]["regionId"] != region:
                 raise ApiError(400, f"Firewall {fw_id} is not in region {region}")
             firewall_ids.append(fw_id)
+        network_id = None
+        if spec.get("network") is not None:
+            network_id = _ref(spec, "network", "networkId", "network.networkId")
+            if network_id not in st.networks:
+                raise ApiError(400, f"No such network: {network_id}")
         name = spec["name"]
         fail = (f"Launch of {name} failed: the cloud refused the request (emulated failure)"
                 if name.startswith(self.args.fail_prefix) else None)
@@ -575,6 +589,8 @@ class Emulator:
                 st.servers[server_id]["label"] = spec["label"]
             if spec.get("keypair"):
                 st.servers[server_id]["_keypair"] = spec["keypair"]
+            if network_id is not None:
+                st.servers[server_id]["network"] = {"networkId": network_id}
             return server_id
 
         job = st.new_job(f"Launch Server {name}", complete, fail)
@@ -702,6 +718,87 @@ class Emulator:
         job = st.new_job(f"Delete Firewall {fw_id}", complete)
         return 202, {"jobs": [dict(job)]}
 
+    # Networks ------------------------------------------------------------
+    def networks(self, rid, query, body):
+        one = self._get(self.state.networks, rid, "networks", "network")
+        if one:
+            return 200, one
+        items = list(self.state.networks.values())
+        if "regionId" in query:
+            region = _id(query["regionId"], "regionId")
+            items = [n for n in items if n["region"]["regionId"] == region]
+        if "dataCenterId" in query:
+            dc = _id(query["dataCenterId"], "dataCenterId")
+            items = [n for n in items if (n.get("dataCenter") or {}).get("dataCenterId") == dc]
+        if str(query.get("activeOnly", "")).lower() == "true":
+            items = [n for n in items if n["status"] == "ACTIVE"]
+        return 200, {"networks": [_public(n) for n in items]}
+
+    def add_network(self, rid, query, body):
+        st = self.state
+        spec = _args_of(body, "addNetwork")
+        for field in ("name", "description", "networkAddress"):
+            if not isinstance(spec.get(field), str) or not spec[field]:
+                raise ApiError(400, f"{field} is required")
+        try:
+            cidr = ipaddress.IPv4Network(spec["networkAddress"], strict=True)
+        except ValueError:
+            raise ApiError(400, f"networkAddress {spec['networkAddress']} is not an IPv4 CIDR")
+        region = _ref(spec, "region", "regionId", "region.regionId")
+        if region not in st.regions:
+            raise ApiError(400, f"No such region: {region}")
+        if "budget" not in spec or _id(spec["budget"], "budget") not in st.billing:
+            raise ApiError(400, "budget must name a billing code")
+        servers = {}
+        for field in ("dnsServers", "ntpServers"):
+            value = spec.get(field, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ApiError(400, f"{field} must be a list of addresses")
+            servers[field] = value
+        name = spec["name"]
+        fail = (f"Creating network {name} failed (emulated failure)"
+                if name.startswith(self.args.fail_prefix) else None)
+
+        def complete():
+            net_id = st.next_network
+            st.next_network += 1
+            now = dcm_date(time.time())
+            st.networks[net_id] = {
+                "networkId": net_id, "name": name, "description": spec["description"],
+                "status": "ACTIVE", "providerId": f"vpc-{net_id:08x}",
+                "networkAddress": str(cidr), "networkType": "STANDARD",
+                "region": {"regionId": region}, "cloud": CLOUD, "customer": CUSTOMER,
+                "budget": _id(spec["budget"], "budget"), "account": {"accountId": 16000},
+                "owningUser": {"userId": 12345}, "dnsServers": servers["dnsServers"],
+                "ntpServers": servers["ntpServers"], "subnets": [], "removable": True,
+                "flat": True, "canHaveSubnets": True, "allowSubnetCreation": False,
+                "publiclyAddressable": False, "agentCommunication": "PUBLIC",
+                "guid": f"/network/{net_id}", "createdTimestamp": now,
+                "lastModifiedTimestamp": now}
+            if spec.get("label"):
+                st.networks[net_id]["label"] = spec["label"]
+            return net_id
+
+        job = st.new_job(f"Create Network {name}", complete, fail)
+        return 202, {"jobs": [dict(job)]}
+
+    def delete_network(self, rid, query, body):
+        st = self.state
+        net_id = _id(rid, "networkId") if rid is not None else None
+        if net_id not in st.networks:
+            raise ApiError(404, f"No such network: {rid}")
+        in_use = [s["serverId"] for s in st.servers.values()
+                  if (s.get("network") or {}).get("networkId") == net_id]
+        if in_use:
+            raise ApiError(409, f"Network {net_id} is in use by server {in_use[0]}")
+
+        def complete():
+            st.networks.pop(net_id, None)
+            return ""
+
+        job = st.new_job(f"Remove Network {net_id}", complete)
+        return 202, {"jobs": [dict(job)]}
+
     def rules(self, rid, query, body):
         one = self._get(self.state.rules, rid, "rules", "firewall rule")
         if one:
@@ -773,6 +870,9 @@ ROUTES = {
     ("GET", "network/FirewallRule"): Emulator.rules,
     ("POST", "network/FirewallRule"): Emulator.add_rule,
     ("DELETE", "network/FirewallRule"): Emulator.delete_rule,
+    ("GET", "network/Network"): Emulator.networks,
+    ("POST", "network/Network"): Emulator.add_network,
+    ("DELETE", "network/Network"): Emulator.delete_network,
     ("GET", "admin/Job"): Emulator.jobs,
     ("GET", "admin/BillingCode"): Emulator.billing_codes,
 }

@@ -330,3 +330,100 @@ def test_real_mixcoatl_client_volumes_and_job_list(emulator):
     status, body, _ = emulator.request("GET", "admin/Job")
     assert sorted(out["job_ids"]) == sorted(j["jobId"] for j in body["jobs"])
     assert len(out["job_ids"]) >= 5
+
+
+def test_networks_are_jobs_and_refuse_bad_requests(emulator):
+    status, body, _ = emulator.request("POST", "network/Network", {"addNetwork": [{
+        "budget": es.BUDGET, "name": "raw-net", "description": "d",
+        "networkAddress": "10.20.0.0/16", "region": {"regionId": es.REGION},
+        "dnsServers": ["10.20.0.2"], "label": "green"}]})
+    assert status == 202, body
+    job = emulator.wait_job(body["jobs"][0]["jobId"])
+    assert job["status"] == "COMPLETE" and job["message"].isdigit()
+    net_id = int(job["message"])
+    status, body, _ = emulator.request("GET", f"network/Network/{net_id}")
+    assert status == 200 and len(body["networks"]) == 1
+    net = body["networks"][0]
+    assert (net["networkAddress"], net["label"], net["status"]) == ("10.20.0.0/16", "green",
+                                                                    "ACTIVE")
+    assert net["region"] == {"regionId": es.REGION} and net["dnsServers"] == ["10.20.0.2"]
+    status, body, _ = emulator.request("GET", f"network/Network?regionId=19341&activeOnly=true")
+    assert status == 200 and net_id not in [n["networkId"] for n in body["networks"]]
+    for bad, word in ((dict(networkAddress="10.20.0.1/16"), "networkAddress"),
+                      (dict(networkAddress=""), "networkAddress"),
+                      (dict(region={"regionId": 1}), "region"),
+                      (dict(budget=1), "budget")):
+        spec = {"budget": es.BUDGET, "name": "bad", "description": "d",
+                "networkAddress": "10.0.0.0/24", "region": {"regionId": es.REGION}, **bad}
+        status, body, _ = emulator.request("POST", "network/Network", {"addNetwork": [spec]})
+        assert status == 400 and word in body["error"]["message"], body
+    status, body, _ = emulator.request("DELETE", f"network/Network/{net_id}?reason=x")
+    assert status == 202
+    assert emulator.wait_job(body["jobs"][0]["jobId"])["status"] == "COMPLETE"
+    status, body, _ = emulator.request("GET", f"network/Network/{net_id}")
+    assert status == 404 and "No such network" in body["error"]["message"]
+    status, body, _ = emulator.request("DELETE", f"network/Network/{net_id}?reason=x")
+    assert status == 404
+
+
+MIXCOATL_NETWORK_SCRIPT = r'''
+import json, os, time
+from mixcoatl.network.network import Network
+from mixcoatl.admin.job import Job
+
+def wait(job_id):
+    for _ in range(200):
+        j = Job(job_id)
+        j.load()
+        if j.status != "RUNNING":
+            return j
+        time.sleep(0.05)
+
+out = {}
+out["before"] = Network.all(keys_only=True)
+n = Network()
+n.budget = int(os.environ["BUDGET"])
+n.name = "mixcoatl-net"
+n.description = "made by mixcoatl"
+n.network_address = "10.30.0.0/24"
+n.region = int(os.environ["REGION"])
+n.dns_servers = "10.30.0.2"
+job = n.create(label="blue")
+j = wait(job.job_id)
+out["create_status"] = j.status
+net_id = int(j.message)
+out["listed"] = [{"id": x.network_id, "name": x.name, "cidr": x.network_address,
+                  "label": x.label, "region": x.region["region_id"], "dns": x.dns_servers}
+                 for x in Network.all(region_id=int(os.environ["REGION"]))]
+one = Network(net_id)
+one.load()
+out["one"] = [one.name, one.network_address, one.status]
+out["destroyed"] = bool(one.destroy(reason="done"))
+out["delete_status"] = wait(one.current_job).status
+out["after"] = Network.all(keys_only=True)
+print(json.dumps(out))
+'''
+
+
+def test_real_mixcoatl_networks(emulator):
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": MIXCOATL_PATH,
+           "HOME": str(emulator.workdir), "DCM_ENDPOINT": emulator.url,
+           "DCM_ACCESS_KEY": es.ACCESS_KEY, "DCM_SECRET_KEY": es.SECRET_KEY,
+           "DCM_SSL_VERIFY": "0", "REGION": str(es.REGION), "BUDGET": str(es.BUDGET),
+           "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = subprocess.run([MIXCOATL_PYTHON, "-c", MIXCOATL_NETWORK_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["create_status"] == "COMPLETE", out
+    mine = [n for n in out["listed"] if n["name"] == "mixcoatl-net"]
+    assert len(mine) == 1, out
+    assert mine[0]["cidr"] == "10.30.0.0/24" and mine[0]["label"] == "blue"
+    assert mine[0]["region"] == es.REGION and mine[0]["dns"] == ["10.30.0.2"]
+    assert out["one"] == ["mixcoatl-net", "10.30.0.0/24", "ACTIVE"]
+    assert out["delete_status"] == "COMPLETE", out
+    assert out["after"] == out["before"]
+    # mixcoatl sent addNetwork and the DELETE with its reason, signed as "mixcoatl".
+    sent = [(r["method"], r["path"].split("?")[0].rsplit("/", 1)[-1])
+            for r in emulator.requests_log() if r["userAgent"] == "mixcoatl"]
+    assert ("POST", "Network") in sent and ("DELETE", str(mine[0]["id"])) in sent
