@@ -80,6 +80,25 @@ TEST(PollTokens, ForeignOrInconsistentTokensAreRefused) {
       "a server cannot be mounted");
 }
 
+TEST(PollTokens, ABootDriveTokenCarriesTheServerToMake) {
+  PollToken token = MakePollToken(PollToken::DRIVE, kDrive, PollToken::BOOT_DRIVE_READY);
+  ExpectUnreadable(PackPollToken(token), "no server to make");
+  token.mutable_boot()->set_name("web");
+  token.mutable_boot()->set_cpu_mhz(1000);
+  token.mutable_boot()->set_memory_bytes(int64_t{1} << 30);
+  (*token.mutable_boot()->mutable_meta())["cloudplane_operation"] = "operations/x";
+  token.mutable_boot()->add_nics()->set_vlan_uuid(kServer);
+  token.mutable_boot()->set_start(true);
+  absl::StatusOr<PollToken> back = ReadPollToken(PackPollToken(token));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->boot().meta().at("cloudplane_operation"), "operations/x");
+  EXPECT_EQ(back->boot().nics(0).vlan_uuid(), kServer);
+  EXPECT_TRUE(back->boot().start());
+  PollToken server = MakePollToken(PollToken::SERVER, kServer, PollToken::BOOT_DRIVE_READY);
+  *server.mutable_boot() = token.boot();
+  ExpectUnreadable(PackPollToken(server), "a server is no boot drive");
+}
+
 TEST(PollTokens, KindNames) {
   EXPECT_EQ(KindName(PollToken::DRIVE), "drive");
   EXPECT_EQ(KindName(PollToken::SERVER), "server");
