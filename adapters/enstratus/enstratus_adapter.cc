@@ -38,6 +38,13 @@ AliasNames NamesOf(AliasKind kind) {
   return {"", ""};
 }
 
+// The creates DCM charges to a budget code, which no request field names:
+// supported only with the account option `budget`.
+std::vector<std::string> NeedBudget() {
+  return {FullMethodName("FirewallsService", "CreateFirewall"),
+          FullMethodName("NetworksService", "CreateNetwork")};
+}
+
 }  // namespace
 
 const ProviderInfo& EnstratusProvider::Info() const {
@@ -48,15 +55,18 @@ const ProviderInfo& EnstratusProvider::Info() const {
 std::vector<std::string> EnstratusProvider::SupportedMethods() const {
   std::vector<std::string> methods = Info().supported_methods;
   if (a_->budget <= 0) {
-    const std::string create_firewall = FullMethodName("FirewallsService", "CreateFirewall");
-    methods.erase(std::remove(methods.begin(), methods.end(), create_firewall), methods.end());
+    for (const std::string& create : NeedBudget()) {
+      methods.erase(std::remove(methods.begin(), methods.end(), create), methods.end());
+    }
   }
   return methods;
 }
 
 std::vector<std::string> EnstratusProvider::HonouredFields(const std::string& method) const {
-  if (a_->budget <= 0 && method == FullMethodName("FirewallsService", "CreateFirewall")) {
-    return {};  // not supported without the option (SupportedMethods)
+  if (a_->budget <= 0) {
+    for (const std::string& create : NeedBudget()) {
+      if (method == create) return {};  // not supported without the option
+    }
   }
   return Provider::HonouredFields(method);
 }
@@ -119,6 +129,8 @@ ProviderInfo EnstratusProviderInfo() {
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "DeleteVolume", "AttachVolume",
                    "DetachVolume"});
+  kit::AddMethods(info.supported_methods, "NetworksService",
+                  {"ListNetworks", "GetNetwork", "CreateNetwork", "DeleteNetwork"});
   // The strict field contract: what each mutation carries out (the header's
   // "Fields" section says what it does not).
   // The launch body: name (display_name, else instance_id, the alias),
@@ -155,6 +167,14 @@ ProviderInfo EnstratusProviderInfo() {
   // device is DCM's deviceId.
   kit::Honour(info, "VolumesService", "AttachVolume", {"instance", "device"});
   kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
+  // addNetwork: name (display_name; also the description DCM requires),
+  // networkAddress (the one CIDR range), region (location), label (the one
+  // label key "label"), dnsServers. network_id is not honoured: a network is
+  // named by its DCM id.
+  kit::Honour(info, "NetworksService", "CreateNetwork",
+              {"network.display_name", "network.cidr_ranges", "network.dns_servers",
+               "network.location", "network.labels"});
+  kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
   return info;
 }
 

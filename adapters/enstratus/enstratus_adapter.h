@@ -1,7 +1,10 @@
 // The enStratus / Dell Cloud Manager (DCM) adapter: instances (servers),
 // firewalls and rules, locations (regions and data centers), machine images,
-// machine types (server products), billing codes, volumes, and DCM jobs as
-// read-only provider operations.
+// machine types (server products), billing codes, volumes, networks, and DCM
+// jobs as read-only provider operations. No key pairs: DCM's API has no
+// key-pair resource (mixcoatl has none; a launch only names the provider's
+// key pair, `keypair`, and DCM does not keep it), so the ComputeService
+// key-pair methods stay UNIMPLEMENTED.
 //
 // Provider API: DCM REST API, version taken from the endpoint's last path
 //   segment (`/api/enstratus/2015-05-25`; mixcoatl 1.5.1's era, DCM 10/11).
@@ -20,8 +23,8 @@
 // Configuration (AccountConfig):
 //   endpoint  `https://host/api/enstratus/<version>`; without a path the
 //             default `/api/enstratus/2015-05-25` is used.
-//   options   `budget`: the billingCodeId charged for firewalls, and for
-//             instances that name no billing_code. No other option exists
+//   options   `budget`: the billingCodeId charged for firewalls and
+//             networks, and for instances that name no billing_code. No other option exists
 //             (INVALID_ARGUMENT naming `options.<key>`).
 //
 // Names: DCM assigns integer ids. A resource is named by its DCM id
@@ -30,7 +33,8 @@
 // `firewall_id`, `volume_id`, `[a-z][a-z0-9-]{0,62}`): that id is kept as an
 // alias in the account's ScratchStore (collections `enstratus-instances`,
 // `enstratus-firewalls`, `enstratus-volumes`; enstratus_aliases.h) and used
-// in every name of the resource until it is deleted. Locations are
+// in every name of the resource until it is deleted. Networks are always
+// named by their DCM networkId (no caller-chosen id). Locations are
 // `region-<regionId>` and `dc-<dataCenterId>`; machine types are DCM
 // productIds; rules are `.../firewalls/<fw>/rules/<firewallRuleId>`.
 //
@@ -48,9 +52,11 @@
 // (a reset, a timeout, a 5xx, a 202 whose body was lost: kit::IsAmbiguous)
 // the runner calls a mutation again with the same CallContext::operation.
 // DCM has no idempotency key, so (enstratus_jobs.h, StartCreate):
-//   CreateInstance, CreateVolume, CreateFirewall  end the description they
+//   CreateInstance, CreateVolume, CreateFirewall, CreateNetwork  end the
+//       description they
 //       send with " [cloudplane <operation>]" (DCM keeps and lists it;
-//       Firewall.description is read without it) and write a create mark for
+//       Firewall.description and a network's provider_details are read
+//       without it) and write a create mark for
 //       the operation in the ScratchStore (collection "enstratus-creates"),
 //       durable before the POST. A re-drive resumes the job or DCM id that
 //       the alias record or the mark holds; when neither holds one (the
@@ -106,6 +112,21 @@
 //     FAILED_PRECONDITION; an attach to the server that holds it already is
 //     done at once, to another server FAILED_PRECONDITION. The response is
 //     the Volume once ATTACHED / AVAILABLE. No clone or update.
+//   NetworksService: ListNetworks (`GET network/Network?activeOnly=false`,
+//     so networks not yet ACTIVE are listed too), GetNetwork, CreateNetwork
+//     (addNetwork, a job whose message is the networkId; the response is
+//     the network read after it), DeleteNetwork (`DELETE
+//     network/Network/<id>?reason=`, a job or 204). Mapping (ParseNetworks):
+//     networkAddress <-> the one entry of cidr_ranges (an IPv4 CIDR without
+//     host bits), region <-> location `region-<id>` (a data center is
+//     refused: addNetwork takes a region), label <-> labels["label"],
+//     dnsServers <-> dns_servers, name <-> display_name (also sent as the
+//     description DCM requires; the message has no description field),
+//     status ACTIVE/PENDING/DELETING|REMOVING/ERROR -> READY/PENDING/
+//     DELETING/ERROR, the raw record in provider_details. The budget is the
+//     account option (without it CreateNetwork is not supported, like
+//     CreateFirewall). No update, addresses or subnets (DCM's network/Subnet
+//     is not in mixcoatl).
 // Fields (the strict field contract, ProviderInfo::honoured_fields; the
 // server refuses any other set field with INVALID_ARGUMENT /
 // FIELD_UNSUPPORTED before the adapter runs):
@@ -115,8 +136,11 @@
 //     refused.
 //   CreateFirewallRule does not honour rule.description (DCM takes it as
 //     the request's reason and does not keep it on the rule): refused.
-//   CreateFirewall honours none without the account option `budget` (it is
-//     not supported then).
+//   CreateFirewall and CreateNetwork honour none without the account option
+//     `budget` (they are not supported then).
+//   CreateNetwork does not honour network_id (networks are named by DCM
+//     id), address_ranges, gateway or vlan_id (addNetwork has none of
+//     them): refused.
 // Errors: DCM's `{"error":{"message"}}` with its HTTP status mapped as in
 // enstratus_wire.cc (401/403 UNAUTHENTICATED, 404 NOT_FOUND, 400
 // INVALID_ARGUMENT, 409 FAILED_PRECONDITION, 5xx UNAVAILABLE). Refusals of

@@ -4,6 +4,7 @@
 #include "adapters/enstratus/enstratus_adapter.h"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -425,6 +426,113 @@ TEST_F(EnstratusAdapterTest, TheFactoryNeedsTheScratchStoreAndTheLoop) {
 
 // Capabilities follow the account: without the option `budget` nothing can
 // pay for a firewall, so CreateFirewall is not offered; with it, it is.
+TEST_F(EnstratusAdapterTest, NetworkCreateListGetDelete) {
+  v1::CreateNetworkRequest create;
+  create.set_parent("accounts/dcm");
+  v1::Network* in = create.mutable_network();
+  in->set_display_name("backend");
+  in->add_cidr_ranges("10.40.0.0/16");
+  in->add_dns_servers("10.40.0.2");
+  in->set_location("accounts/dcm/locations/region-19344");
+  (*in->mutable_labels())["label"] = "green";
+  auto first = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateNetwork(Ctx("operations/n1"), create, std::move(cb)); });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->done);
+  EXPECT_FALSE(first->provider_operation.empty());
+  auto token = kit::UnpackToken<JobToken>(first->poll_token, 1);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->kind(), JobToken::NETWORK_CREATE);
+  auto created = Drive(first, "operations/n1");
+  ASSERT_TRUE(created.ok()) << created.status();
+  v1::Network network;
+  ASSERT_TRUE(created->result.UnpackTo(&network));
+  EXPECT_THAT(network.name(), ::testing::StartsWith("accounts/dcm/networks/"));
+  EXPECT_EQ(network.display_name(), "backend");
+  EXPECT_EQ(network.state(), v1::Network::READY);
+  EXPECT_EQ(network.provider_state(), "ACTIVE");
+  EXPECT_THAT(network.cidr_ranges(), ::testing::ElementsAre("10.40.0.0/16"));
+  EXPECT_THAT(network.dns_servers(), ::testing::ElementsAre("10.40.0.2"));
+  EXPECT_EQ(network.location(), "accounts/dcm/locations/region-19344");
+  EXPECT_EQ(network.labels().at("label"), "green");
+  // The raw record, without the tag a create adds to the description.
+  EXPECT_EQ(network.provider_details().fields().at("description").string_value(), "backend");
+  EXPECT_EQ(network.provider_details().fields().at("networkType").string_value(), "STANDARD");
+
+  v1::ListNetworksRequest list;
+  list.set_parent("accounts/dcm");
+  auto listed = Await<v1::ListNetworksResponse>(
+      [&](auto cb) { provider_->ListNetworks(Ctx(), list, std::move(cb)); });
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->networks_size(), 1);
+  EXPECT_EQ(listed->networks(0).name(), network.name());
+  v1::GetNetworkRequest get;
+  get.set_name(network.name());
+  auto got =
+      Await<v1::Network>([&](auto cb) { provider_->GetNetwork(Ctx(), get, std::move(cb)); });
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->cidr_ranges(0), "10.40.0.0/16");
+
+  v1::DeleteNetworkRequest del;
+  del.set_name(network.name());
+  auto deleted = Drive(Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteNetwork(Ctx("operations/n2"), del, std::move(cb)); }));
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(deleted->done);
+  auto gone =
+      Await<v1::Network>([&](auto cb) { provider_->GetNetwork(Ctx(), get, std::move(cb)); });
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  auto again = Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteNetwork(Ctx("operations/n3"), del, std::move(cb)); });
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  del.set_allow_missing(true);
+  auto missing_ok = Await<MutationProgress>(
+      [&](auto cb) { provider_->DeleteNetwork(Ctx("operations/n4"), del, std::move(cb)); });
+  ASSERT_TRUE(missing_ok.ok()) << missing_ok.status();
+  EXPECT_TRUE(missing_ok->done);
+  listed = Await<v1::ListNetworksResponse>(
+      [&](auto cb) { provider_->ListNetworks(Ctx(), list, std::move(cb)); });
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->networks_size(), 0);
+}
+
+TEST_F(EnstratusAdapterTest, NetworkInputIsRefusedNamingTheField) {
+  struct Case {
+    std::function<void(v1::Network&)> change;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {[](v1::Network& n) { n.clear_cidr_ranges(); }, "network.cidr_ranges"},
+      {[](v1::Network& n) { n.set_cidr_ranges(0, "10.40.0.1/16"); }, "network.cidr_ranges"},
+      {[](v1::Network& n) { n.add_cidr_ranges("10.41.0.0/16"); }, "network.cidr_ranges"},
+      {[](v1::Network& n) { n.set_location("accounts/dcm/locations/dc-64351"); },
+       "network.location"},
+      {[](v1::Network& n) { n.add_dns_servers("dns.example"); }, "network.dns_servers[0]"},
+      {[](v1::Network& n) { (*n.mutable_labels())["team"] = "x"; }, "network.labels.team"},
+  };
+  for (const Case& c : cases) {
+    v1::CreateNetworkRequest create;
+    create.set_parent("accounts/dcm");
+    v1::Network* in = create.mutable_network();
+    in->add_cidr_ranges("10.40.0.0/16");
+    in->set_location("accounts/dcm/locations/region-19344");
+    c.change(*in);
+    auto r = Await<MutationProgress>(
+        [&](auto cb) { provider_->CreateNetwork(Ctx("operations/nx"), create, std::move(cb)); });
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    auto bad = GetBadRequest(r.status());
+    ASSERT_TRUE(bad.has_value());
+    std::vector<std::string> fields;
+    for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+    EXPECT_THAT(fields, ::testing::ElementsAre(c.field));
+  }
+  v1::GetNetworkRequest get;
+  get.set_name("accounts/dcm/networks/not-a-number");
+  auto missing =
+      Await<v1::Network>([&](auto cb) { provider_->GetNetwork(Ctx(), get, std::move(cb)); });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(EnstratusAdapterTest, CreateFirewallIsSupportedOnlyWithABudget) {
   const std::string create_firewall = FullMethodName("FirewallsService", "CreateFirewall");
   const std::vector<std::string> all = provider_->Info().supported_methods;
@@ -437,10 +545,13 @@ TEST_F(EnstratusAdapterTest, CreateFirewallIsSupportedOnlyWithABudget) {
   setup.loop = &loop_;
   auto no_budget = CreateEnstratusProvider(setup);
   ASSERT_TRUE(no_budget.ok()) << no_budget.status();
+  const std::string create_network = FullMethodName("NetworksService", "CreateNetwork");
   std::vector<std::string> expected = all;
   expected.erase(std::find(expected.begin(), expected.end(), create_firewall));
+  expected.erase(std::find(expected.begin(), expected.end(), create_network));
   EXPECT_EQ((*no_budget)->SupportedMethods(), expected);
-  EXPECT_EQ(expected.size() + 1, all.size());
+  EXPECT_EQ(expected.size() + 2, all.size());
+  EXPECT_THAT((*no_budget)->HonouredFields(create_network), ::testing::IsEmpty());
   EXPECT_TRUE((*no_budget)->CancellableMethods().empty());
 }
 

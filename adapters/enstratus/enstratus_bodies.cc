@@ -102,6 +102,30 @@ std::string AddFirewallBody(const FirewallSpec& spec) {
   });
 }
 
+std::string AddNetworkBody(const NetworkSpec& spec) {
+  return OperationBody("addNetwork", [&](Writer& w) {
+    Key(w, "budget");
+    w.Int64(spec.budget);
+    Key(w, "name");
+    String(w, spec.name);
+    Key(w, "networkAddress");
+    String(w, spec.cidr);
+    Key(w, "description");
+    String(w, spec.description);
+    Ref(w, "region", "regionId", spec.region_id);
+    if (!spec.label.empty()) {
+      Key(w, "label");
+      String(w, spec.label);
+    }
+    if (!spec.dns_servers.empty()) {
+      Key(w, "dnsServers");
+      w.StartArray();
+      for (const std::string& d : spec.dns_servers) String(w, d);
+      w.EndArray();
+    }
+  });
+}
+
 absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule) {
   absl::Status status;
   const std::string protocol = absl::AsciiStrToUpper(rule.protocol());

@@ -20,7 +20,7 @@ namespace {
 using http::HttpResponse;
 
 // What the CONVERGE phase reads.
-enum class Converge { kNothing, kServer, kVolume, kFirewall, kRule };
+enum class Converge { kNothing, kServer, kVolume, kFirewall, kRule, kNetwork };
 
 // Everything the state machine needs to know about a kind of job, in one
 // table instead of comparisons spread over the steps.
@@ -54,6 +54,9 @@ const KindTraits* TraitsOf(JobToken::Kind kind) {
                                         v1::Instance::RUNNING, v1::Volume::ATTACHED};
   static const KindTraits kVolumeDetach{K::kVolume, false, false, Converge::kVolume};
   static const KindTraits kVolumeDelete{K::kVolume, false, true};
+  // Networks are named by DCM id only: no alias to keep.
+  static const KindTraits kNetworkCreate{std::nullopt, true, false, Converge::kNetwork};
+  static const KindTraits kNetworkDelete{std::nullopt, false, true};
   switch (kind) {
     case JobToken::LAUNCH:
       return &kLaunch;
@@ -79,6 +82,10 @@ const KindTraits* TraitsOf(JobToken::Kind kind) {
       return &kVolumeDetach;
     case JobToken::VOLUME_DELETE:
       return &kVolumeDelete;
+    case JobToken::NETWORK_CREATE:
+      return &kNetworkCreate;
+    case JobToken::NETWORK_DELETE:
+      return &kNetworkDelete;
     default:
       return nullptr;
   }
@@ -210,6 +217,14 @@ void ConvergeStep(const JobCall& call, const KindTraits& traits, JobToken t,
       return ReadOnce<v1::FirewallRule>(call, absl::StrCat("network/FirewallRule/", t.rule_id()),
                                         absl::StrCat("GET firewall rule ", t.rule_id()),
                                         t.rule_id(), t, ParseFirewallRules, std::move(done));
+    case Converge::kNetwork:
+      return ReadOnce<v1::Network>(
+          call, absl::StrCat("network/Network/", t.dcm_id()),
+          absl::StrCat("GET network ", t.dcm_id()), t.dcm_id(), t,
+          [](absl::string_view body, absl::string_view account, const Aliases&) {
+            return ParseNetworks(body, account);
+          },
+          std::move(done));
     case Converge::kNothing:
       break;
   }
@@ -249,9 +264,11 @@ void FollowJob(JobCall call, const KindTraits& traits, JobToken t,
             t.set_rule_id(*id);  // dcm_id keeps the firewall
           } else {
             t.set_dcm_id(*id);
-            if (absl::Status s = call.account->aliases->Update(*traits->alias_kind, t.alias(),
-                                                               t.job_id(), *id, call.operation);
-                !s.ok()) {
+            if (!traits->alias_kind.has_value()) {
+              // nothing to record: the resource is named by its DCM id
+            } else if (absl::Status s = call.account->aliases->Update(
+                           *traits->alias_kind, t.alias(), t.job_id(), *id, call.operation);
+                       !s.ok()) {
               return std::move(done)(s);
             }
           }
@@ -508,9 +525,11 @@ void StartJob(JobCall call, JobRequest request, JobToken token, OtherAnswer othe
              CreateMark mark;
              mark.set_job_id(job->id);
              call.account->aliases->UpdateMark(call.operation, mark);
-             if (absl::Status s = call.account->aliases->Update(
-                     *traits->alias_kind, token.alias(), job->id, 0, call.operation);
-                 !s.ok()) {
+             if (!traits->alias_kind.has_value()) {
+               // named by DCM id: no alias records the job
+             } else if (absl::Status s = call.account->aliases->Update(
+                            *traits->alias_kind, token.alias(), job->id, 0, call.operation);
+                        !s.ok()) {
                return std::move(done)(s);
              }
            }

@@ -11,6 +11,7 @@
 //   enstratus_catalog.cc     images, machine types, locations, billing codes
 //   enstratus_volumes.cc     volumes
 //   enstratus_firewalls.cc   firewalls and their rules
+//   enstratus_networks.cc    networks
 //   enstratus_operations.cc  PollOperation and the provider operations (jobs)
 //   enstratus_wire.h         pure translation and signing (no I/O)
 #ifndef CLOUDPLANE_ADAPTERS_ENSTRATUS_ENSTRATUS_PROVIDER_H_
@@ -57,12 +58,13 @@ class EnstratusProvider final : public Provider {
   explicit EnstratusProvider(AccountPtr account) : a_(std::move(account)) {}
 
   const ProviderInfo& Info() const override;
-  // Info's methods, less CreateFirewall without the account option `budget`:
-  // DCM charges every firewall to a budget and the request has no field for
-  // one, so without the option every CreateFirewall would fail.
+  // Info's methods, less CreateFirewall and CreateNetwork without the
+  // account option `budget`: DCM charges every firewall and network to a
+  // budget and the request has no field for one, so without the option every
+  // such create would fail.
   std::vector<std::string> SupportedMethods() const override;
-  // Info's honoured_fields, and none for CreateFirewall where
-  // SupportedMethods leaves it out.
+  // Info's honoured_fields, and none for the creates SupportedMethods
+  // leaves out.
   std::vector<std::string> HonouredFields(const std::string& method) const override;
 
   // enstratus_operations.cc
@@ -106,6 +108,11 @@ class EnstratusProvider final : public Provider {
   CP_MUTATION(VolumesService, DeleteVolume, DeleteVolumeRequest, Empty)
   CP_MUTATION(VolumesService, AttachVolume, AttachVolumeRequest, Volume)
   CP_MUTATION(VolumesService, DetachVolume, DetachVolumeRequest, Volume)
+  // enstratus_networks.cc: networks without update or addresses.
+  CP_READ(NetworksService, ListNetworks, ListNetworksRequest, ListNetworksResponse)
+  CP_READ(NetworksService, GetNetwork, GetNetworkRequest, Network)
+  CP_MUTATION(NetworksService, CreateNetwork, CreateNetworkRequest, Network)
+  CP_MUTATION(NetworksService, DeleteNetwork, DeleteNetworkRequest, Empty)
 #undef CP_READ
 #undef CP_MUTATION
 #undef CP_ENSTRATUS_DECLARE

@@ -382,6 +382,53 @@ absl::StatusOr<std::vector<v1::Firewall>> ParseFirewalls(absl::string_view json,
       });
 }
 
+absl::StatusOr<std::vector<v1::Network>> ParseNetworks(absl::string_view json,
+                                                       absl::string_view account) {
+  return ParseEach<v1::Network>(
+      json, "networks", [&](const rj::Value& n) -> absl::StatusOr<v1::Network> {
+        v1::Network out;
+        std::optional<int64_t> id = Int(n, "networkId");
+        if (!id.has_value()) return MissingId("network", "networkId");
+        out.set_name(Name(account, "networks", absl::StrCat(*id)));
+        out.set_display_name(Str(n, "name"));
+        const std::string status = absl::AsciiStrToUpper(Str(n, "status"));
+        out.set_provider_state(Str(n, "status"));
+        v1::Network::State state = v1::Network::STATE_UNSPECIFIED;
+        if (status == "ACTIVE") {
+          state = v1::Network::READY;
+        } else if (status == "PENDING") {
+          state = v1::Network::PENDING;
+        } else if (status == "DELETING" || status == "REMOVING") {
+          state = v1::Network::DELETING;
+        } else if (status == "ERROR") {
+          state = v1::Network::ERROR;
+        }
+        out.set_state(state);
+        if (std::string cidr = Str(n, "networkAddress"); !cidr.empty()) out.add_cidr_ranges(cidr);
+        if (const rj::Value* dns = Member(n, "dnsServers"); dns != nullptr && dns->IsArray()) {
+          for (const rj::Value& d : dns->GetArray()) {
+            if (d.IsString()) out.add_dns_servers(d.GetString());
+          }
+        }
+        if (auto region = RefId(n, "region", "regionId")) {
+          out.set_location(Name(account, "locations", absl::StrCat("region-", *region)));
+        }
+        if (std::string label = Str(n, "label"); !label.empty()) {
+          (*out.mutable_labels())["label"] = label;
+        }
+        if (auto created = ParseDate(Str(n, "createdTimestamp"))) {
+          SetTimestamp(out.mutable_create_time(), *created);
+        }
+        RawDetails(n, out.mutable_provider_details());
+        // The tag a create adds (TaggedDescription) is ours, not DCM's.
+        auto& fields = *out.mutable_provider_details()->mutable_fields();
+        if (auto it = fields.find("description"); it != fields.end()) {
+          it->second.set_string_value(UntaggedDescription(it->second.string_value()));
+        }
+        return out;
+      });
+}
+
 absl::StatusOr<std::vector<v1::FirewallRule>> ParseFirewallRules(absl::string_view json,
                                                                  absl::string_view account,
                                                                  const Aliases& aliases) {

@@ -47,6 +47,7 @@
 #include "cloudplane/v1/billing.pb.h"
 #include "cloudplane/v1/compute.pb.h"
 #include "cloudplane/v1/firewalls.pb.h"
+#include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 #include "google/longrunning/operations.pb.h"
 
@@ -166,6 +167,13 @@ absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
 absl::StatusOr<std::vector<v1::Firewall>> ParseFirewalls(absl::string_view json,
                                                          absl::string_view account,
                                                          const Aliases& aliases);
+// `{"networks":[...]}` (network/Network, mixcoatl's Network): named by
+// networkId; networkAddress is the one CIDR range, region the location,
+// label the one label `label`; status ACTIVE is READY, PENDING PENDING,
+// DELETING/REMOVING DELETING, ERROR ERROR; the whole record (description
+// without the tag) in provider_details.
+absl::StatusOr<std::vector<v1::Network>> ParseNetworks(absl::string_view json,
+                                                       absl::string_view account);
 absl::StatusOr<std::vector<v1::FirewallRule>> ParseFirewallRules(absl::string_view json,
                                                                  absl::string_view account,
                                                                  const Aliases& aliases);
@@ -251,6 +259,20 @@ struct FirewallSpec {
   int64_t budget = 0;
 };
 std::string AddFirewallBody(const FirewallSpec& spec);
+
+// addNetwork (§7; mixcoatl's Network.create): budget, name, description,
+// networkAddress (one IPv4 CIDR), region, and the optional label and
+// dnsServers.
+struct NetworkSpec {
+  std::string name;
+  std::string description;
+  std::string label;                     // left out when empty
+  std::string cidr;                      // networkAddress
+  std::vector<std::string> dns_servers;  // left out when empty
+  int64_t region_id = 0;
+  int64_t budget = 0;
+};
+std::string AddNetworkBody(const NetworkSpec& spec);
 
 // The addRule body for `rule` on firewall `firewall_id` (§7): one CIDR per
 // rule; the firewall itself is the GLOBAL end of the rule. INVALID_ARGUMENT

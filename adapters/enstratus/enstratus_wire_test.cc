@@ -512,3 +512,57 @@ TEST(TagsTest, ARuleIsRecognisedByWhatAddRuleSends) {
 
 }  // namespace
 }  // namespace cloudplane::adapters::enstratus
+
+namespace cloudplane::adapters::enstratus {
+namespace {
+
+// No recorded network payload exists (the fixtures have none); the record
+// below carries the fields mixcoatl's Network class reads (§6 network/Network).
+TEST(NetworkWire, AddNetworkBodyAndParse) {
+  NetworkSpec spec;
+  spec.name = "backend";
+  spec.description = "backend tier";
+  spec.label = "green";
+  spec.cidr = "10.40.0.0/16";
+  spec.dns_servers = {"10.40.0.2"};
+  spec.region_id = 19344;
+  spec.budget = 10287;
+  EXPECT_EQ(AddNetworkBody(spec),
+            R"({"addNetwork":[{"budget":10287,"name":"backend","networkAddress":"10.40.0.0/16",)"
+            R"("description":"backend tier","region":{"regionId":19344},"label":"green",)"
+            R"("dnsServers":["10.40.0.2"]}]})");
+  spec.label.clear();
+  spec.dns_servers.clear();
+  EXPECT_EQ(AddNetworkBody(spec),
+            R"({"addNetwork":[{"budget":10287,"name":"backend","networkAddress":"10.40.0.0/16",)"
+            R"("description":"backend tier","region":{"regionId":19344}}]})");
+
+  auto nets = ParseNetworks(
+      R"({"networks":[{"networkId":42001,"name":"backend","description":"b [cloudplane )"
+      R"(operations/x]","status":"ACTIVE","networkAddress":"10.40.0.0/16","label":"green",)"
+      R"("region":{"regionId":19344},"dnsServers":["10.40.0.2"],"networkType":"STANDARD",)"
+      R"("createdTimestamp":"2015-05-25T10:00:00.000+0000"},)"
+      R"({"networkId":42002,"status":"PENDING"}]})",
+      "dcm");
+  ASSERT_TRUE(nets.ok()) << nets.status();
+  ASSERT_EQ(nets->size(), 2u);
+  const v1::Network& n = (*nets)[0];
+  EXPECT_EQ(n.name(), "accounts/dcm/networks/42001");
+  EXPECT_EQ(n.display_name(), "backend");
+  EXPECT_EQ(n.state(), v1::Network::READY);
+  EXPECT_EQ(n.provider_state(), "ACTIVE");
+  ASSERT_EQ(n.cidr_ranges_size(), 1);
+  EXPECT_EQ(n.cidr_ranges(0), "10.40.0.0/16");
+  ASSERT_EQ(n.dns_servers_size(), 1);
+  EXPECT_EQ(n.dns_servers(0), "10.40.0.2");
+  EXPECT_EQ(n.location(), "accounts/dcm/locations/region-19344");
+  EXPECT_EQ(n.labels().at("label"), "green");
+  EXPECT_EQ(n.create_time().seconds(), 1432548000);
+  EXPECT_EQ(n.provider_details().fields().at("description").string_value(), "b");
+  EXPECT_EQ((*nets)[1].state(), v1::Network::PENDING);
+  EXPECT_EQ(ParseNetworks(R"({"networks":[{"name":"x"}]})", "dcm").status().code(),
+            absl::StatusCode::kInternal);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::enstratus
