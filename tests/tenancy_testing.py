@@ -6,11 +6,13 @@ ErrorInfo).
 
 Keys are random per run; only their SHA-256 goes into the server's config.
 """
+import base64
 import dataclasses
 import hashlib
 import importlib
 import re
 import secrets
+import struct
 import time
 import uuid
 
@@ -216,6 +218,19 @@ def _tweak(method, request, account, names):
         request.target_size = 1
     elif full.endswith("AuditService.ListAuditEvents"):
         request.account = a
+    elif full.endswith("ComputeService.CreateKeyPair"):
+        request.key_pair.public_key = _ED25519_KEY
+    elif full.endswith("NetworksService.CreateNetwork"):
+        request.network.cidr_ranges[:] = ["10.77.0.0/24"]
+    elif full.endswith("NetworksService.ReserveAddress"):
+        request.address.ClearField("name")  # any free public address
+    elif full.endswith(("NetworksService.GetAddress", "NetworksService.ReleaseAddress")):
+        request.name = f"{a}/addresses/203.0.113.77"  # the sandbox names addresses by IP
+
+
+# An OpenSSH ed25519 public key (type string, then 32 key bytes).
+_ED25519_KEY = "ssh-ed25519 " + base64.b64encode(
+    struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))).decode()
 
 
 def _fill(message, account, names, depth, is_create):
