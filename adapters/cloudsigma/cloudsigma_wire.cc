@@ -682,6 +682,34 @@ std::string ServerCreateBody(const ServerSpec& spec) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+namespace {
+
+// Member `key` of `obj` as an array: made (or a non-array replaced) when
+// needed, so an edit can add to it.
+rj::Value& ArrayMember(rj::Value& obj, const char* key, rj::Document::AllocatorType& a) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || !it->value.IsArray()) {
+    if (it != obj.MemberEnd()) obj.RemoveMember(it);
+    obj.AddMember(rj::Value(key, a), rj::Value(rj::kArrayType), a);
+    it = obj.FindMember(key);
+  }
+  return it->value;
+}
+
+// Removes the elements of `array` that `drop` says to.
+template <typename Pred>
+void EraseIf(rj::Value& array, Pred drop) {
+  for (auto e = array.Begin(); e != array.End();) {
+    if (drop(*e)) {
+      e = array.Erase(e);
+    } else {
+      ++e;
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> EditServer(absl::string_view server_json, const ServerEdit& edit) {
   rj::Document doc;
   if (absl::Status s = Parse(server_json, doc); !s.ok()) return s;
@@ -700,40 +728,18 @@ absl::StatusOr<std::string> EditServer(absl::string_view server_json, const Serv
         a);
   }
   if (edit.add_nic || edit.remove_mac) {
-    auto it = doc.FindMember("nics");
-    if (it == doc.MemberEnd() || !it->value.IsArray()) {
-      if (it != doc.MemberEnd()) doc.RemoveMember(it);
-      doc.AddMember("nics", rj::Value(rj::kArrayType), a);
-      it = doc.FindMember("nics");
-    }
-    rj::Value& nics = it->value;
+    rj::Value& nics = ArrayMember(doc, "nics", a);
     if (edit.remove_mac) {
-      for (auto n = nics.Begin(); n != nics.End();) {
-        if (String(*n, "mac") == *edit.remove_mac) {
-          n = nics.Erase(n);
-        } else {
-          ++n;
-        }
-      }
+      EraseIf(nics, [&](const rj::Value& n) { return String(n, "mac") == *edit.remove_mac; });
     }
     if (edit.add_nic) nics.PushBack(NicValue(*edit.add_nic, a), a);
   }
   if (edit.attach || edit.detach_uuid) {
-    auto it = doc.FindMember("drives");
-    if (it == doc.MemberEnd() || !it->value.IsArray()) {
-      if (it != doc.MemberEnd()) doc.RemoveMember(it);
-      doc.AddMember("drives", rj::Value(rj::kArrayType), a);
-      it = doc.FindMember("drives");
-    }
-    rj::Value& drives = it->value;
+    rj::Value& drives = ArrayMember(doc, "drives", a);
     if (edit.detach_uuid) {
-      for (auto d = drives.Begin(); d != drives.End();) {
-        if (RefUuid(Member(*d, "drive")) == *edit.detach_uuid) {
-          d = drives.Erase(d);
-        } else {
-          ++d;
-        }
-      }
+      EraseIf(drives, [&](const rj::Value& d) {
+        return RefUuid(Member(d, "drive")) == *edit.detach_uuid;
+      });
     }
     if (edit.attach) {
       std::set<std::string> used;
