@@ -75,6 +75,9 @@ class Validator {
   void Check(const Message& message, const std::string& path, int depth) {
     const Descriptor* descriptor = message.GetDescriptor();
     const auto* reflection = message.GetReflection();
+    if (is_create_ && depth > 0 && descriptor->full_name() == "cloudplane.v1.FirewallRule") {
+      CheckRuleFarEnd(message, path);
+    }
     for (int i = 0; i < descriptor->field_count(); ++i) {
       const FieldDescriptor& field = *descriptor->field(i);
       std::string field_path = path.empty() ? field.name() : absl::StrCat(path, ".", field.name());
@@ -162,6 +165,29 @@ class Validator {
                         absl::StrCat("must be in the same account as the request (",
                                      routed_.account, ")"));
     }
+  }
+
+  // A firewall rule must name its far end (firewalls.proto FirewallRule):
+  // an empty source once meant "anywhere", and reads that could not name
+  // theirs came back empty, so an empty end is refused rather than guessed.
+  // Anywhere is said as 0.0.0.0/0. Read by field name, as the rest of this
+  // file reads the protos.
+  void CheckRuleFarEnd(const Message& rule, const std::string& path) {
+    const Descriptor* descriptor = rule.GetDescriptor();
+    const auto* reflection = rule.GetReflection();
+    const FieldDescriptor* direction = descriptor->FindFieldByName("direction");
+    const bool egress = direction != nullptr && direction->enum_type() != nullptr &&
+                        reflection->GetEnum(rule, direction)->name() == "EGRESS";
+    const absl::string_view end = egress ? "destination" : "source";
+    for (absl::string_view kind : {"ranges", "address_ranges", "firewalls", "networks"}) {
+      const FieldDescriptor* field = descriptor->FindFieldByName(absl::StrCat(end, "_", kind));
+      if (field != nullptr && reflection->FieldSize(rule, field) > 0) return;
+    }
+    AddFieldViolation(
+        status_, absl::StrCat(path, ".", end, "_ranges"),
+        absl::StrCat(egress ? "an EGRESS rule needs a destination" : "a rule needs a source",
+                     ": give ", end, "_ranges (0.0.0.0/0 and ::/0 for anywhere), ", end,
+                     "_address_ranges, ", end, "_firewalls or ", end, "_networks"));
   }
 
   void CheckRequestId(const std::string& id) {

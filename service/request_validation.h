@@ -8,7 +8,10 @@
 // * required fields: google.api.field_behavior REQUIRED fields must be set,
 //   at the top level and, for Create methods, inside the resource being
 //   created (OUTPUT_ONLY and IDENTIFIER fields there are ignored);
-// * `request_id`: at most 64 characters of printable ASCII.
+// * `request_id`: at most 64 characters of printable ASCII;
+// * a firewall rule being created names its far end (a source for INGRESS,
+//   a destination for EGRESS; "anywhere" is `0.0.0.0/0`, never an empty
+//   list): else `<rule>.source_ranges` / `<rule>.destination_ranges`.
 //
 // Failures are INVALID_ARGUMENT with a BadRequest field violation per bad
 // field (field paths like `volume.size_bytes`).

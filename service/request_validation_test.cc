@@ -127,6 +127,51 @@ TEST(RequestValidation, RequestIdIsBounded) {
   EXPECT_TRUE(ValidateRequest("DeleteInstance", del).ok());
 }
 
+// An empty source used to mean "anywhere"; now a rule must name its far
+// end, and "anywhere" is 0.0.0.0/0.
+TEST(RequestValidation, FirewallRuleWithoutFarEndIsRefused) {
+  v1::CreateFirewallRuleRequest create;
+  create.set_parent("accounts/lab/firewalls/web");
+  create.mutable_rule()->set_protocol("tcp");
+  absl::Status refused = ValidateRequest("CreateFirewallRule", create).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Fields(refused), std::vector<std::string>{"rule.source_ranges"});
+  // Any one kind of source is a source.
+  for (int kind = 0; kind < 4; ++kind) {
+    v1::CreateFirewallRuleRequest with = create;
+    v1::FirewallRule& rule = *with.mutable_rule();
+    if (kind == 0) rule.add_source_ranges("0.0.0.0/0");
+    if (kind == 1) {
+      rule.add_source_address_ranges()->set_first_address("10.0.0.5");
+      rule.mutable_source_address_ranges(0)->set_size(3);
+    }
+    if (kind == 2) rule.add_source_firewalls("accounts/lab/firewalls/db");
+    if (kind == 3) rule.add_source_networks("accounts/lab/networks/private");
+    EXPECT_TRUE(ValidateRequest("CreateFirewallRule", with).ok()) << kind;
+  }
+  // An EGRESS rule needs a destination; a source does not stand in for it.
+  create.mutable_rule()->set_direction(v1::FirewallRule::EGRESS);
+  create.mutable_rule()->add_source_ranges("0.0.0.0/0");
+  EXPECT_EQ(Fields(ValidateRequest("CreateFirewallRule", create).status()),
+            std::vector<std::string>{"rule.destination_ranges"});
+  create.mutable_rule()->add_destination_networks("accounts/lab/networks/private");
+  EXPECT_TRUE(ValidateRequest("CreateFirewallRule", create).ok());
+
+  // Initial rules of a firewall are named by their index.
+  v1::CreateFirewallRequest firewall;
+  firewall.set_parent("accounts/lab");
+  v1::FirewallRule* ok = firewall.mutable_firewall()->add_rules();
+  ok->set_protocol("tcp");
+  ok->add_source_ranges("203.0.113.0/24");
+  firewall.mutable_firewall()->add_rules()->set_protocol("udp");
+  EXPECT_EQ(Fields(ValidateRequest("CreateFirewall", firewall).status()),
+            std::vector<std::string>{"firewall.rules[1].source_ranges"});
+  // An address range inside a rule has its own required fields.
+  firewall.mutable_firewall()->mutable_rules(1)->add_source_address_ranges()->set_size(2);
+  EXPECT_EQ(Fields(ValidateRequest("CreateFirewall", firewall).status()),
+            std::vector<std::string>{"firewall.rules[1].source_address_ranges[0].first_address"});
+}
+
 TEST(RequestValidation, PatternMatching) {
   EXPECT_TRUE(MatchesPattern("accounts/a", "accounts/{account}"));
   EXPECT_FALSE(MatchesPattern("accounts/", "accounts/{account}"));
