@@ -149,23 +149,31 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<config::v1::ServerConfig> LoadConfig(const std::string& path) {
+absl::StatusOr<config::v1::ServerConfig> ParseConfigText(absl::string_view text,
+                                                        absl::string_view source) {
   config::v1::ServerConfig config;
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
-    std::stringstream text;
-    text << in.rdbuf();
-    google::protobuf::TextFormat::Parser parser;
-    ErrorCollector errors;
-    parser.RecordErrorsTo(&errors);
-    if (!parser.ParseFromString(text.str(), &config)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("config file ", path, " is not a valid ServerConfig: ", errors.first()));
-    }
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config file ", source, " is not a valid ServerConfig: ", errors.first()));
   }
   if (absl::Status status = FinishConfig(config); !status.ok()) return status;
   return config;
+}
+
+absl::StatusOr<config::v1::ServerConfig> LoadConfig(const std::string& path) {
+  if (path.empty()) {
+    config::v1::ServerConfig config;
+    if (absl::Status status = FinishConfig(config); !status.ok()) return status;
+    return config;
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfigText(text.str(), path);
 }
 
 absl::StatusOr<std::string> ReadSecret(const config::v1::Credentials& credentials) {

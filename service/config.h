@@ -16,6 +16,12 @@ namespace cloudplane::service {
 // NOT_FOUND when the file does not exist.
 absl::StatusOr<config::v1::ServerConfig> LoadConfig(const std::string& path);
 
+// What LoadConfig does with the file's text: parse it as a text-format
+// ServerConfig (INVALID_ARGUMENT with the first error's line and column,
+// naming `source`), then FinishConfig. Reads no file.
+absl::StatusOr<config::v1::ServerConfig> ParseConfigText(absl::string_view text,
+                                                        absl::string_view source);
+
 // Fills in defaults and checks a config (what LoadConfig does after parsing).
 absl::Status FinishConfig(config::v1::ServerConfig& config);
 

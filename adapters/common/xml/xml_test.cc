@@ -86,6 +86,18 @@ TEST(ParseTest, TextThatIsNotUtf8IsRefusedByTheParser) {
   EXPECT_EQ(good->Root().Text(), "caf\xC3\xA9 \xF0\x9F\x98\x80");
 }
 
+// libxml2 2.9.14 lets an overlong sequence through inside CDATA when a valid
+// multi-byte character precedes it (found by xml_fuzz); Parse checks every
+// element's text itself.
+TEST(ParseTest, CdataThatIsNotUtf8IsRefused) {
+  for (const char* bad : {"<a><![CDATA[\xC4\x9D\xC1\x8B]]></a>", "<a><![CDATA[x\xC1\x8B]]></a>",
+                          "<a>ok<b/><![CDATA[\xE9]]></a>"}) {
+    auto doc = Parse(bad);
+    EXPECT_FALSE(doc.ok()) << bad;
+    EXPECT_THAT(doc.status().message(), HasSubstr("UTF-8"));
+  }
+}
+
 TEST(ParseTest, TextIsDirectTextOnlyWithWhitespaceKept) {
   auto doc = Parse("<a> x <b>inner</b> y </a>");
   ASSERT_TRUE(doc.ok()) << doc.status();
