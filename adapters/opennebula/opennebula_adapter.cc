@@ -79,17 +79,24 @@ ProviderInfo OpenNebulaProviderInfo() {
   kit::Honour(info, "VolumesService", "AttachVolume", {"instance", "device"});
   kit::Honour(info, "VolumesService", "DetachVolume", {"instance"});
   // A rule is a RULE vector: PROTOCOL, RULE_TYPE (direction), RANGE (the
-  // ports), IP/SIZE (the one range of its direction); action ALLOW is the
-  // only one OpenNebula has (DENY is refused by the adapter).
+  // ports) and the one target of its direction: IP/SIZE (a CIDR block or an
+  // address range), NETWORK_ID (a network), or none (0.0.0.0/0 with ::/0);
+  // action ALLOW is the only one OpenNebula has (DENY is refused by the
+  // adapter). A RULE cannot name another security group: *_firewalls are
+  // refused here.
   kit::Honour(info, "FirewallsService", "CreateFirewall",
               {"firewall_id", "firewall.description", "firewall.rules.direction",
                "firewall.rules.action", "firewall.rules.protocol",
                "firewall.rules.port_range_start", "firewall.rules.port_range_end",
-               "firewall.rules.source_ranges", "firewall.rules.destination_ranges"});
+               "firewall.rules.source_ranges", "firewall.rules.destination_ranges",
+               "firewall.rules.source_address_ranges", "firewall.rules.destination_address_ranges",
+               "firewall.rules.source_networks", "firewall.rules.destination_networks"});
   kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
   kit::Honour(info, "FirewallsService", "CreateFirewallRule",
               {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
-               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges"});
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges",
+               "rule.source_address_ranges", "rule.destination_address_ranges",
+               "rule.source_networks", "rule.destination_networks"});
   kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
   return info;
 }

@@ -105,7 +105,12 @@
 //   .../rules/<12 hex digits of a hash of the rule> so names stay put when
 //   other rules come and go. CreateFirewallRule / DeleteFirewallRule write
 //   the whole RULE set back with one.secgroup.update (merge); adding a rule
-//   the group has already answers that rule.
+//   the group has already answers that rule. A rule's far end is its one
+//   target: NETWORK_ID ↔ *_networks (named by VNET id on read; a name given
+//   on write is looked up with one.vnpool.info, NOT_FOUND when absent),
+//   IP + SIZE ↔ one CIDR block in *_ranges or else one *_address_ranges entry
+//   exactly, no target ↔ 0.0.0.0/0 with ::/0 (OpenNebula's "any address" is
+//   both families, so one of them alone is refused).
 //
 // Networks: virtual networks (one.vnpool.info / one.vn.info). Each AR with
 //   an IP is an AddressRange exactly as oned keeps it (IP + SIZE, never a
@@ -165,8 +170,10 @@
 //   StartInstance honours nothing but its name and provider_options.
 //   AttachVolume does not honour channel, boot_order: refused.
 //   CreateFirewall does not honour display_name (the NAME is firewall_id),
-//     location, labels, rules.description; CreateFirewallRule does not
-//     honour rule.description (a RULE has no place for it): refused.
+//     location, labels, rules.description, rules.source_firewalls,
+//     rules.destination_firewalls; CreateFirewallRule does not honour
+//     rule.description (a RULE has no place for it) nor the *_firewalls (a
+//     RULE cannot name a security group): refused.
 //
 // Operations: creates, actions and disk hotplugs answer a poll token (a
 // versioned message of opennebula_tokens.proto, packed by

@@ -800,5 +800,48 @@ TEST_F(FieldContract, ARangeAtTheVmsEndIsRefused) {
   EXPECT_THAT(fake_->Sent(), IsEmpty());
 }
 
+// A rule's source network is looked up in the VNET pool (by its name here)
+// and sent as NETWORK_ID; a network the pool lacks is NOT_FOUND, nothing
+// written.
+TEST_F(FieldContract, ARuleSourceNetworkIsSentAsItsVnetId) {
+  v1::CreateFirewallRuleRequest create;
+  create.set_parent("accounts/one/firewalls/web");
+  create.mutable_rule()->set_protocol("tcp");
+  create.mutable_rule()->set_port_range_start(22);
+  create.mutable_rule()->add_source_networks("accounts/one/networks/lab-net");
+  const std::string pool =
+      "<VNET_POOL><VNET><ID>5</ID><NAME>lab-net</NAME></VNET></VNET_POOL>";
+  const std::string group = "<SECURITY_GROUP_POOL><SECURITY_GROUP><ID>100</ID><NAME>web</NAME>"
+                            "<TEMPLATE></TEMPLATE></SECURITY_GROUP></SECURITY_GROUP_POOL>";
+  const std::string with_rule =
+      "<SECURITY_GROUP_POOL><SECURITY_GROUP><ID>100</ID><NAME>web</NAME><TEMPLATE><RULE>"
+      "<PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE><RANGE>22</RANGE>"
+      "<NETWORK_ID>5</NETWORK_ID></RULE></TEMPLATE></SECURITY_GROUP></SECURITY_GROUP_POOL>";
+  fake_->Expect("POST", "/RPC2", Success(Value::String(pool)));
+  fake_->Expect("POST", "/RPC2", Success(Value::String(group)));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(100)));
+  fake_->Expect("POST", "/RPC2", Success(Value::String(with_rule)));
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewallRule(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  v1::FirewallRule rule;
+  ASSERT_TRUE(created->result.UnpackTo(&rule));
+  EXPECT_THAT(rule.source_networks(), ElementsAre("accounts/one/networks/5"));
+  EXPECT_THAT(rule.source_ranges(), IsEmpty());
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(4));
+  EXPECT_EQ(calls[0].method, "one.vnpool.info");
+  EXPECT_EQ(calls[2].method, "one.secgroup.update");
+  EXPECT_EQ(calls[2].params[2].AsString(),
+            "RULE=[PROTOCOL=\"TCP\",RULE_TYPE=\"INBOUND\",RANGE=\"22\",NETWORK_ID=\"5\"]\n");
+
+  create.mutable_rule()->set_source_networks(0, "accounts/one/networks/nope");
+  fake_->Expect("POST", "/RPC2", Success(Value::String(pool)));
+  absl::StatusOr<MutationProgress> missing = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateFirewallRule(ctx_, create, std::move(cb)); });
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_THAT(SentCalls(), SizeIs(5));  // the pool read only
+}
+
 }  // namespace
 }  // namespace cloudplane::adapters::opennebula

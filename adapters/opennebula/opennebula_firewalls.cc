@@ -75,6 +75,97 @@ void AllocateGroup(const AccountPtr& a, absl::Time deadline, const std::string& 
        });
 }
 
+// The networks `rules` name as a rule's far end, each with its field
+// (`<rule field>.source_networks[i]`).
+std::vector<std::pair<std::string, std::string>> RuleNetworks(
+    const std::vector<std::pair<const v1::FirewallRule*, std::string>>& rules) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [rule, field] : rules) {
+    for (int i = 0; i < rule->source_networks_size(); ++i) {
+      out.emplace_back(absl::StrCat(field, ".source_networks[", i, "]"), rule->source_networks(i));
+    }
+    for (int i = 0; i < rule->destination_networks_size(); ++i) {
+      out.emplace_back(absl::StrCat(field, ".destination_networks[", i, "]"),
+                       rule->destination_networks(i));
+    }
+  }
+  return out;
+}
+
+// The VNET id of every network in `wanted` (field, name): one
+// one.vnpool.info, none when no network is named or when only validating
+// (no provider I/O; the ids are then placeholders). A name of another
+// account is INVALID_ARGUMENT naming its field, one of no network NOT_FOUND:
+// oned itself takes any NETWORK_ID, and a rule must not read back naming a
+// network that is not there.
+void ResolveNetworks(const AccountPtr& a, absl::Time deadline, bool validate_only,
+                     std::vector<std::pair<std::string, std::string>> wanted, Done<VnetIds> done) {
+  VnetIds ids;
+  for (const auto& [field, name] : wanted) {
+    absl::StatusOr<IdOrName> id = ParseResourceName(field, a->id, "networks", name);
+    if (!id.ok()) return done(id.status());
+    ids[name] = id->oid.value_or(0);
+  }
+  if (wanted.empty() || validate_only) return done(std::move(ids));
+  FetchVnets(a, deadline,
+             [a, wanted = std::move(wanted),
+              done = std::move(done)](absl::StatusOr<std::vector<FoundVnet>> all) mutable {
+               if (!all.ok()) return done(all.status());
+               VnetIds ids;
+               for (const auto& [field, name] : wanted) {
+                 for (const FoundVnet& v : *all) {
+                   if (v.network.name() == name ||
+                       ResourceName(*a, "networks", absl::StrCat(v.oid)) == name) {
+                     ids[name] = v.oid;
+                   }
+                 }
+                 if (ids.find(name) == ids.end()) {
+                   return done(kit::NotFound("network", name));
+                 }
+               }
+               done(std::move(ids));
+             });
+}
+
+// Adds the RULE `attrs` to the group `parent` (unless it is there already)
+// and answers the rule as the group shows it.
+void AddRule(const AccountPtr& a, absl::Time deadline, const std::string& parent,
+             std::vector<std::pair<std::string, std::string>> attrs,
+             Done<MutationProgress> done) {
+  const std::string rule_id = RuleId(attrs);
+  FindGroup(
+      a, deadline, parent,
+      [a, deadline, attrs = std::move(attrs), rule_id,
+       done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+        if (!g.ok()) return done(g.status());
+        // The same rule again (or a re-driven create): nothing to add.
+        if (const v1::FirewallRule* same = RuleOf(*g, rule_id); same != nullptr) {
+          return done(kit::Finished(*same));
+        }
+        Rules rules;
+        for (const SgRule& rule : g->rules) rules.push_back(rule.attrs);
+        rules.push_back(attrs);
+        WriteRules(
+            a, deadline, g->oid, rules, "rule",
+            [a, deadline, group = g->firewall.name(), rule_id,
+             done = std::move(done)](absl::StatusOr<Value> v) mutable {
+              if (!v.ok()) return done(v.status());
+              FindGroup(a, deadline, group,
+                        [rule_id, done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
+                          if (!g.ok()) return done(g.status());
+                          if (const v1::FirewallRule* added = RuleOf(*g, rule_id);
+                              added != nullptr) {
+                            return done(kit::Finished(*added));
+                          }
+                          done(WithErrorInfo(absl::InternalError(
+                                                 "OpenNebula accepted the rule but the "
+                                                 "security group does not show it"),
+                                             reasons::kProviderMalformedResponse));
+                        });
+            });
+      });
+}
+
 }  // namespace
 
 absl::StatusOr<std::pair<std::string, std::string>> OpenNebulaProvider::SplitRuleName(
@@ -164,39 +255,50 @@ void OpenNebulaProvider::CreateFirewall(const CallContext& ctx,
   }
   absl::StatusOr<std::string> head = FlatTemplate(single, "firewall");
   if (!head.ok()) return std::move(done)(head.status());
-  Rules rules;
+  std::vector<std::pair<const v1::FirewallRule*, std::string>> fields;
   for (int i = 0; i < req.firewall().rules_size(); ++i) {
-    auto rule = RuleToTemplate(req.firewall().rules(i), absl::StrCat("firewall.rules[", i, "]"));
-    if (!rule.ok()) return std::move(done)(rule.status());
-    rules.push_back(*std::move(rule));
+    fields.emplace_back(&req.firewall().rules(i), absl::StrCat("firewall.rules[", i, "]"));
   }
-  std::string text = *head;
-  if (!rules.empty()) {
-    absl::StatusOr<std::string> body = RuleSetTemplate(rules);
-    if (!body.ok()) {
-      return std::move(done)(InvalidField("firewall.rules", body.status().message()));
-    }
-    text += *body;
-  }
-  if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Firewall()));
-  const std::string resource = ResourceName(*a_, "firewalls", req.firewall_id());
-  // Before the allocate: a group this operation made already (a re-drive
-  // after a crash or a lost answer) carries its CLOUDPLANE_OPERATION tag and
-  // is the result; a group of that NAME made by anyone else is
-  // ALREADY_EXISTS.
-  FetchGroups(a_, ctx.deadline,
-              [a = a_, deadline = ctx.deadline, op = ctx.operation, resource,
-               text = std::move(text),
-               done = Wrap(std::move(done))](absl::StatusOr<std::vector<FoundGroup>> all) mutable {
-                if (!all.ok()) return done(all.status());
-                for (const FoundGroup& g : *all) {
-                  if (!op.empty() && g.operation == op) return done(kit::Finished(g.firewall));
-                }
-                for (const FoundGroup& g : *all) {
-                  if (g.firewall.name() == resource) return done(FirewallExists(resource));
-                }
-                AllocateGroup(a, deadline, op, resource, text, std::move(done));
-              });
+  ResolveNetworks(
+      a_, ctx.deadline, ctx.validate_only, RuleNetworks(fields),
+      [a = a_, deadline = ctx.deadline, validate_only = ctx.validate_only, op = ctx.operation,
+       req, head = *std::move(head),
+       done = Wrap(std::move(done))](absl::StatusOr<VnetIds> vnets) mutable {
+        if (!vnets.ok()) return done(vnets.status());
+        Rules rules;
+        for (int i = 0; i < req.firewall().rules_size(); ++i) {
+          auto rule = RuleToTemplate(req.firewall().rules(i),
+                                     absl::StrCat("firewall.rules[", i, "]"), *vnets);
+          if (!rule.ok()) return done(rule.status());
+          rules.push_back(*std::move(rule));
+        }
+        std::string text = head;
+        if (!rules.empty()) {
+          absl::StatusOr<std::string> body = RuleSetTemplate(rules);
+          if (!body.ok()) return done(InvalidField("firewall.rules", body.status().message()));
+          text += *body;
+        }
+        if (validate_only) return done(kit::Finished(v1::Firewall()));
+        const std::string resource = ResourceName(*a, "firewalls", req.firewall_id());
+        // Before the allocate: a group this operation made already (a
+        // re-drive after a crash or a lost answer) carries its
+        // CLOUDPLANE_OPERATION tag and is the result; a group of that NAME
+        // made by anyone else is ALREADY_EXISTS.
+        FetchGroups(a, deadline,
+                    [a, deadline, op, resource, text = std::move(text),
+                     done = std::move(done)](absl::StatusOr<std::vector<FoundGroup>> all) mutable {
+                      if (!all.ok()) return done(all.status());
+                      for (const FoundGroup& g : *all) {
+                        if (!op.empty() && g.operation == op) {
+                          return done(kit::Finished(g.firewall));
+                        }
+                      }
+                      for (const FoundGroup& g : *all) {
+                        if (g.firewall.name() == resource) return done(FirewallExists(resource));
+                      }
+                      AllocateGroup(a, deadline, op, resource, text, std::move(done));
+                    });
+      });
 }
 
 void OpenNebulaProvider::DeleteFirewall(const CallContext& ctx,
@@ -231,40 +333,15 @@ void OpenNebulaProvider::CreateFirewallRule(const CallContext& ctx,
   if (auto id = ParseResourceName("parent", a_->id, "firewalls", req.parent()); !id.ok()) {
     return std::move(done)(id.status());
   }
-  auto attrs = RuleToTemplate(req.rule(), "rule");
-  if (!attrs.ok()) return std::move(done)(attrs.status());
-  if (ctx.validate_only) return std::move(done)(kit::Finished(v1::FirewallRule()));
-  const std::string rule_id = RuleId(*attrs);
-  FindGroup(
-      a_, ctx.deadline, req.parent(),
-      [a = a_, deadline = ctx.deadline, attrs = *attrs, rule_id,
-       done = Wrap(std::move(done))](absl::StatusOr<FoundGroup> g) mutable {
-        if (!g.ok()) return done(g.status());
-        // The same rule again (or a re-driven create): nothing to add.
-        if (const v1::FirewallRule* same = RuleOf(*g, rule_id); same != nullptr) {
-          return done(kit::Finished(*same));
-        }
-        Rules rules;
-        for (const SgRule& rule : g->rules) rules.push_back(rule.attrs);
-        rules.push_back(attrs);
-        WriteRules(
-            a, deadline, g->oid, rules, "rule",
-            [a, deadline, group = g->firewall.name(), rule_id,
-             done = std::move(done)](absl::StatusOr<Value> v) mutable {
-              if (!v.ok()) return done(v.status());
-              FindGroup(a, deadline, group,
-                        [rule_id, done = std::move(done)](absl::StatusOr<FoundGroup> g) mutable {
-                          if (!g.ok()) return done(g.status());
-                          if (const v1::FirewallRule* added = RuleOf(*g, rule_id);
-                              added != nullptr) {
-                            return done(kit::Finished(*added));
-                          }
-                          done(WithErrorInfo(absl::InternalError(
-                                                 "OpenNebula accepted the rule but the "
-                                                 "security group does not show it"),
-                                             reasons::kProviderMalformedResponse));
-                        });
-            });
+  ResolveNetworks(
+      a_, ctx.deadline, ctx.validate_only, RuleNetworks({{&req.rule(), "rule"}}),
+      [a = a_, deadline = ctx.deadline, validate_only = ctx.validate_only, req,
+       done = Wrap(std::move(done))](absl::StatusOr<VnetIds> vnets) mutable {
+        if (!vnets.ok()) return done(vnets.status());
+        auto attrs = RuleToTemplate(req.rule(), "rule", *vnets);
+        if (!attrs.ok()) return done(attrs.status());
+        if (validate_only) return done(kit::Finished(v1::FirewallRule()));
+        AddRule(a, deadline, req.parent(), *std::move(attrs), std::move(done));
       });
 }
 

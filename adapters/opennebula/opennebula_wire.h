@@ -382,18 +382,34 @@ absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
                                                        absl::string_view account,
                                                        absl::string_view resource_id);
 
-// One rule of a security group as a FirewallRule named `name`.
+// One rule of a security group as a FirewallRule named `name`. The far end
+// (source of an INBOUND rule, destination of an OUTBOUND one): NETWORK_ID →
+// `..._networks` `accounts/<account>/networks/<vnet id>`; else IP + SIZE →
+// `..._ranges` when they are exactly one CIDR block, else one
+// `..._address_ranges` entry as they are (never widened); neither →
+// `0.0.0.0/0` and `::/0` (any address of either family). What the typed
+// fields cannot hold (a port list, an IPv6 IP + SIZE, a malformed target) is
+// said in `description`.
 v1::FirewallRule FirewallRuleFromAttributes(
-    const std::vector<std::pair<std::string, std::string>>& attrs, std::string name);
+    const std::vector<std::pair<std::string, std::string>>& attrs, absl::string_view account,
+    std::string name);
 
-// A rule as the sub-attributes of a RULE vector ([api] security groups). INVALID_ARGUMENT
-// naming `field` for what OpenNebula cannot express: DENY, an unknown
-// protocol, ports on a protocol other than TCP/UDP, more than one range,
-// ranges at the VM's end (destination_ranges of an INGRESS rule,
-// source_ranges of an EGRESS one), non-IPv4 CIDRs. The rule's description
-// has no place in a RULE and is not read.
+// Network resource names (as a request gives them) → VNET ids, resolved by
+// the adapter (one.vnpool.info) before a rule is written.
+using VnetIds = std::map<std::string, int64_t, std::less<>>;
+
+// A rule as the sub-attributes of a RULE vector ([api] security groups):
+// PROTOCOL, RULE_TYPE, RANGE and one target: NETWORK_ID for the one network
+// (looked up in `vnets`), IP + SIZE for one CIDR block or one address
+// range, none for `0.0.0.0/0` with `::/0`. INVALID_ARGUMENT naming `field`'s
+// sub-field for what OpenNebula cannot express: DENY, an unknown protocol,
+// ports on a protocol other than TCP/UDP, more than one target, a target at
+// the VM's end (destination_* of an INGRESS rule, source_* of an EGRESS
+// one), firewalls as targets, non-IPv4 or host-bit CIDRs, one family's
+// "anywhere" alone (OpenNebula's "any address" is both), a network missing
+// from `vnets`. The rule's description has no place in a RULE and is not read.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
-    const v1::FirewallRule& rule, absl::string_view field);
+    const v1::FirewallRule& rule, absl::string_view field, const VnetIds& vnets = {});
 
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 // Object documents ([api] XSD reference): VMs, hosts, VM templates,
 // locations, images as volumes, security groups.
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "adapters/opennebula/opennebula_wire.h"
@@ -389,8 +393,41 @@ std::vector<SgRule> SecurityGroupRules(const xml::Node& sg) {
   return out;
 }
 
+namespace {
+
+std::optional<uint32_t> ParseIpv4(absl::string_view text) {
+  std::vector<absl::string_view> octets = absl::StrSplit(text, '.');
+  if (octets.size() != 4) return std::nullopt;
+  uint32_t out = 0;
+  for (absl::string_view o : octets) {
+    int n = 0;
+    if (o.empty() || o.size() > 3 || !absl::SimpleAtoi(o, &n) || n < 0 || n > 255) {
+      return std::nullopt;
+    }
+    out = (out << 8) | static_cast<uint32_t>(n);
+  }
+  return out;
+}
+
+std::string FormatIpv4(uint32_t ip) {
+  return absl::StrCat(ip >> 24, ".", (ip >> 16) & 255, ".", (ip >> 8) & 255, ".", ip & 255);
+}
+
+// The prefix length when `size` addresses from `first` are exactly one CIDR
+// block (a power of two, aligned to it), else -1.
+int ExactPrefix(uint32_t first, int64_t size) {
+  for (int prefix = 32; prefix >= 0; --prefix) {
+    const int64_t block = int64_t{1} << (32 - prefix);
+    if (block == size) return (first & static_cast<uint32_t>(block - 1)) == 0 ? prefix : -1;
+  }
+  return -1;
+}
+
+}  // namespace
+
 v1::FirewallRule FirewallRuleFromAttributes(
-    const std::vector<std::pair<std::string, std::string>>& attrs, std::string name) {
+    const std::vector<std::pair<std::string, std::string>>& attrs, absl::string_view account,
+    std::string name) {
   std::map<std::string, std::string> r;
   for (const auto& [k, v] : attrs) r.emplace(absl::AsciiStrToUpper(k), v);
   v1::FirewallRule rule;
@@ -401,6 +438,7 @@ v1::FirewallRule FirewallRuleFromAttributes(
                      : type == "OUTBOUND" ? v1::FirewallRule::EGRESS
                                           : v1::FirewallRule::DIRECTION_UNSPECIFIED);
   rule.set_protocol(absl::AsciiStrToLower(r["PROTOCOL"]));
+  std::vector<std::string> notes;  // what the typed fields cannot hold
   absl::string_view range = r["RANGE"];
   if (!range.empty() && !absl::StrContains(range, ',')) {
     std::pair<absl::string_view, absl::string_view> ab = absl::StrSplit(range, ':');
@@ -410,23 +448,50 @@ v1::FirewallRule FirewallRuleFromAttributes(
       rule.set_port_range_end(ab.second.empty() || !absl::SimpleAtoi(ab.second, &b) ? a : b);
     }
   } else if (!range.empty()) {
-    rule.set_description(absl::StrCat("ports ", range));
+    notes.push_back(absl::StrCat("ports ", range));
   }
+  // The far end: the source of an INBOUND rule, the destination of an
+  // OUTBOUND one (the near end is the VM). NETWORK_ID wins over IP/SIZE, as
+  // oned replaces such a rule by one per address range of the network when
+  // it applies it; neither means any address ([api] security group
+  // template), IPv4 and IPv6 alike.
+  const bool egress = type == "OUTBOUND";
+  auto* ranges = egress ? rule.mutable_destination_ranges() : rule.mutable_source_ranges();
+  auto* address_ranges =
+      egress ? rule.mutable_destination_address_ranges() : rule.mutable_source_address_ranges();
+  auto* networks = egress ? rule.mutable_destination_networks() : rule.mutable_source_networks();
+  absl::string_view network = r["NETWORK_ID"];
   absl::string_view ip = r["IP"];
-  int64_t size = 0;
-  if (!ip.empty() && absl::SimpleAtoi(r["SIZE"], &size) && size > 0) {
-    int prefix = 32;
-    while (prefix > 0 && (int64_t{1} << (32 - prefix)) < size) --prefix;
-    const std::string cidr = absl::StrCat(ip, "/", prefix);
-    if (type == "OUTBOUND") {
-      rule.add_destination_ranges(cidr);
+  int64_t vnet = 0;
+  if (!network.empty()) {
+    if (absl::SimpleAtoi(network, &vnet) && vnet >= 0) {
+      // By VNET id, a name GetNetwork takes: the rule does not carry the
+      // network's NAME, and naming it would cost a vnpool read per rule.
+      *networks->Add() = absl::StrCat("accounts/", account, "/networks/", vnet);
     } else {
-      rule.add_source_ranges(cidr);
+      notes.push_back(absl::StrCat("network ", network));
     }
+  } else if (!ip.empty()) {
+    int64_t size = 0;
+    std::optional<uint32_t> first = ParseIpv4(ip);
+    const bool sized = absl::SimpleAtoi(r["SIZE"], &size) && size > 0;
+    const int prefix = first.has_value() && sized ? ExactPrefix(*first, size) : -1;
+    if (prefix >= 0) {
+      *ranges->Add() = absl::StrCat(ip, "/", prefix);
+    } else if (first.has_value() && sized && size <= std::numeric_limits<int32_t>::max()) {
+      // Not one CIDR block: kept exactly, never widened to a covering one.
+      v1::AddressRange* exact = address_ranges->Add();
+      exact->set_first_address(FormatIpv4(*first));
+      exact->set_size(static_cast<int32_t>(size));
+    } else {
+      // An IPv6 IP, or a SIZE an AddressRange cannot hold: said in words.
+      notes.push_back(absl::StrCat("addresses ", ip, " + ", r["SIZE"]));
+    }
+  } else {
+    *ranges->Add() = "0.0.0.0/0";
+    *ranges->Add() = "::/0";
   }
-  if (!r["NETWORK_ID"].empty()) {
-    rule.set_description(absl::StrCat("network ", r["NETWORK_ID"]));
-  }
+  rule.set_description(absl::StrJoin(notes, "; "));
   return rule;
 }
 
@@ -442,13 +507,13 @@ absl::StatusOr<v1::Firewall> FirewallFromSecurityGroup(const xml::Node& sg,
   SetNumber(out.mutable_provider_details(), "id", static_cast<double>(id));
   for (const SgRule& rule : SecurityGroupRules(sg)) {
     *out.add_rules() =
-        FirewallRuleFromAttributes(rule.attrs, absl::StrCat(out.name(), "/rules/", rule.id));
+        FirewallRuleFromAttributes(rule.attrs, account, absl::StrCat(out.name(), "/rules/", rule.id));
   }
   return out;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
-    const v1::FirewallRule& rule, absl::string_view field) {
+    const v1::FirewallRule& rule, absl::string_view field, const VnetIds& vnets) {
   std::vector<std::pair<std::string, std::string>> out;
   const std::string proto = absl::AsciiStrToUpper(rule.protocol());
   if (proto != "TCP" && proto != "UDP" && proto != "ICMP" && proto != "ICMPV6" &&
@@ -475,34 +540,105 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
     }
     out.emplace_back("RANGE", a == b ? absl::StrCat(a) : absl::StrCat(a, ":", b));
   }
+  // A RULE has one target, the far end of its RULE_TYPE: IP/SIZE or
+  // NETWORK_ID, or none for any address; the near end is the VM ([api]
+  // security groups), so the near end's fields cannot be sent.
   const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
-  const auto& ranges = egress ? rule.destination_ranges() : rule.source_ranges();
-  const char* const ranges_field = egress ? ".destination_ranges" : ".source_ranges";
-  // A RULE has one IP/SIZE, the far end of its RULE_TYPE; the near end is
-  // the VM ([api] security groups), so the other list cannot be sent.
+  const std::string near = absl::StrCat(field, egress ? ".source" : ".destination");
+  const std::string far = absl::StrCat(field, egress ? ".destination" : ".source");
+  const char* const near_says = egress ? "an EGRESS rule's source is the VM itself"
+                                       : "an INGRESS rule's destination is the VM itself";
   if ((egress ? rule.source_ranges_size() : rule.destination_ranges_size()) > 0) {
-    return InvalidField(
-        absl::StrCat(field, egress ? ".source_ranges" : ".destination_ranges"),
-        egress ? "an EGRESS rule's source is the VM itself: give destination_ranges"
-               : "an INGRESS rule's destination is the VM itself: give source_ranges");
+    return InvalidField(absl::StrCat(near, "_ranges"), near_says);
   }
-  if (ranges.size() > 1) {
-    return InvalidField(absl::StrCat(field, ranges_field),
-                        "OpenNebula takes one address range per rule");
+  if ((egress ? rule.source_address_ranges_size() : rule.destination_address_ranges_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_address_ranges"), near_says);
   }
-  if (ranges.size() == 1 && ranges[0] != "0.0.0.0/0") {
-    std::pair<absl::string_view, absl::string_view> cidr = absl::StrSplit(ranges[0], '/');
-    std::vector<absl::string_view> octets = absl::StrSplit(cidr.first, '.');
-    int prefix = 32;
-    bool ok = octets.size() == 4 && (cidr.second.empty() || absl::SimpleAtoi(cidr.second, &prefix))
-              && prefix >= 0 && prefix <= 32;
-    for (absl::string_view o : octets) {
-      int n = 0;
-      ok = ok && absl::SimpleAtoi(o, &n) && n >= 0 && n <= 255;
+  if ((egress ? rule.source_networks_size() : rule.destination_networks_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_networks"), near_says);
+  }
+  if (rule.source_firewalls_size() > 0) {
+    return InvalidField(absl::StrCat(field, ".source_firewalls"),
+                        "OpenNebula rules cannot name a security group");
+  }
+  if (rule.destination_firewalls_size() > 0) {
+    return InvalidField(absl::StrCat(field, ".destination_firewalls"),
+                        "OpenNebula rules cannot name a security group");
+  }
+  const auto& ranges = egress ? rule.destination_ranges() : rule.source_ranges();
+  const auto& address_ranges =
+      egress ? rule.destination_address_ranges() : rule.source_address_ranges();
+  const auto& networks = egress ? rule.destination_networks() : rule.source_networks();
+  if (ranges.size() + address_ranges.size() + networks.size() > 1) {
+    // The anywhere pair is one target (none); see below.
+    const bool anywhere_pair = ranges.size() == 2 && address_ranges.empty() && networks.empty();
+    if (!anywhere_pair) {
+      return InvalidField(absl::StrCat(far, ranges.size() > 1           ? "_ranges"
+                                            : address_ranges.size() > 0 ? "_address_ranges"
+                                                                        : "_networks"),
+                          "OpenNebula takes one target per rule: one CIDR, one address "
+                          "range or one network (or 0.0.0.0/0 with ::/0 for any address)");
     }
-    if (!ok) return InvalidField(absl::StrCat(field, ranges_field), "must be one IPv4 CIDR");
+  }
+  if (networks.size() == 1) {
+    auto it = vnets.find(networks[0]);
+    if (it == vnets.end()) {
+      return InvalidField(absl::StrCat(far, "_networks[0]"),
+                          "must name a network of the account");
+    }
+    out.emplace_back("NETWORK_ID", absl::StrCat(it->second));
+    return out;
+  }
+  if (address_ranges.size() == 1) {
+    const v1::AddressRange& exact = address_ranges[0];
+    const std::string where = absl::StrCat(far, "_address_ranges[0]");
+    std::optional<uint32_t> first = ParseIpv4(exact.first_address());
+    if (!first.has_value()) {
+      return InvalidField(absl::StrCat(where, ".first_address"), "must be an IPv4 address");
+    }
+    if (exact.size() < 1 || int64_t{*first} + exact.size() - 1 > 0xffffffffll) {
+      return InvalidField(absl::StrCat(where, ".size"),
+                          "must be at least 1 and stay within IPv4");
+    }
+    out.emplace_back("IP", FormatIpv4(*first));
+    out.emplace_back("SIZE", absl::StrCat(exact.size()));
+    return out;
+  }
+  const std::string ranges_field = absl::StrCat(far, "_ranges");
+  if (ranges.size() == 2) {
+    // Any address is no target at all, which covers IPv4 and IPv6 both.
+    if ((ranges[0] == "0.0.0.0/0" && ranges[1] == "::/0") ||
+        (ranges[0] == "::/0" && ranges[1] == "0.0.0.0/0")) {
+      return out;
+    }
+    return InvalidField(ranges_field, "OpenNebula takes one address range per rule");
+  }
+  if (ranges.size() == 1) {
+    if (ranges[0] == "0.0.0.0/0" || ranges[0] == "::/0") {
+      // A RULE without a target matches either family, and one with a
+      // target matches one range of one family: one family's "anywhere"
+      // alone cannot be written without widening it to the other.
+      return InvalidField(ranges_field,
+                          "an OpenNebula rule for any address covers IPv4 and IPv6: give "
+                          "0.0.0.0/0 and ::/0 together");
+    }
+    std::pair<absl::string_view, absl::string_view> cidr = absl::StrSplit(ranges[0], '/');
+    std::optional<uint32_t> first = ParseIpv4(cidr.first);
+    int prefix = 32;
+    if (!first.has_value() || (!cidr.second.empty() && !absl::SimpleAtoi(cidr.second, &prefix)) ||
+        prefix < 1 || prefix > 32) {
+      return InvalidField(ranges_field, "must be one IPv4 CIDR");
+    }
+    const int64_t size = int64_t{1} << (32 - prefix);
+    if ((*first & static_cast<uint32_t>(size - 1)) != 0) {
+      // IP/SIZE counts from IP: a host address would shift the block.
+      return InvalidField(ranges_field,
+                          absl::StrCat("has host bits set; the block is ",
+                                       FormatIpv4(*first & ~static_cast<uint32_t>(size - 1)),
+                                       "/", prefix));
+    }
     out.emplace_back("IP", std::string(cidr.first));
-    out.emplace_back("SIZE", absl::StrCat(int64_t{1} << (32 - prefix)));
+    out.emplace_back("SIZE", absl::StrCat(size));
   }
   return out;
 }

@@ -311,12 +311,153 @@ TEST(OpenNebulaWireTest, RuleIdsAreStableAndSetsRoundTrip) {
   EXPECT_EQ(*RuleSetTemplate({}), "RULE=[]\n");
   auto fw = FirewallFromSecurityGroup(doc->Root(), "one", "g");
   ASSERT_TRUE(fw.ok());
-  EXPECT_EQ(fw->rules(1).description(), "network 3");
+  EXPECT_THAT(fw->rules(1).destination_networks(),
+              ::testing::ElementsAre("accounts/one/networks/3"));
   EXPECT_EQ(fw->rules(1).direction(), v1::FirewallRule::EGRESS);
   EXPECT_EQ(*VectorTemplate("DISK", {{"IMAGE_ID", "3"}, {"TARGET", "vdc"}}),
             "DISK=[IMAGE_ID=\"3\",TARGET=\"vdc\"]\n");
   EXPECT_EQ(VectorTemplate("DISK", {{"BAD-NAME", "3"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// One RULE read back as a FirewallRule.
+v1::FirewallRule ReadRule(absl::string_view rule_xml) {
+  auto doc = xml::Parse(absl::StrCat("<SECURITY_GROUP><ID>7</ID><NAME>g</NAME><TEMPLATE>",
+                                     rule_xml, "</TEMPLATE></SECURITY_GROUP>"));
+  EXPECT_TRUE(doc.ok());
+  auto fw = FirewallFromSecurityGroup(doc->Root(), "lab", "g");
+  EXPECT_TRUE(fw.ok() && fw->rules_size() == 1);
+  return fw.ok() && fw->rules_size() == 1 ? fw->rules(0) : v1::FirewallRule();
+}
+
+// The far end of a RULE is never reported wider than it is, and never as
+// "anywhere" unless it is: NETWORK_ID is a network, IP + SIZE an exact range.
+TEST(OpenNebulaWireFirewallTest, NetworkIdIsASourceNetwork) {
+  v1::FirewallRule r = ReadRule(
+      "<RULE><PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE><RANGE>22</RANGE>"
+      "<NETWORK_ID>5</NETWORK_ID></RULE>");
+  EXPECT_THAT(r.source_networks(), ::testing::ElementsAre("accounts/lab/networks/5"));
+  EXPECT_THAT(r.source_ranges(), ::testing::IsEmpty());
+  EXPECT_THAT(r.source_address_ranges(), ::testing::IsEmpty());
+  EXPECT_THAT(r.destination_networks(), ::testing::IsEmpty());
+  EXPECT_EQ(r.description(), "");
+  // NETWORK_ID wins over an IP beside it (oned expands the network).
+  r = ReadRule("<RULE><PROTOCOL>ALL</PROTOCOL><RULE_TYPE>OUTBOUND</RULE_TYPE>"
+               "<NETWORK_ID>0</NETWORK_ID><IP>10.0.0.0</IP><SIZE>8</SIZE></RULE>");
+  EXPECT_THAT(r.destination_networks(), ::testing::ElementsAre("accounts/lab/networks/0"));
+  EXPECT_THAT(r.destination_ranges(), ::testing::IsEmpty());
+  EXPECT_THAT(r.source_networks(), ::testing::IsEmpty());
+}
+
+TEST(OpenNebulaWireFirewallTest, IpAndSizeAreExact) {
+  // 10.0.0.10 + 5 is 10.0.0.10-14: no CIDR is exactly that.
+  v1::FirewallRule r = ReadRule(
+      "<RULE><PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE>"
+      "<IP>10.0.0.10</IP><SIZE>5</SIZE></RULE>");
+  ASSERT_EQ(r.source_address_ranges_size(), 1);
+  EXPECT_EQ(r.source_address_ranges(0).first_address(), "10.0.0.10");
+  EXPECT_EQ(r.source_address_ranges(0).size(), 5);
+  EXPECT_THAT(r.source_ranges(), ::testing::IsEmpty());
+  // A power of two that is not aligned is not a CIDR either.
+  r = ReadRule("<RULE><PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE>"
+               "<IP>192.168.0.128</IP><SIZE>256</SIZE></RULE>");
+  ASSERT_EQ(r.source_address_ranges_size(), 1);
+  EXPECT_EQ(r.source_address_ranges(0).size(), 256);
+  // Exactly one block is the CIDR; one address is a /32.
+  r = ReadRule("<RULE><PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE>"
+               "<IP>192.168.4.0</IP><SIZE>1024</SIZE></RULE>");
+  EXPECT_THAT(r.source_ranges(), ::testing::ElementsAre("192.168.4.0/22"));
+  EXPECT_THAT(r.source_address_ranges(), ::testing::IsEmpty());
+  r = ReadRule("<RULE><PROTOCOL>UDP</PROTOCOL><RULE_TYPE>OUTBOUND</RULE_TYPE>"
+               "<IP>10.1.2.3</IP><SIZE>1</SIZE></RULE>");
+  EXPECT_THAT(r.destination_ranges(), ::testing::ElementsAre("10.1.2.3/32"));
+  EXPECT_THAT(r.source_ranges(), ::testing::IsEmpty());
+  // What no typed field can hold is said, and is not "anywhere".
+  r = ReadRule("<RULE><PROTOCOL>TCP</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE>"
+               "<IP>2001:db8::5</IP><SIZE>3</SIZE></RULE>");
+  EXPECT_THAT(r.source_ranges(), ::testing::IsEmpty());
+  EXPECT_THAT(r.source_address_ranges(), ::testing::IsEmpty());
+  EXPECT_EQ(r.description(), "addresses 2001:db8::5 + 3");
+}
+
+TEST(OpenNebulaWireFirewallTest, NoTargetIsAnywhereSaidExplicitly) {
+  v1::FirewallRule r =
+      ReadRule("<RULE><PROTOCOL>ALL</PROTOCOL><RULE_TYPE>INBOUND</RULE_TYPE></RULE>");
+  EXPECT_THAT(r.source_ranges(), ::testing::ElementsAre("0.0.0.0/0", "::/0"));
+  r = ReadRule("<RULE><PROTOCOL>ALL</PROTOCOL><RULE_TYPE>OUTBOUND</RULE_TYPE></RULE>");
+  EXPECT_THAT(r.destination_ranges(), ::testing::ElementsAre("0.0.0.0/0", "::/0"));
+  EXPECT_THAT(r.source_ranges(), ::testing::IsEmpty());
+}
+
+using Attrs = std::vector<std::pair<std::string, std::string>>;
+
+TEST(OpenNebulaWireFirewallTest, WritesNetworksRangesAndAnywhere) {
+  v1::FirewallRule rule;
+  rule.set_protocol("tcp");
+  rule.add_source_networks("accounts/lab/networks/lab-net");
+  const VnetIds vnets = {{"accounts/lab/networks/lab-net", 5}};
+  auto attrs = RuleToTemplate(rule, "rule", vnets);
+  ASSERT_TRUE(attrs.ok()) << attrs.status();
+  EXPECT_EQ(*attrs, (Attrs{{"PROTOCOL", "TCP"}, {"RULE_TYPE", "INBOUND"}, {"NETWORK_ID", "5"}}));
+  // A network the adapter did not resolve is not sent.
+  EXPECT_EQ(GetBadRequest(RuleToTemplate(rule, "rule").status())->field_violations(0).field(),
+            "rule.source_networks[0]");
+
+  v1::FirewallRule exact;
+  exact.set_protocol("udp");
+  exact.set_direction(v1::FirewallRule::EGRESS);
+  v1::AddressRange* range = exact.add_destination_address_ranges();
+  range->set_first_address("10.0.0.10");
+  range->set_size(5);
+  attrs = RuleToTemplate(exact, "rule");
+  ASSERT_TRUE(attrs.ok()) << attrs.status();
+  EXPECT_EQ(*attrs, (Attrs{{"PROTOCOL", "UDP"}, {"RULE_TYPE", "OUTBOUND"}, {"IP", "10.0.0.10"},
+                           {"SIZE", "5"}}));
+  // Read back, the same range (and the same rule id).
+  std::string xml = "<RULE>";
+  for (const auto& [k, v] : *attrs) absl::StrAppend(&xml, "<", k, ">", v, "</", k, ">");
+  v1::FirewallRule back = ReadRule(xml + "</RULE>");
+  ASSERT_EQ(back.destination_address_ranges_size(), 1);
+  EXPECT_EQ(back.destination_address_ranges(0).first_address(), "10.0.0.10");
+  EXPECT_EQ(back.destination_address_ranges(0).size(), 5);
+  range->set_size(0);
+  EXPECT_EQ(GetBadRequest(RuleToTemplate(exact, "rule").status())->field_violations(0).field(),
+            "rule.destination_address_ranges[0].size");
+
+  // Any address is both families: no target. One family alone would widen.
+  v1::FirewallRule any;
+  any.set_protocol("all");
+  any.add_source_ranges("0.0.0.0/0");
+  EXPECT_EQ(GetBadRequest(RuleToTemplate(any, "rule").status())->field_violations(0).field(),
+            "rule.source_ranges");
+  any.add_source_ranges("::/0");
+  attrs = RuleToTemplate(any, "rule");
+  ASSERT_TRUE(attrs.ok()) << attrs.status();
+  EXPECT_EQ(*attrs, (Attrs{{"PROTOCOL", "ALL"}, {"RULE_TYPE", "INBOUND"}}));
+
+  // One target per RULE; a security group is no target; host bits would
+  // shift IP/SIZE's block.
+  v1::FirewallRule two = rule;
+  two.add_source_ranges("10.0.0.0/8");
+  EXPECT_EQ(RuleToTemplate(two, "rule", vnets).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::FirewallRule group;
+  group.set_protocol("tcp");
+  group.add_source_firewalls("accounts/lab/firewalls/db");
+  EXPECT_EQ(GetBadRequest(RuleToTemplate(group, "rule").status())->field_violations(0).field(),
+            "rule.source_firewalls");
+  v1::FirewallRule host;
+  host.set_protocol("tcp");
+  host.add_source_ranges("10.0.0.5/24");
+  EXPECT_EQ(GetBadRequest(RuleToTemplate(host, "rule").status())->field_violations(0).field(),
+            "rule.source_ranges");
+  // The VM's own end cannot be given.
+  v1::FirewallRule near;
+  near.set_protocol("tcp");
+  near.add_destination_networks("accounts/lab/networks/lab-net");
+  EXPECT_EQ(
+      GetBadRequest(RuleToTemplate(near, "rule", vnets).status())->field_violations(0).field(),
+      "rule.destination_networks");
 }
 
 google::protobuf::Value Parsed(absl::string_view json) {
