@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/utf8.h"
@@ -69,6 +70,15 @@ void CheckMessage(const Message& message, absl::string_view where) {
   FUZZ_CHECK(back->ParseFromString(wire), absl::StrCat(where, ": a peer cannot parse it"));
   FUZZ_CHECK(google::protobuf::util::MessageDifferencer::Equals(message, *back),
              absl::StrCat(where, ": changes over the wire"));
+}
+
+absl::string_view BodyOf(absl::string_view input) {
+  if (!absl::StartsWith(input, "HTTP/1.")) return input;
+  for (absl::string_view end : {"\r\n\r\n", "\n\n"}) {
+    const size_t at = input.find(end);
+    if (at != absl::string_view::npos) return input.substr(at + end.size());
+  }
+  return input;
 }
 
 void CheckStatus(const absl::Status& status, absl::string_view where) {

@@ -49,6 +49,11 @@ inline absl::string_view AsText(const uint8_t* data, size_t size) {
   return absl::string_view(reinterpret_cast<const char*>(data), size);
 }
 
+// The body of a recorded HTTP answer ("HTTP/1.1 200 OK", headers, a blank
+// line, the body), as the seeds from ../shared/fixtures are; any other input
+// is a body already and comes back unchanged.
+absl::string_view BodyOf(absl::string_view input);
+
 }  // namespace cloudplane::fuzzing
 
 #endif  // CLOUDPLANE_BASE_FUZZING_FUZZ_CHECKS_H_

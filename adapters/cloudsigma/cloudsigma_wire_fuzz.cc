@@ -1,0 +1,96 @@
+// Fuzz harness of CloudSigma's wire translation (tools/bazel/fuzz.bzl):
+// each input goes to every parser of a CloudSigma answer, to the error
+// mapping, and to EditServer as the server it edits. Properties:
+//   - every message that comes out (Instance, Volume, Image, Location,
+//     Network, Address, KeyPair, InstanceMetadata) has valid UTF-8 in every
+//     string and crosses the wire to a gRPC peer unchanged;
+//   - the status for an error answer converts to a gRPC status a client can
+//     read;
+//   - a server that EditServer changed is still a CloudSigma object
+//     (ParseObject reads it back with the same uuid) and carries the edit.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "adapters/cloudsigma/cloudsigma_wire.h"
+#include "base/fuzzing/fuzz_checks.h"
+
+namespace {
+
+using namespace cloudplane;
+using namespace cloudplane::adapters::cloudsigma;
+
+template <typename T>
+void Check(const absl::StatusOr<T>& result, absl::string_view where) {
+  if (result.ok()) {
+    fuzzing::CheckMessage(*result, where);
+  } else {
+    fuzzing::CheckStatus(result.status(), where);
+  }
+}
+
+void Objects(absl::string_view json) {
+  const IdMap ids = {{"00000000-0000-0000-0000-000000000001", "boot"}};
+  SubscriptionMap subscriptions;
+  if (auto s = SubscriptionFromWire(json); s.ok()) {
+    fuzzing::CheckUtf8(s->id, "subscription id");
+    fuzzing::CheckUtf8(s->subscribed_object, "subscribed object");
+    subscriptions[s->id] = *s;
+  }
+  Check(DriveToVolume(json, "lab", ids), "DriveToVolume");
+  Check(ServerToInstance(json, "lab", ids), "ServerToInstance");
+  Check(LibdriveToImage(json, "lab"), "LibdriveToImage");
+  Check(LocationFromWire(json, "lab"), "LocationFromWire");
+  Check(VlanToNetwork(json, "lab", subscriptions), "VlanToNetwork");
+  Check(IpToAddress(json, "lab", ids, subscriptions), "IpToAddress");
+  Check(KeypairToKeyPair(json, "lab"), "KeypairToKeyPair");
+  Check(ServerToMetadata(json, "lab"), "ServerToMetadata");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const absl::string_view input = fuzzing::BodyOf(fuzzing::AsText(data, size));
+  auto object = ParseObject(input);
+  if (object.ok()) {
+    fuzzing::CheckUtf8(object->uuid, "object uuid");
+    Objects(object->json);
+  } else {
+    fuzzing::CheckStatus(object.status(), "ParseObject");
+  }
+  Objects(input);
+  if (auto page = ParsePage(input); page.ok()) {
+    for (const WireObject& o : page->objects) {
+      fuzzing::CheckUtf8(o.uuid, "page object uuid");
+      Objects(o.json);
+    }
+  } else {
+    fuzzing::CheckStatus(page.status(), "ParsePage");
+  }
+  fuzzing::CheckStatus(ParseActionResult(input), "ParseActionResult");
+  for (int http_status : {400, 404, 409, 500, 503}) {
+    fuzzing::CheckStatus(StatusFromResponse(http_status, input, "GET servers", "instance."),
+                         "StatusFromResponse");
+  }
+
+  if (object.ok() && object->resource_type == "servers") {
+    ServerEdit edit;
+    edit.name = "renamed";
+    edit.labels = std::map<std::string, std::string>{{"env", "prod"}};
+    edit.add_nic = NicSpec{.model = "e1000"};
+    edit.detach_uuid = "00000000-0000-0000-0000-000000000001";
+    auto edited = EditServer(object->json, edit);
+    if (edited.ok()) {
+      auto back = ParseObject(*edited);
+      FUZZ_CHECK(back.ok(), "an edited server is not a CloudSigma object");
+      FUZZ_CHECK(back->uuid == object->uuid, "an edit changed the server's uuid");
+      FUZZ_CHECK(absl::StrContains(*edited, "\"name\":\"renamed\""), "an edit lost the new name");
+      for (const std::string& uuid : back->referenced_uuids) {
+        FUZZ_CHECK(uuid != "00000000-0000-0000-0000-000000000001",
+                   "a detached drive is still referenced");
+      }
+    }
+  }
+  return 0;
+}

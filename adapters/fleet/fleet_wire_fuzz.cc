@@ -1,0 +1,65 @@
+// Fuzz harness of fleet's wire translation (tools/bazel/fuzz.bzl): every
+// parser of a fleet answer, the error mapping and the poll-token reader get
+// each input. Properties:
+//   - every Unit, UnitState and Machine that comes out has valid UTF-8 in
+//     every string and crosses the wire to a gRPC peer unchanged;
+//   - page tokens are valid UTF-8;
+//   - the status for an error answer converts to a gRPC status a client can
+//     read;
+//   - a poll token that parses is made again, byte for byte, from what it
+//     says.
+#include <cstddef>
+#include <cstdint>
+
+#include "adapters/fleet/fleet_wire.h"
+#include "base/fuzzing/fuzz_checks.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace cloudplane;
+  using namespace cloudplane::adapters::fleet;
+  using fuzzing::CheckMessage;
+  using fuzzing::CheckStatus;
+  const absl::string_view input = fuzzing::AsText(data, size);
+
+  if (auto unit = ParseUnit(input, "lab"); unit.ok()) {
+    CheckMessage(*unit, "ParseUnit");
+  } else {
+    CheckStatus(unit.status(), "ParseUnit");
+  }
+  if (auto page = ParseUnitPage(input, "lab"); page.ok()) {
+    for (const auto& unit : page->units) CheckMessage(unit, "ParseUnitPage");
+    fuzzing::CheckUtf8(page->next_page_token, "ParseUnitPage token");
+  } else {
+    CheckStatus(page.status(), "ParseUnitPage");
+  }
+  if (auto state = ParseUnitState(input, "lab"); state.ok()) {
+    CheckMessage(*state, "ParseUnitState");
+  } else {
+    CheckStatus(state.status(), "ParseUnitState");
+  }
+  if (auto page = ParseUnitStatePage(input, "lab"); page.ok()) {
+    for (const auto& state : page->states) CheckMessage(state, "ParseUnitStatePage");
+    fuzzing::CheckUtf8(page->next_page_token, "ParseUnitStatePage token");
+  } else {
+    CheckStatus(page.status(), "ParseUnitStatePage");
+  }
+  if (auto page = ParseMachinePage(input, "lab"); page.ok()) {
+    for (const auto& machine : page->machines) CheckMessage(machine, "ParseMachinePage");
+    fuzzing::CheckUtf8(page->next_page_token, "ParseMachinePage token");
+  } else {
+    CheckStatus(page.status(), "ParseMachinePage");
+  }
+  for (int http_status : {200, 404, 409, 500}) {
+    CheckStatus(StatusFromResponse(http_status, input, "GET unit hello.service"),
+                "StatusFromResponse");
+    (void)IsFleetErrorEnvelope(http_status, input);
+  }
+  if (auto target = ParsePollToken(input); target.ok()) {
+    const std::string again = MakePollToken(target->unit_name, target->desired_state);
+    auto reread = ParsePollToken(again);
+    FUZZ_CHECK(reread.ok() && reread->unit_name == target->unit_name &&
+                   reread->desired_state == target->desired_state,
+               "a poll token changes when made again");
+  }
+  return 0;
+}
