@@ -46,12 +46,7 @@ std::string String(const rj::Value& obj, const char* key) {
 int64_t Int(const rj::Value& obj, const char* key) {
   const rj::Value* v = Member(obj, key);
   if (v == nullptr) return 0;
-  if (v->IsInt64()) return v->GetInt64();
-  if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
-  if (v->IsDouble()) return static_cast<int64_t>(v->GetDouble());
-  int64_t n = 0;
-  if (v->IsString() && absl::SimpleAtoi(v->GetString(), &n)) return n;
-  return 0;
+  return json::Int64(*v).value_or(0);
 }
 
 // The uuid of a reference: `{"resource_uri","uuid"}` or a plain string.

@@ -63,17 +63,7 @@ std::string Str(const rj::Value& obj, const char* key) {
 std::optional<int64_t> Int(const rj::Value& obj, const char* key) {
   const rj::Value* v = Member(obj, key);
   if (v == nullptr) return std::nullopt;
-  if (v->IsInt64()) return v->GetInt64();
-  if (v->IsDouble() && std::isfinite(v->GetDouble()) &&
-      std::fabs(v->GetDouble()) < 9.0e15) {
-    return static_cast<int64_t>(v->GetDouble());
-  }
-  int64_t out;
-  if (v->IsString() && absl::SimpleAtoi(absl::string_view(v->GetString(), v->GetStringLength()),
-                                        &out)) {
-    return out;
-  }
-  return std::nullopt;
+  return json::Int64(*v);
 }
 
 double Num(const rj::Value& obj, const char* key) {

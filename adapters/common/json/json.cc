@@ -1,5 +1,8 @@
 #include "adapters/common/json/json.h"
 
+#include <cmath>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/reasons.h"
@@ -84,6 +87,22 @@ const rj::Value* Member(const rj::Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
   return &it->value;
+}
+
+std::optional<int64_t> Int64(const rapidjson::Value& value) {
+  if (value.IsInt64()) return value.GetInt64();
+  if (value.IsDouble()) {
+    const double d = value.GetDouble();
+    // 2^53: every integer below it is exact in a double.
+    if (std::isfinite(d) && std::fabs(d) < 9007199254740992.0) return static_cast<int64_t>(d);
+    return std::nullopt;
+  }
+  int64_t out;
+  if (value.IsString() &&
+      absl::SimpleAtoi(absl::string_view(value.GetString(), value.GetStringLength()), &out)) {
+    return out;
+  }
+  return std::nullopt;
 }
 
 std::string Serialize(const rj::Value& value) {

@@ -7,6 +7,8 @@
 #ifndef CLOUDPLANE_ADAPTERS_COMMON_JSON_JSON_H_
 #define CLOUDPLANE_ADAPTERS_COMMON_JSON_JSON_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -35,6 +37,13 @@ absl::Status Parse(absl::string_view body, absl::string_view provider, rapidjson
 // Member `key` of `obj`; nullptr when `obj` is not an object, or the member is
 // absent or null (providers omit empty fields or send null for them alike).
 const rapidjson::Value* Member(const rapidjson::Value& obj, const char* key);
+
+// `value` as an int64, as providers send integers: a JSON integer that fits,
+// a finite number of magnitude below 2^53 (truncated towards zero), or a
+// string of decimal digits that fits. nullopt for anything else, including
+// numbers too large for int64 (never a wrapped or undefined conversion: a
+// 1e116 once reached a float-to-int cast, found by cloudsigma_feed_fuzz).
+std::optional<int64_t> Int64(const rapidjson::Value& value);
 
 // Compact JSON text of `value`.
 std::string Serialize(const rapidjson::Value& value);

@@ -55,3 +55,32 @@ TEST(JsonTest, TrailingCommasOnlyWhenAsked) {
 
 }  // namespace
 }  // namespace cloudplane::json
+
+namespace cloudplane::json {
+namespace {
+
+// cloudsigma_feed_fuzz found a server whose "cpu" was 1e116 reaching a
+// float-to-int cast (undefined behaviour); numbers that do not fit are no
+// integer at all.
+TEST(JsonTest, Int64TakesOnlyIntegersThatFit) {
+  auto value = [](const char* text) {
+    rapidjson::Document doc;
+    doc.Parse(text);
+    return json::Int64(doc);
+  };
+  EXPECT_EQ(value("42"), 42);
+  EXPECT_EQ(value("-9223372036854775808"), INT64_MIN);
+  EXPECT_EQ(value("\"2000\""), 2000);
+  EXPECT_EQ(value("1.9"), 1);
+  EXPECT_EQ(value("1e116"), std::nullopt);
+  EXPECT_EQ(value("-1e300"), std::nullopt);
+  EXPECT_EQ(value("18446744073709551615"), std::nullopt);  // above INT64_MAX
+  EXPECT_EQ(value("9007199254740993.0"), std::nullopt);
+  EXPECT_EQ(value("\"99999999999999999999\""), std::nullopt);
+  EXPECT_EQ(value("\"12abc\""), std::nullopt);
+  EXPECT_EQ(value("true"), std::nullopt);
+  EXPECT_EQ(value("null"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace cloudplane::json
