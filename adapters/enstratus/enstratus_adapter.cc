@@ -152,11 +152,13 @@ ProviderInfo EnstratusProviderInfo() {
               {"firewall_id", "firewall.display_name", "firewall.description",
                "firewall.location", "firewall.labels"});
   kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
-  // addRule: direction, permission, protocol, ports, the CIDR of the rule's
-  // far end (the adapter refuses a range at the firewall's own end).
+  // addRule: direction, permission, protocol, ports, the rule's far end as
+  // one CIDR or one firewall (type GLOBAL); the adapter refuses an end at the
+  // firewall's own side. DCM has no address-range or network ends here.
   kit::Honour(info, "FirewallsService", "CreateFirewallRule",
               {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
-               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges"});
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges",
+               "rule.source_firewalls", "rule.destination_firewalls"});
   kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
   // addVolume: name, description and budget (provider_options), dataCenter,
   // sizeInGb, label; media DISK is what DCM makes (CDROM is refused).

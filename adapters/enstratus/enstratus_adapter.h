@@ -72,7 +72,7 @@
 //       runner) nothing is marked or looked for.
 //   CreateFirewallRule  DCM keeps no tag on a rule: the firewall's rules are
 //       read first, and a rule equal to the one asked for (direction,
-//       permission, protocol, ports, CIDR) is answered instead of a second
+//       permission, protocol, ports, far end) is answered instead of a second
 //       one. (A rule DCM creates as a job that is still running is not
 //       seen; the emulator, like mixcoatl's examples, creates rules at once.)
 //   Attach/DetachVolume read the volume first: attached to that server
@@ -99,7 +99,10 @@
 //     GetMachineType (products of every region), ListLocations/GetLocation.
 //     No reboot, metadata, hosts or update: DCM's API has none of them.
 //   FirewallsService: all eight methods. Firewall.rules is not filled on
-//     reads (use ListFirewallRules) and must be empty on create.
+//     reads (use ListFirewallRules) and must be empty on create. A rule's
+//     far end is one CIDR (type CIDR) or one firewall (type GLOBAL, by DCM
+//     id: *_firewalls, named by alias or id); a VLAN or VM end is read into
+//     the description only, never as anywhere.
 //   BillingService: both.
 //   VolumesService: List, Get, Create (addVolume job; size a positive whole
 //     number of GiB, location a data center `dc-<id>`, one label `label`,
@@ -135,7 +138,8 @@
 //   StopInstance does not honour force (DCM's stop has no hard variant):
 //     refused.
 //   CreateFirewallRule does not honour rule.description (DCM takes it as
-//     the request's reason and does not keep it on the rule): refused.
+//     the request's reason and does not keep it on the rule) nor address
+//     ranges or networks as ends: refused.
 //   CreateFirewall and CreateNetwork honour none without the account option
 //     `budget` (they are not supported then).
 //   CreateNetwork does not honour network_id (networks are named by DCM

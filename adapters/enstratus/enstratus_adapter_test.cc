@@ -894,6 +894,7 @@ TEST_F(FieldContract, PortsOnAnIcmpRuleAreRefused) {
   req.set_parent("accounts/dcm/firewalls/116387");
   req.mutable_rule()->set_protocol("icmp");
   req.mutable_rule()->set_port_range_start(8);
+  req.mutable_rule()->add_source_ranges("0.0.0.0/0");
   auto refused = Await<MutationProgress>(
       [&](auto cb) { provider_->CreateFirewallRule(Ctx(), req, std::move(cb)); });
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);

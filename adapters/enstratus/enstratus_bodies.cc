@@ -1,5 +1,8 @@
 // Request bodies (§3, §7): every DCM mutation body is `{"<operation>":[{...}]}`.
+#include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -126,28 +129,46 @@ std::string AddNetworkBody(const NetworkSpec& spec) {
   });
 }
 
-absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule) {
+absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule,
+                                        std::optional<int64_t> far_firewall_id) {
   absl::Status status;
   const std::string protocol = absl::AsciiStrToUpper(rule.protocol());
   if (protocol != "TCP" && protocol != "UDP" && protocol != "ICMP") {
     AddFieldViolation(status, "rule.protocol", "must be tcp, udp or icmp");
   }
-  if (rule.source_ranges_size() > 1) {
-    AddFieldViolation(status, "rule.source_ranges", "enStratus takes one CIDR per rule");
-  }
-  if (rule.destination_ranges_size() > 1) {
-    AddFieldViolation(status, "rule.destination_ranges", "enStratus takes one CIDR per rule");
-  }
   const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
-  // The firewall itself is the GLOBAL end of a rule (the fixture's
-  // destination "406"/GLOBAL on an INGRESS rule); only the other end is a CIDR.
-  if (egress && rule.source_ranges_size() > 0) {
-    AddFieldViolation(status, "rule.source_ranges",
+  // The firewall itself is the GLOBAL near end of a rule (the fixture's
+  // destination "406"/GLOBAL on an INGRESS rule); the far end is one CIDR
+  // or one other firewall (GLOBAL with its DCM id), never both.
+  if (egress && (rule.source_ranges_size() > 0 || rule.source_firewalls_size() > 0)) {
+    AddFieldViolation(status,
+                      rule.source_ranges_size() > 0 ? "rule.source_ranges" : "rule.source_firewalls",
                       "an EGRESS rule's source is the firewall itself");
   }
-  if (!egress && rule.destination_ranges_size() > 0) {
-    AddFieldViolation(status, "rule.destination_ranges",
+  if (!egress && (rule.destination_ranges_size() > 0 || rule.destination_firewalls_size() > 0)) {
+    AddFieldViolation(status,
+                      rule.destination_ranges_size() > 0 ? "rule.destination_ranges"
+                                                         : "rule.destination_firewalls",
                       "an INGRESS rule's destination is the firewall itself");
+  }
+  for (const auto& [size, field] :
+       {std::pair{rule.source_address_ranges_size(), "rule.source_address_ranges"},
+        std::pair{rule.destination_address_ranges_size(), "rule.destination_address_ranges"},
+        std::pair{rule.source_networks_size(), "rule.source_networks"},
+        std::pair{rule.destination_networks_size(), "rule.destination_networks"}}) {
+    if (size > 0) AddFieldViolation(status, field, "enStratus rules take a CIDR or a firewall");
+  }
+  const auto& far_ranges = egress ? rule.destination_ranges() : rule.source_ranges();
+  const auto& far_firewalls = egress ? rule.destination_firewalls() : rule.source_firewalls();
+  const std::string far = egress ? "rule.destination" : "rule.source";
+  if (far_ranges.size() + far_firewalls.size() > 1) {
+    AddFieldViolation(status, absl::StrCat(far, far_ranges.size() > 1 ? "_ranges" : "_firewalls"),
+                      "enStratus takes one CIDR or one firewall per rule");
+  } else if (far_ranges.empty() && far_firewalls.empty()) {
+    AddFieldViolation(status, absl::StrCat(far, "_ranges"),
+                      "is required: one CIDR (0.0.0.0/0 for anywhere) or one firewall");
+  } else if (far_firewalls.size() == 1 && !far_firewall_id.has_value()) {
+    AddFieldViolation(status, absl::StrCat(far, "_firewalls[0]"), "must name a firewall");
   }
   int32_t start = rule.port_range_start(), end = rule.port_range_end();
   if (end == 0) end = start;
@@ -160,21 +181,21 @@ absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallR
     AddFieldViolation(status, "rule.port_range_start", "icmp rules have no ports");
   }
   if (!status.ok()) return status;
-  std::string cidr = "0.0.0.0/0";
-  if (!egress && rule.source_ranges_size() == 1) cidr = rule.source_ranges(0);
-  if (egress && rule.destination_ranges_size() == 1) cidr = rule.destination_ranges(0);
+  const bool to_firewall = far_firewalls.size() == 1;
+  const std::string other = to_firewall ? absl::StrCat(*far_firewall_id) : far_ranges[0];
+  const char* const other_type = to_firewall ? "GLOBAL" : "CIDR";
   const std::string self = absl::StrCat(firewall_id);
   return OperationBody("addRule", [&](Writer& w) {
     Key(w, "firewallId");
     w.Int64(firewall_id);
     Key(w, "source");
-    String(w, egress ? self : cidr);
+    String(w, egress ? self : other);
     Key(w, "sourceType");
-    String(w, egress ? "GLOBAL" : "CIDR");
+    String(w, egress ? "GLOBAL" : other_type);
     Key(w, "destination");
-    String(w, egress ? cidr : self);
+    String(w, egress ? other : self);
     Key(w, "destinationType");
-    String(w, egress ? "CIDR" : "GLOBAL");
+    String(w, egress ? other_type : "GLOBAL");
     Key(w, "direction");
     String(w, egress ? "EGRESS" : "INGRESS");
     Key(w, "permission");
@@ -200,10 +221,14 @@ bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted) 
   int32_t start = wanted.port_range_start(), end = wanted.port_range_end();
   if (end == 0) end = start;
   if (protocol == "icmp") start = end = 0;  // AddRuleBody sends no ports for ICMP
-  std::string cidr = "0.0.0.0/0";
-  if (!egress && wanted.source_ranges_size() == 1) cidr = wanted.source_ranges(0);
-  if (egress && wanted.destination_ranges_size() == 1) cidr = wanted.destination_ranges(0);
-  const auto& ranges = egress ? existing.destination_ranges() : existing.source_ranges();
+  auto same = [](const auto& a, const auto& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  };
+  const bool same_far_end =
+      egress ? same(existing.destination_ranges(), wanted.destination_ranges()) &&
+                   same(existing.destination_firewalls(), wanted.destination_firewalls())
+             : same(existing.source_ranges(), wanted.source_ranges()) &&
+                   same(existing.source_firewalls(), wanted.source_firewalls());
   const int32_t existing_end =
       existing.port_range_end() == 0 ? existing.port_range_start() : existing.port_range_end();
   return existing.direction() ==
@@ -212,8 +237,7 @@ bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted) 
              (wanted.action() == v1::FirewallRule::DENY ? v1::FirewallRule::DENY
                                                         : v1::FirewallRule::ALLOW) &&
          absl::AsciiStrToLower(existing.protocol()) == protocol &&
-         existing.port_range_start() == start && existing_end == end && ranges.size() == 1 &&
-         ranges[0] == cidr;
+         existing.port_range_start() == start && existing_end == end && same_far_end;
 }
 
 std::string ServerActionBody(absl::string_view action, absl::string_view reason) {

@@ -66,8 +66,8 @@ absl::Status CheckAddFirewall(const Account& a, const v1::CreateFirewallRequest&
 
 // DCM creates rules synchronously: 201 with the rule (§4); a 202 job is
 // followed like any other.
-OtherAnswer RuleCreated(std::string account_id, std::string alias, int64_t fw_id) {
-  return [account_id = std::move(account_id), alias = std::move(alias), fw_id](
+OtherAnswer RuleCreated(std::string account_id, Aliases aliases) {
+  return [account_id = std::move(account_id), aliases = std::move(aliases)](
              absl::StatusOr<http::HttpResponse> r, Callback<MutationProgress> done) {
     if (!r.ok()) return std::move(done)(r.status());
     if (absl::Status s = StatusFromResponse(r->status, r->body, "POST addRule"); !s.ok()) {
@@ -76,8 +76,6 @@ OtherAnswer RuleCreated(std::string account_id, std::string alias, int64_t fw_id
       }
       return std::move(done)(s);
     }
-    Aliases aliases;
-    if (!alias.empty()) aliases.firewalls[fw_id] = alias;
     absl::StatusOr<std::vector<v1::FirewallRule>> rules =
         ParseFirewallRules(r->body, account_id, aliases);
     if (!rules.ok()) return std::move(done)(rules.status());
@@ -200,12 +198,40 @@ void EnstratusProvider::CreateFirewallRule(const CallContext& ctx,
   absl::StatusOr<int64_t> fw =
       a_->aliases->Resolve(AliasKind::kFirewall, "firewall", request.parent(), *seg);
   if (!fw.ok()) return std::move(done)(fw.status());
-  absl::StatusOr<std::string> body = AddRuleBody(*fw, request.rule());
+  // A firewall as the far end goes to DCM by its id.
+  const v1::FirewallRule& rule = request.rule();
+  const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
+  const auto& far_firewalls = egress ? rule.destination_firewalls() : rule.source_firewalls();
+  std::optional<int64_t> far_fw;
+  if (far_firewalls.size() == 1) {
+    const std::string field =
+        egress ? "rule.destination_firewalls[0]" : "rule.source_firewalls[0]";
+    absl::StatusOr<std::string> far_seg =
+        SegmentOf(field, a_->id, "firewalls", far_firewalls[0]);
+    if (!far_seg.ok()) return std::move(done)(far_seg.status());
+    absl::StatusOr<int64_t> id =
+        a_->aliases->Resolve(AliasKind::kFirewall, "firewall", far_firewalls[0], *far_seg);
+    if (!id.ok()) return std::move(done)(id.status());
+    far_fw = *id;
+  }
+  absl::StatusOr<std::string> body = AddRuleBody(*fw, rule, far_fw);
   if (!body.ok()) return std::move(done)(body.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::FirewallRule()));
   const std::string alias = IsValidAlias(*seg) ? *seg : "";
-  Aliases aliases;
+  // Every alias, so a firewall at the far end reads back by the name the
+  // account knows it by.
+  absl::StatusOr<Aliases> all = a_->aliases->All();
+  if (!all.ok()) return std::move(done)(all.status());
+  Aliases aliases = *std::move(all);
   if (!alias.empty()) aliases.firewalls[*fw] = alias;
+  v1::FirewallRule wanted = rule;
+  if (far_fw.has_value()) {
+    auto it = aliases.firewalls.find(*far_fw);
+    *(egress ? wanted.mutable_destination_firewalls() : wanted.mutable_source_firewalls())
+         ->Mutable(0) = absl::StrCat("accounts/", a_->id, "/firewalls/",
+                                     it == aliases.firewalls.end() ? absl::StrCat(*far_fw)
+                                                                   : it->second);
+  }
   // DCM keeps no tag on a rule: the rule is looked for by its content first,
   // so a re-driven create (or the same rule asked for again) answers the
   // rule that exists instead of adding a second one.
@@ -215,7 +241,7 @@ void EnstratusProvider::CreateFirewallRule(const CallContext& ctx,
       [id = a_->id, aliases](absl::string_view body) {
         return ParseFirewallRules(body, id, aliases);
       },
-      [call = CallOf(a_, ctx), body = *std::move(body), alias, fw = *fw, wanted = request.rule(),
+      [call = CallOf(a_, ctx), body = *std::move(body), alias, fw = *fw, wanted, aliases,
        done = std::move(done)](absl::StatusOr<std::vector<v1::FirewallRule>> rules) mutable {
         if (!rules.ok()) return std::move(done)(rules.status());
         for (const v1::FirewallRule& rule : *rules) {
@@ -224,7 +250,7 @@ void EnstratusProvider::CreateFirewallRule(const CallContext& ctx,
         const std::string account_id = call.account->id;
         StartJob(call, {"POST", "network/FirewallRule", "", std::move(body), "POST addRule"},
                  NewJobToken(JobToken::RULE_CREATE, fw, alias),
-                 RuleCreated(account_id, alias, fw), std::move(done));
+                 RuleCreated(account_id, std::move(aliases)), std::move(done));
       });
 }
 

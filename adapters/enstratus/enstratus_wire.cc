@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "adapters/common/http/http_status.h"
@@ -442,12 +443,43 @@ absl::StatusOr<std::vector<v1::FirewallRule>> ParseFirewallRules(absl::string_vi
         out.set_protocol(absl::AsciiStrToLower(Str(r, "protocol")));
         out.set_port_range_start(static_cast<int32_t>(Int(r, "startPort").value_or(0)));
         out.set_port_range_end(static_cast<int32_t>(Int(r, "endPort").value_or(0)));
-        if (absl::AsciiStrToUpper(Str(r, "sourceType")) == "CIDR") {
-          out.add_source_ranges(Str(r, "source"));
-        }
-        if (absl::AsciiStrToUpper(Str(r, "destinationType")) == "CIDR") {
-          out.add_destination_ranges(Str(r, "destination"));
-        }
+        // Each end has a type (Dasein's RuleTargetType, which DCM passes
+        // through): CIDR, GLOBAL (a firewall, by DCM id), VLAN or VM. The
+        // rule's own firewall as its near end (destination of an INGRESS
+        // rule, source of an EGRESS one) is implied and not repeated; any
+        // other end is reported, and one the API cannot name (a VLAN, a VM)
+        // is said in the description, never left to read as anywhere.
+        std::vector<std::string> notes;
+        auto end = [&](const char* type_key, const char* value_key, bool near,
+                       google::protobuf::RepeatedPtrField<std::string>* ranges,
+                       google::protobuf::RepeatedPtrField<std::string>* firewalls,
+                       absl::string_view word) {
+          const std::string type = absl::AsciiStrToUpper(Str(r, type_key));
+          std::string value = Str(r, value_key);
+          if (value.empty()) {
+            if (std::optional<int64_t> n = Int(r, value_key)) value = absl::StrCat(*n);
+          }
+          if (type == "CIDR" && !value.empty()) {
+            *ranges->Add() = value;
+            return;
+          }
+          if (type == "GLOBAL") {
+            if (std::optional<int64_t> other = ParseDcmId(value)) {
+              if (near && *other == *fw) return;
+              *firewalls->Add() = Name(account, "firewalls", AliasOr(aliases.firewalls, *other));
+              return;
+            }
+          }
+          if (!type.empty() || !value.empty()) {
+            notes.push_back(absl::StrCat(word, " ", type, " ", value));
+          }
+        };
+        const bool egress = out.direction() == v1::FirewallRule::EGRESS;
+        end("sourceType", "source", egress, out.mutable_source_ranges(),
+            out.mutable_source_firewalls(), "source");
+        end("destinationType", "destination", !egress, out.mutable_destination_ranges(),
+            out.mutable_destination_firewalls(), "destination");
+        out.set_description(absl::StrJoin(notes, "; "));
         return out;
       });
 }

@@ -174,6 +174,11 @@ absl::StatusOr<std::vector<v1::Firewall>> ParseFirewalls(absl::string_view json,
 // without the tag) in provider_details.
 absl::StatusOr<std::vector<v1::Network>> ParseNetworks(absl::string_view json,
                                                        absl::string_view account);
+// `{"rules":[...]}` (network/FirewallRule). Each end by its type: CIDR →
+// `*_ranges`; GLOBAL (a DCM firewall id) → `*_firewalls`, named by alias or
+// id, except the rule's own firewall at its near end (implied); VLAN, VM
+// and anything else → said in `description` ("source VM 42"), with no
+// typed field set, so such an end never reads as anywhere.
 absl::StatusOr<std::vector<v1::FirewallRule>> ParseFirewallRules(absl::string_view json,
                                                                  absl::string_view account,
                                                                  const Aliases& aliases);
@@ -274,19 +279,24 @@ struct NetworkSpec {
 };
 std::string AddNetworkBody(const NetworkSpec& spec);
 
-// The addRule body for `rule` on firewall `firewall_id` (§7): one CIDR per
-// rule; the firewall itself is the GLOBAL end of the rule. INVALID_ARGUMENT
-// naming `rule.<field>` for what DCM cannot express (several ranges, both
-// ends, a protocol other than tcp/udp/icmp, a bad port range, ports on an
-// icmp rule). The rule's description goes as addRule's `reason`, which DCM
-// does not keep on the rule.
-absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule);
+// The addRule body for `rule` on firewall `firewall_id` (§7). The firewall
+// itself is the GLOBAL near end of the rule; the far end (source of an
+// INGRESS rule, destination of an EGRESS one) is exactly one CIDR
+// (`*_ranges`, type CIDR) or one firewall (`*_firewalls`, type GLOBAL, sent
+// as `far_firewall_id`, its DCM id, which the adapter resolves).
+// INVALID_ARGUMENT naming `rule.<field>` for what DCM cannot express (no far
+// end or more than one, a near end, address ranges or networks, a protocol
+// other than tcp/udp/icmp, a bad port range, ports on an icmp rule). The
+// rule's description goes as addRule's `reason`, which DCM does not keep on
+// the rule.
+absl::StatusOr<std::string> AddRuleBody(int64_t firewall_id, const v1::FirewallRule& rule,
+                                        std::optional<int64_t> far_firewall_id = std::nullopt);
 
 // Whether `existing` (a rule as ParseFirewallRules reads it) is the rule that
 // AddRuleBody(…, `wanted`) makes: same direction, permission, protocol, port
-// range and CIDR (the defaults AddRuleBody fills in counted). DCM keeps no
-// tag on a rule, so a re-driven CreateFirewallRule recognises its rule by
-// content.
+// range and far end (its ranges and firewalls; `wanted` names its firewalls
+// as ParseFirewallRules would, by alias or id). DCM keeps no tag on a rule,
+// so a re-driven CreateFirewallRule recognises its rule by content.
 bool SameRule(const v1::FirewallRule& existing, const v1::FirewallRule& wanted);
 
 // `{"<action>":[{...}]}` for server actions: start, stop, pause (§7).

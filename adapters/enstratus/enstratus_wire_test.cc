@@ -480,6 +480,7 @@ TEST(TagsTest, ARuleIsRecognisedByWhatAddRuleSends) {
   v1::FirewallRule wanted;
   wanted.set_protocol("TCP");
   wanted.set_port_range_start(443);
+  wanted.add_source_ranges("0.0.0.0/0");
   // As DCM lists the rule AddRuleBody made (INGRESS from anywhere, ALLOW).
   auto listed = ParseFirewallRules(
       R"({"rules":[{"firewallRuleId":9,"firewall":{"firewallId":5},"direction":"INGRESS",)"
@@ -508,6 +509,93 @@ TEST(TagsTest, ARuleIsRecognisedByWhatAddRuleSends) {
   other = wanted;
   other.set_description("another reason");  // not kept by DCM: the same rule
   EXPECT_TRUE(SameRule(rule, other));
+  // Another firewall as the source is another rule.
+  other = wanted;
+  other.clear_source_ranges();
+  other.add_source_firewalls("accounts/dcm/firewalls/5");
+  EXPECT_FALSE(SameRule(rule, other));
+}
+
+// A DCM rule whose source is another firewall (type GLOBAL) reads as
+// source_firewalls — by alias where the account has one — and never as an
+// empty (once: "anywhere") source.
+TEST(FirewallRulesTest, AFirewallSourceIsSourceFirewalls) {
+  Aliases aliases;
+  aliases.firewalls[116388] = "db";
+  auto rules = ParseFirewallRules(
+      R"({"rules":[{"firewallRuleId":9,"firewall":{"firewallId":116387},)"
+      R"("direction":"INGRESS","permission":"ALLOW","protocol":"TCP","startPort":5432,)"
+      R"("endPort":5432,"sourceType":"GLOBAL","source":"116388",)"
+      R"("destinationType":"GLOBAL","destination":"116387"},)"
+      R"({"firewallRuleId":10,"firewall":{"firewallId":116387},"direction":"INGRESS",)"
+      R"("protocol":"TCP","startPort":22,"endPort":22,"sourceType":"GLOBAL",)"
+      R"("source":"116387","destinationType":"GLOBAL","destination":"116387"},)"
+      R"({"firewallRuleId":11,"firewall":{"firewallId":116387},"direction":"EGRESS",)"
+      R"("protocol":"UDP","startPort":53,"endPort":53,"sourceType":"GLOBAL",)"
+      R"("source":"116387","destinationType":"GLOBAL","destination":"777"},)"
+      R"({"firewallRuleId":12,"firewall":{"firewallId":116387},"direction":"INGRESS",)"
+      R"("protocol":"TCP","startPort":80,"endPort":80,"sourceType":"VM",)"
+      R"("source":"331810","destinationType":"GLOBAL","destination":"116387"}]})",
+      "dcm", aliases);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  ASSERT_EQ(rules->size(), 4u);
+  const v1::FirewallRule& from_db = (*rules)[0];
+  EXPECT_THAT(from_db.source_firewalls(), ElementsAre("accounts/dcm/firewalls/db"));
+  EXPECT_TRUE(from_db.source_ranges().empty());
+  EXPECT_TRUE(from_db.destination_firewalls().empty());  // the firewall itself
+  EXPECT_TRUE(from_db.destination_ranges().empty());
+  EXPECT_EQ(from_db.description(), "");
+  // From members of the same firewall: the firewall names itself.
+  EXPECT_THAT((*rules)[1].source_firewalls(), ElementsAre("accounts/dcm/firewalls/116387"));
+  // EGRESS to another firewall.
+  EXPECT_THAT((*rules)[2].destination_firewalls(), ElementsAre("accounts/dcm/firewalls/777"));
+  EXPECT_TRUE((*rules)[2].source_firewalls().empty());
+  // A VM source has no typed field: said, not left to read as anywhere.
+  const v1::FirewallRule& from_vm = (*rules)[3];
+  EXPECT_TRUE(from_vm.source_ranges().empty());
+  EXPECT_TRUE(from_vm.source_firewalls().empty());
+  EXPECT_EQ(from_vm.description(), "source VM 331810");
+}
+
+TEST(FirewallRulesTest, AddRuleSendsAFirewallSourceAsGlobal) {
+  v1::FirewallRule rule;
+  rule.set_protocol("tcp");
+  rule.set_port_range_start(5432);
+  rule.add_source_firewalls("accounts/dcm/firewalls/db");
+  auto body = AddRuleBody(116387, rule, 116388);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body,
+            R"({"addRule":[{"firewallId":116387,"source":"116388","sourceType":"GLOBAL",)"
+            R"("destination":"116387","destinationType":"GLOBAL","direction":"INGRESS",)"
+            R"("permission":"ALLOW","protocol":"TCP","startPort":5432,"endPort":5432,)"
+            R"("reason":"Added by cloudplane"}]})");
+  // Unresolved, or together with a CIDR: refused naming the field.
+  EXPECT_EQ(GetBadRequest(AddRuleBody(116387, rule).status())->field_violations(0).field(),
+            "rule.source_firewalls[0]");
+  v1::FirewallRule both = rule;
+  both.add_source_ranges("10.0.0.0/8");
+  EXPECT_EQ(GetBadRequest(AddRuleBody(116387, both, 116388).status())->field_violations(0).field(),
+            "rule.source_firewalls");
+  // No source at all is no longer "anywhere".
+  v1::FirewallRule none;
+  none.set_protocol("tcp");
+  none.set_port_range_start(22);
+  EXPECT_EQ(GetBadRequest(AddRuleBody(116387, none).status())->field_violations(0).field(),
+            "rule.source_ranges");
+  // EGRESS to a firewall; the source is the firewall itself.
+  v1::FirewallRule out;
+  out.set_protocol("udp");
+  out.set_port_range_start(53);
+  out.set_direction(v1::FirewallRule::EGRESS);
+  out.add_destination_firewalls("accounts/dcm/firewalls/777");
+  body = AddRuleBody(116387, out, 777);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_THAT(*body, ::testing::HasSubstr(
+                         R"("source":"116387","sourceType":"GLOBAL","destination":"777",)"
+                         R"("destinationType":"GLOBAL","direction":"EGRESS")"));
+  out.add_source_firewalls("accounts/dcm/firewalls/5");
+  EXPECT_EQ(GetBadRequest(AddRuleBody(116387, out, 777).status())->field_violations(0).field(),
+            "rule.source_firewalls");
 }
 
 }  // namespace

@@ -832,6 +832,11 @@ class Emulator:
             if not isinstance(spec.get(key), str) or not spec[key]:
                 raise ApiError(400, f"{key} is required")
             rule[key] = spec[key]
+            # A GLOBAL end is a firewall (Dasein's RuleTarget.getGlobal), by
+            # its DCM id: it must be one the account has.
+            if rule[f"{key}Type"] == "GLOBAL" and (
+                    not spec[key].isdigit() or int(spec[key]) not in st.firewalls):
+                raise ApiError(400, f"{key} {spec[key]} is not a firewall of the account")
         if rule["protocol"] != "ICMP":
             start, end = spec.get("startPort"), spec.get("endPort", spec.get("startPort"))
             if not isinstance(start, int) or not isinstance(end, int) or \

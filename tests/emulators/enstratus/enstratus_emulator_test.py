@@ -164,6 +164,27 @@ def test_volume_jobs_attach_detach_delete(emulator):
     assert status == 400, body
 
 
+def test_rule_ends_of_type_global_are_firewalls(emulator):
+    """A GLOBAL end of a rule is a firewall by DCM id (Dasein's
+    RuleTarget.getGlobal): one the account has is kept as sent and listed
+    back; another is refused."""
+    def add_rule(source):
+        return emulator.request("POST", "network/FirewallRule", {"addRule": [{
+            "firewallId": 116387, "source": source, "sourceType": "GLOBAL",
+            "destination": "116387", "destinationType": "GLOBAL", "direction": "INGRESS",
+            "permission": "ALLOW", "protocol": "TCP", "startPort": 22, "endPort": 22}]})
+    status, body, _ = add_rule("116387")
+    assert status == 201, body
+    rule_id = body["rules"][0]["firewallRuleId"]
+    status, body, _ = emulator.request("GET", "network/FirewallRule?firewallId=116387")
+    listed = [r for r in body["rules"] if r["firewallRuleId"] == rule_id]
+    assert [(r["sourceType"], r["source"]) for r in listed] == [("GLOBAL", "116387")]
+    for missing in ("999", "sg-28891318"):
+        status, body, _ = add_rule(missing)
+        assert status == 400 and "not a firewall" in json.dumps(body), body
+    assert emulator.request("DELETE", f"network/FirewallRule/{rule_id}")[0] == 204
+
+
 MIXCOATL_SCRIPT = r'''
 import json, os, sys, time
 from mixcoatl.infrastructure.server import Server
