@@ -31,6 +31,7 @@ Thread-safety: one lock guards all state; each connection has its own thread.
 
 import argparse
 import http.server
+import ipaddress
 import os
 import re
 import signal
@@ -1320,6 +1321,21 @@ class OneEmulator:
                     all(0 <= int(x) <= 65535 for x in p.split(":")) for p in parts)
                 if not ok:
                     raise OneError(INTERNAL, f"Invalid RANGE {rng}")
+            # The target (§9.5): IP + SIZE, or NETWORK_ID, or neither (any
+            # address). oned checks their form only: a NETWORK_ID that names
+            # no network is kept, and expanded to nothing when applied.
+            ip = template_get(v, "IP")
+            if ip is not None:
+                size = template_get(v, "SIZE") or ""
+                if not re.fullmatch(r"\d+", size) or not 0 < int(size) < 1 << 32:
+                    raise OneError(INTERNAL, "Wrong or empty SIZE")
+                try:
+                    ipaddress.ip_address(ip)
+                except ValueError:
+                    raise OneError(INTERNAL, f"Wrong format for IP value {ip}")
+            net = template_get(v, "NETWORK_ID")
+            if net is not None and not re.fullmatch(r"\d+", net):
+                raise OneError(INTERNAL, f"Wrong format for NETWORK_ID {net}")
 
     def m_secgroup_allocate(self, text):
         try:

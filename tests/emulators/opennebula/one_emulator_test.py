@@ -159,6 +159,16 @@ def test_secgroup_lifecycle(emu):
     assert dup[:3] == [False, "[one.secgroup.allocate] NAME is already taken by SecurityGroup "
                        "100.", 0x2000]
     assert call(emu, "one.secgroup.allocate", 'RULE=[PROTOCOL="TCP",RULE_TYPE="IN"]')[2] == 0x2000
+    # Rule targets: IP + SIZE, or NETWORK_ID; their form is checked.
+    ok, sg2, _ = call(emu, "one.secgroup.allocate",
+                      'NAME="targets"\nRULE=[PROTOCOL="TCP",RULE_TYPE="INBOUND",NETWORK_ID="0"]\n'
+                      'RULE=[PROTOCOL="ALL",RULE_TYPE="OUTBOUND",IP="10.0.0.10",SIZE="5"]')[:3]
+    assert ok, sg2
+    for bad in ('IP="10.0.0.300",SIZE="5"', 'IP="10.0.0.1"', 'IP="10.0.0.1",SIZE="0"',
+                'NETWORK_ID="lab"'):
+        assert call(emu, "one.secgroup.allocate",
+                    f'NAME="bad"\nRULE=[PROTOCOL="TCP",RULE_TYPE="INBOUND",{bad}]')[2] == 0x2000, bad
+    assert call(emu, "one.secgroup.delete", sg2)[:2] == [True, sg2]
     assert call(emu, "one.secgroup.delete", 0)[2] == 0x800
     assert call(emu, "one.secgroup.delete", sg)[:2] == [True, sg]
     assert call(emu, "one.secgroup.delete", sg)[2] == 0x400
