@@ -1,5 +1,7 @@
 #include "adapters/common/aws/query.h"
 
+#include "absl/strings/match.h"
+
 #include "absl/status/status.h"
 #include "base/errors.h"
 #include "base/utf8.h"
@@ -115,6 +117,14 @@ TEST(QueryTest, MessagesAreCutBetweenCharactersAndRepaired) {
   // Bytes that are not UTF-8 at all (a non-XML body may hold anything).
   e = ParseQueryError(503, "busy \xFF\xFE now");
   EXPECT_EQ(e.message, "busy \xEF\xBF\xBD\xEF\xBF\xBD now");
+
+  // query_fuzz: a body of 300 invalid bytes was cut to 200 and then
+  // repaired, each byte growing into a three-byte U+FFFD (600 bytes). The
+  // limit holds for the repaired text.
+  e = ParseQueryError(503, std::string(300, '\xFF'));
+  EXPECT_LE(e.message.size(), 203u);
+  EXPECT_TRUE(IsValidUtf8(e.message));
+  EXPECT_TRUE(absl::EndsWith(e.message, "\xEF\xBF\xBD..."));
 }
 
 }  // namespace

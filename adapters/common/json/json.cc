@@ -27,33 +27,37 @@ bool IsValidString(const rj::Value& v) {
   return IsValidUtf8(absl::string_view(v.GetString(), v.GetStringLength()));
 }
 
-// The path (`$.units[3].options[0].value`) of the first string or member
-// name in `v` that is not valid UTF-8, appended to `path`; false if none.
-bool FindInvalidString(const rj::Value& v, std::string& path) {
-  if (v.IsString()) return !IsValidString(v);
+// The path (`$.units[3].options[0].value`) of the first value in `v` that
+// cannot be carried on, appended to `path`, with why; nullptr if none. Such
+// values are strings and member names that are not valid UTF-8, and numbers
+// beyond a double's range, which RapidJSON reads as infinity (json_fuzz
+// found "2e308") and which no JSON text can spell again.
+const char* FindUnfit(const rj::Value& v, std::string& path) {
+  if (v.IsString()) return IsValidString(v) ? nullptr : "is not valid UTF-8 (a lone surrogate escape?)";
+  if (v.IsDouble()) return std::isfinite(v.GetDouble()) ? nullptr : "is a number out of range";
   if (v.IsArray()) {
     for (rj::SizeType i = 0; i < v.Size(); ++i) {
       const size_t at = path.size();
       absl::StrAppend(&path, "[", i, "]");
-      if (FindInvalidString(v[i], path)) return true;
+      if (const char* why = FindUnfit(v[i], path)) return why;
       path.resize(at);
     }
-    return false;
+    return nullptr;
   }
   if (v.IsObject()) {
     for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
       if (!IsValidString(it->name)) {
         absl::StrAppend(&path, ".<a member name>");
-        return true;
+        return "is not valid UTF-8 (a lone surrogate escape?)";
       }
       const size_t at = path.size();
       absl::StrAppend(&path, ".", RepairUtf8(absl::string_view(it->name.GetString(),
                                                                it->name.GetStringLength())));
-      if (FindInvalidString(it->value, path)) return true;
+      if (const char* why = FindUnfit(it->value, path)) return why;
       path.resize(at);
     }
   }
-  return false;
+  return nullptr;
 }
 
 }  // namespace
@@ -74,10 +78,10 @@ absl::Status Parse(absl::string_view body, absl::string_view provider, rj::Docum
   // decoded after that check: "\udd5d" (a lone surrogate) becomes bytes
   // that are not UTF-8. Such a string is not text and may be sent back to
   // the provider, so the whole answer is refused rather than guessed at.
+  // Numbers that overflow a double are refused for the same reason.
   std::string path = "$";
-  if (FindInvalidString(doc, path)) {
-    return Malformed(provider, absl::StrCat("the string at ", path,
-                                            " is not valid UTF-8 (a lone surrogate escape?)"));
+  if (const char* why = FindUnfit(doc, path)) {
+    return Malformed(provider, absl::StrCat("the value at ", path, " ", why));
   }
   return absl::OkStatus();
 }

@@ -30,7 +30,8 @@ struct ParseOptions {
 // Parses `body` into `doc`; Malformed (naming the error and its offset) when
 // it is not JSON or not valid UTF-8 — the raw bytes, and every string and
 // member name after \u escapes are decoded (a lone surrogate escape such as
-// "\udd5d" is refused, naming the JSON path of the string, never its value).
+// "\udd5d" is refused, naming the JSON path of the string, never its value),
+// and when a number is beyond a double's range (e.g. 2e308).
 absl::Status Parse(absl::string_view body, absl::string_view provider, rapidjson::Document& doc,
                    ParseOptions options = {});
 
