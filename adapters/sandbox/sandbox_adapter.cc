@@ -78,12 +78,17 @@ void HonourSandboxFields(ProviderInfo& info) {
                "firewall.rules.action", "firewall.rules.protocol",
                "firewall.rules.port_range_start", "firewall.rules.port_range_end",
                "firewall.rules.source_ranges", "firewall.rules.destination_ranges",
+               "firewall.rules.source_address_ranges", "firewall.rules.destination_address_ranges",
+               "firewall.rules.source_firewalls", "firewall.rules.destination_firewalls",
+               "firewall.rules.source_networks", "firewall.rules.destination_networks",
                "firewall.rules.description"});
   kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
   kit::Honour(info, "FirewallsService", "CreateFirewallRule",
               {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
                "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges",
-               "rule.description"});
+               "rule.source_address_ranges", "rule.destination_address_ranges",
+               "rule.source_firewalls", "rule.destination_firewalls", "rule.source_networks",
+               "rule.destination_networks", "rule.description"});
   kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
 
   kit::Honour(info, "AutoscalingService", "CreateLaunchTemplate",

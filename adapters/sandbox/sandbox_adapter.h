@@ -32,10 +32,16 @@
 //     RUNNING instance, stopping a STOPPED one. Changes that the state
 //     forbids are FAILED_PRECONDITION (reboot a STOPPED instance, delete an
 //     ATTACHED volume, attach to a PROVISIONING instance, delete a firewall
-//     an instance uses, delete a launch template a group uses, launch a
-//     template unit, delete a network with instances or reserved addresses
-//     on it, release an IN_USE address, attach a network interface to a
+//     an instance uses or another firewall's rule names, delete a launch
+//     template a group uses, launch a template unit, delete a network with
+//     instances or reserved addresses on it or that a firewall rule names,
+//     release an IN_USE address, attach a network interface to a
 //     PROVISIONING instance).
+//   * Firewall rules keep every end as given: CIDRs, address ranges,
+//     firewalls and networks of the account (NOT_FOUND when absent; a rule
+//     may name its own firewall). A rule must name its far end (the source
+//     of an INGRESS rule, the destination of an EGRESS one); ends at the
+//     near side are refused.
 //   * Networks, addresses, key pairs (sandbox_networks.cc): one address
 //     space, so an Address is named by its IP and networks overlap neither
 //     each other nor the public pool 203.0.113.0/24 that addresses outside

@@ -281,6 +281,7 @@ TEST_F(SandboxTest, RedrivenMutationsDoTheWorkOnce) {
   rule.set_parent(Res("firewalls", "web"));
   rule.mutable_rule()->set_protocol("tcp");
   rule.mutable_rule()->set_port_range_start(80);
+  rule.mutable_rule()->add_source_ranges("0.0.0.0/0");
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(Call(&Provider::CreateFirewallRule, rule, Ctx("operations/op-5")).ok());
   }

@@ -2,6 +2,8 @@
 // and are numbered from 1 in creation order; numbers are never reused.
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,8 +32,11 @@ bool IsCidr(absl::string_view range) {
 }
 
 // Checks `in` and returns it normalised (lower-case protocol, explicit
-// direction and action); `field` is the rule's path in the request.
-absl::StatusOr<v1::FirewallRule> CheckRule(const v1::FirewallRule& in, absl::string_view field) {
+// direction and action); `field` is the rule's path in the request. Names of
+// firewalls and networks are checked for form here, for existence by
+// CheckRuleRefs.
+absl::StatusOr<v1::FirewallRule> CheckRule(const v1::FirewallRule& in, absl::string_view field,
+                                           absl::string_view account) {
   v1::FirewallRule rule = in;
   rule.clear_name();
   std::string protocol = absl::AsciiStrToLower(in.protocol());
@@ -66,28 +71,113 @@ absl::StatusOr<v1::FirewallRule> CheckRule(const v1::FirewallRule& in, absl::str
     return InvalidField(absl::StrCat(field, ".port_range_end"),
                         "must not be below port_range_start");
   }
-  if (rule.direction() == v1::FirewallRule::INGRESS && in.destination_ranges_size() > 0) {
-    return InvalidField(absl::StrCat(field, ".destination_ranges"),
-                        "only EGRESS rules have destination ranges");
+  // The near end is the firewall's own instances; the far end must be
+  // named (an empty one is not "anywhere": that is 0.0.0.0/0).
+  const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
+  const std::string near = absl::StrCat(field, egress ? ".source" : ".destination");
+  const char* const near_says =
+      egress ? "only INGRESS rules have sources" : "only EGRESS rules have destinations";
+  if ((egress ? in.source_ranges_size() : in.destination_ranges_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_ranges"), near_says);
   }
-  if (rule.direction() == v1::FirewallRule::EGRESS && in.source_ranges_size() > 0) {
-    return InvalidField(absl::StrCat(field, ".source_ranges"),
-                        "only INGRESS rules have source ranges");
+  if ((egress ? in.source_address_ranges_size() : in.destination_address_ranges_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_address_ranges"), near_says);
   }
-  for (int i = 0; i < in.source_ranges_size(); ++i) {
-    if (!IsCidr(in.source_ranges(i))) {
-      return InvalidField(absl::StrCat(field, ".source_ranges[", i, "]"),
+  if ((egress ? in.source_firewalls_size() : in.destination_firewalls_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_firewalls"), near_says);
+  }
+  if ((egress ? in.source_networks_size() : in.destination_networks_size()) > 0) {
+    return InvalidField(absl::StrCat(near, "_networks"), near_says);
+  }
+  const std::string far = absl::StrCat(field, egress ? ".destination" : ".source");
+  const auto& ranges = egress ? in.destination_ranges() : in.source_ranges();
+  const auto& address_ranges = egress ? in.destination_address_ranges() : in.source_address_ranges();
+  const auto& firewalls = egress ? in.destination_firewalls() : in.source_firewalls();
+  const auto& networks = egress ? in.destination_networks() : in.source_networks();
+  if (ranges.empty() && address_ranges.empty() && firewalls.empty() && networks.empty()) {
+    return InvalidField(absl::StrCat(far, "_ranges"),
+                        "required (0.0.0.0/0 for anywhere), unless address ranges, firewalls "
+                        "or networks are given");
+  }
+  for (int i = 0; i < ranges.size(); ++i) {
+    if (!IsCidr(ranges[i])) {
+      return InvalidField(absl::StrCat(far, "_ranges[", i, "]"),
                           "must be a CIDR range such as 203.0.113.0/24");
     }
   }
-  for (int i = 0; i < in.destination_ranges_size(); ++i) {
-    if (!IsCidr(in.destination_ranges(i))) {
-      return InvalidField(absl::StrCat(field, ".destination_ranges[", i, "]"),
-                          "must be a CIDR range such as 203.0.113.0/24");
+  for (int i = 0; i < address_ranges.size(); ++i) {
+    const std::string at = absl::StrCat(far, "_address_ranges[", i, "]");
+    in_addr first;
+    if (inet_pton(AF_INET, address_ranges[i].first_address().c_str(), &first) != 1) {
+      return InvalidField(absl::StrCat(at, ".first_address"), "must be an IPv4 address");
     }
+    if (address_ranges[i].size() < 1 ||
+        int64_t{ntohl(first.s_addr)} + address_ranges[i].size() - 1 > 0xffffffffll) {
+      return InvalidField(absl::StrCat(at, ".size"), "must be at least 1 and stay within IPv4");
+    }
+  }
+  for (int i = 0; i < firewalls.size(); ++i) {
+    RETURN_IF_ERROR(ParseName(firewalls[i], account, kFirewalls,
+                              absl::StrCat(far, "_firewalls[", i, "]"))
+                        .status());
+  }
+  for (int i = 0; i < networks.size(); ++i) {
+    RETURN_IF_ERROR(ParseName(networks[i], account, kNetworks,
+                              absl::StrCat(far, "_networks[", i, "]"))
+                        .status());
   }
   return rule;
 }
+
+// Whether `rule` names the firewall or network `name` as an end.
+bool RuleNames(const v1::FirewallRule& rule, const std::string& name) {
+  for (const auto* list : {&rule.source_firewalls(), &rule.destination_firewalls(),
+                           &rule.source_networks(), &rule.destination_networks()}) {
+    if (std::find(list->begin(), list->end(), name) != list->end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// The firewalls and networks `rule` names exist in the account (NOT_FOUND
+// otherwise); `self` (the firewall the rule belongs to) counts as existing,
+// so a rule may name its own firewall while that is being created.
+absl::Status SandboxProvider::CheckRuleRefs(Txn& txn, const v1::FirewallRule& rule,
+                                            absl::string_view field, const std::string& self) {
+  const bool egress = rule.direction() == v1::FirewallRule::EGRESS;
+  const std::string far = absl::StrCat(field, egress ? ".destination" : ".source");
+  const auto& firewalls = egress ? rule.destination_firewalls() : rule.source_firewalls();
+  const auto& networks = egress ? rule.destination_networks() : rule.source_networks();
+  for (int i = 0; i < firewalls.size(); ++i) {
+    if (firewalls[i] == self) continue;
+    RETURN_IF_ERROR(
+        CheckStoredRef(txn, firewalls[i], kFirewalls, absl::StrCat(far, "_firewalls[", i, "]"))
+            .status());
+  }
+  for (int i = 0; i < networks.size(); ++i) {
+    RETURN_IF_ERROR(
+        CheckStoredRef(txn, networks[i], kNetworks, absl::StrCat(far, "_networks[", i, "]"))
+            .status());
+  }
+  return absl::OkStatus();
+}
+
+// Whether a rule of any firewall other than `name` itself names `name` (a
+// firewall or a network); returns that firewall's name, or "".
+absl::StatusOr<std::string> SandboxProvider::RuleNaming(Txn& txn, const std::string& name) {
+  ASSIGN_OR_RETURN(auto firewalls, txn.LoadAll(kFirewalls));
+  for (const auto& [id, record] : firewalls) {
+    ASSIGN_OR_RETURN(v1::Firewall firewall, Decode<v1::Firewall>(record));
+    if (firewall.name() == name) continue;
+    for (const v1::FirewallRule& rule : firewall.rules()) {
+      if (RuleNames(rule, name)) return rule.name();
+    }
+  }
+  return std::string();
+}
+
+namespace {
 
 int64_t RuleNumber(const v1::FirewallRule& rule) {
   int64_t number = 0;
@@ -142,13 +232,18 @@ void SandboxProvider::CreateFirewall(const CallContext& ctx,
         *firewall.mutable_labels() = in.labels();
         std::vector<v1::FirewallRule> rules;
         for (int i = 0; i < in.rules_size(); ++i) {
-          ASSIGN_OR_RETURN(v1::FirewallRule rule,
-                           CheckRule(in.rules(i), absl::StrCat("firewall.rules[", i, "]")));
+          ASSIGN_OR_RETURN(v1::FirewallRule rule, CheckRule(in.rules(i),
+                                                            absl::StrCat("firewall.rules[", i, "]"),
+                                                            account_));
           rules.push_back(std::move(rule));
         }
         ASSIGN_OR_RETURN(std::string id,
                          ChooseId(txn, kFirewalls, request.firewall_id(), "firewall_id", "fw"));
         firewall.set_name(Name(kFirewalls, id));
+        for (size_t i = 0; i < rules.size(); ++i) {
+          RETURN_IF_ERROR(CheckRuleRefs(txn, rules[i], absl::StrCat("firewall.rules[", i, "]"),
+                                        firewall.name()));
+        }
         SetTime(txn.now(), firewall.mutable_create_time());
         Record record;
         int64_t next = 1;
@@ -193,6 +288,10 @@ void SandboxProvider::DeleteFirewall(const CallContext& ctx,
             }
           }
         }
+        // Nor one another firewall's rule names (as EC2 refuses to delete a
+        // group another group's rule references): the rule would dangle.
+        ASSIGN_OR_RETURN(std::string naming, RuleNaming(txn, name));
+        if (!naming.empty()) return WrongState(name, absl::StrCat("is named by rule ", naming));
         RETURN_IF_ERROR(txn.Delete(kFirewalls, id));
         return GoneToken(kFirewalls, id);
       },
@@ -241,9 +340,10 @@ void SandboxProvider::CreateFirewallRule(const CallContext& ctx,
         ASSIGN_OR_RETURN(std::string id,
                          ParseName(request.parent(), account_, kFirewalls, "parent"));
         if (!request.has_rule()) return InvalidField("rule", "required");
-        ASSIGN_OR_RETURN(v1::FirewallRule rule, CheckRule(request.rule(), "rule"));
+        ASSIGN_OR_RETURN(v1::FirewallRule rule, CheckRule(request.rule(), "rule", account_));
         ASSIGN_OR_RETURN(Loaded<v1::Firewall> firewall,
                          LoadExisting<v1::Firewall>(txn, kFirewalls, id));
+        RETURN_IF_ERROR(CheckRuleRefs(txn, rule, "rule", firewall.resource.name()));
         int64_t number = std::max<int64_t>(firewall.record.next_child_id(), 1);
         rule.set_name(RuleName(account_, id, number));
         *firewall.resource.add_rules() = std::move(rule);

@@ -741,6 +741,10 @@ void SandboxProvider::DeleteNetwork(const CallContext& ctx,
             }
           }
         }
+        ASSIGN_OR_RETURN(std::string naming, RuleNaming(txn, network.name()));
+        if (!naming.empty()) {
+          return WrongState(network.name(), absl::StrCat("firewall rule ", naming, " names it"));
+        }
         // As GCP refuses to delete a subnetwork with reserved addresses.
         ASSIGN_OR_RETURN(auto addresses, txn.LoadAll(kAddresses));
         for (const auto& [address_id, record] : addresses) {

@@ -365,6 +365,14 @@ class SandboxProvider final : public Provider {
   absl::StatusOr<std::string> CheckStoredRef(Txn& txn, absl::string_view name,
                                              absl::string_view collection,
                                              absl::string_view field) const;
+  // Firewall rules (sandbox_firewalls.cc): the firewalls and networks a
+  // rule names as its far end exist (NOT_FOUND otherwise; `self`, the
+  // rule's own firewall, always does); and the name of a rule of another
+  // firewall than `name` that names `name` as an end, or "" (a firewall or
+  // network so named cannot be deleted).
+  absl::Status CheckRuleRefs(Txn& txn, const v1::FirewallRule& rule, absl::string_view field,
+                             const std::string& self);
+  absl::StatusOr<std::string> RuleNaming(Txn& txn, const std::string& name);
   // A fresh id `<prefix>-<12 hex>` free in `collection`.
   absl::StatusOr<std::string> NewId(Txn& txn, absl::string_view collection,
                                     absl::string_view prefix) const;
