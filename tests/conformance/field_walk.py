@@ -20,6 +20,14 @@ SERVER_FIELDS = {"parent", "name", "request_id", "validate_only", "provider_opti
 
 _FD = descriptor.FieldDescriptor
 
+# What a message needs beyond its REQUIRED fields to be valid, for the
+# messages whose validity is more than their annotations: a firewall rule
+# must name its far end (service/request_validation.cc), and 0.0.0.0/0 with
+# ::/0 is "anywhere" as every adapter with firewalls takes it.
+_VALID_DEFAULTS = {
+    "cloudplane.v1.FirewallRule": {"source_ranges": ["0.0.0.0/0", "::/0"]},
+}
+
 
 def behaviors(field):
     return set(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
@@ -183,6 +191,8 @@ def set_path(message, path, namer):
 
 
 def _fill_required(message, namer, top):
+    for name, value in _VALID_DEFAULTS.get(message.DESCRIPTOR.full_name, {}).items():
+        getattr(message, name).extend(value)
     for f in message.DESCRIPTOR.fields:
         b = behaviors(f)
         if field_behavior_pb2.REQUIRED not in b or (not top and _skipped_inside(f)):

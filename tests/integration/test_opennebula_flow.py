@@ -168,13 +168,14 @@ def test_security_group_with_rules(server):
                                        port_range_start=443, port_range_end=443,
                                        source_ranges=["10.0.0.0/24"]),
             firewalls_pb2.FirewallRule(protocol="all",
-                                       direction=firewalls_pb2.FirewallRule.EGRESS)])))
+                                       direction=firewalls_pb2.FirewallRule.EGRESS,
+                                       destination_ranges=["0.0.0.0/0", "::/0"])])))
     fw = unpack(done(server, op), firewalls_pb2.Firewall)
     assert fw.name == f"{ACCOUNT}/firewalls/web" and fw.description == "web tier"
-    assert [(r.protocol, r.direction, r.port_range_start, list(r.source_ranges))
-            for r in fw.rules] == [("tcp", firewalls_pb2.FirewallRule.INGRESS, 443,
-                                    ["10.0.0.0/24"]),
-                                   ("all", firewalls_pb2.FirewallRule.EGRESS, 0, [])]
+    assert [(r.protocol, r.direction, r.port_range_start, list(r.source_ranges),
+             list(r.destination_ranges)) for r in fw.rules] == [
+        ("tcp", firewalls_pb2.FirewallRule.INGRESS, 443, ["10.0.0.0/24"], []),
+        ("all", firewalls_pb2.FirewallRule.EGRESS, 0, [], ["0.0.0.0/0", "::/0"])]
     # Rule ids come from the rule itself, so they stay put as others change.
     assert all(re.fullmatch(re.escape(fw.name) + r"/rules/[0-9a-f]{12}", r.name)
                for r in fw.rules), fw.rules
@@ -206,7 +207,8 @@ def test_security_group_with_rules(server):
     # Rules OpenNebula cannot express, and a missing group.
     err = rpc_error(fws.CreateFirewallRule, firewalls_pb2.CreateFirewallRuleRequest(
         parent=fw.name, rule=firewalls_pb2.FirewallRule(
-            protocol="tcp", action=firewalls_pb2.FirewallRule.DENY)),
+            protocol="tcp", action=firewalls_pb2.FirewallRule.DENY,
+            source_ranges=["10.0.0.0/8"])),
         grpc.StatusCode.INVALID_ARGUMENT)
     assert violations(err) == ["rule.action"]
     rpc_error(fws.CreateFirewallRule, firewalls_pb2.CreateFirewallRuleRequest(
@@ -236,7 +238,7 @@ def test_security_group_with_rules(server):
     # DENY cannot be expressed: INVALID_ARGUMENT naming the field.
     err = pytest.raises(grpc.RpcError, fws.CreateFirewall, firewalls_pb2.CreateFirewallRequest(
         parent=ACCOUNT, firewall_id="deny", firewall=firewalls_pb2.Firewall(rules=[
-            firewalls_pb2.FirewallRule(protocol="tcp",
+            firewalls_pb2.FirewallRule(protocol="tcp", source_ranges=["10.0.0.0/8"],
                                        action=firewalls_pb2.FirewallRule.DENY)]))).value
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in error_details(err)[1].field_violations] == \
