@@ -2,6 +2,9 @@
 
 #include <cstdint>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
 namespace cloudplane {
 namespace {
 
@@ -69,6 +72,12 @@ absl::string_view CutUtf8(absl::string_view text, size_t max_bytes) {
   // Back off continuation bytes to the start of the character cut in two.
   while (end > 0 && (static_cast<uint8_t>(text[end]) & 0xC0) == 0x80) --end;
   return text.substr(0, end);
+}
+
+std::string ShortText(absl::string_view text, size_t max_bytes) {
+  std::string repaired = RepairUtf8(absl::StripAsciiWhitespace(text));
+  if (repaired.size() <= max_bytes) return repaired;
+  return absl::StrCat(CutUtf8(repaired, max_bytes), "...");
 }
 
 }  // namespace cloudplane

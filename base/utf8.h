@@ -29,6 +29,12 @@ std::string RepairUtf8(absl::string_view text);
 // end inside a character (a valid text stays valid).
 absl::string_view CutUtf8(absl::string_view text, size_t max_bytes);
 
+// Provider text for people (an error body, a message): ASCII whitespace
+// stripped, invalid UTF-8 repaired, then at most `max_bytes` bytes cut
+// between characters with "..." added when something was cut. Repairing
+// comes first because each invalid byte grows into a three-byte U+FFFD.
+std::string ShortText(absl::string_view text, size_t max_bytes);
+
 }  // namespace cloudplane
 
 #endif  // CLOUDPLANE_BASE_UTF8_H_

@@ -43,3 +43,19 @@ TEST(Utf8, CutNeverSplitsACharacter) {
 
 }  // namespace
 }  // namespace cloudplane
+
+namespace cloudplane {
+namespace {
+
+TEST(ShortTextTest, RepairsThenCutsBetweenCharacters) {
+  EXPECT_EQ(ShortText("  busy \n", 10), "busy");
+  EXPECT_EQ(ShortText(std::string(199, 'a') + "\xC3\xA9", 200), std::string(199, 'a') + "...");
+  // 300 invalid bytes are 300 U+FFFD (900 bytes) repaired: the limit holds
+  // for what comes out, never the 3x of repairing after the cut.
+  const std::string text = ShortText(std::string(300, '\xFF'), 200);
+  EXPECT_EQ(text.size(), 198u + 3u);  // 66 whole U+FFFD, then "..."
+  EXPECT_TRUE(IsValidUtf8(text));
+}
+
+}  // namespace
+}  // namespace cloudplane

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
+#include "base/message_utf8.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -158,6 +159,11 @@ absl::StatusOr<config::v1::ServerConfig> ParseConfigText(absl::string_view text,
   if (!parser.ParseFromString(std::string(text), &config)) {
     return absl::InvalidArgumentError(
         absl::StrCat("config file ", source, " is not a valid ServerConfig: ", errors.first()));
+  }
+  // The text format parser takes any bytes in a string (config_fuzz); such
+  // a value could not be logged, compared or sent on, so it is refused.
+  if (auto path = FindInvalidUtf8(config)) {
+    return InvalidField(*path, absl::StrCat("config file ", source, ": not valid UTF-8"));
   }
   if (absl::Status status = FinishConfig(config); !status.ok()) return status;
   return config;

@@ -60,6 +60,18 @@ TEST(Config, ErrorsNameTheField) {
             absl::StatusCode::kNotFound);
 }
 
+// config_fuzz: the text format parser takes any bytes in a string, so a
+// group name of raw bytes was accepted (and could not be logged or sent on).
+TEST(Config, StringsThatAreNotUtf8AreRefusedByField) {
+  auto bad = LoadConfig(WriteTemp("bytes.textproto", "accounts { id: \"a\" provider: \"sandbox\" }\n"
+                                                     "auth { bindings { role: VIEWER groups: \"ops\" "
+                                                     "groups: \"\\xff\\xfe\" accounts: \"*\" } }\n"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+  EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(), "auth.bindings[0].groups[1]");
+  auto octal = ParseConfigText("accounts { id: \"a\" provider: \"sandbox\" endpoint: \"\\377\" }", "t");
+  EXPECT_EQ(GetBadRequest(octal.status())->field_violations(0).field(), "accounts[0].endpoint");
+}
+
 TEST(Config, AuditRetentionSecondsDefaultsTo90DaysAndMustBePositive) {
   auto unset = LoadConfig("");
   ASSERT_TRUE(unset.ok()) << unset.status();

@@ -21,6 +21,7 @@
 #include "adapters/common/json/json.h"
 #include "base/errors.h"
 #include "base/reasons.h"
+#include "base/utf8.h"
 #include "rapidjson/document.h"
 
 namespace cloudplane::adapters::phantom {
@@ -548,7 +549,9 @@ absl::StatusOr<std::vector<v1::Location>> ParseSites(absl::string_view body,
 
 absl::Status StatusFromRest(int http_status, absl::string_view body, absl::string_view context) {
   if (http_status >= 200 && http_status <= 299) return absl::OkStatus();
-  std::string message(absl::StripAsciiWhitespace(body.substr(0, 300)));
+  // Cut between characters and repaired (phantom_wire_fuzz found raw
+  // bytes reaching the status message).
+  std::string message = ShortText(body, 300);
   // Phantom answers a missing or wrong token with 403 "Authorization
   // Required" (PhantomWebApp phantomweb/api/dev.py): that is an authentication failure, not a
   // permission one.

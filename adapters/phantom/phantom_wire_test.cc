@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "adapters/common/aws/query.h"
 #include "base/errors.h"
+#include "base/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -151,6 +152,21 @@ TEST(PhantomWireTest, Names) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cloudplane::adapters::phantom
+
+namespace cloudplane::adapters::phantom {
+namespace {
+
+// phantom_wire_fuzz: a REST error body's raw bytes reached the status
+// message, cut at byte 300 wherever that fell.
+TEST(PhantomWireTest, RestErrorMessagesAreRepairedAndCutBetweenCharacters) {
+  absl::Status s = StatusFromRest(500, "/api/dev/crede\xFF\xFFials", "GET /sites");
+  EXPECT_TRUE(IsValidUtf8(s.message())) << s;
+  s = StatusFromRest(404, std::string(299, 'x') + "\xC3\xA9", "GET /sites");
+  EXPECT_TRUE(IsValidUtf8(s.message())) << s;
 }
 
 }  // namespace

@@ -25,16 +25,6 @@ absl::Status Malformed(absl::string_view why) {
                        "PROVIDER_MALFORMED_RESPONSE");
 }
 
-// A provider message for people: at most `max` bytes (cut between
-// characters, "..." added), invalid UTF-8 repaired (base/utf8.h).
-// Repaired before it is cut: each invalid byte becomes a three-byte U+FFFD,
-// so repairing after the cut let 200 invalid bytes grow to 600 (found by
-// query_fuzz).
-std::string Cut(absl::string_view text, size_t max) {
-  const std::string repaired = RepairUtf8(absl::StripAsciiWhitespace(text));
-  if (repaired.size() <= max) return repaired;
-  return absl::StrCat(CutUtf8(repaired, max), "...");
-}
 
 }  // namespace
 
@@ -98,7 +88,7 @@ QueryError ParseQueryError(int http_status, absl::string_view body) {
       }
       if (error != nullptr) {
         out.code = std::string(absl::StripAsciiWhitespace(error->ChildText("Code")));
-        out.message = Cut(error->ChildText("Message"), 500);
+        out.message = ShortText(error->ChildText("Message"), 500);
         out.request_id = std::string(absl::StripAsciiWhitespace(root.ChildText("RequestId")));
         if (out.request_id.empty()) {
           out.request_id = std::string(absl::StripAsciiWhitespace(root.ChildText("RequestID")));
@@ -114,7 +104,9 @@ QueryError ParseQueryError(int http_status, absl::string_view body) {
         absl::StrSplit(absl::StripAsciiWhitespace(lines[0]), ' ', absl::SkipEmpty());
     int status = 0;
     if (first.size() >= 2 && absl::SimpleAtoi(first[0], &status) && status == http_status) {
-      out.code = std::string(first[1]);
+      // The first line is raw text: a code that is not UTF-8 is repaired
+      // (query_fuzz), as it reaches ErrorInfo as providerCode.
+      out.code = RepairUtf8(first[1]);
       // The message is the last non-empty paragraph.
       std::vector<std::string> paragraphs;
       std::string current;
@@ -129,11 +121,11 @@ QueryError ParseQueryError(int http_status, absl::string_view body) {
         absl::StrAppend(&current, line);
       }
       if (!current.empty()) paragraphs.push_back(std::move(current));
-      if (!paragraphs.empty()) out.message = Cut(paragraphs.back(), 500);
+      if (!paragraphs.empty()) out.message = ShortText(paragraphs.back(), 500);
       return out;
     }
   }
-  out.message = Cut(trimmed, 200);
+  out.message = ShortText(trimmed, 200);
   return out;
 }
 

@@ -125,6 +125,11 @@ TEST(QueryTest, MessagesAreCutBetweenCharactersAndRepaired) {
   EXPECT_LE(e.message.size(), 203u);
   EXPECT_TRUE(IsValidUtf8(e.message));
   EXPECT_TRUE(absl::EndsWith(e.message, "\xEF\xBF\xBD..."));
+
+  // query_fuzz: Phantom's plain-text first line gave a code of raw bytes.
+  e = ParseQueryError(400, "400 \xA3\x9E" "Bad\n\nexplanation\n\ndetail");
+  EXPECT_EQ(e.code, "\xEF\xBF\xBD" "Bad");  // one invalid sequence, one U+FFFD
+  EXPECT_TRUE(IsValidUtf8(GetErrorInfo(StatusFromQueryError(e, "c"))->metadata().at("providerCode")));
 }
 
 }  // namespace

@@ -64,11 +64,20 @@ const char* FindUnfit(const rj::Value& v, std::string& path) {
 
 absl::Status Parse(absl::string_view body, absl::string_view provider, rj::Document& doc,
                    ParseOptions options) {
+  // RapidJSON takes a NUL for the end of the input, so "1\0garbage" would
+  // parse as 1 (json_fuzz). JSON text has no raw NUL anywhere.
+  if (const size_t nul = body.find('\0'); nul != absl::string_view::npos) {
+    return Malformed(provider, absl::StrCat("a NUL byte at offset ", nul));
+  }
+  // Full precision: numbers are read correctly rounded, so a number written
+  // back (Serialize) is the number that was read. The default fast path may
+  // be one unit in the last place off, and a value read, serialised and
+  // read again drifted (json_fuzz).
+  constexpr unsigned kFlags = rj::kParseValidateEncodingFlag | rj::kParseFullPrecisionFlag;
   if (options.trailing_commas) {
-    doc.Parse<rj::kParseValidateEncodingFlag | rj::kParseTrailingCommasFlag>(body.data(),
-                                                                              body.size());
+    doc.Parse<kFlags | rj::kParseTrailingCommasFlag>(body.data(), body.size());
   } else {
-    doc.Parse<rj::kParseValidateEncodingFlag>(body.data(), body.size());
+    doc.Parse<kFlags>(body.data(), body.size());
   }
   if (doc.HasParseError()) {
     return Malformed(provider, absl::StrCat(rj::GetParseError_En(doc.GetParseError()),

@@ -99,3 +99,33 @@ TEST(JsonTest, Int64TakesOnlyIntegersThatFit) {
 
 }  // namespace
 }  // namespace cloudplane::json
+
+namespace cloudplane::json {
+namespace {
+
+// json_fuzz: RapidJSON stopped at a NUL, so a body "1\0garbage" parsed as 1.
+TEST(JsonTest, ANulByteAnywhereIsRefused) {
+  rapidjson::Document doc;
+  absl::Status s = Parse(absl::string_view("44444\0\0\x02", 8), "fleet", doc);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("NUL byte at offset 5"));
+  EXPECT_FALSE(Parse(absl::string_view("{\"a\":\"x\0y\"}", 11), "fleet", doc).ok());
+}
+
+// json_fuzz: with RapidJSON's default (fast, not always correctly rounded)
+// number parsing, 44444444444444444444444 read, written and read again came
+// back as another double. Every number now survives the round trip.
+TEST(JsonTest, NumbersSurviveSerialisationExactly) {
+  for (const char* body : {"44444444444444444444444", "0.30000000000000004", "1e-300",
+                           "9007199254740993", "-2.2250738585072014e-308", "123456789.98765432"}) {
+    rapidjson::Document once, again;
+    ASSERT_TRUE(Parse(body, "fleet", once).ok()) << body;
+    const std::string text = Serialize(once);
+    ASSERT_TRUE(Parse(text, "fleet", again).ok()) << text;
+    EXPECT_EQ(Serialize(again), text) << body;
+    if (once.IsDouble()) EXPECT_EQ(again.GetDouble(), once.GetDouble()) << body;
+  }
+}
+
+}  // namespace
+}  // namespace cloudplane::json
