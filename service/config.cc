@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/message_utf8.h"
+#include "base/utf8.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -158,7 +159,10 @@ absl::StatusOr<config::v1::ServerConfig> ParseConfigText(absl::string_view text,
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &config)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("config file ", source, " is not a valid ServerConfig: ", errors.first()));
+        absl::StrCat("config file ", source, " is not a valid ServerConfig: ",
+                     // The parser quotes the token it stopped at, bytes and all
+                     // (config_fuzz).
+                     RepairUtf8(errors.first())));
   }
   // The text format parser takes any bytes in a string (config_fuzz); such
   // a value could not be logged, compared or sent on, so it is refused.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/errors.h"
+#include "base/utf8.h"
 #include "gtest/gtest.h"
 #include "service/accounts.h"
 
@@ -70,6 +71,14 @@ TEST(Config, StringsThatAreNotUtf8AreRefusedByField) {
   EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(), "auth.bindings[0].groups[1]");
   auto octal = ParseConfigText("accounts { id: \"a\" provider: \"sandbox\" endpoint: \"\\377\" }", "t");
   EXPECT_EQ(GetBadRequest(octal.status())->field_violations(0).field(), "accounts[0].endpoint");
+}
+
+// config_fuzz: the parser's error quotes the token it stopped at, raw bytes
+// included; the message is repaired.
+TEST(Config, ASyntaxErrorMessageIsValidUtf8) {
+  auto bad = ParseConfigText("\"\xD8li", "t");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(IsValidUtf8(bad.status().message())) << bad.status();
 }
 
 TEST(Config, AuditRetentionSecondsDefaultsTo90DaysAndMustBePositive) {

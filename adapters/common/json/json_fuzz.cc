@@ -3,9 +3,11 @@
 // trailing commas allowed:
 //   - a parsed document holds only valid UTF-8 strings and member names
 //     (json::Parse promises it; lone surrogate escapes are refused);
-//   - a parsed document serialised and parsed again serialises to the same
-//     text (the codec is symmetric from the first serialisation on);
+//   - a parsed document serialised and parsed again is the same document:
+//     same structure, strings and integers, doubles within one unit in the
+//     last place (RapidJSON's normal-precision read; json_test pins it);
 //   - an error names no invalid UTF-8.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,6 +33,30 @@ void Walk(const rapidjson::Value& v, int depth) {
   }
 }
 
+bool Same(const rapidjson::Value& a, const rapidjson::Value& b) {
+  if (a.IsDouble() || b.IsDouble()) {
+    if (!a.IsNumber() || !b.IsNumber()) return false;
+    const double x = a.GetDouble(), y = b.GetDouble();
+    return x == y || std::nextafter(x, y) == y;
+  }
+  if (a.GetType() != b.GetType()) return false;
+  if (a.IsArray()) {
+    if (a.Size() != b.Size()) return false;
+    for (rapidjson::SizeType i = 0; i < a.Size(); ++i) {
+      if (!Same(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.IsObject()) {
+    if (a.MemberCount() != b.MemberCount()) return false;
+    for (auto i = a.MemberBegin(), j = b.MemberBegin(); i != a.MemberEnd(); ++i, ++j) {
+      if (i->name != j->name || !Same(i->value, j->value)) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -48,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     rapidjson::Document again;
     status = json::Parse(once, "fuzz", again);
     FUZZ_CHECK(status.ok(), "a serialised document does not parse");
-    FUZZ_CHECK(json::Serialize(again) == once, "a document changes when serialised again");
+    FUZZ_CHECK(Same(doc, again), "a document changes when serialised and parsed again");
   }
   return 0;
 }

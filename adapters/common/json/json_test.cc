@@ -1,5 +1,7 @@
 #include "adapters/common/json/json.h"
 
+#include <cmath>
+
 #include "base/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -112,18 +114,28 @@ TEST(JsonTest, ANulByteAnywhereIsRefused) {
   EXPECT_FALSE(Parse(absl::string_view("{\"a\":\"x\0y\"}", 11), "fleet", doc).ok());
 }
 
-// json_fuzz: with RapidJSON's default (fast, not always correctly rounded)
-// number parsing, 44444444444444444444444 read, written and read again came
-// back as another double. Every number now survives the round trip.
-TEST(JsonTest, NumbersSurviveSerialisationExactly) {
+// json_fuzz: RapidJSON 1.1.0's full-precision path read "0e-83" as
+// 1.8e-102 and "-0e308" as -1.9e289; the path json::Parse uses reads zero.
+TEST(JsonTest, ZeroWithAnExponentIsZero) {
+  for (const char* body : {"0e-83", "0.000e-400", "-0e308", "0.0e+5"}) {
+    rapidjson::Document doc;
+    ASSERT_TRUE(Parse(body, "fleet", doc).ok()) << body;
+    EXPECT_EQ(doc.GetDouble(), 0.0) << body;
+  }
+}
+
+// json_fuzz: a double read, written and read again may move, but by no more
+// than one unit in the last place (RapidJSON's normal-precision read).
+TEST(JsonTest, NumbersSurviveSerialisationWithinOneUlp) {
   for (const char* body : {"44444444444444444444444", "0.30000000000000004", "1e-300",
-                           "9007199254740993", "-2.2250738585072014e-308", "123456789.98765432"}) {
+                           "9007199254740993", "-2.2250738585072014e-308", "123456789.98765432",
+                           "1.7976931348623157e308"}) {
     rapidjson::Document once, again;
     ASSERT_TRUE(Parse(body, "fleet", once).ok()) << body;
     const std::string text = Serialize(once);
     ASSERT_TRUE(Parse(text, "fleet", again).ok()) << text;
-    EXPECT_EQ(Serialize(again), text) << body;
-    if (once.IsDouble()) EXPECT_EQ(again.GetDouble(), once.GetDouble()) << body;
+    const double a = once.GetDouble(), b = again.GetDouble();
+    EXPECT_TRUE(a == b || std::nextafter(a, b) == b) << body << ": " << a << " vs " << b;
   }
 }
 
