@@ -14,8 +14,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cloudplane;
   const absl::string_view body = fuzzing::AsText(data, size);
-  for (absl::string_view action :
-       {"DescribeAutoScalingGroups", "DescribeAutoScalingInstances", "CreateLaunchConfiguration"}) {
+  // Two actions: one whose answer has a Result wrapper, and Phantom's
+  // DescribeAutoScalingInstances, whose root is named after the action.
+  for (absl::string_view action : {"DescribeAutoScalingGroups", "DescribeAutoScalingInstances"}) {
     auto response = aws::ParseQueryResponse(action, body);
     if (response.ok()) {
       fuzzing::CheckUtf8(response->next_token, "NextToken");
@@ -25,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzzing::CheckStatus(response.status(), "ParseQueryResponse");
     }
   }
-  for (int http_status : {400, 403, 500, 503}) {
+  // 400 takes the Phantom plain-text path when the first line says 400.
+  for (int http_status : {400, 503}) {
     const aws::QueryError error = aws::ParseQueryError(http_status, body);
     fuzzing::CheckUtf8(error.code, "error code");
     fuzzing::CheckUtf8(error.message, "error message");
