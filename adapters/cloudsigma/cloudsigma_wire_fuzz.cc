@@ -21,14 +21,7 @@ namespace {
 using namespace cloudplane;
 using namespace cloudplane::adapters::cloudsigma;
 
-template <typename T>
-void Check(const absl::StatusOr<T>& result, absl::string_view where) {
-  if (result.ok()) {
-    fuzzing::CheckMessage(*result, where);
-  } else {
-    fuzzing::CheckStatus(result.status(), where);
-  }
-}
+using fuzzing::CheckResult;
 
 void Objects(absl::string_view json) {
   const IdMap ids = {{"00000000-0000-0000-0000-000000000001", "boot"}};
@@ -38,14 +31,14 @@ void Objects(absl::string_view json) {
     fuzzing::CheckUtf8(s->subscribed_object, "subscribed object");
     subscriptions[s->id] = *s;
   }
-  Check(DriveToVolume(json, "lab", ids), "DriveToVolume");
-  Check(ServerToInstance(json, "lab", ids), "ServerToInstance");
-  Check(LibdriveToImage(json, "lab"), "LibdriveToImage");
-  Check(LocationFromWire(json, "lab"), "LocationFromWire");
-  Check(VlanToNetwork(json, "lab", subscriptions), "VlanToNetwork");
-  Check(IpToAddress(json, "lab", ids, subscriptions), "IpToAddress");
-  Check(KeypairToKeyPair(json, "lab"), "KeypairToKeyPair");
-  Check(ServerToMetadata(json, "lab"), "ServerToMetadata");
+  CheckResult(DriveToVolume(json, "lab", ids), "DriveToVolume");
+  CheckResult(ServerToInstance(json, "lab", ids), "ServerToInstance");
+  CheckResult(LibdriveToImage(json, "lab"), "LibdriveToImage");
+  CheckResult(LocationFromWire(json, "lab"), "LocationFromWire");
+  CheckResult(VlanToNetwork(json, "lab", subscriptions), "VlanToNetwork");
+  CheckResult(IpToAddress(json, "lab", ids, subscriptions), "IpToAddress");
+  CheckResult(KeypairToKeyPair(json, "lab"), "KeypairToKeyPair");
+  CheckResult(ServerToMetadata(json, "lab"), "ServerToMetadata");
 }
 
 
@@ -55,17 +48,17 @@ void PageObject(const WireObject& o) {
   const IdMap ids;
   const SubscriptionMap subscriptions;
   if (o.resource_type == "servers") {
-    Check(ServerToInstance(o.json, "lab", ids), "ServerToInstance");
+    CheckResult(ServerToInstance(o.json, "lab", ids), "ServerToInstance");
   } else if (o.resource_type == "drives") {
-    Check(DriveToVolume(o.json, "lab", ids), "DriveToVolume");
+    CheckResult(DriveToVolume(o.json, "lab", ids), "DriveToVolume");
   } else if (o.resource_type == "libdrives") {
-    Check(LibdriveToImage(o.json, "lab"), "LibdriveToImage");
+    CheckResult(LibdriveToImage(o.json, "lab"), "LibdriveToImage");
   } else if (o.resource_type == "vlans") {
-    Check(VlanToNetwork(o.json, "lab", subscriptions), "VlanToNetwork");
+    CheckResult(VlanToNetwork(o.json, "lab", subscriptions), "VlanToNetwork");
   } else if (o.resource_type == "ips") {
-    Check(IpToAddress(o.json, "lab", ids, subscriptions), "IpToAddress");
+    CheckResult(IpToAddress(o.json, "lab", ids, subscriptions), "IpToAddress");
   } else if (o.resource_type == "keypairs") {
-    Check(KeypairToKeyPair(o.json, "lab"), "KeypairToKeyPair");
+    CheckResult(KeypairToKeyPair(o.json, "lab"), "KeypairToKeyPair");
   }
 }
 

@@ -21,22 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using fuzzing::CheckStatus;
   const absl::string_view input = fuzzing::AsText(data, size);
 
-  if (auto unit = ParseUnit(input, "lab"); unit.ok()) {
-    CheckMessage(*unit, "ParseUnit");
-  } else {
-    CheckStatus(unit.status(), "ParseUnit");
-  }
+  fuzzing::CheckResult(ParseUnit(input, "lab"), "ParseUnit");
   if (auto page = ParseUnitPage(input, "lab"); page.ok()) {
     for (const auto& unit : page->units) CheckMessage(unit, "ParseUnitPage");
     fuzzing::CheckUtf8(page->next_page_token, "ParseUnitPage token");
   } else {
     CheckStatus(page.status(), "ParseUnitPage");
   }
-  if (auto state = ParseUnitState(input, "lab"); state.ok()) {
-    CheckMessage(*state, "ParseUnitState");
-  } else {
-    CheckStatus(state.status(), "ParseUnitState");
-  }
+  fuzzing::CheckResult(ParseUnitState(input, "lab"), "ParseUnitState");
   if (auto page = ParseUnitStatePage(input, "lab"); page.ok()) {
     for (const auto& state : page->states) CheckMessage(state, "ParseUnitStatePage");
     fuzzing::CheckUtf8(page->next_page_token, "ParseUnitStatePage token");

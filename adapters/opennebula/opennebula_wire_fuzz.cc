@@ -25,14 +25,7 @@ namespace {
 using namespace cloudplane;
 using namespace cloudplane::adapters::opennebula;
 
-template <typename T>
-void Check(const absl::StatusOr<T>& result, absl::string_view where) {
-  if (result.ok()) {
-    fuzzing::CheckMessage(*result, where);
-  } else {
-    fuzzing::CheckStatus(result.status(), where);
-  }
-}
+using fuzzing::CheckResult;
 
 void CheckMap(const std::map<std::string, std::string>& map, absl::string_view where) {
   for (const auto& [key, value] : map) {
@@ -45,28 +38,28 @@ void Element(const xml::Node& node) {
   const absl::string_view root = node.Name();
   if (root == "VM") {
     (void)SummarizeVm(node);
-    Check(InstanceFromVm(node, "lab", "7"), "InstanceFromVm");
+    CheckResult(InstanceFromVm(node, "lab", "7"), "InstanceFromVm");
     for (const auto& nic : NicsFromVm(node, "lab")) fuzzing::CheckMessage(nic, "NicsFromVm");
     (void)NicIds(node);
     (void)DiskOfImage(node, 3);
   } else if (root == "HOST") {
-    Check(HostFromXml(node, "lab"), "HostFromXml");
+    CheckResult(HostFromXml(node, "lab"), "HostFromXml");
   } else if (root == "VMTEMPLATE") {
-    Check(ImageFromTemplate(node, "lab"), "ImageFromTemplate");
+    CheckResult(ImageFromTemplate(node, "lab"), "ImageFromTemplate");
   } else if (root == "ZONE") {
-    Check(LocationFromZone(node, "lab"), "LocationFromZone");
+    CheckResult(LocationFromZone(node, "lab"), "LocationFromZone");
   } else if (root == "CLUSTER") {
-    Check(LocationFromCluster(node, "lab"), "LocationFromCluster");
+    CheckResult(LocationFromCluster(node, "lab"), "LocationFromCluster");
   } else if (root == "MARKETPLACE") {
-    Check(LocationFromMarketplace(node, "lab"), "LocationFromMarketplace");
+    CheckResult(LocationFromMarketplace(node, "lab"), "LocationFromMarketplace");
   } else if (root == "IMAGE") {
     (void)SummarizeImage(node);
-    Check(VolumeFromImage(node, "lab", "3", {{7, "7"}}), "VolumeFromImage");
+    CheckResult(VolumeFromImage(node, "lab", "3", {{7, "7"}}), "VolumeFromImage");
   } else if (root == "SECURITY_GROUP") {
     for (const SgRule& rule : SecurityGroupRules(node)) fuzzing::CheckUtf8(rule.id, "rule id");
-    Check(FirewallFromSecurityGroup(node, "lab", "5"), "FirewallFromSecurityGroup");
+    CheckResult(FirewallFromSecurityGroup(node, "lab", "5"), "FirewallFromSecurityGroup");
   } else if (root == "VNET") {
-    Check(NetworkFromVnet(node, "lab", "0"), "NetworkFromVnet");
+    CheckResult(NetworkFromVnet(node, "lab", "0"), "NetworkFromVnet");
     for (const Lease& lease : LeasesOfVnet(node)) {
       fuzzing::CheckUtf8(lease.ip, "lease ip");
       fuzzing::CheckUtf8(lease.mac, "lease mac");

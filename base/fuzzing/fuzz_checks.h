@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 
@@ -43,6 +44,16 @@ void CheckMessage(const google::protobuf::Message& message, absl::string_view wh
 // ErrorInfo, BadRequest, ... as attached by base/errors) are valid UTF-8, so
 // it converts to a gRPC status a client can read.
 void CheckStatus(const absl::Status& status, absl::string_view where);
+
+// CheckMessage on the message of an ok result, CheckStatus on an error.
+template <typename T>
+void CheckResult(const absl::StatusOr<T>& result, absl::string_view where) {
+  if (result.ok()) {
+    CheckMessage(*result, where);
+  } else {
+    CheckStatus(result.status(), where);
+  }
+}
 
 // The input as text.
 inline absl::string_view AsText(const uint8_t* data, size_t size) {
