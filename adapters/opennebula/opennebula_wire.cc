@@ -1,5 +1,7 @@
 #include "adapters/opennebula/opennebula_wire.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -60,6 +62,12 @@ void SetNumber(google::protobuf::Struct* s, absl::string_view key, double value)
 }
 
 std::string Num(int64_t n) { return absl::StrCat(n); }
+
+std::string Sha256(absl::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
 
 }  // namespace wire_internal
 
@@ -358,6 +366,12 @@ v1::Instance::State InstanceState(VmState state, LcmState lcm) {
     default:
       return S::RUNNING;  // the remaining ACTIVE states keep the guest up
   }
+}
+
+std::string LcmStateName(LcmState lcm) {
+  const int l = StateNumber(lcm);
+  const int n = static_cast<int>(sizeof(kLcmStates) / sizeof(kLcmStates[0]));
+  return l >= 0 && l < n ? kLcmStates[l] : Num(l);
 }
 
 std::string ProviderState(VmState state, LcmState lcm) {

@@ -279,6 +279,8 @@ v1::Instance::State InstanceState(VmState state, LcmState lcm_state);
 // "ACTIVE/RUNNING", "POWEROFF", ... (the raw pair stays in provider_details);
 // an unnamed number is written as the number.
 std::string ProviderState(VmState state, LcmState lcm_state);
+// "RUNNING", "LCM_INIT", ... ([states]); an unnamed number as the number.
+std::string LcmStateName(LcmState lcm_state);
 
 struct VmSummary {
   int64_t oid = 0;
@@ -295,9 +297,40 @@ absl::StatusOr<VmSummary> SummarizeVm(const xml::Node& vm);
 // them, [api] one.vmpool.info); Sunstone's LABELS list is
 // provider_details.sunstoneLabels.
 // Volumes are the DISKs made from images (accounts/<a>/volumes/<image>).
-// provider_details: id, state, lcmState, resched, deployId.
+// provider_details, the VM's own fields the Instance does not hold:
+//   id, state, lcmState (oned's numbers), lcmStateName ("RUNNING"), resched,
+//   deployId, uid, gid, uname, gname (the owner), hostname (the host of the
+//   last HISTORY record), sunstoneLabels;
+//   context: TEMPLATE/CONTEXT's single attributes, without secrets
+//     (IsSecretAttribute) and without the guest's scripts (USER_DATA,
+//     USERDATA, START_SCRIPT, START_SCRIPT_BASE64: they may hold secrets);
+//   userDataSha256: the hex SHA-256 of the CONTEXT's user data (USER_DATA,
+//     else USERDATA), base64-decoded first when USERDATA_ENCODING (or
+//     USER_DATA_ENCODING) is "base64" and the text decodes, else of the text
+//     as kept; so it equals the SHA-256 of the user_data a create was given;
+//   userTemplate: USER_TEMPLATE's single attributes except the labels
+//     (CLOUDPLANE_LABEL_*) and secrets.
+// A password or token never appears there.
 absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_view account,
                                             absl::string_view resource_id);
+
+// True for a template attribute name that holds a secret, so never shown:
+// upper-cased, it contains PASSWORD, PASSWD, TOKEN, SECRET, PRIVATE or
+// CREDENTIAL, or contains KEY without being a PUBLIC_KEY (SSH_PUBLIC_KEY is
+// shown; a CRYPTED_PASSWORD, ONEGATE_TOKEN or SECRET_KEY is not).
+bool IsSecretAttribute(absl::string_view name);
+
+// The CONTEXT vector a create merges into one.template.instantiate's extra
+// template (it replaces the template's whole CONTEXT, [api]):
+// NETWORK="YES" (the network configuration stock templates ask for);
+// SSH_PUBLIC_KEY = `ssh_key_line`, or when that is empty the stock
+// "$USER[SSH_PUBLIC_KEY]" (oned puts the owner's keys there); and for a
+// non-empty `user_data` USER_DATA = its base64 with USERDATA_ENCODING =
+// "base64" (what OpenNebula's context packages and cloud-init's OpenNebula
+// datasource decode; base64 because a template value cannot hold `]]>` or
+// NUL and the data is arbitrary bytes). `CONTEXT=[...]` and a newline.
+absl::StatusOr<std::string> ContextTemplate(absl::string_view ssh_key_line,
+                                            absl::string_view user_data);
 
 // The DISK_ID of the VM's (full or short body) DISK that uses image
 // `image_id`, if any.

@@ -32,6 +32,9 @@ void SetNumber(google::protobuf::Struct* s, absl::string_view key, double value)
 // A number as text, for codes no name table covers.
 std::string Num(int64_t n);
 
+// The 32-byte SHA-256 digest of `data`.
+std::string Sha256(absl::string_view data);
+
 }  // namespace cloudplane::adapters::opennebula::wire_internal
 
 #endif  // CLOUDPLANE_ADAPTERS_OPENNEBULA_OPENNEBULA_WIRE_INTERNAL_H_

@@ -1,5 +1,4 @@
 // Virtual networks (VNET), their leases, VM NICs and users' SSH keys.
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -27,6 +26,7 @@ using wire_internal::IntChild;
 using wire_internal::IntOr;
 using wire_internal::SetNumber;
 using wire_internal::SetString;
+using wire_internal::Sha256;
 
 // Dotted IPv4 -> number.
 bool ParseIpv4(absl::string_view ip, uint32_t* out) {
@@ -81,12 +81,6 @@ v1::Network::State NetworkState(int64_t state) {
 
 constexpr absl::string_view kNetworkStateNames[] = {
     "INIT", "READY", "LOCK_CREATE", "LOCK_DELETE", "DONE", "ERROR", "UPDATE_FAILURE"};
-
-std::string Sha256(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
-}
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,7 @@ using wire_internal::IntOr;
 using wire_internal::Num;
 using wire_internal::SetNumber;
 using wire_internal::SetString;
+using wire_internal::Sha256;
 
 // ---------------------------------------------------------------------------
 // VMs.
@@ -45,6 +47,58 @@ absl::StatusOr<VmSummary> SummarizeVm(const xml::Node& vm) {
   s.name = std::string(vm.ChildText("NAME"));
   return s;
 }
+
+bool IsSecretAttribute(absl::string_view name) {
+  const std::string upper = absl::AsciiStrToUpper(name);
+  for (const char* word : {"PASSWORD", "PASSWD", "TOKEN", "SECRET", "PRIVATE", "CREDENTIAL"}) {
+    if (absl::StrContains(upper, word)) return true;
+  }
+  return absl::StrContains(upper, "KEY") && !absl::StrContains(upper, "PUBLIC_KEY");
+}
+
+absl::StatusOr<std::string> ContextTemplate(absl::string_view ssh_key_line,
+                                            absl::string_view user_data) {
+  std::vector<std::pair<std::string, std::string>> attrs = {
+      {"NETWORK", "YES"},
+      {"SSH_PUBLIC_KEY",
+       ssh_key_line.empty() ? std::string("$USER[SSH_PUBLIC_KEY]") : std::string(ssh_key_line)}};
+  if (!user_data.empty()) {
+    attrs.emplace_back("USER_DATA", absl::Base64Escape(user_data));
+    attrs.emplace_back("USERDATA_ENCODING", "base64");
+  }
+  return VectorTemplate("CONTEXT", attrs);
+}
+
+namespace {
+
+// provider_details.context and .userDataSha256 from a TEMPLATE/CONTEXT.
+void PutContext(const xml::Node* context, google::protobuf::Struct* d) {
+  if (context == nullptr) return;
+  std::map<std::string, std::string> attrs = SingleAttributes(context);
+  google::protobuf::Struct* c = (*d->mutable_fields())["context"].mutable_struct_value();
+  for (const auto& [k, v] : attrs) {
+    if (IsSecretAttribute(k) || k == "USER_DATA" || k == "USERDATA" || k == "START_SCRIPT" ||
+        k == "START_SCRIPT_BASE64") {
+      continue;
+    }
+    SetString(c, k, v);
+  }
+  // cloud-init's OpenNebula datasource reads USER_DATA first, then USERDATA,
+  // and decodes it when USERDATA_ENCODING (or USER_DATA_ENCODING) is base64.
+  auto data = attrs.find("USER_DATA");
+  if (data == attrs.end()) data = attrs.find("USERDATA");
+  if (data == attrs.end()) return;
+  auto encoding = attrs.find("USERDATA_ENCODING");
+  if (encoding == attrs.end()) encoding = attrs.find("USER_DATA_ENCODING");
+  std::string bytes = data->second;
+  if (encoding != attrs.end() && encoding->second == "base64") {
+    std::string decoded;
+    if (absl::Base64Unescape(data->second, &decoded)) bytes = std::move(decoded);
+  }
+  SetString(d, "userDataSha256", absl::BytesToHexString(Sha256(bytes)));
+}
+
+}  // namespace
 
 absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_view account,
                                             absl::string_view resource_id) {
@@ -87,8 +141,10 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
     }
   }
   const xml::Node* history = vm.Child("HISTORY_RECORDS");
+  std::string hostname;
   if (history != nullptr && !history->Children().empty()) {
     const xml::Node& last = history->Children().back();
+    hostname = std::string(last.ChildText("HOSTNAME"));
     if (!last.ChildText("HID").empty()) {
       out.set_host(absl::StrCat("accounts/", account, "/hosts/", last.ChildText("HID")));
     }
@@ -110,10 +166,29 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
   SetNumber(d, "lcmState", StateNumber(s.lcm_state));
   SetNumber(d, "resched", static_cast<double>(IntOr(&vm, "RESCHED", 0)));
   SetString(d, "deployId", vm.ChildText("DEPLOY_ID"));
+  SetString(d, "lcmStateName", LcmStateName(s.lcm_state));
+  // The owner ([api] vm.xsd: UID, GID, UNAME, GNAME; the short body too).
+  for (const auto& [tag, key] : {std::pair<const char*, const char*>{"UID", "uid"},
+                                 {"GID", "gid"}}) {
+    if (vm.Child(tag) != nullptr) SetNumber(d, key, static_cast<double>(IntOr(&vm, tag, -1)));
+  }
+  for (const auto& [tag, key] : {std::pair<const char*, const char*>{"UNAME", "uname"},
+                                 {"GNAME", "gname"}}) {
+    if (vm.Child(tag) != nullptr) SetString(d, key, vm.ChildText(tag));
+  }
+  if (!hostname.empty()) SetString(d, "hostname", hostname);
+  PutContext(tmpl != nullptr ? tmpl->Child("CONTEXT") : nullptr, d);
   // Sunstone's label list (short bodies carry it too); not our labels, which
   // need values.
   std::map<std::string, std::string> user = SingleAttributes(vm.Child("USER_TEMPLATE"));
   if (auto it = user.find("LABELS"); it != user.end()) SetString(d, "sunstoneLabels", it->second);
+  if (vm.Child("USER_TEMPLATE") != nullptr) {
+    google::protobuf::Struct* u = (*d->mutable_fields())["userTemplate"].mutable_struct_value();
+    for (const auto& [k, v] : user) {
+      if (absl::StartsWith(k, kLabelPrefix) || IsSecretAttribute(k)) continue;
+      SetString(u, k, v);
+    }
+  }
   out.set_etag(absl::StrCat(StateNumber(s.state), "-", StateNumber(s.lcm_state), "-",
                             vm.ChildText("LAST_POLL")));
   return out;

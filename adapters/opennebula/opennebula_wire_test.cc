@@ -167,6 +167,116 @@ TEST(OpenNebulaWireTest, VmStatesMapOntoInstanceStates) {
   EXPECT_EQ(InstanceState(static_cast<V>(42), L::kLcmInit), v1::Instance::STATE_UNSPECIFIED);
 }
 
+// provider_details keeps the VM's own fields the Instance has no place
+// for: the owner, the LCM state's name, the last host, the CONTEXT and the
+// USER_TEMPLATE; never a password, token or the user data itself.
+TEST(OpenNebulaWireTest, InstanceProviderDetailsKeepTheVmsFieldsButNoSecrets) {
+  auto doc = xml::Parse(
+      "<VM><ID>9</ID><UID>3</UID><GID>1</GID><UNAME>ana</UNAME><GNAME>users</GNAME>"
+      "<NAME>db-1</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE><DEPLOY_ID>one-9</DEPLOY_ID>"
+      "<TEMPLATE><CONTEXT><CRYPTED_PASSWORD><![CDATA[$6$x]]></CRYPTED_PASSWORD>"
+      "<DISK_ID><![CDATA[1]]></DISK_ID><ETH0_IP><![CDATA[10.0.0.5]]></ETH0_IP>"
+      "<NETWORK><![CDATA[YES]]></NETWORK><ONEGATE_TOKEN><![CDATA[tok-42]]></ONEGATE_TOKEN>"
+      "<PASSWORD><![CDATA[hunter2]]></PASSWORD>"
+      "<SSH_PUBLIC_KEY><![CDATA[ssh-ed25519 AAAA ops]]></SSH_PUBLIC_KEY>"
+      "<START_SCRIPT><![CDATA[echo hunter2 | passwd]]></START_SCRIPT>"
+      "<TARGET><![CDATA[hda]]></TARGET>"
+      "<USERDATA_ENCODING><![CDATA[base64]]></USERDATA_ENCODING>"
+      "<USER_DATA><![CDATA[I2Nsb3VkLWNvbmZpZwo=]]></USER_DATA></CONTEXT>"
+      "<VCPU><![CDATA[1]]></VCPU></TEMPLATE>"
+      "<USER_TEMPLATE><CLOUDPLANE_LABEL_ENV><![CDATA[prod]]></CLOUDPLANE_LABEL_ENV>"
+      "<CLOUDPLANE_OPERATION><![CDATA[op-1]]></CLOUDPLANE_OPERATION>"
+      "<DB_PASSWORD><![CDATA[hunter2]]></DB_PASSWORD><OWNER><![CDATA[ops]]></OWNER>"
+      "</USER_TEMPLATE><HISTORY_RECORDS>"
+      "<HISTORY><SEQ>0</SEQ><HOSTNAME>node-0</HOSTNAME><HID>0</HID><CID>0</CID></HISTORY>"
+      "<HISTORY><SEQ>1</SEQ><HOSTNAME>node-1</HOSTNAME><HID>1</HID><CID>0</CID></HISTORY>"
+      "</HISTORY_RECORDS></VM>");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  auto i = InstanceFromVm(doc->Root(), "one", "db-1");
+  ASSERT_TRUE(i.ok()) << i.status();
+  const auto& d = i->provider_details().fields();
+  EXPECT_EQ(d.at("id").number_value(), 9);
+  EXPECT_EQ(d.at("uid").number_value(), 3);
+  EXPECT_EQ(d.at("gid").number_value(), 1);
+  EXPECT_EQ(d.at("uname").string_value(), "ana");
+  EXPECT_EQ(d.at("gname").string_value(), "users");
+  EXPECT_EQ(d.at("lcmStateName").string_value(), "RUNNING");
+  EXPECT_EQ(d.at("deployId").string_value(), "one-9");
+  EXPECT_EQ(d.at("hostname").string_value(), "node-1");  // the last record's
+  EXPECT_EQ(i->host(), "accounts/one/hosts/1");
+  // The SHA-256 of the decoded user data ("#cloud-config\n").
+  EXPECT_EQ(d.at("userDataSha256").string_value(),
+            "88c95955b024402aa9572b663f7eeb134f01343bb92af27b50e97e72b22c565f");
+  const auto& context = d.at("context").struct_value().fields();
+  EXPECT_EQ(context.at("DISK_ID").string_value(), "1");
+  EXPECT_EQ(context.at("ETH0_IP").string_value(), "10.0.0.5");
+  EXPECT_EQ(context.at("NETWORK").string_value(), "YES");
+  EXPECT_EQ(context.at("SSH_PUBLIC_KEY").string_value(), "ssh-ed25519 AAAA ops");
+  EXPECT_EQ(context.at("TARGET").string_value(), "hda");
+  EXPECT_EQ(context.at("USERDATA_ENCODING").string_value(), "base64");
+  for (const char* hidden :
+       {"PASSWORD", "CRYPTED_PASSWORD", "ONEGATE_TOKEN", "START_SCRIPT", "USER_DATA"}) {
+    EXPECT_FALSE(context.contains(hidden)) << hidden;
+  }
+  const auto& user = d.at("userTemplate").struct_value().fields();
+  EXPECT_EQ(user.at("OWNER").string_value(), "ops");
+  EXPECT_EQ(user.at("CLOUDPLANE_OPERATION").string_value(), "op-1");
+  EXPECT_FALSE(user.contains("CLOUDPLANE_LABEL_ENV"));  // a label, in labels
+  EXPECT_FALSE(user.contains("DB_PASSWORD"));
+  EXPECT_THAT(i->labels(), ::testing::ElementsAre(::testing::Pair("env", "prod")));
+  // Nothing secret anywhere in the details.
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(i->provider_details(), &json).ok());
+  for (const char* secret : {"hunter2", "tok-42", "$6$x", "I2Nsb3Vk"}) {
+    EXPECT_THAT(json, ::testing::Not(HasSubstr(secret))) << json;
+  }
+}
+
+// User data kept as it is (USERDATA, no encoding, as cloud-init's examples
+// write it) is hashed as it is; base64 that does not decode is too.
+TEST(OpenNebulaWireTest, UserDataDigestOfPlainAndUndecodableContext) {
+  auto plain = xml::Parse(
+      "<VM><ID>1</ID><NAME>a</NAME><STATE>1</STATE><LCM_STATE>0</LCM_STATE><TEMPLATE><CONTEXT>"
+      "<USERDATA><![CDATA[#!/bin/sh\necho hi\n]]></USERDATA></CONTEXT></TEMPLATE></VM>");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto i = InstanceFromVm(plain->Root(), "one", "a");
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->provider_details().fields().at("userDataSha256").string_value(),
+            "299001868fb8c02fd431c336c6d058f5558c5dff5b5af5e6fe04b870a6a9cbba");
+  EXPECT_EQ(i->provider_details().fields().at("lcmStateName").string_value(), "LCM_INIT");
+  EXPECT_FALSE(i->provider_details().fields().contains("hostname"));  // never deployed
+  auto bad = xml::Parse(
+      "<VM><ID>1</ID><NAME>a</NAME><STATE>1</STATE><LCM_STATE>0</LCM_STATE><TEMPLATE><CONTEXT>"
+      "<USER_DATA><![CDATA[#!/bin/sh\necho hi\n]]></USER_DATA>"
+      "<USER_DATA_ENCODING><![CDATA[base64]]></USER_DATA_ENCODING></CONTEXT></TEMPLATE></VM>");
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  i = InstanceFromVm(bad->Root(), "one", "a");
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->provider_details().fields().at("userDataSha256").string_value(),
+            "299001868fb8c02fd431c336c6d058f5558c5dff5b5af5e6fe04b870a6a9cbba");
+}
+
+TEST(OpenNebulaWireTest, SecretAttributeNames) {
+  for (const char* name : {"PASSWORD", "CRYPTED_PASSWORD", "PASSWORD_BASE64", "ONEGATE_TOKEN",
+                           "db_password", "VROUTER_KEEPALIVED_PASSWORD", "SECRET_KEY",
+                           "AWS_ACCESS_KEY", "PRIVATE_KEY", "SSH_KEY", "CREDENTIALS", "PASSWD"}) {
+    EXPECT_TRUE(IsSecretAttribute(name)) << name;
+  }
+  for (const char* name : {"SSH_PUBLIC_KEY", "NETWORK", "ETH0_IP", "USERDATA_ENCODING", "OWNER"}) {
+    EXPECT_FALSE(IsSecretAttribute(name)) << name;
+  }
+}
+
+// The CONTEXT a create merges: NETWORK, the key (or the owner's keys, as
+// stock templates say), and user data base64-encoded, whatever its bytes.
+TEST(OpenNebulaWireTest, ContextTemplateCarriesKeyAndBase64UserData) {
+  EXPECT_EQ(*ContextTemplate("ssh-ed25519 AAAA ops", ""),
+            "CONTEXT=[NETWORK=\"YES\",SSH_PUBLIC_KEY=\"ssh-ed25519 AAAA ops\"]\n");
+  EXPECT_EQ(*ContextTemplate("", std::string("\0\xff]]>", 5)),
+            "CONTEXT=[NETWORK=\"YES\",SSH_PUBLIC_KEY=\"$USER[SSH_PUBLIC_KEY]\","
+            "USER_DATA=\"AP9dXT4=\",USERDATA_ENCODING=\"base64\"]\n");
+}
+
 TEST(OpenNebulaWireTest, InstanceFromAFullVmDocument) {
   auto doc = xml::Parse(
       "<VM><ID>7</ID><UID>0</UID><NAME>web-1</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
