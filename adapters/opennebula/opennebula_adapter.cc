@@ -34,11 +34,13 @@ ProviderInfo OpenNebulaProviderInfo() {
   // provider_options its one key "template" (one.vm.allocate); labels are
   // CLOUDPLANE_LABEL_* attributes; start=false is hold=true.
   // cpu_count is VCPU, memory_bytes MEMORY (MiB), network_interfaces the
-  // NICs and key_name the CONTEXT's SSH_PUBLIC_KEY of the instantiate's
-  // extra template (a raw template refuses them: they go inside it).
+  // NICs, key_name the CONTEXT's SSH_PUBLIC_KEY and user_data its USER_DATA
+  // (base64, USERDATA_ENCODING="base64") of the instantiate's extra template
+  // (a raw template refuses them: they go inside it).
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "instance.image", "instance.labels", "instance.provider_options",
                "start", "instance.cpu_count", "instance.memory_bytes", "instance.key_name",
+               "instance.user_data",
                "instance.network_interfaces.network", "instance.network_interfaces.address",
                "instance.network_interfaces.mac_address", "instance.network_interfaces.model"});
   // A NIC=[NETWORK_ID, IP, MAC, MODEL] for one.vm.attachnic; the NIC_ID to

@@ -93,6 +93,13 @@
 //   reads one.vmpool.infoextended because short bodies lack them.
 //   Metadata = the USER_TEMPLATE's single attributes except CLOUDPLANE_*,
 //   written with one.vm.update (merge or replace; replace keeps CLOUDPLANE_*).
+//   provider_details holds the VM's own fields the Instance has no place
+//   for: owner (uid, gid, uname, gname), state numbers and lcmStateName,
+//   deployId, the last host's hostname, the CONTEXT and the USER_TEMPLATE
+//   (without labels) as maps, and userDataSha256; attributes whose names
+//   say password, token, secret, private, credential or a non-public key,
+//   and the guest's scripts (USER_DATA, START_SCRIPT), are never there
+//   (opennebula_wire.h InstanceFromVm).
 // Volumes: OpenNebula images of type OS, CDROM and DATABLOCK
 //   (one.imagepool.info / one.image.info). AttachVolume = one.vm.attach of
 //   DISK=[IMAGE_ID=n] (device: a target such as vdb -> TARGET, or a bus
@@ -137,10 +144,22 @@
 //   NETWORK_ID -> the network's name, IP, MAC, MODEL). CreateInstance from
 //   a VM template merges NIC=[NETWORK_ID, IP, MAC, MODEL] vectors (they
 //   replace the template's NICs, as instantiate's merge does), VCPU
-//   (cpu_count), MEMORY (memory_bytes, whole MiB) and, for key_name,
-//   CONTEXT=[NETWORK="YES", SSH_PUBLIC_KEY="<the key's line>"] (it replaces
-//   the template's CONTEXT) into the extra template; with a raw template
-//   these fields are INVALID_ARGUMENT (they go inside it). Attach = one
+//   (cpu_count), MEMORY (memory_bytes, whole MiB) and, for key_name or
+//   user_data, CONTEXT=[NETWORK="YES", SSH_PUBLIC_KEY="<the key's line>"
+//   (without key_name the stock "$USER[SSH_PUBLIC_KEY]", the owner's keys),
+//   USER_DATA="<user_data in base64>", USERDATA_ENCODING="base64"] (it
+//   replaces the template's CONTEXT) into the extra template; with a raw
+//   template these fields are INVALID_ARGUMENT (they go inside it). User
+//   data: the [api] reference documents no CONTEXT attribute for it; the
+//   guest side does. OpenNebula's context packages and cloud-init's
+//   OpenNebula datasource read USER_DATA (or USERDATA) and base64-decode it
+//   when USERDATA_ENCODING is "base64" (cloud-init
+//   cloudinit/sources/DataSourceOpenNebula.py; Libcloud's OpenNebula driver
+//   writes the same pair). base64 because the data is arbitrary bytes and a
+//   template value cannot hold `]]>` or NUL; the name USER_DATA because
+//   both readers look for it first. It is INPUT_ONLY: Get shows
+//   provider_details.userDataSha256, the hex SHA-256 of the decoded data (as
+//   the sandbox does), never the data. Attach = one
 //   vm.attachnic of one NIC vector, Detach = one.vm.detachnic of the NIC_ID;
 //   both poll until the VM is back in RUNNING (POWEROFF) with a new NIC_ID
 //   (without the NIC) and answer the Instance.
@@ -157,10 +176,9 @@
 // server refuses any other set field with INVALID_ARGUMENT /
 // FIELD_UNSUPPORTED before the adapter runs):
 //   CreateInstance does not honour display_name (the NAME is instance_id's
-//     or oned's), machine_type, cpu_mhz, location, firewalls, user_data (the
-//     protocol reference documents no CONTEXT user-data attribute),
-//     billing_code, network_interfaces.firewall (security groups belong to
-//     networks): refused.
+//     or oned's), machine_type, cpu_mhz, location, firewalls, billing_code,
+//     network_interfaces.firewall (security groups belong to networks):
+//     refused.
 //   CreateNetwork does not honour location; CreateKeyPair does not honour
 //     display_name or labels (a key line has no place for them); Attach-
 //     NetworkInterface does not honour firewall; ReserveAddress does not

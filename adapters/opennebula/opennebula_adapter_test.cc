@@ -666,6 +666,28 @@ TEST_F(FieldContract, OverridesReachTheInstantiate) {
                                             "\"]\n")));
 }
 
+// user_data alone is the CONTEXT's USER_DATA in base64 with
+// USERDATA_ENCODING="base64", the stock NETWORK and owner's keys kept; no
+// network lookup (there are no NICs), no key lookup.
+TEST_F(FieldContract, UserDataReachesTheInstantiateContext) {
+  v1::CreateInstanceRequest create;
+  create.set_parent("accounts/one");
+  create.set_instance_id("web-3");
+  create.mutable_instance()->set_image("accounts/one/images/0");
+  create.mutable_instance()->set_user_data("#cloud-config\n");
+  fake_->Expect("POST", "/RPC2", Success(Value::String("<VM_POOL></VM_POOL>")));
+  fake_->Expect("POST", "/RPC2", Success(Value::Int(12)));
+  absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
+      [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::vector<SentCall> calls = SentCalls();
+  ASSERT_THAT(calls, SizeIs(2));
+  EXPECT_EQ(calls[1].method, "one.template.instantiate");
+  EXPECT_THAT(calls[1].params[4].AsString(),
+              HasSubstr("CONTEXT=[NETWORK=\"YES\",SSH_PUBLIC_KEY=\"$USER[SSH_PUBLIC_KEY]\","
+                        "USER_DATA=\"I2Nsb3VkLWNvbmZpZwo=\",USERDATA_ENCODING=\"base64\"]\n"));
+}
+
 // With a raw template the overrides belong inside it: refused by field,
 // nothing sent.
 TEST_F(FieldContract, OverridesWithARawTemplateAreRefused) {
@@ -676,6 +698,7 @@ TEST_F(FieldContract, OverridesWithARawTemplateAreRefused) {
   create.mutable_instance()->set_cpu_count(2);
   create.mutable_instance()->add_network_interfaces()->set_network(
       "accounts/one/networks/lab-net");
+  create.mutable_instance()->set_user_data("#cloud-config\n");
   absl::StatusOr<MutationProgress> created = Await<MutationProgress>(
       [&](auto cb) { provider_->CreateInstance(ctx_, create, std::move(cb)); });
   ASSERT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
@@ -683,7 +706,8 @@ TEST_F(FieldContract, OverridesWithARawTemplateAreRefused) {
   ASSERT_TRUE(bad.has_value());
   std::vector<std::string> fields;
   for (const auto& v : bad->field_violations()) fields.push_back(v.field());
-  EXPECT_THAT(fields, ElementsAre("instance.cpu_count", "instance.network_interfaces"));
+  EXPECT_THAT(fields, ElementsAre("instance.cpu_count", "instance.network_interfaces",
+                                  "instance.user_data"));
   EXPECT_THAT(SentCalls(), IsEmpty());
 }
 

@@ -92,10 +92,41 @@ void FinishWithVm(const AccountPtr& a, absl::Time deadline, int64_t oid,
          });
 }
 
+// `text` and, for key_name or user_data, the CONTEXT line (ContextTemplate)
+// with the key `key_id`'s line (looked up) and the user data.
+void AddContext(const AccountPtr& a, absl::Time deadline, const v1::Instance& in,
+                const std::string& key_id, std::string text, Done<std::string> done) {
+  if (key_id.empty()) {
+    if (in.user_data().empty()) return done(std::move(text));
+    // The whole CONTEXT is replaced (instantiate's merge): the network
+    // configuration and the owner's keys the stock templates ask for stay.
+    absl::StatusOr<std::string> ctx = ContextTemplate("", in.user_data());
+    if (!ctx.ok()) return done(ctx.status());
+    return done(text + *ctx);
+  }
+  FindKey(a, deadline, key_id, ResourceName(*a, "keyPairs", key_id),
+          [text = std::move(text), user_data = in.user_data(),
+           done = std::move(done)](absl::StatusOr<SshKey> key) mutable {
+            if (!key.ok()) {
+              if (key.status().code() == absl::StatusCode::kNotFound) {
+                return done(InvalidField("instance.key_name", key.status().message()));
+              }
+              return done(key.status());
+            }
+            absl::StatusOr<std::string> ctx = ContextTemplate(key->line, user_data);
+            if (!ctx.ok()) return done(ctx.status());
+            done(text + *ctx);
+          });
+}
+
 // The extra-template lines for the request's NICs (each network looked up
-// by its resource name) and CONTEXT with the key `key_id`'s line.
+// by its resource name: one.vnpool.info, only when there are NICs) and the
+// CONTEXT (AddContext).
 void ResolveOverrides(const AccountPtr& a, absl::Time deadline, const v1::Instance& in,
                       std::string key_id, Done<std::string> done) {
+  if (in.network_interfaces_size() == 0) {
+    return AddContext(a, deadline, in, key_id, "", std::move(done));
+  }
   FetchVnets(a, deadline, [a, deadline, in, key_id, done = std::move(done)](
                               absl::StatusOr<std::vector<FoundVnet>> vnets) mutable {
     if (!vnets.ok()) return done(vnets.status());
@@ -120,22 +151,7 @@ void ResolveOverrides(const AccountPtr& a, absl::Time deadline, const v1::Instan
       if (!line.ok()) return done(line.status());
       text += *line;
     }
-    if (key_id.empty()) return done(std::move(text));
-    FindKey(a, deadline, key_id, ResourceName(*a, "keyPairs", key_id),
-            [text, done = std::move(done)](absl::StatusOr<SshKey> key) mutable {
-              if (!key.ok()) {
-                if (key.status().code() == absl::StatusCode::kNotFound) {
-                  return done(InvalidField("instance.key_name", key.status().message()));
-                }
-                return done(key.status());
-              }
-              // The whole CONTEXT is replaced (instantiate's merge): the
-              // network configuration the usual templates ask for stays on.
-              absl::StatusOr<std::string> ctx = VectorTemplate(
-                  "CONTEXT", {{"NETWORK", "YES"}, {"SSH_PUBLIC_KEY", key->line}});
-              if (!ctx.ok()) return done(ctx.status());
-              done(text + *ctx);
-            });
+    AddContext(a, deadline, in, key_id, std::move(text), std::move(done));
   });
 }
 
@@ -234,16 +250,20 @@ void OpenNebulaProvider::CreateInstance(const CallContext& ctx,
   // users write them ([api] one.template.instantiate: a named attribute
   // replaces the template's whole): VCPU, MEMORY (MiB), the NICs (all of
   // them: given interfaces replace the template's), and a CONTEXT carrying
-  // the key. A raw template (allocate) says all that itself.
+  // the key and the user data. A raw template (allocate) says all that
+  // itself.
   const bool overrides = in.cpu_count() != 0 || in.memory_bytes() != 0 ||
-                         in.network_interfaces_size() > 0 || !in.key_name().empty();
+                         in.network_interfaces_size() > 0 || !in.key_name().empty() ||
+                         !in.user_data().empty();
   if (raw != nullptr && overrides) {
-    for (const char* f : {"cpu_count", "memory_bytes", "network_interfaces", "key_name"}) {
+    for (const char* f :
+         {"cpu_count", "memory_bytes", "network_interfaces", "key_name", "user_data"}) {
       const bool set = (std::string(f) == "cpu_count" && in.cpu_count() != 0) ||
                        (std::string(f) == "memory_bytes" && in.memory_bytes() != 0) ||
                        (std::string(f) == "network_interfaces" &&
                         in.network_interfaces_size() > 0) ||
-                       (std::string(f) == "key_name" && !in.key_name().empty());
+                       (std::string(f) == "key_name" && !in.key_name().empty()) ||
+                       (std::string(f) == "user_data" && !in.user_data().empty());
       if (set) {
         AddFieldViolation(options, absl::StrCat("instance.", f),
                           "give it inside instance.provider_options.template");
@@ -291,7 +311,7 @@ void OpenNebulaProvider::CreateInstance(const CallContext& ctx,
     text += *t;
   }
   if (ctx.validate_only) return std::move(done)(kit::Finished(v1::Instance()));
-  if (!nic_networks.empty() || !key_id.empty()) {
+  if (!nic_networks.empty() || !key_id.empty() || !in.user_data().empty()) {
     // The networks' ids and the key's line first; then the create as below.
     return ResolveOverrides(
         a_, ctx.deadline, in, key_id,
