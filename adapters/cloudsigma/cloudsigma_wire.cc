@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/cloudsigma/cloudsigma_wire_internal.h"
 #include "adapters/common/http/http_status.h"
 #include "adapters/common/json/json.h"
 #include "base/errors.h"
@@ -19,12 +20,11 @@
 #include "rapidjson/writer.h"
 
 namespace cloudplane::adapters::cloudsigma {
-namespace {
+namespace wire_internal {
 
 namespace rj = rapidjson;
 
 using json::Member;
-using json::Serialize;
 
 absl::Status Malformed(absl::string_view detail) { return json::Malformed("CloudSigma", detail); }
 
@@ -41,6 +41,63 @@ std::string String(const rj::Value& obj, const char* key) {
   if (v->IsInt64()) return absl::StrCat(v->GetInt64());
   return "";
 }
+
+std::map<std::string, std::string> Meta(const rj::Value& obj) {
+  std::map<std::string, std::string> meta;
+  const rj::Value* m = Member(obj, "meta");
+  if (m == nullptr || !m->IsObject()) return meta;
+  for (auto it = m->MemberBegin(); it != m->MemberEnd(); ++it) {
+    if (it->value.IsString()) meta[it->name.GetString()] = it->value.GetString();
+  }
+  return meta;
+}
+
+std::string IdOf(const rj::Value& obj) {
+  auto meta = Meta(obj);
+  auto it = meta.find(std::string(kIdMetaKey));
+  if (it != meta.end() && !it->second.empty()) return it->second;
+  return String(obj, "uuid");
+}
+
+void SetDetail(google::protobuf::Struct* s, const char* key, const std::string& value) {
+  if (!value.empty()) (*s->mutable_fields())[key].set_string_value(value);
+}
+
+void WriteMeta(rj::Writer<rj::StringBuffer>& w, const std::map<std::string, std::string>& m) {
+  w.Key("meta");
+  w.StartObject();
+  for (const auto& [k, v] : m) {
+    w.Key(k.c_str());
+    w.String(v.c_str());
+  }
+  w.EndObject();
+}
+
+std::map<std::string, std::string> ReservedMeta(absl::string_view chosen_id,
+                                                absl::string_view operation) {
+  std::map<std::string, std::string> meta;
+  if (!chosen_id.empty()) meta[std::string(kIdMetaKey)] = std::string(chosen_id);
+  if (!operation.empty()) meta[std::string(kOperationMetaKey)] = std::string(operation);
+  return meta;
+}
+
+}  // namespace wire_internal
+
+namespace {
+
+namespace rj = rapidjson;
+
+using json::Member;
+using json::Serialize;
+using wire_internal::IdOf;
+using wire_internal::Malformed;
+using wire_internal::Meta;
+using wire_internal::Parse;
+using wire_internal::PutLabels;
+using wire_internal::ReservedMeta;
+using wire_internal::SetDetail;
+using wire_internal::String;
+using wire_internal::WriteMeta;
 
 // Integers may come as numbers or numeric strings (drives.rst: "size").
 int64_t Int(const rj::Value& obj, const char* key) {
@@ -63,37 +120,9 @@ std::string ResourceTypeOf(absl::string_view uri) {
   return "";
 }
 
-std::map<std::string, std::string> Meta(const rj::Value& obj) {
-  std::map<std::string, std::string> meta;
-  const rj::Value* m = Member(obj, "meta");
-  if (m == nullptr || !m->IsObject()) return meta;
-  for (auto it = m->MemberBegin(); it != m->MemberEnd(); ++it) {
-    if (it->value.IsString()) meta[it->name.GetString()] = it->value.GetString();
-  }
-  return meta;
-}
-
-template <typename MapT>
-void PutLabels(const rj::Value& obj, MapT* labels) {
-  for (const auto& [k, v] : Meta(obj)) {
-    if (!absl::StartsWith(k, kReservedMetaPrefix)) (*labels)[k] = v;
-  }
-}
-
-std::string IdOf(const rj::Value& obj) {
-  auto meta = Meta(obj);
-  auto it = meta.find(std::string(kIdMetaKey));
-  if (it != meta.end() && !it->second.empty()) return it->second;
-  return String(obj, "uuid");
-}
-
 std::string Mapped(const IdMap& ids, const std::string& uuid) {
   auto it = ids.find(uuid);
   return it == ids.end() ? uuid : it->second;
-}
-
-void SetDetail(google::protobuf::Struct* s, const char* key, const std::string& value) {
-  if (!value.empty()) (*s->mutable_fields())[key].set_string_value(value);
 }
 
 absl::StatusOr<WireObject> ToWireObject(const rj::Value& obj, bool require_uuid = true) {
@@ -211,24 +240,6 @@ void PutSubscription(const std::string& id, const SubscriptionMap& subscriptions
   SetDetail(d, "subscription_end_time", it->second.end_time);
   SetDetail(d, "subscription_status", it->second.status);
   (*d->mutable_fields())["auto_renew"].set_bool_value(it->second.auto_renew);
-}
-
-void WriteMeta(rj::Writer<rj::StringBuffer>& w, const std::map<std::string, std::string>& m) {
-  w.Key("meta");
-  w.StartObject();
-  for (const auto& [k, v] : m) {
-    w.Key(k.c_str());
-    w.String(v.c_str());
-  }
-  w.EndObject();
-}
-
-std::map<std::string, std::string> ReservedMeta(absl::string_view chosen_id,
-                                                absl::string_view operation) {
-  std::map<std::string, std::string> meta;
-  if (!chosen_id.empty()) meta[std::string(kIdMetaKey)] = std::string(chosen_id);
-  if (!operation.empty()) meta[std::string(kOperationMetaKey)] = std::string(operation);
-  return meta;
 }
 
 }  // namespace

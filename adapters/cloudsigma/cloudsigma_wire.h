@@ -48,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cloudplane/v1/compute.pb.h"
+#include "cloudplane/v1/firewalls.pb.h"
 #include "cloudplane/v1/networks.pb.h"
 #include "cloudplane/v1/volumes.pb.h"
 
@@ -283,6 +284,80 @@ struct DriveEdit {
   std::optional<std::map<std::string, std::string>> labels;
 };
 absl::StatusOr<std::string> EditDrive(absl::string_view drive_json, const DriveEdit& edit);
+
+// ---------------------------------------------------------------------------
+// Firewall policies (/fwpolicies/), in cloudsigma_wire_firewalls.cc.
+//
+// Reference: fwpolicies.rst and its dumps (request/response_fwpolicy_*) in
+// github.com/cloudsigma/cloudsigma-docs up to 467c683^; that commit
+// (2022-10-05) removed them as "the decommissioned Firewall Policies
+// feature", so these shapes are the last the documentation showed.
+// A policy is {uuid, name, meta, rules, servers, owner, resource_uri, tags};
+// a rule is {action: accept|drop, direction: in|out|both, ip_proto: tcp|udp
+// (null: any), src_ip, src_port, dst_ip, dst_port, comment}, every field but
+// action and direction null when absent. IPs are an address or CIDR, ports
+// "22" or "1:1024"; either may start with "!" (not). Rules apply in order.
+
+// One rule as CloudSigma holds it; "" for null.
+struct FwRule {
+  std::string action;
+  std::string direction;
+  std::string ip_proto;
+  std::string src_ip;
+  std::string src_port;
+  std::string dst_ip;
+  std::string dst_port;
+  std::string comment;
+};
+
+// A rule's id: 12 hex digits of a 64-bit FNV-1a of its fields (stable across
+// builds and runs), so deleting one rule never renames another. Equal rules
+// of one policy are told apart by "-2", "-3", … in order (PolicyRules).
+std::string FwRuleId(const FwRule& rule);
+
+// The rules of a policy, in CloudSigma's order, each with its id.
+struct FwRuleEntry {
+  std::string id;
+  FwRule rule;
+};
+absl::StatusOr<std::vector<FwRuleEntry>> PolicyRules(absl::string_view policy_json);
+
+// A rule as a FirewallRule named `name`: accept/drop → ALLOW/DENY, in/out →
+// INGRESS/EGRESS, ip_proto → protocol ("any" when null), dst_port "80" or
+// "1000:2000" → port_range_start/end, the far end (src_ip of an in rule,
+// dst_ip of an out rule) → source_ranges / destination_ranges as a CIDR
+// (an address alone is /32; none is "0.0.0.0/0"), comment → description.
+// A rule the typed fields cannot hold exactly — direction "both", a "!"
+// (not) in an IP or port, a src_port, the near end's IP (dst_ip of an in
+// rule, src_ip of an out rule), or a value of another shape — has its far
+// end fields empty (the API's sign for "not expressible") and its
+// description ends with CloudSigma's own fields in words.
+v1::FirewallRule FwRuleToFirewallRule(const FwRule& rule, std::string name);
+
+// A FirewallRule as a CloudSigma rule. INVALID_ARGUMENT naming
+// `<field>.<subfield>` when CloudSigma cannot hold it: protocol other than
+// tcp, udp or any; ports without tcp/udp or outside 1..65535; the near end's
+// fields; more than one far-end range; an IPv6 range (CloudSigma's rules
+// hold IPv4 addresses); a CIDR with host bits set. "0.0.0.0/0" is sent as no
+// IP (anywhere).
+absl::StatusOr<FwRule> FwRuleFromFirewallRule(const v1::FirewallRule& rule,
+                                              absl::string_view field);
+
+// A policy as a Firewall (name `firewalls/<chosen id or uuid>`): display_name
+// from name, labels from meta, rules (named `<firewall>/rules/<FwRuleId>`);
+// provider_details: uuid, resource_uri, servers (uuids of servers whose
+// NICs use it).
+absl::StatusOr<v1::Firewall> PolicyToFirewall(absl::string_view policy_json,
+                                              absl::string_view account);
+
+// `{"objects":[{"name","meta","rules"}]}` for POST /fwpolicies/.
+std::string PolicyCreateBody(const v1::Firewall& firewall, const std::vector<FwRule>& rules,
+                             absl::string_view chosen_id, absl::string_view operation);
+
+// The whole policy with its rules replaced by `rules`, for PUT
+// /fwpolicies/{uuid}/ (fwpolicies.rst, editing: the whole policy is sent).
+absl::StatusOr<std::string> EditPolicyRules(absl::string_view policy_json,
+                                            const std::vector<FwRule>& rules);
 
 // Labels: INVALID_ARGUMENT naming `field` for reserved keys.
 absl::Status ValidateLabels(absl::string_view field,
