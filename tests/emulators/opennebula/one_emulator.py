@@ -690,6 +690,8 @@ class OneEmulator:
                 taken.append((template_get(v, "NETWORK_ID"), template_get(v, "IP")))
                 nic_id += 1
             (template if k in _VM_TEMPLATE_ORDER else user).append((k, v))
+        template = [(k, self._context(v, disk_id, targets, template)
+                     if k == "CONTEXT" and isinstance(v, list) else v) for k, v in template]
         self.next_ids["vm"] += 1
         template += [("AUTOMATIC_REQUIREMENTS", "!(PUBLIC_CLOUD = YES) & !(PIN_POLICY = PINNED)"),
                      ("TM_MAD_SYSTEM", ""), ("VMID", str(vm_id))]
@@ -726,6 +728,30 @@ class OneEmulator:
                     ("DATASTORE", image["ds"]), ("DATASTORE_ID", str(image["ds_id"])),
                     ("PERSISTENT", "YES" if image["persistent"] else "NO")]
         return out
+
+    def _context(self, attrs, disk_id, used_targets, template):
+        """CONTEXT as oned completes it when it allocates the VM ([oned]
+        src/vm/VirtualMachineContext.cc, parse_context): `$USER[ATTR]` is
+        replaced by the owner's user-template attribute (empty when it has
+        none); with NETWORK="YES" each NIC adds ETH<n>_IP and ETH<n>_MAC (oned
+        adds more ETH<n>_* from the network's template: mask, gateway, DNS...;
+        the emulator's networks keep few of those); the context CD gets the
+        DISK_ID after the disks and an hd<letter> TARGET. Every other value,
+        USER_DATA and its encoding included, is kept as it was given."""
+        owner = dict((k, v) for k, v in self.user_templates.get(0, []) if isinstance(v, str))
+        out = [(k, re.sub(r"\$USER\[([A-Za-z0-9_]+)\]",
+                          lambda m: owner.get(m.group(1).upper(), ""), v))
+               for k, v in attrs if k not in ("DISK_ID", "TARGET")]
+        if (template_get(attrs, "NETWORK") or "").upper() == "YES":
+            for k, nic in template:
+                if k != "NIC" or not isinstance(nic, list):
+                    continue
+                n = template_get(nic, "NIC_ID")
+                out = [(a, v) for a, v in out if a not in (f"ETH{n}_IP", f"ETH{n}_MAC")]
+                out += [(f"ETH{n}_IP", template_get(nic, "IP") or ""),
+                        (f"ETH{n}_MAC", template_get(nic, "MAC") or "")]
+        letter = next(c for c in "abcdefghijklmnopqrstuvwxyz" if "hd" + c not in used_targets)
+        return out + [("DISK_ID", str(disk_id)), ("TARGET", "hd" + letter)]
 
     # Networks and leases ---------------------------------------------------
     @staticmethod

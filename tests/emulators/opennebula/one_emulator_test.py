@@ -7,6 +7,7 @@ XSDs in ../shared/fixtures/opennebula, and the emulator is driven with the
 real pyone client (PyPI pyone==6.10.5, whose generateDS bindings parse every
 document it gets).
 """
+import base64
 import os
 import subprocess
 import sys
@@ -441,6 +442,46 @@ def test_pyone_user_ssh_key(emu):
     assert template["SSH_PUBLIC_KEY"] == keys and template["NOTE"] == "x"
     with pytest.raises(pyone.OneNoExistsException):
         one.user.info(7)
+
+
+def test_pyone_context_user_data(emu):
+    """A CONTEXT with user data merged into an instantiate, as PyONE users
+    write it: oned keeps USER_DATA and its encoding as given, puts the
+    owner's key where the template says $USER[SSH_PUBLIC_KEY], adds the NIC
+    addresses for NETWORK="YES" and the context CD's DISK_ID and TARGET;
+    one.vm.info returns it all."""
+    pyone = _pyone()
+    one = pyone.OneServer(emu.endpoint, session=SESSION)
+    assert one.user.update(0, {"SSH_PUBLIC_KEY": "ssh-ed25519 AAAA ops"}, 1) == 0
+    user_data = base64.b64encode(b"#cloud-config\nruncmd: [echo hi]\n").decode()
+    # A dict with one root key is the XML form rooted there ([pyone]), so
+    # the CONTEXT goes under TEMPLATE.
+    extra = {"TEMPLATE": {"CONTEXT": {
+        "NETWORK": "YES", "SSH_PUBLIC_KEY": "$USER[SSH_PUBLIC_KEY]", "USER_DATA": user_data,
+        "USERDATA_ENCODING": "base64"}}}
+    # Template 0 has one disk (vda) and a NIC on network 0.
+    vm_id = one.template.instantiate(0, "ctx", False, extra, False)
+    wait_state(emu, vm_id, oe.ACTIVE, oe.RUNNING)
+    vm = one.vm.info(vm_id)
+    context = vm.TEMPLATE["CONTEXT"]
+    assert context["USER_DATA"] == user_data
+    assert base64.b64decode(context["USER_DATA"]) == b"#cloud-config\nruncmd: [echo hi]\n"
+    assert context["USERDATA_ENCODING"] == "base64"
+    assert context["SSH_PUBLIC_KEY"] == "ssh-ed25519 AAAA ops"
+    nic = vm.TEMPLATE["NIC"]
+    assert (context["ETH0_IP"], context["ETH0_MAC"]) == (nic["IP"], nic["MAC"])
+    assert (context["DISK_ID"], context["TARGET"]) == ("1", "hda")
+    # The pool's full bodies carry the same CONTEXT.
+    pooled = [v for v in one.vmpool.infoextended(-2, -1, -1, -1).VM if v.ID == vm_id]
+    assert pooled[0].TEMPLATE["CONTEXT"]["USER_DATA"] == user_data
+    # Without NETWORK="YES" no ETH attributes; a $USER attribute the owner
+    # lacks is empty; a raw allocate gets the same treatment.
+    vm_id = one.vm.allocate('CPU="1"\nMEMORY="64"\nNIC=[NETWORK_ID="0"]\n'
+                            'CONTEXT=[USERDATA="plain",PASS="$USER[NONE]"]', True)
+    context = one.vm.info(vm_id).TEMPLATE["CONTEXT"]
+    # (pyone reads an empty value as None.)
+    assert context["USERDATA"] == "plain" and "PASS" in context and not context["PASS"]
+    assert "ETH0_IP" not in context and (context["DISK_ID"], context["TARGET"]) == ("0", "hda")
 
 
 # ---------------------------------------------------------------------------
