@@ -31,6 +31,20 @@ the shapes of the recorded dumps in shared/fixtures/cloudsigma:
     NICs; /ips/ also lists running servers' DHCP addresses (no
     subscription). keypairs: list, detail, get, POST (name, public_key; fingerprint
     computed), PUT (name, meta), DELETE.
+  * Firewall policies (fwpolicies.rst and its dumps in cloudsigma-docs up to
+    467c683^, which removed the decommissioned feature): list (short
+    objects: meta, name, owner, resource_uri, uuid), detail, get, POST (an
+    empty object is a policy without rules), PUT (name, meta, rules; the
+    rest is read only), DELETE. Rules are checked against the schema:
+    action accept|drop and direction in|out|both required, ip_proto tcp|udp
+    or null, IPs an IPv4 address or CIDR, ports "22" or "1:1024", either
+    with an optional "!"; every absent field is answered as null and an IP
+    without a prefix as /32 (the dump's "23" came back "23.0.0.0/32"). A
+    NIC's `firewall_policy` must name a policy (shown as a reference) and the
+    policy's `servers` follow the servers' NICs. A policy used by a server
+    that is not stopped cannot be deleted [uncertain: the documentation
+    says so, the error's shape is not recorded; answered as 403
+    permission "... in state ..."].
   * Servers' NICs (§5.4): a `vlan` must be the account's VLAN and not be
     combined with ip_v4_conf; a static `ip` must be the account's and not be
     on another server; NICs are matched by `mac` (kept when given, new when
@@ -87,7 +101,62 @@ SHORT_KEYS = {
     "servers": ("uuid", "resource_uri", "owner", "name", "status", "runtime"),
     "drives": ("uuid", "resource_uri", "owner", "status"),
     "libdrives": ("uuid", "resource_uri", "owner", "status", "name"),
+    "fwpolicies": ("uuid", "resource_uri", "owner", "name", "meta"),
 }
+
+FW_RULE_KEYS = ("action", "comment", "direction", "dst_ip", "dst_port", "ip_proto", "src_ip",
+                "src_port")
+_FW_PORTS = re.compile(r"!?([0-9]{1,5})(?::([0-9]{1,5}))?")
+
+
+def _fw_ip(value):
+    """An IP field of a rule as CloudSigma stores it: "!"? + IPv4 CIDR, an
+    address alone as /32, a short address padded with zeros ("23" →
+    "23.0.0.0/32", as the recorded create shows). None when invalid."""
+    neg = value.startswith("!")
+    text = value[1:] if neg else value
+    address, _, prefix = text.partition("/")
+    parts = address.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        return None
+    parts += ["0"] * (4 - len(parts))
+    if prefix and (not prefix.isdigit() or int(prefix) > 32):
+        return None
+    return "%s%s/%s" % ("!" if neg else "", ".".join(str(int(p)) for p in parts),
+                        int(prefix) if prefix else 32)
+
+
+def _fw_rules(items):
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
+        raise ApiError(400, "validation", "rules must be a list of objects", "rules")
+    out = []
+    for rule in items:
+        rule = {k: rule.get(k) for k in FW_RULE_KEYS}
+        if rule["action"] not in ("accept", "drop"):
+            raise ApiError(400, "validation", "action must be accept or drop", "rules")
+        if rule["direction"] not in ("in", "out", "both"):
+            raise ApiError(400, "validation", "direction must be in, out or both", "rules")
+        if rule["ip_proto"] not in (None, "tcp", "udp"):
+            raise ApiError(400, "validation", "ip_proto must be tcp or udp", "rules")
+        for key in ("src_ip", "dst_ip"):
+            if rule[key] is not None:
+                ip = _fw_ip(rule[key]) if isinstance(rule[key], str) else None
+                if ip is None:
+                    raise ApiError(400, "validation", "Invalid IP address %r" % rule[key],
+                                   "rules")
+                rule[key] = ip
+        for key in ("src_port", "dst_port"):
+            value = rule[key]
+            m = _FW_PORTS.fullmatch(value) if isinstance(value, str) else None
+            if value is not None and (m is None or not all(
+                    1 <= int(p) <= 65535 for p in m.groups() if p is not None)):
+                raise ApiError(400, "validation", "Invalid port %r" % value, "rules")
+        if rule["comment"] is not None and not isinstance(rule["comment"], str):
+            raise ApiError(400, "validation", "comment must be a string", "rules")
+        out.append(rule)
+    return out
 
 LIBDRIVES = [
     {"name": "Debian 12 Server", "os": "linux", "arch": "64", "distribution": "Debian",
@@ -159,6 +228,7 @@ class CloudSigmaEmulator:
         self._wake = threading.Condition(self._lock)
         self.servers, self.drives = {}, {}
         self.vlans, self.ips, self.keypairs = {}, {}, {}
+        self.fwpolicies = {}
         self.subscriptions = {}  # id (a string) -> subscription
         self._subscription_seq = 7270
         self._ip_seq = 10
@@ -463,6 +533,13 @@ class CloudSigmaEmulator:
             if model not in ("virtio", "e1000", "rtl8139"):
                 raise ApiError(400, "validation", "model must be virtio, e1000 or rtl8139",
                                "nics")
+            policy = nic.get("firewall_policy")
+            policy = policy.get("uuid") if isinstance(policy, dict) else policy
+            if policy is not None:
+                if policy not in self.fwpolicies:
+                    raise ApiError(400, "validation", "Firewall policy %s does not exist"
+                                   % policy, "nics")
+                nic["firewall_policy"] = _ref("fwpolicies", policy)
             mac = nic.get("mac")
             if mac is not None and (mac in macs or not isinstance(mac, str)):
                 raise ApiError(400, "validation", "Duplicate MAC %s" % mac, "nics")
@@ -473,11 +550,15 @@ class CloudSigmaEmulator:
     def _link_networks(self):
         """Makes every IP's `server` and VLAN's `servers` agree with the
         servers' NICs."""
-        ip_server, vlan_servers = {}, {}
+        ip_server, vlan_servers, policy_servers = {}, {}, {}
         for s in self.servers.values():
             if s.get("_deleting"):
                 continue
             for nic in s["nics"]:
+                if nic.get("firewall_policy"):
+                    users = policy_servers.setdefault(nic["firewall_policy"]["uuid"], [])
+                    if s["uuid"] not in users:
+                        users.append(s["uuid"])
                 conf = nic.get("ip_v4_conf") or {}
                 if conf.get("conf") == "static" and conf.get("ip"):
                     ip_server[conf["ip"]["uuid"]] = s["uuid"]
@@ -494,6 +575,50 @@ class CloudSigmaEmulator:
             if vlan["servers"] != refs:
                 vlan["servers"] = refs
                 self._changed("vlans", vlan["uuid"], vlan)
+        for policy in self.fwpolicies.values():
+            policy["servers"] = [_ref("servers", u)
+                                 for u in policy_servers.get(policy["uuid"], [])]
+
+    # -- firewall policies ----------------------------------------------------
+    def create_fwpolicies(self, objects):
+        made = []
+        for spec in objects:
+            name = spec.get("name")
+            if name is not None and not isinstance(name, str):
+                raise ApiError(400, "validation", "name must be a string", "name")
+            uuid = str(uuidlib.uuid4())
+            made.append({"meta": _meta_field(spec), "name": name,
+                         "owner": _ref("user", OWNER_UUID),
+                         "resource_uri": _ref("fwpolicies", uuid)["resource_uri"],
+                         "rules": _fw_rules(spec.get("rules")), "servers": [], "tags": [],
+                         "uuid": uuid})
+        for policy in made:
+            self.fwpolicies[policy["uuid"]] = policy
+        return made
+
+    def update_fwpolicy(self, uuid, body):
+        policy = self._get("fwpolicies", uuid)
+        name = body.get("name", policy["name"])
+        if name is not None and not isinstance(name, str):
+            raise ApiError(400, "validation", "name must be a string", "name")
+        rules = _fw_rules(body["rules"]) if "rules" in body else policy["rules"]
+        meta = _meta_field(body) if "meta" in body else policy["meta"]
+        policy.update(name=name, rules=rules, meta=meta)
+        return policy
+
+    def delete_fwpolicy(self, uuid):
+        self._get("fwpolicies", uuid)
+        for server in self.servers.values():
+            uses = any((n.get("firewall_policy") or {}).get("uuid") == uuid
+                       for n in server["nics"])
+            if uses and server["status"] != "stopped":
+                raise ApiError(403, "permission", "Cannot delete a firewall policy used by "
+                               "server %s in state %s" % (server["uuid"], server["status"]))
+        for server in self.servers.values():
+            for nic in server["nics"]:
+                if (nic.get("firewall_policy") or {}).get("uuid") == uuid:
+                    nic["firewall_policy"] = None  # [uncertain] what CloudSigma does
+        del self.fwpolicies[uuid]
 
     # -- subscriptions, vlans, ips, keypairs ---------------------------------
     def create_subscriptions(self, objects):
@@ -748,7 +873,8 @@ class CloudSigmaEmulator:
     def _collection(self, resource):
         table = {"servers": self.servers, "drives": self.drives,
                  "libdrives": self.libdrives, "vlans": self.vlans, "ips": self.ips,
-                 "keypairs": self.keypairs, "subscriptions": self.subscriptions}.get(resource)
+                 "keypairs": self.keypairs, "subscriptions": self.subscriptions,
+                 "fwpolicies": self.fwpolicies}.get(resource)
         if table is None:
             raise ApiError(404, "notexist", "Unknown resource %s" % resource)
         return table
@@ -885,8 +1011,22 @@ class CloudSigmaEmulator:
                 if method == "DELETE" and len(rest) == 1:
                     self.delete_keypair(rest[0])
                     return 204, None, []
+            if resource == "fwpolicies" and method in ("POST", "PUT", "DELETE"):
+                if method == "POST" and not rest:
+                    objects = body.get("objects") if isinstance(body, dict) else None
+                    if not isinstance(objects, list) or not objects or \
+                            not all(isinstance(o, dict) for o in objects):
+                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
+                                       "objects")
+                    return 201, {"objects": [self._public(o)
+                                             for o in self.create_fwpolicies(objects)]}, []
+                if method == "PUT" and len(rest) == 1 and isinstance(body, dict):
+                    return 200, self._public(self.update_fwpolicy(rest[0], body)), []
+                if method == "DELETE" and len(rest) == 1:
+                    self.delete_fwpolicy(rest[0])
+                    return 204, None, []
             if resource not in ("servers", "drives", "libdrives", "vlans", "ips", "keypairs",
-                                "subscriptions"):
+                                "subscriptions", "fwpolicies"):
                 raise ApiError(404, "notexist", "Unknown resource %s" % resource)
             if method == "GET" and rest in ([], ["detail"]):
                 return 200, self.list(resource, rest == ["detail"] or resource not in SHORT_KEYS

@@ -523,3 +523,89 @@ def test_real_pycloudsigma_client_boot_from_library_image(emu, tmp_path):
     assert ran == ["libdrive.list", "drive.clone-of-libdrive", "libdrive.clone",
                    "clone.unmounted", "server.create-with-drive", "clone.mounted", "server.create-refused",
                    "server.delete_with_all_drives", "clone.gone"]
+
+
+PYCLOUDSIGMA_FWPOLICY_SCRIPT = textwrap.dedent('''
+    import json
+    import cloudsigma
+    policies, servers = cloudsigma.resource.FirewallPolicy(), cloudsigma.resource.Server()
+    ran = []
+    bare = policies.create({}); ran.append("fwpolicy.create-minimal")
+    assert bare["name"] is None and bare["rules"] == [] and bare["servers"] == []
+    p = policies.create({"name": "web", "meta": {"k": "v"}, "rules": [
+        {"action": "drop", "direction": "out", "dst_ip": "23"},
+        {"action": "accept", "direction": "in", "dst_port": "22", "ip_proto": "tcp",
+         "src_ip": "172.66.32.0/24", "comment": "ssh"},
+        {"action": "drop", "direction": "in", "ip_proto": "udp", "src_ip": "!172.66.32.55"},
+        {"action": "drop", "direction": "both", "dst_port": "!1:1024", "ip_proto": "tcp"}]})
+    ran.append("fwpolicy.create-full")
+    # As the recorded answer: every field present, null when absent; an
+    # address becomes a /32.
+    assert p["rules"][0] == {"action": "drop", "comment": None, "direction": "out",
+                             "dst_ip": "23.0.0.0/32", "dst_port": None, "ip_proto": None,
+                             "src_ip": None, "src_port": None}, p["rules"][0]
+    assert p["rules"][2]["src_ip"] == "!172.66.32.55/32"
+    assert p["rules"][3]["dst_port"] == "!1:1024"
+    short = {x["uuid"]: x for x in policies.list()}; ran.append("fwpolicy.list")
+    assert set(short) >= {bare["uuid"], p["uuid"]}
+    assert set(short[p["uuid"]]) == {"meta", "name", "owner", "resource_uri", "uuid"}
+    detail = {x["uuid"]: x for x in policies.list_detail()}; ran.append("fwpolicy.list_detail")
+    assert detail[p["uuid"]]["rules"] == p["rules"]
+    assert policies.get(p["uuid"]) == p; ran.append("fwpolicy.get")
+    p["rules"] = p["rules"][:1]
+    p = policies.update(p["uuid"], p); ran.append("fwpolicy.update")
+    assert [r["dst_ip"] for r in p["rules"]] == ["23.0.0.0/32"] and p["meta"] == {"k": "v"}
+    for bad in ({"action": "reject", "direction": "in"}, {"action": "drop", "direction": "in",
+                                                          "ip_proto": "icmp"},
+                {"action": "drop", "direction": "in", "src_ip": "300.1.1.1"},
+                {"action": "drop", "direction": "in", "dst_port": "0:70000"}):
+        try:
+            policies.update(p["uuid"], dict(p, rules=[bad]))
+            raise AssertionError("a bad rule was accepted: %r" % bad)
+        except cloudsigma.errors.ClientError as e:
+            assert e.status_code == 400
+    assert len(policies.get(p["uuid"])["rules"]) == 1; ran.append("fwpolicy.update-refused")
+    s = servers.create({"name": "fw", "cpu": 1000, "mem": 512 * 1024 ** 2, "vnc_password": "pw",
+                        "nics": [{"ip_v4_conf": {"conf": "dhcp", "ip": None}, "model": "virtio",
+                                  "firewall_policy": p["uuid"]}]})
+    ran.append("server.create-with-policy")
+    assert s["nics"][0]["firewall_policy"]["uuid"] == p["uuid"]
+    assert [x["uuid"] for x in policies.get(p["uuid"])["servers"]] == [s["uuid"]]
+    try:
+        servers.create({"name": "nofw", "cpu": 1000, "mem": 512 * 1024 ** 2,
+                        "vnc_password": "pw", "nics": [{"ip_v4_conf": {"conf": "dhcp"},
+                                                        "firewall_policy": bare["uuid"][::-1]}]})
+        raise AssertionError("a NIC with an unknown policy was accepted")
+    except cloudsigma.errors.ClientError as e:
+        assert e.status_code == 400; ran.append("server.create-unknown-policy")
+    servers.start(s["uuid"])
+    try:
+        policies.delete(p["uuid"])
+        raise AssertionError("a policy of a running server was deleted")
+    except cloudsigma.errors.PermissionError:
+        ran.append("fwpolicy.delete-in-use")
+    policies.delete(bare["uuid"]); ran.append("fwpolicy.delete")
+    try:
+        policies.get(bare["uuid"])
+        raise AssertionError("a deleted policy answers")
+    except cloudsigma.errors.ClientError as e:
+        assert e.status_code == 404; ran.append("fwpolicy.gone")
+    print(json.dumps(ran))
+''')
+
+
+def test_real_pycloudsigma_client_firewall_policies(emu, tmp_path):
+    import cloudsigma  # noqa: F401  (tools/requirements-clients.txt)
+    conf = tmp_path / "cloudsigma.conf"
+    conf.write_text(f"api_endpoint = {emu.api_endpoint}\nws_endpoint = {emu.ws_endpoint}\n"
+                    f"username = {USER}\npassword = {PASSWORD}\n")
+    result = subprocess.run([sys.executable, "-c", PYCLOUDSIGMA_FWPOLICY_SCRIPT],
+                            env=dict(os.environ, CLOUDSIGMA_CONFIG=str(conf)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ran == ["fwpolicy.create-minimal", "fwpolicy.create-full", "fwpolicy.list",
+                   "fwpolicy.list_detail", "fwpolicy.get", "fwpolicy.update",
+                   "fwpolicy.update-refused", "server.create-with-policy",
+                   "server.create-unknown-policy", "fwpolicy.delete-in-use", "fwpolicy.delete",
+                   "fwpolicy.gone"]
