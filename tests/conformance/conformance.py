@@ -23,6 +23,7 @@ resources even though they share the server.
 """
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import pathlib
 import re
@@ -220,6 +221,28 @@ class Profile:
         resource per sample and expects Get to show it (a map: its entries
         among the resource's). Values must be valid at the provider."""
         return {}
+
+    def input_only_samples(self) -> dict:
+        """For the collection's Create: INPUT_ONLY fields the account honours
+        and makes visible another way (Get never returns them), by path under
+        the resource: {path: (value, shown)}, where shown(resource) is true
+        when the Get result proves the value arrived (e.g.
+        `user_data_digest_shown`). The suite creates one resource per entry,
+        checks the field itself stays empty on Get, and asserts shown(Get);
+        an entry for a field the account does not honour fails."""
+        return {}
+
+
+def user_data_digest_shown(value):
+    """The `shown` of input_only_samples for user_data kept as its SHA-256:
+    provider_details.userDataSha256 is the hex digest of `value` (the
+    sandbox's and the OpenNebula adapter's convention)."""
+    digest = hashlib.sha256(value.encode()).hexdigest()
+
+    def shown(resource):
+        details = resource.provider_details
+        return "userDataSha256" in details and details["userDataSha256"] == digest
+    return shown
 
 
 # ---------------------------------------------------------------------------
@@ -689,7 +712,8 @@ class AdapterConformance:
 
     def test_honoured_create_fields_are_visible_afterwards(self, server):
         """Each field of the resource that the collection's Create honours and
-        Get can show (not INPUT_ONLY) is there after the create."""
+        Get can show (not INPUT_ONLY) is there after the create; each INPUT_ONLY
+        one the profile's input_only_samples() names is shown its own way."""
         account = server.accounts().GetAccount(accounts_pb2.GetAccountRequest(
             name=self.account), timeout=10)
         create = self.coll.method("Create")
@@ -730,4 +754,19 @@ class AdapterConformance:
                 assert list(shown) == value, (top, shown)
             else:
                 assert shown == value, (top, shown)
+        # INPUT_ONLY fields are never returned; the profile says how Get shows
+        # that they arrived.
+        input_only = self.profile.input_only_samples()
+        unhonoured = [top for top in input_only if f"{field}.{top}" not in honoured]
+        assert not unhonoured, (f"{self.profile.id}: input_only_samples() names {unhonoured}, "
+                                f"which {create} does not honour")
+        for n, top in enumerate(sorted(input_only), start=len(set(wanted)) + 1):
+            value, visible = input_only[top]
+            resource = self.profile.resource(n)
+            setattr(resource, top, value)
+            made = self.settle(server, self.coll.create(server, self.coll.create_request(
+                self.account, self.profile.resource_id("fv", n), resource, str(uuid.uuid4()))))
+            got = self.coll.get(server, made.name)
+            assert not getattr(got, top), (top, "INPUT_ONLY, yet returned")
+            assert visible(got), (top, got.provider_details)
 

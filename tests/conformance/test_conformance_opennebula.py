@@ -7,7 +7,8 @@ import sys
 import uuid
 
 from cloudplane_testing import compute_pb2, volumes_pb2
-from conformance import AdapterConformance, Collection, Profile, UnsupportedCall
+from conformance import (AdapterConformance, Collection, Profile, UnsupportedCall,
+                         user_data_digest_shown)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "opennebula"))
@@ -46,6 +47,11 @@ class OpenNebulaProfile(Profile):
                 "network_interfaces": [compute_pb2.NetworkInterface(
                     id="0", network=f"{self.account}/networks/private", address="10.0.0.200",
                     mac_address="02:00:0a:00:00:c8", model="virtio")]}
+
+    def input_only_samples(self):
+        # user_data is the CONTEXT's USER_DATA (base64); Get shows its SHA-256.
+        data = "#cloud-config\nruncmd: [echo conformance]\n"
+        return {"user_data": (data, user_data_digest_shown(data))}
 
     def is_settled(self, instance):
         return (instance.state == compute_pb2.Instance.RUNNING and
