@@ -2,6 +2,8 @@
 interfaces through the real server against the OpenNebula XML-RPC emulator.
 What the API cannot show (the VM's CONTEXT, the emulator's leases) is read
 straight from the emulator over XML-RPC."""
+import base64
+import hashlib
 import os
 import pathlib
 import sys
@@ -11,7 +13,7 @@ import xmlrpc.client
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, struct_pb2
 from google.rpc import error_details_pb2
 
 from cloudplane_testing import Server, compute_pb2, error_details, networks_pb2
@@ -24,6 +26,7 @@ ACCOUNT = "accounts/one"
 SESSION = "oneadmin:opennebula"
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHz9mQ0ZK8Vd2r3b0yq3Jm4xGzJm6yJ1M6cY0bY0k5Qp "
        "ops")
+USER_DATA = "#cloud-config\nruncmd: [touch /run/net-vm]\n"
 ENDPOINT = {}
 
 
@@ -161,12 +164,13 @@ def test_network_instance_nics_and_keys_end_to_end(server):
         address=networks_pb2.Address(network=net.name, address="192.168.50.14"))) == (
             grpc.StatusCode.INVALID_ARGUMENT, ["address.address"])
 
-    # An instance on the network with a static address and the key, sized.
+    # An instance on the network with a static address, the key and user
+    # data, sized.
     op = compute.CreateInstance(compute_pb2.CreateInstanceRequest(
         parent=ACCOUNT, instance_id="net-vm", request_id=rid(),
         instance=compute_pb2.Instance(
             image=f"{ACCOUNT}/images/1", key_name=key.name, cpu_count=2,
-            memory_bytes=512 << 20,
+            memory_bytes=512 << 20, user_data=USER_DATA,
             network_interfaces=[compute_pb2.NetworkInterface(
                 network=net.name, address="192.168.50.11", model="virtio")])))
     vm = unpack(done(server, op), compute_pb2.Instance)
@@ -178,6 +182,20 @@ def test_network_instance_nics_and_keys_end_to_end(server):
     assert [(n.id, n.address) for n in vm.network_interfaces] == [("0", "192.168.50.11")]
     vm_doc = ET.fromstring(one("one.vm.info", int(vm.provider_details["id"])))
     assert vm_doc.findtext("TEMPLATE/CONTEXT/SSH_PUBLIC_KEY") == KEY
+    # The user data is in the CONTEXT as the guest's context packages and
+    # cloud-init read it: USER_DATA in base64, USERDATA_ENCODING="base64".
+    assert base64.b64decode(vm_doc.findtext("TEMPLATE/CONTEXT/USER_DATA")) == USER_DATA.encode()
+    assert vm_doc.findtext("TEMPLATE/CONTEXT/USERDATA_ENCODING") == "base64"
+    # Get shows its digest, never the data, and the VM's own fields.
+    assert not vm.user_data
+    details = vm.provider_details
+    assert details["userDataSha256"] == hashlib.sha256(USER_DATA.encode()).hexdigest()
+    assert "USER_DATA" not in details["context"]
+    assert details["context"]["SSH_PUBLIC_KEY"] == KEY
+    assert details["context"]["ETH0_IP"] == "192.168.50.11"  # oned's, from the NIC
+    assert (details["uname"], details["lcmStateName"]) == ("oneadmin", "RUNNING")
+    assert details["hostname"] == vm_doc.findtext("HISTORY_RECORDS/HISTORY[last()]/HOSTNAME")
+    assert USER_DATA not in str(details) and "runcmd" not in str(details)
     # The lease shows as an address in use by the instance.
     addr = networks.GetAddress(networks_pb2.GetAddressRequest(
         name=f"{ACCOUNT}/addresses/{net_id}-192.168.50.11"))
@@ -245,14 +263,13 @@ def test_refusals_name_the_field(server):
         instance=compute_pb2.Instance(image=f"{ACCOUNT}/images/1",
                                       key_name=f"{ACCOUNT}/keyPairs/none"))) == (
                                           grpc.StatusCode.INVALID_ARGUMENT, ["instance.key_name"])
-    # user_data is not carried out: the server refuses it (FIELD_UNSUPPORTED).
-    err = pytest.raises(grpc.RpcError, compute.CreateInstance, compute_pb2.CreateInstanceRequest(
+    # user_data goes inside a raw template (one.vm.allocate), not beside it.
+    raw = struct_pb2.Struct()
+    raw["template"] = 'CPU="1"\nMEMORY="64"\n'
+    assert failure(server, compute.CreateInstance, compute_pb2.CreateInstanceRequest(
         parent=ACCOUNT, instance_id="ud", request_id=rid(),
-        instance=compute_pb2.Instance(image=f"{ACCOUNT}/images/1", user_data="#!/bin/sh"))).value
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    info, bad = error_details(err)
-    assert info.reason == "FIELD_UNSUPPORTED"
-    assert [v.field for v in bad.field_violations] == ["instance.user_data"]
+        instance=compute_pb2.Instance(provider_options=raw, user_data="#!/bin/sh"))) == (
+            grpc.StatusCode.INVALID_ARGUMENT, ["instance.user_data"])
     # A range that is no IPv4 address.
     assert failure(server, networks.CreateNetwork, networks_pb2.CreateNetworkRequest(
         parent=ACCOUNT, network_id="bad", request_id=rid(),
