@@ -1,6 +1,6 @@
 // The CloudSigma adapter's entry points: what it supports, and the factory
 // that builds one account's Provider (and starts its feed). The services are
-// in cloudsigma_compute.cc, cloudsigma_volumes.cc and cloudsigma_catalog.cc.
+// in the files cloudsigma_provider.h lists.
 #include "adapters/cloudsigma/cloudsigma_adapter.h"
 
 #include <memory>
@@ -44,6 +44,10 @@ ProviderInfo CloudSigmaProviderInfo() {
   kit::AddMethods(info.supported_methods, "NetworksService",
                   {"ListNetworks", "GetNetwork", "CreateNetwork", "UpdateNetwork", "DeleteNetwork",
                    "ListAddresses", "GetAddress", "ReserveAddress", "ReleaseAddress"});
+  kit::AddMethods(info.supported_methods, "FirewallsService",
+                  {"ListFirewalls", "GetFirewall", "CreateFirewall", "DeleteFirewall",
+                   "ListFirewallRules", "GetFirewallRule", "CreateFirewallRule",
+                   "DeleteFirewallRule"});
   kit::AddMethods(info.supported_methods, "VolumesService",
                   {"ListVolumes", "GetVolume", "CreateVolume", "CloneVolume", "UpdateVolume",
                    "DeleteVolume", "AttachVolume", "DetachVolume"});
@@ -82,6 +86,24 @@ ProviderInfo CloudSigmaProviderInfo() {
   kit::Honour(info, "NetworksService", "DeleteNetwork", {"allow_missing"});
   kit::Honour(info, "NetworksService", "ReserveAddress", {"address.labels"});
   kit::Honour(info, "NetworksService", "ReleaseAddress", {"allow_missing"});
+  // A firewall policy's name (display_name, else firewall_id), meta (labels;
+  // firewall_id as cloudplane_id) and rules: action, direction (in/out),
+  // ip_proto (tcp/udp, none for any), dst_port, the far end's one IPv4 CIDR
+  // (src_ip of an in rule, dst_ip of an out rule; none for 0.0.0.0/0) and
+  // comment. A policy has no description or location, and a rule names no
+  // firewall, network or address range: those are refused.
+  kit::Honour(info, "FirewallsService", "CreateFirewall",
+              {"firewall_id", "firewall.display_name", "firewall.labels",
+               "firewall.rules.direction", "firewall.rules.action", "firewall.rules.protocol",
+               "firewall.rules.port_range_start", "firewall.rules.port_range_end",
+               "firewall.rules.source_ranges", "firewall.rules.destination_ranges",
+               "firewall.rules.description"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewall", {"allow_missing"});
+  kit::Honour(info, "FirewallsService", "CreateFirewallRule",
+              {"rule.direction", "rule.action", "rule.protocol", "rule.port_range_start",
+               "rule.port_range_end", "rule.source_ranges", "rule.destination_ranges",
+               "rule.description"});
+  kit::Honour(info, "FirewallsService", "DeleteFirewallRule", {"allow_missing"});
   // The update_mask paths UpdateInstance applies to the PUT server.
   kit::Honour(info, "ComputeService", "UpdateInstance",
               {"instance.display_name", "instance.labels", "instance.cpu_mhz",

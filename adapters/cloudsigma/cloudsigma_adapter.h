@@ -1,5 +1,6 @@
-// The CloudSigma adapter: ComputeService, VolumesService and NetworksService
-// on a CloudSigma account, and its websocket as the account's Watch source.
+// The CloudSigma adapter: ComputeService, VolumesService, NetworksService and
+// FirewallsService on a CloudSigma account, and its websocket as the
+// account's Watch source.
 //
 // Provider API: CloudSigma API 2.0 (`https://{loc}.cloudsigma.com/api/2.0/`).
 // Protocol:     REST/JSON over HTTPS (adapters/common/http); events over a
@@ -13,7 +14,10 @@
 //   https://cloudsigma-docs.readthedocs.io/en/latest/ (general.html for
 //   endpoints and auth, errors.html, pagination.html, servers.html,
 //   drives.html, libdrives.html, locations.html; async.html for the
-//   websocket).
+//   websocket). Firewall policies: fwpolicies.rst as it was before
+//   cloudsigma-docs commit 467c683 (2022-10-05) removed it as "the
+//   decommissioned Firewall Policies feature" — an account where CloudSigma
+//   no longer serves /fwpolicies/ answers what CloudSigma answers there.
 //   Translation in cloudsigma_wire.h (ids and labels are described there);
 //   poll tokens in cloudsigma_tokens.proto.
 //
@@ -117,13 +121,42 @@
 //     on a running server). Detaching a drive that is not attached is done
 //     at once (so a re-driven detach is harmless).
 //   Images = library drives (read only); Locations = /locations/.
+//   Firewalls = firewall policies (/fwpolicies/), named like drives (a
+//     chosen firewall_id in meta, else the uuid); display_name is the
+//     policy's name, labels its meta. Every mutation is done at once.
+//     Create POSTs the policy with its rules; a re-drive finds it by the
+//     operation in its meta. Rules map one to one (cloudsigma_wire.h,
+//     "Firewall policies"): action accept/drop, direction in/out, ip_proto
+//     tcp/udp (none: protocol "any"), dst_port "80" or "1000:2000", and the
+//     far end — src_ip of an in rule, dst_ip of an out rule — as one IPv4
+//     CIDR; no IP is anywhere and reads as source_ranges (destination_ranges)
+//     ["0.0.0.0/0"]. A rule CloudSigma holds that the typed fields cannot
+//     ("!" negation, direction both, a src_port, the near end's IP) reads
+//     with no far end and CloudSigma's fields in its description. Rule ids
+//     are a hash of the rule's fields, so removing one renames no other.
+//     CreateFirewallRule / DeleteFirewallRule read the policy, edit its rule
+//     list (a new rule goes last: CloudSigma applies rules in order) and PUT
+//     the whole policy back; an identical rule already there is the result
+//     (so a re-drive adds nothing), and two writers at the same moment can
+//     lose a rule (CloudSigma has no compare-and-swap). GetFirewall shows
+//     the rules in CloudSigma's order, ListFirewallRules pages them by name.
+//     DeleteFirewall while a server that is not stopped uses the policy is
+//     CloudSigma's refusal (FAILED_PRECONDITION).
 //   Fields (the strict field contract, ProviderInfo::honoured_fields; the
 //   server refuses any other set field with INVALID_ARGUMENT /
 //   FIELD_UNSUPPORTED before the adapter runs):
 //     CreateInstance does not honour location, firewalls, user_data,
 //       billing_code (nor machine_type: see above), nor a network
-//       interface's mac_address (CloudSigma's to give) or firewall
-//       (firewall policies are not carried): refused. Attach the same.
+//       interface's mac_address (CloudSigma's to give) or firewall:
+//       refused. Attach the same. (A NIC's `firewall_policy` would carry a
+//       firewall, but reading it back means a policy lookup in every
+//       instance render; not done yet.)
+//     CreateFirewall does not honour description or location (a policy has
+//       neither); no rule honours *_address_ranges, *_firewalls or
+//       *_networks (a policy's rule names its far end by one IP). Refused.
+//       A rule's protocol icmp, an IPv6 range (::/0 included), more than one
+//       range, or the near end's ranges are INVALID_ARGUMENT naming the
+//       field.
 //     CreateNetwork honours labels only (no id, name, ranges, gateway, DNS,
 //       VLAN id or location can be chosen for a bought VLAN); ReserveAddress
 //       labels only (no chosen address or network). UpdateNetwork takes

@@ -10,6 +10,7 @@
 //   cloudsigma_nics.cc      ComputeService Attach/DetachNetworkInterface
 //   cloudsigma_keys.cc      ComputeService key pairs (/keypairs/)
 //   cloudsigma_networks.cc  NetworksService: VLANs, IPs, subscriptions
+//   cloudsigma_firewalls.cc FirewallsService: firewall policies (/fwpolicies/)
 //   cloudsigma_calls.h      requests and lookups;  cloudsigma_feed.h  Watch
 //
 // A mutation runs its local checks first and answers ctx.validate_only
@@ -150,6 +151,8 @@ class CloudSigmaProvider final : public Provider {
   CP_MUTATION(ComputeService, DeleteKeyPair, DeleteKeyPairRequest, Empty)
   // NetworksService, all of it: VLANs and IPs (cloudsigma_networks.cc).
 #include "adapters/api/networks.inc"
+  // FirewallsService, all of it: firewall policies (cloudsigma_firewalls.cc).
+#include "adapters/api/firewalls.inc"
 #undef CP_READ
 #undef CP_MUTATION
 
