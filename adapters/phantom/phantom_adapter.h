@@ -58,6 +58,12 @@
 // SetDesiredCapacity, or UpdateAutoScalingGroup when n is outside [min,
 // max]. Deletes check existence first (NOT_FOUND unless allow_missing); a
 // template still used by a group is FAILED_PRECONDITION.
+// provider_details keeps what the typed messages have no place for
+// (phantom_wire.h): a template's launch configurations one by one (site,
+// ARN, created time, image, type, key, kernel, ramdisk, security groups,
+// monitoring, the user data's SHA-256, never the data); a group's ARN,
+// created time, cooldown and health-check settings, zones, load balancers,
+// policy tags and each instance's own fields (its whole health text).
 // Field contract (ProviderInfo::honoured_fields, per dialect: see
 // PhantomProvider::HonouredFields). Not honoured, so refused by the server:
 //   CreateLaunchTemplate, phantom dialect: key_name (Phantom launches with

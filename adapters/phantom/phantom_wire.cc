@@ -58,6 +58,16 @@ std::vector<const xml::Node*> Members(const xml::Node* node, absl::string_view l
   return l->ChildrenNamed("member");
 }
 
+// The texts of the `member` children of `node`'s child `list`.
+std::vector<std::string> MemberTexts(const xml::Node& node, absl::string_view list) {
+  std::vector<std::string> out;
+  for (const xml::Node* m : Members(&node, list)) {
+    std::string text(absl::StripAsciiWhitespace(m->Text()));
+    if (!text.empty()) out.push_back(std::move(text));
+  }
+  return out;
+}
+
 void SetTime(absl::string_view text, google::protobuf::Timestamp* ts) {
   absl::Time t;
   // Phantom: 2013-06-01T12:00:00.123456Z; AWS: 2013-06-01T12:00:00.123Z.
@@ -71,6 +81,30 @@ void SetTime(absl::string_view text, google::protobuf::Timestamp* ts) {
 void SetDetail(google::protobuf::Struct* s, absl::string_view key, absl::string_view value) {
   if (value.empty()) return;
   (*s->mutable_fields())[std::string(key)].set_string_value(std::string(value));
+}
+
+void SetList(google::protobuf::Struct* s, absl::string_view key,
+             const std::vector<std::string>& values) {
+  if (values.empty()) return;
+  auto* list = (*s->mutable_fields())[std::string(key)].mutable_list_value();
+  for (const std::string& v : values) list->add_values()->set_string_value(v);
+}
+
+// A new map appended to the list `key` of `s`.
+google::protobuf::Struct* AddMap(google::protobuf::Struct* s, absl::string_view key) {
+  return (*s->mutable_fields())[std::string(key)]
+      .mutable_list_value()
+      ->add_values()
+      ->mutable_struct_value();
+}
+
+// The hex SHA-256 of base64 UserData once decoded ("" for none; of the text
+// as sent when it does not decode).
+std::string UserDataDigest(absl::string_view base64) {
+  if (base64.empty()) return "";
+  std::string raw;
+  if (!absl::Base64Unescape(base64, &raw)) raw = std::string(base64);
+  return aws::HexSha256(raw);
 }
 
 }  // namespace
@@ -295,6 +329,13 @@ absl::StatusOr<std::vector<WireLaunchConfig>> ParseLaunchConfigs(const xml::Node
     lc.key_name = Text(*m, "KeyName");
     lc.created_time = Text(*m, "CreatedTime");
     lc.arn = Text(*m, "LaunchConfigurationARN");
+    lc.kernel_id = Text(*m, "KernelId");
+    lc.ramdisk_id = Text(*m, "RamdiskId");
+    lc.user_data = Text(*m, "UserData");
+    lc.security_groups = MemberTexts(*m, "SecurityGroups");
+    if (const xml::Node* monitoring = m->Child("InstanceMonitoring"); monitoring != nullptr) {
+      lc.instance_monitoring = Text(*monitoring, "Enabled");
+    }
     out.push_back(std::move(lc));
   }
   return out;
@@ -309,6 +350,18 @@ absl::StatusOr<std::vector<WireGroup>> ParseGroups(const xml::Node& result) {
     g.launch_config = Text(*m, "LaunchConfigurationName");
     g.created_time = Text(*m, "CreatedTime");
     g.status = Text(*m, "Status");
+    g.arn = Text(*m, "AutoScalingGroupARN");
+    // Phantom writes Cooldown, AWS DefaultCooldown (protocol notes B.5).
+    g.cooldown = m->Child("DefaultCooldown") != nullptr ? Text(*m, "DefaultCooldown")
+                                                        : Text(*m, "Cooldown");
+    g.health_check_grace_period = Text(*m, "HealthCheckGracePeriod");
+    g.health_check_type = Text(*m, "HealthCheckType");
+    g.placement_group = Text(*m, "PlacementGroup");
+    g.vpc_zone_identifier = Text(*m, "VPCZoneIdentifier");
+    g.load_balancers = MemberTexts(*m, "LoadBalancerNames");
+    for (const xml::Node* t : Members(m, "Tags")) {
+      if (!Text(*t, "Key").empty()) g.tags.emplace_back(Text(*t, "Key"), Text(*t, "Value"));
+    }
     absl::StatusOr<int> v = Int(*m, "MinSize");
     if (!v.ok()) return v.status();
     g.min_size = *v;
@@ -379,8 +432,31 @@ v1::LaunchTemplate TemplateFromWire(Dialect dialect, absl::string_view account,
     names.push_back(lc.name);
     if (!lc.arn.empty()) arns.push_back(lc.arn);
   }
-  SetDetail(t.mutable_provider_details(), "launchConfigurationNames", absl::StrJoin(names, ","));
-  SetDetail(t.mutable_provider_details(), "launchConfigurationArns", absl::StrJoin(arns, ","));
+  google::protobuf::Struct* d = t.mutable_provider_details();
+  SetDetail(d, "launchConfigurationNames", absl::StrJoin(names, ","));
+  SetDetail(d, "launchConfigurationArns", absl::StrJoin(arns, ","));
+  for (const WireLaunchConfig& lc : lcs) {
+    google::protobuf::Struct* m = AddMap(d, "launchConfigurations");
+    SetDetail(m, "name", lc.name);
+    if (dialect == Dialect::kPhantom) {
+      std::string site;
+      TemplateIdOf(dialect, lc.name, &site);
+      SetDetail(m, "site", site);
+    }
+    SetDetail(m, "arn", lc.arn);
+    SetDetail(m, "createdTime", lc.created_time);
+    SetDetail(m, "imageId", lc.image_id);
+    SetDetail(m, "instanceType", lc.instance_type);
+    SetDetail(m, "keyName", lc.key_name);
+    SetDetail(m, "kernelId", lc.kernel_id);
+    SetDetail(m, "ramdiskId", lc.ramdisk_id);
+    SetList(m, "securityGroups", lc.security_groups);
+    SetDetail(m, "instanceMonitoring", lc.instance_monitoring);
+    SetDetail(m, "userDataSha256", UserDataDigest(lc.user_data));
+  }
+  if (all_same(&WireLaunchConfig::user_data)) {
+    SetDetail(d, "userDataSha256", UserDataDigest(first.user_data));
+  }
   return t;
 }
 
@@ -447,8 +523,32 @@ v1::ScalingGroup GroupFromWire(Dialect dialect, absl::string_view account,
                                                    : v1::ScalingGroup::RESIZING);
   }
   SetTime(group.created_time, g.mutable_create_time());
-  SetDetail(g.mutable_provider_details(), "launchConfigurationName", group.launch_config);
-  SetDetail(g.mutable_provider_details(), "status", group.status);
+  google::protobuf::Struct* d = g.mutable_provider_details();
+  SetDetail(d, "launchConfigurationName", group.launch_config);
+  SetDetail(d, "status", group.status);
+  SetDetail(d, "arn", group.arn);
+  SetDetail(d, "createdTime", group.created_time);
+  SetDetail(d, "cooldown", group.cooldown);
+  SetDetail(d, "healthCheckGracePeriod", group.health_check_grace_period);
+  SetDetail(d, "healthCheckType", group.health_check_type);
+  SetDetail(d, "placementGroup", group.placement_group);
+  SetDetail(d, "vpcZoneIdentifier", group.vpc_zone_identifier);
+  SetList(d, "availabilityZones", group.zones);
+  SetList(d, "loadBalancerNames", group.load_balancers);
+  if (!group.tags.empty()) {
+    google::protobuf::Struct* tags = (*d->mutable_fields())["tags"].mutable_struct_value();
+    for (const auto& [key, value] : group.tags) {
+      (*tags->mutable_fields())[key].set_string_value(value);  // "" kept: a tag may be empty
+    }
+  }
+  for (const WireInstance& i : group.instances) {
+    google::protobuf::Struct* m = AddMap(d, "instances");
+    SetDetail(m, "instanceId", i.instance_id);
+    SetDetail(m, "availabilityZone", i.zone);
+    SetDetail(m, "lifecycleState", i.lifecycle_state);
+    SetDetail(m, "healthStatus", i.health_status);
+    SetDetail(m, "launchConfigurationName", i.launch_config);
+  }
   return g;
 }
 

@@ -24,6 +24,7 @@
 #define CLOUDPLANE_ADAPTERS_PHANTOM_PHANTOM_WIRE_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -108,14 +109,21 @@ aws::QueryParams CreateGroupParams(Dialect dialect, const GroupSpec& spec);
 
 struct WireLaunchConfig {
   std::string name, image_id, instance_type, key_name, created_time, arn;
+  std::string kernel_id, ramdisk_id, instance_monitoring;  // Enabled's text
+  std::string user_data;  // base64, as on the wire
+  std::vector<std::string> security_groups;
 };
 struct WireInstance {
   std::string instance_id, zone, lifecycle_state, health_status, launch_config;
 };
 struct WireGroup {
-  std::string name, launch_config, created_time, status;
+  std::string name, launch_config, created_time, status, arn;
+  // As sent (Phantom: Cooldown; AWS: DefaultCooldown), not interpreted.
+  std::string cooldown, health_check_grace_period, health_check_type, placement_group,
+      vpc_zone_identifier;
   int min_size = 0, max_size = 0, desired = 0;
-  std::vector<std::string> zones;
+  std::vector<std::string> zones, load_balancers;
+  std::vector<std::pair<std::string, std::string>> tags;  // Key, Value
   std::vector<WireInstance> instances;
 };
 
@@ -130,7 +138,14 @@ absl::StatusOr<std::vector<WireGroup>> ParseGroups(const xml::Node& result);
 std::string TemplateIdOf(Dialect dialect, absl::string_view lc_name, std::string* site = nullptr);
 
 // One template from its launch configurations (all of the same template id,
-// at least one).
+// at least one). provider_details, what the typed message has no place for:
+//   launchConfigurationNames, launchConfigurationArns (comma-separated);
+//   launchConfigurations: one map per launch configuration, in order: name,
+//     site (Phantom), arn, createdTime (as sent), imageId, instanceType,
+//     keyName, kernelId, ramdiskId, securityGroups (a list),
+//     instanceMonitoring, userDataSha256 (the hex SHA-256 of the decoded
+//     UserData; the data itself never: it may hold secrets);
+//   userDataSha256 when every launch configuration has the same user data.
 v1::LaunchTemplate TemplateFromWire(Dialect dialect, absl::string_view account,
                                     absl::string_view template_id,
                                     const std::vector<WireLaunchConfig>& lcs);
@@ -140,6 +155,15 @@ std::vector<v1::LaunchTemplate> TemplatesFromWire(Dialect dialect, absl::string_
 
 // True when the instance is up: AWS `InService`, Phantom `600-RUNNING`.
 bool InstanceRunning(const WireInstance& instance);
+// provider_details, what the typed message has no place for:
+//   launchConfigurationName, status, arn, createdTime (as sent), cooldown,
+//   healthCheckGracePeriod, healthCheckType, placementGroup,
+//   vpcZoneIdentifier, availabilityZones and loadBalancerNames (lists, as
+//   sent), tags (Key → Value: Phantom's policy, e.g. PHANTOM_DEFINITION,
+//   clouds); instances: one map per instance, in order: instanceId,
+//   availabilityZone (Phantom: the site), lifecycleState, healthStatus (the
+//   whole text: Phantom appends the EPU state's description),
+//   launchConfigurationName. Empty values are left out.
 v1::ScalingGroup GroupFromWire(Dialect dialect, absl::string_view account,
                                const WireGroup& group);
 // True when the group has exactly `size` instances, all running and healthy.

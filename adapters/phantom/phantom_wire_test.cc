@@ -18,10 +18,10 @@ using ::testing::Pair;
 
 // pyhantom's shape (2009-05-15 namespace, ResponseMetadata first).
 constexpr absl::string_view kGroups =
-    R"(<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeAutoScalingGroupsResult><AutoScalingGroups><member><AutoScalingGroupName>mydomain</AutoScalingGroupName><AutoScalingGroupARN>arn:phantom:x</AutoScalingGroupARN><LaunchConfigurationName>mylc</LaunchConfigurationName><MinSize>2</MinSize><MaxSize>2</MaxSize><DesiredCapacity>2</DesiredCapacity><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><Cooldown>0</Cooldown><AvailabilityZones/><Tags/><Status/><Instances><member><InstanceId>i-14a3d7df</InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>600-RUNNING</LifecycleState><HealthStatus>Healthy</HealthStatus></member><member><InstanceId></InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>200-REQUESTED</LifecycleState><HealthStatus>Healthy</HealthStatus></member></Instances></member></AutoScalingGroups></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>)";
+    R"(<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeAutoScalingGroupsResult><AutoScalingGroups><member><AutoScalingGroupName>mydomain</AutoScalingGroupName><AutoScalingGroupARN>arn:phantom:x</AutoScalingGroupARN><LaunchConfigurationName>mylc</LaunchConfigurationName><MinSize>2</MinSize><MaxSize>2</MaxSize><DesiredCapacity>2</DesiredCapacity><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><Cooldown>0</Cooldown><AvailabilityZones/><Tags><member><Key>PHANTOM_DEFINITION</Key><Value>error_overflow_n_preserving</Value><PropagateAtLaunch>false</PropagateAtLaunch><ResourceId>mydomain</ResourceId><ResourceType>auto-scaling-group</ResourceType></member><member><Key>clouds</Key><Value>hotel:2</Value></member><member><Key>empty</Key><Value></Value></member></Tags><Status/><Instances><member><InstanceId>i-14a3d7df</InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>600-RUNNING</LifecycleState><HealthStatus>Healthy</HealthStatus></member><member><InstanceId></InstanceId><AutoScalingGroupName>mydomain</AutoScalingGroupName><AvailabilityZone>hotel</AvailabilityZone><LaunchConfigurationName>mylc</LaunchConfigurationName><LifecycleState>200-REQUESTED</LifecycleState><HealthStatus>Unhealthy waiting for the IaaS</HealthStatus></member></Instances></member></AutoScalingGroups></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>)";
 
 constexpr absl::string_view kLcs =
-    R"(<DescribeLaunchConfigurationsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeLaunchConfigurationsResult><LaunchConfigurations><member><LaunchConfigurationName>mylc@hotel</LaunchConfigurationName><LaunchConfigurationARN>arn:a</LaunchConfigurationARN><ImageId>hello-phantom.gz</ImageId><InstanceType>m1.small</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><UserData>IyEvYmluL3NoCg==</UserData></member><member><LaunchConfigurationName>mylc@ec2</LaunchConfigurationName><ImageId>ami-1</ImageId><InstanceType>m1.large</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:01.000000Z</CreatedTime></member><member><LaunchConfigurationName>other@hotel</LaunchConfigurationName><ImageId>x</ImageId><InstanceType>m1.small</InstanceType></member></LaunchConfigurations></DescribeLaunchConfigurationsResult><NextToken>zz@hotel</NextToken></DescribeLaunchConfigurationsResponse>)";
+    R"(<DescribeLaunchConfigurationsResponse xmlns="http://autoscaling.amazonaws.com/doc/2009-05-15/"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata><DescribeLaunchConfigurationsResult><LaunchConfigurations><member><LaunchConfigurationName>mylc@hotel</LaunchConfigurationName><LaunchConfigurationARN>arn:a</LaunchConfigurationARN><ImageId>hello-phantom.gz</ImageId><InstanceType>m1.small</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:00.123456Z</CreatedTime><UserData>IyEvYmluL3NoCg==</UserData><KernelId>aki-1</KernelId><RamdiskId/><SecurityGroups><member>default</member></SecurityGroups><InstanceMonitoring><Enabled>False</Enabled></InstanceMonitoring></member><member><LaunchConfigurationName>mylc@ec2</LaunchConfigurationName><ImageId>ami-1</ImageId><InstanceType>m1.large</InstanceType><KeyName>phantomkey</KeyName><CreatedTime>2013-06-01T12:00:01.000000Z</CreatedTime></member><member><LaunchConfigurationName>other@hotel</LaunchConfigurationName><ImageId>x</ImageId><InstanceType>m1.small</InstanceType></member></LaunchConfigurations></DescribeLaunchConfigurationsResult><NextToken>zz@hotel</NextToken></DescribeLaunchConfigurationsResponse>)";
 
 TEST(PhantomWireTest, GroupsFromPhantomAnswer) {
   auto r = aws::ParseQueryResponse("DescribeAutoScalingGroups", kGroups);
@@ -59,6 +59,94 @@ TEST(PhantomWireTest, TemplatesGroupSitesOfOneDeployableType) {
   EXPECT_EQ(t.locations(0).image(), "accounts/lab/images/ami-1");
   EXPECT_EQ(t.locations(1).machine_type(), "accounts/lab/machineTypes/m1.small");
   EXPECT_TRUE(t.user_data().empty());  // INPUT_ONLY
+}
+
+// provider_details keeps what the typed LaunchTemplate has no place for,
+// per launch configuration (site, ARN, created time, kernel...), and the
+// user data only as its digest.
+TEST(PhantomWireTest, TemplateProviderDetailsPerLaunchConfiguration) {
+  auto r = aws::ParseQueryResponse("DescribeLaunchConfigurations", kLcs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto lcs = ParseLaunchConfigs(*r->result);
+  ASSERT_TRUE(lcs.ok()) << lcs.status();
+  const v1::LaunchTemplate t = TemplatesFromWire(Dialect::kPhantom, "lab", *lcs)[0];
+  const auto& d = t.provider_details().fields();
+  EXPECT_EQ(d.at("launchConfigurationNames").string_value(), "mylc@ec2,mylc@hotel");
+  const auto& list = d.at("launchConfigurations").list_value().values();
+  ASSERT_EQ(list.size(), 2);
+  const auto& ec2 = list[0].struct_value().fields();
+  const auto& hotel = list[1].struct_value().fields();
+  EXPECT_EQ(ec2.at("site").string_value(), "ec2");
+  EXPECT_EQ(ec2.at("createdTime").string_value(), "2013-06-01T12:00:01.000000Z");
+  EXPECT_FALSE(ec2.contains("arn"));          // none sent
+  EXPECT_FALSE(ec2.contains("userDataSha256"));  // none sent
+  EXPECT_EQ(hotel.at("name").string_value(), "mylc@hotel");
+  EXPECT_EQ(hotel.at("arn").string_value(), "arn:a");
+  EXPECT_EQ(hotel.at("imageId").string_value(), "hello-phantom.gz");
+  EXPECT_EQ(hotel.at("instanceType").string_value(), "m1.small");
+  EXPECT_EQ(hotel.at("keyName").string_value(), "phantomkey");
+  EXPECT_EQ(hotel.at("kernelId").string_value(), "aki-1");
+  EXPECT_EQ(hotel.at("instanceMonitoring").string_value(), "False");
+  ASSERT_EQ(hotel.at("securityGroups").list_value().values_size(), 1);
+  EXPECT_EQ(hotel.at("securityGroups").list_value().values(0).string_value(), "default");
+  // SHA-256 of "#!/bin/sh\n" (the UserData IyEvYmluL3NoCg== decoded).
+  EXPECT_EQ(hotel.at("userDataSha256").string_value(),
+            "a8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf");
+  // The sites differ in user data: no template-wide digest.
+  EXPECT_FALSE(d.contains("userDataSha256"));
+  std::string serialized;
+  ASSERT_TRUE(t.provider_details().SerializeToString(&serialized));
+  EXPECT_FALSE(absl::StrContains(serialized, "IyEvYmluL3NoCg=="));
+  EXPECT_FALSE(absl::StrContains(serialized, "#!/bin/sh"));
+}
+
+// A group's provider_details: the ARN, created time, AWS-only settings as
+// sent, the policy tags, and each instance's own fields (health text whole).
+TEST(PhantomWireTest, GroupProviderDetails) {
+  auto r = aws::ParseQueryResponse("DescribeAutoScalingGroups", kGroups);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto groups = ParseGroups(*r->result);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  const v1::ScalingGroup g = GroupFromWire(Dialect::kPhantom, "lab", groups->front());
+  const auto& d = g.provider_details().fields();
+  EXPECT_EQ(d.at("arn").string_value(), "arn:phantom:x");
+  EXPECT_EQ(d.at("createdTime").string_value(), "2013-06-01T12:00:00.123456Z");
+  EXPECT_EQ(d.at("cooldown").string_value(), "0");
+  EXPECT_EQ(d.at("launchConfigurationName").string_value(), "mylc");
+  EXPECT_FALSE(d.contains("status"));             // <Status/>
+  EXPECT_FALSE(d.contains("availabilityZones"));  // <AvailabilityZones/>
+  const auto& tags = d.at("tags").struct_value().fields();
+  EXPECT_EQ(tags.at("PHANTOM_DEFINITION").string_value(), "error_overflow_n_preserving");
+  EXPECT_EQ(tags.at("clouds").string_value(), "hotel:2");
+  EXPECT_EQ(tags.at("empty").string_value(), "");
+  const auto& instances = d.at("instances").list_value().values();
+  ASSERT_EQ(instances.size(), 2);
+  const auto& first = instances[0].struct_value().fields();
+  EXPECT_EQ(first.at("instanceId").string_value(), "i-14a3d7df");
+  EXPECT_EQ(first.at("availabilityZone").string_value(), "hotel");
+  EXPECT_EQ(first.at("lifecycleState").string_value(), "600-RUNNING");
+  EXPECT_EQ(first.at("healthStatus").string_value(), "Healthy");
+  EXPECT_EQ(first.at("launchConfigurationName").string_value(), "mylc");
+  const auto& second = instances[1].struct_value().fields();
+  EXPECT_FALSE(second.contains("instanceId"));  // none yet (200-REQUESTED)
+  EXPECT_EQ(second.at("healthStatus").string_value(), "Unhealthy waiting for the IaaS");
+
+  // AWS's DefaultCooldown, and the lists AWS fills.
+  constexpr absl::string_view kAwsGroups =
+      R"(<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups><member><AutoScalingGroupName>web</AutoScalingGroupName><LaunchConfigurationName>web</LaunchConfigurationName><MinSize>1</MinSize><MaxSize>3</MaxSize><DesiredCapacity>1</DesiredCapacity><DefaultCooldown>300</DefaultCooldown><HealthCheckType>EC2</HealthCheckType><HealthCheckGracePeriod>60</HealthCheckGracePeriod><AvailabilityZones><member>us-east-1a</member></AvailabilityZones><LoadBalancerNames><member>lb-1</member></LoadBalancerNames><VPCZoneIdentifier>subnet-1</VPCZoneIdentifier><Instances/></member></AutoScalingGroups></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>)";
+  r = aws::ParseQueryResponse("DescribeAutoScalingGroups", kAwsGroups);
+  ASSERT_TRUE(r.ok()) << r.status();
+  groups = ParseGroups(*r->result);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  const v1::ScalingGroup aws = GroupFromWire(Dialect::kAws, "lab", groups->front());
+  const auto& a = aws.provider_details().fields();
+  EXPECT_EQ(a.at("cooldown").string_value(), "300");
+  EXPECT_EQ(a.at("healthCheckType").string_value(), "EC2");
+  EXPECT_EQ(a.at("healthCheckGracePeriod").string_value(), "60");
+  EXPECT_EQ(a.at("vpcZoneIdentifier").string_value(), "subnet-1");
+  EXPECT_EQ(a.at("availabilityZones").list_value().values(0).string_value(), "us-east-1a");
+  EXPECT_EQ(a.at("loadBalancerNames").list_value().values(0).string_value(), "lb-1");
+  EXPECT_FALSE(a.contains("instances"));
 }
 
 TEST(PhantomWireTest, LaunchConfigsPerSite) {
