@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
@@ -37,7 +38,9 @@ void Fail(absl::string_view what, const char* file, int line) {
 
 void CheckUtf8(absl::string_view text, absl::string_view where) {
   if (!IsValidUtf8(text)) {
-    Fail(absl::StrCat("invalid UTF-8 in ", where), __FILE__, __LINE__);
+    Fail(absl::StrCat("invalid UTF-8 in ", where, ": \"",
+                      absl::CHexEscape(text.substr(0, 120)), "\""),
+         __FILE__, __LINE__);
   }
 }
 

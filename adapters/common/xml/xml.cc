@@ -155,6 +155,9 @@ struct ParseState {
     // libxml2 messages can span lines ("...UTF-8, indicate encoding !\nBytes:
     // 0xFF ..."); one line reads better in a status.
     absl::StrReplaceAll({{"\n", "; "}}, &message);
+    // libxml2 quotes the input around the error, cut at a byte count, so a
+    // character may be split (xml_fuzz); the message is repaired.
+    message = RepairUtf8(message);
     if (e->line > 0) {
       s->error = absl::StrCat("malformed XML at line ", e->line, ", column ",
                               e->int2, ": ", message);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -96,6 +97,16 @@ TEST(ParseTest, CdataThatIsNotUtf8IsRefused) {
     EXPECT_FALSE(doc.ok()) << bad;
     EXPECT_THAT(doc.status().message(), HasSubstr("UTF-8"));
   }
+}
+
+// xml_fuzz: libxml2's message for an unterminated comment quotes its first
+// bytes and split a two-byte character; the error is valid UTF-8.
+TEST(ParseTest, ErrorMessagesAreValidUtf8) {
+  std::string doc = "<?xml version=\"1.0\"?>\n<r>\n<!--";
+  for (int i = 0; i < 40; ++i) doc += "\xC2\x8F";
+  auto parsed = Parse(doc);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_TRUE(IsValidUtf8(parsed.status().message())) << parsed.status();
 }
 
 TEST(ParseTest, TextIsDirectTextOnlyWithWhitespaceKept) {
