@@ -1,7 +1,5 @@
 // Firewall policies (/fwpolicies/) and their rules: pure translation (see
 // cloudsigma_wire.h, "Firewall policies").
-#include <arpa/inet.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -10,7 +8,6 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,6 +15,7 @@
 #include "adapters/cloudsigma/cloudsigma_wire.h"
 #include "adapters/cloudsigma/cloudsigma_wire_internal.h"
 #include "adapters/common/json/json.h"
+#include "adapters/common/net/ip.h"
 #include "base/errors.h"
 #include "google/protobuf/struct.pb.h"
 #include "rapidjson/document.h"
@@ -55,42 +53,6 @@ bool AllDigits(absl::string_view s) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
   }
   return true;
-}
-
-struct Cidr {
-  uint32_t address = 0;  // host order
-  int prefix = 32;
-};
-
-// An IPv4 address with an optional "/n" (absent: /32). The address itself
-// is read by inet_pton, which takes only the four-part dotted form.
-std::optional<Cidr> ParseCidr(absl::string_view text) {
-  absl::string_view address = text, prefix;
-  if (const size_t slash = text.find('/'); slash != absl::string_view::npos) {
-    address = text.substr(0, slash);
-    prefix = text.substr(slash + 1);
-  }
-  in_addr a;
-  if (inet_pton(AF_INET, std::string(address).c_str(), &a) != 1) return std::nullopt;
-  Cidr out;
-  out.address = ntohl(a.s_addr);
-  if (text.find('/') != absl::string_view::npos) {
-    if (!AllDigits(prefix) || prefix.size() > 2 || !absl::SimpleAtoi(prefix, &out.prefix) ||
-        out.prefix > 32) {
-      return std::nullopt;
-    }
-  }
-  return out;
-}
-
-bool HasHostBits(const Cidr& c) {
-  const uint32_t mask = c.prefix == 0 ? 0 : ~uint32_t{0} << (32 - c.prefix);
-  return (c.address & ~mask) != 0;
-}
-
-std::string FormatCidr(const Cidr& c) {
-  return absl::StrCat((c.address >> 24) & 0xff, ".", (c.address >> 16) & 0xff, ".",
-                      (c.address >> 8) & 0xff, ".", c.address & 0xff, "/", c.prefix);
 }
 
 // "22" → {22, 22}; "1000:2000" → {1000, 2000}; nullopt for anything else
@@ -209,9 +171,10 @@ v1::FirewallRule FwRuleToFirewallRule(const FwRule& rule, std::string name) {
   const std::string& far = egress ? rule.dst_ip : rule.src_ip;
   std::string range(kAnywhere);
   if (!far.empty()) {
-    std::optional<Cidr> cidr = ParseCidr(far);
-    if (cidr.has_value() && !HasHostBits(*cidr)) {
-      range = FormatCidr(*cidr);  // CloudSigma answers an address as a /32
+    // An address with an optional "/n" (absent: /32).
+    std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4CidrOrAddress(far);
+    if (cidr.has_value() && !cidr->HasHostBits()) {
+      range = net::FormatIpv4Cidr(*cidr);  // CloudSigma answers an address as a /32
     } else {
       exact = false;  // "!…" (not), IPv6 or another shape
     }
@@ -284,16 +247,15 @@ absl::StatusOr<FwRule> FwRuleFromFirewallRule(const v1::FirewallRule& rule,
                "CloudSigma rules hold one IPv4 CIDR each (0.0.0.0/0 for any address)");
   }
   if (ranges[0] != kAnywhere) {
-    std::optional<Cidr> cidr =
-        absl::StrContains(ranges[0], '/') ? ParseCidr(ranges[0]) : std::nullopt;
+    std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4Cidr(ranges[0]);
     if (!cidr.has_value()) {
       return bad(ranges_field, "must be an IPv4 CIDR such as 203.0.113.0/24 (CloudSigma rules "
                                "hold IPv4 addresses)");
     }
-    if (HasHostBits(*cidr)) {
+    if (cidr->HasHostBits()) {
       return bad(ranges_field, "must not have host bits set beyond its prefix");
     }
-    (egress ? out.dst_ip : out.src_ip) = FormatCidr(*cidr);
+    (egress ? out.dst_ip : out.src_ip) = net::FormatIpv4Cidr(*cidr);
   }
   out.comment = rule.description();
   return out;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/common/kit/lists.h"
 #include "adapters/common/kit/progress.h"
+#include "adapters/common/net/ip.h"
 #include "adapters/opennebula/opennebula_internal.h"
 #include "base/errors.h"
 #include "base/reasons.h"
@@ -213,14 +214,14 @@ void OpenNebulaProvider::UpdateNetwork(const CallContext& ctx,
   bool relabel = false;
   for (const std::string& path : req.update_mask().paths()) {
     if (path == "gateway") {
-      if (!in.gateway().empty() && !IsIpv4(in.gateway())) {
+      if (!in.gateway().empty() && !net::IsIpv4(in.gateway())) {
         AddFieldViolation(status, "network.gateway", "must be an IPv4 address");
       }
       attrs.emplace_back("GATEWAY", in.gateway());
     } else if (path == "dns_servers") {
       std::string dns;
       for (int i = 0; i < in.dns_servers_size(); ++i) {
-        if (!IsIpv4(in.dns_servers(i))) {
+        if (!net::IsIpv4(in.dns_servers(i))) {
           AddFieldViolation(status, absl::StrCat("network.dns_servers[", i, "]"),
                             "must be an IPv4 address");
         }
@@ -332,7 +333,7 @@ void OpenNebulaProvider::ReserveAddress(const CallContext& ctx,
   absl::Status status;
   auto net = ParseResourceName("address.network", a_->id, "networks", in.network());
   if (!net.ok()) AddFieldViolation(status, "address.network", net.status().message());
-  if (!IsIpv4(in.address())) {
+  if (!net::IsIpv4(in.address())) {
     AddFieldViolation(status, "address.address",
                       "must be the IPv4 address to hold (OpenNebula holds a given lease)");
   }

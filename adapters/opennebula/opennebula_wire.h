@@ -483,9 +483,6 @@ absl::StatusOr<std::pair<int64_t, std::string>> ParseAddressName(absl::string_vi
 v1::Address AddressFromLease(const Lease& lease, absl::string_view account,
                              absl::string_view network_resource_id, absl::string_view instance);
 
-// True for a dotted IPv4 address.
-bool IsIpv4(absl::string_view ip);
-
 // The template of one.vn.allocate for `network` named `name`: NAME, VN_MAD
 // "bridge" (oned needs a driver; bridge needs no PHYDEV), one AR=[TYPE=IP4,
 // IP, SIZE] per address range, NETWORK_ADDRESS/NETWORK_MASK of the one

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/net/ip.h"
 #include "adapters/opennebula/opennebula_wire.h"
 #include "adapters/opennebula/opennebula_wire_internal.h"
 #include "base/errors.h"
@@ -28,31 +30,15 @@ using wire_internal::SetNumber;
 using wire_internal::SetString;
 using wire_internal::Sha256;
 
-// Dotted IPv4 -> number.
-bool ParseIpv4(absl::string_view ip, uint32_t* out) {
-  std::vector<absl::string_view> parts = absl::StrSplit(ip, '.');
-  if (parts.size() != 4) return false;
-  uint32_t n = 0;
-  for (absl::string_view p : parts) {
-    int v = 0;
-    if (p.empty() || p.size() > 3 || !absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
-    if (!std::all_of(p.begin(), p.end(), absl::ascii_isdigit)) return false;
-    n = (n << 8) | static_cast<uint32_t>(v);
-  }
-  *out = n;
-  return true;
-}
-
-std::string Ipv4Text(uint32_t n) {
-  return absl::StrCat(n >> 24, ".", (n >> 16) & 255, ".", (n >> 8) & 255, ".", n & 255);
-}
+using net::IsIpv4;
 
 // NETWORK_MASK as oned takes it: dotted (255.255.255.0) or a prefix length.
 std::optional<int> PrefixLength(absl::string_view mask) {
   int len = 0;
   if (absl::SimpleAtoi(mask, &len) && len >= 0 && len <= 32) return len;
-  uint32_t m = 0;
-  if (!ParseIpv4(mask, &m)) return std::nullopt;
+  std::optional<uint32_t> parsed = net::ParseIpv4(mask);
+  if (!parsed.has_value()) return std::nullopt;
+  const uint32_t m = *parsed;
   int ones = 0;
   while (ones < 32 && (m & (1u << (31 - ones))) != 0) ++ones;
   if (ones < 32 && (m << ones) != 0) return std::nullopt;  // not contiguous
@@ -83,11 +69,6 @@ constexpr absl::string_view kNetworkStateNames[] = {
     "INIT", "READY", "LOCK_CREATE", "LOCK_DELETE", "DONE", "ERROR", "UPDATE_FAILURE"};
 
 }  // namespace
-
-bool IsIpv4(absl::string_view ip) {
-  uint32_t n = 0;
-  return ParseIpv4(ip, &n);
-}
 
 absl::StatusOr<v1::Network> NetworkFromVnet(const xml::Node& vnet, absl::string_view account,
                                             absl::string_view resource_id) {
@@ -235,16 +216,12 @@ absl::StatusOr<std::string> NetworkTemplate(
     AddFieldViolation(status, "network.cidr_ranges",
                       "OpenNebula keeps one network address per virtual network");
   } else if (network.cidr_ranges_size() == 1) {
-    const std::string& cidr = network.cidr_ranges(0);
-    const size_t slash = cidr.find('/');
-    int len = -1;
-    if (slash == std::string::npos || !IsIpv4(cidr.substr(0, slash)) ||
-        !absl::SimpleAtoi(cidr.substr(slash + 1), &len) || len < 0 || len > 32) {
+    std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4Cidr(network.cidr_ranges(0));
+    if (!cidr.has_value()) {
       AddFieldViolation(status, "network.cidr_ranges[0]", "must be an IPv4 CIDR a.b.c.d/n");
     } else {
-      const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-      single.emplace_back("NETWORK_ADDRESS", cidr.substr(0, slash));
-      single.emplace_back("NETWORK_MASK", Ipv4Text(mask));
+      single.emplace_back("NETWORK_ADDRESS", net::FormatIpv4(cidr->address));
+      single.emplace_back("NETWORK_MASK", net::FormatIpv4(cidr->mask()));
     }
   }
   if (!network.gateway().empty()) {
@@ -271,13 +248,13 @@ absl::StatusOr<std::string> NetworkTemplate(
   for (int i = 0; i < network.address_ranges_size(); ++i) {
     const v1::AddressRange& r = network.address_ranges(i);
     const std::string field = absl::StrCat("network.address_ranges[", i, "]");
-    uint32_t first = 0;
-    if (!ParseIpv4(r.first_address(), &first)) {
+    std::optional<uint32_t> first = net::ParseIpv4(r.first_address());
+    if (!first.has_value()) {
       AddFieldViolation(status, absl::StrCat(field, ".first_address"),
                         "must be an IPv4 address");
       continue;
     }
-    if (r.size() <= 0 || uint64_t{first} + static_cast<uint64_t>(r.size()) > (uint64_t{1} << 32)) {
+    if (r.size() <= 0 || uint64_t{*first} + static_cast<uint64_t>(r.size()) > (uint64_t{1} << 32)) {
       AddFieldViolation(status, absl::StrCat(field, ".size"),
                         "must be positive and stay within IPv4");
       continue;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/net/ip.h"
 #include "adapters/opennebula/opennebula_wire.h"
 #include "adapters/opennebula/opennebula_wire_internal.h"
 #include "base/errors.h"
@@ -470,23 +471,8 @@ std::vector<SgRule> SecurityGroupRules(const xml::Node& sg) {
 
 namespace {
 
-std::optional<uint32_t> ParseIpv4(absl::string_view text) {
-  std::vector<absl::string_view> octets = absl::StrSplit(text, '.');
-  if (octets.size() != 4) return std::nullopt;
-  uint32_t out = 0;
-  for (absl::string_view o : octets) {
-    int n = 0;
-    if (o.empty() || o.size() > 3 || !absl::SimpleAtoi(o, &n) || n < 0 || n > 255) {
-      return std::nullopt;
-    }
-    out = (out << 8) | static_cast<uint32_t>(n);
-  }
-  return out;
-}
-
-std::string FormatIpv4(uint32_t ip) {
-  return absl::StrCat(ip >> 24, ".", (ip >> 16) & 255, ".", (ip >> 8) & 255, ".", ip & 255);
-}
+using net::FormatIpv4;
+using net::ParseIpv4;
 
 // The prefix length when `size` addresses from `first` are exactly one CIDR
 // block (a power of two, aligned to it), else -1.
@@ -697,23 +683,19 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RuleToTemplate(
                           "an OpenNebula rule for any address covers IPv4 and IPv6: give "
                           "0.0.0.0/0 and ::/0 together");
     }
-    std::pair<absl::string_view, absl::string_view> cidr = absl::StrSplit(ranges[0], '/');
-    std::optional<uint32_t> first = ParseIpv4(cidr.first);
-    int prefix = 32;
-    if (!first.has_value() || (!cidr.second.empty() && !absl::SimpleAtoi(cidr.second, &prefix)) ||
-        prefix < 1 || prefix > 32) {
+    // A bare address is its /32.
+    std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4CidrOrAddress(ranges[0]);
+    if (!cidr.has_value() || cidr->prefix < 1) {
       return InvalidField(ranges_field, "must be one IPv4 CIDR");
     }
-    const int64_t size = int64_t{1} << (32 - prefix);
-    if ((*first & static_cast<uint32_t>(size - 1)) != 0) {
+    if (cidr->HasHostBits()) {
       // IP/SIZE counts from IP: a host address would shift the block.
       return InvalidField(ranges_field,
                           absl::StrCat("has host bits set; the block is ",
-                                       FormatIpv4(*first & ~static_cast<uint32_t>(size - 1)),
-                                       "/", prefix));
+                                       FormatIpv4(cidr->network()), "/", cidr->prefix));
     }
-    out.emplace_back("IP", std::string(cidr.first));
-    out.emplace_back("SIZE", absl::StrCat(size));
+    out.emplace_back("IP", FormatIpv4(cidr->address));
+    out.emplace_back("SIZE", absl::StrCat(int64_t{1} << (32 - cidr->prefix)));
   }
   return out;
 }

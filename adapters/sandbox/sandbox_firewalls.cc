@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "adapters/common/net/ip.h"
 #include "adapters/sandbox/sandbox_names.h"
 #include "adapters/sandbox/sandbox_provider.h"
 #include "base/errors.h"
@@ -19,16 +21,16 @@
 namespace cloudplane::adapters::sandbox {
 namespace {
 
+// An IPv4 or IPv6 CIDR block.
 bool IsCidr(absl::string_view range) {
+  if (net::ParseIpv4Cidr(range).has_value()) return true;
   size_t slash = range.find('/');
   if (slash == absl::string_view::npos) return false;
   std::string address(range.substr(0, slash));
   int prefix = 0;
   if (!absl::SimpleAtoi(range.substr(slash + 1), &prefix) || prefix < 0) return false;
-  unsigned char buffer[16];
-  if (inet_pton(AF_INET, address.c_str(), buffer) == 1) return prefix <= 32;
-  if (inet_pton(AF_INET6, address.c_str(), buffer) == 1) return prefix <= 128;
-  return false;
+  in6_addr buffer;
+  return inet_pton(AF_INET6, address.c_str(), &buffer) == 1 && prefix <= 128;
 }
 
 // Checks `in` and returns it normalised (lower-case protocol, explicit
@@ -107,12 +109,12 @@ absl::StatusOr<v1::FirewallRule> CheckRule(const v1::FirewallRule& in, absl::str
   }
   for (int i = 0; i < address_ranges.size(); ++i) {
     const std::string at = absl::StrCat(far, "_address_ranges[", i, "]");
-    in_addr first;
-    if (inet_pton(AF_INET, address_ranges[i].first_address().c_str(), &first) != 1) {
+    std::optional<uint32_t> first = net::ParseIpv4(address_ranges[i].first_address());
+    if (!first.has_value()) {
       return InvalidField(absl::StrCat(at, ".first_address"), "must be an IPv4 address");
     }
     if (address_ranges[i].size() < 1 ||
-        int64_t{ntohl(first.s_addr)} + address_ranges[i].size() - 1 > 0xffffffffll) {
+        int64_t{*first} + address_ranges[i].size() - 1 > 0xffffffffll) {
       return InvalidField(absl::StrCat(at, ".size"), "must be at least 1 and stay within IPv4");
     }
   }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/net/ip.h"
 #include "base/errors.h"
 
 namespace cloudplane::adapters::sandbox {
@@ -33,7 +34,8 @@ absl::Status CheckId(absl::string_view collection, absl::string_view id,
     return absl::OkStatus();
   }
   if (collection == kAddresses) {
-    if (!IsIpv4(id)) return InvalidField(field, "address id must be an IPv4 address");
+    // Canonical dotted-decimal (no leading zeros): the id rule of addresses.
+    if (!net::IsIpv4(id)) return InvalidField(field, "address id must be an IPv4 address");
     return absl::OkStatus();
   }
   if (!IsValidId(id)) {
@@ -63,20 +65,6 @@ bool IsValidId(absl::string_view id) {
   if (id.back() == '-') return false;
   for (char c : id) {
     if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
-  }
-  return true;
-}
-
-bool IsIpv4(absl::string_view text) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, '.');
-  if (parts.size() != 4) return false;
-  for (absl::string_view part : parts) {
-    int value = 0;
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
-    for (char c : part) {
-      if (!absl::ascii_isdigit(c)) return false;
-    }
-    if (!absl::SimpleAtoi(part, &value) || value > 255) return false;
   }
   return true;
 }

@@ -46,10 +46,6 @@ std::string MetadataName(absl::string_view account, absl::string_view instance);
 // volumes, firewalls, launch templates, scaling groups and the catalog.
 bool IsValidId(absl::string_view id);
 
-// True for an IPv4 address in canonical dotted-decimal form (four decimal
-// numbers 0-255 without leading zeros), the id rule of addresses.
-bool IsIpv4(absl::string_view text);
-
 // fleet's unit name rules (fleet api/units.go ValidateName, after systemd's
 // unit_name_is_valid): at most 256 bytes, a known unit type after the last
 // dot, only `[A-Za-z0-9:_.\\@-]` before it, not starting with `@`. Returns

@@ -28,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/net/ip.h"
 #include "adapters/sandbox/sandbox_names.h"
 #include "adapters/sandbox/sandbox_provider.h"
 #include "adapters/sandbox/sha1.h"
@@ -62,17 +63,8 @@ constexpr KeyType kKeyTypes[] = {
 
 // ---- IPv4 ------------------------------------------------------------------
 
-std::optional<uint32_t> ParseIpv4(absl::string_view text) {
-  if (!IsIpv4(text)) return std::nullopt;
-  in_addr address;
-  if (inet_pton(AF_INET, std::string(text).c_str(), &address) != 1) return std::nullopt;
-  return ntohl(address.s_addr);
-}
-
-std::string FormatIpv4(uint32_t address) {
-  return absl::StrCat(address >> 24, ".", (address >> 16) & 255, ".", (address >> 8) & 255, ".",
-                      address & 255);
-}
+using net::FormatIpv4;
+using net::ParseIpv4;
 
 bool IsIp(absl::string_view text) {
   unsigned char buffer[16];
@@ -89,23 +81,19 @@ struct Span {
 };
 
 absl::StatusOr<Span> ParseCidr(absl::string_view text, absl::string_view field) {
-  std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
-  int prefix = 0;
-  std::optional<uint32_t> base = parts.size() == 2 ? ParseIpv4(parts[0]) : std::nullopt;
-  if (!base.has_value() || !absl::SimpleAtoi(parts[1], &prefix) || parts[1].empty() ||
-      !absl::ascii_isdigit(parts[1][0])) {
+  std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4Cidr(text);
+  if (!cidr.has_value()) {
     return InvalidField(field, "must be an IPv4 CIDR range such as 10.0.0.0/24");
   }
-  if (prefix < kMinPrefix || prefix > kMaxPrefix) {
+  if (cidr->prefix < kMinPrefix || cidr->prefix > kMaxPrefix) {
     return InvalidField(field, absl::StrCat("the prefix must be /", kMinPrefix, " to /",
                                             kMaxPrefix, " in the sandbox"));
   }
-  const uint32_t host_mask = (uint32_t{1} << (32 - prefix)) - 1;
-  if ((*base & host_mask) != 0) {
+  if (cidr->HasHostBits()) {
     return InvalidField(field, absl::StrCat("has host bits set; the range is ",
-                                            FormatIpv4(*base & ~host_mask), "/", prefix));
+                                            FormatIpv4(cidr->network()), "/", cidr->prefix));
   }
-  return Span{*base, *base | host_mask};
+  return Span{cidr->address, cidr->last()};
 }
 
 // A network's ranges, checked (CreateNetwork).
@@ -522,7 +510,7 @@ absl::StatusOr<v1::NetworkInterface> SandboxProvider::PlugInterface(
 
 absl::Status SandboxProvider::UnplugInterface(Txn& txn, const v1::NetworkInterface& nic,
                                               absl::string_view instance_name) const {
-  if (nic.address().empty() || !IsIpv4(nic.address())) return absl::OkStatus();
+  if (nic.address().empty() || !net::IsIpv4(nic.address())) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::optional<Loaded<v1::Address>> address,
                    LoadIfExists<v1::Address>(txn, kAddresses, nic.address()));
   if (!address.has_value() || address->resource.instance() != instance_name) {
