@@ -1,6 +1,9 @@
 #include "adapters/cloudsigma/cloudsigma_calls.h"
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -9,6 +12,7 @@
 #include "adapters/common/kit/progress.h"
 #include "base/errors.h"
 #include "base/reasons.h"
+#include "google/protobuf/empty.pb.h"
 
 namespace cloudplane::adapters::cloudsigma {
 namespace {
@@ -171,6 +175,89 @@ void FindExisting(const AccountPtr& account, absl::Time deadline, const std::str
             }
             std::move(found)(std::nullopt);
           });
+}
+
+void FindOrCreate(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, absl::string_view what,
+                  absl::AnyInvocable<void(Callback<WireObject>) &&> create,
+                  Callback<WireObject> done) {
+  FindExisting(
+      account, deadline, collection, chosen_id, operation, resource_name,
+      [account, deadline, collection, what = std::string(what), create = std::move(create),
+       done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
+        if (!found.ok()) return std::move(done)(found.status());
+        if (found->has_value()) {
+          return GetObject(account, deadline, collection, **found, **found, what,
+                           std::move(done));
+        }
+        std::move(create)(std::move(done));
+      });
+}
+
+void CreateObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, absl::string_view what, std::string body,
+                  std::string field_prefix, Callback<WireObject> done) {
+  FindOrCreate(
+      account, deadline, collection, chosen_id, operation, resource_name, what,
+      [account, deadline, collection, body = std::move(body),
+       field_prefix = std::move(field_prefix)](Callback<WireObject> created) mutable {
+        Call(
+            account, deadline, "POST", absl::StrCat("/", collection, "/"), std::move(body),
+            absl::StrCat("POST ", collection),
+            [created = std::move(created)](absl::StatusOr<HttpResponse> r) mutable {
+              if (!r.ok()) return std::move(created)(r.status());
+              std::move(created)(ParseObject(r->body));
+            },
+            std::move(field_prefix));
+      },
+      std::move(done));
+}
+
+Callback<WireObject> ForDelete(
+    bool allow_missing, Callback<MutationProgress> done,
+    absl::AnyInvocable<void(WireObject, Callback<MutationProgress>) &&> then) {
+  return [allow_missing, done = std::move(done),
+          then = std::move(then)](absl::StatusOr<WireObject> o) mutable {
+    if (!o.ok()) {
+      if (allow_missing && o.status().code() == absl::StatusCode::kNotFound) {
+        return std::move(done)(kit::Finished(google::protobuf::Empty()));
+      }
+      return std::move(done)(o.status());
+    }
+    std::move(then)(*std::move(o), std::move(done));
+  };
+}
+
+void DeleteObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& id, const std::string& resource_name,
+                  absl::string_view what, absl::string_view noun, bool allow_missing,
+                  absl::AnyInvocable<absl::Status(const WireObject&) &&> check,
+                  absl::AnyInvocable<MutationProgress(const std::string& uuid) &&> deleted,
+                  Callback<MutationProgress> done) {
+  FindObject(
+      account, deadline, collection, id, resource_name, what,
+      ForDelete(allow_missing, std::move(done),
+                [account, deadline, collection, noun = std::string(noun),
+                 check = std::move(check), deleted = std::move(deleted)](
+                    WireObject o, Callback<MutationProgress> answer) mutable {
+                  if (check) {
+                    if (absl::Status s = std::move(check)(o); !s.ok()) {
+                      return std::move(answer)(s);
+                    }
+                  }
+                  Call(account, deadline, "DELETE", ObjectPath(collection, o.uuid), "",
+                       absl::StrCat("DELETE ", noun, " ", o.uuid),
+                       [uuid = o.uuid, deleted = std::move(deleted),
+                        answer = std::move(answer)](absl::StatusOr<HttpResponse> r) mutable {
+                         if (!r.ok()) return std::move(answer)(r.status());
+                         if (!deleted) {
+                           return std::move(answer)(kit::Finished(google::protobuf::Empty()));
+                         }
+                         std::move(answer)(std::move(deleted)(uuid));
+                       });
+                }));
 }
 
 void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObject& drive,

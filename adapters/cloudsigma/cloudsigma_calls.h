@@ -80,6 +80,43 @@ void FindExisting(const AccountPtr& account, absl::Time deadline, const std::str
                   const std::string& chosen_id, const std::string& operation,
                   const std::string& resource_name, Callback<std::optional<std::string>> found);
 
+// A create that a re-drive repeats safely: FindExisting, then the object
+// this operation made before (GetObject, named by its uuid), or else
+// `create`'s. A chosen id in use is ALREADY_EXISTS naming `resource_name`;
+// `create` never runs then.
+void FindOrCreate(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, absl::string_view what,
+                  absl::AnyInvocable<void(Callback<WireObject>) &&> create,
+                  Callback<WireObject> done);
+
+// FindOrCreate whose create is one POST of `body` to `/<collection>/`
+// ("POST <collection>"), answered with the new object. `field_prefix`
+// ("key_pair.") names the request field of a validation error.
+void CreateObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& chosen_id, const std::string& operation,
+                  const std::string& resource_name, absl::string_view what, std::string body,
+                  std::string field_prefix, Callback<WireObject> done);
+
+// The answer to the lookup of a delete's object (FindObject or GetObject):
+// `then` gets the object; NOT_FOUND with `allow_missing` is the finished
+// delete (Empty); any other error reaches `done`.
+Callback<WireObject> ForDelete(
+    bool allow_missing, Callback<MutationProgress> done,
+    absl::AnyInvocable<void(WireObject, Callback<MutationProgress>) &&> then);
+
+// A delete of the object named by `id` (FindObject; ForDelete's
+// allow_missing): `check`, when given, may refuse the object found (its
+// non-OK status is the answer); then DELETE `/<collection>/<uuid>/`
+// ("DELETE <noun> <uuid>"), answered by `deleted(uuid)` when given, else
+// finished with Empty.
+void DeleteObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+                  const std::string& id, const std::string& resource_name,
+                  absl::string_view what, absl::string_view noun, bool allow_missing,
+                  absl::AnyInvocable<absl::Status(const WireObject&) &&> check,
+                  absl::AnyInvocable<MutationProgress(const std::string& uuid) &&> deleted,
+                  Callback<MutationProgress> done);
+
 // Object → message, loading the other collection's ids when it refers to
 // objects there.
 void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObject& drive,

@@ -459,31 +459,20 @@ void CloudSigmaProvider::DeleteInstance(const CallContext& ctx,
   auto id = IdFromName("name", account_->id, "instances", request.name());
   if (!id.ok()) return std::move(done)(id.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(Empty()));
-  auto account = account_;
-  const absl::Time deadline = ctx.deadline;
-  FindObject(
-      account, deadline, "servers", *id, request.name(), "instance",
-      [account, deadline, name = request.name(), allow_missing = request.allow_missing(),
-       done = std::move(done)](absl::StatusOr<WireObject> server) mutable {
-        if (!server.ok()) {
-          if (allow_missing && server.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(server.status());
-        }
-        if (server->status != "stopped") {
-          return std::move(done)(kit::WrongState(
-              absl::StrCat("instance ", name, " is ", server->status, "; stop it first"), name,
-              server->status));
-        }
-        Call(account, deadline, "DELETE", ObjectPath("servers", server->uuid), "",
-             absl::StrCat("DELETE server ", server->uuid),
-             [uuid = server->uuid, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-               if (!r.ok()) return std::move(done)(r.status());
-               std::move(done)(PendingOn(MakePollToken(PollToken::SERVER, uuid, PollToken::GONE),
-                                         absl::StrCat("deleting server ", uuid)));
-             });
-      });
+  DeleteObject(
+      account_, ctx.deadline, "servers", *id, request.name(), "instance", "server",
+      request.allow_missing(),
+      [name = request.name()](const WireObject& server) {
+        if (server.status == "stopped") return absl::OkStatus();
+        return kit::WrongState(
+            absl::StrCat("instance ", name, " is ", server.status, "; stop it first"), name,
+            server.status);
+      },
+      [](const std::string& uuid) {
+        return PendingOn(MakePollToken(PollToken::SERVER, uuid, PollToken::GONE),
+                         absl::StrCat("deleting server ", uuid));
+      },
+      std::move(done));
 }
 
 void CloudSigmaProvider::StartInstance(const CallContext& ctx,

@@ -198,29 +198,12 @@ void CloudSigmaProvider::CreateFirewall(const CallContext& ctx,
       account->id, "firewalls", request.firewall_id().empty() ? "-" : request.firewall_id());
   // A re-driven create adopts the policy its first attempt made (its
   // operation is in the policy's meta); a chosen id in use is ALREADY_EXISTS.
-  FindExisting(
-      account, deadline, kCollection, request.firewall_id(), ctx.operation, resource_name,
-      [account, deadline, body = std::move(body),
-       done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
-        if (!found.ok()) return std::move(done)(found.status());
-        if (found->has_value()) {
-          return GetObject(account, deadline, kCollection, **found, **found, kWhat,
-                           [account, done = std::move(done)](
-                               absl::StatusOr<WireObject> p) mutable {
-                             if (!p.ok()) return std::move(done)(p.status());
-                             DoneWithPolicy(account, *p, std::move(done));
-                           });
-        }
-        Call(
-            account, deadline, "POST", "/fwpolicies/", std::move(body), "POST fwpolicies",
-            [account, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-              if (!r.ok()) return std::move(done)(r.status());
-              absl::StatusOr<WireObject> p = ParseObject(r->body);
-              if (!p.ok()) return std::move(done)(p.status());
-              DoneWithPolicy(account, *p, std::move(done));
-            },
-            "firewall.");
-      });
+  CreateObject(account, deadline, kCollection, request.firewall_id(), ctx.operation,
+               resource_name, kWhat, std::move(body), "firewall.",
+               [account, done = std::move(done)](absl::StatusOr<WireObject> p) mutable {
+                 if (!p.ok()) return std::move(done)(p.status());
+                 DoneWithPolicy(account, *p, std::move(done));
+               });
 }
 
 void CloudSigmaProvider::DeleteFirewall(const CallContext& ctx,
@@ -229,28 +212,10 @@ void CloudSigmaProvider::DeleteFirewall(const CallContext& ctx,
   auto id = IdFromName("name", account_->id, "firewalls", request.name());
   if (!id.ok()) return std::move(done)(id.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(Empty()));
-  auto account = account_;
-  const absl::Time deadline = ctx.deadline;
-  const bool allow_missing = request.allow_missing();
-  FindObject(
-      account, deadline, kCollection, *id, request.name(), kWhat,
-      [account, deadline, allow_missing,
-       done = std::move(done)](absl::StatusOr<WireObject> p) mutable {
-        if (!p.ok()) {
-          if (allow_missing && p.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(p.status());
-        }
-        // CloudSigma refuses while a server that is not stopped uses the
-        // policy (fwpolicies.rst, delete); that refusal is the answer.
-        Call(account, deadline, "DELETE", ObjectPath(kCollection, p->uuid), "",
-             absl::StrCat("DELETE fwpolicies ", p->uuid),
-             [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-               if (!r.ok()) return std::move(done)(r.status());
-               std::move(done)(kit::Finished(Empty()));
-             });
-      });
+  // CloudSigma refuses while a server that is not stopped uses the policy
+  // (fwpolicies.rst, delete); that refusal is the answer.
+  DeleteObject(account_, ctx.deadline, kCollection, *id, request.name(), kWhat, "fwpolicies",
+               request.allow_missing(), nullptr, nullptr, std::move(done));
 }
 
 void CloudSigmaProvider::CreateFirewallRule(const CallContext& ctx,
@@ -308,31 +273,26 @@ void CloudSigmaProvider::DeleteFirewallRule(const CallContext& ctx,
   const absl::Time deadline = ctx.deadline;
   FindObject(
       account, deadline, kCollection, name->firewall_id, name->firewall, kWhat,
-      [account, deadline, rule_id = name->rule_id, resource = request.name(),
-       allow_missing = request.allow_missing(),
-       done = std::move(done)](absl::StatusOr<WireObject> p) mutable {
-        if (!p.ok()) {
-          if (allow_missing && p.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(p.status());
-        }
-        absl::StatusOr<std::vector<FwRuleEntry>> entries = PolicyRules(p->json);
-        if (!entries.ok()) return std::move(done)(entries.status());
-        std::vector<FwRuleEntry> kept;
-        for (FwRuleEntry& e : *entries) {
-          if (e.id != rule_id) kept.push_back(std::move(e));
-        }
-        if (kept.size() == entries->size()) {
-          if (allow_missing) return std::move(done)(kit::Finished(Empty()));
-          return std::move(done)(kit::NotFound("firewall rule", resource));
-        }
-        PutRules(account, deadline, *p, RulesOf(kept),
-                 [done = std::move(done)](absl::StatusOr<WireObject> p) mutable {
-                   if (!p.ok()) return std::move(done)(p.status());
-                   std::move(done)(kit::Finished(Empty()));
-                 });
-      });
+      ForDelete(request.allow_missing(), std::move(done),
+                [account, deadline, rule_id = name->rule_id, resource = request.name(),
+                 allow_missing = request.allow_missing()](
+                    WireObject p, Callback<MutationProgress> done) mutable {
+                  absl::StatusOr<std::vector<FwRuleEntry>> entries = PolicyRules(p.json);
+                  if (!entries.ok()) return std::move(done)(entries.status());
+                  std::vector<FwRuleEntry> kept;
+                  for (FwRuleEntry& e : *entries) {
+                    if (e.id != rule_id) kept.push_back(std::move(e));
+                  }
+                  if (kept.size() == entries->size()) {
+                    if (allow_missing) return std::move(done)(kit::Finished(Empty()));
+                    return std::move(done)(kit::NotFound("firewall rule", resource));
+                  }
+                  PutRules(account, deadline, p, RulesOf(kept),
+                           [done = std::move(done)](absl::StatusOr<WireObject> p) mutable {
+                             if (!p.ok()) return std::move(done)(p.status());
+                             std::move(done)(kit::Finished(Empty()));
+                           });
+                }));
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

@@ -4,7 +4,6 @@
 // PUT, DELETE): list, get, import and delete. Servers take them by uuid in
 // their `pubkeys` list (cloudsigma_compute.cc, key_name); responses may show
 // that list as keypair objects, which RefUuid reads as well.
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -87,29 +86,12 @@ void CloudSigmaProvider::CreateKeyPair(const CallContext& ctx,
       account->id, "keyPairs", request.key_pair_id().empty() ? "-" : request.key_pair_id());
   // A re-driven create adopts the keypair its first attempt made (its
   // operation is in the keypair's meta); a chosen id in use is ALREADY_EXISTS.
-  FindExisting(
-      account, deadline, "keypairs", request.key_pair_id(), ctx.operation, resource_name,
-      [account, deadline, body = std::move(body),
-       done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
-        if (!found.ok()) return std::move(done)(found.status());
-        if (found->has_value()) {
-          return GetObject(account, deadline, "keypairs", **found, **found, "key pair",
-                           [account, done = std::move(done)](
-                               absl::StatusOr<WireObject> k) mutable {
-                             if (!k.ok()) return std::move(done)(k.status());
-                             DoneWithKey(account, *k, std::move(done));
-                           });
-        }
-        Call(
-            account, deadline, "POST", "/keypairs/", std::move(body), "POST keypairs",
-            [account, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-              if (!r.ok()) return std::move(done)(r.status());
-              absl::StatusOr<WireObject> k = ParseObject(r->body);
-              if (!k.ok()) return std::move(done)(k.status());
-              DoneWithKey(account, *k, std::move(done));
-            },
-            "key_pair.");
-      });
+  CreateObject(account, deadline, "keypairs", request.key_pair_id(), ctx.operation,
+               resource_name, "key pair", std::move(body), "key_pair.",
+               [account, done = std::move(done)](absl::StatusOr<WireObject> k) mutable {
+                 if (!k.ok()) return std::move(done)(k.status());
+                 DoneWithKey(account, *k, std::move(done));
+               });
 }
 
 void CloudSigmaProvider::DeleteKeyPair(const CallContext& ctx,
@@ -118,27 +100,9 @@ void CloudSigmaProvider::DeleteKeyPair(const CallContext& ctx,
   auto id = IdFromName("name", account_->id, "keyPairs", request.name());
   if (!id.ok()) return std::move(done)(id.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(Empty()));
-  auto account = account_;
-  const absl::Time deadline = ctx.deadline;
-  const bool allow_missing = request.allow_missing();
-  FindObject(
-      account, deadline, "keypairs", *id, request.name(), "key pair",
-      [account, deadline, allow_missing,
-       done = std::move(done)](absl::StatusOr<WireObject> k) mutable {
-        if (!k.ok()) {
-          if (allow_missing && k.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(k.status());
-        }
-        // Servers that have the key keep it (the key is in their guests).
-        Call(account, deadline, "DELETE", ObjectPath("keypairs", k->uuid), "",
-             absl::StrCat("DELETE keypair ", k->uuid),
-             [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-               if (!r.ok()) return std::move(done)(r.status());
-               std::move(done)(kit::Finished(Empty()));
-             });
-      });
+  // Servers that have the key keep it (the key is in their guests).
+  DeleteObject(account_, ctx.deadline, "keypairs", *id, request.name(), "key pair", "keypair",
+               request.allow_missing(), nullptr, nullptr, std::move(done));
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

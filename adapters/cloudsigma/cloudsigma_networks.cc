@@ -115,15 +115,10 @@ void StopRenewal(const AccountPtr& account, absl::Time deadline, const std::stri
 void Buy(const AccountPtr& account, absl::Time deadline, const std::string& resource,
          const std::string& collection, std::map<std::string, std::string> labels,
          const std::string& operation, Callback<WireObject> done) {
-  FindExisting(
-      account, deadline, collection, "", operation, "",
-      [account, deadline, resource, collection, labels = std::move(labels), operation,
-       done = std::move(done)](absl::StatusOr<std::optional<std::string>> found) mutable {
-        if (!found.ok()) return std::move(done)(found.status());
-        if (found->has_value()) {
-          return GetObject(account, deadline, collection, **found, **found, resource,
-                           std::move(done));
-        }
+  FindOrCreate(
+      account, deadline, collection, "", operation, "", resource,
+      [account, deadline, resource, collection, labels = std::move(labels),
+       operation](Callback<WireObject> done) mutable {
         Call(
             account, deadline, "POST", "/subscriptions/", SubscriptionCreateBody(resource),
             absl::StrCat("POST subscriptions (", resource, ")"),
@@ -170,7 +165,8 @@ void Buy(const AccountPtr& account, absl::Time deadline, const std::string& reso
                         });
                   });
             });
-      });
+      },
+      std::move(done));
 }
 
 // Ends the subscription of the VLAN or IP `uuid` (see the file comment).
@@ -179,36 +175,31 @@ void EndSubscribed(const AccountPtr& account, absl::Time deadline, const std::st
                    bool allow_missing, Callback<MutationProgress> done) {
   GetObject(
       account, deadline, collection, uuid, name, what,
-      [account, deadline, name, what = std::string(what), allow_missing,
-       done = std::move(done)](absl::StatusOr<WireObject> o) mutable {
-        if (!o.ok()) {
-          if (allow_missing && o.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(o.status());
-        }
-        absl::StatusOr<Subscribed> sub = SubscribedFromWire(o->json);
-        if (!sub.ok()) return std::move(done)(sub.status());
-        if (!sub->server_uuids.empty()) {
-          return std::move(done)(kit::WrongState(
-              absl::StrCat(what, " ", name, " is used by server ", sub->server_uuids[0],
-                           "; detach it first"),
-              name, "in use"));
-        }
-        if (sub->subscription_id.empty()) {
-          return std::move(done)(kit::WrongState(
-              absl::StrCat(what, " ", name,
-                           " has no subscription (a running server's dynamic address): "
-                           "nothing to release"),
-              name, "dynamic"));
-        }
-        // Already not renewing: StopRenewal again is harmless (a re-drive).
-        StopRenewal(account, deadline, sub->subscription_id,
-                    [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-                      if (!r.ok()) return std::move(done)(r.status());
-                      std::move(done)(kit::Finished(Empty()));
-                    });
-      });
+      ForDelete(allow_missing, std::move(done),
+                [account, deadline, name, what = std::string(what)](
+                    WireObject o, Callback<MutationProgress> done) mutable {
+                  absl::StatusOr<Subscribed> sub = SubscribedFromWire(o.json);
+                  if (!sub.ok()) return std::move(done)(sub.status());
+                  if (!sub->server_uuids.empty()) {
+                    return std::move(done)(kit::WrongState(
+                        absl::StrCat(what, " ", name, " is used by server ", sub->server_uuids[0],
+                                     "; detach it first"),
+                        name, "in use"));
+                  }
+                  if (sub->subscription_id.empty()) {
+                    return std::move(done)(kit::WrongState(
+                        absl::StrCat(what, " ", name,
+                                     " has no subscription (a running server's dynamic address): "
+                                     "nothing to release"),
+                        name, "dynamic"));
+                  }
+                  // Already not renewing: StopRenewal again is harmless (a re-drive).
+                  StopRenewal(account, deadline, sub->subscription_id,
+                              [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+                                if (!r.ok()) return std::move(done)(r.status());
+                                std::move(done)(kit::Finished(Empty()));
+                              });
+                }));
 }
 
 // The uuid of a network or address name; networks and addresses are named by

@@ -215,32 +215,20 @@ void CloudSigmaProvider::DeleteVolume(const CallContext& ctx,
   auto id = IdFromName("name", account_->id, "volumes", request.name());
   if (!id.ok()) return std::move(done)(id.status());
   if (ctx.validate_only) return std::move(done)(kit::Finished(Empty()));
-  auto account = account_;
-  const absl::Time deadline = ctx.deadline;
-  FindObject(
-      account, deadline, "drives", *id, request.name(), "volume",
-      [account, deadline, name = request.name(), allow_missing = request.allow_missing(),
-       done = std::move(done)](absl::StatusOr<WireObject> drive) mutable {
-        if (!drive.ok()) {
-          if (allow_missing && drive.status().code() == absl::StatusCode::kNotFound) {
-            return std::move(done)(kit::Finished(Empty()));
-          }
-          return std::move(done)(drive.status());
-        }
-        if (!drive->referenced_uuids.empty()) {
-          return std::move(done)(kit::WrongState(
-              absl::StrCat("volume ", name, " is attached; detach it first"), name,
-              drive->status));
-        }
-        Call(account, deadline, "DELETE", ObjectPath("drives", drive->uuid), "",
-             absl::StrCat("DELETE drive ", drive->uuid),
-             [uuid = drive->uuid, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-               if (!r.ok()) return std::move(done)(r.status());
-               // Deletion is asynchronous: done when GET answers 404 (drives.rst).
-               std::move(done)(PendingOn(MakePollToken(PollToken::DRIVE, uuid, PollToken::GONE),
-                                         absl::StrCat("deleting drive ", uuid)));
-             });
-      });
+  DeleteObject(
+      account_, ctx.deadline, "drives", *id, request.name(), "volume", "drive",
+      request.allow_missing(),
+      [name = request.name()](const WireObject& drive) {
+        if (drive.referenced_uuids.empty()) return absl::OkStatus();
+        return kit::WrongState(absl::StrCat("volume ", name, " is attached; detach it first"),
+                               name, drive.status);
+      },
+      [](const std::string& uuid) {
+        // Deletion is asynchronous: done when GET answers 404 (drives.rst).
+        return PendingOn(MakePollToken(PollToken::DRIVE, uuid, PollToken::GONE),
+                         absl::StrCat("deleting drive ", uuid));
+      },
+      std::move(done));
 }
 
 void CloudSigmaProvider::AttachVolume(const CallContext& ctx,
