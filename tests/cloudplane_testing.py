@@ -261,5 +261,20 @@ def error_details(rpc_error):
     return info, bad_request
 
 
+def unpack(any_message, cls):
+    """The `cls` message packed in a google.protobuf.Any."""
+    message = cls()
+    assert any_message.Unpack(message), any_message
+    return message
+
+
+def done(server, operation, cls=None):
+    """Waits for `operation`, which must succeed; its response as `cls` (None
+    without one)."""
+    op = server.wait(operation)
+    assert not op.HasField("error"), op.error
+    return unpack(op.response, cls) if cls else None
+
+
 def temp_dir(prefix="cloudplane-"):
     return tempfile.mkdtemp(prefix=prefix)

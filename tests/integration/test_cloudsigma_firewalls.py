@@ -4,12 +4,8 @@ firewall with rules, its rules added and removed by PUTting the whole policy,
 rules made at the emulator behind cloudplane's back read back truthfully
 (no src_ip is 0.0.0.0/0, never an empty list), and what CloudSigma cannot
 hold refused by name with nothing sent."""
-import base64
-import json
 import pathlib
 import sys
-import urllib.error
-import urllib.request
 
 import grpc
 import pytest
@@ -17,59 +13,22 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "cloudsigma"))
 
-from cloudplane_testing import Server, accounts_pb2, error_details, firewalls_pb2  # noqa: E402
-from cloudsigma_testing import PASSWORD, USERNAME, CloudSigmaEmulatorProcess  # noqa: E402
+from cloudplane_testing import accounts_pb2, done, error_details, firewalls_pb2  # noqa: E402
+from cloudsigma_testing import server_fixtures  # noqa: E402
 
 ACCOUNT = "accounts/csfw"
 Rule = firewalls_pb2.FirewallRule
 METHODS = ("ListFirewalls", "GetFirewall", "CreateFirewall", "DeleteFirewall",
            "ListFirewallRules", "GetFirewallRule", "CreateFirewallRule", "DeleteFirewallRule")
 
+emulator, server = server_fixtures("csfw", "CLOUDPLANE_TEST_CSFW_SECRET")
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = CloudSigmaEmulatorProcess(tmp_path_factory.mktemp("cloudsigma-fw")).start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, emulator):
-    config = emulator.account_config("csfw", "CLOUDPLANE_TEST_CSFW_SECRET")
-    srv = Server(tmp_path_factory.mktemp("cloudsigma-fw-server"), config).start()
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-def rest(emulator, method, path, body=None):
-    """CloudSigma as it is (straight REST to the emulator)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{emulator.api_endpoint}{path}", data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read()
-            return resp.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def policies(emulator):
-    status, body = rest(emulator, "GET", "/fwpolicies/detail/?limit=0")
+    status, body = emulator.rest("GET", "/fwpolicies/detail/?limit=0")
     assert status == 200
     return {p["uuid"]: p for p in body["objects"]}
-
-
-def done(server, operation, cls):
-    op = server.wait(operation)
-    assert not op.HasField("error"), op.error
-    if cls is None:
-        return None
-    message = cls()
-    assert op.response.Unpack(message), op.response
-    return message
 
 
 def expect_error(code, call, *args, **kwargs):
@@ -197,7 +156,7 @@ def test_firewall_with_rules_end_to_end(server, emulator):
 
 def test_rules_made_behind_cloudplanes_back_read_truthfully(server, emulator):
     fw = server.firewalls()
-    status, body = rest(emulator, "POST", "/fwpolicies/", {"objects": [{
+    status, body = emulator.rest("POST", "/fwpolicies/", {"objects": [{
         "name": "made by hand", "rules": [
             {"action": "accept", "direction": "in", "ip_proto": "tcp", "dst_port": "443"},
             {"action": "drop", "direction": "out", "dst_ip": "23"},
@@ -232,9 +191,9 @@ def test_rules_made_behind_cloudplanes_back_read_truthfully(server, emulator):
         policy = policies(emulator)[uuid]
         policy["rules"] = [{"action": "accept", "direction": "in", "ip_proto": "tcp",
                             "dst_port": "22", "src_ip": "10.1.2.3"}]
-        assert rest(emulator, "PUT", f"/fwpolicies/{uuid}/", policy)[0] == 200
+        assert emulator.rest("PUT", f"/fwpolicies/{uuid}/", policy)[0] == 200
         (rule,) = fw.ListFirewallRules(firewalls_pb2.ListFirewallRulesRequest(
             parent=name)).rules
         assert list(rule.source_ranges) == ["10.1.2.3/32"] and rule.port_range_start == 22
     finally:
-        rest(emulator, "DELETE", f"/fwpolicies/{uuid}/")
+        emulator.rest("DELETE", f"/fwpolicies/{uuid}/")

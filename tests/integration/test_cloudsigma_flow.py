@@ -1,13 +1,10 @@
 """End to end: the real server, the CloudSigma emulator (REST + websocket),
 and the generated Python client."""
-import base64
-import json
 import pathlib
 import queue
 import sys
 import threading
 import time
-import urllib.request
 
 import grpc
 import pytest
@@ -16,38 +13,16 @@ from google.protobuf import field_mask_pb2
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "cloudsigma"))
 
-from cloudplane_testing import (Server, compute_pb2, error_details, volumes_pb2,  # noqa: E402
+from cloudplane_testing import (compute_pb2, error_details, unpack, volumes_pb2,  # noqa: E402
                                 watch_pb2)
-from cloudsigma_testing import PASSWORD, USERNAME, CloudSigmaEmulatorProcess  # noqa: E402
+from cloudsigma_testing import PASSWORD, server_fixtures  # noqa: E402
 
 ACCOUNT = "accounts/cs"
 DOMAIN = "cloudplane.dev"
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = CloudSigmaEmulatorProcess(tmp_path_factory.mktemp("cloudsigma")).start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, emulator):
-    config = (emulator.account_config("cs", "CLOUDPLANE_TEST_CS_SECRET") +
-              emulator.account_config("cs-wrong", "CLOUDPLANE_TEST_CS_WRONG_SECRET",
-                                      password="not-the-password"))
-    srv = Server(tmp_path_factory.mktemp("cloudsigma-server"), config).start()
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-def emulator_list(emulator, collection):
-    """What the emulator really holds (straight REST, as CloudSigma sees it)."""
-    req = urllib.request.Request(f"{emulator.api_endpoint}/{collection}/detail/?limit=0")
-    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())["objects"]
+emulator, server = server_fixtures(
+    "cs", "CLOUDPLANE_TEST_CS_SECRET",
+    more_accounts=[("cs-wrong", "CLOUDPLANE_TEST_CS_WRONG_SECRET", "not-the-password")])
 
 
 def expect_error(code, call, *args, **kwargs):
@@ -97,12 +72,6 @@ class Watcher:
 
     def close(self):
         self.call.cancel()
-
-
-def unpack(any_message, cls):
-    message = cls()
-    assert any_message.Unpack(message), any_message
-    return message
 
 
 def test_drive_server_attach_start_stop_detach_delete(server, emulator):
@@ -201,15 +170,15 @@ def test_drive_server_attach_start_stop_detach_delete(server, emulator):
         watcher.wait_for(lambda e: e.source == "push" and
                          e.change_type == watch_pb2.WatchResponse.DELETED and
                          e.resource_name == instance.name)
-        assert emulator_list(emulator, "servers") == []
+        assert emulator.objects("servers") == []
     finally:
         watcher.close()
 
 
 def test_bad_input_is_refused_and_leaves_nothing(server, emulator):
     compute, volumes = server.compute(), server.volumes()
-    drives_before = emulator_list(emulator, "drives")
-    servers_before = emulator_list(emulator, "servers")
+    drives_before = emulator.objects("drives")
+    servers_before = emulator.objects("servers")
 
     # Unknown instance.
     _, info, _ = expect_error(grpc.StatusCode.NOT_FOUND, compute.GetInstance,
@@ -249,8 +218,8 @@ def test_bad_input_is_refused_and_leaves_nothing(server, emulator):
                                                  volume=volumes_pb2.Volume(size_bytes=1 << 30)))
 
     # Nothing half-created: only the one server made on purpose is new.
-    assert emulator_list(emulator, "drives") == drives_before
-    after = emulator_list(emulator, "servers")
+    assert emulator.objects("drives") == drives_before
+    after = emulator.objects("servers")
     assert len(after) == len(servers_before) + 1
     server.wait(compute.DeleteInstance(compute_pb2.DeleteInstanceRequest(
         name=f"{ACCOUNT}/instances/lonely")))

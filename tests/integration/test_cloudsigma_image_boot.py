@@ -3,65 +3,27 @@ instance booted from a library image (issue 14). CreateInstance with
 `instance.image` clones the library drive, waits for the clone, creates the
 server with the clone as its boot drive and starts it, as one Operation; a
 server CloudSigma refuses leaves no clone behind."""
-import base64
-import json
 import pathlib
 import sys
 import time
-import urllib.error
-import urllib.request
-
-import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "cloudsigma"))
 
-from cloudplane_testing import Server, accounts_pb2, compute_pb2, volumes_pb2  # noqa: E402
-from cloudsigma_testing import PASSWORD, USERNAME, CloudSigmaEmulatorProcess  # noqa: E402
+from cloudplane_testing import accounts_pb2, compute_pb2, done, volumes_pb2  # noqa: E402
+from cloudsigma_testing import server_fixtures  # noqa: E402
 
 ACCOUNT = "accounts/csi"
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = CloudSigmaEmulatorProcess(tmp_path_factory.mktemp("cloudsigma-image")).start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, emulator):
-    config = emulator.account_config("csi", "CLOUDPLANE_TEST_CSI_SECRET")
-    srv = Server(tmp_path_factory.mktemp("cloudsigma-image-server"), config).start()
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-def objects(emulator, collection):
-    """CloudSigma as it is (straight REST to the emulator)."""
-    req = urllib.request.Request(f"{emulator.api_endpoint}/{collection}/detail/?limit=0")
-    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())["objects"]
+emulator, server = server_fixtures("csi", "CLOUDPLANE_TEST_CSI_SECRET")
 
 
 def eventually_empty(emulator, collection, timeout=10.0):
     """CloudSigma deletes asynchronously (the object answers until it is gone)."""
     deadline = time.monotonic() + timeout
-    while objects(emulator, collection) and time.monotonic() < deadline:
+    while emulator.objects(collection) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return objects(emulator, collection) == []
-
-
-def done(server, operation, cls):
-    op = server.wait(operation)
-    assert not op.HasField("error"), op.error
-    if cls is None:
-        return None
-    message = cls()
-    assert op.response.Unpack(message), op.response
-    return message
+    return emulator.objects(collection) == []
 
 
 def disk_image(compute):
@@ -95,8 +57,8 @@ def test_instance_boots_from_a_library_image(server, emulator):
     assert volume.size_bytes == image.size_bytes == 10 << 30
     assert volume.state == volumes_pb2.Volume.ATTACHED
     # CloudSigma's view: a drive of ours (not the libdrive) on the server.
-    (drive,) = objects(emulator, "drives")
-    (srv,) = objects(emulator, "servers")
+    (drive,) = emulator.objects("drives")
+    (srv,) = emulator.objects("servers")
     assert drive["owner"] is not None and drive["uuid"] != image.name.rsplit("/", 1)[1]
     assert [d["drive"]["uuid"] for d in srv["drives"]] == [drive["uuid"]]
     assert srv["status"] == "running"
@@ -107,11 +69,11 @@ def test_instance_boots_from_a_library_image(server, emulator):
         name=instance.name, force=True)), compute_pb2.Instance)
     done(server, compute.DeleteInstance(compute_pb2.DeleteInstanceRequest(
         name=instance.name)), None)
-    assert objects(emulator, "servers") == []
+    assert emulator.objects("servers") == []
     left = volumes.GetVolume(volumes_pb2.GetVolumeRequest(name=volume.name))
     assert left.state == volumes_pb2.Volume.AVAILABLE
     done(server, volumes.DeleteVolume(volumes_pb2.DeleteVolumeRequest(name=volume.name)), None)
-    assert objects(emulator, "drives") == [] and objects(emulator, "servers") == []
+    assert emulator.objects("drives") == [] and emulator.objects("servers") == []
 
 
 def test_a_server_cloudsigma_refuses_leaves_no_clone(server, emulator):
@@ -126,6 +88,6 @@ def test_a_server_cloudsigma_refuses_leaves_no_clone(server, emulator):
     assert failed.HasField("error")
     assert failed.error.code == 3, failed.error  # INVALID_ARGUMENT
     assert eventually_empty(emulator, "drives")
-    assert objects(emulator, "servers") == []
+    assert emulator.objects("servers") == []
     assert compute.ListInstances(compute_pb2.ListInstancesRequest(
         parent=ACCOUNT)).instances == []

@@ -1,12 +1,8 @@
 """End to end through the real server against the CloudSigma emulator:
 networks (VLANs), addresses (static IPs), key pairs and network interfaces
 (issue 14), and labels kept apart from instance metadata."""
-import base64
-import json
 import pathlib
 import sys
-import urllib.error
-import urllib.request
 
 import grpc
 import pytest
@@ -15,63 +11,16 @@ from google.protobuf import field_mask_pb2
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "emulators" /
                        "cloudsigma"))
 
-from cloudplane_testing import (Server, compute_pb2, error_details,  # noqa: E402
-                                networks_pb2)
-from cloudsigma_testing import PASSWORD, USERNAME, CloudSigmaEmulatorProcess  # noqa: E402
+from cloudplane_testing import (compute_pb2, done, error_details, networks_pb2,  # noqa: E402
+                                unpack)
+from cloudsigma_testing import server_fixtures  # noqa: E402
 
 ACCOUNT = "accounts/csn"
 # A well-formed ed25519 public key (32 bytes 00..1f).
 PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f "
               "ops@host")
 
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = CloudSigmaEmulatorProcess(tmp_path_factory.mktemp("cloudsigma-net")).start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, emulator):
-    config = emulator.account_config("csn", "CLOUDPLANE_TEST_CSN_SECRET")
-    srv = Server(tmp_path_factory.mktemp("cloudsigma-net-server"), config).start()
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-def rest(emulator, method, path, body=None):
-    """CloudSigma as it is (straight REST to the emulator)."""
-    url = path if path.startswith("http") else f"{emulator.api_endpoint}{path}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read()
-            return resp.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def objects(emulator, collection):
-    status, body = rest(emulator, "GET", f"/{collection}/detail/?limit=0")
-    assert status == 200
-    return body["objects"]
-
-
-def unpack(any_message, cls):
-    message = cls()
-    assert any_message.Unpack(message), any_message
-    return message
-
-
-def done(server, operation, cls):
-    op = server.wait(operation)
-    assert not op.HasField("error"), op.error
-    return unpack(op.response, cls) if cls else None
+emulator, server = server_fixtures("csn", "CLOUDPLANE_TEST_CSN_SECRET")
 
 
 def expect_error(code, call, *args, **kwargs):
@@ -90,7 +39,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
     vlan_uuid = network.name.rsplit("/", 1)[1]
     assert network.state == networks_pb2.Network.READY
     assert network.labels == {"tier": "db"}
-    vlans = objects(emulator, "vlans")
+    vlans = emulator.objects("vlans")
     assert [v["uuid"] for v in vlans] == [vlan_uuid]
     assert vlans[0]["meta"]["tier"] == "db"
     assert networks.GetNetwork(networks_pb2.GetNetworkRequest(name=network.name)) == network
@@ -103,7 +52,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
             cidr_ranges=["10.0.0.0/24"])))
     assert info.reason == "FIELD_UNSUPPORTED"
     assert [v.field for v in bad.field_violations] == ["network.cidr_ranges"]
-    assert len(objects(emulator, "vlans")) == 1
+    assert len(emulator.objects("vlans")) == 1
 
     # A static IP (any free one: CloudSigma picks it).
     address = done(server, networks.ReserveAddress(networks_pb2.ReserveAddressRequest(
@@ -136,7 +85,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
         (network.name, "", "e1000"), ("", address.address, "virtio")]
     assert all(n.id and n.id == n.mac_address for n in got.network_interfaces)
     assert address.address in got.ip_addresses
-    (srv,) = objects(emulator, "servers")
+    (srv,) = emulator.objects("servers")
     assert [k["uuid"] for k in srv["pubkeys"]] == [key.provider_details["uuid"]]
     used = networks.GetAddress(networks_pb2.GetAddressRequest(name=address.name))
     assert used.state == networks_pb2.Address.IN_USE and used.instance == instance.name
@@ -146,7 +95,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
             (networks.ReleaseAddress, networks_pb2.ReleaseAddressRequest(name=address.name))):
         err, (info, _) = expect_error(grpc.StatusCode.FAILED_PRECONDITION, call, request)
         assert info.reason == "WRONG_STATE" and "detach it first" in err.details()
-    assert all(s["auto_renew"] for s in objects(emulator, "subscriptions"))
+    assert all(s["auto_renew"] for s in emulator.objects("subscriptions"))
 
     # Labels and metadata never overwrite each other.
     meta_name = f"{instance.name}/metadata"
@@ -161,7 +110,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
         update_mask=field_mask_pb2.FieldMask(paths=["labels"]))), None)
     assert compute.GetInstanceMetadata(compute_pb2.GetInstanceMetadataRequest(
         name=meta_name)).items == {"boot": "1"}
-    (srv,) = objects(emulator, "servers")
+    (srv,) = emulator.objects("servers")
     assert srv["meta"]["boot"] == "1" and srv["meta"]["cloudplane_label_role"] == "db"
 
     # A second NIC (public DHCP), then detached again.
@@ -193,7 +142,7 @@ def test_network_address_key_nics_end_to_end(server, emulator):
                               name=instance.name,
                               network_interface=compute_pb2.NetworkInterface()))
     assert "only while it is stopped" in err.details()
-    assert len(objects(emulator, "servers")[0]["nics"]) == 2
+    assert len(emulator.objects("servers")[0]["nics"]) == 2
     done(server, compute.StopInstance(compute_pb2.StopInstanceRequest(
         name=instance.name, force=True)), compute_pb2.Instance)
 
@@ -210,17 +159,17 @@ def test_network_address_key_nics_end_to_end(server, emulator):
     leaving = networks.GetNetwork(networks_pb2.GetNetworkRequest(name=network.name))
     assert leaving.state == networks_pb2.Network.DELETING
     assert leaving.provider_details["auto_renew"] is False
-    assert objects(emulator, "servers") == [] and objects(emulator, "keypairs") == []
-    assert [v["uuid"] for v in objects(emulator, "vlans")] == [vlan_uuid]
-    assert [i["uuid"] for i in objects(emulator, "ips")] == [address.address]
-    subs = objects(emulator, "subscriptions")
+    assert emulator.objects("servers") == [] and emulator.objects("keypairs") == []
+    assert [v["uuid"] for v in emulator.objects("vlans")] == [vlan_uuid]
+    assert [i["uuid"] for i in emulator.objects("ips")] == [address.address]
+    subs = emulator.objects("subscriptions")
     assert sorted((s["resource"], s["auto_renew"]) for s in subs) == [
         ("ip", False), ("vlan", False)]
     # When the subscriptions end, the emulator is empty.
-    status, body = rest(emulator, "POST",
+    status, body = emulator.rest("POST",
                         emulator.api_endpoint.replace("/api/2.0", "/emulator/expire-subscriptions"))
     assert status == 200 and len(body["expired"]) == 2
-    assert objects(emulator, "vlans") == [] and objects(emulator, "ips") == []
+    assert emulator.objects("vlans") == [] and emulator.objects("ips") == []
     expect_error(grpc.StatusCode.NOT_FOUND, networks.GetNetwork,
                  networks_pb2.GetNetworkRequest(name=network.name))
     done(server, networks.DeleteNetwork(networks_pb2.DeleteNetworkRequest(

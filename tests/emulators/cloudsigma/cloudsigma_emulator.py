@@ -213,6 +213,16 @@ def _meta_field(obj):
     return dict(meta)
 
 
+def _objects_of(body, bare_list=False):
+    """The objects of a create body, {"objects": [{…}, …]} (servers and drives
+    take the bare list too); a 400 for anything else."""
+    objects = body.get("objects") if isinstance(body, dict) else (body if bare_list else None)
+    if not isinstance(objects, list) or not objects or \
+            not all(isinstance(o, dict) for o in objects):
+        raise ApiError(400, "validation", "Expected {\"objects\": [...]}", "objects")
+    return objects
+
+
 class CloudSigmaEmulator:
     def __init__(self, listen="127.0.0.1:0", username="user@example.com",
                  password="secret", transition_delay=0.3, delete_delay=0.3, verbose=False):
@@ -982,12 +992,7 @@ class CloudSigmaEmulator:
             rest = parts[1:]
             if resource == "subscriptions" and method == "POST":
                 if not rest:
-                    objects = body.get("objects") if isinstance(body, dict) else None
-                    if not isinstance(objects, list) or not objects or \
-                            not all(isinstance(o, dict) for o in objects):
-                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
-                                       "objects")
-                    made = self.create_subscriptions(objects)
+                    made = self.create_subscriptions(_objects_of(body))
                     return 201, {"objects": [dict(o) for o in made],
                                  "price": "7.00000000000000000000"}, []
                 if len(rest) == 2 and rest[1] == "action":
@@ -997,33 +1002,20 @@ class CloudSigmaEmulator:
                 if not isinstance(body, dict):
                     raise ApiError(400, "validation", "Expected an object", None)
                 return 200, self._public(self.update_meta_only(resource, rest[0], body)), []
-            if resource == "keypairs" and method in ("POST", "PUT", "DELETE"):
+            # Objects made, edited and deleted at once: (create, update, delete).
+            immediate = {"keypairs": (self.create_keypairs, self.update_keypair,
+                                      self.delete_keypair),
+                         "fwpolicies": (self.create_fwpolicies, self.update_fwpolicy,
+                                        self.delete_fwpolicy)}
+            if resource in immediate and method in ("POST", "PUT", "DELETE"):
+                create, update, delete = immediate[resource]
                 if method == "POST" and not rest:
-                    objects = body.get("objects") if isinstance(body, dict) else None
-                    if not isinstance(objects, list) or not objects or \
-                            not all(isinstance(o, dict) for o in objects):
-                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
-                                       "objects")
                     return 201, {"objects": [self._public(o)
-                                             for o in self.create_keypairs(objects)]}, []
+                                             for o in create(_objects_of(body))]}, []
                 if method == "PUT" and len(rest) == 1 and isinstance(body, dict):
-                    return 200, self._public(self.update_keypair(rest[0], body)), []
+                    return 200, self._public(update(rest[0], body)), []
                 if method == "DELETE" and len(rest) == 1:
-                    self.delete_keypair(rest[0])
-                    return 204, None, []
-            if resource == "fwpolicies" and method in ("POST", "PUT", "DELETE"):
-                if method == "POST" and not rest:
-                    objects = body.get("objects") if isinstance(body, dict) else None
-                    if not isinstance(objects, list) or not objects or \
-                            not all(isinstance(o, dict) for o in objects):
-                        raise ApiError(400, "validation", "Expected {\"objects\": [...]}",
-                                       "objects")
-                    return 201, {"objects": [self._public(o)
-                                             for o in self.create_fwpolicies(objects)]}, []
-                if method == "PUT" and len(rest) == 1 and isinstance(body, dict):
-                    return 200, self._public(self.update_fwpolicy(rest[0], body)), []
-                if method == "DELETE" and len(rest) == 1:
-                    self.delete_fwpolicy(rest[0])
+                    delete(rest[0])
                     return 204, None, []
             if resource not in ("servers", "drives", "libdrives", "vlans", "ips", "keypairs",
                                 "subscriptions", "fwpolicies"):
@@ -1032,12 +1024,8 @@ class CloudSigmaEmulator:
                 return 200, self.list(resource, rest == ["detail"] or resource not in SHORT_KEYS
                                       or resource == "libdrives", query), []
             if method == "POST" and not rest and resource in ("servers", "drives"):
-                objects = body.get("objects") if isinstance(body, dict) else body
-                if not isinstance(objects, list) or not objects or \
-                        not all(isinstance(o, dict) for o in objects):
-                    raise ApiError(400, "validation", "Expected {\"objects\": [...]}", "objects")
                 made = (self.create_drives if resource == "drives" else
-                        self.create_servers)(objects)
+                        self.create_servers)(_objects_of(body, bare_list=True))
                 return 201, {"objects": [self._public(o) for o in made]}, []
             if len(rest) == 1 and method == "GET":
                 return 200, self._public(self._get(resource, rest[0])), []
