@@ -41,6 +41,12 @@ Behaviour worth knowing in tests:
     A list with activeOnly=true (mixcoatl always sends it) leaves out
     networks that are not ACTIVE. DELETE is a job; a network that a server
     was launched into is 409.
+  * A launch may name `network` {"networkId":N} (mixcoatl's Server.network):
+    an unknown network or one outside the data center's region is 400, as an
+    unknown data center or firewall is. The server shows the same `network`
+    object and its one private address is the network's first free host
+    (after three reserved ones, as AWS VPC keeps them). The emulated networks
+    have no subnets: any `subnet` is 400 "No such subnet".
   * admin/Job lists every job, whoever started it.
   * GET /_emulator/requests returns the request log (method, path,
     access key, status) — never a secret or a signature.
@@ -559,17 +565,30 @@ class Emulator:
             firewall_ids.append(fw_id)
         network_id = None
         if spec.get("network") is not None:
+            # Checked as the data center and the firewalls are: known, and in
+            # the server's region.
             network_id = _ref(spec, "network", "networkId", "network.networkId")
             if network_id not in st.networks:
                 raise ApiError(400, f"No such network: {network_id}")
+            if st.networks[network_id]["region"]["regionId"] != region:
+                raise ApiError(400, f"Network {network_id} is not in region {region}")
+        if spec.get("subnet") is not None:
+            # The emulated networks have no subnets (addNetwork makes none).
+            subnet_id = _ref(spec, "subnet", "subnetId", "subnet.subnetId")
+            raise ApiError(400, f"No such subnet: {subnet_id}")
         name = spec["name"]
         fail = (f"Launch of {name} failed: the cloud refused the request (emulated failure)"
                 if name.startswith(self.args.fail_prefix) else None)
 
         def complete():
+            private_ip = None
+            if network_id is not None:
+                private_ip = self._free_address(network_id)
             server_id = st.next_server
             st.next_server += 1
             prod = match[0]
+            if private_ip is None:
+                private_ip = f"10.1.{(server_id >> 8) & 255}.{server_id & 255}"
             st.servers[server_id] = {
                 "serverId": server_id, "name": name, "description": spec["description"],
                 "status": "PENDING", "providerId": f"i-{server_id:08x}",
@@ -581,7 +600,7 @@ class Emulator:
                 "owningGroups": [{"groupId": 9465}],
                 "firewalls": [{"firewallId": f} for f in firewall_ids], "budget": budget,
                 "platform": st.images[image_id]["platform"], "agentVersion": 17,
-                "privateIpAddresses": [f"10.1.{(server_id >> 8) & 255}.{server_id & 255}"],
+                "privateIpAddresses": [private_ip],
                 "startDate": dcm_date(time.time()),
                 "_running_at": time.time() + self.args.boot_seconds,
             }
@@ -595,6 +614,20 @@ class Emulator:
 
         job = st.new_job(f"Launch Server {name}", complete, fail)
         return 202, {"jobs": [dict(job)]}
+
+    def _free_address(self, network_id):
+        """The first host address of the network no server holds, skipping the
+        first three as AWS VPC reserves them (router, DNS, future use)."""
+        st = self.state
+        net = st.networks.get(network_id)
+        if net is None:  # removed while the launch job ran
+            raise ApiError(400, f"No such network: {network_id}")
+        taken = {ip for s in st.servers.values() for ip in s.get("privateIpAddresses", [])}
+        hosts = ipaddress.IPv4Network(net["networkAddress"]).hosts()
+        for i, host in enumerate(hosts):
+            if i >= 3 and str(host) not in taken:
+                return str(host)
+        raise ApiError(400, f"Network {network_id} has no free address")
 
     def server_action(self, rid, query, body):
         st = self.state

@@ -448,3 +448,111 @@ def test_real_mixcoatl_networks(emulator):
     sent = [(r["method"], r["path"].split("?")[0].rsplit("/", 1)[-1])
             for r in emulator.requests_log() if r["userAgent"] == "mixcoatl"]
     assert ("POST", "Network") in sent and ("DELETE", str(mine[0]["id"])) in sent
+
+
+MIXCOATL_NETWORK_LAUNCH_SCRIPT = r'''
+import json, os, time
+from mixcoatl.infrastructure.server import Server
+from mixcoatl.network.network import Network
+from mixcoatl.admin.job import Job
+
+def wait(job_id):
+    for _ in range(200):
+        j = Job(job_id)
+        j.load()
+        if j.status != "RUNNING":
+            return j
+        time.sleep(0.05)
+
+out = {}
+n = Network()
+n.budget = int(os.environ["BUDGET"])
+n.name = "mixcoatl-launch-net"
+n.description = "servers go here"
+n.network_address = "10.60.0.0/24"
+n.region = int(os.environ["REGION"])
+net_id = int(wait(n.create().job_id).message)
+out["network_id"] = net_id
+servers = []
+for name in ("on-net-1", "on-net-2"):
+    s = Server()
+    s.provider_product_id = "m1.small"
+    s.machine_image = int(os.environ["IMAGE"])
+    s.data_center = int(os.environ["DATACENTER"])
+    s.budget = int(os.environ["BUDGET"])
+    s.name = name
+    s.description = "on a network"
+    s.network = net_id
+    j = wait(s.launch())
+    out.setdefault("launch_status", []).append(j.status)
+    servers.append(int(j.message))
+out["networks"] = []
+out["private_ips"] = []
+for server_id in servers:
+    s = Server(server_id)
+    s.load()
+    out["networks"].append(s.network)
+    out["private_ips"].append(s.private_ip_addresses)
+one = Network(net_id)
+one.load()
+one.destroy(reason="busy")
+out["in_use_error"] = str(one.last_error)
+for server_id in servers:
+    s = Server(server_id)
+    s.load()
+    s.destroy(reason="done")
+    wait(s.current_job)
+print(json.dumps(out))
+'''
+
+
+def test_launch_on_a_network_with_mixcoatl(emulator):
+    # mixcoatl's Server.network sends {"network":{"networkId":N}}; the server
+    # shows it and has an address of the network.
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": MIXCOATL_PATH,
+           "HOME": str(emulator.workdir), "DCM_ENDPOINT": emulator.url,
+           "DCM_ACCESS_KEY": es.ACCESS_KEY, "DCM_SECRET_KEY": es.SECRET_KEY,
+           "DCM_SSL_VERIFY": "0", "REGION": str(es.REGION), "BUDGET": str(es.BUDGET),
+           "IMAGE": str(es.IMAGE), "DATACENTER": str(es.DATACENTER),
+           "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = subprocess.run([MIXCOATL_PYTHON, "-c", MIXCOATL_NETWORK_LAUNCH_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["launch_status"] == ["COMPLETE", "COMPLETE"], out
+    net_id = out["network_id"]
+    # mixcoatl reads the record back with its keys uncamelled.
+    assert out["networks"] == [{"network_id": net_id}] * 2, out
+    # The first free hosts after the three reserved ones, one per server.
+    assert out["private_ips"] == [["10.60.0.4"], ["10.60.0.5"]], out
+    # A network that servers are on cannot be deleted (409).
+    assert "is in use by server" in out["in_use_error"], out
+    launches = [r for r in emulator.requests_log()
+                if r["method"] == "POST" and r["userAgent"] == "mixcoatl"
+                and r["path"].endswith("/infrastructure/Server")]
+    assert [r["status"] for r in launches[-2:]] == [202, 202]
+    assert emulator.request("DELETE", f"network/Network/{net_id}?reason=x")[0] == 202
+
+
+def test_launch_on_an_unknown_or_far_network_is_400(emulator):
+    status, body, _ = emulator.request("POST", "network/Network", {"addNetwork": [{
+        "budget": es.BUDGET, "name": "tokyo", "description": "d",
+        "networkAddress": "10.70.0.0/24", "region": {"regionId": 19341}}]})
+    assert status == 202, body
+    far = int(emulator.wait_job(body["jobs"][0]["jobId"])["message"])
+    base = {"name": "emu-net", "description": "d", "product": {"productId": "m1.small"},
+            "machineImage": {"machineImageId": es.IMAGE},
+            "dataCenter": {"dataCenterId": es.DATACENTER}, "budget": es.BUDGET}
+    for extra, message in (({"network": {"networkId": 99999}}, "No such network: 99999"),
+                           ({"network": {"networkId": str(far)}},
+                            f"Network {far} is not in region {es.REGION}"),
+                           ({"network": {}}, "network.networkId is required"),
+                           ({"network": {"networkId": far}, "subnet": {"subnetId": 7}},
+                            f"Network {far} is not in region {es.REGION}")):
+        status, body, _ = emulator.request("POST", "infrastructure/Server",
+                                           {"launch": [{**base, **extra}]})
+        assert (status, body) == (400, {"error": {"message": message}}), extra
+    status, body, _ = emulator.request("POST", "infrastructure/Server",
+                                       {"launch": [{**base, "subnet": {"subnetId": 7}}]})
+    assert (status, body) == (400, {"error": {"message": "No such subnet: 7"}})
+    assert emulator.request("DELETE", f"network/Network/{far}?reason=x")[0] == 202
