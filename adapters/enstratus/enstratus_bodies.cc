@@ -78,6 +78,7 @@ std::string LaunchBody(const LaunchSpec& spec) {
       }
       w.EndArray();
     }
+    if (spec.network_id != 0) Ref(w, "network", "networkId", spec.network_id);
     if (!spec.label.empty()) {
       Key(w, "label");
       String(w, spec.label);

@@ -337,6 +337,10 @@ absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
             }
           }
         }
+        if (auto network = RefId(s, "network", "networkId")) {
+          out.add_network_interfaces()->set_network(
+              Name(account, "networks", absl::StrCat(*network)));
+        }
         if (auto budget = Int(s, "budget")) {
           out.set_billing_code(Name(account, "billingCodes", absl::StrCat(*budget)));
         }

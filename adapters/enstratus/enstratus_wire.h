@@ -161,6 +161,14 @@ google::longrunning::Operation JobToOperation(const Job& job, absl::string_view 
 // The paging key of a job id: zero-padded so keys sort like the ids.
 std::string JobKey(int64_t job_id);
 
+// `{"servers":[...]}` (infrastructure/Server). A server's `network`
+// (`{"networkId":N}`, mixcoatl's Server.network) is its one
+// network_interfaces entry, with only `network` set: DCM says which network
+// the server is on, not which of its addresses is on it, nor any MAC, model
+// or interface id, so those stay empty (the addresses are in ip_addresses).
+// No `network` (a server on the cloud's default network), no interface.
+// The deprecated `vlan` and a `subnet` are kept in provider_details only: a
+// vlanId is not known to name a network/Network.
 absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
                                                        absl::string_view account,
                                                        const Aliases& aliases);
@@ -253,6 +261,10 @@ struct LaunchSpec {
   std::vector<int64_t> firewall_ids;  // left out when empty
   std::string label;                  // left out when empty
   std::string user_data;              // left out when empty
+  // The DCM network to launch into, sent as `"network":{"networkId":N}`
+  // (mixcoatl's Server.network); left out when 0. No `subnet`: cloudplane
+  // has no subnet resource.
+  int64_t network_id = 0;
 };
 std::string LaunchBody(const LaunchSpec& spec);
 

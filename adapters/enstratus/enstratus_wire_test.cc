@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A recorded payload (@shared_fixtures//:enstratus, the scrubbed responses
 // of the mixcoatl test suite); a missing one fails the test.
@@ -650,6 +651,63 @@ TEST(NetworkWire, AddNetworkBodyAndParse) {
   EXPECT_EQ((*nets)[1].state(), v1::Network::PENDING);
   EXPECT_EQ(ParseNetworks(R"({"networks":[{"name":"x"}]})", "dcm").status().code(),
             absl::StatusCode::kInternal);
+}
+
+// A launch into a network sends mixcoatl's `"network":{"networkId":N}`
+// (§7), after the firewalls and before the label.
+TEST(NetworkWire, LaunchBodyNamesTheNetwork) {
+  LaunchSpec spec;
+  spec.name = "web-1";
+  spec.description = "front end";
+  spec.provider_product_id = "m1.large";
+  spec.machine_image_id = 284831;
+  spec.data_center_id = 64716;
+  spec.budget = 10287;
+  spec.firewall_ids = {117164};
+  spec.label = "orange";
+  spec.network_id = 42001;
+  EXPECT_EQ(LaunchBody(spec),
+            R"({"launch":[{"name":"web-1","description":"front end","product":{"productId":)"
+            R"("m1.large"},"machineImage":{"machineImageId":284831},"dataCenter":)"
+            R"({"dataCenterId":64716},"budget":10287,"firewalls":[{"firewallId":117164}],)"
+            R"("network":{"networkId":42001},"label":"orange"}]})");
+  spec.network_id = 0;
+  EXPECT_THAT(LaunchBody(spec), Not(HasSubstr("network")));
+}
+
+// A server's `network` is its one interface, holding only the network; the
+// recorded servers carry none (one has the deprecated `vlan`, which is not
+// read as a network) and get no interface.
+TEST(NetworkWire, ServersOnANetworkHaveItsInterface) {
+  auto servers = ParseServers(
+      R"({"servers":[{"serverId":5001,"name":"web","status":"RUNNING",)"
+      R"("network":{"networkId":42001},"subnet":{"subnetId":7},)"
+      R"("privateIpAddresses":["10.40.0.4"],"publicIpAddress":"1.1.1.1"},)"
+      R"({"serverId":5002,"status":"RUNNING","network":{"networkId":"42002"}},)"
+      R"({"serverId":5003,"status":"RUNNING","vlan":{"vlanId":2600}}]})",
+      "dcm", {});
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  ASSERT_EQ(servers->size(), 3u);
+  const v1::Instance& on_net = (*servers)[0];
+  ASSERT_EQ(on_net.network_interfaces_size(), 1);
+  const v1::NetworkInterface& nic = on_net.network_interfaces(0);
+  EXPECT_EQ(nic.network(), "accounts/dcm/networks/42001");
+  EXPECT_EQ(nic.address(), "");
+  EXPECT_EQ(nic.id(), "");
+  EXPECT_EQ(nic.mac_address(), "");
+  EXPECT_THAT(on_net.ip_addresses(), ElementsAre("1.1.1.1", "10.40.0.4"));
+  EXPECT_EQ(on_net.provider_details().fields().at("subnet").struct_value().fields().at(
+                "subnetId").number_value(),
+            7);
+  // An id sent as a string (§7: ids may arrive as strings) names it too.
+  ASSERT_EQ((*servers)[1].network_interfaces_size(), 1);
+  EXPECT_EQ((*servers)[1].network_interfaces(0).network(), "accounts/dcm/networks/42002");
+  EXPECT_EQ((*servers)[2].network_interfaces_size(), 0);
+  EXPECT_TRUE((*servers)[2].provider_details().fields().contains("vlan"));
+
+  auto recorded = ParseServers(Fixture("unit/infrastructure/server.json"), "dcm", {});
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  for (const v1::Instance& s : *recorded) EXPECT_EQ(s.network_interfaces_size(), 0) << s.name();
 }
 
 }  // namespace
