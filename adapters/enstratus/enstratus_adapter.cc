@@ -136,13 +136,15 @@ ProviderInfo EnstratusProviderInfo() {
   // The launch body: name (display_name, else instance_id, the alias),
   // description (provider_options' one key "description", else the name),
   // machineImage, product, dataCenter, budget, keypair, firewalls, label
-  // (the one label key "label"), userData. start=true is how DCM launches;
-  // start=false is refused by the adapter.
+  // (the one label key "label"), userData, network (the network of the one
+  // interface allowed; its address, MAC, model and firewall are not
+  // honoured). start=true is how DCM launches; start=false is refused by
+  // the adapter.
   kit::Honour(info, "ComputeService", "CreateInstance",
               {"instance_id", "instance.display_name", "instance.image", "instance.machine_type",
                "instance.location", "instance.billing_code", "instance.firewalls",
                "instance.key_name", "instance.user_data", "instance.labels",
-               "instance.provider_options", "start"});
+               "instance.network_interfaces.network", "instance.provider_options", "start"});
   kit::Honour(info, "ComputeService", "DeleteInstance", {"allow_missing"});
   kit::Honour(info, "ComputeService", "StartInstance", {});
   kit::Honour(info, "ComputeService", "StopInstance", {});

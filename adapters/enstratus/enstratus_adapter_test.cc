@@ -864,6 +864,7 @@ TEST_F(FieldContract, HonouredLaunchFieldsReachTheLaunchBody) {
   in->set_user_data("echo hi");
   (*in->mutable_labels())["label"] = "orange";
   (*in->mutable_provider_options()->mutable_fields())["description"].set_string_value("web tier");
+  in->add_network_interfaces()->set_network("accounts/dcm/networks/42001");
   fake_->Expect("GET", "/infrastructure/ServerProduct/652",
                 Json(200, R"({"serverProducts":[{"productId":652,)"
                           R"("providerProductId":"m1.large"}]})"));
@@ -881,10 +882,70 @@ TEST_F(FieldContract, HonouredLaunchFieldsReachTheLaunchBody) {
                            R"("machineImage":{"machineImageId":284542})",
                            R"("dataCenter":{"dataCenterId":64351})", R"("budget":10300)",
                            R"("keypair":"ops-key")", R"("firewalls":[{"firewallId":116387}])",
-                           R"("label":"orange")", R"("userData":"echo hi")"}) {
+                           R"("label":"orange")", R"("userData":"echo hi")",
+                           R"("network":{"networkId":42001})"}) {
     EXPECT_THAT(body, HasSubstr(sent));
   }
   EXPECT_EQ(fake_->PendingExpectations(), 0u);
+}
+
+// The server's contract refuses interface fields other than the network;
+// the adapter refuses them too (naming the interface by index), and a second
+// interface or a network that is not a DCM id, before anything is sent.
+TEST_F(FieldContract, InterfacesBeyondOneNetworkAreRefusedBeforeAnyRequest) {
+  auto launch = [] {
+    v1::CreateInstanceRequest req;
+    req.set_parent("accounts/dcm");
+    v1::Instance* in = req.mutable_instance();
+    in->set_image("accounts/dcm/images/284542");
+    in->set_machine_type("accounts/dcm/machineTypes/652");
+    in->set_location("accounts/dcm/locations/dc-64351");
+    return req;
+  };
+  struct Case {
+    std::function<void(v1::Instance&)> set;
+    std::vector<std::string> fields;
+  };
+  const std::string net = "accounts/dcm/networks/42001";
+  const std::vector<Case> cases = {
+      {[&](v1::Instance& in) {
+         in.add_network_interfaces()->set_network(net);
+         in.add_network_interfaces()->set_network(net);
+       },
+       {"instance.network_interfaces[1]"}},
+      {[&](v1::Instance& in) {
+         v1::NetworkInterface* nic = in.add_network_interfaces();
+         nic->set_network(net);
+         nic->set_address("10.0.0.9");
+         nic->set_mac_address("02:00:00:00:00:01");
+         nic->set_model("virtio");
+         nic->set_firewall("accounts/dcm/firewalls/116387");
+       },
+       {"instance.network_interfaces[0].address", "instance.network_interfaces[0].mac_address",
+        "instance.network_interfaces[0].model", "instance.network_interfaces[0].firewall"}},
+      {[&](v1::Instance& in) { in.add_network_interfaces()->set_model("virtio"); },
+       {"instance.network_interfaces[0].model", "instance.network_interfaces[0].network"}},
+      {[&](v1::Instance& in) {
+         in.add_network_interfaces()->set_network("accounts/dcm/networks/x");
+       },
+       {"instance.network_interfaces[0].network"}},
+      {[&](v1::Instance& in) {
+         in.add_network_interfaces()->set_network("accounts/other/networks/42001");
+       },
+       {"instance.network_interfaces[0].network"}},
+  };
+  for (const Case& c : cases) {
+    v1::CreateInstanceRequest req = launch();
+    c.set(*req.mutable_instance());
+    auto refused = Create(req);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+    auto bad = GetBadRequest(refused.status());
+    ASSERT_TRUE(bad.has_value()) << refused.status();
+    std::vector<std::string> fields;
+    for (const auto& v : bad->field_violations()) fields.push_back(v.field());
+    EXPECT_THAT(fields, ::testing::UnorderedElementsAreArray(c.fields));
+  }
+  EXPECT_TRUE(fake_->Sent().empty());
 }
 
 // addRule sends no ports for icmp: ports on an icmp rule are refused, not

@@ -79,6 +79,32 @@ absl::Status CheckLaunch(const Account& a, const v1::CreateInstanceRequest& requ
     }
     spec.firewall_ids.push_back(*fw);
   }
+  // A launch names at most one network (`network`, §7); an interface holds
+  // nothing else DCM could be told. The server's field contract refuses
+  // the other interface fields before this runs; they are refused here too,
+  // so the adapter never drops one whoever calls it.
+  for (int i = 0; i < in.network_interfaces_size(); ++i) {
+    const std::string field = absl::StrCat("instance.network_interfaces[", i, "]");
+    if (i > 0) {
+      AddFieldViolation(status, field, "enStratus launches a server on one network");
+      continue;
+    }
+    const v1::NetworkInterface& nic = in.network_interfaces(i);
+    for (const auto& [value, name] :
+         {std::pair{&nic.address(), ".address"}, std::pair{&nic.mac_address(), ".mac_address"},
+          std::pair{&nic.model(), ".model"}, std::pair{&nic.firewall(), ".firewall"}}) {
+      if (!value->empty()) {
+        AddFieldViolation(status, absl::StrCat(field, name),
+                          "an enStratus launch takes only the interface's network");
+      }
+    }
+    if (nic.network().empty()) {
+      AddFieldViolation(status, absl::StrCat(field, ".network"),
+                        "is required: the enStratus network to launch into");
+    } else {
+      spec.network_id = dcm_ref(absl::StrCat(field, ".network"), "networks", nic.network());
+    }
+  }
   if (request.has_start() && !request.start()) {
     AddFieldViolation(status, "start", "enStratus launches servers running");
   }

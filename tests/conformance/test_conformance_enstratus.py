@@ -23,6 +23,13 @@ class EnstratusProfile(Profile):
     @contextlib.contextmanager
     def environment(self, workdir):
         emulator = es.EnstratusEmulator(workdir, job_seconds=0.2, boot_seconds=0.2).start()
+        # A network to launch on (network_interfaces' sample): DCM's
+        # addNetwork, straight at the emulator.
+        status, body, _ = emulator.request("POST", "network/Network", {"addNetwork": [{
+            "budget": es.BUDGET, "name": "conformance", "description": "conformance",
+            "networkAddress": "10.90.0.0/24", "region": {"regionId": es.REGION}}]})
+        assert status == 202, body
+        self.network_id = int(emulator.wait_job(body["jobs"][0]["jobId"])["message"])
         # The server reads the key pair from this variable at start-up.
         os.environ["ENSTRATUS_TEST_KEYS"] = es.KEYS
         try:
@@ -57,7 +64,10 @@ accounts {{
         # DCM keeps one label, under the key "label".
         return {"billing_code": f"{self.account}/billingCodes/{es.BUDGET}",
                 "firewalls": [f"{self.account}/firewalls/116387"],
-                "labels": {"label": "conformance"}}
+                "labels": {"label": "conformance"},
+                # One interface, only its network (what a launch can name).
+                "network_interfaces": [compute_pb2.NetworkInterface(
+                    network=f"{self.account}/networks/{self.network_id}")]}
 
     def unsupported_call(self):
         # DCM's API has no reboot; a mutation, so the suite also checks that
