@@ -130,11 +130,29 @@
 //     account option (without it CreateNetwork is not supported, like
 //     CreateFirewall). No update, addresses or subnets (DCM's network/Subnet
 //     is not in mixcoatl).
+//   Instances on a network: CreateInstance takes at most one
+//     network_interfaces entry whose only field is `network`
+//     (`accounts/{a}/networks/{networkId}`), sent in the launch as
+//     `"network":{"networkId":N}` (mixcoatl's Server.network). Whether the
+//     network exists, and is in the data center's region, is DCM's to say
+//     (its 400 is INVALID_ARGUMENT). Reads: a server's `network` is its one
+//     interface, with only `network` set; DCM does not say which of the
+//     server's addresses is on it (they stay in ip_addresses), nor any MAC,
+//     model or interface id. No Attach/DetachNetworkInterface (DCM has no
+//     such action). Subnets: cloudplane has no Subnet resource, so a
+//     launch never sends mixcoatl's `subnet`; a server's `subnet`, and the
+//     deprecated `vlan` (not known to be a networkId), stay in
+//     provider_details only.
 // Fields (the strict field contract, ProviderInfo::honoured_fields; the
 // server refuses any other set field with INVALID_ARGUMENT /
 // FIELD_UNSUPPORTED before the adapter runs):
 //   CreateInstance does not honour cpu_count, cpu_mhz, memory_bytes (the
-//     machine_type, a DCM product, sizes a server): refused.
+//     machine_type, a DCM product, sizes a server), nor an interface's
+//     address, mac_address, model or firewall (a launch names only the
+//     network): refused, the interface fields by the server as
+//     `instance.network_interfaces.address` etc. The adapter refuses them
+//     too, as `instance.network_interfaces[0].address`, and a second
+//     interface as `instance.network_interfaces[1]`.
 //   StopInstance does not honour force (DCM's stop has no hard variant):
 //     refused.
 //   CreateFirewallRule does not honour rule.description (DCM takes it as
