@@ -10,15 +10,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/strings/ascii.h"
 #include "adapters/common/aws/query.h"
 #include "adapters/phantom/phantom_wire.h"
 #include "base/fuzzing/fuzz_checks.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace cloudplane;
-  using namespace cloudplane::adapters::phantom;
-  const absl::string_view body = fuzzing::AsText(data, size);
+namespace {
 
+using namespace cloudplane;
+using namespace cloudplane::adapters::phantom;
+
+void Rest(absl::string_view body) {
   for (int http_status : {200, 403}) {
     if (auto token = ParseTokenResponse(http_status, body); token.ok()) {
       fuzzing::CheckUtf8(token->user_id, "token user id");
@@ -32,10 +34,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     fuzzing::CheckStatus(sites.status(), "ParseSites");
   }
-  for (int http_status : {403, 500}) {
-    fuzzing::CheckStatus(StatusFromRest(http_status, body, "GET /sites"), "StatusFromRest");
-  }
+}
 
+void Query(absl::string_view body) {
   for (absl::string_view action : {"DescribeLaunchConfigurations", "DescribeAutoScalingGroups"}) {
     auto response = aws::ParseQueryResponse(action, body);
     if (!response.ok()) continue;
@@ -56,6 +57,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         fuzzing::CheckStatus(groups.status(), "ParseGroups");
       }
     }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const absl::string_view body = fuzzing::AsText(data, size);
+  for (int http_status : {403, 500}) {
+    fuzzing::CheckStatus(StatusFromRest(http_status, body, "GET /sites"), "StatusFromRest");
+  }
+  // REST answers are JSON and query answers XML; each body goes to the
+  // readers of its kind (the adapter knows which API it asked).
+  const absl::string_view start = absl::StripLeadingAsciiWhitespace(body);
+  if (!start.empty() && start.front() == '<') {
+    Query(body);
+  } else {
+    Rest(body);
   }
   return 0;
 }
