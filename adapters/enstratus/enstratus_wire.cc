@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "adapters/common/http/http_status.h"
 #include "adapters/common/json/json.h"
+#include "adapters/common/kit/timestamps.h"
 #include "adapters/enstratus/enstratus_wire.h"
 #include "base/errors.h"
 #include "base/reasons.h"
@@ -89,16 +90,6 @@ std::optional<absl::Time> ParseDate(absl::string_view s) {
   std::string err;
   if (s.empty() || !absl::ParseTime("%Y-%m-%dT%H:%M:%E*S%z", s, &t, &err)) return std::nullopt;
   return t;
-}
-
-void SetTimestamp(google::protobuf::Timestamp* ts, absl::Time t) {
-  const int64_t nanos = absl::ToUnixNanos(t);
-  ts->set_seconds(nanos / 1000000000);
-  ts->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  if (ts->nanos() < 0) {
-    ts->set_seconds(ts->seconds() - 1);
-    ts->set_nanos(ts->nanos() + 1000000000);
-  }
 }
 
 void ToValue(const rj::Value& in, google::protobuf::Value* out, int depth) {
@@ -242,13 +233,13 @@ google::longrunning::Operation JobToOperation(const Job& job, absl::string_view 
   // a job carries; on ERROR it is DCM's reason.
   if (!job.message.empty()) absl::StrAppend(&detail, "; message: ", job.message);
   md.set_status_detail(detail);
-  if (job.start.has_value()) SetTimestamp(md.mutable_create_time(), *job.start);
+  if (job.start.has_value()) kit::SetTimestamp(*job.start, md.mutable_create_time());
   if (job.end.has_value()) {
-    SetTimestamp(md.mutable_update_time(), *job.end);
+    kit::SetTimestamp(*job.end, md.mutable_update_time());
     // The fixtures carry an endDate on a RUNNING job; it ends nothing.
-    if (op.done()) SetTimestamp(md.mutable_end_time(), *job.end);
+    if (op.done()) kit::SetTimestamp(*job.end, md.mutable_end_time());
   } else if (job.start.has_value()) {
-    SetTimestamp(md.mutable_update_time(), *job.start);
+    kit::SetTimestamp(*job.start, md.mutable_update_time());
   }
   op.mutable_metadata()->PackFrom(md);
 
@@ -348,7 +339,7 @@ absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto start = ParseDate(Str(s, "startDate"))) {
-          SetTimestamp(out.mutable_create_time(), *start);
+          kit::SetTimestamp(*start, out.mutable_create_time());
         }
         RawDetails(s, out.mutable_provider_details());
         return out;
@@ -412,7 +403,7 @@ absl::StatusOr<std::vector<v1::Network>> ParseNetworks(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto created = ParseDate(Str(n, "createdTimestamp"))) {
-          SetTimestamp(out.mutable_create_time(), *created);
+          kit::SetTimestamp(*created, out.mutable_create_time());
         }
         RawDetails(n, out.mutable_provider_details());
         // The tag a create adds (TaggedDescription) is ours, not DCM's.
@@ -670,7 +661,7 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto created = ParseDate(Str(v, "creationTimestamp"))) {
-          SetTimestamp(out.mutable_create_time(), *created);
+          kit::SetTimestamp(*created, out.mutable_create_time());
         }
         RawDetails(v, out.mutable_provider_details());
         return out;

@@ -18,13 +18,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/kit/timestamps.h"
 #include "adapters/common/net/ip.h"
 #include "adapters/opennebula/opennebula_wire.h"
 #include "adapters/opennebula/opennebula_wire_internal.h"
 #include "base/errors.h"
 #include "base/status.h"
 #include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace cloudplane::adapters::opennebula {
 
@@ -155,9 +155,7 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
     }
   }
   const int64_t stime = IntOr(&vm, "STIME", 0);
-  if (stime > 0) {
-    *out.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(stime);
-  }
+  if (stime > 0) kit::SetUnixSeconds(stime, out.mutable_create_time());
   for (auto& [k, v] : LabelsFromUserTemplate(vm.Child("USER_TEMPLATE"))) {
     (*out.mutable_labels())[k] = v;
   }
@@ -381,9 +379,7 @@ absl::StatusOr<v1::Volume> VolumeFromImage(const xml::Node& image, absl::string_
     }
   }
   const int64_t regtime = IntOr(&image, "REGTIME", 0);
-  if (regtime > 0) {
-    *out.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(regtime);
-  }
+  if (regtime > 0) kit::SetUnixSeconds(regtime, out.mutable_create_time());
   std::map<std::string, std::string> tmpl = SingleAttributes(image.Child("TEMPLATE"));
   if (auto it = tmpl.find("LABELS"); it != tmpl.end()) {
     for (absl::string_view label : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {

@@ -232,6 +232,24 @@ TEST(OpenNebulaWireTest, InstanceProviderDetailsKeepTheVmsFieldsButNoSecrets) {
   }
 }
 
+// opennebula_wire_fuzz: an STIME or REGTIME beyond a Timestamp's range
+// reached protobuf's TimeUtil::SecondsToTimestamp, whose CHECK aborts the
+// whole server. Such a time is left unset.
+TEST(OpenNebulaWireTest, AnAbsurdStartTimeIsNotSetAndDoesNotAbort) {
+  auto vm = xml::Parse(
+      "<VM><ID>7</ID><NAME>x</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+      "<STIME>1000000000000000</STIME></VM>");
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  auto i = InstanceFromVm(vm->Root(), "one", "x");
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_FALSE(i->has_create_time());
+  auto ok = xml::Parse(
+      "<VM><ID>7</ID><NAME>x</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+      "<STIME>1700000000</STIME></VM>");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(InstanceFromVm(ok->Root(), "one", "x")->create_time().seconds(), 1700000000);
+}
+
 // User data kept as it is (USERDATA, no encoding, as cloud-init's examples
 // write it) is hashed as it is; base64 that does not decode is too.
 TEST(OpenNebulaWireTest, UserDataDigestOfPlainAndUndecodableContext) {

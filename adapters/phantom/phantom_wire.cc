@@ -19,6 +19,7 @@
 #include "adapters/common/aws/sigv4.h"
 #include "adapters/common/http/http_status.h"
 #include "adapters/common/json/json.h"
+#include "adapters/common/kit/timestamps.h"
 #include "base/errors.h"
 #include "base/reasons.h"
 #include "base/utf8.h"
@@ -72,9 +73,7 @@ void SetTime(absl::string_view text, google::protobuf::Timestamp* ts) {
   absl::Time t;
   // Phantom: 2013-06-01T12:00:00.123456Z; AWS: 2013-06-01T12:00:00.123Z.
   if (!text.empty() && absl::ParseTime(absl::RFC3339_full, text, &t, nullptr)) {
-    const int64_t nanos = absl::ToUnixNanos(t);
-    ts->set_seconds(nanos / 1000000000);
-    ts->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+    kit::SetTimestamp(t, ts);
   }
 }
 
