@@ -233,13 +233,15 @@ google::longrunning::Operation JobToOperation(const Job& job, absl::string_view 
   // a job carries; on ERROR it is DCM's reason.
   if (!job.message.empty()) absl::StrAppend(&detail, "; message: ", job.message);
   md.set_status_detail(detail);
-  if (job.start.has_value()) kit::SetTimestamp(*job.start, md.mutable_create_time());
-  if (job.end.has_value()) {
-    kit::SetTimestamp(*job.end, md.mutable_update_time());
+  const auto start = job.start ? kit::ToTimestamp(*job.start) : std::nullopt;
+  const auto end = job.end ? kit::ToTimestamp(*job.end) : std::nullopt;
+  if (start) *md.mutable_create_time() = *start;
+  if (end) {
+    *md.mutable_update_time() = *end;
     // The fixtures carry an endDate on a RUNNING job; it ends nothing.
-    if (op.done()) kit::SetTimestamp(*job.end, md.mutable_end_time());
-  } else if (job.start.has_value()) {
-    kit::SetTimestamp(*job.start, md.mutable_update_time());
+    if (op.done()) *md.mutable_end_time() = *end;
+  } else if (start) {
+    *md.mutable_update_time() = *start;
   }
   op.mutable_metadata()->PackFrom(md);
 
@@ -339,7 +341,7 @@ absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto start = ParseDate(Str(s, "startDate"))) {
-          kit::SetTimestamp(*start, out.mutable_create_time());
+          if (auto ts = kit::ToTimestamp(*start)) *out.mutable_create_time() = *ts;
         }
         RawDetails(s, out.mutable_provider_details());
         return out;
@@ -403,7 +405,7 @@ absl::StatusOr<std::vector<v1::Network>> ParseNetworks(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto created = ParseDate(Str(n, "createdTimestamp"))) {
-          kit::SetTimestamp(*created, out.mutable_create_time());
+          if (auto ts = kit::ToTimestamp(*created)) *out.mutable_create_time() = *ts;
         }
         RawDetails(n, out.mutable_provider_details());
         // The tag a create adds (TaggedDescription) is ours, not DCM's.
@@ -661,7 +663,7 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
           (*out.mutable_labels())["label"] = label;
         }
         if (auto created = ParseDate(Str(v, "creationTimestamp"))) {
-          kit::SetTimestamp(*created, out.mutable_create_time());
+          if (auto ts = kit::ToTimestamp(*created)) *out.mutable_create_time() = *ts;
         }
         RawDetails(v, out.mutable_provider_details());
         return out;

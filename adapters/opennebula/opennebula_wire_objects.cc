@@ -155,7 +155,9 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
     }
   }
   const int64_t stime = IntOr(&vm, "STIME", 0);
-  if (stime > 0) kit::SetUnixSeconds(stime, out.mutable_create_time());
+  if (auto ts = kit::UnixSecondsToTimestamp(stime); stime > 0 && ts) {
+    *out.mutable_create_time() = *ts;
+  }
   for (auto& [k, v] : LabelsFromUserTemplate(vm.Child("USER_TEMPLATE"))) {
     (*out.mutable_labels())[k] = v;
   }
@@ -379,7 +381,9 @@ absl::StatusOr<v1::Volume> VolumeFromImage(const xml::Node& image, absl::string_
     }
   }
   const int64_t regtime = IntOr(&image, "REGTIME", 0);
-  if (regtime > 0) kit::SetUnixSeconds(regtime, out.mutable_create_time());
+  if (auto ts = kit::UnixSecondsToTimestamp(regtime); regtime > 0 && ts) {
+    *out.mutable_create_time() = *ts;
+  }
   std::map<std::string, std::string> tmpl = SingleAttributes(image.Child("TEMPLATE"));
   if (auto it = tmpl.find("LABELS"); it != tmpl.end()) {
     for (absl::string_view label : absl::StrSplit(it->second, ',', absl::SkipWhitespace())) {

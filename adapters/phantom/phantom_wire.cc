@@ -73,7 +73,7 @@ void SetTime(absl::string_view text, google::protobuf::Timestamp* ts) {
   absl::Time t;
   // Phantom: 2013-06-01T12:00:00.123456Z; AWS: 2013-06-01T12:00:00.123Z.
   if (!text.empty() && absl::ParseTime(absl::RFC3339_full, text, &t, nullptr)) {
-    kit::SetTimestamp(t, ts);
+    if (auto out = kit::ToTimestamp(t)) *ts = *out;
   }
 }
 

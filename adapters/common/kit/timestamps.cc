@@ -9,21 +9,22 @@ constexpr int64_t kMaxSeconds = 253402300799;
 
 }  // namespace
 
-bool SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+std::optional<google::protobuf::Timestamp> ToTimestamp(absl::Time t) {
   if (t < absl::FromUnixSeconds(kMinSeconds) || t >= absl::FromUnixSeconds(kMaxSeconds + 1)) {
-    return false;
+    return std::nullopt;
   }
   const int64_t seconds = absl::ToUnixSeconds(t);  // rounds down
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
-  return true;
+  google::protobuf::Timestamp out;
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+  return out;
 }
 
-bool SetUnixSeconds(int64_t seconds, google::protobuf::Timestamp* out) {
-  if (seconds < kMinSeconds || seconds > kMaxSeconds) return false;
-  out->set_seconds(seconds);
-  out->set_nanos(0);
-  return true;
+std::optional<google::protobuf::Timestamp> UnixSecondsToTimestamp(int64_t seconds) {
+  if (seconds < kMinSeconds || seconds > kMaxSeconds) return std::nullopt;
+  google::protobuf::Timestamp out;
+  out.set_seconds(seconds);
+  return out;
 }
 
 }  // namespace cloudplane::kit

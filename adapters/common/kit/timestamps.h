@@ -8,18 +8,19 @@
 #define CLOUDPLANE_ADAPTERS_COMMON_KIT_TIMESTAMPS_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/time/time.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace cloudplane::kit {
 
-// Sets `out` to `t` and returns true when `t` is in the Timestamp range;
-// otherwise leaves `out` alone and returns false.
-bool SetTimestamp(absl::Time t, google::protobuf::Timestamp* out);
+// `t` as a Timestamp, or nullopt outside the range. Callers assign it only
+// when present (`mutable_create_time()` alone would set an epoch time).
+std::optional<google::protobuf::Timestamp> ToTimestamp(absl::Time t);
 
 // The same for seconds since the Unix epoch.
-bool SetUnixSeconds(int64_t seconds, google::protobuf::Timestamp* out);
+std::optional<google::protobuf::Timestamp> UnixSecondsToTimestamp(int64_t seconds);
 
 }  // namespace cloudplane::kit
 
