@@ -2,6 +2,7 @@
 // in enstratus_sign.cc, names in enstratus_names.cc, request bodies in
 // enstratus_bodies.cc.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <utility>
 
@@ -15,6 +16,7 @@
 #include "adapters/common/http/http_status.h"
 #include "adapters/common/json/json.h"
 #include "adapters/common/kit/timestamps.h"
+#include "adapters/common/kit/units.h"
 #include "adapters/enstratus/enstratus_wire.h"
 #include "base/errors.h"
 #include "base/reasons.h"
@@ -308,8 +310,9 @@ absl::StatusOr<std::vector<v1::Instance>> ParseServers(absl::string_view json,
           out.set_location(Name(account, "locations", absl::StrCat("region-", *region)));
         }
         if (const rj::Value* product = Member(s, "product")) {
-          out.set_cpu_count(static_cast<int32_t>(Num(*product, "cpuCount")));
-          out.set_memory_bytes(static_cast<int64_t>(Num(*product, "ramInMb")) << 20);
+          out.set_cpu_count(static_cast<int32_t>(
+              std::clamp<int64_t>(Int(*product, "cpuCount").value_or(0), 0, INT32_MAX)));
+          out.set_memory_bytes(kit::Bytes(Int(*product, "ramInMb").value_or(0), kit::kMiB));
         }
         if (std::string ip = Str(s, "publicIpAddress"); !ip.empty()) out.add_ip_addresses(ip);
         for (const char* key : {"publicIpAddresses", "privateIpAddresses"}) {
@@ -559,8 +562,8 @@ absl::StatusOr<std::vector<v1::MachineType>> ParseServerProducts(absl::string_vi
         out.set_display_name(Str(p, "name"));
         out.set_cpu_count(static_cast<int32_t>(Int(p, "cpuCount").value_or(0)));
         out.set_cpu_mhz(Int(p, "cpuSpeedInMhz").value_or(0));
-        out.set_memory_bytes(Int(p, "ramInMb").value_or(0) << 20);
-        out.set_disk_bytes(Int(p, "diskSizeInGb").value_or(0) << 30);
+        out.set_memory_bytes(kit::Bytes(Int(p, "ramInMb").value_or(0), kit::kMiB));
+        out.set_disk_bytes(kit::Bytes(Int(p, "diskSizeInGb").value_or(0), kit::kGiB));
         RawDetails(p, out.mutable_provider_details());
         return out;
       });
@@ -639,7 +642,7 @@ absl::StatusOr<std::vector<v1::Volume>> ParseVolumes(absl::string_view json,
         if (!id.has_value()) return MissingId("volume", "volumeId");
         out.set_name(Name(account, "volumes", AliasOr(aliases.volumes, *id)));
         out.set_display_name(Str(v, "name"));
-        out.set_size_bytes(Int(v, "sizeInGb").value_or(0) << 30);
+        out.set_size_bytes(kit::Bytes(Int(v, "sizeInGb").value_or(0), kit::kGiB));
         out.set_provider_state(Str(v, "status"));
         out.set_media(v1::Volume::DISK);
         std::optional<int64_t> server = RefId(v, "server", "serverId");

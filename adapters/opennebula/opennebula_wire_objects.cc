@@ -1,6 +1,7 @@
 // Object documents ([api] XSD reference): VMs, hosts, VM templates,
 // locations, images as volumes, security groups.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/kit/timestamps.h"
+#include "adapters/common/kit/units.h"
 #include "adapters/common/net/ip.h"
 #include "adapters/opennebula/opennebula_wire.h"
 #include "adapters/opennebula/opennebula_wire_internal.h"
@@ -113,11 +115,16 @@ absl::StatusOr<v1::Instance> InstanceFromVm(const xml::Node& vm, absl::string_vi
   if (tmpl != nullptr) {
     double cpu = 0;
     int64_t vcpu = 0, memory = 0;
-    if (absl::SimpleAtoi(tmpl->ChildText("VCPU"), &vcpu)) out.set_cpu_count(vcpu);
-    if (absl::SimpleAtoi(tmpl->ChildText("MEMORY"), &memory)) {
-      out.set_memory_bytes(memory << 20);  // MiB
+    if (absl::SimpleAtoi(tmpl->ChildText("VCPU"), &vcpu) && vcpu > 0 && vcpu <= INT32_MAX) {
+      out.set_cpu_count(static_cast<int32_t>(vcpu));
     }
-    if (out.cpu_count() == 0 && absl::SimpleAtod(tmpl->ChildText("CPU"), &cpu)) {
+    if (absl::SimpleAtoi(tmpl->ChildText("MEMORY"), &memory)) {
+      out.set_memory_bytes(kit::Bytes(memory, kit::kMiB));
+    }
+    // CPU is a fraction of a core; a NaN or a number beyond int32 is no count
+    // (a float-to-int cast of it is undefined).
+    if (out.cpu_count() == 0 && absl::SimpleAtod(tmpl->ChildText("CPU"), &cpu) && cpu > 0 &&
+        cpu < 1e9) {
       out.set_cpu_count(std::max(1, static_cast<int>(cpu + 0.999)));
     }
     if (const xml::Node* t = tmpl->Child("TEMPLATE_ID"); t != nullptr && !t->Text().empty()) {
@@ -234,7 +241,7 @@ absl::StatusOr<v1::Host> HostFromXml(const xml::Node& host, absl::string_view ac
   }
   const xml::Node* share = host.Child("HOST_SHARE");
   out.set_cpu_count(static_cast<int32_t>(IntOr(share, "TOTAL_CPU", 0) / 100));  // CPU x 100
-  out.set_memory_bytes(IntOr(share, "TOTAL_MEM", 0) * 1024);                      // KiB
+  out.set_memory_bytes(kit::Bytes(IntOr(share, "TOTAL_MEM", 0), kit::kKiB));
   google::protobuf::Struct* d = out.mutable_provider_details();
   SetNumber(d, "state", static_cast<double>(state));
   // 5.12+ keep free/used in MONITORING/CAPACITY; ≤5.10 in HOST_SHARE ([api] XSD host.xsd).
@@ -370,7 +377,7 @@ absl::StatusOr<v1::Volume> VolumeFromImage(const xml::Node& image, absl::string_
     default: out.set_state(v1::Volume::STATE_UNSPECIFIED); break;  // DISABLED
   }
   out.set_media(s.type == 1 ? v1::Volume::CDROM : v1::Volume::DISK);
-  out.set_size_bytes(IntOr(&image, "SIZE", 0) << 20);  // MiB
+  out.set_size_bytes(kit::Bytes(IntOr(&image, "SIZE", 0), kit::kMiB));
   if (const xml::Node* vms = image.Child("VMS"); vms != nullptr) {
     for (const xml::Node* id : vms->ChildrenNamed("ID")) {
       int64_t vm = 0;

@@ -232,6 +232,27 @@ TEST(OpenNebulaWireTest, InstanceProviderDetailsKeepTheVmsFieldsButNoSecrets) {
   }
 }
 
+// opennebula_wire_fuzz: a host's TOTAL_MEM (KiB) times 1024 overflowed
+// int64; sizes and counts beyond their types are unknown (0), never wrapped.
+TEST(OpenNebulaWireTest, QuantitiesBeyondTheirTypesAreUnknown) {
+  auto host = xml::Parse(
+      "<HOST><ID>0</ID><NAME>h</NAME><STATE>2</STATE><HOST_SHARE>"
+      "<TOTAL_CPU>800</TOTAL_CPU><TOTAL_MEM>335521474836484432</TOTAL_MEM></HOST_SHARE></HOST>");
+  ASSERT_TRUE(host.ok()) << host.status();
+  auto h = HostFromXml(host->Root(), "one");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->memory_bytes(), 0);
+  EXPECT_EQ(h->cpu_count(), 8);
+  auto vm = xml::Parse(
+      "<VM><ID>7</ID><NAME>x</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE><TEMPLATE>"
+      "<VCPU>99999999999</VCPU><CPU>1e300</CPU><MEMORY>9223372036854775807</MEMORY></TEMPLATE></VM>");
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  auto i = InstanceFromVm(vm->Root(), "one", "x");
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->cpu_count(), 0);
+  EXPECT_EQ(i->memory_bytes(), 0);
+}
+
 // opennebula_wire_fuzz: an STIME or REGTIME beyond a Timestamp's range
 // reached protobuf's TimeUtil::SecondsToTimestamp, whose CHECK aborts the
 // whole server. Such a time is left unset.
