@@ -316,8 +316,10 @@ v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted) {
 absl::StatusOr<WireObject> ParseObject(absl::string_view json) {
   rj::Document doc;
   if (absl::Status s = Parse(json, doc); !s.ok()) return s;
-  if (const rj::Value* objects = Member(doc, "objects"); objects != nullptr) {
-    if (!objects->IsArray() || objects->Empty()) return Malformed("empty objects envelope");
+  // An envelope is a document whose `objects` is a list (POST answers); a
+  // server may hold any other member named `objects` and is still the object.
+  if (const rj::Value* objects = Member(doc, "objects"); objects != nullptr && objects->IsArray()) {
+    if (objects->Empty()) return Malformed("empty objects envelope");
     return ToWireObject((*objects)[0]);
   }
   return ToWireObject(doc);

@@ -240,6 +240,24 @@ TEST(Wire, ServerEditsKeepUntouchedFields) {
   EXPECT_THAT(*cleared, testing::HasSubstr(R"("meta":{"cloudplane_id":"web-1"})"));
 }
 
+// cloudsigma_wire_fuzz found a server holding a member `objects` that is not
+// a list: ParseObject took it for an envelope and refused the server it had
+// read before, once EditServer had written it back.
+TEST(Wire, AnObjectsMemberThatIsNotAListIsNoEnvelope) {
+  const std::string server = R"({"objects":true,"resource_uri":"servers/d","uuid":"c"})";
+  auto object = ParseObject(server);
+  ASSERT_TRUE(object.ok()) << object.status();
+  EXPECT_EQ(object->uuid, "c");
+  auto edited = EditServer(object->json, {.name = "renamed"});
+  ASSERT_TRUE(edited.ok());
+  auto back = ParseObject(*edited);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->uuid, "c");
+  // A real envelope still reads as its first object, and an empty one is refused.
+  EXPECT_EQ(ParseObject(R"({"objects":[{"uuid":"e"}]})")->uuid, "e");
+  EXPECT_FALSE(ParseObject(R"({"objects":[]})").ok());
+}
+
 // Labels and metadata items share the server's meta but never each other's
 // keys: labels are under cloudplane_label_, items are the plain keys.
 TEST(Wire, ServerLabelsAndMetadataDoNotOverwriteEachOther) {
