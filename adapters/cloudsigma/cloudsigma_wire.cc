@@ -316,9 +316,10 @@ v1::Volume::State VolumeStateFromWire(absl::string_view status, bool mounted) {
 absl::StatusOr<WireObject> ParseObject(absl::string_view json) {
   rj::Document doc;
   if (absl::Status s = Parse(json, doc); !s.ok()) return s;
-  // An envelope is a document whose `objects` is a list (POST answers); a
-  // server may hold any other member named `objects` and is still the object.
-  if (const rj::Value* objects = Member(doc, "objects"); objects != nullptr && objects->IsArray()) {
+  // An envelope (POST answers) is a document with an `objects` list and no
+  // uuid of its own; an object may hold a member named `objects` of any kind.
+  const rj::Value* objects = Member(doc, "objects");
+  if (objects != nullptr && objects->IsArray() && Member(doc, "uuid") == nullptr) {
     if (objects->Empty()) return Malformed("empty objects envelope");
     return ToWireObject((*objects)[0]);
   }

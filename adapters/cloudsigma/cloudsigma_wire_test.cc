@@ -240,8 +240,8 @@ TEST(Wire, ServerEditsKeepUntouchedFields) {
   EXPECT_THAT(*cleared, testing::HasSubstr(R"("meta":{"cloudplane_id":"web-1"})"));
 }
 
-// cloudsigma_wire_fuzz found a server holding a member `objects` that is not
-// a list: ParseObject took it for an envelope and refused the server it had
+// cloudsigma_wire_fuzz found a server holding a member `objects` (not a list,
+// then an empty list): ParseObject took it for an envelope and refused the server it had
 // read before, once EditServer had written it back.
 TEST(Wire, AnObjectsMemberThatIsNotAListIsNoEnvelope) {
   const std::string server = R"({"objects":true,"resource_uri":"servers/d","uuid":"c"})";
@@ -253,6 +253,10 @@ TEST(Wire, AnObjectsMemberThatIsNotAListIsNoEnvelope) {
   auto back = ParseObject(*edited);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->uuid, "c");
+  // The next run found the same with an empty list: an object has its uuid.
+  auto listing = ParseObject(R"({"objects":[],"resource_uri":"servers/d","uuid":"c"})");
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  EXPECT_EQ(listing->uuid, "c");
   // A real envelope still reads as its first object, and an empty one is refused.
   EXPECT_EQ(ParseObject(R"({"objects":[{"uuid":"e"}]})")->uuid, "e");
   EXPECT_FALSE(ParseObject(R"({"objects":[]})").ok());
