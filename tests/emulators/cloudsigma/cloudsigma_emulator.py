@@ -71,6 +71,7 @@ thread; one engine thread applies timed transitions.
 
 import argparse
 import base64
+import collections
 import copy
 import hashlib
 import heapq
@@ -239,6 +240,9 @@ class CloudSigmaEmulator:
         self.servers, self.drives = {}, {}
         self.vlans, self.ips, self.keypairs = {}, {}, {}
         self.fwpolicies = {}
+        # List requests per collection ("servers": 3), answered by GET
+        # /emulator/list-requests so tests count provider pages.
+        self.list_requests = collections.Counter()
         self.subscriptions = {}  # id (a string) -> subscription
         self._subscription_seq = 7270
         self._ip_seq = 10
@@ -537,8 +541,20 @@ class CloudSigmaEmulator:
                                        % ip, "nics")
                     conf["ip"] = _ref("ips", ip)
                 else:
+                    # CloudSigma answers "ip": null for dhcp and manual
+                    # (response_server_add_manual_nic, response_guest_for_context);
+                    # Libcloud's _parse_ips_from_nic reads conf["ip"].
                     conf["ip"] = None
                 nic["ip_v4_conf"] = conf
+            conf6 = nic.get("ip_v6_conf")
+            if conf6 is not None:
+                # The schema gives ip_v6_conf the same fields as ip_v4_conf
+                # (response_server_schema); no IPv6 addresses are emulated, so
+                # only dhcp and manual are taken, answered with "ip": null.
+                if not isinstance(conf6, dict) or conf6.get("conf") not in ("dhcp", "manual"):
+                    raise ApiError(400, "validation", "ip_v6_conf.conf must be dhcp or manual",
+                                   "nics")
+                nic["ip_v6_conf"] = dict(conf6, ip=None)
             model = nic.get("model", "virtio")
             if model not in ("virtio", "e1000", "rtl8139"):
                 raise ApiError(400, "validation", "model must be virtio, e1000 or rtl8139",
@@ -921,20 +937,10 @@ class CloudSigmaEmulator:
         return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
 
     def list(self, resource, detail, query):
-        objects = [self._public(o) for o in self._collection(resource).values()]
-        if resource == "ips":
-            objects += list(self._dynamic_ips().values())
-        for key in ("name", "uuid", "status"):
-            if key in query:
-                wanted = set(query[key].split(","))
-                objects = [o for o in objects if str(o.get(key)) in wanted]
-        if "name__contains" in query:
-            objects = [o for o in objects if query["name__contains"] in o.get("name", "")]
-        if "fields" in query:
-            keep = set(query["fields"].split(","))
-            objects = [{k: v for k, v in o.items() if k in keep} for o in objects]
-        elif not detail and resource in SHORT_KEYS:
-            objects = [{k: o.get(k) for k in SHORT_KEYS[resource] if k in o} for o in objects]
+        """One page of a list (lock held). Filters read the stored objects;
+        only the page's objects are copied (the answer is serialised after
+        the lock is released), so a page costs its own size plus one pass
+        of the filters, not a copy of the whole collection."""
         try:
             limit = int(query.get("limit", DEFAULT_LIMIT))
             offset = int(query.get("offset", 0))
@@ -942,7 +948,32 @@ class CloudSigmaEmulator:
             raise ApiError(400, "validation", "limit and offset must be integers", "limit")
         if limit < 0 or offset < 0:
             raise ApiError(400, "validation", "limit and offset must not be negative", "limit")
+        self.list_requests[resource] += 1
+        objects = self._collection(resource).values()
+        if resource == "ips":
+            objects = list(objects) + list(self._dynamic_ips().values())
+        filters = []
+        for key in ("name", "uuid", "status"):
+            if key in query:
+                wanted = set(query[key].split(","))
+                filters.append(lambda o, key=key, wanted=wanted: str(o.get(key)) in wanted)
+        if "name__contains" in query:
+            part = query["name__contains"]
+            filters.append(lambda o: part in (o.get("name") or ""))
+        if filters:
+            objects = [o for o in objects if all(f(o) for f in filters)]
+        elif not isinstance(objects, list):
+            objects = list(objects)  # a dict view cannot be sliced
         page = objects[offset:offset + limit] if limit else objects[offset:]
+        if "fields" in query:
+            keep = set(query["fields"].split(","))
+            page = [{k: copy.deepcopy(v) for k, v in o.items()
+                     if k in keep and not k.startswith("_")} for o in page]
+        elif not detail and resource in SHORT_KEYS:
+            page = [{k: copy.deepcopy(o.get(k)) for k in SHORT_KEYS[resource] if k in o}
+                    for o in page]
+        else:
+            page = [self._public(o) for o in page]
         return {"meta": {"limit": limit, "offset": offset, "total_count": len(objects)},
                 "objects": page}
 
@@ -1090,6 +1121,9 @@ class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY (socketserver.StreamRequestHandler): an answer is one write
+    # (_send), so Nagle would only hold its last segment back.
+    disable_nagle_algorithm = True
     emulator = None
 
     def log_message(self, fmt, *args):
@@ -1111,9 +1145,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
+        # Headers and body in one write (one packet for a small answer):
+        # end_headers() would flush the headers alone, and with the body
+        # written after, the client's delayed ACK and Nagle cost ~40 ms.
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(data)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
 
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -1128,6 +1166,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # websocket with 1001 "going away", so clients must reconnect.
             self.emulator.drop_websockets()
             return self._send(200, {})
+        if path == "/emulator/list-requests" and self.command == "GET":
+            # Test control: how many list requests (GET of a collection or
+            # its /detail/, any page) each collection has answered.
+            with self.emulator._lock:
+                return self._send(200, dict(self.emulator.list_requests))
         if path == "/emulator/expire-subscriptions" and self.command == "POST":
             # Test control: time passes past every non-renewing
             # subscription's end_time (its VLAN or IP disappears).

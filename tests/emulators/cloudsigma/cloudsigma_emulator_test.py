@@ -111,6 +111,54 @@ def test_pagination_limit_offset_and_fields(emu):
     assert all(set(o) == {"uuid", "status"} for o in only)
 
 
+def test_pages_copy_only_their_objects_and_filter_first(emu):
+    """A page answers only its slice (the stored objects are not copied
+    whole for every page), filters apply before limit/offset, uuid= takes a
+    comma list (OR), and /emulator/list-requests counts the list requests."""
+    made = call(emu, "POST", "/servers/", {"objects": [
+        {"name": f"pg{n}", "cpu": 1000, "mem": 512 << 20, "vnc_password": "pw"}
+        for n in range(5)]})[1]["objects"]
+    before = call(emu, "GET", "/emulator/list-requests", raw_path=True)[1].get("servers", 0)
+    wanted = [made[1]["uuid"], made[3]["uuid"], made[4]["uuid"]]
+    page = call(emu, "GET", "/servers/detail/?uuid=" + ",".join(wanted) + "&limit=2&offset=1")[1]
+    assert page["meta"] == {"limit": 2, "offset": 1, "total_count": 3}
+    assert [o["uuid"] for o in page["objects"]] == wanted[1:]
+    short = call(emu, "GET", f"/servers/?uuid={made[0]['uuid']}&fields=uuid,name")[1]
+    assert short["objects"] == [{"uuid": made[0]["uuid"], "name": "pg0"}]
+    after = call(emu, "GET", "/emulator/list-requests", raw_path=True)[1]["servers"]
+    assert after - before == 2
+    # The answer is a copy: editing what one page returned changes nothing.
+    emu.servers[made[0]["uuid"]]["meta"]["k"] = "v"
+    assert call(emu, "GET", f"/servers/{made[0]['uuid']}/")[1]["meta"] == {"k": "v"}
+    assert emu.list("servers", True, {"uuid": made[0]["uuid"]})["objects"][0]["meta"] is not \
+        emu.servers[made[0]["uuid"]]["meta"]
+
+
+def test_nic_ip_confs_answer_ip_null_as_cloudsigma_does(emu):
+    """response_server_add_manual_nic and response_guest_for_context answer a
+    dhcp or manual ip_v4_conf with "ip": null (the request had no ip);
+    Libcloud's CloudSigma driver reads conf["ip"] and fails without it."""
+    spec = {"name": "ipnull", "cpu": 1000, "mem": 512 << 20, "vnc_password": "pw",
+            "nics": [{"ip_v4_conf": {"conf": "dhcp"}, "model": "virtio"},
+                     {"ip_v4_conf": {"conf": "manual"}},
+                     {"ip_v4_conf": {"conf": "dhcp"}, "ip_v6_conf": {"conf": "dhcp"}}]}
+    status, body, _ = call(emu, "POST", "/servers/", {"objects": [spec]})
+    assert status == 201, body
+    server = body["objects"][0]
+    listed = call(emu, "GET", f"/servers/detail/?uuid={server['uuid']}")[1]["objects"][0]
+    for got in (server, listed, call(emu, "GET", f"/servers/{server['uuid']}/")[1]):
+        dhcp, manual, both = got["nics"]
+        assert dhcp["ip_v4_conf"] == {"conf": "dhcp", "ip": None}
+        assert manual["ip_v4_conf"] == {"conf": "manual", "ip": None}
+        assert dhcp["ip_v6_conf"] is None and manual["ip_v6_conf"] is None
+        assert both["ip_v6_conf"] == {"conf": "dhcp", "ip": None}
+        # The recorded answer's other NIC keys (response_server_add_manual_nic).
+        assert {"boot_order", "mac", "model", "runtime", "vlan"} <= set(manual)
+    status, body, _ = call(emu, "POST", "/servers/", {"objects": [dict(
+        spec, nics=[{"ip_v6_conf": {"conf": "bogus"}}])]})
+    assert status == 400 and body[0]["error_point"] == "nics"
+
+
 def test_server_lifecycle_attach_and_wrong_state(emu):
     _, body, _ = call(emu, "POST", "/drives/", {"objects": [
         {"name": "boot", "size": 1 << 30, "media": "disk"}]})
