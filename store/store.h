@@ -288,6 +288,15 @@ class Store {
                                              absl::string_view collection,
                                              int page_size,
                                              absl::string_view page_token);
+  // Keyset read for callers that keep their own cursor (the sandbox's list
+  // pages, whose tokens carry a resource name): up to `limit` resources of
+  // the collection whose id is above `after_id` ("" = from the first),
+  // ordered by id (byte order), read through the primary key index, so the
+  // cost grows with `limit`, not with the collection.
+  //   INVALID_ARGUMENT  empty collection; limit outside [1, 10000].
+  absl::StatusOr<std::vector<ResourceEntry>> ListResourcesAfter(
+      absl::string_view account, absl::string_view collection,
+      absl::string_view after_id, int limit);
 
   // Runs `fn` inside one write transaction: commits if it returns OK, rolls
   // everything back otherwise and returns its status. Other callers of this

@@ -152,4 +152,30 @@ absl::StatusOr<ResourcePage> Store::ListResources(
   return result;
 }
 
+absl::StatusOr<std::vector<ResourceEntry>> Store::ListResourcesAfter(
+    absl::string_view account, absl::string_view collection,
+    absl::string_view after_id, int limit) {
+  if (collection.empty()) {
+    return absl::InvalidArgumentError("collection must not be empty");
+  }
+  if (limit < 1 || limit > 10000) {
+    return absl::InvalidArgumentError("limit must be in [1, 10000]");
+  }
+  std::vector<ResourceEntry> out;
+  RETURN_IF_ERROR(Read([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(internal::Stmt list,
+                     conn_->Prepare("SELECT id, data FROM resources WHERE "
+                                    "account = ? AND collection = ? AND id > ? "
+                                    "ORDER BY id LIMIT ?"));
+    list.Text(account).Text(collection).Text(after_id).Int(limit);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, list.Step());
+      if (!row) break;
+      out.push_back({std::string(list.Column(0)), std::string(list.Column(1))});
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 }  // namespace cloudplane::store

@@ -72,11 +72,8 @@ void SandboxProvider::ListLaunchTemplates(const CallContext& ctx,
   std::move(done)([&]() -> absl::StatusOr<v1::ListLaunchTemplatesResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::LaunchTemplate> templates,
-                     ListTyped<v1::LaunchTemplate>(kLaunchTemplates));
     v1::ListLaunchTemplatesResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(templates), ByName<v1::LaunchTemplate>,
-                             request.page_size(), request.page_token(),
+    RETURN_IF_ERROR(ListPage(kLaunchTemplates, request.page_size(), request.page_token(),
                              response.mutable_launch_templates(),
                              response.mutable_next_page_token()));
     return response;
@@ -193,11 +190,9 @@ void SandboxProvider::ListScalingGroups(const CallContext& ctx,
   std::move(done)([&]() -> absl::StatusOr<v1::ListScalingGroupsResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::ScalingGroup> groups,
-                     ListTyped<v1::ScalingGroup>(kScalingGroups));
     v1::ListScalingGroupsResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(groups), ByName<v1::ScalingGroup>, request.page_size(),
-                             request.page_token(), response.mutable_scaling_groups(),
+    RETURN_IF_ERROR(ListPage(kScalingGroups, request.page_size(), request.page_token(),
+                             response.mutable_scaling_groups(),
                              response.mutable_next_page_token()));
     return response;
   }());

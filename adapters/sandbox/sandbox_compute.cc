@@ -113,11 +113,9 @@ void SandboxProvider::ListInstances(const CallContext& ctx,
   std::move(done)([&]() -> absl::StatusOr<v1::ListInstancesResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Instance> instances, ListTyped<v1::Instance>(kInstances));
     v1::ListInstancesResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(instances), ByName<v1::Instance>, request.page_size(),
-                             request.page_token(), response.mutable_instances(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kInstances, request.page_size(), request.page_token(),
+                             response.mutable_instances(), response.mutable_next_page_token()));
     return response;
   }());
 }

@@ -195,11 +195,9 @@ void SandboxProvider::ListFirewalls(const CallContext& ctx,
   std::move(done)([&]() -> absl::StatusOr<v1::ListFirewallsResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Firewall> firewalls, ListTyped<v1::Firewall>(kFirewalls));
     v1::ListFirewallsResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(firewalls), ByName<v1::Firewall>, request.page_size(),
-                             request.page_token(), response.mutable_firewalls(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kFirewalls, request.page_size(), request.page_token(),
+                             response.mutable_firewalls(), response.mutable_next_page_token()));
     return response;
   }());
 }

@@ -534,11 +534,9 @@ void SandboxProvider::ListNetworks(const CallContext& ctx, const v1::ListNetwork
   std::move(done)([&]() -> absl::StatusOr<v1::ListNetworksResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Network> networks, ListTyped<v1::Network>(kNetworks));
     v1::ListNetworksResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(networks), ByName<v1::Network>, request.page_size(),
-                             request.page_token(), response.mutable_networks(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kNetworks, request.page_size(), request.page_token(),
+                             response.mutable_networks(), response.mutable_next_page_token()));
     return response;
   }());
 }
@@ -761,11 +759,9 @@ void SandboxProvider::ListAddresses(const CallContext& ctx,
   std::move(done)([&]() -> absl::StatusOr<v1::ListAddressesResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Address> addresses, ListTyped<v1::Address>(kAddresses));
     v1::ListAddressesResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(addresses), ByName<v1::Address>, request.page_size(),
-                             request.page_token(), response.mutable_addresses(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kAddresses, request.page_size(), request.page_token(),
+                             response.mutable_addresses(), response.mutable_next_page_token()));
     return response;
   }());
 }
@@ -905,11 +901,9 @@ void SandboxProvider::ListKeyPairs(const CallContext& ctx, const v1::ListKeyPair
   std::move(done)([&]() -> absl::StatusOr<v1::ListKeyPairsResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::KeyPair> key_pairs, ListTyped<v1::KeyPair>(kKeyPairs));
     v1::ListKeyPairsResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(key_pairs), ByName<v1::KeyPair>, request.page_size(),
-                             request.page_token(), response.mutable_key_pairs(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kKeyPairs, request.page_size(), request.page_token(),
+                             response.mutable_key_pairs(), response.mutable_next_page_token()));
     return response;
   }());
 }

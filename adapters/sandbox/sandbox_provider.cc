@@ -287,6 +287,7 @@ absl::StatusOr<std::optional<Record>> SandboxProvider::ReadSettled(absl::string_
   absl::StatusOr<std::string> bytes = store_->GetResource(account_, collection, id);
   if (absl::IsNotFound(bytes.status())) return std::nullopt;
   if (!bytes.ok()) return bytes.status();
+  records_read_.fetch_add(1, std::memory_order_relaxed);
   ASSIGN_OR_RETURN(Record record, DecodeRecord(*bytes));
   std::shared_ptr<google::protobuf::Message> after;
   ASSIGN_OR_RETURN(Settled settled, Settle(collection, record, absl::Now(), &after));
@@ -302,6 +303,8 @@ absl::StatusOr<std::vector<Record>> SandboxProvider::ReadAllSettled(
   do {
     ASSIGN_OR_RETURN(store::ResourcePage page,
                      store_->ListResources(account_, collection, 1000, token));
+    records_read_.fetch_add(static_cast<int64_t>(page.resources.size()),
+                            std::memory_order_relaxed);
     for (const store::ResourceEntry& entry : page.resources) {
       ASSIGN_OR_RETURN(Record record, DecodeRecord(entry.bytes));
       std::shared_ptr<google::protobuf::Message> after;
@@ -311,6 +314,53 @@ absl::StatusOr<std::vector<Record>> SandboxProvider::ReadAllSettled(
     token = page.next_page_token;
   } while (!token.empty());
   return out;
+}
+
+absl::StatusOr<SandboxProvider::SettledPage> SandboxProvider::ReadPageSettled(
+    absl::string_view collection, int32_t page_size, absl::string_view page_token) const {
+  ASSIGN_OR_RETURN(int size, paging::EffectivePageSize(page_size));
+  ASSIGN_OR_RETURN(std::string after_key, paging::DecodeToken(page_token));
+  // The token holds the last name returned; names are `prefix + id`, so the
+  // page starts after that id. A key outside the prefix (a token of another
+  // list) compares with every name the same way as with the prefix itself:
+  // below it, the page starts at the first record; above it, there is none.
+  const std::string prefix = Name(collection, "");
+  std::string after_id;
+  if (absl::StartsWith(after_key, prefix)) {
+    after_id = after_key.substr(prefix.size());
+  } else if (after_key > prefix) {
+    return SettledPage();
+  }
+  SettledPage page;
+  std::vector<std::string> ids;  // Of page.records.
+  const absl::Time now = absl::Now();
+  // page_size + 1 visible records: the last one only shows that a next page
+  // exists. Records that settle as removed do not count, so read on (in
+  // batches of what is still missing) until the page is full or the
+  // collection ends.
+  const int want = size + 1;
+  while (static_cast<int>(page.records.size()) < want) {
+    const int missing = want - static_cast<int>(page.records.size());
+    ASSIGN_OR_RETURN(std::vector<store::ResourceEntry> entries,
+                     store_->ListResourcesAfter(account_, collection, after_id, missing));
+    records_read_.fetch_add(static_cast<int64_t>(entries.size()), std::memory_order_relaxed);
+    const bool more = static_cast<int>(entries.size()) == missing;
+    if (more) after_id = entries.back().id;
+    for (store::ResourceEntry& entry : entries) {
+      ASSIGN_OR_RETURN(Record record, DecodeRecord(entry.bytes));
+      std::shared_ptr<google::protobuf::Message> gone;
+      ASSIGN_OR_RETURN(Settled settled, Settle(collection, record, now, &gone));
+      if (settled == Settled::kRemoved) continue;
+      page.records.push_back(std::move(record));
+      ids.push_back(std::move(entry.id));
+    }
+    if (!more) break;  // The collection ends.
+  }
+  if (static_cast<int>(page.records.size()) > size) {
+    page.records.resize(size);
+    page.next_page_token = paging::MakeToken(Name(collection, ids[size - 1]));
+  }
+  return page;
 }
 
 absl::StatusOr<v1::InstanceMetadata> SandboxProvider::ReadMetadata(

@@ -76,11 +76,9 @@ void SandboxProvider::ListUnits(const CallContext& ctx, const v1::ListUnitsReque
   std::move(done)([&]() -> absl::StatusOr<v1::ListUnitsResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Unit> units, ListTyped<v1::Unit>(kUnits));
     v1::ListUnitsResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(units), ByName<v1::Unit>, request.page_size(),
-                             request.page_token(), response.mutable_units(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kUnits, request.page_size(), request.page_token(),
+                             response.mutable_units(), response.mutable_next_page_token()));
     return response;
   }());
 }

@@ -39,11 +39,9 @@ void SandboxProvider::ListVolumes(const CallContext& ctx, const v1::ListVolumesR
   std::move(done)([&]() -> absl::StatusOr<v1::ListVolumesResponse> {
     RETURN_IF_ERROR(CheckCall(ctx));
     RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    ASSIGN_OR_RETURN(std::vector<v1::Volume> volumes, ListTyped<v1::Volume>(kVolumes));
     v1::ListVolumesResponse response;
-    RETURN_IF_ERROR(PageInto(std::move(volumes), ByName<v1::Volume>, request.page_size(),
-                             request.page_token(), response.mutable_volumes(),
-                             response.mutable_next_page_token()));
+    RETURN_IF_ERROR(ListPage(kVolumes, request.page_size(), request.page_token(),
+                             response.mutable_volumes(), response.mutable_next_page_token()));
     return response;
   }());
 }
