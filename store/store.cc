@@ -228,6 +228,12 @@ absl::Status HashOldFingerprints(Conn& conn) {
 
 // ---- Store ------------------------------------------------------------------
 
+namespace {
+// The most writes one commit carries: bounds how long the first of a batch
+// waits for the last.
+constexpr size_t kMaxBatch = 256;
+}  // namespace
+
 Store::Store(std::unique_ptr<Conn> conn, Options options)
     : conn_(std::move(conn)), options_(std::move(options)) {}
 
@@ -413,23 +419,123 @@ absl::Time Store::Now() {
   return t;
 }
 
+// Group commit, leader/follower: no thread of its own. A writer queues its
+// work and waits until either the work is done or no leader is active; in
+// the latter case it becomes the leader and runs what is queued (its own
+// work included) as one batch. Whoever writes while a batch commits waits
+// for the next batch, so batches grow with the load and a lone writer pays
+// nothing extra.
 absl::Status Store::Write(absl::FunctionRef<absl::Status()> fn) {
   RETURN_IF_ERROR(CheckNotInTransaction());
+  PendingWrite self{fn};
+  struct Turn {
+    Store* store;
+    PendingWrite* write;
+    static bool Ready(Turn* t) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      // Called by Await with queue_mu_ held.
+      return t->write->done || !t->store->leader_active_;
+    }
+  } turn{this, &self};
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(&self);
+  while (true) {
+    queue_mu_.Await(absl::Condition(&Turn::Ready, &turn));
+    if (self.done) return self.status;
+    // No batch under way and ours not done: it is still queued. Lead.
+    leader_active_ = true;
+    std::vector<PendingWrite*> batch;
+    const size_t n = std::min(queue_.size(), kMaxBatch);
+    batch.assign(queue_.begin(), queue_.begin() + n);
+    queue_.erase(queue_.begin(), queue_.begin() + n);
+    queue_mu_.Unlock();
+    std::vector<std::pair<PendingWrite*, absl::Status>> results;
+    std::vector<PendingWrite*> again;
+    RunBatch(batch, results, again);
+    queue_mu_.Lock();
+    // Marked under queue_mu_, which wakes their callers; a caller may return
+    // (and its PendingWrite end) as soon as this lock is released.
+    for (auto& [write, status] : results) {
+      write->status = std::move(status);
+      write->done = true;
+    }
+    // SQLite threw their work away with a failed neighbour's: they run
+    // again, first in the next batch (ours too, possibly: then this loop
+    // leads or waits once more).
+    queue_.insert(queue_.begin(), again.begin(), again.end());
+    leader_active_ = false;
+  }
+}
+
+void Store::RunBatch(const std::vector<PendingWrite*>& batch,
+                     std::vector<std::pair<PendingWrite*, absl::Status>>& results,
+                     std::vector<PendingWrite*>& again) {
   absl::MutexLock lock(&mu_);
+  sqlite3* db = conn_->db();
   // IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so
   // a read-then-write transaction cannot fail halfway with SQLITE_BUSY when
   // another process writes.
-  RETURN_IF_ERROR(conn_->Simple("BEGIN IMMEDIATE"));
+  if (absl::Status begin = conn_->Simple("BEGIN IMMEDIATE"); !begin.ok()) {
+    for (PendingWrite* w : batch) results.emplace_back(w, begin);
+    return;
+  }
+  // Writes whose work is in the open transaction.
+  std::vector<PendingWrite*> applied;
   txn_thread_.store(std::this_thread::get_id());
-  absl::Status s = fn();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    PendingWrite* w = batch[i];
+    absl::Status s = conn_->Simple("SAVEPOINT w");
+    if (s.ok()) s = w->fn();
+    if (!sqlite3_get_autocommit(db)) {
+      absl::Status end = s.ok() ? conn_->Simple("RELEASE w")
+                                : conn_->Simple("ROLLBACK TO w");
+      if (!s.ok() && end.ok()) end = conn_->Simple("RELEASE w");
+      if (end.ok()) {
+        if (s.ok()) {
+          applied.push_back(w);
+        } else {
+          results.emplace_back(w, std::move(s));  // rolled back alone
+        }
+        continue;
+      }
+      if (s.ok()) s = end;
+      // The savepoint could not be released or rolled back: give up on the
+      // whole transaction, as SQLite does on its own below.
+      conn_->Simple("ROLLBACK").IgnoreError();
+    }
+    // SQLite rolled the whole transaction back (an I/O error, a full disk,
+    // out of memory): this write gets its error; the work of the ones
+    // before it is gone too, so they, and the ones not yet run, go again.
+    results.emplace_back(
+        w, s.ok() ? absl::UnavailableError("store: the transaction was rolled back")
+                  : std::move(s));
+    again.insert(again.end(), applied.begin(), applied.end());
+    again.insert(again.end(), batch.begin() + i + 1, batch.end());
+    applied.clear();
+    break;
+  }
   txn_thread_.store(std::thread::id());
-  if (s.ok()) s = conn_->Simple("COMMIT");
+  if (sqlite3_get_autocommit(db)) return;
+  // With nothing applied there is nothing to make durable.
+  absl::Status s = conn_->Simple(applied.empty() ? "ROLLBACK" : "COMMIT");
   // A failed COMMIT may leave the transaction open; some errors (disk full,
   // I/O) make SQLite roll back by itself.
-  if (!s.ok() && !sqlite3_get_autocommit(conn_->db())) {
+  if (!s.ok() && !sqlite3_get_autocommit(db)) {
     conn_->Simple("ROLLBACK").IgnoreError();
   }
-  return s;
+  if (s.ok() && !applied.empty()) {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    writes_.fetch_add(static_cast<int64_t>(applied.size()), std::memory_order_relaxed);
+  }
+  for (PendingWrite* w : applied) results.emplace_back(w, s);
+}
+
+Store::Stats Store::GetStats() const {
+  Stats stats;
+  stats.writes = writes_.load(std::memory_order_relaxed);
+  stats.commits = commits_.load(std::memory_order_relaxed);
+  absl::MutexLock lock(&queue_mu_);
+  stats.queued = static_cast<int64_t>(queue_.size());
+  return stats;
 }
 
 absl::Status Store::Read(absl::FunctionRef<absl::Status()> fn) {

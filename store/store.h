@@ -18,6 +18,17 @@
 // processes may open the same file; SQLite's file locks plus a busy timeout
 // arbitrate between them.
 //
+// Group commit: concurrent writes share one commit, hence one fsync. Each
+// mutating call (and each RunInTransaction) queues its work; the first
+// caller that finds no commit under way becomes the leader and runs every
+// write queued by then in one transaction, each inside a SAVEPOINT of its
+// own, then commits once and wakes the others. A write that fails is rolled
+// back to its savepoint alone: the others of the batch commit as if it had
+// never run. Every caller still returns only after the commit that holds its
+// work is durable, with its own status. While one batch commits, the next
+// one gathers, so the number of fsyncs per second stays near the disk's
+// limit however many threads write, and each costs 1/batch of one.
+//
 // Errors common to all methods (besides the per-method ones listed below):
 //   UNAVAILABLE         the database stayed locked by another process longer
 //                       than the busy timeout, or an I/O error; retryable.
@@ -34,10 +45,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -302,7 +315,29 @@ class Store {
   // everything back otherwise and returns its status. Other callers of this
   // Store wait meanwhile, so keep `fn` short and free of network I/O. `fn`
   // must use the TxnView, not this Store (FAILED_PRECONDITION).
+  //
+  // Group commit (see the top of this file): `fn` may run on another thread
+  // (the caller that commits the batch) while this one waits, so it must not
+  // depend on which thread runs it, nor take a lock that a caller of a Store
+  // method may hold. Rarely it runs more than once: when another write of
+  // its batch fails so badly that SQLite abandons the whole transaction (an
+  // I/O error, a full disk), the writes that had succeeded run again in the
+  // next batch. So `fn` must set its results by assignment, not accumulate
+  // them across calls.
   absl::Status RunInTransaction(absl::FunctionRef<absl::Status(TxnView&)> fn);
+
+  // ---- Counters (tests, benchmarks) ---------------------------------------
+
+  struct Stats {
+    // Write calls (mutating methods and RunInTransaction) that committed.
+    int64_t writes = 0;
+    // Transactions committed: each is one fsync of the WAL for a file
+    // database; a commit carries one write or more (group commit).
+    int64_t commits = 0;
+    // Writes queued right now for the next batch.
+    int64_t queued = 0;
+  };
+  Stats GetStats() const;
 
   // ---- Change log (Watch resumption) --------------------------------------
 
@@ -367,12 +402,35 @@ class Store {
 
   Store(std::unique_ptr<internal::Conn> conn, Options options);
 
-  // Runs `fn` in BEGIN IMMEDIATE ... COMMIT/ROLLBACK under mu_.
+  // One write waiting in queue_ for a leader to run and commit it.
+  struct PendingWrite {
+    absl::FunctionRef<absl::Status()> fn;
+    absl::Status status;
+    bool done = false;
+  };
+  // Queues `fn` and returns once a commit holding its work is durable, or
+  // with its error (see group commit above). `fn` runs in a SAVEPOINT of a
+  // BEGIN IMMEDIATE ... COMMIT transaction under mu_, on this thread or on
+  // the leader's.
   absl::Status Write(absl::FunctionRef<absl::Status()> fn);
+  // Runs `batch` in one transaction: each write gets its status in
+  // `results`, except those whose work SQLite threw away with a failed
+  // neighbour's, which go to `again` (to run in the next batch).
+  void RunBatch(const std::vector<PendingWrite*>& batch,
+                std::vector<std::pair<PendingWrite*, absl::Status>>& results,
+                std::vector<PendingWrite*>& again) ABSL_LOCKS_EXCLUDED(mu_, queue_mu_);
   // Runs `fn` under mu_ (single-statement reads need no transaction).
   absl::Status Read(absl::FunctionRef<absl::Status()> fn);
   absl::Status CheckNotInTransaction() const;
   absl::Time Now() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Lock order: queue_mu_ is never held while mu_ is taken.
+  mutable absl::Mutex queue_mu_;
+  std::deque<PendingWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // True while a leader runs a batch; the queue gathers the next one.
+  bool leader_active_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> commits_{0};
 
   absl::Mutex mu_;
   std::unique_ptr<internal::Conn> conn_ ABSL_GUARDED_BY(mu_);

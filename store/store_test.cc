@@ -27,6 +27,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/status.h"
 #include "gmock/gmock.h"
@@ -663,6 +665,128 @@ TEST_F(MemStoreTest, TxnViewIsBoundToItsThread) {
     return absl::OkStatus();
   }));
   EXPECT_EQ(other_thread.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// ---- Group commit ------------------------------------------------------------
+
+// Holds the store's current batch open (a RunInTransaction that waits inside
+// its callback) until Release, so that the writes started meanwhile queue up
+// and go together in the next batch.
+class HeldBatch {
+ public:
+  explicit HeldBatch(Store& store) : store_(store) {
+    thread_ = std::thread([this] {
+      status_ = store_.RunInTransaction([this](TxnView& txn) {
+        entered_.Notify();
+        release_.WaitForNotification();
+        return txn.PutResource("a", "held", "h", "1");
+      });
+    });
+    entered_.WaitForNotification();
+  }
+  absl::Status Release() {
+    release_.Notify();
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  Store& store_;
+  absl::Notification entered_;
+  absl::Notification release_;
+  absl::Status status_;
+  std::thread thread_;
+};
+
+// Waits until `n` writes are queued behind the held batch.
+void WaitQueued(Store& store, int64_t n) {
+  while (store.GetStats().queued < n) absl::SleepFor(absl::Milliseconds(1));
+}
+
+TEST(GroupCommitTest, ConcurrentWritesShareOneCommit) {
+  const std::string path = MakeTempDir() + "/store.db";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path));
+  const Store::Stats before = store->GetStats();
+  HeldBatch held(*store);
+  constexpr int kWriters = 8;
+  std::vector<std::thread> writers;
+  std::vector<absl::Status> statuses(kWriters);
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      statuses[i] = store->InsertOperation(MakeRecord(absl::StrCat("operations/", i), "a",
+                                                      absl::StrCat("req-", i)))
+                        .status();
+    });
+  }
+  WaitQueued(*store, kWriters);
+  ASSERT_OK(held.Release());
+  for (std::thread& t : writers) t.join();
+  for (const absl::Status& s : statuses) ASSERT_OK(s);
+  const Store::Stats after = store->GetStats();
+  // The held write's commit, then one for all eight.
+  EXPECT_EQ(after.writes - before.writes, kWriters + 1);
+  EXPECT_EQ(after.commits - before.commits, 2);
+  EXPECT_EQ(after.queued, 0);
+
+  // Each write is durable and whole: a new Store on the file sees them.
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, Store::Open(path));
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_OK_AND_ASSIGN(OperationRecord r,
+                         store->GetOperation(absl::StrCat("operations/", i)));
+    EXPECT_EQ(r.request_id, absl::StrCat("req-", i));
+  }
+  ASSERT_OK(store->GetResource("a", "held", "h").status());
+}
+
+TEST(GroupCommitTest, AFailingWriteDoesNotPoisonItsBatch) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::OpenInMemory());
+  ASSERT_OK(store->InsertOperation(MakeRecord("operations/taken")).status());
+  const Store::Stats before = store->GetStats();
+  HeldBatch held(*store);
+  absl::Status first, failing, duplicate, last;
+  std::thread t1([&] { first = store->PutResource("a", "vms", "1", "x"); });
+  WaitQueued(*store, 1);
+  // Writes, then fails: its writes must go, the others' must stay.
+  std::thread t2([&] {
+    failing = store->RunInTransaction([](TxnView& txn) -> absl::Status {
+      RETURN_IF_ERROR(txn.PutResource("a", "vms", "2", "x"));
+      RETURN_IF_ERROR(txn.AppendChange("a", "vm", "vms/2", 1, "x").status());
+      return absl::FailedPreconditionError("vm 2 is busy");
+    });
+  });
+  WaitQueued(*store, 2);
+  // A constraint violation inside SQLite (a name that exists).
+  std::thread t3(
+      [&] { duplicate = store->InsertOperation(MakeRecord("operations/taken")).status(); });
+  WaitQueued(*store, 3);
+  std::thread t4([&] { last = store->PutResource("a", "vms", "4", "x"); });
+  WaitQueued(*store, 4);
+  ASSERT_OK(held.Release());
+  for (std::thread* t : {&t1, &t2, &t3, &t4}) t->join();
+
+  ASSERT_OK(first);
+  EXPECT_EQ(failing, absl::FailedPreconditionError("vm 2 is busy"));
+  EXPECT_EQ(duplicate.code(), absl::StatusCode::kAlreadyExists) << duplicate;
+  ASSERT_OK(last);
+  ASSERT_OK(store->GetResource("a", "vms", "1").status());
+  EXPECT_EQ(store->GetResource("a", "vms", "2").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_OK(store->GetResource("a", "vms", "4").status());
+  ASSERT_OK_AND_ASSIGN(auto changes, store->ListChangesSince(0, 10));
+  EXPECT_TRUE(changes.empty());
+  const Store::Stats after = store->GetStats();
+  EXPECT_EQ(after.writes - before.writes, 3);   // held, first, last
+  EXPECT_EQ(after.commits - before.commits, 2);  // held, then the batch of four
+}
+
+TEST(GroupCommitTest, ABatchOfFailuresCommitsNothing) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::OpenInMemory());
+  const Store::Stats before = store->GetStats();
+  EXPECT_EQ(store->UpdateOperation(MakeRecord("operations/none")).code(),
+            absl::StatusCode::kNotFound);
+  const Store::Stats after = store->GetStats();
+  EXPECT_EQ(after.writes, before.writes);
+  EXPECT_EQ(after.commits, before.commits);
 }
 
 // ---- Change log -------------------------------------------------------------
