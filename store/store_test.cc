@@ -592,6 +592,38 @@ TEST_F(MemStoreTest, ListResourcesPagesById) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(MemStoreTest, ListResourcesAfterReadsByIdAfterACursor) {
+  for (const char* id : {"vm-3", "vm-1", "vm-2", "vm-10"}) {
+    ASSERT_OK(store_->PutResource("a", "vms", id, absl::StrCat("v", id)));
+  }
+  ASSERT_OK(store_->PutResource("a", "disks", "vm-0", "x"));
+  ASSERT_OK(store_->PutResource("b", "vms", "vm-0", "x"));
+  auto ids = [](const std::vector<ResourceEntry>& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) out.push_back(e.id);
+    return out;
+  };
+
+  // Byte order of ids, from the first; only this account's collection.
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListResourcesAfter("a", "vms", "", 100));
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"vm-1", "vm-10", "vm-2", "vm-3"}));
+  EXPECT_EQ(all[0].bytes, "vvm-1");
+  // After a cursor, at most `limit`; the cursor need not exist.
+  ASSERT_OK_AND_ASSIGN(auto two, store_->ListResourcesAfter("a", "vms", "vm-1", 2));
+  EXPECT_EQ(ids(two), (std::vector<std::string>{"vm-10", "vm-2"}));
+  ASSERT_OK_AND_ASSIGN(auto rest, store_->ListResourcesAfter("a", "vms", "vm-20", 2));
+  EXPECT_EQ(ids(rest), (std::vector<std::string>{"vm-3"}));
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ListResourcesAfter("a", "vms", "vm-3", 2));
+  EXPECT_TRUE(none.empty());
+
+  EXPECT_EQ(store_->ListResourcesAfter("a", "", "", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResourcesAfter("a", "vms", "", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResourcesAfter("a", "vms", "", 10001).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // ---- Transactions -----------------------------------------------------------
 
 TEST_F(MemStoreTest, TransactionCommits) {
