@@ -37,6 +37,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "adapters/builtin_adapters.h"
 #include "base/event_loop.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -402,5 +403,12 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("cloudplane gRPC server; see README.md");
   absl::ParseCommandLine(argc, argv);
+#ifdef NDEBUG
+  // Debian builds abseil with Mutex deadlock detection on, which keeps a
+  // lock graph for every Mutex (taken, destroyed) on every RPC; perf showed
+  // it on the GetInstance path (issue 15). Release builds switch it off;
+  // tests and fastbuild keep it, where it catches lock-order mistakes.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   return cloudplane::Run();
 }
