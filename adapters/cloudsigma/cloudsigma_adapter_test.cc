@@ -3,12 +3,16 @@
 // REST flows, error mapping, and the websocket feed including a reconnect.
 #include "adapters/cloudsigma/cloudsigma_adapter.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -872,6 +876,238 @@ TEST_F(ImageBoot, BadAndUnknownImagesMakeNothing) {
   });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
   EXPECT_TRUE(Volumes().empty());
+}
+
+// Lists page with CloudSigma's limit/offset: one list request per API page
+// (counted by the emulator, GET /emulator/list-requests), the page's drive
+// references looked up by uuid, and the changes between pages that
+// ListRendered (cloudsigma_provider.h) describes.
+class Paging : public CloudSigmaAdapterTest {
+ protected:
+  // No ChangeSink, so no feed whose own lists would be counted.
+  std::unique_ptr<Provider> MakeQuiet() {
+    AccountSetup setup;
+    setup.account = "cs";
+    setup.endpoint = emu_.api();
+    setup.secret = "user@example.com:pw";
+    setup.loop = &loop_;
+    auto p = CreateCloudSigmaProvider(setup);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *std::move(p) : nullptr;
+  }
+
+  // Runs `body` (Python 3) with `rest(method, path, body=None)` talking to
+  // the emulator; answers what it prints.
+  std::string Python(const std::string& body) {
+    const std::string file = absl::StrCat(testing::TempDir(), "/paging_", ++scripts_, ".py");
+    FILE* f = fopen(file.c_str(), "w");
+    EXPECT_NE(f, nullptr);
+    if (f == nullptr) return "";
+    const std::string script = absl::StrCat(R"(import base64, json, time, urllib.request
+API = ")", emu_.api(), R"("
+def rest(method, path, body=None):
+    url = path if path.startswith("http") else API + path
+    req = urllib.request.Request(url, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"user@example.com:pw").decode())
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read()
+            return r.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+)",
+                                              body);
+    fputs(script.c_str(), f);
+    fclose(f);
+    FILE* out = popen(absl::StrCat("python3 ", file).c_str(), "r");
+    std::string text;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, out)) text.append(buf, n);
+    EXPECT_EQ(pclose(out), 0) << text;
+    return std::string(absl::StripAsciiWhitespace(text));
+  }
+
+  // `count` servers web-0… (meta cloudplane_id), each with its own drive
+  // disk-0… attached; their uuids in creation order.
+  std::vector<std::string> MakeServers(int count) {
+    return absl::StrSplit(Python(absl::StrCat("n = ", count, R"(
+_, made = rest("POST", "/drives/", {"objects": [
+    {"name": f"d{i}", "size": 1 << 30, "media": "disk", "meta": {"cloudplane_id": f"disk-{i}"}}
+    for i in range(n)]})
+drives = [d["uuid"] for d in made["objects"]]
+while any(rest("GET", f"/drives/{u}/")[1]["status"] != "unmounted" for u in drives):
+    time.sleep(0.05)
+_, made = rest("POST", "/servers/", {"objects": [
+    {"name": f"s{i}", "cpu": 1000, "mem": 512 << 20, "vnc_password": "pw",
+     "meta": {"cloudplane_id": f"web-{i}"},
+     "drives": [{"drive": drives[i], "device": "virtio", "dev_channel": "0:0", "boot_order": 1}]}
+    for i in range(n)]})
+print(" ".join(s["uuid"] for s in made["objects"]))
+)")),
+                           ' ', absl::SkipEmpty());
+  }
+
+  void DeleteServer(const std::string& uuid) {
+    Python(absl::StrCat("u = '", uuid, R"('
+assert rest("DELETE", f"/servers/{u}/")[0] == 204
+while rest("GET", f"/servers/{u}/")[0] != 404:
+    time.sleep(0.05)
+)"));
+  }
+
+  // The emulator's count of list requests of `collection` so far.
+  int ListRequests(const std::string& collection) {
+    int n = -1;
+    EXPECT_TRUE(absl::SimpleAtoi(
+        Python(absl::StrCat(R"(_, counts = rest("GET", API.split("/api/2.0")[0] + "/emulator/list-requests")
+print(counts.get(")",
+                            collection, R"(", 0))
+)")),
+        &n));
+    return n;
+  }
+
+  absl::StatusOr<v1::ListInstancesResponse> Page(int size, const std::string& token) {
+    v1::ListInstancesRequest r;
+    r.set_parent("accounts/cs");
+    r.set_page_size(size);
+    r.set_page_token(token);
+    return Await<v1::ListInstancesResponse>(
+        [&](Callback<v1::ListInstancesResponse> cb) { p_->ListInstances(Ctx(), r, std::move(cb)); });
+  }
+
+  // Every page from the first: the names in order and the number of pages.
+  std::vector<std::string> All(int size, int* pages) {
+    std::vector<std::string> names;
+    std::string token;
+    *pages = 0;
+    do {
+      auto page = Page(size, token);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      EXPECT_LE(page->instances_size(), size);
+      for (const v1::Instance& i : page->instances()) names.push_back(i.name());
+      token = page->next_page_token();
+    } while (!token.empty() && ++*pages < 100);
+    if (token.empty()) ++*pages;
+    return names;
+  }
+
+  static std::vector<std::string> Names(std::vector<int> ids) {
+    std::vector<std::string> out;
+    for (int id : ids) out.push_back(absl::StrCat("accounts/cs/instances/web-", id));
+    return out;
+  }
+
+  int scripts_ = 0;
+  std::unique_ptr<Provider> p_ = MakeQuiet();
+};
+
+TEST_F(Paging, EachPageIsOneProviderPageAndEveryServerComesOnce) {
+  ASSERT_NE(p_, nullptr);
+  ASSERT_EQ(MakeServers(12).size(), 12u);
+  const int servers_before = ListRequests("servers"), drives_before = ListRequests("drives");
+  int pages = 0;
+  std::vector<std::string> names = All(4, &pages);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(names, Names({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  // 3 pages of 4: 3 list requests of servers, and 3 of drives (each page's
+  // 4 references by uuid), not a list of every drive per page.
+  EXPECT_EQ(ListRequests("servers") - servers_before, 3);
+  EXPECT_EQ(ListRequests("drives") - drives_before, 3);
+  // Every instance shows its drive by its chosen id.
+  auto page = Page(12, "");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->instances_size(), 12);
+  EXPECT_TRUE(page->next_page_token().empty());
+  for (int n = 0; n < 12; ++n) {
+    ASSERT_EQ(page->instances(n).volumes_size(), 1);
+    EXPECT_EQ(page->instances(n).volumes(0).volume(), absl::StrCat("accounts/cs/volumes/disk-", n));
+  }
+  // A page of 5 over 12: 5, 5, 2, and one list request each.
+  const int before = ListRequests("servers");
+  names = All(5, &pages);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(names.size(), 12u);
+  EXPECT_EQ(ListRequests("servers") - before, 3);
+  // Volumes page the same way.
+  v1::ListVolumesRequest lv;
+  lv.set_parent("accounts/cs");
+  lv.set_page_size(5);
+  std::vector<std::string> volumes;
+  for (int n = 0; n < 10; ++n) {
+    auto vp = Await<v1::ListVolumesResponse>(
+        [&](Callback<v1::ListVolumesResponse> cb) { p_->ListVolumes(Ctx(), lv, std::move(cb)); });
+    ASSERT_TRUE(vp.ok()) << vp.status();
+    for (const v1::Volume& v : vp->volumes()) volumes.push_back(v.name());
+    if (vp->next_page_token().empty()) break;
+    lv.set_page_token(vp->next_page_token());
+  }
+  EXPECT_EQ(volumes.size(), 12u);
+  EXPECT_EQ(std::set<std::string>(volumes.begin(), volumes.end()).size(), 12u);
+}
+
+TEST_F(Paging, ChangesBetweenPages) {
+  ASSERT_NE(p_, nullptr);
+  std::vector<std::string> uuids = MakeServers(12);
+  ASSERT_EQ(uuids.size(), 12u);
+  auto first = Page(4, "");
+  ASSERT_TRUE(first.ok()) << first.status();
+  // A server created meanwhile comes last (CloudSigma lists in creation
+  // order); one deleted after the page is not listed; nothing twice.
+  Python(R"(rest("POST", "/servers/", {"objects": [{"name": "late", "cpu": 1000,
+    "mem": 512 << 20, "vnc_password": "pw", "meta": {"cloudplane_id": "web-12"}}]}))");
+  DeleteServer(uuids[9]);
+  std::vector<std::string> names;
+  for (const v1::Instance& i : first->instances()) names.push_back(i.name());
+  std::string token = first->next_page_token();
+  for (int n = 0; n < 10 && !token.empty(); ++n) {
+    auto page = Page(4, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const v1::Instance& i : page->instances()) names.push_back(i.name());
+    token = page->next_page_token();
+  }
+  EXPECT_EQ(names, Names({0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12}));
+  // A server deleted before the last one answered moves the offsets back
+  // past what the client has seen: ABORTED, list again.
+  first = Page(4, "");
+  ASSERT_TRUE(first.ok()) << first.status();
+  DeleteServer(uuids[1]);
+  auto next = Page(4, first->next_page_token());
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAborted) << next.status();
+  auto info = GetErrorInfo(next.status());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "CONCURRENT_MODIFICATION");
+  int pages = 0;
+  EXPECT_EQ(All(4, &pages), Names({0, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12}));
+}
+
+TEST_F(Paging, ForeignAndGarbageTokensAreInvalidArgumentNamingPageToken) {
+  ASSERT_NE(p_, nullptr);
+  ASSERT_EQ(MakeServers(3).size(), 3u);
+  v1::ListVolumesRequest lv;
+  lv.set_parent("accounts/cs");
+  lv.set_page_size(1);
+  auto volumes = Await<v1::ListVolumesResponse>(
+      [&](Callback<v1::ListVolumesResponse> cb) { p_->ListVolumes(Ctx(), lv, std::move(cb)); });
+  ASSERT_TRUE(volumes.ok()) << volumes.status();
+  ASSERT_FALSE(volumes->next_page_token().empty());
+  const int before = ListRequests("servers");
+  for (const std::string& token :
+       {std::string("garbage"), std::string("AAAA"), volumes->next_page_token(),
+        volumes->next_page_token().substr(0, volumes->next_page_token().size() - 4)}) {
+    auto page = Page(2, token);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+    auto bad = GetBadRequest(page.status());
+    ASSERT_TRUE(bad.has_value()) << token;
+    ASSERT_EQ(bad->field_violations_size(), 1);
+    EXPECT_EQ(bad->field_violations(0).field(), "page_token");
+  }
+  EXPECT_EQ(Page(-1, "").status().code(), absl::StatusCode::kInvalidArgument);
+  // Refused before anything is sent.
+  EXPECT_EQ(ListRequests("servers"), before);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "adapters/cloudsigma/cloudsigma_calls.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -8,6 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "adapters/common/kit/lists.h"
 #include "adapters/common/kit/progress.h"
 #include "base/errors.h"
@@ -31,12 +35,9 @@ void FetchPage(const AccountPtr& account, absl::Time deadline, const std::string
   if (!cursor.empty() && !absl::SimpleAtoi(cursor, &offset)) {
     return std::move(done)(absl::InternalError(absl::StrCat(context, ": bad page cursor")));
   }
-  Call(account, deadline, "GET",
-       absl::StrCat(path, absl::StrContains(path, '?') ? "&" : "?", "limit=", kPageLimit,
-                    "&offset=", offset),
-       "", context, [offset, done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
-         if (!r.ok()) return std::move(done)(r.status());
-         absl::StatusOr<Page> page = ParsePage(r->body);
+  FetchListPage(
+      account, deadline, path, offset, kPageLimit,
+      [offset, done = std::move(done)](absl::StatusOr<Page> page) mutable {
          if (!page.ok()) return std::move(done)(page.status());
          const int64_t end = offset + static_cast<int64_t>(page->objects.size());
          kit::ProviderPage<WireObject> out;
@@ -125,6 +126,69 @@ void LoadIds(const AccountPtr& account, absl::Time deadline, const std::string& 
             }
             std::move(done)(std::move(ids));
           });
+}
+
+void LoadIdsOf(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+               std::vector<std::string> uuids, Callback<IdMap> done) {
+  // Each uuid once; only uuids, so nothing else reaches the query string.
+  std::sort(uuids.begin(), uuids.end());
+  uuids.erase(std::unique(uuids.begin(), uuids.end()), uuids.end());
+  uuids.erase(std::remove_if(uuids.begin(), uuids.end(),
+                             [](const std::string& u) { return !IsUuid(u); }),
+              uuids.end());
+  if (uuids.empty()) return std::move(done)(IdMap());
+  // The batches answer on the transport thread or inline; the last one to
+  // answer hands over the map (or the first error).
+  struct Lookup {
+    absl::Mutex mu;
+    int pending = 0;
+    IdMap ids;
+    absl::Status error;
+    Callback<IdMap> done;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  lookup->done = std::move(done);
+  const size_t batches = (uuids.size() + kUuidsPerLookup - 1) / kUuidsPerLookup;
+  lookup->pending = static_cast<int>(batches);
+  for (size_t b = 0; b < batches; ++b) {
+    const size_t begin = b * kUuidsPerLookup;
+    const size_t end = std::min(uuids.size(), begin + kUuidsPerLookup);
+    std::vector<std::string> batch(uuids.begin() + begin, uuids.begin() + end);
+    const std::string path = absl::StrCat("/", collection, "/detail/?fields=uuid,meta&uuid=",
+                                          absl::StrJoin(batch, ","));
+    FetchListPage(
+        account, deadline, path, 0, static_cast<int64_t>(batch.size()),
+        [lookup](absl::StatusOr<Page> page) {
+          Callback<IdMap> finish;
+          {
+            absl::MutexLock lock(&lookup->mu);
+            if (!page.ok()) {
+              if (lookup->error.ok()) lookup->error = page.status();
+            } else {
+              for (const WireObject& o : page->objects) {
+                if (!o.chosen_id.empty()) lookup->ids[o.uuid] = o.chosen_id;
+              }
+            }
+            if (--lookup->pending > 0) return;
+            finish = std::move(lookup->done);
+          }
+          if (!lookup->error.ok()) return std::move(finish)(lookup->error);
+          std::move(finish)(std::move(lookup->ids));
+        });
+  }
+}
+
+void FetchListPage(const AccountPtr& account, absl::Time deadline, absl::string_view path,
+                   int64_t offset, int64_t limit, Callback<Page> done) {
+  const std::string context =
+      absl::StrCat("GET ", path.substr(0, path.find('?')));
+  Call(account, deadline, "GET",
+       absl::StrCat(path, absl::StrContains(path, '?') ? "&" : "?", "limit=", limit,
+                    "&offset=", offset),
+       "", context, [done = std::move(done)](absl::StatusOr<HttpResponse> r) mutable {
+         if (!r.ok()) return std::move(done)(r.status());
+         std::move(done)(ParsePage(r->body));
+       });
 }
 
 void GetObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
@@ -265,11 +329,12 @@ void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObje
   if (drive.referenced_uuids.empty()) {
     return std::move(done)(DriveToVolume(drive.json, account->id, {}));
   }
-  LoadIds(account, deadline, "servers",
-          [account, json = drive.json, done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
-            if (!ids.ok()) return std::move(done)(ids.status());
-            std::move(done)(DriveToVolume(json, account->id, *ids));
-          });
+  LoadIdsOf(account, deadline, "servers", drive.referenced_uuids,
+            [account, json = drive.json,
+             done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
+              if (!ids.ok()) return std::move(done)(ids.status());
+              std::move(done)(DriveToVolume(json, account->id, *ids));
+            });
 }
 
 void RenderInstance(const AccountPtr& account, absl::Time deadline, const WireObject& server,
@@ -277,12 +342,12 @@ void RenderInstance(const AccountPtr& account, absl::Time deadline, const WireOb
   if (server.referenced_uuids.empty()) {
     return std::move(done)(ServerToInstance(server.json, account->id, {}));
   }
-  LoadIds(account, deadline, "drives",
-          [account, json = server.json,
-           done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
-            if (!ids.ok()) return std::move(done)(ids.status());
-            std::move(done)(ServerToInstance(json, account->id, *ids));
-          });
+  LoadIdsOf(account, deadline, "drives", server.referenced_uuids,
+            [account, json = server.json,
+             done = std::move(done)](absl::StatusOr<IdMap> ids) mutable {
+              if (!ids.ok()) return std::move(done)(ids.status());
+              std::move(done)(ServerToInstance(json, account->id, *ids));
+            });
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

@@ -9,6 +9,7 @@
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_CALLS_H_
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_CALLS_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,20 @@ void ListAll(AccountPtr account, absl::Time deadline, std::string path,
 // uuid → chosen id of a collection ("drives"/"servers"), from `uuid,meta`.
 void LoadIds(const AccountPtr& account, absl::Time deadline, const std::string& collection,
              Callback<IdMap> done);
+
+// uuid → chosen id of those of `uuids` that are objects of `collection` with
+// a chosen id: GET /<collection>/detail/?fields=uuid,meta&uuid=a,b,…
+// (general.rst: a comma in a filter value is OR), kUuidsPerLookup uuids per
+// request, the requests sent at once. Strings that are no uuid are skipped.
+// Costs the number of uuids asked, not the size of the collection.
+inline constexpr int kUuidsPerLookup = 50;
+void LoadIdsOf(const AccountPtr& account, absl::Time deadline, const std::string& collection,
+               std::vector<std::string> uuids, Callback<IdMap> done);
+
+// One list request: GET `path` (such as "/servers/detail/") with
+// limit=`limit` (>= 1; CloudSigma's 0 would mean all) and offset=`offset`.
+void FetchListPage(const AccountPtr& account, absl::Time deadline, absl::string_view path,
+                   int64_t offset, int64_t limit, Callback<Page> done);
 
 // GETs one object; NOT_FOUND "<what> <resource_name> does not exist" for 404.
 void GetObject(const AccountPtr& account, absl::Time deadline, const std::string& collection,
@@ -124,16 +139,19 @@ void RenderVolume(const AccountPtr& account, absl::Time deadline, const WireObje
 void RenderInstance(const AccountPtr& account, absl::Time deadline, const WireObject& server,
                     Callback<v1::Instance> done);
 
-// Renders a whole list with one id lookup in `other_collection` for all
-// references. When that lookup fails the list is still answered; references
+// Renders a page of objects with one id lookup (LoadIdsOf) of the uuids they
+// refer to in `other_collection`: the page's references, not the whole other
+// collection. When that lookup fails the list is still answered; references
 // then show uuids.
 template <typename T>
 void RenderAll(const AccountPtr& account, absl::Time deadline, std::vector<WireObject> objects,
                const std::string& other_collection,
                absl::AnyInvocable<absl::StatusOr<T>(const std::string&, const IdMap&)> render,
                Callback<std::vector<T>> done) {
-  bool refs = false;
-  for (const auto& o : objects) refs = refs || !o.referenced_uuids.empty();
+  std::vector<std::string> refs;
+  for (const auto& o : objects) {
+    refs.insert(refs.end(), o.referenced_uuids.begin(), o.referenced_uuids.end());
+  }
   auto finish = [objects = std::move(objects), render = std::move(render),
                  done = std::move(done)](const IdMap& ids) mutable {
     std::vector<T> out;
@@ -144,11 +162,11 @@ void RenderAll(const AccountPtr& account, absl::Time deadline, std::vector<WireO
     }
     std::move(done)(std::move(out));
   };
-  if (!refs) return finish({});
-  LoadIds(account, deadline, other_collection,
-          [finish = std::move(finish)](absl::StatusOr<IdMap> ids) mutable {
-            finish(ids.ok() ? *ids : IdMap());
-          });
+  if (refs.empty()) return finish({});
+  LoadIdsOf(account, deadline, other_collection, std::move(refs),
+            [finish = std::move(finish)](absl::StatusOr<IdMap> ids) mutable {
+              finish(ids.ok() ? *ids : IdMap());
+            });
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

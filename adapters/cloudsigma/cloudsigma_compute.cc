@@ -301,7 +301,7 @@ void CloudSigmaProvider::ListInstances(const CallContext& ctx,
                                        const v1::ListInstancesRequest& request,
                                        Callback<v1::ListInstancesResponse> done) {
   ListRendered<v1::ListInstancesResponse, v1::Instance>(
-      account_, ctx.deadline, "/servers/detail/", "drives", &ServerToInstance,
+      account_, ctx.deadline, "servers", "drives", &ServerToInstance,
       request.page_size(), request.page_token(), std::move(done));
 }
 

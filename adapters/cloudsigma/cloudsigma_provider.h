@@ -19,14 +19,18 @@
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_PROVIDER_H_
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_PROVIDER_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/cloudsigma/cloudsigma_calls.h"
@@ -34,7 +38,10 @@
 #include "adapters/cloudsigma/cloudsigma_tokens.h"
 #include "adapters/cloudsigma/cloudsigma_wire.h"
 #include "adapters/common/kit/lists.h"
+#include "adapters/common/paging/paging.h"
 #include "adapters/provider.h"
+#include "base/errors.h"
+#include "base/reasons.h"
 
 namespace cloudplane::adapters::cloudsigma {
 
@@ -67,34 +74,98 @@ void BootFromDrive(const AccountPtr& account, absl::Time deadline, const PollTok
 void PutServer(const AccountPtr& account, absl::Time deadline, const WireObject& server,
                const ServerEdit& edit, Callback<WireObject> done);
 
-// A List* of drives or servers: checks the paging fields, then fetches every
-// object of `path`, renders them with `render` (DriveToVolume,
-// ServerToInstance) and one id lookup in `other_collection`, and answers the
-// page the request asks for.
+// A List* of drives or servers (`collection` "drives", "servers"), one
+// CloudSigma list request per API page (pagination.rst: limit/offset), in
+// CloudSigma's order:
+//  1. page_size (paging::EffectivePageSize: 0 is 50, at most 1000) and
+//     page_token (ReadListPageToken; INVALID_ARGUMENT naming it) are checked
+//     before anything is sent;
+//  2. the first page GETs /<collection>/detail/?limit=<size>&offset=0; a
+//     later one GETs from the token's anchor, the last object answered
+//     (offset = token.offset - 1, limit = size + 1), and answers what follows
+//     the anchor;
+//  3. only those objects are rendered (`render`: DriveToVolume,
+//     ServerToInstance), with one LoadIdsOf of the uuids they refer to in
+//     `other_collection`;
+//  4. next_page_token names the last object answered and the offset after
+//     it; "" once CloudSigma's total_count is reached.
+// So N objects cost N / size list requests and N objects rendered in all.
+//
+// Objects created or deleted between pages (offset paging keeps no
+// snapshot; CloudSigma's own API behaves the same, and Libcloud and
+// pycloudsigma avoid it by fetching everything with limit=0). The anchor is
+// looked for in the objects fetched, assuming CloudSigma keeps the relative
+// order of its objects (it lists in creation order; so does the emulator):
+//  - found first (nothing changed before it): the page goes on after it.
+//    Objects created after the anchor appear on a later page; objects
+//    deleted after it do not appear;
+//  - found later (objects were created before it): the page goes on after
+//    it, shorter, so nothing is answered twice; those new objects are not
+//    listed;
+//  - not found (the anchor, or objects before it, were deleted, so the
+//    offset moved back past what the client has seen): ABORTED,
+//    CONCURRENT_MODIFICATION, "list again from the first page".
+// Every object that exists for the whole listing is answered exactly once,
+// or the listing fails with ABORTED; never an object twice or one silently
+// skipped.
 template <typename Response, typename T>
-void ListRendered(const AccountPtr& account, absl::Time deadline, std::string path,
+void ListRendered(const AccountPtr& account, absl::Time deadline, std::string collection,
                   std::string other_collection,
                   absl::StatusOr<T> (*render)(absl::string_view, absl::string_view, const IdMap&),
-                  int32_t page_size, std::string page_token, Callback<Response> done) {
-  if (absl::Status s = kit::CheckPaging(page_size, page_token); !s.ok()) {
-    return std::move(done)(s);
-  }
-  ListAll(account, deadline, std::move(path),
-          [account, deadline, other_collection = std::move(other_collection), render, page_size,
-           page_token = std::move(page_token),
-           done = std::move(done)](absl::StatusOr<std::vector<WireObject>> objects) mutable {
-            if (!objects.ok()) return std::move(done)(objects.status());
-            RenderAll<T>(
-                account, deadline, *std::move(objects), other_collection,
-                [account, render](const std::string& json, const IdMap& ids) {
-                  return render(json, account->id, ids);
-                },
-                [page_size, page_token, done = std::move(done)](
-                    absl::StatusOr<std::vector<T>> all) mutable {
-                  if (!all.ok()) return std::move(done)(all.status());
-                  std::move(done)(kit::AnswerPage<Response>(*std::move(all), page_size, page_token));
-                });
-          });
+                  int32_t page_size, const std::string& page_token, Callback<Response> done) {
+  absl::StatusOr<int> size = paging::EffectivePageSize(page_size);
+  if (!size.ok()) return std::move(done)(size.status());
+  absl::StatusOr<std::optional<ListPageToken>> token = ReadListPageToken(page_token, collection);
+  if (!token.ok()) return std::move(done)(token.status());
+  const bool first = !token->has_value();
+  const int64_t offset = first ? 0 : (*token)->offset() - 1;
+  std::string anchor = first ? "" : (*token)->anchor_uuid();
+  FetchListPage(
+      account, deadline, absl::StrCat("/", collection, "/detail/"), offset,
+      *size + (first ? 0 : 1),
+      [account, deadline, collection, other_collection = std::move(other_collection), render,
+       size = *size, offset, anchor = std::move(anchor),
+       done = std::move(done)](absl::StatusOr<Page> page) mutable {
+        if (!page.ok()) return std::move(done)(page.status());
+        std::vector<WireObject>& objects = page->objects;
+        size_t start = 0;
+        if (!anchor.empty()) {
+          auto it = std::find_if(objects.begin(), objects.end(),
+                                 [&](const WireObject& o) { return o.uuid == anchor; });
+          if (it == objects.end()) {
+            return std::move(done)(WithErrorInfo(
+                absl::AbortedError(absl::StrCat(
+                    "the ", collection,
+                    " changed between pages (objects listed before were deleted); list "
+                    "again from the first page")),
+                reasons::kConcurrentModification, {{"collection", collection}}));
+          }
+          start = static_cast<size_t>(it - objects.begin()) + 1;
+        }
+        const size_t end = std::min(objects.size(), start + static_cast<size_t>(size));
+        std::string next;
+        const int64_t next_offset = offset + static_cast<int64_t>(end);
+        if (next_offset < page->total_count && end > 0) {
+          next = PackListPageToken(collection, next_offset, objects[end - 1].uuid);
+        }
+        std::vector<WireObject> answered(std::make_move_iterator(objects.begin() + start),
+                                         std::make_move_iterator(objects.begin() + end));
+        RenderAll<T>(
+            account, deadline, std::move(answered), other_collection,
+            [account, render](const std::string& json, const IdMap& ids) {
+              return render(json, account->id, ids);
+            },
+            [next = std::move(next),
+             done = std::move(done)](absl::StatusOr<std::vector<T>> rendered) mutable {
+              if (!rendered.ok()) return std::move(done)(rendered.status());
+              std::vector<std::unique_ptr<google::protobuf::Message>> messages;
+              messages.reserve(rendered->size());
+              for (T& item : *rendered) messages.push_back(std::make_unique<T>(std::move(item)));
+              Response response;
+              kit::FillPage(response, std::move(messages), next);
+              std::move(done)(std::move(response));
+            });
+      });
 }
 
 // The NIC a request's interface asks for; each problem is a violation on

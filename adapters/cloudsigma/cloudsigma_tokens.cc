@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/cloudsigma/cloudsigma_wire.h"
 #include "adapters/common/kit/poll_token.h"
@@ -52,6 +53,36 @@ absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes) {
     return kit::UnreadableToken(absl::StrCat("a CloudSigma token, but ", wrong));
   }
   return token;
+}
+
+std::string PackListPageToken(absl::string_view collection, int64_t offset,
+                              absl::string_view anchor_uuid) {
+  ListPageToken token;
+  token.set_version(kListPageTokenVersion);
+  token.set_collection(std::string(collection));
+  token.set_offset(offset);
+  token.set_anchor_uuid(std::string(anchor_uuid));
+  return absl::WebSafeBase64Escape(kit::PackToken(token));
+}
+
+absl::StatusOr<std::optional<ListPageToken>> ReadListPageToken(absl::string_view page_token,
+                                                               absl::string_view collection) {
+  if (page_token.empty()) return std::nullopt;
+  std::string bytes;
+  if (!absl::WebSafeBase64Unescape(page_token, &bytes) ||
+      !kit::HoldsToken<ListPageToken>(bytes)) {
+    return InvalidField("page_token", "is not a token this server issued");
+  }
+  absl::StatusOr<ListPageToken> token =
+      kit::UnpackToken<ListPageToken>(bytes, kListPageTokenVersion);
+  if (!token.ok()) return InvalidField("page_token", "is not a token this server issued");
+  if (token->collection() != collection) {
+    return InvalidField("page_token", "belongs to another list");
+  }
+  if (token->offset() < 1 || !IsUuid(token->anchor_uuid())) {
+    return InvalidField("page_token", "is not a token this server issued");
+  }
+  return std::optional<ListPageToken>(*std::move(token));
 }
 
 absl::string_view KindName(PollToken::Kind kind) {

@@ -7,6 +7,7 @@
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_TOKENS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,22 @@ std::string PackPollToken(const PollToken& token);
 // token that names no drive or server, no goal, or (MOUNTED, UNMOUNTED) no
 // server, or (BOOT_DRIVE_READY) no server to make.
 absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes);
+
+// The ListPageToken version this server writes and the newest it reads.
+inline constexpr uint32_t kListPageTokenVersion = 1;
+
+// The next_page_token that continues a list of `collection` ("servers",
+// "drives") after the object `anchor_uuid`, which was at `offset` - 1.
+std::string PackListPageToken(absl::string_view collection, int64_t offset,
+                              absl::string_view anchor_uuid);
+
+// The token a List* request carries: nullopt for "" (the first page), else
+// the ListPageToken. INVALID_ARGUMENT naming `page_token` for anything
+// PackListPageToken did not make for `collection` (not base64, not a packed
+// ListPageToken, an unknown version, another collection, an offset below 1,
+// an anchor that is no uuid).
+absl::StatusOr<std::optional<ListPageToken>> ReadListPageToken(absl::string_view page_token,
+                                                               absl::string_view collection);
 
 // "drive" or "server" (for messages), and the collection path segment
 // "drives" or "servers".

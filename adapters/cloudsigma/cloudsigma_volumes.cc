@@ -54,7 +54,7 @@ absl::Status CheckAttachment(const std::string& device, const std::string& chann
 
 void CloudSigmaProvider::ListVolumes(const CallContext& ctx, const v1::ListVolumesRequest& request,
                                      Callback<v1::ListVolumesResponse> done) {
-  ListRendered<v1::ListVolumesResponse, v1::Volume>(account_, ctx.deadline, "/drives/detail/",
+  ListRendered<v1::ListVolumesResponse, v1::Volume>(account_, ctx.deadline, "drives",
                                                     "servers", &DriveToVolume, request.page_size(),
                                                     request.page_token(), std::move(done));
 }
