@@ -240,8 +240,9 @@ class CloudSigmaEmulator:
         self.servers, self.drives = {}, {}
         self.vlans, self.ips, self.keypairs = {}, {}, {}
         self.fwpolicies = {}
-        # List requests per collection ("servers": 3), answered by GET
-        # /emulator/list-requests so tests count provider pages.
+        # List requests per collection ("servers": 3), and under "all" every
+        # API request, answered by GET /emulator/list-requests so tests and
+        # benchmarks count provider pages and requests.
         self.list_requests = collections.Counter()
         self.subscriptions = {}  # id (a string) -> subscription
         self._subscription_seq = 7270
@@ -1003,6 +1004,7 @@ class CloudSigmaEmulator:
             except ValueError:
                 raise ApiError(400, "validation", "Request body is not valid JSON", None)
         with self._lock:
+            self.list_requests["all"] += 1
             if not parts:
                 raise ApiError(404, "notexist", "Not found")
             resource = parts[0]
@@ -1185,7 +1187,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, {})
         if path == "/emulator/list-requests" and self.command == "GET":
             # Test control: how many list requests (GET of a collection or
-            # its /detail/, any page) each collection has answered.
+            # its /detail/, any page) each collection has answered, and
+            # "all": every API request (lists, gets, writes).
             with self.emulator._lock:
                 return self._send(200, dict(self.emulator.list_requests))
         if path == "/emulator/expire-subscriptions" and self.command == "POST":

@@ -125,8 +125,8 @@ def test_pages_copy_only_their_objects_and_filter_first(emu):
     assert [o["uuid"] for o in page["objects"]] == wanted[1:]
     short = call(emu, "GET", f"/servers/?uuid={made[0]['uuid']}&fields=uuid,name")[1]
     assert short["objects"] == [{"uuid": made[0]["uuid"], "name": "pg0"}]
-    after = call(emu, "GET", "/emulator/list-requests", raw_path=True)[1]["servers"]
-    assert after - before == 2
+    counts = call(emu, "GET", "/emulator/list-requests", raw_path=True)[1]
+    assert counts["servers"] - before == 2 and counts["all"] >= counts["servers"]
     # uuid= answers the uuids asked, each once, in the order asked; an
     # unknown one is left out.
     asked = [made[4]["uuid"], made[2]["uuid"], made[4]["uuid"], "0" * 8 + "-0000-0000-0000-" +
