@@ -18,16 +18,19 @@ What it does, in one invocation:
      fill took.
      With --state DIR, the filled state is kept in DIR, and a later run
      with the same DIR and --sizes skips the fill.
-  2. For each size, --rounds times (sizes interleaved within each round,
-     their order rotating from round to round):
-       * first page: ListInstances(page_size=100) with no token, called back
-         to back by one client for --seconds;
+  2. --rounds times, for each of
+       * first page: ListInstances(page_size=100) with no token;
        * deep page: the same with the token of the page that starts at 90%
          of the account (a full page; for an account of one page, the first
          page again);
-     and reports calls/s and the server's CPU time per call (sum of its
-     threads' /proc schedstat run times), medians over the rounds, and the
-     time to walk the whole account in pages of 100.
+     one client calls the sizes in turn, --batch calls of one size, then of
+     the next (the order rotating from round to round), for --seconds per
+     size in all. Interleaving the sizes in short batches makes the load of
+     other processes on a shared machine fall on every size alike. Reported
+     per size: calls/s and the server's CPU time per call (sum of its
+     threads' /proc schedstat run times) within that size's batches,
+     medians over the rounds, and the time to walk the whole account in
+     pages of 100.
   3. Prints the ratios size / smallest size of each figure (1.00 = flat; the
      goal is within 0.80 .. 1.20 for 10,000 / 100).
 
@@ -117,21 +120,28 @@ def page_token_at(compute, parent, page_size, start):
     return at_start, seen, time.perf_counter() - t0
 
 
-def rate(server, request, seconds):
-    """Calls of `request` back to back for `seconds`: (calls/s, server CPU ms
-    per call)."""
+def interleaved(server, requests, seconds, batch):
+    """Calls {size: request} for `seconds` in all, `batch` calls of one size
+    after another, so that load from outside (other processes on the
+    machine) falls on every size alike: {size: (calls/s, server CPU ms per
+    call)}, from the time and CPU spent in that size's batches only."""
     compute = server.compute()
-    compute.ListInstances(request)  # warm: the page's records are cached
-    calls = 0
-    cpu0 = cpu_seconds(server.process.pid)
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
+    totals = {size: [0, 0.0, 0.0] for size in requests}  # calls, seconds, CPU seconds
+    for request in requests.values():
+        compute.ListInstances(request)  # warm: the page's records are cached
+    deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        compute.ListInstances(request)
-        calls += 1
-    elapsed = time.perf_counter() - t0
-    cpu = cpu_seconds(server.process.pid) - cpu0
-    return calls / elapsed, cpu / calls * 1000
+        for size, request in requests.items():
+            cpu0 = cpu_seconds(server.process.pid)
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                compute.ListInstances(request)
+            elapsed = time.perf_counter() - t0
+            total = totals[size]
+            total[0] += batch
+            total[1] += elapsed
+            total[2] += cpu_seconds(server.process.pid) - cpu0
+    return {size: (calls / secs, cpu / calls * 1000) for size, (calls, secs, cpu) in totals.items()}
 
 
 def measure(binary, state_dir, sizes, args, label):
@@ -158,18 +168,24 @@ def measure(binary, state_dir, sizes, args, label):
             }
         runs = {size: [] for size in sizes}
         for round_ in range(args.rounds):
-            for size in sizes[round_ % len(sizes):] + sizes[:round_ % len(sizes)]:
-                figures = {}
-                for kind in ("first", "deep"):
-                    per_s, cpu_ms = rate(server, requests[size][kind], args.seconds)
-                    figures[f"{kind} /s"], figures[f"{kind} server ms"] = per_s, cpu_ms
+            figures = {size: {} for size in sizes}
+            for kind in ("first", "deep"):
+                # Batches of each size in turn; the order rotates by round.
+                order = sizes[round_ % len(sizes):] + sizes[:round_ % len(sizes)]
+                result = interleaved(server, {size: requests[size][kind] for size in order},
+                                     args.seconds * len(sizes), args.batch)
+                for size, (per_s, cpu_ms) in result.items():
+                    figures[size][f"{kind} /s"] = per_s
+                    figures[size][f"{kind} server ms"] = cpu_ms
+            for size in sizes:
                 walks[size].append(page_token_at(compute, f"accounts/list{size}",
                                                  args.page_size, 0)[2])
-                runs[size].append(figures)
+                runs[size].append(figures[size])
+                f = figures[size]
                 print(f"[{label} round {round_ + 1}] {size:6} instances: first page "
-                      f"{figures['first /s']:7.1f}/s {figures['first server ms']:7.2f} ms server"
-                      f" | deep page {figures['deep /s']:7.1f}/s "
-                      f"{figures['deep server ms']:7.2f} ms server", flush=True)
+                      f"{f['first /s']:7.1f}/s {f['first server ms']:7.2f} ms server"
+                      f" | deep page {f['deep /s']:7.1f}/s "
+                      f"{f['deep server ms']:7.2f} ms server", flush=True)
     finally:
         code = server.stop()
         if code not in (0, None):
@@ -202,6 +218,8 @@ def main():
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=20,
+                        help="calls of one size before the next size's (see step 2)")
     parser.add_argument("--fill-concurrency", type=int, default=64)
     parser.add_argument("--server", help="the cloudplaned binary to measure (default: the "
                         "release build, built now)")
