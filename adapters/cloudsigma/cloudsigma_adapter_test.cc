@@ -960,12 +960,12 @@ while rest("GET", f"/servers/{u}/")[0] != 404:
   // The emulator's count of list requests of `collection` so far.
   int ListRequests(const std::string& collection) {
     int n = -1;
-    EXPECT_TRUE(absl::SimpleAtoi(
-        Python(absl::StrCat(R"(_, counts = rest("GET", API.split("/api/2.0")[0] + "/emulator/list-requests")
+    EXPECT_TRUE(absl::SimpleAtoi(Python(absl::StrCat(R"(base = API.split("/api/2.0")[0]
+_, counts = rest("GET", base + "/emulator/list-requests")
 print(counts.get(")",
-                            collection, R"(", 0))
+                                                     collection, R"(", 0))
 )")),
-        &n));
+                                 &n));
     return n;
   }
 
@@ -974,8 +974,9 @@ print(counts.get(")",
     r.set_parent("accounts/cs");
     r.set_page_size(size);
     r.set_page_token(token);
-    return Await<v1::ListInstancesResponse>(
-        [&](Callback<v1::ListInstancesResponse> cb) { p_->ListInstances(Ctx(), r, std::move(cb)); });
+    return Await<v1::ListInstancesResponse>([&](Callback<v1::ListInstancesResponse> cb) {
+      p_->ListInstances(Ctx(), r, std::move(cb));
+    });
   }
 
   // Every page from the first: the names in order and the number of pages.

@@ -35,16 +35,17 @@ void FetchPage(const AccountPtr& account, absl::Time deadline, const std::string
   if (!cursor.empty() && !absl::SimpleAtoi(cursor, &offset)) {
     return std::move(done)(absl::InternalError(absl::StrCat(context, ": bad page cursor")));
   }
-  FetchListPage(
-      account, deadline, path, offset, kPageLimit,
-      [offset, done = std::move(done)](absl::StatusOr<Page> page) mutable {
-         if (!page.ok()) return std::move(done)(page.status());
-         const int64_t end = offset + static_cast<int64_t>(page->objects.size());
-         kit::ProviderPage<WireObject> out;
-         if (!page->objects.empty() && end < page->total_count) out.next = absl::StrCat(end);
-         out.items = std::move(page->objects);
-         std::move(done)(std::move(out));
-       });
+  FetchListPage(account, deadline, path, offset, kPageLimit,
+                [offset, done = std::move(done)](absl::StatusOr<Page> page) mutable {
+                  if (!page.ok()) return std::move(done)(page.status());
+                  const int64_t end = offset + static_cast<int64_t>(page->objects.size());
+                  kit::ProviderPage<WireObject> out;
+                  if (!page->objects.empty() && end < page->total_count) {
+                    out.next = absl::StrCat(end);
+                  }
+                  out.items = std::move(page->objects);
+                  std::move(done)(std::move(out));
+                });
 }
 
 // The uuid named by `id`: itself when in uuid form, else the object whose
@@ -180,8 +181,7 @@ void LoadIdsOf(const AccountPtr& account, absl::Time deadline, const std::string
 
 void FetchListPage(const AccountPtr& account, absl::Time deadline, absl::string_view path,
                    int64_t offset, int64_t limit, Callback<Page> done) {
-  const std::string context =
-      absl::StrCat("GET ", path.substr(0, path.find('?')));
+  const std::string context = absl::StrCat("GET ", path.substr(0, path.find('?')));
   Call(account, deadline, "GET",
        absl::StrCat(path, absl::StrContains(path, '?') ? "&" : "?", "limit=", limit,
                     "&offset=", offset),
