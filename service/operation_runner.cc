@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -16,6 +17,7 @@
 #include "adapters/dispatch.h"
 #include "base/errors.h"
 #include "base/reasons.h"
+#include "base/thread_role.h"
 #include "cloudplane/v1/common.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
@@ -97,7 +99,38 @@ using adapters::kit::IsAmbiguous;
 
 OperationRunner::OperationRunner(store::Store* store, EventLoop* loop, WatchHub* hub,
                                  const AccountTable* accounts, Options options)
-    : store_(store), loop_(loop), hub_(hub), accounts_(accounts), options_(options) {}
+    : store_(store), loop_(loop), hub_(hub), accounts_(accounts), options_(options) {
+  for (int i = 0; i < std::max(1, options_.start_threads); ++i) {
+    start_threads_.emplace_back([this] { StartThreadMain(); });
+  }
+}
+
+OperationRunner::~OperationRunner() {
+  {
+    absl::MutexLock lock(&start_mu_);
+    start_stop_ = true;
+  }
+  for (std::thread& t : start_threads_) t.join();
+}
+
+void OperationRunner::StartThreadMain() {
+  while (true) {
+    absl::AnyInvocable<void() &&> task;
+    {
+      absl::MutexLock lock(&start_mu_);
+      start_mu_.Await(absl::Condition(
+          +[](OperationRunner* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->start_mu_) {
+            return r->start_stop_ || !r->start_queue_.empty();
+          },
+          this));
+      // Queued Starts run even after the stop: each answers its caller.
+      if (start_queue_.empty()) return;
+      task = std::move(start_queue_.front());
+      start_queue_.pop_front();
+    }
+    std::move(task)();
+  }
+}
 
 void OperationRunner::Start(const std::string& method, const std::string& account,
                             const std::string& target, const google::protobuf::Message& request,
@@ -125,7 +158,15 @@ void OperationRunner::Start(const std::string& method, const std::string& accoun
   google::protobuf::Any packed;
   packed.PackFrom(request);
   record.poll_token = packed.SerializeAsString();
+  absl::MutexLock lock(&start_mu_);
+  start_queue_.push_back([this, record = std::move(record), request_id,
+                          done = std::move(done)]() mutable {
+    Begin(std::move(record), std::move(request_id), std::move(done));
+  });
+}
 
+void OperationRunner::Begin(store::OperationRecord record, std::string request_id,
+                            Accepted done) {
   absl::StatusOr<store::InsertResult> inserted = store_->InsertOperation(record);
   if (!inserted.ok()) {
     if (inserted.status().code() == absl::StatusCode::kAlreadyExists) {
@@ -216,11 +257,31 @@ void OperationRunner::Drive(store::OperationRecord record, Accepted accepted, in
   // The callback is moved into the dispatch; keep a handle for the case where
   // dispatch fails before calling it.
   auto shared_accepted = std::make_shared<Accepted>(std::move(accepted));
+  // A client's Start whose provider answers at once, on this thread, before
+  // DispatchMutation returns (the sandbox: its mutations are local
+  // transactions), has the answer recorded right here instead of on the
+  // loop. This thread (a gRPC one) waits for those commits anyway; recorded
+  // here, the commits of concurrent Starts share fsyncs (the store's group
+  // commit), where on the one loop thread they would queue one by one.
+  // Nothing else acts on the operation before its caller has the answer.
+  struct Dispatch {
+    std::thread::id thread = std::this_thread::get_id();
+    std::atomic<bool> running{true};
+  };
+  auto dispatch = std::make_shared<Dispatch>();
   absl::Status dispatched = adapters::DispatchMutation(
       record.method, **provider, ctx, request,
-      [this, name, attempt, shared_accepted](absl::StatusOr<adapters::MutationProgress> progress) {
+      [this, name, attempt, shared_accepted,
+       dispatch](absl::StatusOr<adapters::MutationProgress> progress) {
+        if (*shared_accepted && dispatch->running.load() &&
+            dispatch->thread == std::this_thread::get_id() && TransportThreadName() == nullptr &&
+            !loop_->IsLoopThread()) {
+          OnProgress(name, attempt, std::move(progress), std::move(*shared_accepted));
+          return;
+        }
         PostProgress(name, attempt, std::move(progress), std::move(*shared_accepted));
       });
+  dispatch->running.store(false);
   if (!dispatched.ok()) {
     accepted = std::move(*shared_accepted);
     fail(dispatched);
@@ -317,18 +378,28 @@ void OperationRunner::OnProgress(const std::string& name, int attempt,
   // a poll's "not yet" may hand the operation to the observer.
   const bool polled = record->phase == kSubmitted;
   v1::OperationMetadata metadata = MetadataOf(record->op);
-  bool changed = metadata.status_detail() != progress->detail ||
-                 record->phase != kSubmitted;
-  metadata.set_status_detail(progress->detail);
-  if (!progress->provider_operation.empty()) {
-    metadata.set_provider_operation(progress->provider_operation);
-  }
-  *metadata.mutable_update_time() = TimeUtil::GetCurrentTime();
-  SetMetadata(record->op, metadata);
-  record->phase = kSubmitted;
-  record->poll_token = progress->poll_token;
-  if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) {
-    std::cerr << "cloudplaned: cannot record progress of " << name << ": " << status << "\n";
+  // What clients see changed (published to watchers) ...
+  const bool changed = metadata.status_detail() != progress->detail ||
+                       record->phase != kSubmitted;
+  // ... or only what the runner keeps to resume: either is written. A poll
+  // that changes neither (the common "still working") writes nothing, so
+  // a pending operation costs no fsync per poll (issue 15).
+  const bool rewrite =
+      changed || record->poll_token != progress->poll_token ||
+      (!progress->provider_operation.empty() &&
+       metadata.provider_operation() != progress->provider_operation);
+  if (rewrite) {
+    metadata.set_status_detail(progress->detail);
+    if (!progress->provider_operation.empty()) {
+      metadata.set_provider_operation(progress->provider_operation);
+    }
+    *metadata.mutable_update_time() = TimeUtil::GetCurrentTime();
+    SetMetadata(record->op, metadata);
+    record->phase = kSubmitted;
+    record->poll_token = progress->poll_token;
+    if (absl::Status status = store_->UpdateOperation(*record); !status.ok()) {
+      std::cerr << "cloudplaned: cannot record progress of " << name << ": " << status << "\n";
+    }
   }
   if (changed) {
     hub_->Publish(record->account, v1::WatchResponse::UPDATED, name, record->op, adapters::WatchSource::kLocal);

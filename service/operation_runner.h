@@ -26,19 +26,29 @@
 // (see Start) never ends an operation: the step (call or poll) is tried
 // again with backoff until the deadline, whose error then quotes the last
 // answer. Provider answers are recorded on the event loop, never on the
-// transport thread that delivered them. A repeated request_id returns
+// transport thread that delivered them; the one exception is the first
+// answer to a Start that the provider gives at once on the start thread
+// (a local provider such as the sandbox), recorded there so that concurrent
+// Starts share commits (group commit, store/store.h). Start itself only
+// fingerprints the request on the calling thread and queues the rest for
+// the start threads (Options::start_threads). A poll that changes
+// nothing (same status detail, poll token and provider operation) writes
+// nothing: a pending operation costs no fsync per poll. A repeated request_id returns
 // the first Operation instead of starting another one, also after a restart.
 //
 // Thread-safety: all methods may be called from any thread.
 #ifndef CLOUDPLANE_SERVICE_OPERATION_RUNNER_H_
 #define CLOUDPLANE_SERVICE_OPERATION_RUNNER_H_
 
+#include <deque>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/provider.h"
@@ -60,10 +70,19 @@ class OperationRunner {
     absl::Duration first_poll = absl::Milliseconds(100);
     double poll_growth = 1.5;
     absl::Duration max_poll = absl::Seconds(5);
+    // Threads that carry out Start: the operation's insert and, for a
+    // provider that answers at once (the sandbox), its transaction and the
+    // recording of its answer. They wait on store commits, so concurrent
+    // Starts share them (group commit) instead of holding gRPC's callback
+    // threads (about one per core) one commit at a time. A fixed number: it
+    // does not grow with the calls in flight, which queue for a thread.
+    int start_threads = 16;
   };
 
   OperationRunner(store::Store* store, EventLoop* loop, WatchHub* hub,
                   const AccountTable* accounts, Options options);
+  // Runs the Starts still queued, then joins the start threads.
+  ~OperationRunner();
 
   // Records and starts the mutation `method` (full name) on `account`, or
   // finds the operation already recorded for the same request_id. `request`
@@ -134,6 +153,9 @@ class OperationRunner {
   };
 
   using Accepted = adapters::Callback<google::longrunning::Operation>;
+  // Start's work on a start thread: records the operation and drives it.
+  void Begin(store::OperationRecord record, std::string request_id, Accepted done);
+  void StartThreadMain();
   // `accepted`, when set, is answered with the first provider response.
   // `attempt` counts the calls of this step so far (backoff after the next
   // ambiguous answer).
@@ -205,6 +227,12 @@ class OperationRunner {
   absl::flat_hash_map<std::string, ObservationSource*> sources_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
   uint64_t next_waiter_ ABSL_GUARDED_BY(mu_) = 1;
+
+  // The start threads (Options::start_threads) and their queue.
+  absl::Mutex start_mu_;
+  std::deque<absl::AnyInvocable<void() &&>> start_queue_ ABSL_GUARDED_BY(start_mu_);
+  bool start_stop_ ABSL_GUARDED_BY(start_mu_) = false;
+  std::vector<std::thread> start_threads_;
 };
 
 }  // namespace cloudplane::service

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "base/errors.h"
 #include "cloudplane/v1/common.pb.h"
 #include "gtest/gtest.h"
@@ -129,6 +130,46 @@ TEST_F(OperationRunnerTest, AcceptedThenPolledToDoneFromATransportThread) {
   ASSERT_TRUE(stored.ok());
   EXPECT_TRUE(stored->op.done());
   EXPECT_TRUE(stored->poll_token.empty());
+}
+
+// Waits until the provider has been polled `n` times. A poll is scheduled
+// only once the answer to the one before has been recorded, so after the
+// (n)th poll the answers to polls 1..n-1 are fully handled.
+void WaitPolls(ScriptedProvider& provider, int n) {
+  while (provider.polls.load() < n) absl::SleepFor(absl::Milliseconds(1));
+}
+
+TEST_F(OperationRunnerTest, AnUnchangedPollWritesNothingAChangedOneWritesOnce) {
+  OperationRunner& runner = Runner();
+  provider_->hold = true;  // every poll: pending, same token, same detail
+  absl::StatusOr<Operation> op = Start(runner, Request("web-1", "r1"));
+  ASSERT_TRUE(op.ok()) << op.status();
+  // The create's answer recorded the submitted phase; then polls 1 and 2
+  // (handled once poll 3 is asked) said nothing new.
+  WaitPolls(*provider_, 1);
+  const store::Store::Stats after_first = store_->GetStats();
+  absl::StatusOr<store::OperationRecord> first = store_->GetOperation(op->name());
+  ASSERT_TRUE(first.ok());
+  WaitPolls(*provider_, 4);
+  EXPECT_EQ(store_->GetStats().writes, after_first.writes);
+  absl::StatusOr<store::OperationRecord> same = store_->GetOperation(op->name());
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->update_time, first->update_time);
+
+  // A new poll token is progress the runner must keep: one write.
+  const int polls = provider_->polls.load();
+  provider_->QueuePoll(ScriptedProvider::Pending("t2"));
+  // The poll that answers t2, then the one after it (which asks with t2).
+  WaitPolls(*provider_, polls + 3);
+  EXPECT_EQ(provider_->last_token(), "t2");
+  EXPECT_EQ(store_->GetStats().writes, after_first.writes + 1);
+  absl::StatusOr<store::OperationRecord> moved = store_->GetOperation(op->name());
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(moved->poll_token, "t2");
+  EXPECT_GT(moved->update_time, first->update_time);
+
+  provider_->hold = false;
+  EXPECT_TRUE(WaitDone(runner, op->name()).done());
 }
 
 TEST_F(OperationRunnerTest, NotFoundReadsLikeAMissingOperation) {

@@ -52,41 +52,75 @@ void WatchHub::Publish(absl::string_view account, v1::WatchResponse::ChangeType 
 }
 
 void WatchHub::Append(std::string account, v1::WatchResponse change) {
+  QueuedChange self{&account, &change};
+  {
+    absl::MutexLock queue_lock(&queue_mu_);
+    queue_.push_back(&self);
+  }
+  std::vector<std::string> accounts;
   {
     absl::MutexLock publish_lock(&publish_mu_);
+    // Whoever holds publish_mu_ logs every change queued by then in one
+    // store transaction, hence one fsync, and adds them to the window in
+    // that order: concurrent publishers (each create's sandbox record and
+    // operation) no longer wait for one commit each in turn. Ours may have
+    // gone with the batch of the publisher before us.
+    if (self.done) return;
+    std::vector<QueuedChange*> batch;
+    {
+      absl::MutexLock queue_lock(&queue_mu_);
+      batch.assign(queue_.begin(), queue_.end());
+      queue_.clear();
+    }
     // The whole WatchResponse is logged, with the account alongside, so that
     // a replay returns exactly what live subscribers saw.
-    absl::StatusOr<int64_t> seq =
-        store_->AppendChange(account, change.kind(), change.resource_name(), change.change_type(),
-                             change.SerializeAsString());
-    auto entry = std::make_shared<Entry>();
-    if (seq.ok()) {
-      change.set_sequence(*seq);
-      entry->seq = *seq;
+    std::vector<int64_t> seqs;
+    absl::Status logged = store_->RunInTransaction([&](store::TxnView& txn) -> absl::Status {
+      seqs.clear();  // set afresh: the store may run this more than once
+      for (QueuedChange* q : batch) {
+        absl::StatusOr<int64_t> seq =
+            txn.AppendChange(*q->account, q->change->kind(), q->change->resource_name(),
+                             q->change->change_type(), q->change->SerializeAsString());
+        if (!seq.ok()) return seq.status();
+        seqs.push_back(*seq);
+      }
+      return absl::OkStatus();
+    });
+    if (!logged.ok()) {
+      std::cerr << "cloudplaned: change log append failed: " << logged << "\n";
+    }
+    int64_t trim_before = 0;
+    for (size_t i = 0; logged.ok() && i < batch.size(); ++i) {
+      batch[i]->change->set_sequence(seqs[i]);
       if (++appended_since_trim_ >= options_.trim_every) {
         appended_since_trim_ = 0;
-        if (*seq > options_.keep_changes) {
-          store_->TrimChangesBefore(*seq - options_.keep_changes + 1).IgnoreError();
-        }
+        if (seqs[i] > options_.keep_changes) trim_before = seqs[i] - options_.keep_changes + 1;
       }
-    } else {
-      std::cerr << "cloudplaned: change log append failed: " << seq.status() << "\n";
     }
-    entry->account = account;
-    entry->change = std::make_shared<const v1::WatchResponse>(std::move(change));
+    if (trim_before > 0) store_->TrimChangesBefore(trim_before).IgnoreError();
     absl::MutexLock window_lock(&window_mu_);
-    window_.push_back(std::move(entry));
-    while (static_cast<int64_t>(window_.size()) > options_.live_window) {
-      evicted_pos_[window_.front()->account] = base_pos_;
-      window_.pop_front();
-      ++base_pos_;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      QueuedChange* q = batch[i];
+      auto entry = std::make_shared<Entry>();
+      if (logged.ok()) entry->seq = seqs[i];
+      entry->account = *q->account;
+      entry->change = std::make_shared<const v1::WatchResponse>(std::move(*q->change));
+      window_.push_back(std::move(entry));
+      while (static_cast<int64_t>(window_.size()) > options_.live_window) {
+        evicted_pos_[window_.front()->account] = base_pos_;
+        window_.pop_front();
+        ++base_pos_;
+      }
+      accounts.push_back(*q->account);
+      // Its publisher may return (and `q` end) once publish_mu_ is free.
+      q->done = true;
     }
   }
   {
-    // After the window holds the change: a stream that arms itself after
-    // this sees it there, one armed before is woken by the pass below.
+    // After the window holds the changes: a stream that arms itself after
+    // this sees them there, one armed before is woken by the pass below.
     absl::MutexLock pending_lock(&pending_mu_);
-    pending_accounts_.insert(std::move(account));
+    for (std::string& a : accounts) pending_accounts_.insert(std::move(a));
   }
   // The only per-publish work besides the log: one task, and none while one
   // is still waiting to run (it will see this change too).

@@ -23,7 +23,10 @@
 // a transport thread (a provider's push feed on the websocket thread) is
 // posted to the EventLoop, because appending to the log is a SQLite commit
 // (base/thread_role.h); changes posted from one thread keep their order.
-// Other publishers append on their own thread. `on_wake` and `on_close` run
+// Other publishers append on their own thread, and concurrent ones share a
+// commit: the publisher that gets to log appends every change queued by then
+// in one store transaction, and each Publish returns once its change is
+// durable and in the window. `on_wake` and `on_close` run
 // under no lock of the hub and must not block; a Subscription's Next and
 // ArmIfIdle must not be called concurrently with each other.
 #ifndef CLOUDPLANE_SERVICE_WATCH_HUB_H_
@@ -176,10 +179,20 @@ class WatchHub : public adapters::ChangeSink {
   EventLoop* const loop_;
   const Options options_;
 
+  // A change waiting in queue_ to be logged by the holder of publish_mu_.
+  struct QueuedChange {
+    const std::string* account;
+    v1::WatchResponse* change;
+    bool done = false;  // guarded by publish_mu_
+  };
+
   // Serialises appends so that sequence order equals window order, and lets
   // a catching-up subscriber switch to the window without missing a change.
+  // Its holder logs every change queued by then in one store transaction.
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(window_mu_);
   int64_t appended_since_trim_ ABSL_GUARDED_BY(publish_mu_) = 0;
+  absl::Mutex queue_mu_;
+  std::vector<QueuedChange*> queue_ ABSL_GUARDED_BY(queue_mu_);
 
   // The live window: positions base_pos_ .. base_pos_ + window_.size() - 1.
   absl::Mutex window_mu_;
