@@ -112,6 +112,7 @@ std::unique_ptr<AccountTable> AccountTable::Create(const config::v1::ServerConfi
         }
       }
     }
+    if (status.ok()) entry.supported.insert(supported.begin(), supported.end());
     if (status.ok()) {
       account.set_state(v1::Account::READY);
     } else {
@@ -130,6 +131,12 @@ absl::Status AccountTable::NotConfigured(absl::string_view account_id, absl::str
       absl::NotFoundError(
           absl::StrCat("account \"", account_id, "\" is not configured (", field, ")")),
       "ACCOUNT_NOT_FOUND", {{"account", std::string(account_id)}});
+}
+
+bool AccountTable::Supports(absl::string_view account_id, absl::string_view full_method) const {
+  auto it = entries_.find(account_id);
+  return it != entries_.end() && it->second.supported.find(full_method) !=
+                                     it->second.supported.end();
 }
 
 absl::StatusOr<adapters::Provider*> AccountTable::Provider(absl::string_view account_id,

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ class AccountTable {
   // for an account the caller has no role on, so names cannot be probed.
   static absl::Status NotConfigured(absl::string_view account_id, absl::string_view field);
 
+  // Whether the account's Provider supports `full_method`
+  // (Provider::SupportedMethods, read once at Create). False for an account
+  // that is not configured or has no Provider.
+  bool Supports(absl::string_view account_id, absl::string_view full_method) const;
+
   // A copy of the Account resource as it is now, or nullptr.
   std::unique_ptr<v1::Account> Find(absl::string_view account_id) const;
 
@@ -69,6 +75,8 @@ class AccountTable {
     // the Provider that uses it.
     std::unique_ptr<adapters::ScratchStore> scratch;
     std::unique_ptr<adapters::Provider> provider;
+    // provider->SupportedMethods(), fixed for the Provider's life.
+    std::set<std::string, std::less<>> supported;
   };
   mutable absl::Mutex mu_;
   // Keys and providers are fixed after Create; `Entry::account` is guarded.

@@ -73,13 +73,14 @@ absl::StatusOr<auth::Caller> Gate::Authenticate(const grpc::ServerContextBase& c
 }
 
 absl::Status Gate::Authorize(const auth::Caller& caller, const auth::Permission& permission,
-                             const CallFacts& facts, const absl::Status& invisible) const {
+                             const CallFacts& facts,
+                             absl::FunctionRef<absl::Status()> invisible) const {
   if (caller.unrestricted) return absl::OkStatus();
   auth::Role role = Current()->bindings.RoleOn(caller, facts.account);
   if (role >= permission.role) return absl::OkStatus();
   absl::Status refusal =
       role == auth::Role::kNone
-          ? invisible
+          ? invisible()
           : WithErrorInfo(absl::PermissionDeniedError(absl::StrCat(
                               "permission ", permission.name, " is needed on ", facts.resource,
                               "; the caller's role there is ", auth::RoleName(role))),

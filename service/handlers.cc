@@ -49,11 +49,6 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
   return absl::FromChrono(deadline);
 }
 
-bool Supports(const adapters::Provider& provider, absl::string_view method) {
-  const std::vector<std::string> methods = provider.SupportedMethods();
-  return std::find(methods.begin(), methods.end(), method) != methods.end();
-}
-
 // The permission of a method the server serves. Every served method has one
 // (service/auth/policy_test.cc walks them all); a method without one would
 // be a bug, and it is then refused rather than let through.
@@ -114,12 +109,15 @@ absl::StatusOr<adapters::Provider*> Admit(const ServiceContext& context,
   facts.resource = routed.target;
   facts.account = routed.account;
   facts.request_id = std::string(request_id);
-  RETURN_IF_ERROR(context.gate->Authorize(caller, PermissionOf(full_method), facts,
-                                          AccountTable::NotConfigured(routed.account, "name")));
+  RETURN_IF_ERROR(context.gate->Authorize(caller, PermissionOf(full_method), facts, [&routed] {
+    return AccountTable::NotConfigured(routed.account, "name");
+  }));
   absl::StatusOr<adapters::Provider*> provider =
       context.accounts->Provider(routed.account, "name");
   if (!provider.ok()) return provider.status();
-  if (!Supports(**provider, full_method)) return adapters::Unsupported(full_method);
+  if (!context.accounts->Supports(routed.account, full_method)) {
+    return adapters::Unsupported(full_method);
+  }
   RETURN_IF_ERROR(CheckProviderOptions(**provider, full_method, request));
   cc.account = routed.account;
   cc.deadline = DeadlineOf(ctx);
