@@ -538,9 +538,10 @@ Store::Stats Store::GetStats() const {
   return stats;
 }
 
-absl::Status Store::Read(absl::FunctionRef<absl::Status()> fn) {
+absl::Status Store::Read(absl::FunctionRef<absl::Status()> fn, bool one_statement) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   absl::MutexLock lock(&mu_);
+  if (one_statement) return fn();
   // A read transaction gives multi-statement reads one consistent snapshot
   // even while other processes write.
   RETURN_IF_ERROR(conn_->Simple("BEGIN"));

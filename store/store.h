@@ -419,8 +419,11 @@ class Store {
   void RunBatch(const std::vector<PendingWrite*>& batch,
                 std::vector<std::pair<PendingWrite*, absl::Status>>& results,
                 std::vector<PendingWrite*>& again) ABSL_LOCKS_EXCLUDED(mu_, queue_mu_);
-  // Runs `fn` under mu_ (single-statement reads need no transaction).
-  absl::Status Read(absl::FunctionRef<absl::Status()> fn);
+  // Runs `fn` under mu_, in a read transaction (one snapshot for its
+  // statements) unless `one_statement`: a single SELECT is its own snapshot,
+  // and BEGIN/COMMIT around it were two thirds of the statements of a
+  // GetInstance (issue 15).
+  absl::Status Read(absl::FunctionRef<absl::Status()> fn, bool one_statement = false);
   absl::Status CheckNotInTransaction() const;
   absl::Time Now() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

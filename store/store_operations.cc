@@ -263,7 +263,7 @@ absl::StatusOr<OperationRecord> Store::GetOperation(absl::string_view name) {
   RETURN_IF_ERROR(Read([&] {
     result = conn_->GetOperation(name);
     return result.status();
-  }));
+  }, /*one_statement=*/true));
   return result;
 }
 

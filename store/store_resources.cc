@@ -118,7 +118,7 @@ absl::StatusOr<std::string> Store::GetResource(absl::string_view account,
   RETURN_IF_ERROR(Read([&] {
     result = conn_->GetResource(account, collection, id);
     return result.status();
-  }));
+  }, /*one_statement=*/true));
   return result;
 }
 
