@@ -64,9 +64,10 @@ void LoadIds(const AccountPtr& account, absl::Time deadline, const std::string& 
 // uuid → chosen id of those of `uuids` that are objects of `collection` with
 // a chosen id: GET /<collection>/detail/?fields=uuid,meta&uuid=a,b,…
 // (general.rst: a comma in a filter value is OR), kUuidsPerLookup uuids per
-// request, the requests sent at once. Strings that are no uuid are skipped.
+// request (a query of ~3.7 KB), the requests sent at once. Strings that are
+// no uuid are skipped.
 // Costs the number of uuids asked, not the size of the collection.
-inline constexpr int kUuidsPerLookup = 50;
+inline constexpr int kUuidsPerLookup = 100;
 void LoadIdsOf(const AccountPtr& account, absl::Time deadline, const std::string& collection,
                std::vector<std::string> uuids, Callback<IdMap> done);
 
