@@ -304,12 +304,17 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
     for (const Collection* c : chosen) {
       listing_.insert(c->kind);
       touched_[c->kind].clear();
-      ListPage(round, c, "", std::make_shared<Items>(), 0);
+      ListPage(round, c, "", std::make_shared<Items>(), 0, 0);
     }
   }
 
+  // A listing that the provider aborts past its first page (ABORTED: the
+  // collection changed under an offset-paged listing, e.g. CloudSigma's) is
+  // walked again from the first page, at most this many times per round.
+  static constexpr int kMaxRestarts = 2;
+
   void ListPage(std::shared_ptr<Round> round, const Collection* c, std::string token,
-                std::shared_ptr<Items> items, int pages) {
+                std::shared_ptr<Items> items, int pages, int restarts) {
     std::unique_ptr<Message> request = New(c->request);
     const auto* reflection = request->GetReflection();
     const Descriptor* d = c->request;
@@ -330,21 +335,26 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
     auto self = shared_from_this();
     absl::Status sent = adapters::DispatchRead(
         c->method, *provider_, ctx, packed,
-        [self, round, c, token, items, pages](absl::StatusOr<google::protobuf::Any> answer) {
+        [self, round, c, token, items, pages,
+         restarts](absl::StatusOr<google::protobuf::Any> answer) {
           // Usually on a transport thread: the store and the snapshot are
           // the loop's.
-          self->loop_->Post([self, round, c, token, items, pages,
+          self->loop_->Post([self, round, c, token, items, pages, restarts,
                              answer = std::move(answer)]() mutable {
             if (self->stopped_.load()) return;
-            self->OnPage(std::move(round), c, token, std::move(items), pages, std::move(answer));
+            self->OnPage(std::move(round), c, token, std::move(items), pages, restarts,
+                         std::move(answer));
           });
         });
     if (!sent.ok()) CollectionDone(round, c, sent, nullptr);
   }
 
   void OnPage(std::shared_ptr<Round> round, const Collection* c, const std::string& token,
-              std::shared_ptr<Items> items, int pages,
+              std::shared_ptr<Items> items, int pages, int restarts,
               absl::StatusOr<google::protobuf::Any> answer) {
+    if (absl::IsAborted(answer.status()) && !token.empty() && restarts < kMaxRestarts) {
+      return ListPage(std::move(round), c, "", std::make_shared<Items>(), 0, restarts + 1);
+    }
     if (!answer.ok()) return CollectionDone(round, c, answer.status(), nullptr);
     std::unique_ptr<Message> response = New(c->response);
     if (!answer->UnpackTo(response.get())) {
@@ -371,7 +381,7 @@ class Observer::Core : public std::enable_shared_from_this<Observer::Core> {
       return CollectionDone(
           round, c, absl::InternalError("the provider's paging does not advance"), nullptr);
     }
-    ListPage(std::move(round), c, std::move(next), std::move(items), pages + 1);
+    ListPage(std::move(round), c, std::move(next), std::move(items), pages + 1, restarts);
   }
 
   // On the loop: one collection's listing ended; `items` null on failure.

@@ -43,6 +43,9 @@ class ScriptedProvider : public adapters::Provider {
     absl::StatusOr<v1::ListUnitsResponse> answer = v1::ListUnitsResponse();
     if (!units_status_.ok()) {
       answer = units_status_;
+    } else if (!request.page_token().empty() && aborts_left_ > 0) {
+      --aborts_left_;
+      answer = absl::AbortedError("the collection changed since the first page");
     } else {
       v1::ListUnitsResponse page;
       int start = request.page_token().empty() ? 0 : std::stoi(request.page_token());
@@ -91,6 +94,12 @@ class ScriptedProvider : public adapters::Provider {
     units_status_ = units;
     instances_status_ = instances;
   }
+  // The next `n` ListUnits calls past a first page answer ABORTED, as an
+  // offset-paged provider (CloudSigma) does when the listing shifted.
+  void AbortContinuedPages(int n) {
+    absl::MutexLock lock(&mu_);
+    aborts_left_ = n;
+  }
   void SetConnected(bool connected) {
     absl::MutexLock lock(&mu_);
     connected_ = connected;
@@ -114,6 +123,7 @@ class ScriptedProvider : public adapters::Provider {
   std::vector<v1::Unit> units_;
   absl::Status units_status_, instances_status_;
   bool connected_ = false;
+  int aborts_left_ = 0;
   int unit_calls_ = 0, instance_calls_ = 0;
   std::vector<std::string> parents_;
   std::vector<std::thread> threads_;
@@ -319,6 +329,34 @@ TEST_F(ObserverTest, EveryPageIsWalkedOnceAListPerCollectionPerRound) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].type, WatchResponse::DELETED);
   EXPECT_EQ(got[0].name, "accounts/lab/units/u4.service");
+}
+
+TEST_F(ObserverTest, AListingAbortedPastItsFirstPageIsWalkedAgain) {
+  ScriptedProvider provider(adapters::WatchSource::kPoll);
+  for (int i = 0; i < 5; ++i) provider.SetUnit(absl::StrCat("u", i, ".service"), "loaded");
+  observer_ = Make(provider, /*page_size=*/2);
+  observer_->Start();
+  ASSERT_TRUE(WaitFor([&] { return observer_->rounds() == 1; }));
+  ASSERT_EQ(provider.unit_calls(), 3);
+
+  // Aborted once: the walk starts again (1 + 1 aborted + 3) and the round is clean.
+  provider.AbortContinuedPages(1);
+  provider.RemoveUnit("u4.service");
+  Round(*observer_);
+  EXPECT_EQ(provider.unit_calls(), 3 + 1 + 1 + 2);  // first page, aborted, then 2, 2
+  EXPECT_EQ(LastState(), v1::Account::READY);
+  std::vector<Published> got = sink_.Take();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].type, WatchResponse::DELETED);
+  EXPECT_EQ(got[0].name, "accounts/lab/units/u4.service");
+
+  // Aborted every time: after two fresh walks the round fails, and nothing
+  // is published from the half-read listing.
+  provider.AbortContinuedPages(100);
+  Round(*observer_);
+  EXPECT_EQ(LastHealth().error.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(LastState(), v1::Account::READY);
+  EXPECT_TRUE(sink_.Take().empty());
 }
 
 TEST_F(ObserverTest, AFailedListKeepsItsSnapshotAndSetsTheHealth) {
