@@ -54,14 +54,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 import cloudplane_testing  # noqa: E402
 from cloudplane_testing import Server, compute_pb2  # noqa: E402
 
-ACCOUNT = "accounts/sandbox"
-CONFIG = """
-accounts {
-  id: "sandbox"
-  provider: "sandbox"
-  options { key: "transition_ms" value: "%d" }
-}
-"""
+from api_bench import ACCOUNT, CONFIG  # noqa: E402  (the sandbox account every bench uses)
 
 
 # ---- clients ------------------------------------------------------------------

@@ -35,14 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cloudplane_testing  # noqa: E402
 from cloudplane_testing import Server, compute_pb2  # noqa: E402
 
-ACCOUNT = "accounts/sandbox"
-CONFIG = """
-accounts {
-  id: "sandbox"
-  provider: "sandbox"
-  options { key: "transition_ms" value: "0" }
-}
-"""
+from api_bench import ACCOUNT, CONFIG as SANDBOX_CONFIG  # noqa: E402
+
+CONFIG = SANDBOX_CONFIG % 0  # transitions finish at once
 
 
 def build():
