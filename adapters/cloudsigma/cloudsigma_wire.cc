@@ -696,9 +696,15 @@ namespace {
 // Member `key` of `obj` as an array: made (or a non-array replaced) when
 // needed, so an edit can add to it.
 rj::Value& ArrayMember(rj::Value& obj, const char* key, rj::Document::AllocatorType& a) {
+  // Every member of that name that is not a list goes: JSON allows the same
+  // name twice, and removing only the first left a later one (a string) to
+  // be edited as a list (cloudsigma_wire_fuzz; RapidJSON asserts IsArray).
   auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd() || !it->value.IsArray()) {
-    if (it != obj.MemberEnd()) obj.RemoveMember(it);
+  while (it != obj.MemberEnd() && !it->value.IsArray()) {
+    obj.RemoveMember(it);
+    it = obj.FindMember(key);
+  }
+  if (it == obj.MemberEnd()) {
     obj.AddMember(rj::Value(key, a), rj::Value(rj::kArrayType), a);
     it = obj.FindMember(key);
   }

@@ -262,6 +262,23 @@ TEST(Wire, AnObjectsMemberThatIsNotAListIsNoEnvelope) {
   EXPECT_FALSE(ParseObject(R"({"objects":[]})").ok());
 }
 
+// cloudsigma_wire_fuzz found a server naming "drives" twice, both strings:
+// the edit removed the first and then edited the second as a list.
+TEST(Wire, AServerEditSurvivesAMemberNamedTwice) {
+  const std::string server =
+      R"({"uuid":"1dacaa","resource_uri":"/api/2.0/servers/1dacaa/","drives":"a",)"
+      R"("name":"x","drives":"stopped","nics":1,"nics":[{"mac":"m"}]})";
+  auto edited = EditServer(server, {.name = "renamed",
+                                    .add_nic = NicSpec{.model = "e1000"},
+                                    .detach_uuid = "00000000-0000-0000-0000-000000000001"});
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  auto back = ParseObject(*edited);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->uuid, "1dacaa");
+  EXPECT_THAT(*edited, testing::HasSubstr(R"("drives":[])"));
+  EXPECT_THAT(*edited, testing::HasSubstr(R"({"mac":"m"})"));
+}
+
 // Labels and metadata items share the server's meta but never each other's
 // keys: labels are under cloudplane_label_, items are the plain keys.
 TEST(Wire, ServerLabelsAndMetadataDoNotOverwriteEachOther) {
