@@ -4,8 +4,10 @@
 #ifndef CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_INTERNAL_H_
 #define CLOUDPLANE_ADAPTERS_CLOUDSIGMA_CLOUDSIGMA_WIRE_INTERNAL_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -43,6 +45,24 @@ void WriteMeta(rapidjson::Writer<rapidjson::StringBuffer>& w,
 // kIdMetaKey / kOperationMetaKey entries for the non-empty arguments.
 std::map<std::string, std::string> ReservedMeta(absl::string_view chosen_id,
                                                 absl::string_view operation);
+
+// Member `key` as an integer: a number or a numeric string (drives.rst:
+// "size"); 0 when absent or not an integer that fits.
+int64_t Int(const rapidjson::Value& obj, const char* key);
+
+// The uuid of a reference: `{"resource_uri","uuid"}` or a plain string.
+std::string RefUuid(const rapidjson::Value* v);
+
+// The chosen id `ids` maps `uuid` to, else the uuid itself.
+std::string Mapped(const IdMap& ids, const std::string& uuid);
+
+// Sets s[key] to the list of `items`.
+void SetList(google::protobuf::Struct* s, const char* key, const std::vector<std::string>& items);
+
+// The subscription `id` and, when `subscriptions` knows it, its end time,
+// status and auto_renew, as details in `d`.
+void PutSubscription(const std::string& id, const SubscriptionMap& subscriptions,
+                     google::protobuf::Struct* d);
 
 // The labels of an object: its meta keys outside kReservedMetaPrefix.
 template <typename MapT>
