@@ -1,17 +1,21 @@
 // The libcurl HttpTransport: HttpTransport::Default() and Create().
 //
-// One thread drives libcurl's multi interface (curl_multi_poll, woken by
+// One I/O thread drives libcurl's multi interface (curl_multi_poll, woken by
 // curl_multi_wakeup when work is queued). All transfers of all clients of a
 // transport run on that thread, so connections (and TLS sessions, DNS
-// results) are cached and reused across clients with HTTP keep-alive. A
-// transfer's easy handle is prepared on the calling thread in Start() and
-// only touched by the transport thread once queued.
+// results) are cached and reused across clients with HTTP keep-alive, and
+// HTTP/2 streams share connections. A transfer's easy handle is prepared on
+// the calling thread in Start() and only touched by the I/O thread once
+// queued. What a finished transfer's `done` does (parsing a body,
+// translating it, answering an RPC) runs on the callback threads, when the
+// transport has them, so the I/O thread only moves bytes.
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -145,6 +149,9 @@ absl::Status Prepare(const Endpoint& endpoint, const TransferSettings& settings,
   curl_easy_setopt(e, CURLOPT_PROXY, "");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  // HTTP/2 when the server offers it in the TLS handshake (ALPN), else
+  // HTTP/1.1; cleartext http:// stays HTTP/1.1.
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   if (!IsIdempotent(request)) {
     // libcurl sends a request again, on a new connection, when a reused
     // keep-alive connection turns out dead before any answer byte arrived
@@ -154,6 +161,12 @@ absl::Status Prepare(const Endpoint& endpoint, const TransferSettings& settings,
     // libcurl never resends it; the cost is one connection set-up per
     // mutation. The connection is kept for later idempotent requests.
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  } else if (absl::StartsWith(endpoint.base_url, "https:")) {
+    // While a TLS connection to the host is being set up, wait for it to
+    // learn whether it multiplexes (HTTP/2) instead of opening one
+    // connection per transfer: a burst of reads then shares a few
+    // connections. (Cleartext is always HTTP/1.1, so nothing to wait for.)
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   }
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer);
   curl_easy_setopt(e, CURLOPT_USERAGENT, settings.user_agent.c_str());
@@ -206,8 +219,8 @@ absl::Status Prepare(const Endpoint& endpoint, const TransferSettings& settings,
   return absl::OkStatus();
 }
 
-// The thread and the multi handle; shared with the thread so it can outlive
-// the CurlTransport when that is dropped on the thread itself.
+// The threads and the multi handle; shared with the threads so they can
+// outlive the CurlTransport when that is dropped on one of them.
 struct State {
   ~State() {
     if (multi != nullptr) curl_multi_cleanup(multi);
@@ -231,9 +244,16 @@ struct State {
     curl_multi_wakeup(multi);
   }
 
-  static void Run(std::shared_ptr<State> self);
+  bool IsOwnThread() const {
+    const std::thread::id self = std::this_thread::get_id();
+    if (self == thread_id) return true;
+    return std::find(worker_ids.begin(), worker_ids.end(), self) != worker_ids.end();
+  }
 
-  // Transport thread only from here on.
+  static void Run(std::shared_ptr<State> self);
+  static void Work(std::shared_ptr<State> self);
+
+  // I/O thread only from here on.
   void Start(std::unique_ptr<Transfer> t, bool stop);
   void ReapFinished();
   void Finish(std::unique_ptr<Transfer> t, absl::StatusOr<HttpResponse> result);
@@ -246,10 +266,39 @@ struct State {
 
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> active;
 
+  // Completions waiting for a callback thread, in the order the I/O thread
+  // finished them. `no_more_work` is set by the I/O thread after its last
+  // completion, so the callback threads drain the queue and exit.
+  absl::Mutex work_mu;
+  std::deque<absl::AnyInvocable<void() &&>> work ABSL_GUARDED_BY(work_mu);
+  bool no_more_work ABSL_GUARDED_BY(work_mu) = false;
+
+  // Written before the threads start, read-only afterwards.
   std::mutex join_mu;
   std::thread thread;
   std::thread::id thread_id;
+  std::vector<std::thread> workers;
+  std::vector<std::thread::id> worker_ids;
 };
+
+void State::Work(std::shared_ptr<State> self) {
+  MarkTransportThread("http");
+  while (true) {
+    absl::AnyInvocable<void() &&> next;
+    {
+      absl::MutexLock lock(&self->work_mu);
+      self->work_mu.Await(absl::Condition(
+          +[](State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->work_mu) {
+            return !s->work.empty() || s->no_more_work;
+          },
+          self.get()));
+      if (self->work.empty()) return;  // no_more_work and drained
+      next = std::move(self->work.front());
+      self->work.pop_front();
+    }
+    std::move(next)();
+  }
+}
 
 void State::Run(std::shared_ptr<State> self) {
   MarkTransportThread("http");
@@ -283,6 +332,8 @@ void State::Run(std::shared_ptr<State> self) {
     absl::Status cancelled = ShutDown(*t);
     self->Finish(std::move(t), std::move(cancelled));
   }
+  absl::MutexLock lock(&self->work_mu);
+  self->no_more_work = true;
 }
 
 void State::Start(std::unique_ptr<Transfer> t, bool stop) {
@@ -361,7 +412,14 @@ void State::Finish(std::unique_ptr<Transfer> t,
                    absl::StatusOr<HttpResponse> result) {
   HttpTransport::DoneCallback done = std::move(t->done);
   t.reset();  // Release the easy handle and buffers before user code runs.
-  std::move(done)(std::move(result));
+  if (workers.empty()) {
+    std::move(done)(std::move(result));
+    return;
+  }
+  absl::MutexLock lock(&work_mu);
+  work.push_back([done = std::move(done), result = std::move(result)]() mutable {
+    std::move(done)(std::move(result));
+  });
 }
 
 class CurlTransport final : public HttpTransport {
@@ -372,10 +430,14 @@ class CurlTransport final : public HttpTransport {
   ~CurlTransport() override {
     Shutdown();
     if (IsTransportThread()) {
-      // Dropped inside a callback: the thread cannot join itself. It holds
-      // its own reference to `state_` and exits once the callback returns.
+      // Dropped inside a callback: a thread cannot join itself. Each thread
+      // holds its own reference to `state_` and exits once the callbacks
+      // queued before the shutdown have run.
       std::lock_guard<std::mutex> join_lock(state_->join_mu);
       if (state_->thread.joinable()) state_->thread.detach();
+      for (std::thread& w : state_->workers) {
+        if (w.joinable()) w.detach();
+      }
     }
   }
 
@@ -383,12 +445,15 @@ class CurlTransport final : public HttpTransport {
     state_->RequestStop();
     if (IsTransportThread()) return;
     std::lock_guard<std::mutex> join_lock(state_->join_mu);
+    // The I/O thread first: it completes what is in flight with CANCELLED
+    // and then lets the callback threads run out of work.
     if (state_->thread.joinable()) state_->thread.join();
+    for (std::thread& w : state_->workers) {
+      if (w.joinable()) w.join();
+    }
   }
 
-  bool IsTransportThread() const override {
-    return std::this_thread::get_id() == state_->thread_id;
-  }
+  bool IsTransportThread() const override { return state_->IsOwnThread(); }
 
  private:
   void Start(const Endpoint& endpoint, const TransferSettings& settings,
@@ -430,6 +495,15 @@ class CurlTransport final : public HttpTransport {
 
 absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
     HttpTransportOptions options) {
+  int callback_threads = 0;
+  if (options.callback_threads.has_value()) {
+    callback_threads = *options.callback_threads;
+    if (callback_threads < 0 || callback_threads > 64) {
+      return absl::InvalidArgumentError("callback_threads must be between 0 and 64");
+    }
+  } else {
+    callback_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8);
+  }
   InitCurlOnce();
   auto state = std::make_shared<State>();
   state->multi = curl_multi_init();
@@ -440,8 +514,14 @@ absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
                     options.max_idle_connections);
   curl_multi_setopt(state->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                     options.max_connections_per_host);
+  curl_multi_setopt(state->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                    options.max_connections);
   {
-    absl::MutexLock lock(&state->mu);
+    std::lock_guard<std::mutex> join_lock(state->join_mu);
+    for (int i = 0; i < callback_threads; ++i) {
+      state->workers.emplace_back(&State::Work, state);
+      state->worker_ids.push_back(state->workers.back().get_id());
+    }
     state->thread = std::thread(&State::Run, state);
     state->thread_id = state->thread.get_id();
   }

@@ -6,19 +6,25 @@
 //     is cheap; many clients share one HttpTransport (http_transport.h).
 //  2. HttpClient::Send() validates the request on the calling thread, hands
 //     it to the transport and returns at once.
-//  3. The transport's single thread runs the transfer. The real transport
+//  3. The transport's I/O thread runs the transfer. The real transport
 //     (HttpTransport::Default()/Create(), curl_transport.cc, the only libcurl
 //     code besides curl_status.cc) drives libcurl's multi interface there
 //     (curl_multi_poll, woken by curl_multi_wakeup when work is queued). All
 //     transfers of all clients of that transport run on that thread, so
 //     connections (and TLS sessions, DNS results) are cached and reused
-//     across clients with HTTP keep-alive. Tests pass a FakeHttpTransport
-//     (fake_http_transport.h) instead, which answers scripted responses.
-//  4. When a transfer ends, `done` runs on the transport thread with the
-//     response or an error status. It must not block: hand slow work to an
+//     across clients with HTTP keep-alive, and over TLS a server that offers
+//     HTTP/2 gets many transfers multiplexed on one connection. Tests pass a
+//     FakeHttpTransport (fake_http_transport.h) instead, which answers
+//     scripted responses.
+//  4. When a transfer ends, `done` runs on one of the transport's callback
+//     threads (a few, one per core) with the response or an error status, so
+//     parsing and translating answers runs in parallel while the I/O thread
+//     goes on moving bytes. It must not block: hand slow work to an
 //     EventLoop or complete a gRPC reactor, which is cheap.
 //
-// Threads: one per HttpTransport, whatever the number of requests in flight.
+// Threads: a fixed set per HttpTransport (one I/O thread and its callback
+// threads), whatever the number of requests in flight; connections to one
+// host are capped (HttpTransportOptions::max_connections_per_host).
 // The process-wide HttpTransport::Default() is what clients use unless told
 // otherwise. One caveat belongs to libcurl: this Debian build resolves host
 // names with a short-lived thread per lookup that is in progress; results are
@@ -80,7 +86,7 @@ class HttpClient {
   ~HttpClient() = default;
 
   // Starts `request` and returns without waiting. `done` is called exactly
-  // once, on the transport thread (or inline if the transport is shut down),
+  // once, on a transport thread (or inline if the transport is shut down),
   // with:
   //   - the HttpResponse for ANY HTTP status the server sent, 4xx and 5xx
   //     included (use HttpStatusToStatus for those);

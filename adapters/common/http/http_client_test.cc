@@ -545,6 +545,129 @@ TEST_F(HttpClientTest, ConcurrentRequestsDoNotAddThreads) {
   EXPECT_EQ(CountThreads(), threads_before);
 }
 
+TEST_F(HttpClientTest, ConnectionsToOneHostAreCapped) {
+  HttpTransportOptions capped;
+  capped.max_connections_per_host = 4;
+  auto transport = HttpTransport::Create(capped);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  auto endpoint = ParseEndpoint(server_->url());
+  ASSERT_TRUE(endpoint.ok());
+  HttpClientOptions options;
+  options.transport = *transport;
+  auto client = HttpClient::Create(*endpoint, options);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  constexpr int kRequests = 20;
+  std::atomic<int> ok{0};
+  std::atomic<int> completed{0};
+  absl::Notification all_done;
+  for (int i = 0; i < kRequests; ++i) {
+    HttpRequest req;
+    req.path_and_query = absl::StrCat("/hold/", i);
+    (*client)->Send(std::move(req), [&](absl::StatusOr<HttpResponse> r) {
+      if (r.ok() && r->status == 200) ++ok;
+      if (++completed == kRequests) all_done.Notify();
+    });
+  }
+  // Four reach the server; the other sixteen wait in the transport for one
+  // of those connections instead of opening their own.
+  ASSERT_TRUE(server_->WaitForHeld(4, absl::Seconds(20)));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(server_->held_requests(), 4);
+  EXPECT_EQ(server_->accepted_connections(), 4);
+  // Each release lets the next four through on the same connections.
+  for (int round = 0; round < kRequests / 4; ++round) {
+    ASSERT_TRUE(server_->WaitForRequests(4 * (round + 1), absl::Seconds(20))) << round;
+    ASSERT_TRUE(server_->WaitForHeld(4, absl::Seconds(20))) << "round " << round;
+    EXPECT_LE(server_->held_requests(), 4);
+    server_->ReleaseHeld(CannedResponse{});
+    // The release is done once the next four have arrived (or all did).
+    if (round + 1 < kRequests / 4) {
+      ASSERT_TRUE(server_->WaitForRequests(4 * (round + 2), absl::Seconds(20))) << round;
+    }
+  }
+  ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(ok, kRequests);
+  EXPECT_EQ(server_->accepted_connections(), 4);
+}
+
+TEST_F(HttpClientTest, CallbacksRunInParallelOnCallbackThreads) {
+  HttpTransportOptions two;
+  two.callback_threads = 2;
+  auto transport = HttpTransport::Create(two);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  auto endpoint = ParseEndpoint(server_->url());
+  HttpClientOptions options;
+  options.transport = *transport;
+  auto client = HttpClient::Create(*endpoint, options);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  // Each callback waits until both have started: that only ends if they
+  // run on two threads at once.
+  absl::Mutex mu;
+  int entered = 0;
+  std::atomic<int> on_transport{0};
+  std::atomic<int> met{0};
+  absl::Notification both_done;
+  std::atomic<int> finished{0};
+  auto callback = [&](absl::StatusOr<HttpResponse> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    if ((*transport)->IsTransportThread()) ++on_transport;
+    absl::MutexLock lock(&mu);
+    ++entered;
+    if (mu.AwaitWithTimeout(absl::Condition(
+                                +[](int* n) { return *n >= 2; }, &entered),
+                            absl::Seconds(10))) {
+      ++met;
+    }
+    if (++finished == 2) both_done.Notify();
+  };
+  (*client)->Send(HttpRequest{}, callback);
+  (*client)->Send(HttpRequest{}, callback);
+  ASSERT_TRUE(both_done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(met, 2);
+  EXPECT_EQ(on_transport, 2);
+
+  // With no callback threads the I/O thread runs them one after the other,
+  // and the same pair of callbacks cannot meet.
+  HttpTransportOptions none;
+  none.callback_threads = 0;
+  auto serial = HttpTransport::Create(none);
+  ASSERT_TRUE(serial.ok());
+  options.transport = *serial;
+  auto serial_client = HttpClient::Create(*endpoint, options);
+  ASSERT_TRUE(serial_client.ok());
+  std::atomic<int> serial_finished{0};
+  std::atomic<int> serial_met{0};
+  int serial_entered = 0;
+  absl::Notification serial_done;
+  auto alone = [&](absl::StatusOr<HttpResponse>) {
+    absl::MutexLock lock(&mu);
+    ++serial_entered;
+    if (mu.AwaitWithTimeout(absl::Condition(
+                                +[](int* n) { return *n >= 2; }, &serial_entered),
+                            absl::Milliseconds(300))) {
+      ++serial_met;
+    }
+    if (++serial_finished == 2) serial_done.Notify();
+  };
+  (*serial_client)->Send(HttpRequest{}, alone);
+  (*serial_client)->Send(HttpRequest{}, alone);
+  ASSERT_TRUE(serial_done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // The first callback times out alone; the second finds the count at 2.
+  EXPECT_EQ(serial_met, 1);
+}
+
+TEST(HttpTransportCreateTest, RejectsCallbackThreadsOutOfRange) {
+  HttpTransportOptions options;
+  options.callback_threads = -1;
+  EXPECT_EQ(HttpTransport::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.callback_threads = 65;
+  EXPECT_EQ(HttpTransport::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(HttpClientTest, ResponseSizeCap) {
   auto big = TestHttpServer::StartTcp([](const ReceivedRequest& req) {
     CannedResponse r;

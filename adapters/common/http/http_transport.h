@@ -18,12 +18,16 @@
 // The contract every transport keeps (HttpClient::Send documents it to
 // callers):
 //  1. Start() and Fail() are called by HttpClient on any thread, never block,
-//     and queue the transfer. `done` is called exactly once, on the
-//     transport's single thread: IsTransportThread() is true there, and the
+//     and queue the transfer. `done` is called exactly once, on one of the
+//     transport's own threads: IsTransportThread() is true there, and the
 //     thread is marked with MarkTransportThread("http"), so code that must
-//     not run there (store::Store) aborts in tests. Transfers that complete
-//     without I/O (refusals, expired deadlines, scripted answers) complete in
-//     the order they were queued.
+//     not run there (store::Store) aborts in tests. The libcurl transport has
+//     one I/O thread and, by default, a few callback threads that run the
+//     `done` callbacks (HttpTransportOptions::callback_threads), so two
+//     callbacks may run at the same time; callbacks start in the order their
+//     transfers finished. Transfers that complete without I/O (refusals,
+//     expired deadlines, scripted answers) finish in the order they were
+//     queued.
 //  2. A deadline that has passed when the transport picks the transfer up
 //     gives DEADLINE_EXCEEDED and nothing is sent.
 //  3. After Shutdown() (or when the transport is destroyed), queued and
@@ -114,8 +118,20 @@ struct HttpTransportOptions {
   // Idle connections kept open for reuse, over all hosts.
   long max_idle_connections = 64;
   // Simultaneous connections to one host; 0 = no limit. Over the limit,
-  // transfers wait (inside libcurl) for a free connection.
-  long max_connections_per_host = 0;
+  // transfers wait (inside libcurl, counting against their deadline) for a
+  // free connection or, on HTTP/2, a free stream of an open one (libcurl
+  // allows 100 streams per connection, fewer if the server says so). Each
+  // account's own limit (ProviderLimits::max_in_flight, default 64) usually
+  // binds first; this one bounds what a burst on many accounts of one
+  // provider host opens.
+  long max_connections_per_host = 256;
+  // Simultaneous connections over all hosts; 0 = no limit.
+  long max_connections = 0;
+  // Threads that run `done` callbacks, so the I/O thread only moves bytes
+  // while responses are parsed and translated in parallel. Unset: one per
+  // core, between 1 and 8. 0: callbacks run on the I/O thread itself, in
+  // the order transfers finish. At most 64.
+  std::optional<int> callback_threads;
 };
 
 // What an HttpClient fixed at creation and passes with each transfer (see
@@ -128,7 +144,8 @@ struct TransferSettings {
   std::string user_agent = "cloudplane";
 };
 
-// One thread; shared by HttpClients. Thread-safe.
+// A fixed set of threads, whatever the number of transfers; shared by
+// HttpClients. Thread-safe.
 class HttpTransport {
  public:
   using DoneCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
@@ -156,7 +173,7 @@ class HttpTransport {
   // Sends afterwards complete at once with CANCELLED on the calling thread.
   virtual void Shutdown() = 0;
 
-  // True on the transport thread, i.e. inside a `done` callback.
+  // True on the transport's threads, e.g. inside a `done` callback.
   virtual bool IsTransportThread() const = 0;
 
  protected:
