@@ -8,6 +8,17 @@
 //   load --target=127.0.0.1:N --method=get|list --name=RESOURCE
 //        [--concurrency=16] [--seconds=5] [--warmup=1] [--page_size=100]
 //        [--token=BEARER]
+//
+// Burst mode (bench/inflight.py): --burst=N starts N GetInstance calls at
+// once, spread over --channels connections (default 4), each with a
+// --deadline_ms (default 30000), waits for every answer and prints one line
+// of JSON: count, ok, errors, first_error, wall_s (first call sent to last
+// answer), send_s (time to start all N), p50/p99/max ms. `{i}` in --name is
+// replaced by 1000000 + the call's index, so every call reads its own
+// resource.
+//
+//   load --target=127.0.0.1:N --burst=10000 --name=accounts/a/instances/{i}
+//        [--channels=4] [--deadline_ms=30000] [--token=BEARER]
 
 #include <grpcpp/grpcpp.h>
 
@@ -120,6 +131,109 @@ double Percentile(const std::vector<double>& sorted, double q) {
   return sorted[i];
 }
 
+// JSON string contents: quotes, backslashes and control characters escaped.
+std::string JsonEscape(const std::string& in) {
+  std::string out;
+  for (char c : in) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// One call of a burst: its own context, request and reply, alive until the
+// whole burst has answered.
+struct BurstCall {
+  grpc::ClientContext context;
+  v1::GetInstanceRequest request;
+  v1::Instance reply;
+  Clock::time_point started;
+};
+
+// --burst=N: N GetInstance at once over `channels` connections; prints the
+// JSON line and returns the exit code (0 when every call succeeded).
+int RunBurst(const std::string& target, const std::string& name_pattern, const std::string& token,
+             int count, int channels, int deadline_ms) {
+  // Distinct channel arguments keep the channels from sharing one subchannel
+  // (and so one TCP connection).
+  std::vector<std::unique_ptr<v1::ComputeService::Stub>> stubs;
+  for (int c = 0; c < channels; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("cloudplane.load.channel", c);
+    auto channel =
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::cerr << "cannot connect to " << target << "\n";
+      return 2;
+    }
+    stubs.push_back(v1::ComputeService::NewStub(channel));
+  }
+  const size_t marker = name_pattern.find("{i}");
+  std::vector<std::unique_ptr<BurstCall>> calls;
+  calls.reserve(count);
+  for (int i = 0; i < count; ++i) {
+    auto call = std::make_unique<BurstCall>();
+    std::string name = name_pattern;
+    if (marker != std::string::npos) name.replace(marker, 3, std::to_string(1000000 + i));
+    call->request.set_name(name);
+    if (!token.empty()) call->context.AddMetadata("authorization", "Bearer " + token);
+    calls.push_back(std::move(call));
+  }
+
+  std::mutex mu;
+  std::condition_variable all_done;
+  int answered = 0;
+  long errors = 0;
+  std::string first_error;
+  std::vector<double> latencies_ms;
+  latencies_ms.reserve(count);
+  Clock::time_point last_answer;
+
+  const Clock::time_point begin = Clock::now();
+  for (int i = 0; i < count; ++i) {
+    BurstCall* call = calls[i].get();
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::milliseconds(deadline_ms));
+    call->started = Clock::now();
+    stubs[i % channels]->async()->GetInstance(
+        &call->context, &call->request, &call->reply, [&, call](grpc::Status status) {
+          const Clock::time_point now = Clock::now();
+          std::lock_guard<std::mutex> lock(mu);
+          latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(now - call->started).count());
+          if (!status.ok() && ++errors == 1) {
+            first_error = std::to_string(status.error_code()) + ": " + status.error_message();
+          }
+          last_answer = now;
+          if (++answered == count) all_done.notify_all();
+        });
+  }
+  const Clock::time_point sent = Clock::now();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    all_done.wait(lock, [&] { return answered == count; });
+  }
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  const double wall_s = std::chrono::duration<double>(last_answer - begin).count();
+  std::printf(
+      "{\"count\": %d, \"ok\": %ld, \"errors\": %ld, \"first_error\": \"%s\", "
+      "\"wall_s\": %.3f, \"send_s\": %.3f, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
+      "\"max_ms\": %.1f, \"channels\": %d}\n",
+      count, count - errors, errors, JsonEscape(first_error).c_str(), wall_s,
+      std::chrono::duration<double>(sent - begin).count(), Percentile(latencies_ms, 0.5),
+      Percentile(latencies_ms, 0.99), latencies_ms.empty() ? 0.0 : latencies_ms.back(),
+      channels);
+  return errors == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,6 +244,18 @@ int main(int argc, char** argv) {
   options.name = Flag(argc, argv, "name", "");
   options.page_size = std::stoi(Flag(argc, argv, "page_size", "100"));
   options.token = Flag(argc, argv, "token", "");
+  const int burst = std::stoi(Flag(argc, argv, "burst", "0"));
+  if (burst > 0) {
+    const int channels = std::stoi(Flag(argc, argv, "channels", "4"));
+    const int deadline_ms = std::stoi(Flag(argc, argv, "deadline_ms", "30000"));
+    if (target.empty() || options.name.empty() || method != "get" || channels < 1 ||
+        deadline_ms < 1) {
+      std::cerr << "usage: load --target=HOST:PORT --burst=N --name=RESOURCE "
+                   "[--channels=4] [--deadline_ms=30000] [--token=T]\n";
+      return 2;
+    }
+    return RunBurst(target, options.name, options.token, burst, channels, deadline_ms);
+  }
   const int concurrency = std::stoi(Flag(argc, argv, "concurrency", "16"));
   const double seconds = std::stod(Flag(argc, argv, "seconds", "5"));
   const double warmup = std::stod(Flag(argc, argv, "warmup", "1"));
