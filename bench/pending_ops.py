@@ -4,10 +4,12 @@ polling, in the same invocation. Prints numbers; no pass/fail.
 
     .deps/venv/bin/python bench/pending_ops.py [--operations 1000] [--interval 15]
         [--converge-delay 45] [--modes observed,polled] [--page-limit 100]
+        [--probe-seconds 20] [--probe-get-rate 100] [--probe-unit-rate 20]
 
 Each mode starts a fresh fleet emulator (tests/emulators/fleet, 3 machines,
-its default page limit of 100) and a fresh cloudplaned
-(bazel-bin/service/cloudplaned) with one fleet account, then
+its default page limit of 100) and a fresh cloudplaned (the release build,
+bazel-opt-bin/service/cloudplaned, unless --server) with one fleet account
+and one sandbox account, creates the GetInstance probe's instance, then
 sends N CreateUnit calls (desired state LAUNCHED) from 32 client threads.
 The emulator makes each unit reach `launched` (and systemd `active`)
 `--converge-delay` seconds after its PUT, so every operation stays pending
@@ -35,22 +37,58 @@ change):
   * time from the provider's change (the emulator's log of the unit's
     convergence) to each operation's completion (the Operation's metadata
     end_time): p50/p90/max, and how it splits into waiting for the next
-    round to start, the round's listing, and the confirming poll.
+    round to start, the round's listing, and the confirming poll;
+  * the probes (issue 15: "the probe GetInstance p99 unchanged (within 20%)
+    while they wait"): the latency of ordinary reads on the same server in
+    two windows of --probe-seconds each, (a) baseline: after the server, the
+    emulator and the observer's first round are up, before any CreateUnit;
+    (b) wait: from the start of the wait window above (clipped to it if it
+    is shorter). Two probes run at once, open loop at a fixed rate (a call
+    is sent every 1/rate s whether or not the previous one has answered, so
+    a stall shows in the latencies instead of slowing the probe down):
+      GetInstance  on a sandbox account of the same server (one instance,
+                   created at the start), --probe-get-rate calls/s;
+      GetUnit      on the fleet account, of cp-probe-absent.service: a
+                   provider read (one GET /fleet/v1/units/<name>, answered
+                   404, so NOT_FOUND) through the same account, transport
+                   and emulator as the pending operations, --probe-unit-rate
+                   calls/s. The unit is absent on purpose: a 1,001st unit
+                   would make the observer's ListUnits (pages of 1000) take
+                   two pages, and fleet fetches its whole list for each, which
+                   doubles the provider requests this bench measures.
+    Printed: p50/p99/max in ms per probe and window, and p99(wait) /
+    p99(baseline). The probes' own emulator requests are left out of the
+    requests/s above and counted apart. The probe runs in a subprocess (its
+    own Python and GIL, one gRPC channel), started before its window and
+    connected by a call of each kind before it measures; latency is timed
+    from the call's send to its answer. The rates are modest on purpose
+    (~1% of what the server answers on this machine for GetInstance) so the
+    probe measures latency and not throughput; the probe's sending lag (how
+    late the send loop was at worst) is printed too, since a late sender
+    would hide a stall.
 """
 import argparse
 import collections
 import concurrent.futures
+import json
 import pathlib
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import cloudplane_testing  # noqa: E402
-from cloudplane_testing import (FleetEmulator, Server, common_pb2, operations_pb2,  # noqa: E402
-                                units_pb2)
+from cloudplane_testing import (FleetEmulator, Server, common_pb2, compute_pb2,  # noqa: E402
+                                compute_pb2_grpc, operations_pb2, units_pb2, units_pb2_grpc)
+
+SANDBOX = "accounts/sandbox"
+PROBE_INSTANCE = f"{SANDBOX}/instances/cp-probe"
+PROBE_UNIT_ID = "cp-probe-absent.service"
+PROBE_UNIT = f"accounts/fleet/units/{PROBE_UNIT_ID}"
 
 
 def pct(values, p):
@@ -88,6 +126,113 @@ class Event:
         return self.list_request() and self.path != "/fleet/v1/state" and \
             "nextPageToken" not in self.query
 
+    def probe(self):
+        # The GetUnit probe's own requests.
+        return self.kind == "request" and PROBE_UNIT_ID in self.target
+
+
+def probe_worker(argv):
+    """The probe process: `pending_ops.py probe --target HOST:PORT --start EPOCH
+    --seconds S --get-rate R --unit-rate R`. Sends GetInstance and GetUnit at
+    fixed rates from --start for --seconds and prints one line of JSON:
+    per probe, latencies in ms of the calls that answered as expected (OK;
+    NOT_FOUND for GetUnit), the others (errors), and the send loop's worst
+    lag behind its schedule."""
+    ap = argparse.ArgumentParser(prog="pending_ops.py probe")
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--start", type=float, required=True)
+    ap.add_argument("--seconds", type=float, required=True)
+    ap.add_argument("--get-rate", type=float, required=True)
+    ap.add_argument("--unit-rate", type=float, required=True)
+    args = ap.parse_args(argv)
+    import grpc  # noqa: PLC0415
+    channel = grpc.insecure_channel(args.target)
+    compute = compute_pb2_grpc.ComputeServiceStub(channel)
+    units = units_pb2_grpc.UnitsServiceStub(channel)
+    # (call, request, rate, the answer expected)
+    probes = {
+        "GetInstance": (compute.GetInstance, compute_pb2.GetInstanceRequest(name=PROBE_INSTANCE),
+                        args.get_rate, grpc.StatusCode.OK),
+        "GetUnit": (units.GetUnit, units_pb2.GetUnitRequest(name=PROBE_UNIT), args.unit_rate,
+                    grpc.StatusCode.NOT_FOUND),
+    }
+    probes = {k: v for k, v in probes.items() if v[2] > 0}
+    for kind, (call, request, _, expected) in probes.items():
+        # Connected, and the name answers as expected.
+        code = call.future(request, timeout=30).code()
+        if code != expected:
+            sys.exit(f"probe: {kind} answered {code}, expected {expected}")
+    lock = threading.Lock()
+    tally = {k: {"latencies_ms": [], "errors": 0, "first_error": None, "lag_ms": 0.0}
+             for k in probes}
+    outstanding = [0]
+    all_answered = threading.Event()
+
+    def answered(kind, sent, future):
+        elapsed = (time.perf_counter() - sent) * 1000
+        with lock:
+            t = tally[kind]
+            if future.code() == probes[kind][3]:
+                t["latencies_ms"].append(elapsed)
+            else:
+                t["errors"] += 1
+                t["first_error"] = t["first_error"] or f"{future.code()}: {future.details()}"
+            outstanding[0] -= 1
+            if outstanding[0] == 0 and sending_done.is_set():
+                all_answered.set()
+
+    sending_done = threading.Event()
+    # Wall-clock start shared with the parent, then a monotonic schedule.
+    time.sleep(max(0.0, args.start - time.time()))
+    begin = time.perf_counter()
+    end = begin + args.seconds
+    schedule = [(begin, kind) for kind in probes]
+    count = {k: 0 for k in probes}
+    while True:
+        due, kind = min(schedule)
+        if due >= end:
+            break
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+            now = time.perf_counter()
+        call, request = probes[kind][:2]
+        with lock:
+            outstanding[0] += 1
+            tally[kind]["lag_ms"] = max(tally[kind]["lag_ms"], (now - due) * 1000)
+        sent = time.perf_counter()
+        future = call.future(request, timeout=30)
+        future.add_done_callback(lambda f, kind=kind, sent=sent: answered(kind, sent, f))
+        count[kind] += 1
+        schedule = [(begin + count[k] / probes[k][2], k) for k in probes]
+    with lock:
+        sending_done.set()
+        if outstanding[0] == 0:
+            all_answered.set()
+    all_answered.wait(timeout=40)
+    with lock:
+        print(json.dumps({"seconds": args.seconds, "probes": tally}), flush=True)
+    channel.close()
+
+
+class Probe:
+    """A probe window: the subprocess started now, measuring from `start`."""
+
+    def __init__(self, server, start, seconds, args):
+        self.seconds = seconds
+        self.process = subprocess.Popen(
+            [sys.executable, str(pathlib.Path(__file__).resolve()), "probe",
+             "--target", f"127.0.0.1:{server.port}", "--start", f"{start:.6f}",
+             "--seconds", f"{seconds:.3f}", "--get-rate", str(args.probe_get_rate),
+             "--unit-rate", str(args.probe_unit_rate)],
+            stdout=subprocess.PIPE, text=True)
+
+    def result(self):
+        out, _ = self.process.communicate(timeout=self.seconds + 120)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"probe exited with {self.process.returncode}")
+        return json.loads(out)
+
 
 def read_events(path):
     return [Event(line) for line in path.read_text().splitlines() if line.strip()]
@@ -114,11 +259,21 @@ def run(mode, args):
                           machines=3, extra_args=["--event-log", str(log)]).start()
     interval = args.interval if mode == "observed" else 1000000
     config = (f'accounts {{ id: "fleet" provider: "fleet" endpoint: "{fleet.tcp_endpoint}" '
-              f'observe_interval_seconds: {interval} }}\n')
+              f'observe_interval_seconds: {interval} }}\n'
+              'accounts { id: "sandbox" provider: "sandbox" '
+              'options { key: "transition_ms" value: "0" } }\n')
     server = Server(work / "server", config).start()
     try:
         units = server.units()
+        # The GetInstance probe's instance (the GetUnit probe's unit is
+        # never created: see the docstring).
+        server.wait(server.compute().CreateInstance(compute_pb2.CreateInstanceRequest(
+            parent=SANDBOX, instance_id="cp-probe",
+            instance=compute_pb2.Instance(image=SANDBOX + "/images/debian-12",
+                                          machine_type=SANDBOX + "/machineTypes/small"))))
         time.sleep(1.0)  # the observer's baseline round
+        # (a) the probes' baseline, before any CreateUnit.
+        baseline = Probe(server, time.time() + 2.0, args.probe_seconds, args).result()
 
         def create(i):
             unit_id = f"u{i:05d}.service"
@@ -140,11 +295,20 @@ def run(mode, args):
         if end_window - start_window < 5:
             print(f"{mode}: wait window too short ({end_window - start_window:.1f}s); "
                   f"raise --converge-delay", file=sys.stderr)
+        # (b) the probes while the operations wait: from the window's start,
+        # as long as the baseline unless the window is shorter.
+        probe_seconds = min(args.probe_seconds, end_window - start_window)
+        if probe_seconds < args.probe_seconds:
+            print(f"{mode}: the wait window ({end_window - start_window:.1f} s) is shorter "
+                  f"than --probe-seconds; the wait probe runs {probe_seconds:.1f} s "
+                  f"(raise --converge-delay)", file=sys.stderr)
+        waiting = Probe(server, start_window, max(1.0, probe_seconds), args)
         # Every operation done.
         ops = server.operations()
         pending = {name for name, _ in created}
         ended = {}
         deadline = time.time() + args.converge_delay + 180
+        waiting = waiting.result()
         time.sleep(max(0, t0 + args.converge_delay - time.time()))
         while pending and time.time() < deadline:
             for name in list(pending):
@@ -166,7 +330,8 @@ def run(mode, args):
         missing = sum(1 for v in changed_at.values() if v is None)
         first_change = min(v for v in changed_at.values() if v is not None)
         last_change = max(v for v in changed_at.values() if v is not None)
-        requests = [e for e in events if e.kind == "request"]
+        requests = [e for e in events if e.kind == "request" and not e.probe()]
+        probe_requests = [e for e in events if e.probe() and start_window <= e.at < end_window]
         during = [e for e in requests if start_window <= e.at < end_window]
         window = end_window - start_window
         completion = [e for e in requests if e.at >= first_change]
@@ -219,6 +384,8 @@ def run(mode, args):
             "p50": pct(lat, 50), "p90": pct(lat, 90), "max": max(lat) if lat else float("nan"),
             "to_round": to_round, "listing": listing, "confirm": confirm,
             "all_done_after_change": last_end - first_change,
+            "probe_baseline": baseline, "probe_wait": waiting,
+            "probe_requests": len(probe_requests),
         }
     finally:
         server.stop()
@@ -231,7 +398,27 @@ def summary(values):
     return f"p50 {pct(values, 50):.2f} s, p90 {pct(values, 90):.2f} s, max {max(values):.2f} s"
 
 
+def probe_lines(baseline, waiting):
+    """The probes' table: per probe, both windows and the p99 ratio."""
+    lines = [f"  probes (open loop; baseline {baseline['seconds']:.1f} s before any CreateUnit, "
+             f"wait {waiting['seconds']:.1f} s from the wait window's start):"]
+    for kind in baseline["probes"]:
+        row = {}
+        for label, result in (("baseline", baseline), ("wait", waiting)):
+            t = result["probes"][kind]
+            lat = t["latencies_ms"]
+            row[label] = pct(lat, 99)
+            err = f", {t['errors']} errors ({t['first_error']})" if t["errors"] else ""
+            lines.append(f"    {kind:<11} {label:<8}: {len(lat)} calls, p50 {pct(lat, 50):.2f} ms, "
+                         f"p99 {pct(lat, 99):.2f} ms, max {max(lat) if lat else float('nan'):.2f} ms"
+                         f"{err}; send lag max {t['lag_ms']:.1f} ms")
+        lines.append(f"    {kind:<11} p99 wait / baseline = {row['wait'] / row['baseline']:.2f}")
+    return lines
+
+
 def main():
+    if sys.argv[1:2] == ["probe"]:
+        return probe_worker(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--operations", type=int, default=1000)
     ap.add_argument("--interval", type=int, default=15)
@@ -239,6 +426,12 @@ def main():
     ap.add_argument("--modes", default="observed,polled")
     ap.add_argument("--page-limit", type=int, default=100,
                     help="fleet's page size (fleetd's token_limit, default 100)")
+    ap.add_argument("--probe-seconds", type=float, default=20.0,
+                    help="length of each probe window (baseline and wait)")
+    ap.add_argument("--probe-get-rate", type=float, default=100.0,
+                    help="sandbox GetInstance probe calls per second (0: none)")
+    ap.add_argument("--probe-unit-rate", type=float, default=20.0,
+                    help="fleet GetUnit probe calls per second (0: none)")
     ap.add_argument("--server", default=None,
                     help="cloudplaned binary (default: the release build, built now)")
     args = ap.parse_args()
@@ -253,7 +446,8 @@ def main():
         print(f"\n[{r['mode']}] observe_interval_seconds={r['interval']}")
         print(f"  CreateUnit x{args.operations}: {r['creates_s']:.1f} s")
         print(f"  wait window {r['window']:.1f} s: {r['requests']} HTTP requests "
-              f"= {r['rps']:.2f} req/s")
+              f"= {r['rps']:.2f} req/s (without the GetUnit probe's "
+              f"{r['probe_requests']})")
         for path, n in sorted(r["per_path"].items()):
             print(f"    {path}: {n}")
         print(f"  observer rounds started in the window: {r['rounds']}; list calls "
@@ -276,6 +470,8 @@ def main():
             print(f"    change -> the judging round starts: {summary(r['to_round'])}")
             print(f"    that round's listing:        {summary(r['listing'])}")
             print(f"    listing done -> op done:     {summary(r['confirm'])}")
+        for line in probe_lines(r["probe_baseline"], r["probe_wait"]):
+            print(line)
 
 if __name__ == "__main__":
     main()
