@@ -29,6 +29,10 @@ cloudplaned, so no burst inherits another's connections or memory:
     --channels gRPC connections, each with a 30 s deadline, and prints the
     wall time from the first call sent to the last answer.
 
+The responder's times (ms after its counters were reset, just before the
+load generator starts) split the wall time: requests still arriving late
+point at the sending side, answers finishing late at the answering side.
+
 While the burst runs the bench samples the server every 50 ms (threads =
 entries of /proc/<pid>/task, VmRSS) and every 250 ms its TCP connections to
 the responder's port (`ss`, filtered in the kernel; only cloudplaned connects
@@ -168,6 +172,26 @@ def threads_and_rss(pid):
             int(fields["VmHWM"].split()[0]) / 1024)
 
 
+def thread_names(pid):
+    """{thread id: name} of a process (/proc/<pid>/task/*/comm)."""
+    names = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names[task.name] = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            pass
+    return names
+
+
+def new_threads(before, after):
+    """"name xN" for threads in `after` that were not in `before`."""
+    counts = {}
+    for tid, name in after.items():
+        if tid not in before:
+            counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())) or "-"
+
+
 def provider_sockets(port):
     """TCP connections ESTABLISHED to 127.0.0.1:<port> (the server's side of
     its provider connections; nothing else connects there)."""
@@ -221,6 +245,7 @@ def run_one(server_bin, load_bin, calls, args, workdir):
         time.sleep(args.idle_wait)  # the observer's first round (404s) and start-up settle
         responder.reset()
         threads, rss, _ = threads_and_rss(pid)
+        names_idle = thread_names(pid)
         result.update(threads_idle=threads, rss_idle=rss)
         sampler = Sampler(pid, responder.port)
         sampler.start()
@@ -238,7 +263,8 @@ def run_one(server_bin, load_bin, calls, args, workdir):
         result.update(
             burst=burst, responder=stats, threads_peak=max(sampler.threads + [threads_now]),
             rss_peak_sampled=max(sampler.rss + [rss_now]), rss_hwm=hwm,
-            sockets_peak=max(sampler.sockets, default=0))
+            sockets_peak=max(sampler.sockets, default=0),
+            threads_new=new_threads(names_idle, thread_names(pid)))
         after = []  # (seconds after the burst, threads, rss, sockets, responder open)
         end = time.monotonic()
         for step in range(0, int(args.after) + 1, 10):
@@ -276,6 +302,7 @@ def print_table(results, delay):
         ("server threads idle / peak / after", lambda r: f"{r['threads_idle']} / "
                                                          f"{r['threads_peak']} / "
                                                          f"{r['threads_after']}"),
+        ("threads started by the burst", lambda r: r["threads_new"]),
         ("provider conns accepted in burst / ever",
          lambda r: f"{r['responder']['connections_accepted']} / "
                    f"{r['responder']['connections_ever']}"),
@@ -289,6 +316,9 @@ def print_table(results, delay):
         ("responder requests / 200s / max in flight",
          lambda r: f"{r['responder']['requests']} / {r['responder']['server_gets']} / "
                    f"{r['responder']['max_in_flight']}"),
+        ("responder: 1st / last request, last answer ms",
+         lambda r: f"{r['responder']['first_request_ms']} / {r['responder']['last_request_ms']}"
+                   f" / {r['responder']['last_answer_ms']}"),
         ("RSS idle MiB", lambda r: mib(r["rss_idle"])),
         ("RSS peak MiB (VmHWM / sampled)", lambda r: f"{mib(r['rss_hwm'])} / "
                                                      f"{mib(r['rss_peak_sampled'])}"),
@@ -326,6 +356,16 @@ def main():
         ROOT / "bazel-opt-bin" / "service" / "cloudplaned"
     build_responder()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="cloudplane-inflight-"))
+    head = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=ROOT,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()[:100]
+    # The build is of the working tree: say when the server's own code differs
+    # from HEAD (other work in progress in the same tree).
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "service", "adapters",
+                            "base", "store", "proto"], cwd=ROOT, stdout=subprocess.PIPE,
+                           text=True).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
+    print(f"HEAD {head}", flush=True)
+    print(f"uncommitted in service/ adapters/ base/ store/ proto/: {', '.join(dirty) or 'none'}")
     print(f"server {server_bin}; work dir {workdir}", flush=True)
     results = []
     for r in range(args.rounds):

@@ -24,7 +24,9 @@
 // The counters are served as JSON on plain HTTP at 127.0.0.1:<stats_port>:
 // GET /stats reads them; POST /reset zeroes the counts and sets the peaks to
 // what is open now (so a bench measures one burst); connections_ever counts
-// every connection since start. They are also printed
+// every connection since start; first_request_ms, last_request_ms and
+// last_answer_ms say when server reads arrived and the last was answered,
+// in ms since the start or the reset. They are also printed
 // on stderr when the responder exits.
 //
 // It exits by itself when its stdin closes or its parent dies (no stray
@@ -78,6 +80,11 @@ type counters struct {
 	inFlight    int64 // requests being handled now
 	maxInFlight int64
 	protocols   map[string]int64 // r.Proto -> requests
+	// When the first and the last server read arrived and the last was
+	// answered (zero: none yet), to tell the sending side of a burst from
+	// the answering side.
+	since                                 time.Time // start or last reset
+	firstArrival, lastArrival, lastAnswer time.Time
 }
 
 func (c *counters) connState(_ net.Conn, state http.ConnState) {
@@ -96,9 +103,16 @@ func (c *counters) connState(_ net.Conn, state http.ConnState) {
 	}
 }
 
-func (c *counters) begin(proto string) {
+func (c *counters) begin(proto string, serverGet bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if serverGet {
+		now := time.Now()
+		if c.firstArrival.IsZero() {
+			c.firstArrival = now
+		}
+		c.lastArrival = now
+	}
 	c.requests++
 	c.inFlight++
 	if c.inFlight > c.maxInFlight {
@@ -113,6 +127,7 @@ func (c *counters) end(found bool) {
 	c.inFlight--
 	if found {
 		c.serverGets++
+		c.lastAnswer = time.Now()
 	} else {
 		c.notFound++
 	}
@@ -124,12 +139,23 @@ func (c *counters) reset() {
 	c.accepted, c.requests, c.serverGets, c.notFound = 0, 0, 0, 0
 	c.maxOpen, c.maxInFlight = c.open, c.inFlight
 	c.protocols = map[string]int64{}
+	c.since = time.Now()
+	c.firstArrival, c.lastArrival, c.lastAnswer = time.Time{}, time.Time{}, time.Time{}
 }
 
 func (c *counters) json() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ms := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t.Sub(c.since).Milliseconds()
+	}
 	out, _ := json.Marshal(map[string]any{
+		"first_request_ms":     ms(c.firstArrival),
+		"last_request_ms":      ms(c.lastArrival),
+		"last_answer_ms":       ms(c.lastAnswer),
 		"connections_accepted": c.accepted,
 		"connections_ever":     c.acceptedAll,
 		"connections_open":     c.open,
@@ -263,12 +289,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	c := &counters{protocols: map[string]int64{}}
+	c := &counters{protocols: map[string]int64{}, since: time.Now()}
 	exitWithParent(c)
 
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.begin(r.Proto)
 		m := serverPath.FindStringSubmatch(r.URL.Path)
+		c.begin(r.Proto, r.Method == http.MethodGet && m != nil)
 		if r.Method != http.MethodGet || m == nil {
 			c.end(false)
 			w.Header().Set("Content-Type", "application/json")
