@@ -5,7 +5,8 @@ and RSS back within 20% of idle a minute later"): one invocation prints every
 figure of that line, for each N.
 
     .deps/venv/bin/python bench/inflight.py [--calls 1000,5000,10000]
-        [--delay 2] [--rounds 1] [--after 60] [--channels 4] [--server PATH]
+        [--delay 2] [--rounds 1] [--after 60] [--channels 4] [--senders 1]
+        [--server PATH]
 
 For each N (and each round) it starts a fresh responder and a fresh release
 cloudplaned, so no burst inherits another's connections or memory:
@@ -251,7 +252,7 @@ def run_one(server_bin, load_bin, calls, args, workdir):
         sampler.start()
         load = subprocess.run(
             [str(load_bin), f"--target=127.0.0.1:{server.port}", f"--burst={calls}",
-             f"--name={ACCOUNT}/instances/{{i}}", f"--channels={args.channels}",
+             f"--name={ACCOUNT}/instances/{{i}}", f"--channels={args.channels}", f"--senders={args.senders}",
              f"--deadline_ms={int(args.deadline * 1000)}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sampler.stop()
@@ -295,6 +296,8 @@ def print_table(results, delay):
         ("ok / errors", lambda r: f"{r['burst']['ok']} / {r['burst']['errors']}"),
         ("wall s (first sent to last answer)", lambda r: f"{r['burst']['wall_s']:.2f}"),
         ("wall / ideal (the delay)", lambda r: f"{r['burst']['wall_s'] / delay:.2f}"),
+        ("client channels / sender threads",
+         lambda r: f"{r['burst']['channels']} / {r['burst']['senders']}"),
         ("client send s (all N started)", lambda r: f"{r['burst']['send_s']:.2f}"),
         ("latency p50 / p99 / max ms", lambda r: f"{r['burst']['p50_ms']:.0f} / "
                                                  f"{r['burst']['p99_ms']:.0f} / "
@@ -342,6 +345,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1, help="runs of each burst size")
     parser.add_argument("--after", type=float, default=60, help="seconds watched after a burst")
     parser.add_argument("--channels", type=int, default=4, help="gRPC connections of the client")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="client threads starting the calls")
     parser.add_argument("--deadline", type=float, default=30, help="deadline of each call, s")
     parser.add_argument("--idle_wait", type=float, default=2, help="seconds idle before a burst")
     parser.add_argument("--max_streams", type=int, default=0,

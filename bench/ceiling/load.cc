@@ -10,7 +10,8 @@
 //        [--token=BEARER]
 //
 // Burst mode (bench/inflight.py): --burst=N starts N GetInstance calls at
-// once, spread over --channels connections (default 4), each with a
+// once from --senders threads (default 1), spread over --channels
+// connections (default 4), each with a
 // --deadline_ms (default 30000), waits for every answer and prints one line
 // of JSON: count, ok, errors, first_error, wall_s (first call sent to last
 // answer), send_s (time to start all N), p50/p99/max ms. `{i}` in --name is
@@ -18,7 +19,7 @@
 // resource.
 //
 //   load --target=127.0.0.1:N --burst=10000 --name=accounts/a/instances/{i}
-//        [--channels=4] [--deadline_ms=30000] [--token=BEARER]
+//        [--channels=4] [--senders=1] [--deadline_ms=30000] [--token=BEARER]
 
 #include <grpcpp/grpcpp.h>
 
@@ -31,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cloudplane/v1/compute.grpc.pb.h"
@@ -161,7 +163,7 @@ struct BurstCall {
 // --burst=N: N GetInstance at once over `channels` connections; prints the
 // JSON line and returns the exit code (0 when every call succeeded).
 int RunBurst(const std::string& target, const std::string& name_pattern, const std::string& token,
-             int count, int channels, int deadline_ms) {
+             int count, int channels, int senders, int deadline_ms) {
   // Distinct channel arguments keep the channels from sharing one subchannel
   // (and so one TCP connection).
   std::vector<std::unique_ptr<v1::ComputeService::Stub>> stubs;
@@ -197,25 +199,33 @@ int RunBurst(const std::string& target, const std::string& name_pattern, const s
   latencies_ms.reserve(count);
   Clock::time_point last_answer;
 
+  // Each sender thread starts every `senders`-th call: starting a call costs
+  // the client tens of microseconds, which one thread would spend in series.
+  auto start_calls = [&](int first) {
+    for (int i = first; i < count; i += senders) {
+      BurstCall* call = calls[i].get();
+      call->context.set_deadline(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(deadline_ms));
+      call->started = Clock::now();
+      stubs[i % channels]->async()->GetInstance(
+          &call->context, &call->request, &call->reply, [&, call](grpc::Status status) {
+            const Clock::time_point now = Clock::now();
+            std::lock_guard<std::mutex> lock(mu);
+            latencies_ms.push_back(
+                std::chrono::duration<double, std::milli>(now - call->started).count());
+            if (!status.ok() && ++errors == 1) {
+              first_error = std::to_string(status.error_code()) + ": " + status.error_message();
+            }
+            last_answer = now;
+            if (++answered == count) all_done.notify_all();
+          });
+    }
+  };
   const Clock::time_point begin = Clock::now();
-  for (int i = 0; i < count; ++i) {
-    BurstCall* call = calls[i].get();
-    call->context.set_deadline(std::chrono::system_clock::now() +
-                               std::chrono::milliseconds(deadline_ms));
-    call->started = Clock::now();
-    stubs[i % channels]->async()->GetInstance(
-        &call->context, &call->request, &call->reply, [&, call](grpc::Status status) {
-          const Clock::time_point now = Clock::now();
-          std::lock_guard<std::mutex> lock(mu);
-          latencies_ms.push_back(
-              std::chrono::duration<double, std::milli>(now - call->started).count());
-          if (!status.ok() && ++errors == 1) {
-            first_error = std::to_string(status.error_code()) + ": " + status.error_message();
-          }
-          last_answer = now;
-          if (++answered == count) all_done.notify_all();
-        });
-  }
+  std::vector<std::thread> threads;
+  for (int s = 1; s < senders; ++s) threads.emplace_back(start_calls, s);
+  start_calls(0);
+  for (std::thread& t : threads) t.join();
   const Clock::time_point sent = Clock::now();
   {
     std::unique_lock<std::mutex> lock(mu);
@@ -226,11 +236,11 @@ int RunBurst(const std::string& target, const std::string& name_pattern, const s
   std::printf(
       "{\"count\": %d, \"ok\": %ld, \"errors\": %ld, \"first_error\": \"%s\", "
       "\"wall_s\": %.3f, \"send_s\": %.3f, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
-      "\"max_ms\": %.1f, \"channels\": %d}\n",
+      "\"max_ms\": %.1f, \"channels\": %d, \"senders\": %d}\n",
       count, count - errors, errors, JsonEscape(first_error).c_str(), wall_s,
       std::chrono::duration<double>(sent - begin).count(), Percentile(latencies_ms, 0.5),
       Percentile(latencies_ms, 0.99), latencies_ms.empty() ? 0.0 : latencies_ms.back(),
-      channels);
+      channels, senders);
   return errors == 0 ? 0 : 1;
 }
 
@@ -247,14 +257,15 @@ int main(int argc, char** argv) {
   const int burst = std::stoi(Flag(argc, argv, "burst", "0"));
   if (burst > 0) {
     const int channels = std::stoi(Flag(argc, argv, "channels", "4"));
+    const int senders = std::stoi(Flag(argc, argv, "senders", "1"));
     const int deadline_ms = std::stoi(Flag(argc, argv, "deadline_ms", "30000"));
     if (target.empty() || options.name.empty() || method != "get" || channels < 1 ||
-        deadline_ms < 1) {
+        senders < 1 || deadline_ms < 1) {
       std::cerr << "usage: load --target=HOST:PORT --burst=N --name=RESOURCE "
-                   "[--channels=4] [--deadline_ms=30000] [--token=T]\n";
+                   "[--channels=4] [--senders=1] [--deadline_ms=30000] [--token=T]\n";
       return 2;
     }
-    return RunBurst(target, options.name, options.token, burst, channels, deadline_ms);
+    return RunBurst(target, options.name, options.token, burst, channels, senders, deadline_ms);
   }
   const int concurrency = std::stoi(Flag(argc, argv, "concurrency", "16"));
   const double seconds = std::stod(Flag(argc, argv, "seconds", "5"));
