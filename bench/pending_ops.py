@@ -60,8 +60,9 @@ change):
     p99(baseline). The probes' own emulator requests are left out of the
     requests/s above and counted apart. The probe runs in a subprocess (its
     own Python and GIL, one gRPC channel), started before its window and
-    connected by a call of each kind before it measures; latency is timed
-    from the call's send to its answer. The rates are modest on purpose
+    connected by a call of each kind and warmed up by 1.5 s of its calls
+    before it measures; latency is timed from the call's send to its
+    answer. The rates are modest on purpose
     (~1% of what the server answers on this machine for GetInstance) so the
     probe measures latency and not throughput; the probe's sending lag (how
     late the send loop was at worst) is printed too, since a late sender
@@ -134,7 +135,8 @@ class Event:
 def probe_worker(argv):
     """The probe process: `pending_ops.py probe --target HOST:PORT --start EPOCH
     --seconds S --get-rate R --unit-rate R`. Sends GetInstance and GetUnit at
-    fixed rates from --start for --seconds and prints one line of JSON:
+    fixed rates from --start for --seconds (after --warmup seconds of the
+    same calls, not measured) and prints one line of JSON:
     per probe, latencies in ms of the calls that answered as expected (OK;
     NOT_FOUND for GetUnit), the others (errors), and the send loop's worst
     lag behind its schedule."""
@@ -142,6 +144,7 @@ def probe_worker(argv):
     ap.add_argument("--target", required=True)
     ap.add_argument("--start", type=float, required=True)
     ap.add_argument("--seconds", type=float, required=True)
+    ap.add_argument("--warmup", type=float, default=1.5)
     ap.add_argument("--get-rate", type=float, required=True)
     ap.add_argument("--unit-rate", type=float, required=True)
     args = ap.parse_args(argv)
@@ -168,11 +171,13 @@ def probe_worker(argv):
     outstanding = [0]
     all_answered = threading.Event()
 
-    def answered(kind, sent, future):
+    def answered(kind, sent, measured, future):
         elapsed = (time.perf_counter() - sent) * 1000
         with lock:
             t = tally[kind]
-            if future.code() == probes[kind][3]:
+            if not measured:
+                pass
+            elif future.code() == probes[kind][3]:
                 t["latencies_ms"].append(elapsed)
             else:
                 t["errors"] += 1
@@ -182,10 +187,12 @@ def probe_worker(argv):
                 all_answered.set()
 
     sending_done = threading.Event()
-    # Wall-clock start shared with the parent, then a monotonic schedule.
-    time.sleep(max(0.0, args.start - time.time()))
+    # Wall-clock start shared with the parent, then a monotonic schedule:
+    # --warmup seconds of the same calls, unmeasured, then the window.
+    time.sleep(max(0.0, args.start - args.warmup - time.time()))
     begin = time.perf_counter()
-    end = begin + args.seconds
+    measure_from = begin + max(0.0, args.start - time.time())
+    end = measure_from + args.seconds
     schedule = [(begin, kind) for kind in probes]
     count = {k: 0 for k in probes}
     while True:
@@ -197,12 +204,15 @@ def probe_worker(argv):
             time.sleep(due - now)
             now = time.perf_counter()
         call, request = probes[kind][:2]
+        measured = due >= measure_from
         with lock:
             outstanding[0] += 1
-            tally[kind]["lag_ms"] = max(tally[kind]["lag_ms"], (now - due) * 1000)
+            if measured:
+                tally[kind]["lag_ms"] = max(tally[kind]["lag_ms"], (now - due) * 1000)
         sent = time.perf_counter()
         future = call.future(request, timeout=30)
-        future.add_done_callback(lambda f, kind=kind, sent=sent: answered(kind, sent, f))
+        future.add_done_callback(
+            lambda f, kind=kind, sent=sent, measured=measured: answered(kind, sent, measured, f))
         count[kind] += 1
         schedule = [(begin + count[k] / probes[k][2], k) for k in probes]
     with lock:
@@ -273,7 +283,7 @@ def run(mode, args):
                                           machine_type=SANDBOX + "/machineTypes/small"))))
         time.sleep(1.0)  # the observer's baseline round
         # (a) the probes' baseline, before any CreateUnit.
-        baseline = Probe(server, time.time() + 2.0, args.probe_seconds, args).result()
+        baseline = Probe(server, time.time() + 3.0, args.probe_seconds, args).result()
 
         def create(i):
             unit_id = f"u{i:05d}.service"
