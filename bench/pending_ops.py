@@ -62,11 +62,15 @@ change):
     own Python and GIL, one gRPC channel), started before its window and
     connected by a call of each kind and warmed up by 1.5 s of its calls
     before it measures; latency is timed from the call's send to its
-    answer. The rates are modest on purpose
-    (~1% of what the server answers on this machine for GetInstance) so the
-    probe measures latency and not throughput; the probe's sending lag (how
-    late the send loop was at worst) is printed too, since a late sender
-    would hide a stall.
+    answer. The rates are modest on purpose (a few % of the GetInstance
+    calls/s the server answers on this machine) so the probe measures
+    latency and not throughput; the probe's sending lag (how late its send
+    loop was at worst) is printed too: a large one means the probe itself
+    (or the machine) stalled, and that window's p99 says little.
+    The fleet emulator sends headers and body in two writes without
+    TCP_NODELAY, so a GetUnit answer can wait ~40 ms for the client's
+    delayed ACK: GetUnit's p50/p99 near 43-49 ms are that, not cloudplaned
+    (docs/architecture.md, "Waiting on observations").
 """
 import argparse
 import collections
