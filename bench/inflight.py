@@ -166,6 +166,13 @@ def proc_status(pid):
     return fields
 
 
+def anon_and_file(pid):
+    """(RssAnon MiB, RssFile MiB): memory of its own, and pages of its binary
+    and libraries that it has touched (shared, clean, reclaimable)."""
+    fields = proc_status(pid)
+    return (int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024)
+
+
 def threads_and_rss(pid):
     """(threads, VmRSS MiB, VmHWM MiB) of a process."""
     fields = proc_status(pid)
@@ -244,10 +251,21 @@ def run_one(server_bin, load_bin, calls, args, workdir):
     try:
         pid = server.process.pid
         time.sleep(args.idle_wait)  # the observer's first round (404s) and start-up settle
+        if args.warmup > 0:
+            # Idle means a server that has served: a small burst first, so the
+            # code of TLS, HTTP/2 and the read path is paged in, then one
+            # memory-return cycle (10 s) before idle is measured.
+            subprocess.run(
+                [str(load_bin), f"--target=127.0.0.1:{server.port}", f"--burst={args.warmup}",
+                 f"--name={ACCOUNT}/instances/{{i}}", f"--channels={args.channels}",
+                 f"--deadline_ms={int(args.deadline * 1000)}"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+            time.sleep(args.settle)
         responder.reset()
         threads, rss, _ = threads_and_rss(pid)
+        anon, file_backed = anon_and_file(pid)
         names_idle = thread_names(pid)
-        result.update(threads_idle=threads, rss_idle=rss)
+        result.update(threads_idle=threads, rss_idle=rss, anon_idle=anon, file_idle=file_backed)
         sampler = Sampler(pid, responder.port)
         sampler.start()
         load = subprocess.run(
@@ -276,6 +294,7 @@ def run_one(server_bin, load_bin, calls, args, workdir):
         result["after"] = after
         result["threads_after"] = after[-1][1]
         result["rss_after"] = after[-1][2]
+        result["anon_after"], result["file_after"] = anon_and_file(pid)
     finally:
         server.stop()
         responder.stop()
@@ -327,6 +346,8 @@ def print_table(results, delay):
                                                      f"{mib(r['rss_peak_sampled'])}"),
         ("RSS after MiB (0,10..s)", lambda r: " ".join(mib(a[2]) for a in r["after"])),
         ("RSS last / idle", lambda r: f"{r['rss_after'] / r['rss_idle']:.2f}"),
+        ("RssAnon / RssFile MiB idle", lambda r: f"{mib(r['anon_idle'])} / {mib(r['file_idle'])}"),
+        ("RssAnon / RssFile MiB last", lambda r: f"{mib(r['anon_after'])} / {mib(r['file_after'])}"),
         ("provider conns open after (0,10..s)",
          lambda r: " ".join(str(a[4]) for a in r["after"])),
         ("first error", lambda r: r["burst"]["first_error"] or "-"),
@@ -349,6 +370,10 @@ def main():
                         help="client threads starting the calls")
     parser.add_argument("--deadline", type=float, default=30, help="deadline of each call, s")
     parser.add_argument("--idle_wait", type=float, default=2, help="seconds idle before a burst")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="calls of a small burst before idle is measured (0: none)")
+    parser.add_argument("--settle", type=float, default=12,
+                        help="seconds after the warm-up before idle is measured")
     parser.add_argument("--max_streams", type=int, default=0,
                         help="responder's HTTP/2 streams per connection (0: Go's 250)")
     parser.add_argument("--server", help="another cloudplaned binary")

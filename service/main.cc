@@ -360,9 +360,9 @@ int Run() {
        .change_log_max_entries = config->change_log_max_entries()});
   retention.Start();
   // After a burst (thousands of calls in flight) glibc keeps the freed
-  // memory resident; give it back once more than 32 MiB lies free, checked
+  // memory resident; give it back once more than 4 MiB lies free, checked
   // every 10 s (base/memory_return.h).
-  StartMemoryReturn(&loop, absl::Seconds(10), size_t{32} << 20);
+  StartMemoryReturn(&loop, absl::Seconds(10), size_t{4} << 20);
 
   // A unix socket has no port (gRPC reports 1 for it): name its path.
   std::string where = config->listen_address();

@@ -122,7 +122,7 @@ void ToValue(const rj::Value& in, google::protobuf::Value* out, int depth) {
 void RawDetails(const rj::Value& record, google::protobuf::Struct* out) {
   google::protobuf::Value v;
   ToValue(record, &v, 0);
-  *out = v.struct_value();
+  out->Swap(v.mutable_struct_value());
 }
 
 std::string Name(absl::string_view account, absl::string_view collection,

@@ -7,7 +7,10 @@
 #include "base/errors.h"
 #include "base/reasons.h"
 #include "base/utf8.h"
+#include "rapidjson/encodedstream.h"
 #include "rapidjson/error/en.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -93,6 +96,28 @@ absl::Status Parse(absl::string_view body, absl::string_view provider, rj::Docum
   std::string path = "$";
   if (const char* why = FindUnfit(doc, path)) {
     return Malformed(provider, absl::StrCat("the value at ", path, " ", why));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSyntax(absl::string_view body, absl::string_view provider,
+                         ParseOptions options) {
+  if (const size_t nul = body.find('\0'); nul != absl::string_view::npos) {
+    return Malformed(provider, absl::StrCat("a NUL byte at offset ", nul));
+  }
+  // The reader Document::Parse runs, with a handler that keeps nothing.
+  rj::MemoryStream memory(body.data(), body.size());
+  rj::EncodedInputStream<rj::UTF8<>, rj::MemoryStream> input(memory);
+  rj::Reader reader;
+  rj::BaseReaderHandler<> ignore;
+  constexpr unsigned kFlags = rj::kParseValidateEncodingFlag;
+  const rj::ParseResult result =
+      options.trailing_commas
+          ? reader.Parse<kFlags | rj::kParseTrailingCommasFlag>(input, ignore)
+          : reader.Parse<kFlags>(input, ignore);
+  if (result.IsError()) {
+    return Malformed(provider, absl::StrCat(rj::GetParseError_En(result.Code()), " at offset ",
+                                            result.Offset()));
   }
   return absl::OkStatus();
 }

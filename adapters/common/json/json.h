@@ -35,6 +35,14 @@ struct ParseOptions {
 absl::Status Parse(absl::string_view body, absl::string_view provider, rapidjson::Document& doc,
                    ParseOptions options = {});
 
+// Whether `body` is one well-formed JSON text in valid UTF-8 (its raw bytes;
+// no NUL), without building a document: for HttpRequest::validate, which
+// only needs to tell a truncated or garbled answer from a whole one. The
+// decoded-escape and number-range checks are Parse's, which the adapter
+// runs on the answer it keeps. Malformed as Parse words it.
+absl::Status CheckSyntax(absl::string_view body, absl::string_view provider,
+                         ParseOptions options = {});
+
 // Member `key` of `obj`; nullptr when `obj` is not an object, or the member is
 // absent or null (providers omit empty fields or send null for them alike).
 const rapidjson::Value* Member(const rapidjson::Value& obj, const char* key);

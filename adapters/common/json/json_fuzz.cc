@@ -72,6 +72,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (bool trailing_commas : {false, true}) {
     rapidjson::Document doc;
     absl::Status status = json::Parse(body, "fuzz", doc, {.trailing_commas = trailing_commas});
+    // The syntax check (HttpRequest::validate's) accepts everything Parse
+    // accepts; what it refuses, Parse refuses too.
+    const absl::Status syntax =
+        json::CheckSyntax(body, "fuzz", {.trailing_commas = trailing_commas});
+    FUZZ_CHECK(!status.ok() || syntax.ok(), "CheckSyntax refused what Parse accepted");
+    if (!syntax.ok()) {
+      FUZZ_CHECK(!status.ok(), "Parse accepted what CheckSyntax refused");
+      fuzzing::CheckStatus(syntax, "json::CheckSyntax");
+    }
     if (!status.ok()) {
       fuzzing::CheckStatus(status, "json::Parse");
       continue;

@@ -83,6 +83,28 @@ namespace {
 // cloudsigma_feed_fuzz found a server whose "cpu" was 1e116 reaching a
 // float-to-int cast (undefined behaviour); numbers that do not fit are no
 // integer at all.
+TEST(JsonTest, CheckSyntaxTellsWholeFromTruncatedLikeParse) {
+  const std::string whole = R"({"servers":[{"serverId":1,"name":"a\u00e9","x":[1.5,null,true]}]})";
+  rapidjson::Document doc;
+  ASSERT_TRUE(Parse(whole, "DCM", doc).ok());
+  EXPECT_TRUE(CheckSyntax(whole, "DCM").ok());
+  // Every cut of a whole answer is refused, as Parse refuses it.
+  for (size_t n = 0; n < whole.size(); ++n) {
+    const std::string cut = whole.substr(0, n);
+    absl::Status s = CheckSyntax(cut, "DCM");
+    EXPECT_FALSE(s.ok()) << "accepted " << cut;
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(s.code(), Parse(cut, "DCM", doc).code());
+  }
+  EXPECT_FALSE(CheckSyntax(whole + "x", "DCM").ok());          // garbage after it
+  EXPECT_FALSE(CheckSyntax("{\"a\":\"\xff\"}", "DCM").ok());    // raw invalid UTF-8
+  EXPECT_FALSE(CheckSyntax(std::string("{}\0", 3), "DCM").ok());  // a NUL
+  EXPECT_FALSE(CheckSyntax("[1,]", "DCM").ok());
+  EXPECT_TRUE(CheckSyntax("[1,]", "DCM", {.trailing_commas = true}).ok());
+  EXPECT_THAT(std::string(CheckSyntax("{", "DCM").message()),
+              ::testing::HasSubstr("DCM sent malformed JSON"));
+}
+
 TEST(JsonTest, Int64TakesOnlyIntegersThatFit) {
   auto value = [](const char* text) {
     rapidjson::Document doc;

@@ -23,8 +23,7 @@ absl::Status TransportError(absl::string_view context, const absl::Status& statu
 
 absl::Status CheckJsonAnswer(const http::HttpResponse& response) {
   if (response.status == 204 && response.body.empty()) return absl::OkStatus();
-  rapidjson::Document doc;
-  return json::Parse(response.body, "the provider", doc, {.trailing_commas = true});
+  return json::CheckSyntax(response.body, "the provider", {.trailing_commas = true});
 }
 
 void Send(http::HttpClient& client, http::HttpRequest request, absl::string_view context,

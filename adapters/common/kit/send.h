@@ -26,7 +26,8 @@ absl::Status TransportError(absl::string_view context, const absl::Status& statu
 
 // For HttpRequest::validate on the reads of a JSON API (one line in each
 // adapter's send helper): a 2xx answer is well-formed when its body is JSON
-// (trailing commas allowed), or empty with 204 No Content. The guard
+// (trailing commas allowed; checked without building a document, see
+// json::CheckSyntax), or empty with 204 No Content. The guard
 // (guard.h) sends a read again when its answer is not; the adapter still
 // parses the answer it finally gets and reports what it cannot read.
 absl::Status CheckJsonAnswer(const http::HttpResponse& response);
