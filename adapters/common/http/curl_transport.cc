@@ -444,11 +444,16 @@ void State::Start(std::unique_ptr<Transfer> t, bool stop) {
 }
 
 void State::ReapFinished() {
+  // Every finished message is read before any handle is removed:
+  // curl_multi_remove_handle walks the queue of unread messages, so removing
+  // each handle as its message is read cost O(n^2) when thousands of
+  // transfers finish at once.
+  std::vector<std::pair<CURL*, CURLcode>> finished;
   int left = 0;
   while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-    if (msg->msg != CURLMSG_DONE) continue;
-    CURL* easy = msg->easy_handle;
-    const CURLcode code = msg->data.result;
+    if (msg->msg == CURLMSG_DONE) finished.emplace_back(msg->easy_handle, msg->data.result);
+  }
+  for (const auto& [easy, code] : finished) {
     curl_multi_remove_handle(multi, easy);
     auto node = active.extract(easy);
     if (node.empty()) continue;
