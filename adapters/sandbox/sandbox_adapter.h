@@ -42,8 +42,9 @@
 //     may name its own firewall). A rule must name its far end (the source
 //     of an INGRESS rule, the destination of an EGRESS one); ends at the
 //     near side are refused.
-//   * Networks, addresses, key pairs (sandbox_networks.cc): one address
-//     space, so an Address is named by its IP and networks overlap neither
+//   * Networks, addresses, key pairs (sandbox_networks.cc,
+//     sandbox_addresses.cc, sandbox_keys.cc): one address space, so an
+//     Address is named by its IP and networks overlap neither
 //     each other nor the public pool 203.0.113.0/24 that addresses outside
 //     a network come from. An instance's network interfaces take a given
 //     address (free, or reserved) or the next free one of their network;

@@ -1,5 +1,6 @@
-// NetworksService of the sandbox (networks and addresses), its key pairs and
-// the network interfaces of its instances.
+// NetworksService of the sandbox: its networks, and the network interfaces
+// of its instances (addresses: sandbox_addresses.cc; key pairs:
+// sandbox_keys.cc).
 //
 // The sandbox has one address space: an Address is named by its IP
 // (`accounts/{account}/addresses/10.0.0.5`), so networks may not overlap
@@ -9,8 +10,10 @@
 // by an interface; one that was never reserved goes away with its
 // interface. Network.used_addresses counts a network's Address records and
 // is rewritten in the transaction that changes them.
+//
+// Span, Pool and kPublicPool, shared with the addresses, are declared in
+// sandbox_provider.h.
 #include <arpa/inet.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -21,13 +24,11 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "adapters/common/net/ip.h"
 #include "adapters/sandbox/sandbox_names.h"
 #include "adapters/sandbox/sandbox_provider.h"
@@ -42,7 +43,6 @@ namespace {
 constexpr absl::string_view kReady = "READY";
 // Where addresses outside any network come from: 203.0.113.1-254.
 constexpr uint32_t kPublicPoolBase = 0xCB007100;  // 203.0.113.0/24
-constexpr absl::string_view kPublicPool = "203.0.113.0/24";
 // CIDR prefixes the sandbox takes: /16 keeps a search for a free address
 // short, /30 leaves two hosts.
 constexpr int kMinPrefix = 16;
@@ -51,15 +51,6 @@ constexpr int64_t kMaxRangeSize = 65536;
 // The NIC models the sandbox's hypervisor offers (those of KVM/QEMU).
 constexpr absl::string_view kNicModels[] = {"virtio", "e1000", "rtl8139"};
 constexpr absl::string_view kDefaultNicModel = "virtio";
-// OpenSSH public key types the sandbox takes, and how many SSH strings
-// (RFC 4251 5) their key blob holds: ed25519 type + key; rsa type, e, n;
-// ecdsa type, curve, point (RFC 5656 3.1).
-struct KeyType {
-  absl::string_view name;
-  int strings;
-};
-constexpr KeyType kKeyTypes[] = {
-    {"ssh-ed25519", 2}, {"ssh-rsa", 3}, {"ecdsa-sha2-nistp256", 3}};
 
 // ---- IPv4 ------------------------------------------------------------------
 
@@ -71,14 +62,6 @@ bool IsIp(absl::string_view text) {
   std::string s(text);
   return inet_pton(AF_INET, s.c_str(), buffer) == 1 || inet_pton(AF_INET6, s.c_str(), buffer) == 1;
 }
-
-// Addresses first..last, both included.
-struct Span {
-  uint32_t first;
-  uint32_t last;
-  bool Contains(uint32_t a) const { return first <= a && a <= last; }
-  bool Overlaps(const Span& o) const { return first <= o.last && o.first <= last; }
-};
 
 absl::StatusOr<Span> ParseCidr(absl::string_view text, absl::string_view field) {
   std::optional<net::Ipv4Cidr> cidr = net::ParseIpv4Cidr(text);
@@ -181,106 +164,6 @@ std::vector<Span> Extent(const Layout& layout) {
   return out;
 }
 
-// Where an address may come from: a network's assignable ranges, or the
-// public pool (`network` empty).
-struct Pool {
-  std::string network;
-  std::vector<Span> spans;
-  std::optional<uint32_t> gateway;
-
-  bool Contains(uint32_t a) const {
-    if (gateway.has_value() && *gateway == a) return false;
-    for (const Span& span : spans) {
-      if (span.Contains(a)) return true;
-    }
-    return false;
-  }
-};
-
-Pool PublicPool() { return Pool{"", {{kPublicPoolBase + 1, kPublicPoolBase + 254}}, {}}; }
-
-absl::StatusOr<Pool> NetworkPool(const v1::Network& network) {
-  ASSIGN_OR_RETURN(Layout layout, ReadLayout(network, "network."));
-  return Pool{network.name(), Assignable(layout), layout.gateway};
-}
-
-// ---- Key pairs -------------------------------------------------------------
-
-// Reads one SSH string (uint32 length, then the bytes) off the front of
-// `blob`.
-bool ReadSshString(absl::string_view& blob, absl::string_view* out) {
-  if (blob.size() < 4) return false;
-  const uint32_t length = (uint32_t{static_cast<unsigned char>(blob[0])} << 24) |
-                          (uint32_t{static_cast<unsigned char>(blob[1])} << 16) |
-                          (uint32_t{static_cast<unsigned char>(blob[2])} << 8) |
-                          uint32_t{static_cast<unsigned char>(blob[3])};
-  blob.remove_prefix(4);
-  if (length > blob.size()) return false;
-  *out = blob.substr(0, length);
-  blob.remove_prefix(length);
-  return true;
-}
-
-struct PublicKey {
-  std::string text;  // normalised: "<type> <base64>[ <comment>]"
-  std::string fingerprint;
-};
-
-// Checks an OpenSSH public key line (`<type> <base64 blob> [comment]`, as
-// in authorized_keys without options): a type the sandbox takes, a blob
-// that decodes, names the same type and holds that type's fields. The
-// fingerprint is the one `ssh-keygen -l` prints: "SHA256:" and the
-// unpadded base64 of the SHA-256 of the blob.
-absl::StatusOr<PublicKey> ParsePublicKey(absl::string_view line, absl::string_view field) {
-  line = absl::StripAsciiWhitespace(line);
-  if (line.empty()) return InvalidField(field, "required");
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(line, absl::MaxSplits(absl::ByAnyChar(" \t"), 2), absl::SkipEmpty());
-  const KeyType* type = nullptr;
-  for (const KeyType& t : kKeyTypes) {
-    if (parts[0] == t.name) type = &t;
-  }
-  if (type == nullptr) {
-    return InvalidField(field, "must be an OpenSSH public key of type ssh-ed25519, ssh-rsa or "
-                               "ecdsa-sha2-nistp256");
-  }
-  if (parts.size() < 2) return InvalidField(field, "the base64 key blob is missing");
-  absl::string_view encoded = parts[1];
-  std::string blob;
-  bool alphabet = !encoded.empty();
-  for (char c : encoded) {
-    alphabet = alphabet && (absl::ascii_isalnum(c) || c == '+' || c == '/' || c == '=');
-  }
-  if (!alphabet || !absl::Base64Unescape(encoded, &blob) || blob.empty()) {
-    return InvalidField(field, "the key blob is not base64");
-  }
-  absl::string_view rest = blob;
-  absl::string_view inner_type;
-  if (!ReadSshString(rest, &inner_type) || inner_type != type->name) {
-    return InvalidField(field, absl::StrCat("the key blob is not an ", type->name, " key"));
-  }
-  absl::string_view item;
-  for (int i = 1; i < type->strings; ++i) {
-    if (!ReadSshString(rest, &item) || item.empty()) {
-      return InvalidField(field, absl::StrCat("the ", type->name, " key blob is truncated"));
-    }
-  }
-  if (!rest.empty()) {
-    return InvalidField(field, absl::StrCat("the ", type->name, " key blob has trailing bytes"));
-  }
-  if (type->name == "ssh-ed25519" && item.size() != 32) {
-    return InvalidField(field, "an ssh-ed25519 key is 32 bytes");
-  }
-  std::string fingerprint = absl::Base64Escape(Sha256(blob));
-  absl::StripTrailingAsciiWhitespace(&fingerprint);
-  while (!fingerprint.empty() && fingerprint.back() == '=') fingerprint.pop_back();
-  PublicKey key;
-  key.text = absl::StrCat(type->name, " ", encoded);
-  if (parts.size() > 2) absl::StrAppend(&key.text, " ", parts[2]);
-  key.fingerprint = absl::StrCat("SHA256:", fingerprint);
-  return key;
-}
-
 // ---- Interfaces --------------------------------------------------------------
 
 absl::StatusOr<std::string> CheckMac(absl::string_view mac, absl::string_view field) {
@@ -326,10 +209,11 @@ absl::Status CheckAtRest(const Loaded<v1::Instance>& instance, absl::string_view
 
 }  // namespace
 
-std::string Sha256(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+Pool PublicPool() { return Pool{"", {{kPublicPoolBase + 1, kPublicPoolBase + 254}}, {}}; }
+
+absl::StatusOr<Pool> NetworkPool(const v1::Network& network) {
+  ASSIGN_OR_RETURN(Layout layout, ReadLayout(network, "network."));
+  return Pool{network.name(), Assignable(layout), layout.gateway};
 }
 
 // ---- Shared with the other services --------------------------------------------
@@ -350,21 +234,6 @@ absl::Status SandboxProvider::RecountNetwork(Txn& txn, absl::string_view network
   network->resource.set_used_addresses(used);
   SaveVersion(network->resource, network->record, txn.now());
   return txn.Put(kNetworks, id, network->record);
-}
-
-absl::StatusOr<std::string> SandboxProvider::CheckKeyName(Txn& txn,
-                                                          absl::string_view key_name) const {
-  std::string id(key_name);
-  if (absl::StartsWith(key_name, "accounts/")) {
-    ASSIGN_OR_RETURN(id, ParseName(key_name, account_, kKeyPairs, "instance.key_name"));
-  } else if (!IsValidId(key_name)) {
-    return InvalidField("instance.key_name",
-                        absl::StrCat("must be a key pair id or accounts/", account_,
-                                     "/keyPairs/{id}"));
-  }
-  ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kKeyPairs, id));
-  if (!record.has_value()) return NotFound(kKeyPairs, Name(kKeyPairs, id));
-  return Name(kKeyPairs, id);
 }
 
 absl::StatusOr<v1::NetworkInterface> SandboxProvider::PlugInterface(
@@ -747,218 +616,6 @@ void SandboxProvider::DeleteNetwork(const CallContext& ctx,
                       /*remove=*/true);
         RETURN_IF_ERROR(txn.Put(kNetworks, id, loaded->record));
         return GoneToken(kNetworks, id);
-      },
-      std::move(done));
-}
-
-// ---- Addresses -----------------------------------------------------------------
-
-void SandboxProvider::ListAddresses(const CallContext& ctx,
-                                    const v1::ListAddressesRequest& request,
-                                    Callback<v1::ListAddressesResponse> done) {
-  std::move(done)([&]() -> absl::StatusOr<v1::ListAddressesResponse> {
-    RETURN_IF_ERROR(CheckCall(ctx));
-    RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    v1::ListAddressesResponse response;
-    RETURN_IF_ERROR(ListPage(kAddresses, request.page_size(), request.page_token(),
-                             response.mutable_addresses(), response.mutable_next_page_token()));
-    return response;
-  }());
-}
-
-void SandboxProvider::GetAddress(const CallContext& ctx, const v1::GetAddressRequest& request,
-                                 Callback<v1::Address> done) {
-  std::move(done)([&]() -> absl::StatusOr<v1::Address> {
-    RETURN_IF_ERROR(CheckCall(ctx));
-    ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kAddresses, "name"));
-    return GetTyped<v1::Address>(kAddresses, id);
-  }());
-}
-
-void SandboxProvider::ReserveAddress(const CallContext& ctx,
-                                     const v1::ReserveAddressRequest& request,
-                                     Callback<MutationProgress> done) {
-  Mutate(
-      ctx,
-      [&](Txn& txn) -> absl::StatusOr<PollToken> {
-        RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-        if (!request.has_address()) return InvalidField("address", "required");
-        const v1::Address& in = request.address();
-        RETURN_IF_ERROR(CheckLabels(in.labels(), "address.labels"));
-        Pool pool = PublicPool();
-        if (!in.network().empty()) {
-          ASSIGN_OR_RETURN(std::string network_id,
-                           CheckStoredRef(txn, in.network(), kNetworks, "address.network"));
-          ASSIGN_OR_RETURN(Loaded<v1::Network> network,
-                           LoadExisting<v1::Network>(txn, kNetworks, network_id));
-          if (network.resource.state() != v1::Network::READY) {
-            return WrongState(network.resource.name(),
-                              absl::StrCat("addresses are reserved in a READY network; it is ",
-                                           v1::Network::State_Name(network.resource.state())));
-          }
-          ASSIGN_OR_RETURN(pool, NetworkPool(network.resource));
-        }
-        // The server's request check asks ReserveAddress for address.name
-        // (it takes every non-Create mutation's resource for an update), so
-        // a name that is the address itself is taken as giving it.
-        std::string given = in.address();
-        if (!in.name().empty()) {
-          ASSIGN_OR_RETURN(std::string named,
-                           ParseName(in.name(), account_, kAddresses, "address.name"));
-          if (!given.empty() && given != named) {
-            return InvalidField("address.name",
-                                absl::StrCat("names ", named, ", not address.address ", given));
-          }
-          given = named;
-        }
-        std::optional<uint32_t> chosen;
-        if (!given.empty()) {
-          chosen = ParseIpv4(given);
-          if (!chosen.has_value()) {
-            return InvalidField("address.address", "must be an IPv4 address such as 10.0.0.5");
-          }
-          if (!pool.Contains(*chosen)) {
-            return InvalidField("address.address",
-                                pool.network.empty()
-                                    ? absl::StrCat("must be in the public pool ", kPublicPool,
-                                                   " when no network is given")
-                                    : absl::StrCat("is not one of the addresses of ",
-                                                   pool.network));
-          }
-          ASSIGN_OR_RETURN(std::optional<Loaded<v1::Address>> existing,
-                           LoadIfExists<v1::Address>(txn, kAddresses, FormatIpv4(*chosen)));
-          if (existing.has_value()) {
-            if (existing->resource.state() == v1::Address::IN_USE) {
-              return WrongState(existing->resource.name(),
-                                absl::StrCat("is in use by ", existing->resource.instance()));
-            }
-            return AlreadyExists(kAddresses, existing->resource.name());
-          }
-        } else {
-          ASSIGN_OR_RETURN(auto taken_records, txn.LoadAll(kAddresses));
-          std::set<std::string> taken;
-          for (const auto& [id, record] : taken_records) taken.insert(id);
-          for (const Span& span : pool.spans) {
-            for (uint64_t a = span.first; !chosen.has_value() && a <= span.last; ++a) {
-              if (pool.Contains(a) && !taken.contains(FormatIpv4(a))) {
-                chosen = static_cast<uint32_t>(a);
-              }
-            }
-          }
-          if (!chosen.has_value()) {
-            std::string where = pool.network.empty() ? std::string(kPublicPool) : pool.network;
-            return WithErrorInfo(
-                absl::ResourceExhaustedError(absl::StrCat(where, " has no free address")),
-                reasons::kLimitExceeded, {{"resource", where}});
-          }
-        }
-        const std::string id = FormatIpv4(*chosen);
-        v1::Address address;
-        address.set_name(Name(kAddresses, id));
-        address.set_address(id);
-        address.set_network(pool.network);
-        address.set_state(v1::Address::RESERVED);
-        *address.mutable_labels() = in.labels();
-        Record record;
-        record.set_reserved(true);
-        SaveVersion(address, record, txn.now());
-        RETURN_IF_ERROR(txn.Put(kAddresses, id, record));
-        RETURN_IF_ERROR(RecountNetwork(txn, pool.network));
-        return CurrentToken(kAddresses, id);
-      },
-      std::move(done));
-}
-
-void SandboxProvider::ReleaseAddress(const CallContext& ctx,
-                                     const v1::ReleaseAddressRequest& request,
-                                     Callback<MutationProgress> done) {
-  Mutate(
-      ctx,
-      [&](Txn& txn) -> absl::StatusOr<PollToken> {
-        ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kAddresses, "name"));
-        ASSIGN_OR_RETURN(std::optional<Loaded<v1::Address>> loaded,
-                         LoadIfExists<v1::Address>(txn, kAddresses, id));
-        if (!loaded.has_value()) {
-          if (request.allow_missing()) return GoneToken(kAddresses, id);
-          return NotFound(kAddresses, request.name());
-        }
-        if (loaded->resource.state() == v1::Address::IN_USE) {
-          return WrongState(loaded->resource.name(),
-                            absl::StrCat("is in use by ", loaded->resource.instance(),
-                                         "; detach its network interface first"));
-        }
-        RETURN_IF_ERROR(txn.Delete(kAddresses, id));
-        RETURN_IF_ERROR(RecountNetwork(txn, loaded->resource.network()));
-        return GoneToken(kAddresses, id);
-      },
-      std::move(done));
-}
-
-// ---- Key pairs -----------------------------------------------------------------
-
-void SandboxProvider::ListKeyPairs(const CallContext& ctx, const v1::ListKeyPairsRequest& request,
-                                   Callback<v1::ListKeyPairsResponse> done) {
-  std::move(done)([&]() -> absl::StatusOr<v1::ListKeyPairsResponse> {
-    RETURN_IF_ERROR(CheckCall(ctx));
-    RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-    v1::ListKeyPairsResponse response;
-    RETURN_IF_ERROR(ListPage(kKeyPairs, request.page_size(), request.page_token(),
-                             response.mutable_key_pairs(), response.mutable_next_page_token()));
-    return response;
-  }());
-}
-
-void SandboxProvider::GetKeyPair(const CallContext& ctx, const v1::GetKeyPairRequest& request,
-                                 Callback<v1::KeyPair> done) {
-  std::move(done)([&]() -> absl::StatusOr<v1::KeyPair> {
-    RETURN_IF_ERROR(CheckCall(ctx));
-    ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kKeyPairs, "name"));
-    return GetTyped<v1::KeyPair>(kKeyPairs, id);
-  }());
-}
-
-void SandboxProvider::CreateKeyPair(const CallContext& ctx,
-                                    const v1::CreateKeyPairRequest& request,
-                                    Callback<MutationProgress> done) {
-  Mutate(
-      ctx,
-      [&](Txn& txn) -> absl::StatusOr<PollToken> {
-        RETURN_IF_ERROR(CheckParent(request.parent(), account_));
-        if (!request.has_key_pair()) return InvalidField("key_pair", "required");
-        const v1::KeyPair& in = request.key_pair();
-        ASSIGN_OR_RETURN(PublicKey key, ParsePublicKey(in.public_key(), "key_pair.public_key"));
-        RETURN_IF_ERROR(CheckLabels(in.labels(), "key_pair.labels"));
-        ASSIGN_OR_RETURN(std::string id,
-                         ChooseId(txn, kKeyPairs, request.key_pair_id(), "key_pair_id", "key"));
-        v1::KeyPair key_pair;
-        key_pair.set_name(Name(kKeyPairs, id));
-        key_pair.set_display_name(in.display_name());
-        key_pair.set_public_key(key.text);
-        key_pair.set_fingerprint(key.fingerprint);
-        *key_pair.mutable_labels() = in.labels();
-        Record record;
-        SaveVersion(key_pair, record, txn.now());
-        RETURN_IF_ERROR(txn.Put(kKeyPairs, id, record));
-        return CurrentToken(kKeyPairs, id);
-      },
-      std::move(done));
-}
-
-void SandboxProvider::DeleteKeyPair(const CallContext& ctx,
-                                    const v1::DeleteKeyPairRequest& request,
-                                    Callback<MutationProgress> done) {
-  Mutate(
-      ctx,
-      [&](Txn& txn) -> absl::StatusOr<PollToken> {
-        ASSIGN_OR_RETURN(std::string id, ParseName(request.name(), account_, kKeyPairs, "name"));
-        ASSIGN_OR_RETURN(std::optional<Record> record, txn.Load(kKeyPairs, id));
-        if (!record.has_value()) {
-          if (request.allow_missing()) return GoneToken(kKeyPairs, id);
-          return NotFound(kKeyPairs, request.name());
-        }
-        // Instances created with the key keep it (it was installed).
-        RETURN_IF_ERROR(txn.Delete(kKeyPairs, id));
-        return GoneToken(kKeyPairs, id);
       },
       std::move(done));
 }

@@ -3,7 +3,8 @@
 // references, and the catalog reads. Records and Txn are in
 // sandbox_records.cc, polling in sandbox_poll.cc; the services live in
 // sandbox_compute.cc, sandbox_volumes.cc, sandbox_firewalls.cc,
-// sandbox_autoscaling.cc, sandbox_units.cc and sandbox_networks.cc.
+// sandbox_autoscaling.cc, sandbox_units.cc, sandbox_networks.cc,
+// sandbox_addresses.cc and sandbox_keys.cc.
 #include "adapters/sandbox/sandbox_provider.h"
 
 #include <algorithm>

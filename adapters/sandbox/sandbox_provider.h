@@ -280,8 +280,43 @@ absl::StatusOr<PollToken> ReadPollToken(absl::string_view bytes);
 // with an empty result of the method's type.
 MutationProgress ValidatedProgress(const PollToken& token);
 
-// The 32 raw bytes of SHA-256(`data`) (sandbox_networks.cc; OpenSSL).
+// The 32 raw bytes of SHA-256(`data`) (sandbox_keys.cc; OpenSSL).
 std::string Sha256(absl::string_view data);
+
+// The sandbox's one address space (sandbox_networks.cc), shared by its
+// networks, interfaces and addresses (sandbox_addresses.cc).
+// Where addresses outside any network come from: 203.0.113.1-254.
+inline constexpr absl::string_view kPublicPool = "203.0.113.0/24";
+
+// Addresses first..last, both included.
+struct Span {
+  uint32_t first;
+  uint32_t last;
+  bool Contains(uint32_t a) const { return first <= a && a <= last; }
+  bool Overlaps(const Span& o) const { return first <= o.last && o.first <= last; }
+};
+
+// Where an address may come from: a network's assignable ranges, or the
+// public pool (`network` empty).
+struct Pool {
+  std::string network;
+  std::vector<Span> spans;
+  std::optional<uint32_t> gateway;
+
+  bool Contains(uint32_t a) const {
+    if (gateway.has_value() && *gateway == a) return false;
+    for (const Span& span : spans) {
+      if (span.Contains(a)) return true;
+    }
+    return false;
+  }
+};
+
+// The public pool: addresses outside any network.
+Pool PublicPool();
+// The addresses instances get in `network` (its ranges, checked, less its
+// gateway); INVALID_ARGUMENT naming `network.<field>` when they are wrong.
+absl::StatusOr<Pool> NetworkPool(const v1::Network& network);
 
 class SandboxProvider final : public Provider {
  public:
@@ -446,7 +481,7 @@ class SandboxProvider final : public Provider {
   // stored addresses; writes the network only when the count changed.
   absl::Status RecountNetwork(Txn& txn, absl::string_view network_name) const;
   // The key pair named by CreateInstance's key_name (its id or resource
-  // name): its resource name; NOT_FOUND when there is none.
+  // name): its resource name; NOT_FOUND when there is none (sandbox_keys.cc).
   absl::StatusOr<std::string> CheckKeyName(Txn& txn, absl::string_view key_name) const;
 
   const std::string account_;
