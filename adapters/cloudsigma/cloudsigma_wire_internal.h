@@ -64,6 +64,11 @@ void SetList(google::protobuf::Struct* s, const char* key, const std::vector<std
 void PutSubscription(const std::string& id, const SubscriptionMap& subscriptions,
                      google::protobuf::Struct* d);
 
+// The `nics` item for `nic`: a private NIC names its VLAN, a public one has
+// an IPv4 configuration (DHCP, or its static IP); the model, virtio unless
+// given. Used by ServerCreateBody and EditServer.
+rapidjson::Value NicValue(const NicSpec& nic, rapidjson::Document::AllocatorType& a);
+
 // The labels of an object: its meta keys outside kReservedMetaPrefix.
 template <typename MapT>
 void PutLabels(const rapidjson::Value& obj, MapT* labels) {
