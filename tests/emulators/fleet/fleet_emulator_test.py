@@ -1413,3 +1413,19 @@ def test_cli_timing_flags(sockdir):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_tcp_connections_have_nagle_off_like_fleetd(emu):
+    """fleetd (Go net/http) sets TCP_NODELAY; the emulator writes headers and
+    body apart, so with Nagle on every answer waited for a delayed ACK. The
+    server side of a TCP connection has TCP_NODELAY; a unix one still works."""
+    tcp = Client(emu)
+    assert tcp.request("GET", "/fleet/v1/machines").status == 200
+    with emu._lock:
+        server_sides = [s for s in emu._conns if s.family == socket.AF_INET]
+    assert server_sides
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in server_sides)
+    unix = Client(emu, unix=True)
+    assert unix.request("GET", "/fleet/v1/machines").status == 200
+    tcp.close()
+    unix.close()
