@@ -610,6 +610,10 @@ absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
                     options.max_connections_per_host);
   curl_multi_setopt(state->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                     options.max_connections);
+  // HTTP/2 streams per connection: libcurl's own cap is 100; above the
+  // server's SETTINGS_MAX_CONCURRENT_STREAMS it takes the server's (Go and
+  // many providers allow 250), so a burst needs fewer connections.
+  curl_multi_setopt(state->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
   {
     std::lock_guard<std::mutex> join_lock(state->join_mu);
     for (int i = 0; i < callback_threads; ++i) {

@@ -517,7 +517,8 @@ TEST_F(HttpClientTest, ConcurrentRequestsDoNotAddThreads) {
   const int threads_before = CountThreads();
   ASSERT_GT(threads_before, 0);
 
-  constexpr int kRequests = 100;
+  // As many as the default cap of connections to one host allows at once.
+  constexpr int kRequests = 64;
   std::atomic<int> ok{0};
   std::atomic<int> completed{0};
   std::atomic<int> off_thread{0};
@@ -531,7 +532,7 @@ TEST_F(HttpClientTest, ConcurrentRequestsDoNotAddThreads) {
       if (++completed == kRequests) all_done.Notify();
     });
   }
-  // All 100 are on the server at once, each on its own connection...
+  // All 64 are on the server at once, each on its own connection...
   ASSERT_TRUE(server_->WaitForHeld(kRequests, absl::Seconds(20)))
       << "held " << server_->held_requests();
   // ...and the client side did not grow a thread for them.

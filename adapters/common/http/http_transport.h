@@ -119,12 +119,16 @@ struct HttpTransportOptions {
   long max_idle_connections = 64;
   // Simultaneous connections to one host; 0 = no limit. Over the limit,
   // transfers wait (inside libcurl, counting against their deadline) for a
-  // free connection or, on HTTP/2, a free stream of an open one (libcurl
-  // allows 100 streams per connection, fewer if the server says so). Each
-  // account's own limit (ProviderLimits::max_in_flight, default 64) usually
-  // binds first; this one bounds what a burst on many accounts of one
-  // provider host opens.
-  long max_connections_per_host = 256;
+  // free connection or, on HTTP/2, a free stream of an open one (up to the
+  // server's SETTINGS_MAX_CONCURRENT_STREAMS per connection, commonly 100 to
+  // 250). 64 is the default per-account limit (ProviderLimits::max_in_flight)
+  // again: one HTTP/1.1 account at its limit fits, accounts sharing an
+  // HTTP/1.1 host share the 64, and an HTTP/2 host takes thousands of
+  // streams on them. A 10,000-read burst against an HTTP/2 responder opened
+  // 40-63 connections at 64, 127 at 128 and 255 at 256, and finished
+  // sooner with fewer (bench/inflight.py: each TLS handshake costs the I/O
+  // thread).
+  long max_connections_per_host = 64;
   // Simultaneous connections over all hosts; 0 = no limit.
   long max_connections = 0;
   // Threads that run `done` callbacks, so the I/O thread only moves bytes
