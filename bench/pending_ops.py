@@ -67,10 +67,10 @@ change):
     latency and not throughput; the probe's sending lag (how late its send
     loop was at worst) is printed too: a large one means the probe itself
     (or the machine) stalled, and that window's p99 says little.
-    The fleet emulator sends headers and body in two writes without
-    TCP_NODELAY, so a GetUnit answer can wait ~40 ms for the client's
-    delayed ACK: GetUnit's p50/p99 near 43-49 ms are that, not cloudplaned
-    (docs/architecture.md, "Waiting on observations").
+    Until a38c894 the fleet emulator wrote headers and body apart without
+    TCP_NODELAY, so a GetUnit answer could wait ~40 ms for the client's
+    delayed ACK (GetUnit p50 43 ms during the wait); it now sets TCP_NODELAY
+    as fleetd (Go) does.
 """
 import argparse
 import collections
