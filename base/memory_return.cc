@@ -11,7 +11,12 @@ size_t AllocatorFreeBytes() {
 }
 
 bool ReturnFreeMemory(size_t threshold_bytes) {
-  if (AllocatorFreeBytes() <= threshold_bytes) return false;
+  const struct mallinfo2 info = mallinfo2();
+  const size_t free_bytes = info.fordblks + info.fsmblks;
+  // A burst is over when more lies free than is in use; under steady load
+  // the free memory is reused at once, and trimming it would only make the
+  // next allocations fault their pages in again.
+  if (free_bytes <= threshold_bytes || free_bytes <= info.uordblks) return false;
   malloc_trim(0);
   return true;
 }

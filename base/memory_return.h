@@ -23,8 +23,9 @@ namespace cloudplane {
 // Bytes malloc holds free (in every arena), as mallinfo2 counts them.
 size_t AllocatorFreeBytes();
 
-// malloc_trim(0) if the allocator holds more than `threshold_bytes` free.
-// Returns whether it trimmed.
+// malloc_trim(0) if the allocator holds more than `threshold_bytes` free and
+// more free than in use (a burst is over; under steady load what is free is
+// reused). Returns whether it trimmed.
 bool ReturnFreeMemory(size_t threshold_bytes);
 
 // Every `interval` on `loop` (its thread), ReturnFreeMemory(threshold).

@@ -56,6 +56,12 @@ TEST(MemoryReturnTest, FreedBurstIsHeldUntilTrimmedThenReturned) {
   EXPECT_FALSE(ReturnFreeMemory(size_t{1} << 40));
   EXPECT_GT(ResidentBytes() + (8u << 20), held);
 
+  // Nor while more is in use than lies free (steady load).
+  std::vector<void*> busy;
+  for (int i = 0; i < 2048; ++i) busy.push_back(std::malloc(64 * 1024));  // 128 MiB in use
+  EXPECT_FALSE(ReturnFreeMemory(16u << 20));
+  for (void* b : busy) std::free(b);
+
   EXPECT_TRUE(ReturnFreeMemory(16u << 20));
   const size_t after = ResidentBytes();
   EXPECT_LT(after + (64u << 20), held) << "resident " << held << " -> " << after;
