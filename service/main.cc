@@ -110,6 +110,17 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
   }
 };
 
+// The signals the main thread takes with sigwait(): SIGTERM and SIGINT shut
+// down, SIGHUP reloads.
+sigset_t ServerSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
 // Feeds an observer the account's changes from the hub's cursor: drains it
 // on each wake-up (the hub's fan-out thread) and re-arms. Returns the
 // subscription id, 0 when the hub refused.
@@ -251,14 +262,9 @@ int Run() {
               << std::endl;
   }
 
-  // Signals are taken by sigwait() below; block them before any thread starts
-  // so that no other thread receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Signals are taken by sigwait() below; main() blocked them before any
+  // thread started, so no other thread receives them.
+  const sigset_t signals = ServerSignals();
 
   // Held until the process exits; the kernel releases it on any exit.
   absl::StatusOr<service::StateLock> state_lock = service::StateLock::Acquire(config->state_dir());
@@ -406,6 +412,15 @@ int Run() {
 }  // namespace cloudplane
 
 int main(int argc, char** argv) {
+  // First of all, before any library starts a thread: every thread inherits
+  // this mask, so SIGTERM, SIGINT and SIGHUP reach only the main thread's
+  // sigwait(). gRPC starts threads of its own (its timer, executor and
+  // resolver threads) as soon as it is first used, and starts more later
+  // from those; blocked only in Run(), they had the signals unblocked and a
+  // SIGTERM could land on one of them and kill the process without a
+  // graceful shutdown (a CI run saw that once).
+  const sigset_t signals = cloudplane::ServerSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   absl::SetProgramUsageMessage("cloudplane gRPC server; see README.md");
   absl::ParseCommandLine(argc, argv);
 #ifdef NDEBUG
