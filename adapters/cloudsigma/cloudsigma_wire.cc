@@ -606,9 +606,12 @@ rj::Value& ArrayMember(rj::Value& obj, const char* key, rj::Document::AllocatorT
   // Every member of that name that is not a list goes: JSON allows the same
   // name twice, and removing only the first left a later one (a string) to
   // be edited as a list (cloudsigma_wire_fuzz; RapidJSON asserts IsArray).
+  // EraseMember keeps the others in order; RemoveMember moves the last
+  // member into the gap, which put a second "uuid" ahead of the first and
+  // changed which server the PUT names (cloudsigma_wire_fuzz).
   auto it = obj.FindMember(key);
   while (it != obj.MemberEnd() && !it->value.IsArray()) {
-    obj.RemoveMember(it);
+    obj.EraseMember(it);
     it = obj.FindMember(key);
   }
   if (it == obj.MemberEnd()) {

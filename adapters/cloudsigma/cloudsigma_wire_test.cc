@@ -279,6 +279,25 @@ TEST(Wire, AServerEditSurvivesAMemberNamedTwice) {
   EXPECT_THAT(*edited, testing::HasSubstr(R"({"mac":"m"})"));
 }
 
+// A server naming "uuid" twice keeps the first one first through an edit
+// that removes a member: the PUT must name the server that was read
+// (cloudsigma_wire_fuzz: RapidJSON's RemoveMember moved the last member,
+// the second uuid, into the removed one's place).
+TEST(Wire, AServerEditKeepsTheOrderOfItsMembers) {
+  const std::string server =
+      R"({"nics":1,"uuid":"first","resource_uri":"/api/2.0/servers/first/",)"
+      R"("name":"x","uuid":"second"})";
+  auto read = ParseObject(server);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->uuid, "first");
+  auto edited = EditServer(server, {.name = "renamed", .add_nic = NicSpec{.model = "e1000"}});
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  auto back = ParseObject(*edited);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->uuid, "first");
+  EXPECT_LT(edited->find(R"("uuid":"first")"), edited->find(R"("uuid":"second")"));
+}
+
 // Labels and metadata items share the server's meta but never each other's
 // keys: labels are under cloudplane_label_, items are the plain keys.
 TEST(Wire, ServerLabelsAndMetadataDoNotOverwriteEachOther) {
