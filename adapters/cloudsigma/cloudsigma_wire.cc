@@ -63,6 +63,20 @@ void SetDetail(google::protobuf::Struct* s, const char* key, const std::string& 
   if (!value.empty()) (*s->mutable_fields())[key].set_string_value(value);
 }
 
+std::string CreateEnvelope(absl::FunctionRef<void(rj::Writer<rj::StringBuffer>&)> members) {
+  rj::StringBuffer buffer;
+  rj::Writer<rj::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("objects");
+  w.StartArray();
+  w.StartObject();
+  members(w);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 void WriteMeta(rj::Writer<rj::StringBuffer>& w, const std::map<std::string, std::string>& m) {
   w.Key("meta");
   w.StartObject();

@@ -23,27 +23,19 @@ using wire_internal::WriteMeta;
 
 std::string DriveCreateBody(const v1::Volume& volume, absl::string_view chosen_id,
                             absl::string_view operation) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("objects");
-  w.StartArray();
-  w.StartObject();
-  w.Key("name");
-  const std::string name = !volume.display_name().empty() ? volume.display_name()
-                                                          : std::string(chosen_id);
-  w.String(name.empty() ? "cloudplane volume" : name.c_str());
-  w.Key("size");
-  w.Int64(volume.size_bytes());
-  w.Key("media");
-  w.String(volume.media() == v1::Volume::CDROM ? "cdrom" : "disk");
-  auto meta = ReservedMeta(chosen_id, operation);
-  for (const auto& [k, v] : volume.labels()) meta[k] = v;
-  WriteMeta(w, meta);
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return wire_internal::CreateEnvelope([&](rj::Writer<rj::StringBuffer>& w) {
+    w.Key("name");
+    const std::string name = !volume.display_name().empty() ? volume.display_name()
+                                                            : std::string(chosen_id);
+    w.String(name.empty() ? "cloudplane volume" : name.c_str());
+    w.Key("size");
+    w.Int64(volume.size_bytes());
+    w.Key("media");
+    w.String(volume.media() == v1::Volume::CDROM ? "cdrom" : "disk");
+    auto meta = ReservedMeta(chosen_id, operation);
+    for (const auto& [k, v] : volume.labels()) meta[k] = v;
+    WriteMeta(w, meta);
+  });
 }
 
 std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
@@ -61,60 +53,52 @@ std::string DriveCloneBody(absl::string_view name, absl::string_view chosen_id,
 }
 
 std::string ServerCreateBody(const ServerSpec& spec) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("objects");
-  w.StartArray();
-  w.StartObject();
-  w.Key("name");
-  w.String(spec.name.c_str());
-  w.Key("cpu");
-  w.Int64(spec.cpu_mhz);
-  w.Key("mem");
-  w.Int64(spec.memory_bytes);
-  if (spec.smp > 0) {
-    w.Key("smp");
-    w.Int(spec.smp);
-  }
-  w.Key("vnc_password");
-  w.String(spec.vnc_password.c_str());
-  WriteMeta(w, spec.meta);
-  w.Key("drives");
-  w.StartArray();
-  if (!spec.boot_drive_uuid.empty()) {
-    // The boot drive as pycloudsigma attaches one (servers.rst, "drives").
-    w.StartObject();
-    w.Key("boot_order");
-    w.Int(1);
-    w.Key("dev_channel");
-    w.String("0:0");
-    w.Key("device");
-    w.String("virtio");
-    w.Key("drive");
-    w.String(spec.boot_drive_uuid.c_str());
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("nics");
-  w.StartArray();
-  {
-    // Without network_interfaces: one public NIC with DHCP (§5.4).
-    const std::vector<NicSpec> nics = spec.nics.value_or(std::vector<NicSpec>{NicSpec{}});
-    rj::Document scratch;
-    for (const NicSpec& nic : nics) NicValue(nic, scratch.GetAllocator()).Accept(w);
-  }
-  w.EndArray();
-  if (!spec.pubkeys.empty()) {
-    w.Key("pubkeys");
+  return wire_internal::CreateEnvelope([&](rj::Writer<rj::StringBuffer>& w) {
+    w.Key("name");
+    w.String(spec.name.c_str());
+    w.Key("cpu");
+    w.Int64(spec.cpu_mhz);
+    w.Key("mem");
+    w.Int64(spec.memory_bytes);
+    if (spec.smp > 0) {
+      w.Key("smp");
+      w.Int(spec.smp);
+    }
+    w.Key("vnc_password");
+    w.String(spec.vnc_password.c_str());
+    WriteMeta(w, spec.meta);
+    w.Key("drives");
     w.StartArray();
-    for (const auto& k : spec.pubkeys) w.String(k.c_str());
+    if (!spec.boot_drive_uuid.empty()) {
+      // The boot drive as pycloudsigma attaches one (servers.rst, "drives").
+      w.StartObject();
+      w.Key("boot_order");
+      w.Int(1);
+      w.Key("dev_channel");
+      w.String("0:0");
+      w.Key("device");
+      w.String("virtio");
+      w.Key("drive");
+      w.String(spec.boot_drive_uuid.c_str());
+      w.EndObject();
+    }
     w.EndArray();
-  }
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+    w.Key("nics");
+    w.StartArray();
+    {
+      // Without network_interfaces: one public NIC with DHCP (§5.4).
+      const std::vector<NicSpec> nics = spec.nics.value_or(std::vector<NicSpec>{NicSpec{}});
+      rj::Document scratch;
+      for (const NicSpec& nic : nics) NicValue(nic, scratch.GetAllocator()).Accept(w);
+    }
+    w.EndArray();
+    if (!spec.pubkeys.empty()) {
+      w.Key("pubkeys");
+      w.StartArray();
+      for (const auto& k : spec.pubkeys) w.String(k.c_str());
+      w.EndArray();
+    }
+  });
 }
 
 }  // namespace cloudplane::adapters::cloudsigma

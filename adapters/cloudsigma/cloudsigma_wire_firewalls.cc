@@ -293,29 +293,21 @@ absl::StatusOr<v1::Firewall> PolicyToFirewall(absl::string_view policy_json,
 
 std::string PolicyCreateBody(const v1::Firewall& firewall, const std::vector<FwRule>& rules,
                              absl::string_view chosen_id, absl::string_view operation) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("objects");
-  w.StartArray();
-  w.StartObject();
-  const std::string name =
-      !firewall.display_name().empty() ? firewall.display_name() : std::string(chosen_id);
-  if (!name.empty()) {  // a policy's name may be null (the minimal create)
-    w.Key("name");
-    w.String(name.c_str(), static_cast<rj::SizeType>(name.size()));
-  }
-  auto meta = ReservedMeta(chosen_id, operation);
-  for (const auto& [k, v] : firewall.labels()) meta[k] = v;
-  WriteMeta(w, meta);
-  w.Key("rules");
-  w.StartArray();
-  for (const FwRule& rule : rules) WriteRule(w, rule);
-  w.EndArray();
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return wire_internal::CreateEnvelope([&](rj::Writer<rj::StringBuffer>& w) {
+    const std::string name =
+        !firewall.display_name().empty() ? firewall.display_name() : std::string(chosen_id);
+    if (!name.empty()) {  // a policy's name may be null (the minimal create)
+      w.Key("name");
+      w.String(name.c_str(), static_cast<rj::SizeType>(name.size()));
+    }
+    auto meta = ReservedMeta(chosen_id, operation);
+    for (const auto& [k, v] : firewall.labels()) meta[k] = v;
+    WriteMeta(w, meta);
+    w.Key("rules");
+    w.StartArray();
+    for (const FwRule& rule : rules) WriteRule(w, rule);
+    w.EndArray();
+  });
 }
 
 absl::StatusOr<std::string> EditPolicyRules(absl::string_view policy_json,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
@@ -37,6 +38,11 @@ std::string IdOf(const rapidjson::Value& obj);
 
 // Sets s[key] to `value` unless it is empty.
 void SetDetail(google::protobuf::Struct* s, const char* key, const std::string& value);
+
+// A POST body creating one object, `{"objects":[{…}]}` (CloudSigma takes
+// lists of objects to create); `members` writes the object's members.
+std::string CreateEnvelope(
+    absl::FunctionRef<void(rapidjson::Writer<rapidjson::StringBuffer>&)> members);
 
 // Writes `"meta": {…}`.
 void WriteMeta(rapidjson::Writer<rapidjson::StringBuffer>& w,

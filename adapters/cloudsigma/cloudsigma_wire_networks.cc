@@ -158,47 +158,31 @@ absl::StatusOr<v1::KeyPair> KeypairToKeyPair(absl::string_view object_json,
 }
 
 std::string SubscriptionCreateBody(absl::string_view resource) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("objects");
-  w.StartArray();
-  w.StartObject();
-  w.Key("resource");
-  w.String(resource.data(), static_cast<rj::SizeType>(resource.size()));
-  // One VLAN or IP for a month, as the control panel buys them (§9).
-  w.Key("amount");
-  w.String("1");
-  w.Key("period");
-  w.String("1 month");
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return wire_internal::CreateEnvelope([&](rj::Writer<rj::StringBuffer>& w) {
+    w.Key("resource");
+    w.String(resource.data(), static_cast<rj::SizeType>(resource.size()));
+    // One VLAN or IP for a month, as the control panel buys them (§9).
+    w.Key("amount");
+    w.String("1");
+    w.Key("period");
+    w.String("1 month");
+  });
 }
 
 std::string KeypairCreateBody(const v1::KeyPair& key_pair, absl::string_view chosen_id,
                               absl::string_view operation) {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("objects");
-  w.StartArray();
-  w.StartObject();
-  w.Key("name");
-  const std::string name = !key_pair.display_name().empty() ? key_pair.display_name()
-                           : !chosen_id.empty()             ? std::string(chosen_id)
-                                                            : "cloudplane key";
-  w.String(name.c_str());
-  w.Key("public_key");
-  w.String(key_pair.public_key().c_str());
-  auto meta = ReservedMeta(chosen_id, operation);
-  for (const auto& [k, v] : key_pair.labels()) meta[k] = v;
-  WriteMeta(w, meta);
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return wire_internal::CreateEnvelope([&](rj::Writer<rj::StringBuffer>& w) {
+    w.Key("name");
+    const std::string name = !key_pair.display_name().empty() ? key_pair.display_name()
+                             : !chosen_id.empty()             ? std::string(chosen_id)
+                                                              : "cloudplane key";
+    w.String(name.c_str());
+    w.Key("public_key");
+    w.String(key_pair.public_key().c_str());
+    auto meta = ReservedMeta(chosen_id, operation);
+    for (const auto& [k, v] : key_pair.labels()) meta[k] = v;
+    WriteMeta(w, meta);
+  });
 }
 
 }  // namespace cloudplane::adapters::cloudsigma
