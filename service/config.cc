@@ -118,6 +118,16 @@ absl::Status FinishConfig(config::v1::ServerConfig& config) {
   if (config.change_log_max_entries() < 1) {
     return InvalidField("change_log_max_entries", "must be at least 1");
   }
+  config::v1::ProviderHttpConfig& http = *config.mutable_provider_http();
+  if (!http.has_max_connections_per_host()) http.set_max_connections_per_host(64);
+  if (http.max_connections_per_host() < 0 || http.max_connections_per_host() > 100000) {
+    return InvalidField("provider_http.max_connections_per_host",
+                        "must be between 0 (no cap) and 100000");
+  }
+  if (!http.has_idle_close_seconds()) http.set_idle_close_seconds(30);
+  if (http.idle_close_seconds() < 0) {
+    return InvalidField("provider_http.idle_close_seconds", "must not be negative");
+  }
   if (config.accounts_size() == 0) {
     auto* sandbox = config.add_accounts();
     sandbox->set_id("sandbox");

@@ -2,6 +2,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -131,6 +134,30 @@ TEST(Config, RetentionDefaultsAndMinimums) {
       ASSERT_TRUE(GetBadRequest(bad.status()).has_value()) << field;
       EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(), field);
     }
+  }
+}
+
+TEST(Config, ProviderHttpDefaultsAndBounds) {
+  auto unset = LoadConfig("");
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_EQ(unset->provider_http().max_connections_per_host(), 64);
+  EXPECT_EQ(unset->provider_http().idle_close_seconds(), 30);
+  auto set = LoadConfig(WriteTemp(
+      "http_set.textproto",
+      "provider_http { max_connections_per_host: 0 idle_close_seconds: 0 }"));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->provider_http().max_connections_per_host(), 0);
+  EXPECT_EQ(set->provider_http().idle_close_seconds(), 0);
+  for (const auto& [text, field] : std::vector<std::pair<std::string, std::string>>{
+           {"provider_http { max_connections_per_host: -1 }",
+            "provider_http.max_connections_per_host"},
+           {"provider_http { max_connections_per_host: 100001 }",
+            "provider_http.max_connections_per_host"},
+           {"provider_http { idle_close_seconds: -1 }", "provider_http.idle_close_seconds"}}) {
+    auto bad = LoadConfig(WriteTemp("http_bad.textproto", text));
+    ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    ASSERT_TRUE(GetBadRequest(bad.status()).has_value()) << text;
+    EXPECT_EQ(GetBadRequest(bad.status())->field_violations(0).field(), field) << text;
   }
 }
 

@@ -39,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/builtin_adapters.h"
+#include "adapters/common/http/http_transport.h"
 #include "base/event_loop.h"
 #include "base/memory_return.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -277,6 +278,18 @@ int Run() {
   if (!store.ok()) {
     std::cerr << "cloudplaned: cannot open state " << db_path << ": " << store.status() << "\n";
     return 1;
+  }
+  {
+    // Before any account exists: every HTTP-based adapter shares this
+    // transport (config.proto, ProviderHttpConfig).
+    http::HttpTransportOptions http_options;
+    http_options.max_connections_per_host = config->provider_http().max_connections_per_host();
+    http_options.close_idle_after = absl::Seconds(config->provider_http().idle_close_seconds());
+    if (absl::Status status = http::HttpTransport::ConfigureDefault(std::move(http_options));
+        !status.ok()) {
+      std::cerr << "cloudplaned: " << status.message() << std::endl;
+      return 1;
+    }
   }
   EventLoop loop;
   service::WatchHub hub(store->get(), &loop);

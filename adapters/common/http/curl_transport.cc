@@ -14,7 +14,9 @@
 // the calling thread in Start() and only touched by the I/O thread once
 // queued. What a finished transfer's `done` does (parsing a body,
 // translating it, answering an RPC) runs on the callback threads, when the
-// transport has them, so the I/O thread only moves bytes.
+// transport has them, so the I/O thread only moves bytes. After a quiet
+// spell with nothing in flight the thread replaces its multi handle, which
+// closes every cached connection (HttpTransportOptions::close_idle_after).
 #include <curl/curl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -305,8 +307,23 @@ struct State {
   void ReapFinished();
   void Finish(std::unique_ptr<Transfer> t, absl::StatusOr<HttpResponse> result);
   absl::StatusOr<HttpResponse> Result(Transfer& t, CURLcode code);
+  // The time by which nothing in flight closes the cached connections
+  // (InfiniteFuture: not due).
+  absl::Time IdleCloseDue() const;
+  // Closes every cached connection by replacing the multi handle; only
+  // with nothing in flight.
+  void CloseIdleConnections();
+
+  // Applies `options` to `multi`; before the first transfer on it.
+  void ConfigureMulti();
 
   CURLM* multi = nullptr;
+  HttpTransportOptions options;  // as given to Create(); read-only
+  // I/O thread only: since when nothing is in flight (InfiniteFuture while
+  // something is), and whether a transfer ran on `multi` since it was made
+  // (so it may hold connections).
+  absl::Time idle_since = absl::InfiniteFuture();
+  bool multi_used = false;
   int epoll_fd = -1;
   int wake_fd = -1;  // an eventfd, readable when work is queued
   absl::Time timer_due = absl::InfiniteFuture();  // I/O thread only
@@ -367,8 +384,9 @@ void State::Run(std::shared_ptr<State> self) {
     // timeouts included, so they fire on time) or a wake-up from
     // Submit()/RequestStop(). The 1 s cap only bounds a lost wake-up.
     int wait_ms = 1000;
-    if (self->timer_due != absl::InfiniteFuture()) {
-      const absl::Duration left = self->timer_due - absl::Now();
+    const absl::Time due = std::min(self->timer_due, self->IdleCloseDue());
+    if (due != absl::InfiniteFuture()) {
+      const absl::Duration left = due - absl::Now();
       wait_ms = left <= absl::ZeroDuration()
                     ? 0
                     : static_cast<int>(std::min<int64_t>(
@@ -396,6 +414,12 @@ void State::Run(std::shared_ptr<State> self) {
       curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     self->ReapFinished();
+    if (!self->active.empty()) {
+      self->idle_since = absl::InfiniteFuture();
+    } else if (self->idle_since == absl::InfiniteFuture()) {
+      self->idle_since = absl::Now();
+    }
+    if (self->IdleCloseDue() <= absl::Now()) self->CloseIdleConnections();
   }
   // Shutting down: what is still in flight is cancelled.
   std::vector<std::unique_ptr<Transfer>> leftover;
@@ -433,6 +457,8 @@ void State::Start(std::unique_ptr<Transfer> t, bool stop) {
   }
   curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, TimeoutMs(t->deadline, now));
   CURL* easy = t->easy;
+  multi_used = true;
+  idle_since = absl::InfiniteFuture();
   const CURLMcode rc = curl_multi_add_handle(multi, easy);
   if (rc != CURLM_OK) {
     absl::Status failure = absl::InternalError(absl::StrCat(
@@ -441,6 +467,42 @@ void State::Start(std::unique_ptr<Transfer> t, bool stop) {
     return;
   }
   active.emplace(easy, std::move(t));
+}
+
+absl::Time State::IdleCloseDue() const {
+  if (!multi_used || options.close_idle_after <= absl::ZeroDuration() ||
+      idle_since == absl::InfiniteFuture()) {
+    return absl::InfiniteFuture();
+  }
+  return idle_since + options.close_idle_after;
+}
+
+void State::CloseIdleConnections() {
+  // A fresh handle first: if libcurl cannot make one, the old one (and its
+  // connections) stays in service.
+  CURLM* fresh = curl_multi_init();
+  if (fresh == nullptr) return;
+  // Closing a connection may call OnSocket (CURL_POLL_REMOVE) for its socket
+  // and OnTimer; both only touch the epoll set and `timer_due`.
+  curl_multi_cleanup(multi);
+  multi = fresh;
+  timer_due = absl::InfiniteFuture();
+  multi_used = false;
+  ConfigureMulti();
+}
+
+void State::ConfigureMulti() {
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &State::OnSocket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &State::OnTimer);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, options.max_idle_connections);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, options.max_connections_per_host);
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, options.max_connections);
+  // HTTP/2 streams per connection: libcurl's own cap is 100; above the
+  // server's SETTINGS_MAX_CONCURRENT_STREAMS it takes the server's (Go and
+  // many providers allow 250), so a burst needs fewer connections.
+  curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
 }
 
 void State::ReapFinished() {
@@ -572,21 +634,45 @@ class CurlTransport final : public HttpTransport {
   const std::shared_ptr<State> state_;
 };
 
+absl::Status CheckOptions(const HttpTransportOptions& options) {
+  if (options.callback_threads.has_value() &&
+      (*options.callback_threads < 0 || *options.callback_threads > 64)) {
+    return absl::InvalidArgumentError("callback_threads must be between 0 and 64");
+  }
+  if (options.close_idle_after < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("close_idle_after must not be negative");
+  }
+  if (options.max_idle_connections < 0 || options.max_connections_per_host < 0 ||
+      options.max_connections < 0) {
+    return absl::InvalidArgumentError("connection limits must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+// What ConfigureDefault() set, and whether Default() exists yet.
+struct DefaultSetup {
+  absl::Mutex mu;
+  HttpTransportOptions options ABSL_GUARDED_BY(mu);
+  bool created ABSL_GUARDED_BY(mu) = false;
+};
+
+DefaultSetup& TheDefaultSetup() {
+  static DefaultSetup* setup = new DefaultSetup;
+  return *setup;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
     HttpTransportOptions options) {
-  int callback_threads = 0;
-  if (options.callback_threads.has_value()) {
-    callback_threads = *options.callback_threads;
-    if (callback_threads < 0 || callback_threads > 64) {
-      return absl::InvalidArgumentError("callback_threads must be between 0 and 64");
-    }
-  } else {
-    callback_threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8);
-  }
+  if (absl::Status valid = CheckOptions(options); !valid.ok()) return valid;
+  const int callback_threads =
+      options.callback_threads.has_value()
+          ? *options.callback_threads
+          : std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 8);
   InitCurlOnce();
   auto state = std::make_shared<State>();
+  state->options = options;
   state->multi = curl_multi_init();
   if (state->multi == nullptr) {
     return absl::InternalError("curl_multi_init failed");
@@ -600,20 +686,7 @@ absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
   wake.events = EPOLLIN;
   wake.data.fd = state->wake_fd;
   epoll_ctl(state->epoll_fd, EPOLL_CTL_ADD, state->wake_fd, &wake);
-  curl_multi_setopt(state->multi, CURLMOPT_SOCKETFUNCTION, &State::OnSocket);
-  curl_multi_setopt(state->multi, CURLMOPT_SOCKETDATA, state.get());
-  curl_multi_setopt(state->multi, CURLMOPT_TIMERFUNCTION, &State::OnTimer);
-  curl_multi_setopt(state->multi, CURLMOPT_TIMERDATA, state.get());
-  curl_multi_setopt(state->multi, CURLMOPT_MAXCONNECTS,
-                    options.max_idle_connections);
-  curl_multi_setopt(state->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                    options.max_connections_per_host);
-  curl_multi_setopt(state->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                    options.max_connections);
-  // HTTP/2 streams per connection: libcurl's own cap is 100; above the
-  // server's SETTINGS_MAX_CONCURRENT_STREAMS it takes the server's (Go and
-  // many providers allow 250), so a burst needs fewer connections.
-  curl_multi_setopt(state->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+  state->ConfigureMulti();
   {
     std::lock_guard<std::mutex> join_lock(state->join_mu);
     for (int i = 0; i < callback_threads; ++i) {
@@ -627,9 +700,27 @@ absl::StatusOr<std::shared_ptr<HttpTransport>> HttpTransport::Create(
       std::make_shared<CurlTransport>(std::move(state)));
 }
 
+absl::Status HttpTransport::ConfigureDefault(HttpTransportOptions options) {
+  if (absl::Status valid = CheckOptions(options); !valid.ok()) return valid;
+  DefaultSetup& setup = TheDefaultSetup();
+  absl::MutexLock lock(&setup.mu);
+  if (setup.created) {
+    return absl::FailedPreconditionError("the default HTTP transport is already in use");
+  }
+  setup.options = std::move(options);
+  return absl::OkStatus();
+}
+
 std::shared_ptr<HttpTransport> HttpTransport::Default() {
   static const std::shared_ptr<HttpTransport>* transport = [] {
-    absl::StatusOr<std::shared_ptr<HttpTransport>> created = Create();
+    HttpTransportOptions options;
+    {
+      DefaultSetup& setup = TheDefaultSetup();
+      absl::MutexLock lock(&setup.mu);
+      setup.created = true;
+      options = setup.options;
+    }
+    absl::StatusOr<std::shared_ptr<HttpTransport>> created = Create(std::move(options));
     if (!created.ok()) {
       std::fprintf(stderr, "cloudplane: cannot create HTTP transport: %s\n",
                    created.status().ToString().c_str());

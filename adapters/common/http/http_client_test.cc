@@ -669,6 +669,81 @@ TEST(HttpTransportCreateTest, RejectsCallbackThreadsOutOfRange) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(HttpTransportDefaultTest, ConfiguredOnlyBeforeFirstUse) {
+  HttpTransportOptions bad;
+  bad.max_connections_per_host = -1;
+  EXPECT_EQ(HttpTransport::ConfigureDefault(bad).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_NE(HttpTransport::Default(), nullptr);
+  EXPECT_EQ(HttpTransport::ConfigureDefault({}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HttpTransportCreateTest, RejectsNegativeIdleClose) {
+  HttpTransportOptions options;
+  options.close_idle_after = absl::Milliseconds(-1);
+  EXPECT_EQ(HttpTransport::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Polls `open` until it equals `want`; false after `limit`.
+bool OpenBecomes(const TestHttpServer& server, int want, absl::Duration limit) {
+  const absl::Time end = absl::Now() + limit;
+  while (server.open_connections() != want) {
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+TEST_F(HttpClientTest, IdleConnectionsCloseAfterAQuietSpell) {
+  HttpTransportOptions quick;
+  quick.close_idle_after = absl::Milliseconds(400);
+  auto transport = HttpTransport::Create(quick);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  transport_ = *transport;
+  auto client = MakeClient(server_->url());
+  // Four at once: four connections, kept while anything is in flight.
+  std::vector<HttpRequest> held(4);
+  std::atomic<int> answered{0};
+  for (HttpRequest& r : held) {
+    r.path_and_query = "/hold";
+    client->Send(std::move(r), [&](absl::StatusOr<HttpResponse> resp) {
+      EXPECT_TRUE(resp.ok()) << resp.status();
+      ++answered;
+    });
+  }
+  ASSERT_TRUE(server_->WaitForHeld(4, absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(800));  // longer than the quiet spell
+  EXPECT_EQ(server_->open_connections(), 4) << "closed while transfers were in flight";
+  const absl::Time released = absl::Now();
+  CannedResponse ok;
+  ok.body = "late";
+  server_->ReleaseHeld(ok);
+  // Kept for reuse at first, then all four closed by the client once
+  // nothing has been in flight for 400 ms.
+  ASSERT_TRUE(OpenBecomes(*server_, 0, absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - released, absl::Milliseconds(350));
+  EXPECT_EQ(answered.load(), 4);
+  EXPECT_EQ(server_->accepted_connections(), 4);
+  // The next request connects again and works.
+  ASSERT_TRUE(SendAndWait(*client, HttpRequest{}).ok());
+  EXPECT_EQ(server_->accepted_connections(), 5);
+  ASSERT_TRUE(OpenBecomes(*server_, 0, absl::Seconds(10)));
+}
+
+TEST_F(HttpClientTest, ZeroIdleCloseKeepsConnections) {
+  HttpTransportOptions keep;
+  keep.close_idle_after = absl::ZeroDuration();
+  auto transport = HttpTransport::Create(keep);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  transport_ = *transport;
+  auto client = MakeClient(server_->url());
+  ASSERT_TRUE(SendAndWait(*client, HttpRequest{}).ok());
+  absl::SleepFor(absl::Milliseconds(1500));
+  EXPECT_EQ(server_->open_connections(), 1);
+  ASSERT_TRUE(SendAndWait(*client, HttpRequest{}).ok());
+  EXPECT_EQ(server_->accepted_connections(), 1);
+}
+
 TEST_F(HttpClientTest, ResponseSizeCap) {
   auto big = TestHttpServer::StartTcp([](const ReceivedRequest& req) {
     CannedResponse r;

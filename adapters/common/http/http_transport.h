@@ -131,6 +131,12 @@ struct HttpTransportOptions {
   long max_connections_per_host = 64;
   // Simultaneous connections over all hosts; 0 = no limit.
   long max_connections = 0;
+  // With nothing in flight for this long, every cached connection is closed
+  // (and its TLS and HTTP/2 state freed), so the connections a burst opened
+  // do not stay for good; the next transfer connects again. Zero: never
+  // (libcurl then closes a kept connection only when it finds it dead or
+  // over max_idle_connections). Not negative.
+  absl::Duration close_idle_after = absl::Seconds(30);
   // Threads that run `done` callbacks, so the I/O thread only moves bytes
   // while responses are parsed and translated in parallel. Unset: one per
   // core, between 1 and 8. 0: callbacks run on the I/O thread itself, in
@@ -157,6 +163,11 @@ class HttpTransport {
   // The process-wide libcurl transport, created on first use and never
   // destroyed (so it is safe to use from any static lifetime).
   static std::shared_ptr<HttpTransport> Default();
+
+  // The options Default() is created with (cloudplaned sets them from its
+  // config before the first account exists). INVALID_ARGUMENT for options
+  // Create() refuses; FAILED_PRECONDITION once Default() has been created.
+  static absl::Status ConfigureDefault(HttpTransportOptions options);
 
   // A separate libcurl transport (own thread and connection cache); for tests
   // and for isolating traffic. INTERNAL if libcurl cannot be initialised.

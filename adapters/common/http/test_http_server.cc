@@ -106,6 +106,7 @@ struct TestHttpServer::State {
   mutable absl::Mutex mu;
   bool stop ABSL_GUARDED_BY(mu) = false;
   int accepted ABSL_GUARDED_BY(mu) = 0;
+  int closed ABSL_GUARDED_BY(mu) = 0;  // by either side
   int held ABSL_GUARDED_BY(mu) = 0;
   std::vector<ReceivedRequest> requests ABSL_GUARDED_BY(mu);
   std::vector<CannedResponse> releases ABSL_GUARDED_BY(mu);
@@ -160,9 +161,10 @@ void TestHttpServer::State::Run() {
   std::map<int, Connection> conns;  // by fd
   int next_id = 1;
   auto close_conn = [&](int fd) {
-    if (conns[fd].held) {
+    {
       absl::MutexLock lock(&mu);
-      --held;
+      if (conns[fd].held) --held;
+      ++closed;
     }
     close(fd);
     conns.erase(fd);
@@ -334,6 +336,11 @@ std::string TestHttpServer::url() const {
 int TestHttpServer::accepted_connections() const {
   absl::MutexLock lock(&state_->mu);
   return state_->accepted;
+}
+
+int TestHttpServer::open_connections() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->accepted - state_->closed;
 }
 
 std::vector<ReceivedRequest> TestHttpServer::requests() const {

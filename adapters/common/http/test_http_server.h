@@ -68,6 +68,8 @@ class TestHttpServer {
   std::string url() const;
 
   int accepted_connections() const;
+  // Accepted and not yet closed (by either side).
+  int open_connections() const;
   std::vector<ReceivedRequest> requests() const;
   int held_requests() const;
 
