@@ -30,7 +30,9 @@ change):
     + GET /state pages, its first request the GET /fleet/v1/units without a
     nextPageToken; a ListMachines call is GET /machines pages) and list
     calls/s (goal: at most collections / interval), and HTTP requests per
-    round;
+    round; and the steady rate, a round's mean requests over the mean time
+    between round starts (the window is not a whole number of intervals,
+    so its own req/s depends on how many rounds fall inside it);
   * the completion phase: requests from the first convergence until every
     operation is done (fleet's LAUNCHED needs systemd's word, which the list
     does not carry: one targeted poll per operation, GET unit + GET state);
@@ -77,6 +79,7 @@ import collections
 import concurrent.futures
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -473,6 +476,15 @@ def main():
         if r["round_gaps"]:
             print(f"  time between round starts: "
                   f"{', '.join(f'{x:.1f}' for x in r['round_gaps'])} s")
+        if r["round_requests"] and r["round_gaps"]:
+            # The window holds whole rounds but is not a whole number of
+            # intervals, so its req/s swings with where the rounds fall (3
+            # rounds in 37.6 s, or 2); the long-run rate is a round's
+            # requests over the time between rounds.
+            steady = statistics.mean(r["round_requests"]) / statistics.mean(r["round_gaps"])
+            print(f"  steady rate: {statistics.mean(r['round_requests']):.1f} requests per "
+                  f"round / {statistics.mean(r['round_gaps']):.1f} s between rounds = "
+                  f"{steady:.2f} req/s")
         print(f"  completion phase: {r['completion_requests']} HTTP requests "
               f"({r['completion_per_op']:.2f} per operation)")
         print(f"  done {r['done']}, still pending {r['pending']}; units changed over "
