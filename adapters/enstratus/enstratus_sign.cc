@@ -46,6 +46,7 @@ std::vector<std::pair<std::string, std::string>> SignedHeaders(
     const ApiKeys& keys, absl::string_view method, absl::string_view sign_path,
     int64_t timestamp_ms, absl::string_view user_agent) {
   std::vector<std::pair<std::string, std::string>> headers;
+  headers.reserve(5);  // one allocation: 10,000 reads in flight hold 10,000 of these
   headers.emplace_back("x-esauth-access", keys.access_key);
   headers.emplace_back("x-esauth-timestamp", absl::StrCat(timestamp_ms));
   headers.emplace_back(
